@@ -1,0 +1,1 @@
+//! Ferrogate: an API gateway compatible with Apache APISIX's data model.
