@@ -1,1 +1,151 @@
-fn main() {}
+//! The `ferrogate` command: `run`, `validate`, `version`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferrogate::config::{LoadedConfig, NodeConfig};
+use ferrogate::gateway;
+use ferrogate::store::declarative;
+
+/// Exit status for configuration errors (EX_USAGE / EX_CONFIG family, as the issue asks: 64).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "ferrogate", about = "An API gateway compatible with Apache APISIX", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Run {
+        /// The node config; `apisix.yaml` is read from the same directory.
+        #[arg(short, long, default_value = "conf/config.yaml")]
+        config: PathBuf,
+    },
+    /// Check the node config and the declarative file; list every error.
+    Validate {
+        /// The node config; `apisix.yaml` is read from the same directory.
+        #[arg(short, long, default_value = "conf/config.yaml")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { config } => run(&config),
+        Command::Validate { config } => validate(&config),
+        Command::Version => {
+            println!("ferrogate {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<LoadedConfig, ExitCode> {
+    NodeConfig::load(path).map_err(|errors| {
+        for e in errors {
+            eprintln!("{}: {e}", path.display());
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn run(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    ferrogate::observe::init_tracing(&loaded.config.nginx_config.error_log_level);
+    for key in &loaded.unknown_keys {
+        tracing::warn!(key = %key, "unknown config key ignored");
+    }
+    let threads = loaded.config.nginx_config.worker_processes.threads();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let gw = match gateway::start(loaded, gateway::RELOAD_INTERVAL).await {
+            Ok(gw) => gw,
+            Err(e @ gateway::StartError::Declarative { .. }) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(threads, "ferrogate started");
+        wait_for_signal().await;
+        gw.shutdown().await;
+        tracing::info!("ferrogate stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn validate(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for key in &loaded.unknown_keys {
+        eprintln!("{}: warning: unknown key `{key}` ignored", path.display());
+    }
+    let file = loaded.declarative_path();
+    match declarative::read(&file) {
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Ok(parsed) => {
+            for key in &parsed.ignored {
+                eprintln!("{}: warning: {key}", file.display());
+            }
+            for e in &parsed.rejected {
+                eprintln!("{}: {e}", file.display());
+            }
+            if parsed.rejected.is_empty() {
+                println!(
+                    "{} and {} are valid: {} routes, {} services, {} upstreams",
+                    path.display(),
+                    file.display(),
+                    parsed.config.routes.len(),
+                    parsed.config.services.len(),
+                    parsed.config.upstreams.len()
+                );
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
+    }
+}

@@ -1,0 +1,602 @@
+//! Node configuration: `conf/config.yaml`.
+//!
+//! Key names follow APISIX's `config.yaml` wherever APISIX has the setting (`apisix.node_listen`,
+//! `deployment.role`, `nginx_config.worker_processes`, ...). Every field has a default, so an empty
+//! file is a valid configuration. Loading is three steps:
+//! 1. read the file and substitute `${{VAR}}` / `${{VAR:=default}}` from the environment (as APISIX);
+//! 2. deserialize into typed structs; keys we do not know are collected and logged as warnings;
+//! 3. [`NodeConfig::validate`] checks the values and reports every error with its path.
+
+mod duration;
+mod env;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use duration::deserialize as deserialize_duration;
+pub use env::substitute as substitute_env;
+
+use crate::router::RouterKind;
+
+/// The whole node configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// Gateway settings (`apisix:` section).
+    pub apisix: ApisixSection,
+    /// Process and HTTP server settings (`nginx_config:` section; the names follow nginx's directives).
+    pub nginx_config: NginxConfigSection,
+    /// Role of this node and where its data lives (`deployment:` section).
+    pub deployment: DeploymentSection,
+}
+
+/// The `apisix:` section.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct ApisixSection {
+    /// Ports or `{ip, port}` objects the proxy listens on (APISIX default: 9080 on all addresses).
+    pub node_listen: NodeListen,
+    /// Router selection (`router.http`).
+    pub router: RouterSection,
+    /// `Server: ferrogate/<version>` when true, `Server: ferrogate` when false.
+    pub enable_server_tokens: bool,
+    /// Send `X-APISIX-Upstream-Status` on every proxied response, not only on upstream 5xx.
+    pub show_upstream_status_in_response_header: bool,
+    /// TLS settings.
+    pub ssl: SslSection,
+}
+
+/// `apisix.ssl`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct SslSection {
+    /// CA bundle (PEM file) trusted for https upstreams in addition to the system roots, or
+    /// `system` for the system roots only.
+    pub ssl_trusted_certificate: String,
+}
+
+impl Default for SslSection {
+    fn default() -> Self {
+        Self {
+            ssl_trusted_certificate: "system".to_owned(),
+        }
+    }
+}
+
+impl SslSection {
+    /// The extra CA bundle, if one is configured.
+    pub fn trusted_ca(&self) -> Option<&Path> {
+        (self.ssl_trusted_certificate != "system").then(|| Path::new(&self.ssl_trusted_certificate))
+    }
+}
+
+impl Default for ApisixSection {
+    fn default() -> Self {
+        Self {
+            node_listen: NodeListen::default(),
+            router: RouterSection::default(),
+            enable_server_tokens: true,
+            show_upstream_status_in_response_header: false,
+            ssl: SslSection::default(),
+        }
+    }
+}
+
+/// `apisix.router`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RouterSection {
+    /// `radixtree_host_uri` (default), `radixtree_uri` or `radixtree_uri_with_parameter`.
+    pub http: String,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        Self {
+            http: "radixtree_host_uri".to_owned(),
+        }
+    }
+}
+
+/// `apisix.node_listen`: a port, or a list of ports and `{ip, port, enable_http2}` objects.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NodeListen {
+    /// A single port.
+    Port(u16),
+    /// Several listeners.
+    List(Vec<ListenItem>),
+}
+
+impl Default for NodeListen {
+    fn default() -> Self {
+        NodeListen::List(vec![ListenItem::Port(9080)])
+    }
+}
+
+/// One entry of `apisix.node_listen`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ListenItem {
+    /// A port on all IPv4 addresses.
+    Port(u16),
+    /// A listener with options.
+    Full(ListenSpec),
+}
+
+/// A listener with an explicit address and options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSpec {
+    /// Address to bind (default `0.0.0.0`).
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// Port to bind; 0 picks a free port (tests).
+    pub port: u16,
+    /// Accept HTTP/2 over cleartext (h2c, prior knowledge) besides HTTP/1.1.
+    #[serde(default)]
+    pub enable_http2: bool,
+}
+
+/// A resolved listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// Socket address to bind.
+    pub addr: SocketAddr,
+    /// Whether h2c is accepted.
+    pub http2: bool,
+}
+
+impl NodeListen {
+    /// The listeners to bind, in configuration order.
+    pub fn listeners(&self) -> Vec<Listen> {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let item = |i: &ListenItem| match i {
+            ListenItem::Port(port) => Listen {
+                addr: SocketAddr::new(any, *port),
+                http2: false,
+            },
+            ListenItem::Full(spec) => Listen {
+                addr: SocketAddr::new(spec.ip.unwrap_or(any), spec.port),
+                http2: spec.enable_http2,
+            },
+        };
+        match self {
+            NodeListen::Port(port) => vec![item(&ListenItem::Port(*port))],
+            NodeListen::List(items) => items.iter().map(item).collect(),
+        }
+    }
+}
+
+/// The `nginx_config:` section.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct NginxConfigSection {
+    /// Worker threads of the runtime: `auto` (one per core) or a number.
+    pub worker_processes: WorkerProcesses,
+    /// Log level when `RUST_LOG` is not set: `debug`, `info`, `notice`, `warn`, `error`, ...
+    pub error_log_level: String,
+    /// How long shutdown waits for requests in flight before closing connections.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub worker_shutdown_timeout: Duration,
+    /// HTTP server settings.
+    pub http: HttpSection,
+}
+
+impl Default for NginxConfigSection {
+    fn default() -> Self {
+        Self {
+            worker_processes: WorkerProcesses::default(),
+            error_log_level: "warn".to_owned(),
+            worker_shutdown_timeout: Duration::from_secs(240),
+            http: HttpSection::default(),
+        }
+    }
+}
+
+/// `nginx_config.worker_processes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub enum WorkerProcesses {
+    /// `auto`: one worker thread per core.
+    #[default]
+    Auto,
+    /// A fixed number of worker threads.
+    Count(usize),
+    /// Any other string; only `auto` is valid.
+    Named(String),
+}
+
+impl WorkerProcesses {
+    /// The number of worker threads to start.
+    pub fn threads(&self) -> usize {
+        match self {
+            WorkerProcesses::Count(n) if *n > 0 => *n,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// `nginx_config.http`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct HttpSection {
+    /// Write one access log line per request.
+    pub enable_access_log: bool,
+    /// Where access log lines go: a file path (relative to the working directory) or `stdout`.
+    pub access_log: String,
+    /// Idle time after which a client keep-alive connection is closed.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub keepalive_timeout: Duration,
+    /// Time a client has to send the request headers.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub client_header_timeout: Duration,
+    /// Largest request head (request line + headers) accepted, in bytes; larger gets 431
+    /// (ferrogate setting; nginx's equivalent is `large_client_header_buffers`).
+    pub max_header_size: usize,
+    /// Header holding the client address when the peer is in `real_ip_from`.
+    pub real_ip_header: String,
+    /// Peers (IPs or CIDRs) trusted to set `real_ip_header` (`unix:` is accepted and ignored).
+    pub real_ip_from: Vec<String>,
+    /// Defaults for connections to upstreams.
+    pub upstream: UpstreamDefaults,
+}
+
+impl HttpSection {
+    /// `real_ip_from` parsed (entries that are not addresses are skipped; validation reports them).
+    pub fn real_ip_nets(&self) -> Vec<ipnet::IpNet> {
+        self.real_ip_from
+            .iter()
+            .filter_map(|s| crate::model::parse_net(s))
+            .collect()
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            enable_access_log: true,
+            access_log: "stdout".to_owned(),
+            keepalive_timeout: Duration::from_secs(60),
+            client_header_timeout: Duration::from_secs(60),
+            max_header_size: 32 * 1024,
+            real_ip_header: "X-Real-IP".to_owned(),
+            real_ip_from: vec!["127.0.0.1".to_owned(), "unix:".to_owned()],
+            upstream: UpstreamDefaults::default(),
+        }
+    }
+}
+
+/// `nginx_config.http.upstream`: the keep-alive pool used when an upstream has no `keepalive_pool`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct UpstreamDefaults {
+    /// Idle connections kept per upstream node.
+    pub keepalive: usize,
+    /// Idle time after which a pooled connection is closed.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for UpstreamDefaults {
+    fn default() -> Self {
+        Self {
+            keepalive: 320,
+            keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The `deployment:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeploymentSection {
+    /// `traditional` (the only role so far).
+    pub role: Role,
+    /// Settings of the traditional role.
+    pub role_traditional: RoleTraditional,
+}
+
+/// `deployment.role`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Data plane and control plane in one process.
+    #[default]
+    Traditional,
+    /// Proxy only (not supported yet).
+    DataPlane,
+    /// Admin API only (not supported yet).
+    ControlPlane,
+}
+
+/// `deployment.role_traditional`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleTraditional {
+    /// Where routes, services and upstreams come from.
+    pub config_provider: ConfigProvider,
+}
+
+/// `deployment.role_traditional.config_provider`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigProvider {
+    /// `apisix.yaml` beside `config.yaml`, reloaded on change.
+    #[default]
+    Yaml,
+    /// `apisix.json` beside `config.yaml`, reloaded on change.
+    Json,
+    /// Embedded store written through the Admin API (not supported yet).
+    Embedded,
+    /// etcd written through the Admin API (not supported yet).
+    Etcd,
+}
+
+/// A configuration error, with the path of the offending key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the key, such as `apisix.node_listen[1].port`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A loaded node configuration with the facts derived from where it was found.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// The typed configuration.
+    pub config: NodeConfig,
+    /// Keys present in the file that Ferrogate does not know (logged as warnings).
+    pub unknown_keys: Vec<String>,
+    /// The directory holding `config.yaml`; `apisix.yaml` is read from here.
+    pub dir: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Path of the declarative file for the configured provider.
+    pub fn declarative_path(&self) -> PathBuf {
+        let name = match self.config.deployment.role_traditional.config_provider {
+            ConfigProvider::Json => "apisix.json",
+            _ => "apisix.yaml",
+        };
+        self.dir.join(name)
+    }
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `path`. A missing file is an error.
+    ///
+    /// # Errors
+    /// Every problem found, each with its path.
+    pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                path: String::new(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }]
+        })?;
+        let (config, unknown_keys) = Self::parse(&text)?;
+        let errors = config.validate();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Ok(LoadedConfig {
+            config,
+            unknown_keys,
+            dir,
+        })
+    }
+
+    /// Parses YAML text (after environment substitution) into a config and the unknown keys.
+    ///
+    /// # Errors
+    /// The first type error with its path, or a syntax error with its line.
+    pub fn parse(text: &str) -> Result<(NodeConfig, Vec<String>), Vec<ConfigError>> {
+        let one = |path: String, message: String| vec![ConfigError { path, message }];
+        let text = substitute_env(text).map_err(|m| one(String::new(), m))?;
+        let value: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| one(String::new(), e.to_string()))?
+        };
+        if value.is_null() {
+            return Ok((NodeConfig::default(), Vec::new()));
+        }
+        let mut unknown = Vec::new();
+        let ignored = serde_ignored::Deserializer::new(value, |path| unknown.push(path.to_string()));
+        let config: NodeConfig = serde_path_to_error::deserialize(ignored)
+            .map_err(|e| one(e.path().to_string(), e.inner().to_string()))?;
+        Ok((config, unknown))
+    }
+
+    /// Checks values that types cannot express. Returns every error found.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |path: &str, message: String| {
+            errors.push(ConfigError {
+                path: path.to_owned(),
+                message,
+            })
+        };
+        if RouterKind::from_name(&self.apisix.router.http).is_none() {
+            err(
+                "apisix.router.http",
+                format!(
+                    "unknown router `{}`; expected radixtree_host_uri, radixtree_uri or radixtree_uri_with_parameter",
+                    self.apisix.router.http
+                ),
+            );
+        }
+        let listeners = self.apisix.node_listen.listeners();
+        if listeners.is_empty() {
+            err("apisix.node_listen", "at least one listener is required".to_owned());
+        }
+        for (i, l) in listeners.iter().enumerate() {
+            if listeners[..i].iter().any(|o| o.addr == l.addr && l.addr.port() != 0) {
+                err(
+                    &format!("apisix.node_listen[{i}]"),
+                    format!("{} is listed twice", l.addr),
+                );
+            }
+        }
+        if let WorkerProcesses::Named(name) = &self.nginx_config.worker_processes {
+            if name != "auto" {
+                err(
+                    "nginx_config.worker_processes",
+                    format!("expected `auto` or a number, got `{name}`"),
+                );
+            }
+        }
+        if let WorkerProcesses::Count(0) = self.nginx_config.worker_processes {
+            err("nginx_config.worker_processes", "must be at least 1".to_owned());
+        }
+        if crate::observe::parse_level(&self.nginx_config.error_log_level).is_none() {
+            err(
+                "nginx_config.error_log_level",
+                format!("unknown level `{}`", self.nginx_config.error_log_level),
+            );
+        }
+        if self.nginx_config.http.max_header_size < 8192 {
+            err(
+                "nginx_config.http.max_header_size",
+                "must be at least 8192 bytes".to_owned(),
+            );
+        }
+        let http = &self.nginx_config.http;
+        for (i, from) in http.real_ip_from.iter().enumerate() {
+            if from != "unix:" && crate::model::parse_net(from).is_none() {
+                err(
+                    &format!("nginx_config.http.real_ip_from[{i}]"),
+                    format!("invalid IP address or CIDR `{from}`"),
+                );
+            }
+        }
+        if http::HeaderName::from_bytes(http.real_ip_header.as_bytes()).is_err() {
+            err(
+                "nginx_config.http.real_ip_header",
+                format!("invalid header name `{}`", http.real_ip_header),
+            );
+        }
+        if self.deployment.role != Role::Traditional {
+            err(
+                "deployment.role",
+                "only `traditional` is supported in this version".to_owned(),
+            );
+        }
+        match self.deployment.role_traditional.config_provider {
+            ConfigProvider::Yaml | ConfigProvider::Json => {}
+            other => err(
+                "deployment.role_traditional.config_provider",
+                format!("`{other:?}` is not supported in this version; use `yaml` or `json`")
+                    .to_lowercase(),
+            ),
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let (c, unknown) = NodeConfig::parse("").expect("empty config is valid");
+        assert!(unknown.is_empty());
+        assert_eq!(c.apisix.node_listen.listeners()[0].addr.port(), 9080);
+        assert_eq!(c.apisix.router.http, "radixtree_host_uri");
+        assert_eq!(
+            c.deployment.role_traditional.config_provider,
+            ConfigProvider::Yaml
+        );
+        assert!(c.validate().is_empty());
+    }
+
+    #[test]
+    fn node_listen_forms() {
+        let (c, _) = NodeConfig::parse(
+            "apisix:\n  node_listen:\n    - 9081\n    - {ip: 127.0.0.1, port: 9082, enable_http2: true}\n",
+        )
+        .expect("valid");
+        let l = c.apisix.node_listen.listeners();
+        assert_eq!(l[0].addr, "0.0.0.0:9081".parse().expect("addr"));
+        assert_eq!(l[1].addr, "127.0.0.1:9082".parse().expect("addr"));
+        assert!(l[1].http2 && !l[0].http2);
+        let (c, _) = NodeConfig::parse("apisix:\n  node_listen: 9000\n").expect("valid");
+        assert_eq!(c.apisix.node_listen.listeners()[0].addr.port(), 9000);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        let (_, unknown) =
+            NodeConfig::parse("apisix:\n  enable_ipv6: true\n  node_listen: [9080]\nplugins: [a]\n")
+                .expect("valid");
+        assert_eq!(unknown, vec!["apisix.enable_ipv6", "plugins"]);
+    }
+
+    #[test]
+    fn type_errors_name_their_path() {
+        let e = NodeConfig::parse("apisix:\n  node_listen:\n    - {ip: 127.0.0.1, port: nope}\n")
+            .expect_err("invalid");
+        assert_eq!(e[0].path, "apisix.node_listen");
+        let e = NodeConfig::parse("nginx_config:\n  http:\n    keepalive_timeout: soon\n")
+            .expect_err("invalid");
+        assert_eq!(e[0].path, "nginx_config.http.keepalive_timeout");
+        assert!(e[0].message.contains("soon"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn validate_lists_every_error() {
+        let (c, _) = NodeConfig::parse(
+            "apisix:\n  router: {http: trie}\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\n  error_log_level: loud\ndeployment:\n  role_traditional: {config_provider: etcd}\n",
+        )
+        .expect("parses");
+        let paths: Vec<_> = c.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "apisix.router.http",
+                "apisix.node_listen[1]",
+                "nginx_config.worker_processes",
+                "nginx_config.error_log_level",
+                "deployment.role_traditional.config_provider",
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_is_substituted() {
+        std::env::set_var("FERROGATE_TEST_PORT", "9555");
+        let (c, _) = NodeConfig::parse(
+            "apisix:\n  node_listen: [${{FERROGATE_TEST_PORT}}, ${{FERROGATE_TEST_UNSET_X:=9556}}]\n",
+        )
+        .expect("valid");
+        let ports: Vec<_> = c
+            .apisix
+            .node_listen
+            .listeners()
+            .iter()
+            .map(|l| l.addr.port())
+            .collect();
+        assert_eq!(ports, vec![9555, 9556]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The data model: routes, services and upstreams with APISIX's field names.
+//!
+//! Each object is a serde struct that rejects unknown fields (APISIX's schemas are
+//! `additionalProperties: false`), plus a `validate` method for the rules a type cannot express.
+//! Validation reports every problem with the path of the field (`routes[3].upstream.nodes`).
+//! Defaults are not written into the objects: they are applied when the snapshot is built, as
+//! APISIX (≥ 3.14) applies them only in memory.
+
+mod route;
+mod service;
+mod upstream;
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use route::{parse_net, Route};
+pub use service::Service;
+pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, Upstream, UpstreamTls};
+
+use crate::config::ConfigError;
+
+/// An object id: 1–64 characters of `[a-zA-Z0-9-_.]`, or a positive integer (kept as its decimal text).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Id(pub String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Int(n)) if n >= 1 => Ok(Id(n.to_string())),
+            Ok(Raw::Text(s)) if is_valid_id(&s) => Ok(Id(s)),
+            Ok(Raw::Int(n)) => Err(serde::de::Error::custom(format!(
+                "invalid id {n}: an integer id must be at least 1"
+            ))),
+            Ok(Raw::Text(s)) => Err(serde::de::Error::custom(format!(
+                "invalid id `{s}`: expected 1-64 characters of [a-zA-Z0-9-_.]"
+            ))),
+            Err(_) => Err(serde::de::Error::custom(
+                "invalid id: expected a string or an integer",
+            )),
+        }
+    }
+}
+
+/// Whether `s` is a valid string id.
+pub fn is_valid_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Labels: string keys to string values (1-256 characters, no whitespace).
+pub type Labels = BTreeMap<String, String>;
+
+/// Connect / send / read timeouts in seconds (all three required, each > 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeout {
+    /// Seconds to establish the connection.
+    pub connect: f64,
+    /// Seconds allowed between two writes of the request.
+    pub send: f64,
+    /// Seconds allowed between two reads of the response.
+    pub read: f64,
+}
+
+/// Collects validation problems under a path prefix.
+pub struct Checker<'a> {
+    base: String,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker whose paths start with `base` (e.g. `routes[3]`).
+    pub fn new(base: impl Into<String>, errors: &'a mut Vec<ConfigError>) -> Self {
+        Self {
+            base: base.into(),
+            errors,
+        }
+    }
+
+    /// Records a problem with field `field` (relative to the base; may be empty).
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        let path = match (self.base.is_empty(), field.is_empty()) {
+            (_, true) => self.base.clone(),
+            (true, false) => field.to_owned(),
+            (false, false) => format!("{}.{field}", self.base),
+        };
+        self.errors.push(ConfigError {
+            path,
+            message: message.into(),
+        });
+    }
+
+    /// A checker for a nested object.
+    pub fn nested(&mut self, field: &str) -> Checker<'_> {
+        let base = if self.base.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{}.{field}", self.base)
+        };
+        Checker {
+            base,
+            errors: self.errors,
+        }
+    }
+
+    /// Checks the metadata fields shared by most objects.
+    pub fn metadata(&mut self, name: Option<&str>, desc: Option<&str>, labels: Option<&Labels>) {
+        if let Some(n) = name {
+            if n.is_empty() || n.chars().count() > 256 {
+                self.error("name", "must be 1-256 characters");
+            }
+        }
+        if desc.is_some_and(|d| d.chars().count() > 256) {
+            self.error("desc", "must be at most 256 characters");
+        }
+        for (k, v) in labels.into_iter().flatten() {
+            if v.is_empty() || v.chars().count() > 256 || v.chars().any(char::is_whitespace) {
+                self.error(
+                    &format!("labels.{k}"),
+                    "must be 1-256 characters without whitespace",
+                );
+            }
+        }
+    }
+
+    /// Checks a timeout object.
+    pub fn timeout(&mut self, t: Option<&Timeout>) {
+        let Some(t) = t else { return };
+        for (name, v) in [("connect", t.connect), ("send", t.send), ("read", t.read)] {
+            if !(v > 0.0 && v.is_finite()) {
+                self.error(&format!("timeout.{name}"), "must be a number greater than 0");
+            }
+        }
+    }
+
+    /// Checks a `plugins` map. No plugin is built in yet, so any entry is an unknown plugin.
+    pub fn plugins(&mut self, plugins: Option<&serde_json::Map<String, serde_json::Value>>) {
+        for name in plugins.into_iter().flat_map(|p| p.keys()) {
+            self.error(&format!("plugins.{name}"), format!("unknown plugin [{name}]"));
+        }
+    }
+
+    /// Checks host patterns (`host_def`: a leading `*` wildcard, ports and `[v6]` allowed).
+    pub fn hosts(&mut self, field: &str, hosts: &[String]) {
+        static HOST: LazyLock<Regex> = LazyLock::new(|| {
+            // A literal pattern that is known to compile.
+            #[allow(clippy::unwrap_used)]
+            Regex::new(r"^\*$|^\*?[0-9a-zA-Z\-._\[\]:]+$").unwrap()
+        });
+        for (i, h) in hosts.iter().enumerate() {
+            if !HOST.is_match(h) {
+                let path = if hosts.len() == 1 && field == "host" {
+                    field.to_owned()
+                } else {
+                    format!("{field}[{i}]")
+                };
+                self.error(&path, format!("invalid host `{h}`"));
+            }
+        }
+    }
+}
+
+/// One-or-many pair such as `host`/`hosts`: returns the list, or records that both were given.
+pub fn one_or_many<T: Clone>(
+    check: &mut Checker<'_>,
+    single_name: &str,
+    single: Option<&T>,
+    many_name: &str,
+    many: Option<&Vec<T>>,
+) -> Vec<T> {
+    match (single, many) {
+        (Some(_), Some(_)) => {
+            check.error(
+                "",
+                format!("only one of {single_name} or {many_name} is allowed"),
+            );
+            Vec::new()
+        }
+        (Some(one), None) => vec![one.clone()],
+        (None, Some(list)) => {
+            if list.is_empty() {
+                check.error(many_name, "must not be empty");
+            }
+            list.clone()
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        let id: Id = serde_json::from_str("12").expect("int id");
+        assert_eq!(id.0, "12");
+        let id: Id = serde_json::from_str("\"a-b_c.d\"").expect("string id");
+        assert_eq!(id.0, "a-b_c.d");
+        assert!(serde_json::from_str::<Id>("0").is_err());
+        assert!(serde_json::from_str::<Id>("\"a b\"").is_err());
+        assert!(serde_json::from_str::<Id>(&format!("\"{}\"", "x".repeat(65))).is_err());
+        assert!(serde_json::from_str::<Id>("true").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The body of every response the proxy sends, and the access-log record written when it ends.
+//!
+//! An upstream body is streamed chunk by chunk, never buffered; if the upstream sends nothing for
+//! the read timeout, the stream ends with an error (the client sees a cut response, as with nginx).
+//! The access-log line is written when the body finishes or is dropped (client gone), so it has
+//! the final byte count.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::observe::AccessRecord;
+
+enum Inner {
+    Fixed(Option<Bytes>),
+    Upstream(Incoming),
+}
+
+pin_project! {
+    /// A response body: a fixed byte string, or an upstream stream with a read timeout.
+    pub struct ResponseBody {
+        inner: Inner,
+        #[pin]
+        idle: Sleep,
+        read_timeout: Duration,
+        sent: u64,
+        record: Option<AccessRecord>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(record) = this.record.take() {
+                record.log.write(&record, *this.sent);
+            }
+        }
+    }
+}
+
+/// The error a response body stream can end with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ResponseBody {
+    /// A fixed body.
+    pub fn fixed(bytes: impl Into<Bytes>) -> Self {
+        Self::new(Inner::Fixed(Some(bytes.into())), Duration::MAX)
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::new(Inner::Fixed(None), Duration::MAX)
+    }
+
+    /// An upstream body; `read_timeout` bounds each wait for the next chunk.
+    pub fn upstream(body: Incoming, read_timeout: Duration) -> Self {
+        Self::new(Inner::Upstream(body), read_timeout)
+    }
+
+    fn new(inner: Inner, read_timeout: Duration) -> Self {
+        let deadline = tokio::time::Instant::now()
+            .checked_add(read_timeout)
+            .unwrap_or_else(far_future);
+        ResponseBody {
+            inner,
+            idle: tokio::time::sleep_until(deadline),
+            read_timeout,
+            sent: 0,
+            record: None,
+        }
+    }
+
+    /// Attaches the access-log record written when the body ends.
+    pub fn set_record(&mut self, record: AccessRecord) {
+        self.record = Some(record);
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut this = self.project();
+        let polled = match this.inner {
+            Inner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        tracing::warn!(timeout = ?this.read_timeout, "upstream body read timed out");
+                        return Poll::Ready(Some(Err("upstream read timed out".into())));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(frame) => {
+                    if let Some(next) =
+                        tokio::time::Instant::now().checked_add(*this.read_timeout)
+                    {
+                        this.idle.as_mut().reset(next);
+                    }
+                    Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
+                }
+            },
+        };
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                *this.sent += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Fixed(b) => b.is_none(),
+            Inner::Upstream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Fixed(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Inner::Fixed(None) => SizeHint::with_exact(0),
+            Inner::Upstream(b) => b.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The proxy's HTTP server: listeners, connections and graceful shutdown.
+//!
+//! Each listener accepts connections and serves them with hyper: HTTP/1.1 with keep-alive and
+//! upgrades (WebSocket), plus cleartext HTTP/2 (prior knowledge) when the listener enables it.
+//! [`serve`] runs until the injected `shutdown` future completes, then stops accepting, asks every
+//! connection to finish its current request, and waits for them up to the configured deadline.
+//!
+//! Layout:
+//! - `pipeline`: one request from arrival to response (route, forward, response headers).
+//! - `path`: path normalisation before routing.
+//! - `vars`: request variables for `vars` expressions and chash keys.
+//! - `headers`: hop-by-hop removal and `X-Forwarded-*` for the upstream request.
+//! - `body`: the response body (upstream stream with read timeout, or a small fixed body) and the
+//!   access-log record written when it ends.
+//! - `error`: every response the gateway itself produces for a failure.
+
+mod body;
+mod error;
+mod headers;
+pub mod path;
+mod pipeline;
+mod vars;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use body::ResponseBody;
+
+use crate::observe::AccessLog;
+use crate::snapshot::Snapshot;
+
+/// Per-process server settings (from the node config; fixed for the process lifetime).
+pub struct ServerSettings {
+    /// The `Server` header of every response.
+    pub server_header: HeaderValue,
+    /// Send `X-APISIX-Upstream-Status` on every proxied response, not only on 5xx.
+    pub show_upstream_status: bool,
+    /// Largest request head accepted; larger gets 431.
+    pub max_header_size: usize,
+    /// Time a client has to send a request head.
+    pub header_timeout: Duration,
+    /// Peers whose `real_ip_header` is trusted as the client address.
+    pub real_ip_from: Vec<ipnet::IpNet>,
+    /// The header carrying the real client address (`X-Real-IP`).
+    pub real_ip_header: http::header::HeaderName,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct State {
+    /// The current config snapshot (one atomic load per request).
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Fixed settings.
+    pub settings: ServerSettings,
+    /// Where access log lines go, if enabled.
+    pub access_log: Option<AccessLog>,
+}
+
+/// Addresses of one accepted connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The peer (client or a proxy in front).
+    pub peer: SocketAddr,
+    /// Our listening address.
+    pub local: SocketAddr,
+}
+
+impl ConnInfo {
+    /// The peer IP with IPv4-mapped IPv6 turned into IPv4.
+    pub fn peer_ip(&self) -> IpAddr {
+        self.peer.ip().to_canonical()
+    }
+}
+
+/// A bound listener and whether it accepts h2c.
+pub struct Bound {
+    /// The socket.
+    pub listener: TcpListener,
+    /// Accept cleartext HTTP/2 as well as HTTP/1.1.
+    pub http2: bool,
+}
+
+/// Serves every listener until `shutdown` completes, then drains (see module docs).
+pub async fn serve(listeners: Vec<Bound>, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut accept_loops = tokio::task::JoinSet::new();
+    for bound in listeners {
+        accept_loops.spawn(accept_loop(
+            bound,
+            state.clone(),
+            stop_rx.clone(),
+            alive_tx.clone(),
+        ));
+    }
+    drop(alive_tx);
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, draining requests in flight");
+    let _ = stop_tx.send(true);
+    while accept_loops.join_next().await.is_some() {}
+    let deadline = state.settings.shutdown_timeout;
+    if tokio::time::timeout(deadline, alive_rx.recv()).await.is_err() {
+        tracing::warn!(?deadline, "shutdown deadline passed with connections still open");
+    }
+}
+
+async fn accept_loop(
+    bound: Bound,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    let local = match bound.listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "listener has no local address");
+            return;
+        }
+    };
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(state.settings.max_header_size)
+        .header_read_timeout(state.settings.header_timeout);
+    let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(state.settings.max_header_size)
+        .header_read_timeout(state.settings.header_timeout);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX));
+    let auto = Arc::new(auto);
+    loop {
+        let accepted = tokio::select! {
+            a = bound.listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and similar: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnInfo { peer, local };
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(pipeline::handle(&state, conn, req).await)
+            }
+        });
+        let io = TokioIo::new(stream);
+        let mut stop = stop.clone();
+        let alive = alive.clone();
+        if bound.http2 {
+            let auto = auto.clone();
+            tokio::spawn(async move {
+                let c = auto.serve_connection_with_upgrades(io, service);
+                tokio::pin!(c);
+                tokio::select! {
+                    r = c.as_mut() => log_conn_end(r.err().map(|e| e.to_string())),
+                    _ = stop.changed() => {
+                        c.as_mut().graceful_shutdown();
+                        let _ = c.await;
+                    }
+                }
+                drop(alive);
+            });
+        } else {
+            let c = http1.serve_connection(io, service).with_upgrades();
+            tokio::spawn(async move {
+                tokio::pin!(c);
+                tokio::select! {
+                    r = c.as_mut() => log_conn_end(r.err().map(|e| e.to_string())),
+                    _ = stop.changed() => {
+                        c.as_mut().graceful_shutdown();
+                        let _ = c.await;
+                    }
+                }
+                drop(alive);
+            });
+        }
+    }
+}
+
+fn log_conn_end(error: Option<String>) {
+    if let Some(error) = error {
+        tracing::debug!(%error, "client connection ended with an error");
+    }
+}

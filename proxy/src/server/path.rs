@@ -1,0 +1,176 @@
+//! Path normalisation before routing, as nginx builds `$uri`.
+//!
+//! The router matches the normalised path and the upstream receives that same path (re-encoded),
+//! so a route cannot be reached, or dodged, by spelling a path differently:
+//! 1. percent-escapes are decoded (`%41` → `A`, `%2F` → `/`, `%2e` → `.`); an invalid escape or a
+//!    decoded NUL byte is a 400;
+//! 2. runs of `/` merge into one (`//a///b` → `/a/b`);
+//! 3. `.` segments are dropped and `..` removes the segment before it; `..` above the root is a 400;
+//! 4. a trailing `/` is kept; the result must be UTF-8 (else 400).
+//!
+//! A path that needs none of this (no `%`, `//` or `/.`) is used as is, without copying.
+
+use std::borrow::Cow;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The path does not start with `/`.
+    #[error("the path must start with `/`")]
+    NotAbsolute,
+    /// `%` not followed by two hex digits.
+    #[error("invalid percent-escape in the path")]
+    BadEscape,
+    /// A decoded NUL byte.
+    #[error("NUL byte in the path")]
+    Nul,
+    /// `..` above the root.
+    #[error("the path goes above the root")]
+    AboveRoot,
+    /// The decoded path is not UTF-8.
+    #[error("the decoded path is not UTF-8")]
+    NotUtf8,
+}
+
+/// Normalises a raw request path (without the query).
+///
+/// # Errors
+/// See [`PathError`].
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if !raw.contains('%') && !raw.contains("//") && !raw.contains("/.") {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let decoded = decode(raw.as_bytes())?;
+    let mut out: Vec<u8> = Vec::with_capacity(decoded.len());
+    let segments: Vec<&[u8]> = decoded.split(|b| *b == b'/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            b"" | b"." => {}
+            b".." => {
+                if out.is_empty() {
+                    return Err(PathError::AboveRoot);
+                }
+                let cut = out.iter().rposition(|b| *b == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            s => {
+                out.push(b'/');
+                out.extend_from_slice(s);
+            }
+        }
+        let ends_dir = i == last && matches!(*seg, b"" | b"." | b"..");
+        if ends_dir && !out.ends_with(b"/") {
+            out.push(b'/');
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| PathError::NotUtf8)
+}
+
+fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hi = raw.get(i + 1).copied().and_then(hex);
+            let lo = raw.get(i + 2).copied().and_then(hex);
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(PathError::BadEscape);
+            };
+            let byte = hi << 4 | lo;
+            if byte == 0 {
+                return Err(PathError::Nul);
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Characters escaped when a normalised path is sent upstream.
+const PATH_ESCAPE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The normalised path in the form sent upstream (escaped where a URI requires it).
+pub fn encode(path: &str) -> Cow<'_, str> {
+    utf8_percent_encode(path, PATH_ESCAPE).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, Result<&str, PathError>)] = &[
+            ("/", Ok("/")),
+            ("/a/b", Ok("/a/b")),
+            ("/a/b/", Ok("/a/b/")),
+            ("//a///b", Ok("/a/b")),
+            ("/a/./b", Ok("/a/b")),
+            ("/a/b/..", Ok("/a/")),
+            ("/a/b/../c", Ok("/a/c")),
+            ("/a/.", Ok("/a/")),
+            ("/%61dmin", Ok("/admin")),
+            ("/public/..%2Fadmin", Ok("/admin")),
+            ("/public/%2e%2e/admin", Ok("/admin")),
+            ("/public%2F..%2F..%2Fadmin", Err(PathError::AboveRoot)),
+            ("/a%2Fb", Ok("/a/b")),
+            ("/caf%C3%A9", Ok("/café")),
+            ("/..", Err(PathError::AboveRoot)),
+            ("/a/../..", Err(PathError::AboveRoot)),
+            ("/a%zz", Err(PathError::BadEscape)),
+            ("/a%4", Err(PathError::BadEscape)),
+            ("/a%00b", Err(PathError::Nul)),
+            ("/a%FF", Err(PathError::NotUtf8)),
+            ("a/b", Err(PathError::NotAbsolute)),
+            ("/.hidden", Ok("/.hidden")),
+            ("/a/..b", Ok("/a/..b")),
+        ];
+        for (raw, want) in cases {
+            let got = normalize(raw);
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "normalize({raw:?})");
+        }
+    }
+
+    #[test]
+    fn untouched_paths_are_borrowed() {
+        assert!(matches!(normalize("/a/b.c/d"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalize("/a//b"), Ok(Cow::Owned(_))));
+    }
+
+    #[test]
+    fn encode_escapes_what_a_uri_cannot_hold() {
+        assert_eq!(encode("/a b/ü?#%"), "/a%20b/%C3%BC%3F%23%25");
+        assert_eq!(encode("/plain/path-1_2.~"), "/plain/path-1_2.~");
+    }
+}

@@ -1,0 +1,239 @@
+//! One request: load the snapshot, normalise the path, route, forward, shape the response.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::body::ResponseBody;
+use crate::observe::AccessRecord;
+use super::error::GatewayError;
+use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
+use super::path;
+use super::vars::RequestVars;
+use super::{ConnInfo, State};
+use crate::router::RequestInfo;
+use crate::snapshot::Target;
+use crate::upstream::body::BodySlot;
+use crate::upstream::{forward, RequestTemplate};
+
+/// Handles one request and always produces a response.
+pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let start = Instant::now();
+    let snapshot = state.snapshot.load_full();
+    let (mut parts, body) = req.into_parts();
+    let client = client_ip(state, conn, &parts.headers);
+    let host_header = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+    let raw_host = host_header
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map_or(Cow::Borrowed(""), lowercase);
+    let host = strip_port(&raw_host);
+
+    let mut upstream = None;
+    let mut upstream_time = None;
+    let outcome = 'route: {
+        let path = match path::normalize(parts.uri.path()) {
+            Ok(p) => p,
+            Err(e) => break 'route Err(GatewayError::BadPath(e)),
+        };
+        let mut vars = RequestVars {
+            parts: &parts,
+            path: &path,
+            host,
+            remote: client,
+            conn,
+            params: &[],
+            route: None,
+        };
+        let info = RequestInfo {
+            path: &path,
+            host,
+            raw_host: &raw_host,
+            method: &parts.method,
+            remote_addr: client,
+            vars: &vars,
+        };
+        let Some(found) = snapshot.router.find(&info) else {
+            break 'route Err(GatewayError::RouteNotFound);
+        };
+        let route = &snapshot.routes[found.value as usize];
+        let (backend, client_pool, timeouts) = match &route.target {
+            Target::Upstream {
+                backend,
+                client,
+                timeouts,
+            } => (backend, client, *timeouts),
+            Target::NoUpstream => break 'route Err(GatewayError::NoUpstream),
+            Target::MissingService => break 'route Err(GatewayError::ServiceNotFound),
+            Target::MissingUpstream => break 'route Err(GatewayError::UpstreamNotFound),
+        };
+        vars.params = &found.params;
+        vars.route = Some(route);
+        let hash_key = backend.hash_key(&vars);
+        let path_and_query = match &path {
+            Cow::Borrowed(_) => parts.uri.path_and_query().cloned(),
+            Cow::Owned(p) => {
+                let encoded = path::encode(p);
+                let text = match parts.uri.query() {
+                    Some(q) => format!("{encoded}?{q}"),
+                    None => encoded.into_owned(),
+                };
+                PathAndQuery::try_from(text).ok()
+            }
+        }
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let websocket = route.enable_websocket && headers::wants_websocket(&parts.headers);
+        let mut upstream_headers = std::mem::take(&mut parts.headers);
+        headers::strip_hop_by_hop(&mut upstream_headers, websocket);
+        upstream_headers.remove(header::HOST);
+        headers::set_forwarded(&mut upstream_headers, client, host_header.as_ref(), conn.local.port());
+        let client_upgrade = websocket
+            .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+            .flatten();
+        let template = RequestTemplate {
+            method: parts.method.clone(),
+            path_and_query,
+            headers: upstream_headers,
+            host: host_header.clone(),
+        };
+        match forward(
+            backend,
+            client_pool,
+            timeouts,
+            template,
+            BodySlot::new(body),
+            hash_key.as_deref(),
+        )
+        .await
+        {
+            Ok(mut proxied) => {
+                upstream = Some(backend.nodes()[proxied.node].authority.clone());
+                upstream_time = Some(proxied.upstream_time);
+                if let Some(on_client) = client_upgrade {
+                    if proxied.response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        let on_upstream = hyper::upgrade::on(&mut proxied.response);
+                        tokio::spawn(splice(on_client, on_upstream));
+                    }
+                }
+                let (mut head, body) = proxied.response.into_parts();
+                let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
+                headers::strip_hop_by_hop(&mut head.headers, upgraded);
+                if state.settings.show_upstream_status || head.status.is_server_error() {
+                    head.headers
+                        .insert(X_APISIX_UPSTREAM_STATUS.clone(), HeaderValue::from(head.status.as_u16()));
+                }
+                Ok(Response::from_parts(
+                    head,
+                    ResponseBody::upstream(body, timeouts.read),
+                ))
+            }
+            Err(failed) => {
+                upstream = failed
+                    .node
+                    .map(|n| backend.nodes()[n].authority.clone());
+                Err(GatewayError::Upstream(failed.kind))
+            }
+        }
+    };
+    let mut response = outcome.unwrap_or_else(GatewayError::response);
+    set_server_header(response.headers_mut(), &state.settings.server_header);
+    if let Some(log) = &state.access_log {
+        let status = response.status();
+        response.body_mut().set_record(AccessRecord {
+            log: log.clone(),
+            client,
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            status,
+            upstream,
+            upstream_time,
+            start,
+        });
+    }
+    response
+}
+
+fn set_server_header(headers: &mut HeaderMap, value: &HeaderValue) {
+    headers.insert(header::SERVER, value.clone());
+}
+
+/// The client address: the peer, or the real-ip header when the peer is a trusted proxy.
+fn client_ip(state: &State, conn: ConnInfo, headers: &HeaderMap) -> IpAddr {
+    let peer = conn.peer_ip();
+    let settings = &state.settings;
+    if settings.real_ip_from.iter().any(|net| net.contains(&peer)) {
+        if let Some(ip) = headers
+            .get(&settings.real_ip_header)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return ip.to_canonical();
+        }
+    }
+    peer
+}
+
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The host without its port (`[v6]:80` keeps the brackets).
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and upstream connection.
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "websocket connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("a.com:8080"), "a.com");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port(""), "");
+    }
+}

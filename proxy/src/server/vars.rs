@@ -1,0 +1,143 @@
+//! Request variables, as APISIX's `ctx.var`, resolved on demand (nothing is computed unless a
+//! `vars` expression or a chash key asks for it).
+//!
+//! Names: `uri` (normalised path), `request_uri` (as sent, with query), `host`, `request_method`,
+//! `remote_addr`, `remote_port`, `server_addr`, `server_port`, `scheme`, `query_string` / `args`,
+//! `http_<header>` (lowercase, `_` for `-`), `arg_<name>` (raw, not decoded), `cookie_<name>`,
+//! `uri_param_<name>`, and after routing `route_id`, `route_name`, `service_id`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use http::request::Parts;
+
+use super::ConnInfo;
+use crate::router::expr::Vars;
+use crate::snapshot::RouteEntry;
+
+/// The variables of one request.
+pub struct RequestVars<'a> {
+    /// The request head.
+    pub parts: &'a Parts,
+    /// The normalised path.
+    pub path: &'a str,
+    /// The Host without port, lowercased.
+    pub host: &'a str,
+    /// The client address (after real-ip).
+    pub remote: IpAddr,
+    /// Connection addresses.
+    pub conn: ConnInfo,
+    /// Path parameters captured by the router.
+    pub params: &'a [(&'a str, &'a str)],
+    /// The matched route, once known.
+    pub route: Option<&'a RouteEntry>,
+}
+
+impl Vars for RequestVars<'_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        let b = Cow::Borrowed;
+        match name {
+            "uri" => Some(b(self.path)),
+            "host" => Some(b(self.host)),
+            "request_uri" => self.parts.uri.path_and_query().map(|p| b(p.as_str())),
+            "request_method" => Some(b(self.parts.method.as_str())),
+            "remote_addr" => Some(Cow::Owned(self.remote.to_string())),
+            "remote_port" => Some(Cow::Owned(self.conn.peer.port().to_string())),
+            "server_addr" => Some(Cow::Owned(self.conn.local.ip().to_string())),
+            "server_port" => Some(Cow::Owned(self.conn.local.port().to_string())),
+            "scheme" => Some(b("http")),
+            "query_string" | "args" => self.parts.uri.query().map(b),
+            "route_id" => self.route.map(|r| b(r.id.as_str())),
+            "route_name" => self.route.and_then(|r| r.name.as_deref()).map(b),
+            "service_id" => self.route.and_then(|r| r.service_id.as_deref()).map(b),
+            _ => {
+                if let Some(h) = name.strip_prefix("http_") {
+                    let header = h.replace('_', "-");
+                    self.parts
+                        .headers
+                        .get(header.as_str())
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                } else if let Some(a) = name.strip_prefix("arg_") {
+                    query_arg(self.parts.uri.query()?, a).map(b)
+                } else if let Some(c) = name.strip_prefix("cookie_") {
+                    self.parts
+                        .headers
+                        .get_all(http::header::COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(|v| cookie(v, c))
+                        .map(b)
+                } else if let Some(p) = name.strip_prefix("uri_param_") {
+                    self.params.iter().find(|(n, _)| *n == p).map(|(_, v)| b(*v))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The first value of `name` in a query string (raw; a bare `name` gives "").
+fn query_arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// The value of cookie `name` in one `Cookie` header.
+fn cookie<'c>(header: &'c str, name: &str) -> Option<&'c str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/p/x?a=1&b&a=2&c=%41")
+            .header("X-Api-Key", "k1")
+            .header("cookie", "sid=abc; theme=dark")
+            .body(())
+            .expect("request");
+        let (parts, _) = req.into_parts();
+        let conn = ConnInfo {
+            peer: "10.0.0.1:5555".parse().expect("addr"),
+            local: "127.0.0.1:9080".parse().expect("addr"),
+        };
+        let params = [("id", "x")];
+        let vars = RequestVars {
+            parts: &parts,
+            path: "/p/x",
+            host: "api.test",
+            remote: conn.peer_ip(),
+            conn,
+            params: &params,
+            route: None,
+        };
+        let get = |n: &str| vars.get(n).map(|v| v.into_owned());
+        assert_eq!(get("uri").as_deref(), Some("/p/x"));
+        assert_eq!(get("request_uri").as_deref(), Some("/p/x?a=1&b&a=2&c=%41"));
+        assert_eq!(get("request_method").as_deref(), Some("POST"));
+        assert_eq!(get("remote_addr").as_deref(), Some("10.0.0.1"));
+        assert_eq!(get("remote_port").as_deref(), Some("5555"));
+        assert_eq!(get("server_port").as_deref(), Some("9080"));
+        assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
+        assert_eq!(get("http_x_missing"), None);
+        assert_eq!(get("arg_a").as_deref(), Some("1"));
+        assert_eq!(get("arg_b").as_deref(), Some(""));
+        assert_eq!(get("arg_c").as_deref(), Some("%41"));
+        assert_eq!(get("arg_z"), None);
+        assert_eq!(get("cookie_theme").as_deref(), Some("dark"));
+        assert_eq!(get("cookie_none"), None);
+        assert_eq!(get("uri_param_id").as_deref(), Some("x"));
+        assert_eq!(get("route_id"), None);
+        assert_eq!(get("no_such_var"), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! The data plane's view of the config: immutable, built off the request path, swapped atomically.
+//!
+//! A [`Snapshot`] holds the router and, per route, everything a request needs with the service
+//! merged in (effective hosts, upstream, timeouts, websocket flag). Requests load the current
+//! snapshot once and keep it to the end, so a reload never changes a request in flight.
+//!
+//! The [`Builder`] keeps state across builds: backends whose upstream definition did not change are
+//! reused (balancer state and connection pools survive a reload), and clients are cached per
+//! connection policy.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::model::{Id, Route, Service, Upstream};
+use crate::router::{RouteSpec, Router, RouterKind};
+use crate::store::Declarative;
+use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
+use crate::upstream::{Backend, Timeouts};
+
+/// Where a matched route sends its requests.
+pub enum Target {
+    /// Proxy to this backend with this client and these timeouts.
+    Upstream {
+        /// The backend (shared with other routes using the same upstream).
+        backend: Arc<Backend>,
+        /// The client for the route's connection policy.
+        client: HttpClient,
+        /// Effective timeouts (route > upstream > default).
+        timeouts: Timeouts,
+    },
+    /// Neither the route nor its service has an upstream (503).
+    NoUpstream,
+    /// The route's service does not exist (404, empty body).
+    MissingService,
+    /// The referenced upstream does not exist or could not be built (502).
+    MissingUpstream,
+}
+
+/// A route ready to serve.
+pub struct RouteEntry {
+    /// Route id.
+    pub id: String,
+    /// Route name, if any.
+    pub name: Option<String>,
+    /// Service id, if any.
+    pub service_id: Option<String>,
+    /// Where requests go.
+    pub target: Target,
+    /// Proxy WebSocket upgrades.
+    pub enable_websocket: bool,
+}
+
+/// An immutable view of the whole config.
+pub struct Snapshot {
+    /// Increases with every build.
+    pub version: u64,
+    /// The route index.
+    pub router: Router,
+    /// Routes, indexed by the router's match value.
+    pub routes: Vec<RouteEntry>,
+}
+
+impl Snapshot {
+    /// A snapshot with no routes (every request gets 404).
+    pub fn empty(kind: RouterKind) -> Snapshot {
+        Snapshot {
+            version: 0,
+            router: Router::build(kind, Vec::new()),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Settings that shape every build.
+pub struct BuildSettings {
+    /// Which router.
+    pub router: RouterKind,
+    /// Keep-alive pool size when an upstream sets none.
+    pub keepalive: usize,
+    /// Keep-alive idle time when an upstream sets none.
+    pub keepalive_timeout: std::time::Duration,
+}
+
+/// Builds snapshots, keeping backends and clients across builds.
+pub struct Builder {
+    settings: BuildSettings,
+    clients: ClientCache,
+    backends: HashMap<String, Arc<Backend>>,
+    version: u64,
+}
+
+impl Builder {
+    /// A builder; `trusted_ca` adds a CA bundle to the system roots for https upstreams.
+    ///
+    /// # Errors
+    /// When the CA bundle cannot be read.
+    pub fn new(settings: BuildSettings, trusted_ca: Option<&Path>) -> Result<Builder, ClientError> {
+        Ok(Builder {
+            settings,
+            clients: ClientCache::new(trusted_ca)?,
+            backends: HashMap::new(),
+            version: 0,
+        })
+    }
+
+    /// Builds a snapshot from validated resources.
+    pub fn build(&mut self, config: &Declarative) -> Snapshot {
+        let upstreams: HashMap<&Id, &Upstream> = config
+            .upstreams
+            .iter()
+            .filter_map(|u| u.id.as_ref().map(|id| (id, u)))
+            .collect();
+        let services: HashMap<&Id, &Service> = config
+            .services
+            .iter()
+            .filter_map(|s| s.id.as_ref().map(|id| (id, s)))
+            .collect();
+        let mut used_backends = HashMap::new();
+        let mut used_clients = HashSet::new();
+        let mut specs = Vec::with_capacity(config.routes.len());
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for route in &config.routes {
+            if route.status == Some(0) {
+                continue;
+            }
+            let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
+            let service = route.service_id.as_ref().map(|sid| services.get(sid).copied());
+            let (target, hosts) = match service {
+                Some(None) => (Target::MissingService, route.host_list().unwrap_or_default()),
+                Some(Some(svc)) => (
+                    self.target(route, Some(svc), &upstreams, &mut used_backends, &mut used_clients),
+                    route.host_list().unwrap_or_else(|| {
+                        svc.hosts
+                            .iter()
+                            .flatten()
+                            .map(|h| h.to_ascii_lowercase())
+                            .collect()
+                    }),
+                ),
+                None => (
+                    self.target(route, None, &upstreams, &mut used_backends, &mut used_clients),
+                    route.host_list().unwrap_or_default(),
+                ),
+            };
+            let vars = match route.compiled_vars() {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(route = %id, error = %e, "invalid vars, route skipped");
+                    continue;
+                }
+            };
+            let methods = route
+                .methods
+                .iter()
+                .flatten()
+                .filter_map(|m| m.parse().ok())
+                .collect();
+            let value = u32::try_from(routes.len()).unwrap_or(u32::MAX);
+            specs.push(RouteSpec {
+                value,
+                id: id.clone(),
+                uris: route.uri_list(),
+                hosts,
+                methods,
+                remote_addrs: route.remote_addr_list(),
+                vars,
+                priority: route.priority.unwrap_or(0),
+            });
+            let enable_websocket = route
+                .enable_websocket
+                .or_else(|| service.flatten().and_then(|s| s.enable_websocket))
+                .unwrap_or(false);
+            routes.push(RouteEntry {
+                id,
+                name: route.name.clone(),
+                service_id: route.service_id.as_ref().map(|s| s.0.clone()),
+                target,
+                enable_websocket,
+            });
+        }
+        self.backends = used_backends;
+        self.clients.retain(&used_clients);
+        self.version += 1;
+        Snapshot {
+            version: self.version,
+            router: Router::build(self.settings.router, specs),
+            routes,
+        }
+    }
+
+    /// Resolves the upstream of a route (route > service; `upstream_id` > inline).
+    fn target(
+        &mut self,
+        route: &Route,
+        service: Option<&Service>,
+        upstreams: &HashMap<&Id, &Upstream>,
+        used_backends: &mut HashMap<String, Arc<Backend>>,
+        used_clients: &mut HashSet<ClientKey>,
+    ) -> Target {
+        let route_id = route.id.as_ref().map_or("", |i| i.0.as_str());
+        let reference = |id: &Id| {
+            upstreams
+                .get(id)
+                .map(|u| (format!("/apisix/upstreams/{}", id.0), *u))
+        };
+        let chosen = if let Some(id) = &route.upstream_id {
+            reference(id)
+        } else if let Some(u) = &route.upstream {
+            Some((format!("/apisix/routes/{route_id}"), u))
+        } else if let Some(svc) = service {
+            let svc_id = svc.id.as_ref().map_or("", |i| i.0.as_str());
+            match (&svc.upstream_id, &svc.upstream) {
+                (Some(id), _) => reference(id),
+                (None, Some(u)) => Some((format!("/apisix/services/{svc_id}"), u)),
+                (None, None) => return Target::NoUpstream,
+            }
+        } else {
+            return Target::NoUpstream;
+        };
+        let Some((key, definition)) = chosen else {
+            return Target::MissingUpstream;
+        };
+        let backend = match used_backends.get(&key) {
+            Some(b) => b.clone(),
+            None => {
+                let backend = match self.backends.get(&key) {
+                    Some(b) if b.definition == *definition => b.clone(),
+                    _ => Arc::new(Backend::new(key.clone(), definition)),
+                };
+                used_backends.insert(key.clone(), backend.clone());
+                backend
+            }
+        };
+        let timeouts = route
+            .timeout
+            .as_ref()
+            .map_or(backend.timeouts, Timeouts::from_model);
+        let client_key = self.client_key(definition, timeouts);
+        match self.clients.get(&client_key) {
+            Ok(client) => {
+                used_clients.insert(client_key);
+                Target::Upstream {
+                    backend,
+                    client,
+                    timeouts,
+                }
+            }
+            Err(e) => {
+                tracing::error!(upstream = %key, error = %e, "cannot build the upstream client");
+                Target::MissingUpstream
+            }
+        }
+    }
+
+    fn client_key(&self, u: &Upstream, timeouts: Timeouts) -> ClientKey {
+        let tls = u.tls.as_ref();
+        let (pool_size, idle_timeout) = match &u.keepalive_pool {
+            Some(p) if p.idle_timeout == 0.0 => (0, std::time::Duration::ZERO),
+            Some(p) => (
+                p.size,
+                std::time::Duration::try_from_secs_f64(p.idle_timeout)
+                    .unwrap_or(self.settings.keepalive_timeout),
+            ),
+            None => (self.settings.keepalive, self.settings.keepalive_timeout),
+        };
+        ClientKey {
+            verify: tls.and_then(|t| t.verify).unwrap_or(true),
+            client_cert: tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
+            pool_size,
+            idle_timeout,
+            connect_timeout: timeouts.connect,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The standalone declarative file: APISIX's `apisix.yaml` (or `apisix.json`) format.
+//!
+//! Top-level keys are arrays of resources (`routes`, `services`, `upstreams`, `global_rules`,
+//! `plugin_configs`, `consumers`, `ssls`, ...). A YAML file must end with the line `#END` so a
+//! half-written file is never applied. Whole-file problems (unreadable, no `#END`, syntax error)
+//! reject the file and keep what was loaded before. Item problems reject only that item, with a
+//! reason naming it (`routes[3].upstream.nodes: ...`); everything else applies. An item that
+//! references a rejected or missing item is rejected too, so a loaded config never points nowhere.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::config::{substitute_env, ConfigError};
+use crate::model::{Checker, Id, Route, Service, Upstream};
+
+/// The file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML, ending with `#END`.
+    Yaml,
+    /// JSON (no end marker).
+    Json,
+}
+
+impl Format {
+    /// The format for a file name (`.json` is JSON, anything else YAML).
+    pub fn of(path: &Path) -> Format {
+        if path.extension().is_some_and(|e| e == "json") {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
+    }
+}
+
+/// The valid resources of one file, every item with its id set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Declarative {
+    /// Valid routes.
+    pub routes: Vec<Route>,
+    /// Valid services.
+    pub services: Vec<Service>,
+    /// Valid upstreams.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// A parsed file: what applies and what was rejected.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The resources that apply.
+    pub config: Declarative,
+    /// One entry per rejected item, with the path of the problem.
+    pub rejected: Vec<ConfigError>,
+    /// Keys that are accepted but not used by this version, or unknown (warned about).
+    pub ignored: Vec<String>,
+}
+
+/// Why a whole file was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A YAML file without the `#END` marker on its last line.
+    #[error("missing valid end flag `#END` at the end of the file; the file is not applied")]
+    MissingEnd,
+    /// Not valid YAML / JSON, or an unset environment variable.
+    #[error("{0}")]
+    Syntax(String),
+    /// The top level is not a map of resource arrays.
+    #[error("the top level must be a map of resource arrays")]
+    NotAMap,
+}
+
+/// Resource keys this version accepts but does not act on yet.
+const NOT_YET_USED: [&str; 10] = [
+    "global_rules",
+    "plugin_configs",
+    "consumers",
+    "consumer_groups",
+    "ssls",
+    "plugin_metadata",
+    "protos",
+    "stream_routes",
+    "secrets",
+    "plugins",
+];
+
+/// Reads and parses `path` (format from its extension).
+///
+/// # Errors
+/// See [`FileError`].
+pub fn read(path: &Path) -> Result<Loaded, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, Format::of(path))
+}
+
+/// Parses file text.
+///
+/// # Errors
+/// See [`FileError`].
+pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
+    if format == Format::Yaml && !has_end_marker(text) {
+        return Err(FileError::MissingEnd);
+    }
+    let text = substitute_env(text).map_err(FileError::Syntax)?;
+    let value: Value = match format {
+        Format::Yaml => serde_yaml_ng::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?,
+        Format::Json => serde_json::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?,
+    };
+    let top = match value {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        _ => return Err(FileError::NotAMap),
+    };
+    let mut loaded = Loaded::default();
+    for key in top.keys() {
+        if NOT_YET_USED.contains(&key.as_str()) {
+            if top[key].as_array().is_some_and(|a| !a.is_empty()) {
+                loaded
+                    .ignored
+                    .push(format!("{key}: not used by this version of ferrogate"));
+            }
+        } else if !matches!(key.as_str(), "routes" | "services" | "upstreams") {
+            loaded.ignored.push(format!("{key}: unknown key"));
+        }
+    }
+
+    let rejected = &mut loaded.rejected;
+    let upstreams: Vec<Upstream> = items(&top, "upstreams", rejected, |u: &mut Upstream, id, c| {
+        u.id = Some(id);
+        u.validate(c);
+        Ok(())
+    });
+    let upstream_ids: HashSet<&Id> = upstreams.iter().filter_map(|u| u.id.as_ref()).collect();
+    let services: Vec<Service> = items(&top, "services", rejected, |s: &mut Service, id, c| {
+        s.id = Some(id);
+        s.validate(c);
+        check_ref(&upstream_ids, "upstream", s.upstream_id.as_ref())
+    });
+    let service_ids: HashSet<&Id> = services.iter().filter_map(|s| s.id.as_ref()).collect();
+    let routes: Vec<Route> = items(&top, "routes", rejected, |r: &mut Route, id, c| {
+        r.id = Some(id);
+        r.validate(c);
+        check_ref(&upstream_ids, "upstream", r.upstream_id.as_ref())?;
+        check_ref(&service_ids, "service", r.service_id.as_ref())?;
+        match &r.plugin_config_id {
+            Some(id) => Err(format!(
+                "failed to fetch plugin config info by plugin config id [{}]: plugin configs are not supported yet",
+                id.0
+            )),
+            None => Ok(()),
+        }
+    });
+    loaded.config = Declarative {
+        routes,
+        services,
+        upstreams,
+    };
+    Ok(loaded)
+}
+
+/// Whether the last 10 bytes hold `#END` followed only by whitespace (APISIX's rule).
+fn has_end_marker(text: &str) -> bool {
+    let trimmed = text.trim_end();
+    trimmed.ends_with("#END") && text.len() - trimmed.len() + 4 <= 10
+}
+
+fn check_ref(known: &HashSet<&Id>, kind: &str, id: Option<&Id>) -> Result<(), String> {
+    match id {
+        Some(id) if !known.contains(id) => Err(format!(
+            "failed to fetch {kind} info by {kind} id [{}]: not found or invalid",
+            id.0
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes and checks the items of one resource array. `check` sets the id, validates into
+/// the checker, and returns a reference error if any. Duplicate ids reject the later item.
+fn items<T: DeserializeOwned>(
+    top: &Map<String, Value>,
+    key: &str,
+    rejected: &mut Vec<ConfigError>,
+    mut check: impl FnMut(&mut T, Id, &mut Checker<'_>) -> Result<(), String>,
+) -> Vec<T> {
+    let Some(value) = top.get(key) else {
+        return Vec::new();
+    };
+    let Some(array) = value.as_array() else {
+        rejected.push(ConfigError {
+            path: key.to_owned(),
+            message: "must be an array".to_owned(),
+        });
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(array.len());
+    for (i, item) in array.iter().enumerate() {
+        let base = format!("{key}[{i}]");
+        let mut item: T = match serde_path_to_error::deserialize(item) {
+            Ok(v) => v,
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { base } else { format!("{base}.{path}") };
+                rejected.push(ConfigError {
+                    path,
+                    message: e.inner().to_string(),
+                });
+                continue;
+            }
+        };
+        let id = array[i]
+            .get("id")
+            .and_then(|v| serde_json::from_value::<Id>(v.clone()).ok())
+            .unwrap_or_else(|| Id(format!("arr_{i}")));
+        let mut problems = Vec::new();
+        let refs = check(&mut item, id.clone(), &mut Checker::new(base.clone(), &mut problems));
+        if let Err(message) = refs {
+            problems.push(ConfigError {
+                path: base.clone(),
+                message,
+            });
+        }
+        if !seen.insert(id.clone()) {
+            problems.push(ConfigError {
+                path: format!("{base}.id"),
+                message: format!("duplicate id `{}`", id.0),
+            });
+        }
+        if problems.is_empty() {
+            out.push(item);
+        } else {
+            rejected.extend(problems);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_marker_is_required_for_yaml() {
+        assert!(matches!(parse("routes: []\n", Format::Yaml), Err(FileError::MissingEnd)));
+        assert!(parse("routes: []\n#END\n", Format::Yaml).is_ok());
+        assert!(parse("routes: []\n#END   \n\n", Format::Yaml).is_ok());
+        assert!(matches!(
+            parse("#END\nroutes: []\n", Format::Yaml),
+            Err(FileError::MissingEnd)
+        ));
+        assert!(parse(r#"{"routes": []}"#, Format::Json).is_ok());
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        assert!(matches!(parse("routes: [\n#END", Format::Yaml), Err(FileError::Syntax(_))));
+        assert!(matches!(parse("- a\n#END", Format::Yaml), Err(FileError::NotAMap)));
+        assert!(matches!(parse("{", Format::Json), Err(FileError::Syntax(_))));
+    }
+
+    #[test]
+    fn invalid_items_are_rejected_alone_and_named() {
+        let text = r#"
+upstreams:
+  - id: u1
+    nodes: {"127.0.0.1:1980": 1}
+  - id: bad
+    nodes: {"127.0.0.1:1980": "heavy"}
+services:
+  - id: s1
+    upstream_id: bad
+routes:
+  - id: 1
+    uri: /ok
+    upstream_id: u1
+  - id: 2
+    uri: /typo
+    upstrem_id: u1
+  - id: 3
+    uri: /dangling
+    service_id: s1
+  - id: 1
+    uri: /dup
+    upstream_id: u1
+  - uri: /noid
+    upstream: {nodes: {"127.0.0.1:1": 1}}
+consumers:
+  - username: jack
+#END
+"#;
+        let loaded = parse(text, Format::Yaml).expect("file parses");
+        let ids: Vec<_> = loaded
+            .config
+            .routes
+            .iter()
+            .map(|r| r.id.clone().map(|i| i.0))
+            .collect();
+        assert_eq!(ids, vec![Some("1".into()), Some("arr_4".into())]);
+        assert_eq!(loaded.config.upstreams.len(), 1);
+        assert!(loaded.config.services.is_empty());
+        let paths: Vec<_> = loaded.rejected.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["upstreams[1].nodes", "services[0]", "routes[1]", "routes[2]", "routes[3].id"]
+        );
+        assert!(loaded.rejected[2].message.contains("upstrem_id"), "{:?}", loaded.rejected[2]);
+        assert_eq!(loaded.ignored, vec!["consumers: not used by this version of ferrogate"]);
+    }
+}

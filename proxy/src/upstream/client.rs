@@ -1,0 +1,211 @@
+//! Pooled HTTP(S) clients to upstream nodes.
+//!
+//! One hyper-util client per distinct connection policy (TLS verification, client certificate,
+//! keep-alive pool, connect timeout). Clients are cached across config reloads, so unchanged
+//! upstreams keep their idle connections. Within a client the pool is keyed by scheme, host and
+//! port, as APISIX's keep-alive pool key.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::body::RequestBody;
+
+/// The client type used for every upstream request.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Everything that makes two upstream connections non-interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    /// Verify the upstream's certificate.
+    pub verify: bool,
+    /// Client certificate and key (PEM) for mTLS.
+    pub client_cert: Option<(String, String)>,
+    /// Idle connections kept per node; 0 disables keep-alive.
+    pub pool_size: usize,
+    /// Idle time before a pooled connection is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed to establish a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+}
+
+/// Builds and caches clients.
+pub struct ClientCache {
+    roots: Arc<RootCertStore>,
+    clients: HashMap<ClientKey, HttpClient>,
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The trusted CA file could not be read or holds no certificate.
+    #[error("trusted certificates {path}: {message}")]
+    TrustedCertificates {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The client certificate or key is not usable.
+    #[error("invalid client certificate: {0}")]
+    ClientCert(String),
+}
+
+impl ClientCache {
+    /// A cache trusting the system's roots, plus the PEM bundle at `extra_ca` if given.
+    ///
+    /// # Errors
+    /// When `extra_ca` cannot be read or holds no certificate.
+    pub fn new(extra_ca: Option<&Path>) -> Result<Self, ClientError> {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            tracing::warn!("no system root certificates found; https upstreams need a trusted CA");
+        }
+        if let Some(path) = extra_ca {
+            let err = |message: String| ClientError::TrustedCertificates {
+                path: path.display().to_string(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            let certs = rustls_pemfile_certs(&pem).map_err(err)?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(err("no certificate found".to_owned()));
+            }
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+            clients: HashMap::new(),
+        })
+    }
+
+    /// The client for `key`, built on first use.
+    ///
+    /// # Errors
+    /// When the client certificate or key cannot be used.
+    pub fn get(&mut self, key: &ClientKey) -> Result<HttpClient, ClientError> {
+        if let Some(c) = self.clients.get(key) {
+            return Ok(c.clone());
+        }
+        let client = self.build(key)?;
+        self.clients.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// Drops clients whose key is not in `used` (their pools close when the last request ends).
+    pub fn retain(&mut self, used: &std::collections::HashSet<ClientKey>) {
+        self.clients.retain(|k, _| used.contains(k));
+    }
+
+    fn build(&self, key: &ClientKey) -> Result<HttpClient, ClientError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::ClientCert(e.to_string()))?;
+        let builder = if key.verify {
+            builder.with_root_certificates(self.roots.clone())
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        };
+        let tls = match &key.client_cert {
+            None => builder.with_no_client_auth(),
+            Some((cert, private_key)) => {
+                let certs = rustls_pemfile_certs(cert.as_bytes()).map_err(ClientError::ClientCert)?;
+                let key = PrivateKeyDer::from_pem_slice(private_key.as_bytes())
+                    .map_err(|e| ClientError::ClientCert(format!("client_key: {e}")))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| ClientError::ClientCert(e.to_string()))?
+            }
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(key.connect_timeout));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(key.idle_timeout)
+            .pool_max_idle_per_host(key.pool_size)
+            .build(connector))
+    }
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate found".to_owned());
+    }
+    Ok(certs)
+}
+
+/// Accepts any server certificate (the user turned verification off with `tls.verify: false`);
+/// handshake signatures are still checked so the session keys belong to the presented certificate.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

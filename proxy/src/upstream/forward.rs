@@ -1,0 +1,206 @@
+//! One client request to a backend: pick a node, try, and retry as APISIX (nginx) does.
+//!
+//! - Tries: 1 + `retries`, each on a node not tried yet (priority groups first, then backups),
+//!   no new try after `retry_timeout` from the first one.
+//! - A failed try is retried when the request was not sent (connect error, connect timeout), or
+//!   when it may have been sent but the method is idempotent (not POST, PATCH, LOCK), and only if
+//!   the client's body has not started streaming to a node (see [`super::body`]).
+//! - An HTTP status from the upstream, 5xx included, is a response, never retried.
+//! - Timeouts: `connect` bounds the TCP and TLS setup; `read` bounds the wait for the response head
+//!   after the connection is ready, and every wait between two body chunks (see
+//!   `server::body`); `send` is added to the head wait, since hyper writes the request and waits
+//!   for the answer in one future.
+
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderValue, HOST};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::body::BodySlot;
+use super::client::HttpClient;
+use super::{Backend, PassHost, Timeouts};
+
+/// The parts of the client request that every try sends.
+pub struct RequestTemplate {
+    /// Method.
+    pub method: Method,
+    /// Path (normalised) and query.
+    pub path_and_query: PathAndQuery,
+    /// Headers to send (hop-by-hop removed, `X-Forwarded-*` set), without Host.
+    pub headers: HeaderMap,
+    /// The client's Host, for `pass_host: pass`.
+    pub host: Option<HeaderValue>,
+}
+
+/// A response from a node.
+pub struct Proxied {
+    /// The upstream's response.
+    pub response: Response<Incoming>,
+    /// Index of the node that answered.
+    pub node: usize,
+    /// Time from the start of the answering try to the response head.
+    pub upstream_time: Duration,
+}
+
+/// How the last try failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// The upstream has no node at all.
+    NoNode,
+    /// The connection could not be established.
+    Connect,
+    /// No response head in time (or the connect timed out).
+    Timeout,
+    /// The connection broke or the upstream sent something that is not HTTP.
+    Broken,
+    /// `retry_timeout` passed before a retry could start.
+    RetryDeadline,
+}
+
+/// Every try failed.
+#[derive(Debug)]
+pub struct ForwardError {
+    /// How the last try failed.
+    pub kind: FailKind,
+    /// The last node tried, if any.
+    pub node: Option<usize>,
+    /// Number of tries made.
+    pub tries: u32,
+}
+
+/// Sends the request to the backend, retrying per the module rules. `hash_key` is the chash key
+/// from [`Backend::hash_key`].
+///
+/// # Errors
+/// When no try produced a response head.
+pub async fn forward(
+    backend: &Backend,
+    client: &HttpClient,
+    timeouts: Timeouts,
+    mut template: RequestTemplate,
+    body: BodySlot,
+    hash_key: Option<&str>,
+) -> Result<Proxied, ForwardError> {
+    let max_tries = backend.retries.saturating_add(1);
+    let idempotent = !matches!(template.method.as_str(), "POST" | "PATCH" | "LOCK");
+    let head_wait = timeouts.send + timeouts.read;
+    let started = Instant::now();
+    let mut tried: Vec<usize> = Vec::new();
+    let mut fail = ForwardError {
+        kind: FailKind::NoNode,
+        node: None,
+        tries: 0,
+    };
+    while fail.tries < max_tries {
+        if fail.tries > 0 {
+            if backend
+                .retry_timeout
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                fail.kind = FailKind::RetryDeadline;
+                break;
+            }
+            if fail.kind == FailKind::Broken && !idempotent
+                || fail.kind == FailKind::Timeout && !idempotent
+            {
+                break;
+            }
+        }
+        let Some(node) = backend.balancer.pick(hash_key, &tried) else {
+            break;
+        };
+        let Some(body) = body.replay() else {
+            break;
+        };
+        let last = fail.tries + 1 == max_tries;
+        let headers = if last {
+            std::mem::take(&mut template.headers)
+        } else {
+            template.headers.clone()
+        };
+        let request = build(backend, node, &template, headers, body);
+        fail.tries += 1;
+        fail.node = Some(node);
+        backend.balancer.on_start(node);
+        let try_started = Instant::now();
+        let outcome =
+            tokio::time::timeout(timeouts.connect + head_wait, client.request(request)).await;
+        let kind = match outcome {
+            Ok(Ok(response)) => {
+                let upstream_time = try_started.elapsed();
+                backend.balancer.on_finish(node, Some(upstream_time));
+                return Ok(Proxied {
+                    response,
+                    node,
+                    upstream_time,
+                });
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                if is_timeout(&e) {
+                    FailKind::Timeout
+                } else {
+                    FailKind::Connect
+                }
+            }
+            Ok(Err(_)) => FailKind::Broken,
+            Err(_) => FailKind::Timeout,
+        };
+        backend.balancer.on_finish(node, None);
+        tracing::warn!(
+            upstream = %backend.key,
+            node = %backend.nodes[node].authority,
+            failure = ?kind,
+            try_number = fail.tries,
+            "upstream try failed"
+        );
+        fail.kind = kind;
+        if max_tries > 1 {
+            tried.push(node);
+        }
+    }
+    Err(fail)
+}
+
+fn build(
+    backend: &Backend,
+    node: usize,
+    template: &RequestTemplate,
+    headers: HeaderMap,
+    body: super::body::RequestBody,
+) -> Request<super::body::RequestBody> {
+    let addr = &backend.nodes[node];
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(backend.scheme.clone());
+    parts.authority = Some(addr.authority.clone());
+    parts.path_and_query = Some(template.path_and_query.clone());
+    let uri = Uri::from_parts(parts).unwrap_or_default();
+    let mut request = Request::new(body);
+    *request.method_mut() = template.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    let host = match &backend.pass_host {
+        PassHost::Pass => template.host.clone(),
+        PassHost::Node => Some(addr.host_header.clone()),
+        PassHost::Rewrite(h) => Some(h.clone()),
+    };
+    if let Some(host) = host {
+        request.headers_mut().insert(HOST, host);
+    }
+    request
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}

@@ -1,0 +1,194 @@
+//! Upstreams at run time: node selection, connection pools, retries and timeouts.
+//!
+//! A [`Backend`] is built once per upstream version when a snapshot is built and shared by every
+//! route that uses it, so balancer state (round-robin position, active counts, latencies) is shared
+//! too. [`forward`] sends one client request to the backend with APISIX's retry rules.
+//!
+//! Layout:
+//! - `balancer`: the node pickers (roundrobin, chash, least_conn, ewma) and priority groups.
+//! - `client`: hyper-util clients with rustls, cached per connection policy.
+//! - `body`: the request body that can be re-sent until a try starts reading it.
+//! - `forward`: tries, retries, timeouts and failure classification.
+
+pub mod balancer;
+pub mod body;
+pub mod client;
+pub mod forward;
+
+use std::time::Duration;
+
+use http::header::HeaderValue;
+use http::uri::{Authority, Scheme};
+
+use crate::model;
+use crate::router::expr::Vars;
+use balancer::{Balancer, HashOn, Kind, Node};
+pub use forward::{forward, FailKind, ForwardError, Proxied, RequestTemplate};
+
+/// Timeouts of one try (APISIX: route `timeout` > upstream `timeout` > 60 s each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time to establish a connection.
+    pub connect: Duration,
+    /// Time allowed for writing the request (bounded together with `read`, see `forward`).
+    pub send: Duration,
+    /// Time allowed between two reads from the upstream, and until the response head.
+    pub read: Duration,
+}
+
+impl Timeouts {
+    /// nginx's defaults: 60 s each.
+    pub const DEFAULT: Timeouts = Timeouts {
+        connect: Duration::from_secs(60),
+        send: Duration::from_secs(60),
+        read: Duration::from_secs(60),
+    };
+
+    /// Converts a model timeout (seconds).
+    pub fn from_model(t: &model::Timeout) -> Timeouts {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(60));
+        Timeouts {
+            connect: secs(t.connect),
+            send: secs(t.send),
+            read: secs(t.read),
+        }
+    }
+}
+
+/// What Host header the upstream gets.
+#[derive(Debug, Clone)]
+pub enum PassHost {
+    /// The client's Host.
+    Pass,
+    /// The node's host (and port unless it is the scheme's default).
+    Node,
+    /// A fixed value (`upstream_host`).
+    Rewrite(HeaderValue),
+}
+
+/// How to reach one node.
+#[derive(Debug, Clone)]
+pub struct NodeAddr {
+    /// `host:port` for the request URI (IPv6 in brackets).
+    pub authority: Authority,
+    /// Host header for `pass_host: node`.
+    pub host_header: HeaderValue,
+}
+
+/// An upstream ready to serve requests.
+pub struct Backend {
+    /// Where it comes from, as APISIX's key (`/apisix/upstreams/1`, `/apisix/routes/1` for inline).
+    pub key: String,
+    /// The definition it was built from (a new snapshot reuses the backend while this is equal).
+    pub definition: model::Upstream,
+    balancer: Balancer,
+    hash_on: Option<HashOn>,
+    nodes: Vec<NodeAddr>,
+    /// Further tries after a failed one.
+    pub retries: u32,
+    /// Deadline for starting retries, from the first try.
+    pub retry_timeout: Option<Duration>,
+    /// The upstream's own timeouts (routes may override).
+    pub timeouts: Timeouts,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host header policy.
+    pub pass_host: PassHost,
+}
+
+impl Backend {
+    /// Builds a backend from a validated upstream. Nodes whose address cannot form a URI are
+    /// left out with an error log.
+    pub fn new(key: String, definition: &model::Upstream) -> Backend {
+        let https = definition.scheme() == "https";
+        let default_port = if https { 443 } else { 80 };
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        for spec in definition.node_list() {
+            let port = spec.port.unwrap_or(default_port);
+            let authority = format!("{}:{port}", spec.host);
+            let host_header = if port == default_port {
+                spec.host.clone()
+            } else {
+                authority.clone()
+            };
+            match (
+                authority.parse::<Authority>(),
+                HeaderValue::from_str(&host_header),
+            ) {
+                (Ok(authority), Ok(host_header)) => {
+                    addrs.push(NodeAddr {
+                        authority,
+                        host_header,
+                    });
+                    nodes.push(Node {
+                        host: spec.host,
+                        port,
+                        weight: spec.weight,
+                        priority: spec.priority.unwrap_or(0),
+                    });
+                }
+                _ => tracing::error!(upstream = %key, node = %authority, "invalid node address, node skipped"),
+            }
+        }
+        let hash_on = (definition.kind() == "chash").then(|| {
+            let key = definition.key.clone().unwrap_or_default();
+            match definition.hash_on.as_deref().unwrap_or("vars") {
+                "header" => HashOn::Header(key),
+                "cookie" => HashOn::Cookie(key),
+                "consumer" => HashOn::Consumer,
+                "vars_combinations" => HashOn::VarsCombinations(key),
+                _ => HashOn::Vars(key),
+            }
+        });
+        let kind = match (definition.kind(), &hash_on) {
+            ("least_conn", _) => Kind::LeastConn,
+            ("ewma", _) => Kind::Ewma,
+            (_, Some(h)) => Kind::Chash(h.clone()),
+            _ => Kind::RoundRobin,
+        };
+        let pass_host = match definition.pass_host.as_deref() {
+            Some("node") => PassHost::Node,
+            Some("rewrite") => definition
+                .upstream_host
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok())
+                .map_or(PassHost::Pass, PassHost::Rewrite),
+            _ => PassHost::Pass,
+        };
+        if definition.checks.is_some() {
+            tracing::warn!(upstream = %key, "health checks are not implemented in this version; `checks` is ignored");
+        }
+        let retries = definition
+            .retries
+            .unwrap_or_else(|| u32::try_from(nodes.len().saturating_sub(1)).unwrap_or(u32::MAX));
+        Backend {
+            key,
+            definition: definition.clone(),
+            balancer: Balancer::new(kind, nodes),
+            hash_on,
+            nodes: addrs,
+            retries,
+            retry_timeout: definition
+                .retry_timeout
+                .filter(|t| *t > 0.0)
+                .and_then(|t| Duration::try_from_secs_f64(t).ok()),
+            timeouts: definition
+                .timeout
+                .as_ref()
+                .map_or(Timeouts::DEFAULT, Timeouts::from_model),
+            scheme: if https { Scheme::HTTPS } else { Scheme::HTTP },
+            pass_host,
+        }
+    }
+
+    /// The chash key of a request (None for other balancers or when the key is missing).
+    pub fn hash_key(&self, vars: &dyn Vars) -> Option<String> {
+        self.hash_on.as_ref().and_then(|h| h.key(vars))
+    }
+
+    /// The node addresses, in balancer order.
+    pub fn nodes(&self) -> &[NodeAddr] {
+        &self.nodes
+    }
+}
