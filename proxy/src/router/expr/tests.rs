@@ -1,0 +1,294 @@
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::{Expr, ExprError, Vars};
+
+struct Map(HashMap<&'static str, &'static str>);
+
+impl Vars for Map {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.0.get(name).map(|v| Cow::Borrowed(*v))
+    }
+}
+
+fn vars() -> Map {
+    Map(HashMap::from([
+        ("arg_name", "json"),
+        ("arg_age", "20"),
+        ("arg_hex", "0x10"),
+        ("arg_neg", " -3.5 "),
+        ("arg_text", "abc"),
+        ("arg_inf", "inf"),
+        ("uri", "/api/Users/42"),
+        ("remote_addr", "10.1.2.3"),
+        ("remote_addr6", "2001:db8::7"),
+        ("fields", "user, owner,repo"),
+        ("json_fields", r#"["user", 7, "repo"]"#),
+        ("empty", ""),
+    ]))
+}
+
+#[test]
+fn evaluates_table() {
+    let v = vars();
+    let cases: Vec<(Value, bool)> = vec![
+        // empty rule
+        (json!([]), true),
+        // == on text, implicit ==, case of the operator
+        (json!([["arg_name", "==", "json"]]), true),
+        (json!([["arg_name", "==", "JSON"]]), false),
+        (json!([["arg_name", "json"]]), true),
+        (json!([["arg_name", "xml"]]), false),
+        // == with a number: left converted
+        (json!([["arg_age", "==", 20]]), true),
+        (json!([["arg_age", "==", 20.0]]), true),
+        (json!([["arg_age", "==", 21]]), false),
+        (json!([["arg_hex", "==", 16]]), true),
+        (json!([["arg_text", "==", 0]]), false),
+        (json!([["arg_inf", "==", 1e308]]), false),
+        // == with a number written as text compares text
+        (json!([["arg_age", "==", "20.0"]]), false),
+        // ~= is the negation of ==, numeric failure is true
+        (json!([["arg_name", "~=", "xml"]]), true),
+        (json!([["arg_name", "~=", "json"]]), false),
+        (json!([["arg_text", "~=", 5]]), true),
+        (json!([["arg_age", "~=", 20]]), false),
+        // missing variable
+        (json!([["missing", "==", "x"]]), false),
+        (json!([["missing", "~=", "x"]]), true),
+        (json!([["missing", ">", 1]]), false),
+        (json!([["missing", "~~", "."]]), false),
+        (json!([["missing", "in", ["a"]]]), false),
+        (json!([["missing", "has", "a"]]), false),
+        (json!([["missing", "ipmatch", "0.0.0.0/0"]]), false),
+        // null on the right is nil
+        (json!([["missing", "==", null]]), true),
+        (json!([["arg_name", "==", null]]), false),
+        (json!([["missing", "~=", null]]), false),
+        (json!([["arg_name", "~=", null]]), true),
+        (json!([["missing", null]]), true),
+        // numeric comparisons
+        (json!([["arg_age", ">", 18]]), true),
+        (json!([["arg_age", ">", 20]]), false),
+        (json!([["arg_age", ">=", 20]]), true),
+        (json!([["arg_age", "<", 21]]), true),
+        (json!([["arg_age", "<", "21"]]), true),
+        (json!([["arg_age", "<=", 19]]), false),
+        (json!([["arg_neg", "<", -3]]), true),
+        (json!([["arg_text", ">", 0]]), false),
+        (json!([["arg_text", "<", 0]]), false),
+        (json!([["arg_age", ">", "abc"]]), false),
+        (json!([["empty", ">=", 0]]), false),
+        // regex find, unanchored; ~* ignores case
+        (json!([["uri", "~~", "^/api/[A-Za-z]+/\\d+$"]]), true),
+        (json!([["uri", "~~", "users"]]), false),
+        (json!([["uri", "~*", "users"]]), true),
+        (json!([["uri", "~~", "Users/4"]]), true),
+        (json!([["uri", "~~", "^/web"]]), false),
+        // in
+        (json!([["arg_name", "in", ["xml", "json"]]]), true),
+        (json!([["arg_name", "in", ["xml"]]]), false),
+        (json!([["arg_age", "in", [19, 20]]]), true),
+        (json!([["arg_name", "in", []]]), false),
+        // has: comma list (trimmed) and JSON array
+        (json!([["fields", "has", "owner"]]), true),
+        (json!([["fields", "has", "own"]]), false),
+        (json!([["json_fields", "has", "repo"]]), true),
+        (json!([["json_fields", "has", 7]]), true),
+        (json!([["json_fields", "has", "7x"]]), false),
+        // ipmatch v4, v6, CIDR, single IP, string operand
+        (json!([["remote_addr", "ipmatch", ["10.0.0.0/8"]]]), true),
+        (json!([["remote_addr", "ipmatch", ["10.1.2.3"]]]), true),
+        (
+            json!([["remote_addr", "ipmatch", ["192.168.0.0/16", "10.1.2.4"]]]),
+            false,
+        ),
+        (json!([["remote_addr", "ipmatch", "10.1.0.0/16"]]), true),
+        (
+            json!([["remote_addr6", "ipmatch", ["2001:db8::/32"]]]),
+            true,
+        ),
+        (
+            json!([["remote_addr6", "ipmatch", ["10.0.0.0/8", "::1"]]]),
+            false,
+        ),
+        (json!([["arg_text", "ipmatch", ["0.0.0.0/0"]]]), false),
+        // case-insensitive operator names
+        (json!([["arg_name", "IN", ["json"]]]), true),
+        (json!([["remote_addr", "IPMATCH", ["10.0.0.0/8"]]]), true),
+        // negation
+        (json!([["arg_name", "!", "==", "json"]]), false),
+        (json!([["arg_name", "!", "==", "xml"]]), true),
+        (json!([["arg_name", "!", "~=", "json"]]), true),
+        (json!([["missing", "!", "==", "x"]]), true),
+        (json!([["arg_age", "!", ">", 30]]), true),
+        (json!([["uri", "!", "~~", "^/api"]]), false),
+        (json!([["arg_name", "!", "in", ["a", "b"]]]), true),
+        (
+            json!([["remote_addr", "!", "ipmatch", ["10.0.0.0/8"]]]),
+            false,
+        ),
+        (json!([["missing", "!", "=="]]), false),
+        (json!([["arg_name", "!", "=="]]), true),
+        // implicit AND
+        (
+            json!([["arg_name", "==", "json"], ["arg_age", ">", 18]]),
+            true,
+        ),
+        (
+            json!([["arg_name", "==", "json"], ["arg_age", ">", 30]]),
+            false,
+        ),
+        // logical heads
+        (
+            json!(["AND", ["arg_name", "==", "json"], ["arg_age", ">", 18]]),
+            true,
+        ),
+        (
+            json!(["AND", ["arg_name", "==", "json"], ["arg_age", ">", 30]]),
+            false,
+        ),
+        (
+            json!(["OR", ["arg_name", "==", "xml"], ["arg_age", ">", 18]]),
+            true,
+        ),
+        (
+            json!(["OR", ["arg_name", "==", "xml"], ["arg_age", ">", 30]]),
+            false,
+        ),
+        (
+            json!(["!AND", ["arg_name", "==", "json"], ["arg_age", ">", 18]]),
+            false,
+        ),
+        (
+            json!(["!AND", ["arg_name", "==", "json"], ["arg_age", ">", 30]]),
+            true,
+        ),
+        (
+            json!(["!OR", ["arg_name", "==", "xml"], ["arg_age", ">", 30]]),
+            true,
+        ),
+        (
+            json!(["!OR", ["arg_name", "==", "xml"], ["arg_age", ">", 18]]),
+            false,
+        ),
+        // nesting
+        (
+            json!([
+                "OR",
+                ["AND", ["arg_name", "==", "json"], ["arg_age", ">", 30]],
+                ["!OR", ["missing", "==", "a"], ["arg_text", "==", "x"]]
+            ]),
+            true,
+        ),
+        (
+            json!([
+                "AND",
+                ["OR", ["arg_name", "==", "a"], ["arg_name", "==", "b"]],
+                ["arg_age", "==", 20]
+            ]),
+            false,
+        ),
+        (
+            json!([
+                ["OR", ["arg_name", "==", "a"], ["arg_name", "==", "json"]],
+                ["arg_age", "==", 20]
+            ]),
+            true,
+        ),
+        (
+            json!([
+                "OR",
+                [["arg_name", "==", "json"], ["arg_age", "==", 1]],
+                [["arg_text", "==", "abc"]]
+            ]),
+            true,
+        ),
+    ];
+    for (rule, want) in cases {
+        let expr = Expr::compile(&rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
+        assert_eq!(expr.eval(&v), want, "rule {rule}");
+    }
+}
+
+#[test]
+fn rejects_table() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!(["arg_a", "==", "1"]),
+            "rule should be wrapped inside brackets",
+        ),
+        (
+            json!(["arg_a", "1"]),
+            "rule should be wrapped inside brackets",
+        ),
+        (json!({"a": 1}), "rule should be an array"),
+        (json!("arg_a"), "rule should be an array"),
+        (json!([["arg_a", "foo", "1"]]), "invalid operator 'foo'"),
+        (
+            json!([["arg_a", "!", "bar", "1"]]),
+            "invalid operator 'bar'",
+        ),
+        (
+            json!([["arg_a", "~~", "(unclosed"]]),
+            "invalid regex '(unclosed'",
+        ),
+        (json!([["arg_a", "~*", "a{2,1}"]]), "invalid regex"),
+        (json!([["arg_a", "~~", 5]]), "expected a regex string"),
+        (
+            json!(["OR", ["arg_a", "==", "1"]]),
+            "logical operator 'OR' needs at least two operands",
+        ),
+        (
+            json!(["AND"]),
+            "logical operator 'AND' needs at least two operands",
+        ),
+        (
+            json!([["!OR", ["a", "1"]]]),
+            "logical operator '!OR' needs at least two operands",
+        ),
+        (json!([["arg_a", "in", "x"]]), "expected an array"),
+        (
+            json!([["arg_a", "has", ["x"]]]),
+            "expected a string or a number",
+        ),
+        (
+            json!([["arg_a", "ipmatch", ["10.0.0.300"]]]),
+            "invalid IP or CIDR '10.0.0.300'",
+        ),
+        (json!([["arg_a", "ipmatch", [5]]]), "invalid IP or CIDR '5'"),
+        (json!([["arg_a"]]), "an expression has 2 to 4 elements"),
+        (
+            json!([["arg_a", "==", "1", "2", "3"]]),
+            "an expression has 2 to 4 elements",
+        ),
+        (json!([[1, "==", "1"]]), "invalid expression"),
+        (json!([["arg_a", 1, "1"]]), "the operator must be a string"),
+        (json!([5]), "invalid expression"),
+        (json!([["arg_a", "==", "1", "2"]]), "needs \"!\""),
+        (json!(["OR", ["a", "1"], "b"]), "rule should be an array"),
+    ];
+    for (rule, want) in cases {
+        match Expr::compile(&rule) {
+            Ok(_) => panic!("{rule} compiled, expected error containing {want:?}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains(want), "{rule}: got {msg:?}, want {want:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn error_variants_are_typed() {
+    assert!(matches!(
+        Expr::compile(&json!(["uri", "==", "/"])),
+        Err(ExprError::NotWrapped)
+    ));
+    assert!(matches!(
+        Expr::compile(&json!([["uri", "regex", "/"]])),
+        Err(ExprError::InvalidOperator(op)) if op == "regex"
+    ));
+}

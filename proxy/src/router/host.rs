@@ -1,0 +1,127 @@
+//! Route host patterns: exact names, leading-`*` wildcards, `*` alone, optionally with a port.
+
+/// A lowercased route host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct HostPattern {
+    pub(crate) kind: HostKind,
+    /// The pattern names a port (`foo.com:8080`), so it is compared with the raw `Host` header.
+    pub(crate) with_port: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum HostKind {
+    /// `*`: any host.
+    Any,
+    /// `*<suffix>`: hosts that end with `suffix` and are longer than it.
+    Suffix(Box<str>),
+    Exact(Box<str>),
+}
+
+impl HostPattern {
+    /// Parses a route host; the text is lowercased here.
+    pub(crate) fn parse(host: &str) -> HostPattern {
+        let host = host.trim().to_ascii_lowercase();
+        let with_port = has_port(&host);
+        let kind = if host == "*" {
+            HostKind::Any
+        } else if let Some(suffix) = host.strip_prefix('*') {
+            HostKind::Suffix(suffix.into())
+        } else {
+            HostKind::Exact(host.into())
+        };
+        HostPattern { kind, with_port }
+    }
+
+    /// The pattern without its port, for indexing by the request's port-less host.
+    pub(crate) fn without_port(&self) -> HostKind {
+        if !self.with_port {
+            return self.kind.clone();
+        }
+        match &self.kind {
+            HostKind::Any => HostKind::Any,
+            HostKind::Suffix(s) => HostKind::Suffix(strip_port(s).into()),
+            HostKind::Exact(s) => HostKind::Exact(strip_port(s).into()),
+        }
+    }
+
+    /// Whether the request matches: ported patterns look at `raw_host`, others at `host`.
+    pub(crate) fn matches(&self, host: &str, raw_host: &str) -> bool {
+        let subject = if self.with_port { raw_host } else { host };
+        self.kind.matches(subject)
+    }
+}
+
+impl HostKind {
+    pub(crate) fn matches(&self, subject: &str) -> bool {
+        match self {
+            HostKind::Any => true,
+            HostKind::Suffix(s) => subject.len() > s.len() && subject.ends_with(&**s),
+            HostKind::Exact(s) => **s == *subject,
+        }
+    }
+}
+
+/// `foo.com:80` and `[::1]:80` have a port; `[::1]` and `foo.com` do not.
+fn has_port(host: &str) -> bool {
+    match host.rfind(']') {
+        Some(close) => host[close..].contains(':'),
+        None => host.contains(':'),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if !has_port(host) {
+        return host;
+    }
+    // A port is present, so there is a ':' to cut at.
+    host.rfind(':').map_or(host, |i| &host[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HostKind, HostPattern};
+
+    #[test]
+    fn host_pattern_table() {
+        // (pattern, host, raw_host, matches)
+        let cases = [
+            ("foo.com", "foo.com", "foo.com:8080", true),
+            ("FOO.com", "foo.com", "foo.com", true),
+            ("foo.com", "a.foo.com", "a.foo.com", false),
+            ("*.foo.com", "a.foo.com", "a.foo.com", true),
+            ("*.foo.com", "a.b.foo.com", "a.b.foo.com", true),
+            ("*.foo.com", "foo.com", "foo.com", false),
+            ("*.foo.com", ".foo.com", ".foo.com", false),
+            ("*foo.com", "barfoo.com", "barfoo.com", true),
+            ("*", "anything.org", "anything.org", true),
+            ("foo.com:8080", "foo.com", "foo.com:8080", true),
+            ("foo.com:8080", "foo.com", "foo.com:9090", false),
+            ("foo.com:8080", "foo.com", "foo.com", false),
+            ("*.foo.com:8080", "a.foo.com", "a.foo.com:8080", true),
+            ("[::1]:8080", "[::1]", "[::1]:8080", true),
+            ("[::1]", "[::1]", "[::1]:8080", true),
+        ];
+        for (pattern, host, raw, want) in cases {
+            let p = HostPattern::parse(pattern);
+            assert_eq!(p.matches(host, raw), want, "{pattern} vs {host} / {raw}");
+        }
+    }
+
+    #[test]
+    fn without_port_table() {
+        let cases = [
+            ("foo.com:8080", HostKind::Exact("foo.com".into())),
+            ("*.foo.com:1", HostKind::Suffix(".foo.com".into())),
+            ("[::1]:80", HostKind::Exact("[::1]".into())),
+            ("[::1]", HostKind::Exact("[::1]".into())),
+            ("*", HostKind::Any),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(
+                HostPattern::parse(pattern).without_port(),
+                want,
+                "{pattern}"
+            );
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! HTTP route matching with APISIX's lua-resty-radixtree semantics.
+//!
+//! # Layout
+//! - [`expr`]: the `vars` expression language (lua-resty-expr).
+//! - `path`: a route `uri` parsed into an index key plus the rest to check.
+//! - `host`: route host patterns (exact, leading-`*` wildcard, `*`, with or without port).
+//!
+//! # Design
+//! [`Router::build`] turns the route list into indexes once; [`Router::find`] only does hash
+//! lookups, a patricia-tree prefix walk and per-candidate checks, without allocating unless the
+//! winning route captures parameters.
+//!
+//! A URI index has two parts. Patterns without `*` (and without `:name` when parameters are
+//! on) are exact and live in a hash map keyed by the whole path. Every other pattern is keyed
+//! by its literal text before the first `*` / `:name` in a [`PatriciaMap`]; a trailing `*`
+//! needs no further check (`/foo*` matches `/foo`, `/foobar`, `/foo/x`; `/foo/*` matches
+//! `/foo/` and `/foo/a/b` but not `/foo`), anything else (`/a/*/c`, `/user/:id`) is checked
+//! against the rest of the path, which it must match entirely.
+//!
+//! Wildcards and parameters: `*` matches any text, `/` included, possibly empty. With
+//! [`RouterKind::UriWithParameter`], `:name` matches one non-empty segment (`[^/]+`) and
+//! `*name` the rest of the path; a bare `*` is captured under the name `ext`. A name is a run
+//! of `[A-Za-z0-9_]`; a `:` not followed by one is literal. With the other kinds `:` is always
+//! literal and nothing is captured.
+//!
+//! # Order: which route wins
+//! Candidates are tried in this order, and the first one that passes every check wins:
+//! 1. routes whose pattern is exactly the path;
+//! 2. prefix routes, from the longest matching key to the shortest;
+//! 3. within one key: higher `priority` first, then the longer original `uri` pattern, then
+//!    the smaller route `id` (byte order) as the stable tie-break.
+//!
+//! The checks are: method, remote address, host (per-route filter for [`RouterKind::Uri`] and
+//! [`RouterKind::UriWithParameter`], and for host patterns carrying a port, which compare with
+//! the raw `Host` header), the rest of the path pattern, then `vars` (which can read the
+//! candidate's own captures as `uri_param_<name>`).
+//!
+//! With [`RouterKind::HostUri`] routes that have hosts are indexed by host, each host owning a
+//! URI index as above; routes without hosts form one host-less URI index. Lookup tries the
+//! exact host, then wildcard hosts from the longest suffix to the shortest (`*.foo.com`
+//! matches `a.foo.com` and `a.b.foo.com`, not `foo.com`), then `*`, and only when none of them
+//! yields a route, the host-less index. So a route with hosts beats every route without hosts,
+//! whatever their priorities. Host lookup is one hash lookup per candidate suffix.
+
+pub mod expr;
+mod host;
+mod path;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use http::Method;
+use ipnet::IpNet;
+use patricia_tree::PatriciaMap;
+
+use self::expr::{Expr, Vars};
+use self::host::{HostKind, HostPattern};
+use self::path::PathPattern;
+
+/// Which router APISIX's `apisix.router.http` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouterKind {
+    /// `radixtree_host_uri` (the default): index by host, then by URI.
+    #[default]
+    HostUri,
+    /// `radixtree_uri`: index by URI only; hosts are a per-route filter; `:` is literal.
+    Uri,
+    /// `radixtree_uri_with_parameter`: like [`RouterKind::Uri`] with `:name` / `*name`.
+    UriWithParameter,
+}
+
+impl RouterKind {
+    /// Maps the configuration name (`radixtree_host_uri`, `radixtree_uri`,
+    /// `radixtree_uri_with_parameter`) to a kind; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<RouterKind> {
+        match name {
+            "radixtree_host_uri" => Some(RouterKind::HostUri),
+            "radixtree_uri" => Some(RouterKind::Uri),
+            "radixtree_uri_with_parameter" => Some(RouterKind::UriWithParameter),
+            _ => None,
+        }
+    }
+
+    /// The configuration name of this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouterKind::HostUri => "radixtree_host_uri",
+            RouterKind::Uri => "radixtree_uri",
+            RouterKind::UriWithParameter => "radixtree_uri_with_parameter",
+        }
+    }
+}
+
+/// One route as the router needs it. Routes with `status: 0` are left out by the caller.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Opaque, returned on match (an index into the caller's route table).
+    pub value: u32,
+    /// Route id, for the stable tie-break.
+    pub id: String,
+    /// URI patterns (`uri` and `uris`).
+    pub uris: Vec<String>,
+    /// Effective hosts (the route's own or inherited from its service); may hold leading-`*`
+    /// wildcards, `*` alone, or `host:port`. Lowercased by [`Router::build`].
+    pub hosts: Vec<String>,
+    /// Allowed methods; empty means any.
+    pub methods: Vec<Method>,
+    /// Allowed client addresses and networks; empty means any.
+    pub remote_addrs: Vec<IpNet>,
+    /// The compiled `vars` rule, if any.
+    pub vars: Option<Expr>,
+    /// Higher wins among candidates with the same path key.
+    pub priority: i64,
+}
+
+/// What the router needs to know about a request.
+pub struct RequestInfo<'a> {
+    /// Already normalised and percent-decoded by the caller.
+    pub path: &'a str,
+    /// `Host` without port, lowercased.
+    pub host: &'a str,
+    /// `Host` header as sent (lowercased), may include `:port`.
+    pub raw_host: &'a str,
+    /// Request method.
+    pub method: &'a Method,
+    /// Client address (after real-ip processing).
+    pub remote_addr: IpAddr,
+    /// Request variables for `vars` rules.
+    pub vars: &'a dyn Vars,
+}
+
+/// The winning route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'r, 'p> {
+    /// [`RouteSpec::value`] of the route.
+    pub value: u32,
+    /// Captured `(name, value)` pairs in pattern order; empty unless
+    /// [`RouterKind::UriWithParameter`].
+    pub params: Vec<(&'r str, &'p str)>,
+}
+
+/// The compiled route index. Build once per configuration version; share immutably.
+pub struct Router {
+    kind: RouterKind,
+    routes: Vec<RouteData>,
+    /// Routes with hosts, for [`RouterKind::HostUri`]; empty otherwise.
+    hosts: HostIndex,
+    /// Host-less routes for [`RouterKind::HostUri`]; all routes otherwise.
+    uris: UriIndex,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field("kind", &self.kind)
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is checked per route, whichever index entry led to it.
+struct RouteData {
+    value: u32,
+    id: Box<str>,
+    priority: i64,
+    methods: MethodSet,
+    remote_addrs: Vec<IpNet>,
+    /// Per-route host filter ([`RouterKind::Uri`] kinds only; empty means any).
+    hosts: Vec<HostPattern>,
+    vars: Option<Expr>,
+}
+
+/// One (route, uri[, host]) combination stored under a path key.
+struct Entry {
+    route: u32,
+    pattern: PathPattern,
+    uri_len: usize,
+    /// Set when the entry was indexed under a host written with a port.
+    port_host: Option<HostPattern>,
+}
+
+/// A fast, non-cryptographic hasher (FxHash) for keys that come from configuration; lookups
+/// with request data never insert, so hash flooding cannot degrade the tables.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
+
+#[derive(Default)]
+struct UriIndex {
+    exact: FastMap<Vec<Entry>>,
+    prefix: PatriciaMap<Vec<Entry>>,
+}
+
+#[derive(Default)]
+struct HostIndex {
+    exact: FastMap<UriIndex>,
+    /// Keyed by the text after the leading `*`.
+    suffix: FastMap<UriIndex>,
+    /// Lengths of `suffix` keys that do not start with `.`, longest first; those cannot be
+    /// found by walking label boundaries.
+    odd_suffix_lens: Vec<usize>,
+    any: Option<UriIndex>,
+}
+
+/// Request methods as a bit set, with a list for extension methods.
+#[derive(Default)]
+struct MethodSet {
+    bits: u16,
+    others: Vec<Method>,
+}
+
+const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+fn method_bit(m: &Method) -> Option<u16> {
+    STANDARD_METHODS
+        .iter()
+        .position(|s| s == m)
+        .map(|i| 1u16 << i)
+}
+
+impl MethodSet {
+    fn new(methods: &[Method]) -> MethodSet {
+        let mut set = MethodSet::default();
+        for m in methods {
+            match method_bit(m) {
+                Some(bit) => set.bits |= bit,
+                None => set.others.push(m.clone()),
+            }
+        }
+        set
+    }
+
+    fn allows(&self, m: &Method) -> bool {
+        if self.bits == 0 && self.others.is_empty() {
+            return true;
+        }
+        match method_bit(m) {
+            Some(bit) => self.bits & bit != 0,
+            None => self.others.contains(m),
+        }
+    }
+}
+
+impl UriIndex {
+    fn insert(&mut self, entry: Entry) {
+        if entry.pattern.exact {
+            self.exact
+                .entry(entry.pattern.key.clone())
+                .or_default()
+                .push(entry);
+        } else {
+            let key = entry.pattern.key.as_bytes().to_vec();
+            match self.prefix.get_mut(&key) {
+                Some(list) => list.push(entry),
+                None => {
+                    self.prefix.insert(key, vec![entry]);
+                }
+            }
+        }
+    }
+
+    fn sort(&mut self, routes: &[RouteData]) {
+        let order = |a: &Entry, b: &Entry| {
+            let (ra, rb) = (&routes[a.route as usize], &routes[b.route as usize]);
+            rb.priority
+                .cmp(&ra.priority)
+                .then(b.uri_len.cmp(&a.uri_len))
+                .then(ra.id.as_bytes().cmp(rb.id.as_bytes()))
+        };
+        for list in self.exact.values_mut() {
+            list.sort_by(order);
+        }
+        for list in self.prefix.values_mut() {
+            list.sort_by(order);
+        }
+    }
+
+    fn find<'r, 'p>(&'r self, router: &'r Router, req: &RequestInfo<'p>) -> Option<Match<'r, 'p>> {
+        let mut params = Vec::new();
+        if let Some(list) = self.exact.get(req.path) {
+            for entry in list {
+                if let Some(value) = router.check(entry, req, &mut params) {
+                    return Some(Match { value, params });
+                }
+            }
+        }
+        let mut probe = req.path.as_bytes();
+        while let Some((key, list)) = self.prefix.get_longest_common_prefix(probe) {
+            for entry in list {
+                if let Some(value) = router.check(entry, req, &mut params) {
+                    return Some(Match { value, params });
+                }
+            }
+            // The next candidate key is strictly shorter than this one.
+            match key.len().checked_sub(1) {
+                Some(shorter) => probe = &probe[..shorter],
+                None => break,
+            }
+        }
+        None
+    }
+}
+
+/// The caller's variables plus the candidate's captured parameters as `uri_param_<name>`.
+struct ParamVars<'a, 'r, 'p> {
+    inner: &'a dyn Vars,
+    params: &'a [(&'r str, &'p str)],
+}
+
+impl Vars for ParamVars<'_, '_, '_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        if let Some(param) = name.strip_prefix("uri_param_") {
+            if let Some((_, value)) = self.params.iter().find(|(k, _)| *k == param) {
+                return Some(Cow::Borrowed(value));
+            }
+        }
+        self.inner.get(name)
+    }
+}
+
+impl HostIndex {
+    fn sub_index(&mut self, kind: HostKind) -> &mut UriIndex {
+        match kind {
+            HostKind::Any => self.any.get_or_insert_with(UriIndex::default),
+            HostKind::Suffix(s) if s.is_empty() => self.any.get_or_insert_with(UriIndex::default),
+            HostKind::Suffix(s) => self.suffix.entry(s).or_default(),
+            HostKind::Exact(h) => self.exact.entry(h).or_default(),
+        }
+    }
+
+    fn finish(&mut self, routes: &[RouteData]) {
+        let mut lens: Vec<usize> = self
+            .suffix
+            .keys()
+            .filter(|k| !k.starts_with('.'))
+            .map(|k| k.len())
+            .collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        lens.dedup();
+        self.odd_suffix_lens = lens;
+        for index in self.exact.values_mut().chain(self.suffix.values_mut()) {
+            index.sort(routes);
+        }
+        if let Some(index) = &mut self.any {
+            index.sort(routes);
+        }
+    }
+
+    fn find<'r, 'p>(&'r self, router: &'r Router, req: &RequestInfo<'p>) -> Option<Match<'r, 'p>> {
+        let host = req.host;
+        if let Some(found) = self.exact.get(host).and_then(|i| i.find(router, req)) {
+            return Some(found);
+        }
+        if !self.suffix.is_empty() {
+            // Walk candidate suffix lengths, longest first: every label boundary (a `.` that
+            // is not the first byte) merged with the lengths of non-`.` wildcard suffixes.
+            let len = host.len();
+            let bytes = host.as_bytes();
+            let mut dot = 1;
+            let mut odd = self
+                .odd_suffix_lens
+                .iter()
+                .copied()
+                .filter(|&l| l < len)
+                .peekable();
+            loop {
+                while dot < len && bytes[dot] != b'.' {
+                    dot += 1;
+                }
+                let dot_len = (dot < len).then(|| len - dot);
+                let suffix_len = match (dot_len, odd.peek().copied()) {
+                    (None, None) => break,
+                    (Some(d), Some(o)) if o > d => {
+                        odd.next();
+                        o
+                    }
+                    (Some(d), o) => {
+                        if o == Some(d) {
+                            odd.next();
+                        }
+                        dot += 1;
+                        d
+                    }
+                    (None, Some(o)) => {
+                        odd.next();
+                        o
+                    }
+                };
+                let start = len - suffix_len;
+                if !host.is_char_boundary(start) {
+                    continue;
+                }
+                if let Some(found) = self
+                    .suffix
+                    .get(&host[start..])
+                    .and_then(|i| i.find(router, req))
+                {
+                    return Some(found);
+                }
+            }
+        }
+        self.any.as_ref().and_then(|i| i.find(router, req))
+    }
+}
+
+impl Router {
+    /// Builds the index. Host patterns are lowercased here; URI patterns are parsed according
+    /// to `kind` (see the module docs).
+    pub fn build(kind: RouterKind, routes: Vec<RouteSpec>) -> Router {
+        let params = kind == RouterKind::UriWithParameter;
+        let mut router = Router {
+            kind,
+            routes: Vec::with_capacity(routes.len()),
+            hosts: HostIndex::default(),
+            uris: UriIndex::default(),
+        };
+        for spec in routes {
+            let Ok(route) = u32::try_from(router.routes.len()) else {
+                // More than 4 billion routes cannot be configured; ignore the excess.
+                break;
+            };
+            let mut hosts: Vec<HostPattern> =
+                spec.hosts.iter().map(|h| HostPattern::parse(h)).collect();
+            hosts.sort();
+            hosts.dedup();
+            for uri in &spec.uris {
+                let pattern = PathPattern::parse(uri, params);
+                if kind == RouterKind::HostUri && !hosts.is_empty() {
+                    for host in &hosts {
+                        let entry = Entry {
+                            route,
+                            pattern: pattern.clone(),
+                            uri_len: uri.len(),
+                            port_host: host.with_port.then(|| host.clone()),
+                        };
+                        router.hosts.sub_index(host.without_port()).insert(entry);
+                    }
+                } else {
+                    router.uris.insert(Entry {
+                        route,
+                        pattern,
+                        uri_len: uri.len(),
+                        port_host: None,
+                    });
+                }
+            }
+            router.routes.push(RouteData {
+                value: spec.value,
+                id: spec.id.into_boxed_str(),
+                priority: spec.priority,
+                methods: MethodSet::new(&spec.methods),
+                remote_addrs: spec.remote_addrs,
+                hosts: if kind == RouterKind::HostUri {
+                    Vec::new()
+                } else {
+                    hosts
+                },
+                vars: spec.vars,
+            });
+        }
+        router.hosts.finish(&router.routes);
+        router.uris.sort(&router.routes);
+        router
+    }
+
+    /// The best route for `req` (see the module docs for the order), or `None`.
+    pub fn find<'r, 'p>(&'r self, req: &RequestInfo<'p>) -> Option<Match<'r, 'p>> {
+        if self.kind == RouterKind::HostUri {
+            if let Some(found) = self.hosts.find(self, req) {
+                return Some(found);
+            }
+        }
+        self.uris.find(self, req)
+    }
+
+    /// The kind this router was built with.
+    pub fn kind(&self) -> RouterKind {
+        self.kind
+    }
+
+    /// Number of routes indexed.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether no route is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Runs every check but the path key on one candidate; on success returns its value with
+    /// its captures in `params`, on failure leaves `params` empty.
+    fn check<'r, 'p>(
+        &'r self,
+        entry: &'r Entry,
+        req: &RequestInfo<'p>,
+        params: &mut Vec<(&'r str, &'p str)>,
+    ) -> Option<u32> {
+        // `entry.route` was assigned as an index into `self.routes` by `build`.
+        let route = self.routes.get(entry.route as usize)?;
+        if !route.methods.allows(req.method) {
+            return None;
+        }
+        if !route.remote_addrs.is_empty() {
+            let addr = req.remote_addr.to_canonical();
+            if !route.remote_addrs.iter().any(|net| net.contains(&addr)) {
+                return None;
+            }
+        }
+        if let Some(host) = &entry.port_host {
+            if !host.matches(req.host, req.raw_host) {
+                return None;
+            }
+        }
+        if !route.hosts.is_empty()
+            && !route
+                .hosts
+                .iter()
+                .any(|h| h.matches(req.host, req.raw_host))
+        {
+            return None;
+        }
+        if !entry.pattern.matches_tail(req.path, params) {
+            return None;
+        }
+        if let Some(vars) = &route.vars {
+            let ok = if params.is_empty() {
+                vars.eval(req.vars)
+            } else {
+                vars.eval(&ParamVars {
+                    inner: req.vars,
+                    params,
+                })
+            };
+            if !ok {
+                params.clear();
+                return None;
+            }
+        }
+        Some(route.value)
+    }
+}
