@@ -387,6 +387,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn shared_across_threads_keeps_exact_weights() {
+        let b = std::sync::Arc::new(Balancer::new(
+            Kind::RoundRobin,
+            vec![node("a", 1, 0), node("b", 2, 0), node("c", 7, 0)],
+        ));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let b = std::sync::Arc::clone(&b);
+                std::thread::spawn(move || {
+                    let mut counts = [0usize; 3];
+                    for _ in 0..2_500 {
+                        counts[b.pick(None, &[]).expect("a node")] += 1;
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let mut total = [0usize; 3];
+        for h in handles {
+            let counts = h.join().expect("picker thread");
+            for (t, c) in total.iter_mut().zip(counts) {
+                *t += c;
+            }
+        }
+        // 10 000 picks are 1 000 full rounds of the smooth algorithm, whatever the interleaving.
+        assert_eq!(total, [1_000, 2_000, 7_000]);
+    }
+
+    #[test]
     fn hash_is_stable() {
         // Fixed values: ring placement must not change between builds.
         // FNV-1a("a") = 0xaf63dc4c8601ec8c, then fmix64.
