@@ -422,7 +422,8 @@ impl NodeConfig {
             return Ok((NodeConfig::default(), Vec::new()));
         }
         let mut unknown = Vec::new();
-        let ignored = serde_ignored::Deserializer::new(value, |path| unknown.push(path.to_string()));
+        let mut collect = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let ignored = serde_ignored::Deserializer::new(value, &mut collect);
         let config: NodeConfig = serde_path_to_error::deserialize(ignored)
             .map_err(|e| one(e.path().to_string(), e.inner().to_string()))?;
         Ok((config, unknown))

@@ -5,6 +5,7 @@
 //! The access-log line is written when the body finishes or is dropped (client gone), so it has
 //! the final byte count.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;

@@ -51,7 +51,7 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
             Ok(p) => p,
             Err(e) => break 'route Err(GatewayError::BadPath(e)),
         };
-        let mut vars = RequestVars {
+        let vars = RequestVars {
             parts: &parts,
             path: &path,
             host,
@@ -60,15 +60,15 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
             params: &[],
             route: None,
         };
-        let info = RequestInfo {
+        let found = snapshot.router.find(&RequestInfo {
             path: &path,
             host,
             raw_host: &raw_host,
             method: &parts.method,
             remote_addr: client,
             vars: &vars,
-        };
-        let Some(found) = snapshot.router.find(&info) else {
+        });
+        let Some(found) = found else {
             break 'route Err(GatewayError::RouteNotFound);
         };
         let route = &snapshot.routes[found.value as usize];
@@ -82,9 +82,11 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
             Target::MissingService => break 'route Err(GatewayError::ServiceNotFound),
             Target::MissingUpstream => break 'route Err(GatewayError::UpstreamNotFound),
         };
-        vars.params = &found.params;
-        vars.route = Some(route);
-        let hash_key = backend.hash_key(&vars);
+        let hash_key = backend.hash_key(&RequestVars {
+            params: &found.params,
+            route: Some(route),
+            ..vars
+        });
         let path_and_query = match &path {
             Cow::Borrowed(_) => parts.uri.path_and_query().cloned(),
             Cow::Owned(p) => {

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -78,7 +79,7 @@ impl ClientCache {
                 message,
             };
             let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-            let certs = rustls_pemfile_certs(&pem).map_err(err)?;
+            let certs = pem_certs(&pem).map_err(err)?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(err("no certificate found".to_owned()));
@@ -123,7 +124,7 @@ impl ClientCache {
         let tls = match &key.client_cert {
             None => builder.with_no_client_auth(),
             Some((cert, private_key)) => {
-                let certs = rustls_pemfile_certs(cert.as_bytes()).map_err(ClientError::ClientCert)?;
+                let certs = pem_certs(cert.as_bytes()).map_err(ClientError::ClientCert)?;
                 let key = PrivateKeyDer::from_pem_slice(private_key.as_bytes())
                     .map_err(|e| ClientError::ClientCert(format!("client_key: {e}")))?;
                 builder
@@ -149,8 +150,7 @@ impl ClientCache {
     }
 }
 
-fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
+fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;

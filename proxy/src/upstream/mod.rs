@@ -82,7 +82,6 @@ pub struct Backend {
     /// The definition it was built from (a new snapshot reuses the backend while this is equal).
     pub definition: model::Upstream,
     balancer: Balancer,
-    hash_on: Option<HashOn>,
     nodes: Vec<NodeAddr>,
     /// Further tries after a failed one.
     pub retries: u32,
@@ -141,10 +140,10 @@ impl Backend {
                 _ => HashOn::Vars(key),
             }
         });
-        let kind = match (definition.kind(), &hash_on) {
+        let kind = match (definition.kind(), hash_on) {
             ("least_conn", _) => Kind::LeastConn,
             ("ewma", _) => Kind::Ewma,
-            (_, Some(h)) => Kind::Chash(h.clone()),
+            (_, Some(h)) => Kind::Chash(h),
             _ => Kind::RoundRobin,
         };
         let pass_host = match definition.pass_host.as_deref() {
@@ -166,7 +165,6 @@ impl Backend {
             key,
             definition: definition.clone(),
             balancer: Balancer::new(kind, nodes),
-            hash_on,
             nodes: addrs,
             retries,
             retry_timeout: definition
@@ -184,7 +182,7 @@ impl Backend {
 
     /// The chash key of a request (None for other balancers or when the key is missing).
     pub fn hash_key(&self, vars: &dyn Vars) -> Option<String> {
-        self.hash_on.as_ref().and_then(|h| h.key(vars))
+        self.balancer.hash_on().and_then(|h| h.key(vars))
     }
 
     /// The node addresses, in balancer order.

@@ -32,7 +32,6 @@ mod key;
 mod least_conn;
 mod roundrobin;
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -55,13 +54,7 @@ pub struct Node {
     pub priority: i32,
 }
 
-/// Read access to request variables (nginx-style names such as `uri`, `http_x_user`, `cookie_sid`).
-///
-/// At merge this is replaced by `crate::router::expr::Vars`, which has exactly this signature.
-pub trait Vars {
-    /// The value of variable `name`, or `None` when it is not set for this request.
-    fn get(&self, name: &str) -> Option<Cow<'_, str>>;
-}
+pub use crate::router::expr::Vars;
 
 /// The balancing algorithm of an upstream (APISIX `type`).
 #[derive(Clone, Debug, PartialEq, Eq)]
