@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing_appender::non_blocking::WorkerGuard;
 
+use crate::admin::status;
 use crate::config::LoadedConfig;
 use crate::observe::AccessLog;
 use crate::router::RouterKind;
@@ -62,6 +63,8 @@ pub enum StartError {
 /// A running gateway.
 pub struct Gateway {
     addrs: Vec<SocketAddr>,
+    status_addr: Option<SocketAddr>,
+    status: Option<JoinHandle<()>>,
     state: Arc<State>,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
@@ -75,6 +78,11 @@ impl Gateway {
         &self.addrs
     }
 
+    /// The bound status API address, if enabled.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status_addr
+    }
+
     /// The version of the snapshot currently serving.
     pub fn snapshot_version(&self) -> u64 {
         self.state.snapshot.load().version
@@ -83,6 +91,9 @@ impl Gateway {
     /// Stops accepting, drains requests in flight (up to the shutdown deadline) and returns.
     pub async fn shutdown(self) {
         self.watcher.abort();
+        if let Some(status) = &self.status {
+            status.abort();
+        }
         let _ = self.stop.send(());
         let _ = self.server.await;
     }
@@ -118,13 +129,18 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         tracing::warn!(path = %path.display(), "declarative config file not found; serving no routes until it appears");
         Snapshot::empty(router)
     };
-    tracing::info!(routes = first.routes.len(), version = first.version, "config loaded");
+    tracing::info!(
+        routes = first.routes.len(),
+        version = first.version,
+        "config loaded"
+    );
 
     let (access_log, guard) = if http.enable_access_log {
-        let (log, guard) = AccessLog::open(&http.access_log).map_err(|source| StartError::AccessLog {
-            path: http.access_log.clone(),
-            source,
-        })?;
+        let (log, guard) =
+            AccessLog::open(&http.access_log).map_err(|source| StartError::AccessLog {
+                path: http.access_log.clone(),
+                source,
+            })?;
         (Some(log), Some(guard))
     } else {
         (None, None)
@@ -171,6 +187,24 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         access_log,
     });
 
+    let (status_addr, status) = match &config.apisix.status {
+        Some(listen) => {
+            let addr = SocketAddr::new(listen.ip, listen.port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            tracing::info!(%addr, "status API listening");
+            (
+                Some(addr),
+                Some(tokio::spawn(status::serve(listener, state.clone()))),
+            )
+        }
+        None => (None, None),
+    };
+
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(bound, state.clone(), async {
         let _ = stopped.await;
@@ -183,6 +217,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     }));
     Ok(Gateway {
         addrs,
+        status_addr,
+        status,
         state,
         stop,
         server,
@@ -208,7 +244,11 @@ fn reload(path: &Path, builder: &Mutex<Builder>, state: &State) {
             return;
         }
     };
-    tracing::info!(routes = snapshot.routes.len(), version = snapshot.version, "config reloaded");
+    tracing::info!(
+        routes = snapshot.routes.len(),
+        version = snapshot.version,
+        "config reloaded"
+    );
     state.snapshot.store(Arc::new(snapshot));
 }
 

@@ -13,9 +13,11 @@
 //! - [`router`]: the route index and matching; `router::expr` is the `vars` language.
 //! - [`upstream`]: balancers, connection pools, retries and timeouts.
 //! - [`server`]: listeners, connections, the request pipeline, gateway-made responses.
+//! - [`admin`]: management endpoints (the status API so far).
 //! - [`observe`]: error log setup and the access log.
 //! - [`gateway`]: wires all of the above into a running gateway.
 
+pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod model;

@@ -47,6 +47,23 @@ pub struct ApisixSection {
     pub show_upstream_status_in_response_header: bool,
     /// TLS settings.
     pub ssl: SslSection,
+    /// Status API address (`{ip, port}`); off when absent.
+    pub status: Option<StatusListen>,
+}
+
+/// `apisix.status`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusListen {
+    /// Address to bind (default `127.0.0.1`).
+    #[serde(default = "loopback")]
+    pub ip: IpAddr,
+    /// Port to bind.
+    pub port: u16,
+}
+
+fn loopback() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
 /// `apisix.ssl`.
@@ -81,6 +98,7 @@ impl Default for ApisixSection {
             enable_server_tokens: true,
             show_upstream_status_in_response_header: false,
             ssl: SslSection::default(),
+            status: None,
         }
     }
 }
@@ -449,10 +467,16 @@ impl NodeConfig {
         }
         let listeners = self.apisix.node_listen.listeners();
         if listeners.is_empty() {
-            err("apisix.node_listen", "at least one listener is required".to_owned());
+            err(
+                "apisix.node_listen",
+                "at least one listener is required".to_owned(),
+            );
         }
         for (i, l) in listeners.iter().enumerate() {
-            if listeners[..i].iter().any(|o| o.addr == l.addr && l.addr.port() != 0) {
+            if listeners[..i]
+                .iter()
+                .any(|o| o.addr == l.addr && l.addr.port() != 0)
+            {
                 err(
                     &format!("apisix.node_listen[{i}]"),
                     format!("{} is listed twice", l.addr),
@@ -468,7 +492,10 @@ impl NodeConfig {
             }
         }
         if let WorkerProcesses::Count(0) = self.nginx_config.worker_processes {
-            err("nginx_config.worker_processes", "must be at least 1".to_owned());
+            err(
+                "nginx_config.worker_processes",
+                "must be at least 1".to_owned(),
+            );
         }
         if crate::observe::parse_level(&self.nginx_config.error_log_level).is_none() {
             err(
@@ -548,9 +575,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_reported_not_fatal() {
-        let (_, unknown) =
-            NodeConfig::parse("apisix:\n  enable_ipv6: true\n  node_listen: [9080]\nplugins: [a]\n")
-                .expect("valid");
+        let (_, unknown) = NodeConfig::parse(
+            "apisix:\n  enable_ipv6: true\n  node_listen: [9080]\nplugins: [a]\n",
+        )
+        .expect("valid");
         assert_eq!(unknown, vec!["apisix.enable_ipv6", "plugins"]);
     }
 

@@ -54,8 +54,7 @@ impl<'de> Deserialize<'de> for Id {
 /// Whether `s` is a valid string id.
 pub fn is_valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
@@ -140,7 +139,10 @@ impl<'a> Checker<'a> {
         let Some(t) = t else { return };
         for (name, v) in [("connect", t.connect), ("send", t.send), ("read", t.read)] {
             if !(v > 0.0 && v.is_finite()) {
-                self.error(&format!("timeout.{name}"), "must be a number greater than 0");
+                self.error(
+                    &format!("timeout.{name}"),
+                    "must be a number greater than 0",
+                );
             }
         }
     }
@@ -148,7 +150,10 @@ impl<'a> Checker<'a> {
     /// Checks a `plugins` map. No plugin is built in yet, so any entry is an unknown plugin.
     pub fn plugins(&mut self, plugins: Option<&serde_json::Map<String, serde_json::Value>>) {
         for name in plugins.into_iter().flat_map(|p| p.keys()) {
-            self.error(&format!("plugins.{name}"), format!("unknown plugin [{name}]"));
+            self.error(
+                &format!("plugins.{name}"),
+                format!("unknown plugin [{name}]"),
+            );
         }
     }
 

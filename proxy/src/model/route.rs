@@ -170,19 +170,28 @@ impl Route {
             if !METHODS.contains(&m.as_str()) {
                 check.error(
                     &format!("methods[{i}]"),
-                    format!("invalid method `{m}`; expected one of {}", METHODS.join(", ")),
+                    format!(
+                        "invalid method `{m}`; expected one of {}",
+                        METHODS.join(", ")
+                    ),
                 );
             }
         }
         if let Err(e) = self.compiled_vars() {
-            check.error("vars", format!("failed to validate the 'vars' expression: {e}"));
+            check.error(
+                "vars",
+                format!("failed to validate the 'vars' expression: {e}"),
+            );
         }
         if self.status.is_some_and(|s| s > 1) {
             check.error("status", "must be 0 or 1");
         }
         check.timeout(self.timeout.as_ref());
         if self.filter_func.is_some() {
-            check.error("filter_func", "Lua filter functions are not supported; use `vars`");
+            check.error(
+                "filter_func",
+                "Lua filter functions are not supported; use `vars`",
+            );
         }
         if self.script.is_some() || self.script_id.is_some() {
             check.error("script", "Lua scripts are not supported");

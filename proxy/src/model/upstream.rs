@@ -264,7 +264,9 @@ impl Upstream {
         if !matches!(kind, "roundrobin" | "chash" | "least_conn" | "ewma") {
             check.error(
                 "type",
-                format!("unknown balancer `{kind}`; expected roundrobin, chash, least_conn or ewma"),
+                format!(
+                    "unknown balancer `{kind}`; expected roundrobin, chash, least_conn or ewma"
+                ),
             );
         }
         if self.service_name.is_some()
@@ -345,7 +347,10 @@ impl Upstream {
             "pass" | "node" => {}
             "rewrite" => {
                 if self.upstream_host.as_deref().unwrap_or("").is_empty() {
-                    check.error("upstream_host", "pass_host `rewrite` requires upstream_host");
+                    check.error(
+                        "upstream_host",
+                        "pass_host `rewrite` requires upstream_host",
+                    );
                 }
             }
             other => check.error(
@@ -360,12 +365,11 @@ impl Upstream {
             if tls.client_cert_id.is_some() {
                 check.error("tls.client_cert_id", "client_cert_id is not supported yet");
             }
-            for (name, pem) in [("client_cert", &tls.client_cert), ("client_key", &tls.client_key)]
-            {
-                if pem
-                    .as_deref()
-                    .is_some_and(|p| !p.contains("-----BEGIN"))
-                {
+            for (name, pem) in [
+                ("client_cert", &tls.client_cert),
+                ("client_key", &tls.client_key),
+            ] {
+                if pem.as_deref().is_some_and(|p| !p.contains("-----BEGIN")) {
                     check.error(&format!("tls.{name}"), "expected PEM text");
                 }
             }
@@ -378,7 +382,10 @@ impl Upstream {
                 check.error("keepalive_pool.requests", "must be at least 1");
             }
             if !(pool.idle_timeout >= 0.0 && pool.idle_timeout.is_finite()) {
-                check.error("keepalive_pool.idle_timeout", "must be a number of at least 0");
+                check.error(
+                    "keepalive_pool.idle_timeout",
+                    "must be a number of at least 0",
+                );
             }
         }
         if let Some(checks) = &self.checks {
@@ -411,7 +418,10 @@ mod tests {
         let hp = |s| HostPort::parse(s);
         assert_eq!(hp("a.com").map(|h| h.port), Ok(None));
         assert_eq!(hp("127.0.0.1:8080").map(|h| h.port), Ok(Some(8080)));
-        assert_eq!(hp("[::1]:81").map(|h| (h.host, h.port)), Ok(("[::1]".into(), Some(81))));
+        assert_eq!(
+            hp("[::1]:81").map(|h| (h.host, h.port)),
+            Ok(("[::1]".into(), Some(81)))
+        );
         assert_eq!(hp("[::1]").map(|h| h.port), Ok(None));
         assert!(hp("::1").expect_err("bare v6").contains("enclosed"));
         assert!(hp("a:0").is_err());
@@ -421,20 +431,28 @@ mod tests {
 
     #[test]
     fn node_forms_normalise() {
-        let u: Upstream = serde_json::from_str(
-            r#"{"scheme":"https","nodes":{"a.com":2,"10.0.0.1:8080":1}}"#,
-        )
-        .expect("map form");
+        let u: Upstream =
+            serde_json::from_str(r#"{"scheme":"https","nodes":{"a.com":2,"10.0.0.1:8080":1}}"#)
+                .expect("map form");
         let n = u.node_list();
-        assert_eq!((n[0].host.as_str(), n[0].port, n[0].weight), ("10.0.0.1", Some(8080), 1));
-        assert_eq!((n[1].host.as_str(), n[1].port, n[1].weight), ("a.com", Some(443), 2));
+        assert_eq!(
+            (n[0].host.as_str(), n[0].port, n[0].weight),
+            ("10.0.0.1", Some(8080), 1)
+        );
+        assert_eq!(
+            (n[1].host.as_str(), n[1].port, n[1].weight),
+            ("a.com", Some(443), 2)
+        );
         let u: Upstream = serde_json::from_str(
             r#"{"nodes":[{"host":"b","weight":3,"priority":-1},{"host":"c","port":81,"weight":0}]}"#,
         )
         .expect("list form");
         let n = u.node_list();
         assert_eq!((n[0].port, n[0].priority), (Some(80), Some(-1)));
-        assert_eq!((n[1].port, n[1].priority, n[1].weight), (Some(81), Some(0), 0));
+        assert_eq!(
+            (n[1].port, n[1].priority, n[1].weight),
+            (Some(81), Some(0), 0)
+        );
     }
 
     #[test]
@@ -462,6 +480,9 @@ mod tests {
             problems(r#"{"type":"chash","hash_on":"vars","key":"http_x","nodes":{}}"#),
             vec!["upstreams[0].key: invalid key `http_x` for hash_on vars"]
         );
-        assert_eq!(problems(r#"{"type":"roundrobin"}"#), vec!["upstreams[0].nodes: nodes is required"]);
+        assert_eq!(
+            problems(r#"{"type":"roundrobin"}"#),
+            vec!["upstreams[0].nodes: nodes is required"]
+        );
     }
 }

@@ -6,15 +6,14 @@
 //! where `upstream` is `-` when no node answered and times are seconds with millisecond precision.
 
 use std::io::Write;
-use std::path::Path;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::uri::Authority;
 use http::{Method, StatusCode, Uri, Version};
 
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
-
 
 /// What one access-log line says.
 pub struct AccessRecord {

@@ -106,8 +106,7 @@ impl Body for ResponseBody {
                     return Poll::Pending;
                 }
                 Poll::Ready(frame) => {
-                    if let Some(next) =
-                        tokio::time::Instant::now().checked_add(*this.read_timeout)
+                    if let Some(next) = tokio::time::Instant::now().checked_add(*this.read_timeout)
                     {
                         this.idle.as_mut().reset(next);
                     }

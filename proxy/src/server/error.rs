@@ -32,12 +32,14 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST,
                 r#"{"error_msg":"400 Bad Request: invalid request path"}"#,
             ),
-            GatewayError::RouteNotFound => {
-                (StatusCode::NOT_FOUND, r#"{"error_msg":"404 Route Not Found"}"#)
-            }
-            GatewayError::ServiceNotFound => {
-                (StatusCode::NOT_FOUND, r#"{"error_msg":"404 Service Not Found"}"#)
-            }
+            GatewayError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                r#"{"error_msg":"404 Route Not Found"}"#,
+            ),
+            GatewayError::ServiceNotFound => (
+                StatusCode::NOT_FOUND,
+                r#"{"error_msg":"404 Service Not Found"}"#,
+            ),
             GatewayError::NoUpstream => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"error_msg":"missing upstream configuration in Route or Service"}"#,
@@ -56,14 +58,19 @@ impl GatewayError {
             ),
             GatewayError::Upstream(
                 FailKind::Connect | FailKind::Broken | FailKind::RetryDeadline,
-            ) => (StatusCode::BAD_GATEWAY, r#"{"error_msg":"502 Bad Gateway"}"#),
+            ) => (
+                StatusCode::BAD_GATEWAY,
+                r#"{"error_msg":"502 Bad Gateway"}"#,
+            ),
         }
     }
 
     /// The response for this failure (the `Server` header is added by the pipeline).
     pub fn response(self) -> Response<ResponseBody> {
         let (status, body) = self.status_and_body();
-        let mut response = Response::new(ResponseBody::fixed(bytes::Bytes::from([body, "\n"].concat())));
+        let mut response = Response::new(ResponseBody::fixed(bytes::Bytes::from(
+            [body, "\n"].concat(),
+        )));
         *response.status_mut() = status;
         response
             .headers_mut()

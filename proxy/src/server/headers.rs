@@ -135,8 +135,14 @@ mod tests {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(wants_websocket(&h));
         strip_hop_by_hop(&mut h, true);
-        assert_eq!(h.get("upgrade").map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+        assert_eq!(
+            h.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            h.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
     }
 
     #[test]
@@ -152,7 +158,15 @@ mod tests {
         assert_eq!(get("x-forwarded-port").as_deref(), Some("8080"));
         assert_eq!(get("forwarded"), None);
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, "::1".parse().expect("ip"), Some(&HeaderValue::from_static("[::1]")), 9080);
-        assert_eq!(h.get("x-forwarded-port").map(|v| v.as_bytes()), Some(&b"9080"[..]));
+        set_forwarded(
+            &mut h,
+            "::1".parse().expect("ip"),
+            Some(&HeaderValue::from_static("[::1]")),
+            9080,
+        );
+        assert_eq!(
+            h.get("x-forwarded-port").map(|v| v.as_bytes()),
+            Some(&b"9080"[..])
+        );
     }
 }

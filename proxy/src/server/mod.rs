@@ -109,8 +109,14 @@ pub async fn serve(listeners: Vec<Bound>, state: Arc<State>, shutdown: impl Futu
     let _ = stop_tx.send(true);
     while accept_loops.join_next().await.is_some() {}
     let deadline = state.settings.shutdown_timeout;
-    if tokio::time::timeout(deadline, alive_rx.recv()).await.is_err() {
-        tracing::warn!(?deadline, "shutdown deadline passed with connections still open");
+    if tokio::time::timeout(deadline, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?deadline,
+            "shutdown deadline passed with connections still open"
+        );
     }
 }
 
@@ -162,9 +168,7 @@ async fn accept_loop(
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(pipeline::handle(&state, conn, req).await)
-            }
+            async move { Ok::<_, std::convert::Infallible>(pipeline::handle(&state, conn, req).await) }
         });
         let io = TokioIo::new(stream);
         let mut stop = stop.clone();

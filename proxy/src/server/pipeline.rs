@@ -11,33 +11,33 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
-use crate::observe::AccessRecord;
 use super::error::GatewayError;
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::path;
 use super::vars::RequestVars;
 use super::{ConnInfo, State};
+use crate::observe::AccessRecord;
 use crate::router::RequestInfo;
 use crate::snapshot::Target;
 use crate::upstream::body::BodySlot;
 use crate::upstream::{forward, RequestTemplate};
 
 /// Handles one request and always produces a response.
-pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    state: &State,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
     let client = client_ip(state, conn, &parts.headers);
-    let host_header = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let raw_host = host_header
         .as_ref()
         .and_then(|h| h.to_str().ok())
@@ -103,7 +103,12 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
         let mut upstream_headers = std::mem::take(&mut parts.headers);
         headers::strip_hop_by_hop(&mut upstream_headers, websocket);
         upstream_headers.remove(header::HOST);
-        headers::set_forwarded(&mut upstream_headers, client, host_header.as_ref(), conn.local.port());
+        headers::set_forwarded(
+            &mut upstream_headers,
+            client,
+            host_header.as_ref(),
+            conn.local.port(),
+        );
         let client_upgrade = websocket
             .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
@@ -136,8 +141,10 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
                 let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
                 headers::strip_hop_by_hop(&mut head.headers, upgraded);
                 if state.settings.show_upstream_status || head.status.is_server_error() {
-                    head.headers
-                        .insert(X_APISIX_UPSTREAM_STATUS.clone(), HeaderValue::from(head.status.as_u16()));
+                    head.headers.insert(
+                        X_APISIX_UPSTREAM_STATUS.clone(),
+                        HeaderValue::from(head.status.as_u16()),
+                    );
                 }
                 Ok(Response::from_parts(
                     head,
@@ -145,9 +152,7 @@ pub async fn handle(state: &State, conn: ConnInfo, req: Request<Incoming>) -> Re
                 ))
             }
             Err(failed) => {
-                upstream = failed
-                    .node
-                    .map(|n| backend.nodes()[n].authority.clone());
+                upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
                 Err(GatewayError::Upstream(failed.kind))
             }
         }

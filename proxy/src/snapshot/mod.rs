@@ -125,11 +125,23 @@ impl Builder {
                 continue;
             }
             let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
-            let service = route.service_id.as_ref().map(|sid| services.get(sid).copied());
+            let service = route
+                .service_id
+                .as_ref()
+                .map(|sid| services.get(sid).copied());
             let (target, hosts) = match service {
-                Some(None) => (Target::MissingService, route.host_list().unwrap_or_default()),
+                Some(None) => (
+                    Target::MissingService,
+                    route.host_list().unwrap_or_default(),
+                ),
                 Some(Some(svc)) => (
-                    self.target(route, Some(svc), &upstreams, &mut used_backends, &mut used_clients),
+                    self.target(
+                        route,
+                        Some(svc),
+                        &upstreams,
+                        &mut used_backends,
+                        &mut used_clients,
+                    ),
                     route.host_list().unwrap_or_else(|| {
                         svc.hosts
                             .iter()
@@ -139,7 +151,13 @@ impl Builder {
                     }),
                 ),
                 None => (
-                    self.target(route, None, &upstreams, &mut used_backends, &mut used_clients),
+                    self.target(
+                        route,
+                        None,
+                        &upstreams,
+                        &mut used_backends,
+                        &mut used_clients,
+                    ),
                     route.host_list().unwrap_or_default(),
                 ),
             };

@@ -116,8 +116,12 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
     }
     let text = substitute_env(text).map_err(FileError::Syntax)?;
     let value: Value = match format {
-        Format::Yaml => serde_yaml_ng::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?,
-        Format::Json => serde_json::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?,
+        Format::Yaml => {
+            serde_yaml_ng::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?
+        }
+        Format::Json => {
+            serde_json::from_str(&text).map_err(|e| FileError::Syntax(e.to_string()))?
+        }
     };
     let top = match value {
         Value::Object(map) => map,
@@ -213,7 +217,11 @@ fn items<T: DeserializeOwned>(
             Ok(v) => v,
             Err(e) => {
                 let path = e.path().to_string();
-                let path = if path == "." { base } else { format!("{base}.{path}") };
+                let path = if path == "." {
+                    base
+                } else {
+                    format!("{base}.{path}")
+                };
                 rejected.push(ConfigError {
                     path,
                     message: e.inner().to_string(),
@@ -226,7 +234,11 @@ fn items<T: DeserializeOwned>(
             .and_then(|v| serde_json::from_value::<Id>(v.clone()).ok())
             .unwrap_or_else(|| Id(format!("arr_{i}")));
         let mut problems = Vec::new();
-        let refs = check(&mut item, id.clone(), &mut Checker::new(base.clone(), &mut problems));
+        let refs = check(
+            &mut item,
+            id.clone(),
+            &mut Checker::new(base.clone(), &mut problems),
+        );
         if let Err(message) = refs {
             problems.push(ConfigError {
                 path: base.clone(),
@@ -254,7 +266,10 @@ mod tests {
 
     #[test]
     fn end_marker_is_required_for_yaml() {
-        assert!(matches!(parse("routes: []\n", Format::Yaml), Err(FileError::MissingEnd)));
+        assert!(matches!(
+            parse("routes: []\n", Format::Yaml),
+            Err(FileError::MissingEnd)
+        ));
         assert!(parse("routes: []\n#END\n", Format::Yaml).is_ok());
         assert!(parse("routes: []\n#END   \n\n", Format::Yaml).is_ok());
         assert!(matches!(
@@ -266,9 +281,18 @@ mod tests {
 
     #[test]
     fn whole_file_errors() {
-        assert!(matches!(parse("routes: [\n#END", Format::Yaml), Err(FileError::Syntax(_))));
-        assert!(matches!(parse("- a\n#END", Format::Yaml), Err(FileError::NotAMap)));
-        assert!(matches!(parse("{", Format::Json), Err(FileError::Syntax(_))));
+        assert!(matches!(
+            parse("routes: [\n#END", Format::Yaml),
+            Err(FileError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("- a\n#END", Format::Yaml),
+            Err(FileError::NotAMap)
+        ));
+        assert!(matches!(
+            parse("{", Format::Json),
+            Err(FileError::Syntax(_))
+        ));
     }
 
     #[test]
@@ -314,9 +338,22 @@ consumers:
         let paths: Vec<_> = loaded.rejected.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["upstreams[1].nodes", "services[0]", "routes[1]", "routes[2]", "routes[3].id"]
+            vec![
+                "upstreams[1].nodes",
+                "services[0]",
+                "routes[1]",
+                "routes[2]",
+                "routes[3].id"
+            ]
         );
-        assert!(loaded.rejected[2].message.contains("upstrem_id"), "{:?}", loaded.rejected[2]);
-        assert_eq!(loaded.ignored, vec!["consumers: not used by this version of ferrogate"]);
+        assert!(
+            loaded.rejected[2].message.contains("upstrem_id"),
+            "{:?}",
+            loaded.rejected[2]
+        );
+        assert_eq!(
+            loaded.ignored,
+            vec!["consumers: not used by this version of ferrogate"]
+        );
     }
 }

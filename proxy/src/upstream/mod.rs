@@ -127,7 +127,9 @@ impl Backend {
                         priority: spec.priority.unwrap_or(0),
                     });
                 }
-                _ => tracing::error!(upstream = %key, node = %authority, "invalid node address, node skipped"),
+                _ => {
+                    tracing::error!(upstream = %key, node = %authority, "invalid node address, node skipped")
+                }
             }
         }
         let hash_on = (definition.kind() == "chash").then(|| {
