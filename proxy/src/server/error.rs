@@ -12,6 +12,8 @@ use crate::upstream::FailKind;
 pub enum GatewayError {
     /// The request path cannot be normalised.
     BadPath(super::path::PathError),
+    /// The request head is larger than `max_header_size`.
+    HeaderTooLarge,
     /// No route matches.
     RouteNotFound,
     /// The route's service does not exist.
@@ -31,6 +33,10 @@ impl GatewayError {
             GatewayError::BadPath(_) => (
                 StatusCode::BAD_REQUEST,
                 r#"{"error_msg":"400 Bad Request: invalid request path"}"#,
+            ),
+            GatewayError::HeaderTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                r#"{"error_msg":"431 Request Header Fields Too Large"}"#,
             ),
             GatewayError::RouteNotFound => (
                 StatusCode::NOT_FOUND,

@@ -47,6 +47,9 @@ pub async fn handle(
     let mut upstream = None;
     let mut upstream_time = None;
     let outcome = 'route: {
+        if head_size(&parts) > state.settings.max_header_size {
+            break 'route Err(GatewayError::HeaderTooLarge);
+        }
         let path = match path::normalize(parts.uri.path()) {
             Ok(p) => p,
             Err(e) => break 'route Err(GatewayError::BadPath(e)),
@@ -174,6 +177,17 @@ pub async fn handle(
         });
     }
     response
+}
+
+/// Bytes of the request head as received (request line and header lines), near enough.
+fn head_size(parts: &http::request::Parts) -> usize {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    parts
+        .headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 fn set_server_header(headers: &mut HeaderMap, value: &HeaderValue) {

@@ -182,9 +182,13 @@ impl Backend {
         }
     }
 
-    /// The chash key of a request (None for other balancers or when the key is missing).
+    /// The chash key of a request: from `hash_on`/`key`, or the client address when that is
+    /// missing (as APISIX). None for other balancers.
     pub fn hash_key(&self, vars: &dyn Vars) -> Option<String> {
-        self.balancer.hash_on().and_then(|h| h.key(vars))
+        let hash_on = self.balancer.hash_on()?;
+        hash_on
+            .key(vars)
+            .or_else(|| vars.get("remote_addr").map(|v| v.into_owned()))
     }
 
     /// The node addresses, in balancer order.

@@ -1,0 +1,308 @@
+//! Test harness: real upstream servers on 127.0.0.1:0, a gateway started from config text in a
+//! temporary directory, and an HTTP client.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrogate::config::NodeConfig;
+use ferrogate::gateway::{self, Gateway};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a test upstream does with each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// Answers 200 with a JSON echo of the request.
+    Echo,
+    /// Answers with this status (and a JSON echo body).
+    Status(u16),
+    /// Waits this long, then echoes.
+    Slow(Duration),
+    /// Accepts and never answers.
+    Hang,
+    /// Accepts, reads the head, closes the connection without answering.
+    Reset,
+}
+
+/// A running test upstream.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Requests (or connections, for Hang/Reset) received so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// `"127.0.0.1:port"`.
+    pub fn node(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts an upstream named `name` (reported as `server` in echoes).
+pub async fn upstream(name: &'static str, behaviour: Behaviour) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let hits = counter.clone();
+            tokio::spawn(async move {
+                match behaviour {
+                    Behaviour::Hang => {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    Behaviour::Reset => {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let mut buf = [0u8; 1024];
+                        let _ = stream.read(&mut buf).await;
+                        drop(stream);
+                    }
+                    _ => {
+                        let service = service_fn(move |req| {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            echo(name, behaviour, req)
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades()
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    Upstream { addr, hits, task }
+}
+
+/// An address where nothing listens (connections are refused).
+pub async fn refused_node() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    addr.to_string()
+}
+
+async fn echo(
+    name: &'static str,
+    behaviour: Behaviour,
+    mut req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Behaviour::Slow(d) = behaviour {
+        tokio::time::sleep(d).await;
+    }
+    if req.headers().get("upgrade").is_some() {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let mut io = TokioIo::new(up);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(101)
+            .header("upgrade", "websocket")
+            .header("connection", "upgrade")
+            .body(Full::new(Bytes::new()))
+            .expect("response"));
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let json = serde_json::json!({
+        "server": name,
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let status = match behaviour {
+        Behaviour::Status(s) => s,
+        _ => 200,
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("connection", "keep-alive")
+        .header("x-upstream", name)
+        .body(Full::new(Bytes::from(json.to_string())))
+        .expect("response"))
+}
+
+/// A gateway started from config text, with its temporary config directory.
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// `http://127.0.0.1:port` of the first listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.addrs()[0])
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.gateway.addrs()[0]
+    }
+
+    /// Replaces `apisix.yaml` atomically (write + rename, as editors and deploy tools do).
+    pub fn write_routes(&self, yaml: &str) {
+        write_atomic(&self.dir.path().join("apisix.yaml"), yaml);
+    }
+
+    /// Waits until the snapshot version passes `version`.
+    pub async fn wait_for_version(&self, version: u64) {
+        for _ in 0..200 {
+            if self.gateway.snapshot_version() > version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("config was not reloaded");
+    }
+}
+
+pub fn write_atomic(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// Starts a gateway on 127.0.0.1:0 with `apisix_yaml` (must end with `#END`) and extra
+/// `config.yaml` text appended to a base config (access log off unless `extra` sets it).
+pub async fn gateway_with(apisix_yaml: &str, extra: &str) -> TestGateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "apisix:\n  node_listen:\n    - {{ip: 127.0.0.1, port: 0}}\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\n{extra}"
+    );
+    std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
+    std::fs::write(dir.path().join("apisix.yaml"), apisix_yaml).expect("write routes");
+    let loaded = NodeConfig::load(&dir.path().join("config.yaml")).expect("valid config");
+    let gateway = gateway::start(loaded, Duration::from_millis(20))
+        .await
+        .expect("gateway starts");
+    TestGateway { gateway, dir }
+}
+
+pub async fn gateway(apisix_yaml: &str) -> TestGateway {
+    gateway_with(apisix_yaml, "").await
+}
+
+pub type TestClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A response read whole.
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The upstream's echo: header value seen by the upstream.
+    pub fn upstream_header(&self, name: &str) -> Option<String> {
+        self.json()["headers"][name].as_str().map(str::to_owned)
+    }
+}
+
+/// Sends a request and reads the whole response.
+pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Got {
+    let resp = client.request(req).await.expect("request sent");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Got {
+    get_with(url, &[]).await
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(
+        &client(),
+        req.body(Full::new(Bytes::new())).expect("request"),
+    )
+    .await
+}
+
+/// Sends raw bytes on a new connection and returns everything the server sends before closing
+/// (or until 2 s pass).
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
