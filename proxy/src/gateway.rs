@@ -66,8 +66,8 @@ pub struct Gateway {
     status_addr: Option<SocketAddr>,
     status: Option<JoinHandle<()>>,
     state: Arc<State>,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
     watcher: JoinHandle<()>,
     _access_log: Option<WorkerGuard>,
 }
@@ -89,13 +89,29 @@ impl Gateway {
     }
 
     /// Stops accepting, drains requests in flight (up to the shutdown deadline) and returns.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        self.stop_background();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    fn stop_background(&self) {
         self.watcher.abort();
         if let Some(status) = &self.status {
             status.abort();
         }
-        let _ = self.stop.send(());
-        let _ = self.server.await;
+    }
+}
+
+/// Dropping a gateway without [`Gateway::shutdown`] stops reloading and starts a graceful
+/// shutdown that nobody waits for.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop_background();
     }
 }
 
@@ -220,8 +236,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         status_addr,
         status,
         state,
-        stop,
-        server,
+        stop: Some(stop),
+        server: Some(server),
         watcher,
         _access_log: guard,
     })

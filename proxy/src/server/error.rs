@@ -58,7 +58,7 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"error_msg":"no valid upstream node"}"#,
             ),
-            GatewayError::Upstream(FailKind::Timeout) => (
+            GatewayError::Upstream(FailKind::Timeout | FailKind::ConnectTimeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 r#"{"error_msg":"504 Gateway Timeout"}"#,
             ),

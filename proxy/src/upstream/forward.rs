@@ -6,10 +6,11 @@
 //!   when it may have been sent but the method is idempotent (not POST, PATCH, LOCK), and only if
 //!   the client's body has not started streaming to a node (see [`super::body`]).
 //! - An HTTP status from the upstream, 5xx included, is a response, never retried.
-//! - Timeouts: `connect` bounds the TCP and TLS setup; `read` bounds the wait for the response head
-//!   after the connection is ready, and every wait between two body chunks (see
-//!   `server::body`); `send` is added to the head wait, since hyper writes the request and waits
-//!   for the answer in one future.
+//! - Timeouts: `connect` bounds getting a usable connection (TCP and TLS, or a pooled one);
+//!   `send` + `read` bound the wait for the response head once connected (hyper writes the
+//!   request and waits for the answer in one future); `read` alone bounds every wait between two
+//!   response body chunks (see `server::body`). A connect timeout is retried like a connect
+//!   error, since nothing was sent.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,9 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
-use super::body::BodySlot;
+use hyper_util::client::legacy::connect::capture_connection;
+
+use super::body::{BodySlot, RequestBody};
 use super::client::HttpClient;
 use super::{Backend, PassHost, Timeouts};
 
@@ -51,7 +54,9 @@ pub enum FailKind {
     NoNode,
     /// The connection could not be established.
     Connect,
-    /// No response head in time (or the connect timed out).
+    /// No connection in time (nothing was sent).
+    ConnectTimeout,
+    /// No response head in time after the request was sent.
     Timeout,
     /// The connection broke or the upstream sent something that is not HTTP.
     Broken,
@@ -108,10 +113,11 @@ pub async fn forward(
                 break;
             }
         }
-        let Some(node) = backend.balancer.pick(hash_key, &tried) else {
+        // Check the body first: a pick that is not used would still advance the balancer.
+        let Some(body) = body.replay() else {
             break;
         };
-        let Some(body) = body.replay() else {
+        let Some(node) = backend.balancer.pick(hash_key, &tried) else {
             break;
         };
         let last = fail.tries + 1 == max_tries;
@@ -125,10 +131,8 @@ pub async fn forward(
         fail.node = Some(node);
         backend.balancer.on_start(node);
         let try_started = Instant::now();
-        let outcome =
-            tokio::time::timeout(timeouts.connect + head_wait, client.request(request)).await;
-        let kind = match outcome {
-            Ok(Ok(response)) => {
+        let kind = match send_timed(client, request, timeouts.connect, head_wait).await {
+            Ok(response) => {
                 let upstream_time = try_started.elapsed();
                 backend.balancer.on_finish(node, Some(upstream_time));
                 return Ok(Proxied {
@@ -137,15 +141,7 @@ pub async fn forward(
                     upstream_time,
                 });
             }
-            Ok(Err(e)) if e.is_connect() => {
-                if is_timeout(&e) {
-                    FailKind::Timeout
-                } else {
-                    FailKind::Connect
-                }
-            }
-            Ok(Err(_)) => FailKind::Broken,
-            Err(_) => FailKind::Timeout,
+            Err(kind) => kind,
         };
         backend.balancer.on_finish(node, None);
         tracing::warn!(
@@ -163,13 +159,46 @@ pub async fn forward(
     Err(fail)
 }
 
+/// Sends one request: `connect` bounds the wait for a usable connection (TCP and TLS, or one
+/// from the pool), then `head_wait` bounds the wait for the response head.
+async fn send_timed(
+    client: &HttpClient,
+    mut request: Request<RequestBody>,
+    connect: Duration,
+    head_wait: Duration,
+) -> Result<Response<Incoming>, FailKind> {
+    let mut connection = capture_connection(&mut request);
+    let response = client.request(request);
+    tokio::pin!(response);
+    let connected = tokio::time::timeout(connect, async {
+        tokio::select! {
+            biased;
+            r = &mut response => Some(r),
+            _ = connection.wait_for_connection_metadata() => None,
+        }
+    })
+    .await
+    .map_err(|_| FailKind::ConnectTimeout)?;
+    let result = match connected {
+        Some(done) => done,
+        None => tokio::time::timeout(head_wait, response)
+            .await
+            .map_err(|_| FailKind::Timeout)?,
+    };
+    result.map_err(|e| match (e.is_connect(), is_timeout(&e)) {
+        (true, true) => FailKind::ConnectTimeout,
+        (true, false) => FailKind::Connect,
+        (false, _) => FailKind::Broken,
+    })
+}
+
 fn build(
     backend: &Backend,
     node: usize,
     template: &RequestTemplate,
     headers: HeaderMap,
-    body: super::body::RequestBody,
-) -> Request<super::body::RequestBody> {
+    body: RequestBody,
+) -> Request<RequestBody> {
     let addr = &backend.nodes[node];
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(backend.scheme.clone());

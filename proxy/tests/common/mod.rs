@@ -219,6 +219,7 @@ pub fn write_atomic(path: &std::path::Path, text: &str) {
 /// Starts a gateway on 127.0.0.1:0 with `apisix_yaml` (must end with `#END`) and extra
 /// `config.yaml` text appended to a base config (access log off unless `extra` sets it).
 pub async fn gateway_with(apisix_yaml: &str, extra: &str) -> TestGateway {
+    ferrogate::observe::init_tracing("error");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(
         "apisix:\n  node_listen:\n    - {{ip: 127.0.0.1, port: 0}}\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\n{extra}"
