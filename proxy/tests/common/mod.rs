@@ -217,7 +217,7 @@ pub fn write_atomic(path: &std::path::Path, text: &str) {
 }
 
 /// Starts a gateway on 127.0.0.1:0 with `apisix_yaml` (must end with `#END`) and extra
-/// `config.yaml` text appended to a base config (access log off unless `extra` sets it).
+/// `config.yaml` text appended to a base config; a top-level key in `extra` replaces the base's.
 pub async fn gateway_with(apisix_yaml: &str, extra: &str) -> TestGateway {
     ferrogate::observe::init_tracing("error");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,186 @@
+//! The `ferrogate` binary as a user runs it: validate, version, run, SIGTERM.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrogate");
+
+fn validate(dir: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["validate", "-c"])
+        .arg(dir.join("config.yaml"))
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn dir_with(config: &str, routes: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), config).expect("write");
+    std::fs::write(dir.path().join("apisix.yaml"), routes).expect("write");
+    dir
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = Command::new(BIN).arg("version").output().expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ferrogate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn validate_accepts_the_bundled_config() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let (code, stdout, stderr) = validate(&conf);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 routes"), "{stdout}");
+}
+
+#[test]
+fn validate_lists_every_error_with_its_path() {
+    let dir = dir_with(
+        "apisix:\n  node_listen: [9080]\n",
+        "upstreams:\n  - {id: u, nodes: {\"127.0.0.1:80\": 1}}\nroutes:\n  - {id: 1, uri: /ok, upstream_id: u}\n  - {id: 2, uri: /a, upstream: {nodes: {\"127.0.0.1:80\": -1}}}\n  - {id: 3, uri: /b, methods: [FETCH], upstream_id: u}\n  - {id: 4, uri: /c, upstream_id: missing}\n#END\n",
+    );
+    let (code, _, stderr) = validate(dir.path());
+    assert_eq!(code, 64, "{stderr}");
+    for path in [
+        "routes[1].upstream.nodes",
+        "routes[2].methods[0]",
+        "routes[3]:",
+    ] {
+        assert!(stderr.contains(path), "missing {path} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("routes[0]"), "{stderr}");
+}
+
+#[test]
+fn validate_reports_node_config_errors() {
+    let dir = dir_with(
+        "apisix:\n  router: {http: trie}\nnginx_config:\n  error_log_level: loud\n",
+        "routes: []\n#END\n",
+    );
+    let (code, _, stderr) = validate(dir.path());
+    assert_eq!(code, 64);
+    assert!(stderr.contains("apisix.router.http"), "{stderr}");
+    assert!(stderr.contains("nginx_config.error_log_level"), "{stderr}");
+    let dir = dir_with("apisix: [broken\n", "routes: []\n#END\n");
+    assert_eq!(validate(dir.path()).0, 64);
+    let dir = dir_with("apisix: {}\n", "routes: []\n");
+    let (code, _, stderr) = validate(dir.path());
+    assert_eq!(code, 64);
+    assert!(stderr.contains("#END"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_a_broken_config() {
+    let dir = dir_with(
+        "apisix:\n  node_listen: [{port: not-a-port}]\n",
+        "routes: []\n#END\n",
+    );
+    let out = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(dir.path().join("config.yaml"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("apisix.node_listen"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn wait_until_listening(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway did not start listening on {port}");
+}
+
+/// The bundled quickstart (conf/), on free ports: its route answers through the proxy with no
+/// external service, and SIGTERM lets a request in flight finish before the process exits 0.
+#[tokio::test]
+async fn bundled_quickstart_answers_and_sigterm_drains() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let (proxy, status) = (free_port(), free_port());
+    let config = std::fs::read_to_string(conf.join("config.yaml"))
+        .expect("bundled config")
+        .replace("- 9080", &format!("- {{ip: 127.0.0.1, port: {proxy}}}"))
+        .replace("port: 7085", &format!("port: {status}"))
+        .replace("access_log: stdout", "access_log: logs/access.log");
+    let routes = std::fs::read_to_string(conf.join("apisix.yaml"))
+        .expect("bundled routes")
+        .replace("127.0.0.1:7085", &format!("127.0.0.1:{status}"));
+    let dir = dir_with(&config, &routes);
+    let slow = upstream("slow", Behaviour::Slow(Duration::from_millis(500))).await;
+    std::fs::write(
+        dir.path().join("apisix.yaml"),
+        routes.replace(
+            "#END",
+            &format!(
+                "  - {{id: slow, uri: /slow, upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END",
+                slow.node()
+            ),
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(dir.path().join("config.yaml"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    wait_until_listening(proxy).await;
+    let got = get(&format!("http://127.0.0.1:{proxy}/status")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["status"], "ok");
+    assert!(got
+        .header("server")
+        .is_some_and(|s| s.starts_with("ferrogate/")));
+
+    let in_flight =
+        tokio::spawn(async move { get(&format!("http://127.0.0.1:{proxy}/slow")).await.status });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    assert_eq!(in_flight.await.expect("task"), 200);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(dir.path().join("logs/access.log")).expect("access log");
+    assert!(
+        log.contains("\"GET /status HTTP/1.1\" 200 15 upstream=127.0.0.1:"),
+        "{log}"
+    );
+    assert!(log.contains("\"GET /slow HTTP/1.1\" 200"), "{log}");
+}
