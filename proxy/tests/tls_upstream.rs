@@ -1,0 +1,182 @@
+//! https upstreams: certificates verified by default, a configured CA, `tls.verify: false`, mTLS.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, Certificate, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+struct Pki {
+    ca: Certificate,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let ca = params.self_signed(&key).expect("ca");
+        Pki {
+            ca,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf certificate for `names`, signed by the CA.
+    fn leaf(&self, names: &[&str]) -> (String, String) {
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn der_chain(pem: &str) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.expect("cert"))
+        .collect()
+}
+
+fn der_key(pem: &str) -> PrivateKeyDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).expect("key")
+}
+
+/// An https echo server; with `client_ca` it requires a client certificate from that CA.
+async fn tls_upstream(cert: &str, key: &str, client_ca: Option<&str>) -> std::net::SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(der_chain(ca));
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::new(rustls::crypto::ring::default_provider()),
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(der_chain(cert), der_key(key))
+        .expect("server config");
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let host = req
+                        .headers()
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    let body = serde_json::json!({"server": "tls", "host": host}).to_string();
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+                        body,
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn route(addr: std::net::SocketAddr, tls: &str) -> String {
+    format!(
+        "routes:\n  - id: 1\n    uri: /tls\n    upstream:\n      scheme: https\n      pass_host: node\n      nodes: [{{host: localhost, port: {}, weight: 1}}]\n{tls}#END\n",
+        addr.port()
+    )
+}
+
+#[tokio::test]
+async fn upstream_certificates_are_verified_by_default() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let addr = tls_upstream(&cert, &key, None).await;
+    // Not trusted: the CA is not in the system roots.
+    let gw = gateway(&route(addr, "")).await;
+    assert_eq!(get(&gw.url("/tls")).await.status, 502);
+    drop(gw);
+
+    // Trusted through apisix.ssl.ssl_trusted_certificate.
+    let ca_file = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(ca_file.path(), pki.ca.pem()).expect("write ca");
+    let gw = gateway_with(
+        &route(addr, ""),
+        &format!(
+            "apisix:\n  node_listen: [{{ip: 127.0.0.1, port: 0}}]\n  ssl: {{ssl_trusted_certificate: {}}}\n",
+            ca_file.path().display()
+        ),
+    )
+    .await;
+    let got = get(&gw.url("/tls")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["server"], "tls");
+    assert_eq!(got.json()["host"], format!("localhost:{}", addr.port()));
+}
+
+#[tokio::test]
+async fn wrong_name_fails_and_verify_false_opts_out() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["other.example"]);
+    let addr = tls_upstream(&cert, &key, None).await;
+    let gw = gateway(&route(addr, "")).await;
+    assert_eq!(get(&gw.url("/tls")).await.status, 502);
+    let gw = gateway(&route(addr, "      tls: {verify: false}\n")).await;
+    assert_eq!(get(&gw.url("/tls")).await.status, 200);
+}
+
+#[tokio::test]
+async fn client_certificates_for_mtls() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let (client_cert, client_key) = pki.leaf(&["gateway-client"]);
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("          {l}\n"))
+            .collect::<String>()
+    };
+    let with_cert = format!(
+        "      tls:\n        verify: false\n        client_cert: |\n{}        client_key: |\n{}",
+        indent(&client_cert),
+        indent(&client_key)
+    );
+    let gw = gateway(&route(addr, &with_cert)).await;
+    assert_eq!(get(&gw.url("/tls")).await.status, 200);
+    let gw = gateway(&route(addr, "      tls: {verify: false}\n")).await;
+    assert_eq!(
+        get(&gw.url("/tls")).await.status,
+        502,
+        "no client certificate"
+    );
+}
