@@ -71,7 +71,7 @@ impl Vars for RequestVars<'_> {
                     self.params
                         .iter()
                         .find(|(n, _)| *n == p)
-                        .map(|(_, v)| b(*v))
+                        .map(|(_, v)| b(v))
                 } else {
                     None
                 }

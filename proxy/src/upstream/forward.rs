@@ -107,9 +107,7 @@ pub async fn forward(
                 fail.kind = FailKind::RetryDeadline;
                 break;
             }
-            if fail.kind == FailKind::Broken && !idempotent
-                || fail.kind == FailKind::Timeout && !idempotent
-            {
+            if !idempotent && matches!(fail.kind, FailKind::Broken | FailKind::Timeout) {
                 break;
             }
         }
