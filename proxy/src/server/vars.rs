@@ -68,10 +68,7 @@ impl Vars for RequestVars<'_> {
                         .find_map(|v| cookie(v, c))
                         .map(b)
                 } else if let Some(p) = name.strip_prefix("uri_param_") {
-                    self.params
-                        .iter()
-                        .find(|(n, _)| *n == p)
-                        .map(|(_, v)| b(v))
+                    self.params.iter().find(|(n, _)| *n == p).map(|(_, v)| b(v))
                 } else {
                     None
                 }
