@@ -341,7 +341,7 @@ consumers:
             vec![
                 "upstreams[1].nodes",
                 "services[0]",
-                "routes[1]",
+                "routes[1].upstrem_id",
                 "routes[2]",
                 "routes[3].id"
             ]
