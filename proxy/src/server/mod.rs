@@ -23,6 +23,7 @@ mod vars;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,7 +149,6 @@ async fn accept_loop(
     auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX));
-    let auto = Arc::new(auto);
     loop {
         let accepted = tokio::select! {
             a = bound.listener.accept() => a,
@@ -171,41 +171,50 @@ async fn accept_loop(
             async move { Ok::<_, std::convert::Infallible>(pipeline::handle(&state, conn, req).await) }
         });
         let io = TokioIo::new(stream);
-        let mut stop = stop.clone();
-        let alive = alive.clone();
         if bound.http2 {
-            let auto = auto.clone();
-            tokio::spawn(async move {
-                let c = auto.serve_connection_with_upgrades(io, service);
-                tokio::pin!(c);
-                tokio::select! {
-                    r = c.as_mut() => log_conn_end(r.err().map(|e| e.to_string())),
-                    _ = stop.changed() => {
-                        c.as_mut().graceful_shutdown();
-                        let _ = c.await;
-                    }
-                }
-                drop(alive);
-            });
+            let c = auto
+                .serve_connection_with_upgrades(io, service)
+                .into_owned();
+            tokio::spawn(drive(
+                c,
+                |c| c.graceful_shutdown(),
+                stop.clone(),
+                alive.clone(),
+            ));
         } else {
             let c = http1.serve_connection(io, service).with_upgrades();
-            tokio::spawn(async move {
-                tokio::pin!(c);
-                tokio::select! {
-                    r = c.as_mut() => log_conn_end(r.err().map(|e| e.to_string())),
-                    _ = stop.changed() => {
-                        c.as_mut().graceful_shutdown();
-                        let _ = c.await;
-                    }
-                }
-                drop(alive);
-            });
+            tokio::spawn(drive(
+                c,
+                |c| c.graceful_shutdown(),
+                stop.clone(),
+                alive.clone(),
+            ));
         }
     }
 }
 
-fn log_conn_end(error: Option<String>) {
-    if let Some(error) = error {
-        tracing::debug!(%error, "client connection ended with an error");
+/// Runs one connection to its end; when `stop` fires, asks it to finish the request in flight
+/// and close. Holding `alive` until then tells `serve` the connection is still open.
+async fn drive<C, E>(
+    conn: C,
+    drain: impl FnOnce(Pin<&mut C>),
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(error) = r {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            drain(conn.as_mut());
+            let _ = conn.await;
+        }
     }
+    drop(alive);
 }

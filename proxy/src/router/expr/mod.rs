@@ -54,6 +54,13 @@ pub trait Vars {
     fn get(&self, name: &str) -> Option<Cow<'_, str>>;
 }
 
+/// A fixed set of variables (tests, tools).
+impl<S: std::hash::BuildHasher> Vars for std::collections::HashMap<&str, &str, S> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        std::collections::HashMap::get(self, name).map(|v| Cow::Borrowed(*v))
+    }
+}
+
 /// Why a rule could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum ExprError {

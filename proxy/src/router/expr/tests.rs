@@ -1,20 +1,11 @@
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{Expr, ExprError, Vars};
+use super::{Expr, ExprError};
 
-struct Map(HashMap<&'static str, &'static str>);
-
-impl Vars for Map {
-    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.0.get(name).map(|v| Cow::Borrowed(*v))
-    }
-}
-
-fn vars() -> Map {
-    Map(HashMap::from([
+fn vars() -> HashMap<&'static str, &'static str> {
+    HashMap::from([
         ("arg_name", "json"),
         ("arg_age", "20"),
         ("arg_hex", "0x10"),
@@ -27,7 +18,7 @@ fn vars() -> Map {
         ("fields", "user, owner,repo"),
         ("json_fields", r#"["user", 7, "repo"]"#),
         ("empty", ""),
-    ]))
+    ])
 }
 
 #[test]
