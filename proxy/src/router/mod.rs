@@ -4,15 +4,18 @@
 //! - [`expr`]: the `vars` expression language (lua-resty-expr).
 //! - `path`: a route `uri` parsed into an index key plus the rest to check.
 //! - `host`: route host patterns (exact, leading-`*` wildcard, `*`, with or without port).
+//! - `radix`: the prefix index (a compressed radix tree).
 //!
 //! # Design
 //! [`Router::build`] turns the route list into indexes once; [`Router::find`] only does hash
-//! lookups, a patricia-tree prefix walk and per-candidate checks, without allocating unless the
+//! lookups, a radix-tree prefix walk and per-candidate checks, without allocating unless the
 //! winning route captures parameters.
 //!
 //! A URI index has two parts. Patterns without `*` (and without `:name` when parameters are
 //! on) are exact and live in a hash map keyed by the whole path. Every other pattern is keyed
-//! by its literal text before the first `*` / `:name` in a [`PatriciaMap`]; a trailing `*`
+//! by its literal text before the first `*` / `:name` in a compressed radix tree (`radix`,
+//! hand-written: see its docs for why) whose lookup yields every stored key that is a prefix
+//! of the path, longest first, without allocating; a trailing `*`
 //! needs no further check (`/foo*` matches `/foo`, `/foobar`, `/foo/x`; `/foo/*` matches
 //! `/foo/` and `/foo/a/b` but not `/foo`), anything else (`/a/*/c`, `/user/:id`) is checked
 //! against the rest of the path, which it must match entirely.
@@ -45,6 +48,7 @@
 pub mod expr;
 mod host;
 mod path;
+mod radix;
 
 #[cfg(test)]
 mod tests;
@@ -57,11 +61,11 @@ use std::net::IpAddr;
 
 use http::Method;
 use ipnet::IpNet;
-use patricia_tree::PatriciaMap;
 
 use self::expr::{Expr, Vars};
 use self::host::{HostKind, HostPattern};
 use self::path::PathPattern;
+use self::radix::RadixTree;
 
 /// Which router APISIX's `apisix.router.http` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -218,7 +222,9 @@ type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 #[derive(Default)]
 struct UriIndex {
     exact: FastMap<Vec<Entry>>,
-    prefix: PatriciaMap<Vec<Entry>>,
+    /// Prefix keys, each mapped to an index into `prefix_lists`.
+    prefix: RadixTree,
+    prefix_lists: Vec<Vec<Entry>>,
 }
 
 #[derive(Default)]
@@ -289,11 +295,17 @@ impl UriIndex {
                 .or_default()
                 .push(entry);
         } else {
-            let key = entry.pattern.key.as_bytes().to_vec();
-            match self.prefix.get_mut(&key) {
-                Some(list) => list.push(entry),
+            let key = entry.pattern.key.as_bytes();
+            match self.prefix.get(key) {
+                Some(list) => self.prefix_lists[list as usize].push(entry),
                 None => {
-                    self.prefix.insert(key, vec![entry]);
+                    // More than 4 billion keys cannot be configured (routes are numbered
+                    // by `u32` too); ignore the excess.
+                    let Ok(list) = u32::try_from(self.prefix_lists.len()) else {
+                        return;
+                    };
+                    self.prefix.insert(key, list);
+                    self.prefix_lists.push(vec![entry]);
                 }
             }
         }
@@ -310,9 +322,10 @@ impl UriIndex {
         for list in self.exact.values_mut() {
             list.sort_by(order);
         }
-        for list in self.prefix.values_mut() {
+        for list in &mut self.prefix_lists {
             list.sort_by(order);
         }
+        self.prefix.shrink_to_fit();
     }
 
     fn find<'r, 'p>(&'r self, router: &'r Router, req: &RequestInfo<'p>) -> Option<Match<'r, 'p>> {
@@ -324,17 +337,15 @@ impl UriIndex {
                 }
             }
         }
-        let mut probe = req.path.as_bytes();
-        while let Some((key, list)) = self.prefix.get_longest_common_prefix(probe) {
+        for list in self.prefix.prefixes(req.path.as_bytes()) {
+            // Values are indexes into `prefix_lists`, assigned by `insert`.
+            let Some(list) = self.prefix_lists.get(list as usize) else {
+                continue;
+            };
             for entry in list {
                 if let Some(value) = router.check(entry, req, &mut params) {
                     return Some(Match { value, params });
                 }
-            }
-            // The next candidate key is strictly shorter than this one.
-            match key.len().checked_sub(1) {
-                Some(shorter) => probe = &probe[..shorter],
-                None => break,
             }
         }
         None
