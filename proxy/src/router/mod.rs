@@ -183,10 +183,26 @@ struct RouteData {
 /// One (route, uri[, host]) combination stored under a path key.
 struct Entry {
     route: u32,
+    /// The route's common-case checks, copied here so a lookup need not read its [`RouteData`].
+    quick: Quick,
     pattern: PathPattern,
     uri_len: usize,
     /// Set when the entry was indexed under a host written with a port.
     port_host: Option<HostPattern>,
+}
+
+/// What [`Router::check`] needs from a route that has nothing to check but standard methods
+/// and its path: such a candidate is decided from its [`Entry`] alone, saving a memory access
+/// to the route table per candidate.
+#[derive(Clone, Copy)]
+struct Quick {
+    /// [`RouteSpec::value`].
+    value: u32,
+    /// The route's standard-method bits ([`MethodSet::bits`]); 0 means any method.
+    method_bits: u16,
+    /// The route has no extension methods, remote addresses, per-route hosts or `vars`, so
+    /// `value` and `method_bits` are all there is to check besides the entry itself.
+    plain: bool,
 }
 
 /// A fast, non-cryptographic hasher (FxHash) for keys that come from configuration; lookups
@@ -222,9 +238,21 @@ type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 #[derive(Default)]
 struct UriIndex {
     exact: FastMap<Vec<Entry>>,
-    /// Prefix keys, each mapped to an index into `prefix_lists`.
-    prefix: RadixTree,
+    /// Prefix keys, each mapped to the span of its candidates in `prefix_entries`. While
+    /// building (before [`UriIndex::finish`]), `start` is instead an index into `prefix_lists`.
+    prefix: RadixTree<Span>,
+    /// Candidates per prefix key while building; emptied into `prefix_entries` by `finish`.
     prefix_lists: Vec<Vec<Entry>>,
+    /// The candidates of every prefix key, one sorted run per key, so that a lookup goes from
+    /// the tree straight to them.
+    prefix_entries: Vec<Entry>,
+}
+
+/// A range of `UriIndex::prefix_entries`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
 }
 
 #[derive(Default)]
@@ -297,21 +325,27 @@ impl UriIndex {
         } else {
             let key = entry.pattern.key.as_bytes();
             match self.prefix.get(key) {
-                Some(list) => self.prefix_lists[list as usize].push(entry),
+                Some(span) => self.prefix_lists[span.start as usize].push(entry),
                 None => {
                     // More than 4 billion keys cannot be configured (routes are numbered
                     // by `u32` too); ignore the excess.
                     let Ok(list) = u32::try_from(self.prefix_lists.len()) else {
                         return;
                     };
-                    self.prefix.insert(key, list);
+                    let span = Span {
+                        start: list,
+                        end: list,
+                    };
+                    self.prefix.insert(key, span);
                     self.prefix_lists.push(vec![entry]);
                 }
             }
         }
     }
 
-    fn sort(&mut self, routes: &[RouteData]) {
+    /// Orders every key's candidates and lays out the prefix candidates for lookup. Called
+    /// once, after the last insert.
+    fn finish(&mut self, routes: &[RouteData]) {
         let order = |a: &Entry, b: &Entry| {
             let (ra, rb) = (&routes[a.route as usize], &routes[b.route as usize]);
             rb.priority
@@ -322,9 +356,25 @@ impl UriIndex {
         for list in self.exact.values_mut() {
             list.sort_by(order);
         }
-        for list in &mut self.prefix_lists {
+        // Flatten the per-key lists into one sorted run per key and point the keys at them.
+        let mut spans = Vec::with_capacity(self.prefix_lists.len());
+        for mut list in std::mem::take(&mut self.prefix_lists) {
             list.sort_by(order);
+            let start = self.prefix_entries.len();
+            self.prefix_entries.append(&mut list);
+            let end = self.prefix_entries.len();
+            // Entries number at most (routes × uris × hosts); past `u32` the excess is dropped
+            // (an empty span), like routes past `u32::MAX` in `Router::build`.
+            let span = match (u32::try_from(start), u32::try_from(end)) {
+                (Ok(start), Ok(end)) => Span { start, end },
+                _ => Span::default(),
+            };
+            spans.push(span);
         }
+        self.prefix.for_each_value_mut(|span| {
+            *span = spans.get(span.start as usize).copied().unwrap_or_default()
+        });
+        self.prefix_entries.shrink_to_fit();
         self.prefix.shrink_to_fit();
     }
 
@@ -337,11 +387,12 @@ impl UriIndex {
                 }
             }
         }
-        for list in self.prefix.prefixes(req.path.as_bytes()) {
-            // Values are indexes into `prefix_lists`, assigned by `insert`.
-            let Some(list) = self.prefix_lists.get(list as usize) else {
-                continue;
-            };
+        for span in self.prefix.prefixes(req.path.as_bytes()) {
+            // Spans were cut from `prefix_entries` by `finish`.
+            let list = self
+                .prefix_entries
+                .get(span.start as usize..span.end as usize)
+                .unwrap_or_default();
             for entry in list {
                 if let Some(value) = router.check(entry, req, &mut params) {
                     return Some(Match { value, params });
@@ -390,10 +441,10 @@ impl HostIndex {
         lens.dedup();
         self.odd_suffix_lens = lens;
         for index in self.exact.values_mut().chain(self.suffix.values_mut()) {
-            index.sort(routes);
+            index.finish(routes);
         }
         if let Some(index) = &mut self.any {
-            index.sort(routes);
+            index.finish(routes);
         }
     }
 
@@ -474,12 +525,27 @@ impl Router {
                 spec.hosts.iter().map(|h| HostPattern::parse(h)).collect();
             hosts.sort();
             hosts.dedup();
+            let methods = MethodSet::new(&spec.methods);
+            let route_hosts = if kind == RouterKind::HostUri {
+                Vec::new()
+            } else {
+                hosts.clone()
+            };
+            let quick = Quick {
+                value: spec.value,
+                method_bits: methods.bits,
+                plain: methods.others.is_empty()
+                    && spec.remote_addrs.is_empty()
+                    && route_hosts.is_empty()
+                    && spec.vars.is_none(),
+            };
             for uri in &spec.uris {
                 let pattern = PathPattern::parse(uri, params);
                 if kind == RouterKind::HostUri && !hosts.is_empty() {
                     for host in &hosts {
                         let entry = Entry {
                             route,
+                            quick,
                             pattern: pattern.clone(),
                             uri_len: uri.len(),
                             port_host: host.with_port.then(|| host.clone()),
@@ -489,6 +555,7 @@ impl Router {
                 } else {
                     router.uris.insert(Entry {
                         route,
+                        quick,
                         pattern,
                         uri_len: uri.len(),
                         port_host: None,
@@ -499,18 +566,14 @@ impl Router {
                 value: spec.value,
                 id: spec.id.into_boxed_str(),
                 priority: spec.priority,
-                methods: MethodSet::new(&spec.methods),
+                methods,
                 remote_addrs: spec.remote_addrs,
-                hosts: if kind == RouterKind::HostUri {
-                    Vec::new()
-                } else {
-                    hosts
-                },
+                hosts: route_hosts,
                 vars: spec.vars,
             });
         }
         router.hosts.finish(&router.routes);
-        router.uris.sort(&router.routes);
+        router.uris.finish(&router.routes);
         router
     }
 
@@ -547,6 +610,22 @@ impl Router {
         req: &RequestInfo<'p>,
         params: &mut Vec<(&'r str, &'p str)>,
     ) -> Option<u32> {
+        if entry.quick.plain {
+            // The same checks as below, in the same order, minus those the route lacks.
+            let bits = entry.quick.method_bits;
+            if bits != 0 && method_bit(req.method).is_none_or(|bit| bits & bit == 0) {
+                return None;
+            }
+            if let Some(host) = &entry.port_host {
+                if !host.matches(req.host, req.raw_host) {
+                    return None;
+                }
+            }
+            if !entry.pattern.matches_tail(req.path, params) {
+                return None;
+            }
+            return Some(entry.quick.value);
+        }
         // `entry.route` was assigned as an index into `self.routes` by `build`.
         let route = self.routes.get(entry.route as usize)?;
         if !route.methods.allows(req.method) {

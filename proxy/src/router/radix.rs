@@ -23,26 +23,26 @@ const INLINE: usize = 16;
 /// Fan-out above which a child is found by binary search instead of a linear scan.
 const LINEAR_MAX: usize = 16;
 
-/// A map from byte strings to `u32` values with a prefix query; see the module docs.
+/// A map from byte strings to small `Copy` values with a prefix query; see the module docs.
 #[derive(Debug, Default)]
-pub(crate) struct RadixTree {
-    root: Node,
+pub(crate) struct RadixTree<V> {
+    root: Node<V>,
     len: usize,
 }
 
 #[derive(Debug, Default)]
-struct Node {
+struct Node<V> {
     /// The bytes between the parent and this node; non-empty except at the root.
     label: Box<[u8]>,
-    value: Option<u32>,
+    value: Option<V>,
     /// First byte of each child's label, sorted ascending, unique.
     first: Vec<u8>,
     /// Children in the order of `first`.
-    children: Vec<Node>,
+    children: Vec<Node<V>>,
 }
 
-impl Node {
-    fn leaf(label: &[u8], value: u32) -> Node {
+impl<V: Copy> Node<V> {
+    fn leaf(label: &[u8], value: V) -> Node<V> {
         Node {
             label: label.into(),
             value: Some(value),
@@ -52,7 +52,7 @@ impl Node {
     }
 
     #[inline]
-    fn child(&self, b: u8) -> Option<&Node> {
+    fn child(&self, b: u8) -> Option<&Node<V>> {
         let i = if self.first.len() <= LINEAR_MAX {
             self.first.iter().position(|&f| f == b)?
         } else {
@@ -82,9 +82,18 @@ impl Node {
             child.shrink();
         }
     }
+
+    fn for_each_value(&mut self, f: &mut impl FnMut(&mut V)) {
+        if let Some(value) = &mut self.value {
+            f(value);
+        }
+        for child in &mut self.children {
+            child.for_each_value(f);
+        }
+    }
 }
 
-impl RadixTree {
+impl<V: Copy + Default> RadixTree<V> {
     /// Number of keys stored.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -92,7 +101,7 @@ impl RadixTree {
     }
 
     /// Stores `value` under `key`, returning the value it replaces.
-    pub(crate) fn insert(&mut self, key: &[u8], value: u32) -> Option<u32> {
+    pub(crate) fn insert(&mut self, key: &[u8], value: V) -> Option<V> {
         let mut node = &mut self.root;
         let mut rest = key;
         loop {
@@ -127,7 +136,7 @@ impl RadixTree {
     }
 
     /// The value stored under exactly `key`.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<u32> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<V> {
         let mut node = &self.root;
         let mut rest = key;
         while let Some(&b) = rest.first() {
@@ -142,10 +151,15 @@ impl RadixTree {
         self.root.shrink();
     }
 
+    /// Calls `f` on every stored value (in key order), e.g. to rewrite them once built.
+    pub(crate) fn for_each_value_mut(&mut self, mut f: impl FnMut(&mut V)) {
+        self.root.for_each_value(&mut f);
+    }
+
     /// The values of every stored key that is a prefix of `path` (the empty key and `path`
     /// itself included), longest key first.
     #[inline]
-    pub(crate) fn prefixes(&self, path: &[u8]) -> Prefixes {
+    pub(crate) fn prefixes(&self, path: &[u8]) -> Prefixes<V> {
         let mut out = Prefixes::default();
         let mut node = &self.root;
         let mut rest = path;
@@ -168,16 +182,16 @@ impl RadixTree {
 /// Values found by [`RadixTree::prefixes`], iterated longest key first. Holds up to 16 values
 /// inline; only a path with more stored prefixes than that allocates.
 #[derive(Debug, Default)]
-pub(crate) struct Prefixes {
-    inline: [u32; INLINE],
+pub(crate) struct Prefixes<V> {
+    inline: [V; INLINE],
     /// Values past the first [`INLINE`], in the same shortest-first order.
-    spill: Vec<u32>,
+    spill: Vec<V>,
     len: usize,
 }
 
-impl Prefixes {
+impl<V: Copy> Prefixes<V> {
     #[inline]
-    fn push(&mut self, value: u32) {
+    fn push(&mut self, value: V) {
         match self.inline.get_mut(self.len) {
             Some(slot) => *slot = value,
             None => self.spill.push(value),
@@ -186,11 +200,11 @@ impl Prefixes {
     }
 }
 
-impl Iterator for Prefixes {
-    type Item = u32;
+impl<V: Copy> Iterator for Prefixes<V> {
+    type Item = V;
 
     #[inline]
-    fn next(&mut self) -> Option<u32> {
+    fn next(&mut self) -> Option<V> {
         self.len = self.len.checked_sub(1)?;
         match self.inline.get(self.len) {
             Some(&value) => Some(value),
@@ -203,14 +217,14 @@ impl Iterator for Prefixes {
     }
 }
 
-impl ExactSizeIterator for Prefixes {}
+impl<V: Copy> ExactSizeIterator for Prefixes<V> {}
 
 #[cfg(test)]
 mod tests {
     use super::RadixTree;
 
-    fn tree(keys: &[&str]) -> RadixTree {
-        let mut t = RadixTree::default();
+    fn tree(keys: &[&str]) -> RadixTree<u32> {
+        let mut t = RadixTree::<u32>::default();
         for (i, k) in keys.iter().enumerate() {
             let v = u32::try_from(i).expect("few keys");
             assert_eq!(t.insert(k.as_bytes(), v), None, "duplicate key {k:?}");
@@ -220,7 +234,7 @@ mod tests {
     }
 
     /// The keys (by index into `keys`) that `prefixes(path)` yields, in order.
-    fn found<'k>(t: &RadixTree, keys: &[&'k str], path: &str) -> Vec<&'k str> {
+    fn found<'k>(t: &RadixTree<u32>, keys: &[&'k str], path: &str) -> Vec<&'k str> {
         t.prefixes(path.as_bytes())
             .map(|v| keys[v as usize])
             .collect()
@@ -239,7 +253,7 @@ mod tests {
 
     #[test]
     fn empty_tree_and_empty_path() {
-        let t = RadixTree::default();
+        let t = RadixTree::<u32>::default();
         assert_eq!(t.prefixes(b"/a").count(), 0);
         assert_eq!(t.prefixes(b"").count(), 0);
         assert_eq!(t.get(b""), None);
@@ -291,8 +305,17 @@ mod tests {
     }
 
     #[test]
+    fn values_can_be_rewritten() {
+        let keys = ["/b", "/a/", "", "/a"];
+        let mut t = tree(&keys);
+        t.for_each_value_mut(|v| *v += 10);
+        assert_eq!(t.prefixes(b"/a/x").collect::<Vec<_>>(), [11, 13, 12]);
+        assert_eq!(t.get(b"/b"), Some(10));
+    }
+
+    #[test]
     fn insert_replaces_and_counts_once() {
-        let mut t = RadixTree::default();
+        let mut t = RadixTree::<u32>::default();
         assert_eq!(t.insert(b"/a/b", 1), None);
         assert_eq!(t.insert(b"/a", 2), None);
         assert_eq!(t.insert(b"/a/b", 3), Some(1));
