@@ -33,12 +33,57 @@ pub(crate) struct RadixTree<V> {
 #[derive(Debug, Default)]
 struct Node<V> {
     /// The bytes between the parent and this node; non-empty except at the root.
-    label: Box<[u8]>,
+    label: Label,
     value: Option<V>,
     /// First byte of each child's label, sorted ascending, unique.
     first: Vec<u8>,
     /// Children in the order of `first`.
     children: Vec<Node<V>>,
+}
+
+/// Bytes kept inside [`Label`] itself, saving a memory access per visited node for short
+/// labels (most are a few bytes: numbered keys branch every digit).
+const LABEL_INLINE: usize = 22;
+
+/// A node label: short ones inline, longer ones on the heap.
+#[derive(Debug)]
+enum Label {
+    Inline { len: u8, bytes: [u8; LABEL_INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for Label {
+    fn default() -> Label {
+        Label::Inline {
+            len: 0,
+            bytes: [0; LABEL_INLINE],
+        }
+    }
+}
+
+impl From<&[u8]> for Label {
+    fn from(b: &[u8]) -> Label {
+        match u8::try_from(b.len()) {
+            Ok(len) if b.len() <= LABEL_INLINE => {
+                let mut bytes = [0; LABEL_INLINE];
+                bytes[..b.len()].copy_from_slice(b);
+                Label::Inline { len, bytes }
+            }
+            _ => Label::Heap(b.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Label::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Label::Heap(b) => b,
+        }
+    }
 }
 
 impl<V: Copy> Node<V> {
