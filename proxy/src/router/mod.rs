@@ -4,15 +4,18 @@
 //! - [`expr`]: the `vars` expression language (lua-resty-expr).
 //! - `path`: a route `uri` parsed into an index key plus the rest to check.
 //! - `host`: route host patterns (exact, leading-`*` wildcard, `*`, with or without port).
+//! - `radix`: the prefix index (a compressed radix tree).
 //!
 //! # Design
 //! [`Router::build`] turns the route list into indexes once; [`Router::find`] only does hash
-//! lookups, a patricia-tree prefix walk and per-candidate checks, without allocating unless the
+//! lookups, a radix-tree prefix walk and per-candidate checks, without allocating unless the
 //! winning route captures parameters.
 //!
 //! A URI index has two parts. Patterns without `*` (and without `:name` when parameters are
 //! on) are exact and live in a hash map keyed by the whole path. Every other pattern is keyed
-//! by its literal text before the first `*` / `:name` in a [`PatriciaMap`]; a trailing `*`
+//! by its literal text before the first `*` / `:name` in a compressed radix tree (`radix`,
+//! hand-written: see its docs for why) whose lookup yields every stored key that is a prefix
+//! of the path, longest first, without allocating; a trailing `*`
 //! needs no further check (`/foo*` matches `/foo`, `/foobar`, `/foo/x`; `/foo/*` matches
 //! `/foo/` and `/foo/a/b` but not `/foo`), anything else (`/a/*/c`, `/user/:id`) is checked
 //! against the rest of the path, which it must match entirely.
@@ -45,6 +48,7 @@
 pub mod expr;
 mod host;
 mod path;
+mod radix;
 
 #[cfg(test)]
 mod tests;
@@ -57,11 +61,11 @@ use std::net::IpAddr;
 
 use http::Method;
 use ipnet::IpNet;
-use patricia_tree::PatriciaMap;
 
 use self::expr::{Expr, Vars};
 use self::host::{HostKind, HostPattern};
 use self::path::PathPattern;
+use self::radix::RadixTree;
 
 /// Which router APISIX's `apisix.router.http` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,10 +183,26 @@ struct RouteData {
 /// One (route, uri[, host]) combination stored under a path key.
 struct Entry {
     route: u32,
+    /// The route's common-case checks, copied here so a lookup need not read its [`RouteData`].
+    quick: Quick,
     pattern: PathPattern,
     uri_len: usize,
     /// Set when the entry was indexed under a host written with a port.
     port_host: Option<HostPattern>,
+}
+
+/// What [`Router::check`] needs from a route that has nothing to check but standard methods
+/// and its path: such a candidate is decided from its [`Entry`] alone, saving a memory access
+/// to the route table per candidate.
+#[derive(Clone, Copy)]
+struct Quick {
+    /// [`RouteSpec::value`].
+    value: u32,
+    /// The route's standard-method bits ([`MethodSet::bits`]); 0 means any method.
+    method_bits: u16,
+    /// The route has no extension methods, remote addresses, per-route hosts or `vars`, so
+    /// `value` and `method_bits` are all there is to check besides the entry itself.
+    plain: bool,
 }
 
 /// A fast, non-cryptographic hasher (FxHash) for keys that come from configuration; lookups
@@ -218,7 +238,21 @@ type FastMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FxHasher>>;
 #[derive(Default)]
 struct UriIndex {
     exact: FastMap<Vec<Entry>>,
-    prefix: PatriciaMap<Vec<Entry>>,
+    /// Prefix keys, each mapped to the span of its candidates in `prefix_entries`. While
+    /// building (before [`UriIndex::finish`]), `start` is instead an index into `prefix_lists`.
+    prefix: RadixTree<Span>,
+    /// Candidates per prefix key while building; emptied into `prefix_entries` by `finish`.
+    prefix_lists: Vec<Vec<Entry>>,
+    /// The candidates of every prefix key, one sorted run per key, so that a lookup goes from
+    /// the tree straight to them.
+    prefix_entries: Vec<Entry>,
+}
+
+/// A range of `UriIndex::prefix_entries`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
 }
 
 #[derive(Default)]
@@ -289,17 +323,29 @@ impl UriIndex {
                 .or_default()
                 .push(entry);
         } else {
-            let key = entry.pattern.key.as_bytes().to_vec();
-            match self.prefix.get_mut(&key) {
-                Some(list) => list.push(entry),
+            let key = entry.pattern.key.as_bytes();
+            match self.prefix.get(key) {
+                Some(span) => self.prefix_lists[span.start as usize].push(entry),
                 None => {
-                    self.prefix.insert(key, vec![entry]);
+                    // More than 4 billion keys cannot be configured (routes are numbered
+                    // by `u32` too); ignore the excess.
+                    let Ok(list) = u32::try_from(self.prefix_lists.len()) else {
+                        return;
+                    };
+                    let span = Span {
+                        start: list,
+                        end: list,
+                    };
+                    self.prefix.insert(key, span);
+                    self.prefix_lists.push(vec![entry]);
                 }
             }
         }
     }
 
-    fn sort(&mut self, routes: &[RouteData]) {
+    /// Orders every key's candidates and lays out the prefix candidates for lookup. Called
+    /// once, after the last insert.
+    fn finish(&mut self, routes: &[RouteData]) {
         let order = |a: &Entry, b: &Entry| {
             let (ra, rb) = (&routes[a.route as usize], &routes[b.route as usize]);
             rb.priority
@@ -310,9 +356,26 @@ impl UriIndex {
         for list in self.exact.values_mut() {
             list.sort_by(order);
         }
-        for list in self.prefix.values_mut() {
+        // Flatten the per-key lists into one sorted run per key and point the keys at them.
+        let mut spans = Vec::with_capacity(self.prefix_lists.len());
+        for mut list in std::mem::take(&mut self.prefix_lists) {
             list.sort_by(order);
+            let start = self.prefix_entries.len();
+            self.prefix_entries.append(&mut list);
+            let end = self.prefix_entries.len();
+            // Entries number at most (routes × uris × hosts); past `u32` the excess is dropped
+            // (an empty span), like routes past `u32::MAX` in `Router::build`.
+            let span = match (u32::try_from(start), u32::try_from(end)) {
+                (Ok(start), Ok(end)) => Span { start, end },
+                _ => Span::default(),
+            };
+            spans.push(span);
         }
+        self.prefix.for_each_value_mut(|span| {
+            *span = spans.get(span.start as usize).copied().unwrap_or_default()
+        });
+        self.prefix_entries.shrink_to_fit();
+        self.prefix.shrink_to_fit();
     }
 
     fn find<'r, 'p>(&'r self, router: &'r Router, req: &RequestInfo<'p>) -> Option<Match<'r, 'p>> {
@@ -324,17 +387,16 @@ impl UriIndex {
                 }
             }
         }
-        let mut probe = req.path.as_bytes();
-        while let Some((key, list)) = self.prefix.get_longest_common_prefix(probe) {
+        for span in self.prefix.prefixes(req.path.as_bytes()) {
+            // Spans were cut from `prefix_entries` by `finish`.
+            let list = self
+                .prefix_entries
+                .get(span.start as usize..span.end as usize)
+                .unwrap_or_default();
             for entry in list {
                 if let Some(value) = router.check(entry, req, &mut params) {
                     return Some(Match { value, params });
                 }
-            }
-            // The next candidate key is strictly shorter than this one.
-            match key.len().checked_sub(1) {
-                Some(shorter) => probe = &probe[..shorter],
-                None => break,
             }
         }
         None
@@ -379,10 +441,10 @@ impl HostIndex {
         lens.dedup();
         self.odd_suffix_lens = lens;
         for index in self.exact.values_mut().chain(self.suffix.values_mut()) {
-            index.sort(routes);
+            index.finish(routes);
         }
         if let Some(index) = &mut self.any {
-            index.sort(routes);
+            index.finish(routes);
         }
     }
 
@@ -463,12 +525,27 @@ impl Router {
                 spec.hosts.iter().map(|h| HostPattern::parse(h)).collect();
             hosts.sort();
             hosts.dedup();
+            let methods = MethodSet::new(&spec.methods);
+            let route_hosts = if kind == RouterKind::HostUri {
+                Vec::new()
+            } else {
+                hosts.clone()
+            };
+            let quick = Quick {
+                value: spec.value,
+                method_bits: methods.bits,
+                plain: methods.others.is_empty()
+                    && spec.remote_addrs.is_empty()
+                    && route_hosts.is_empty()
+                    && spec.vars.is_none(),
+            };
             for uri in &spec.uris {
                 let pattern = PathPattern::parse(uri, params);
                 if kind == RouterKind::HostUri && !hosts.is_empty() {
                     for host in &hosts {
                         let entry = Entry {
                             route,
+                            quick,
                             pattern: pattern.clone(),
                             uri_len: uri.len(),
                             port_host: host.with_port.then(|| host.clone()),
@@ -478,6 +555,7 @@ impl Router {
                 } else {
                     router.uris.insert(Entry {
                         route,
+                        quick,
                         pattern,
                         uri_len: uri.len(),
                         port_host: None,
@@ -488,18 +566,14 @@ impl Router {
                 value: spec.value,
                 id: spec.id.into_boxed_str(),
                 priority: spec.priority,
-                methods: MethodSet::new(&spec.methods),
+                methods,
                 remote_addrs: spec.remote_addrs,
-                hosts: if kind == RouterKind::HostUri {
-                    Vec::new()
-                } else {
-                    hosts
-                },
+                hosts: route_hosts,
                 vars: spec.vars,
             });
         }
         router.hosts.finish(&router.routes);
-        router.uris.sort(&router.routes);
+        router.uris.finish(&router.routes);
         router
     }
 
@@ -536,6 +610,22 @@ impl Router {
         req: &RequestInfo<'p>,
         params: &mut Vec<(&'r str, &'p str)>,
     ) -> Option<u32> {
+        if entry.quick.plain {
+            // The same checks as below, in the same order, minus those the route lacks.
+            let bits = entry.quick.method_bits;
+            if bits != 0 && method_bit(req.method).is_none_or(|bit| bits & bit == 0) {
+                return None;
+            }
+            if let Some(host) = &entry.port_host {
+                if !host.matches(req.host, req.raw_host) {
+                    return None;
+                }
+            }
+            if !entry.pattern.matches_tail(req.path, params) {
+                return None;
+            }
+            return Some(entry.quick.value);
+        }
         // `entry.route` was assigned as an index into `self.routes` by `build`.
         let route = self.routes.get(entry.route as usize)?;
         if !route.methods.allows(req.method) {

@@ -4,7 +4,7 @@
 /// Where a pattern is stored and how the rest of the path is checked.
 #[derive(Debug, Clone)]
 pub(crate) struct PathPattern {
-    /// `true`: `key` is the whole path (hash map). `false`: `key` is a prefix (patricia tree).
+    /// `true`: `key` is the whole path (hash map). `false`: `key` is a prefix (radix tree).
     pub(crate) exact: bool,
     /// The literal text before the first wildcard or parameter.
     pub(crate) key: Box<str>,
