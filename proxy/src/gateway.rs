@@ -194,7 +194,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             server_header: HeaderValue::from_static(server_header),
             show_upstream_status: config.apisix.show_upstream_status_in_response_header,
             max_header_size: http.max_header_size,
-            header_timeout: http.client_header_timeout,
+            idle_timeout: http.keepalive_timeout,
             real_ip_from: http.real_ip_nets(),
             real_ip_header: HeaderName::from_bytes(http.real_ip_header.as_bytes())
                 .unwrap_or(HeaderName::from_static("x-real-ip")),

@@ -267,3 +267,41 @@ async fn h2c_when_the_listener_enables_it() {
     assert_eq!(got.status, 200);
     assert_eq!(got.json()["server"], "a");
 }
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_after_keepalive_timeout() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let gw = gateway_with(
+        &format!(
+            "routes:\n  - {{id: 1, uri: /ok, upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END\n",
+            up.node()
+        ),
+        "nginx_config:\n  http: {enable_access_log: false, keepalive_timeout: 0.3}\n",
+    )
+    .await;
+    // A keep-alive connection that goes quiet after one request.
+    let mut s = tokio::net::TcpStream::connect(gw.addr())
+        .await
+        .expect("connect");
+    s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle connection still open");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // A client that sends half a head and stalls.
+    let answer = raw(gw.addr(), b"GET /ok HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(!answer.contains("200"), "{answer}");
+}

@@ -246,12 +246,10 @@ pub struct HttpSection {
     pub enable_access_log: bool,
     /// Where access log lines go: a file path (relative to the working directory) or `stdout`.
     pub access_log: String,
-    /// Idle time after which a client keep-alive connection is closed.
+    /// How long a client connection may wait for its next request head to arrive complete:
+    /// bounds idle keep-alive connections and slow senders alike.
     #[serde(deserialize_with = "deserialize_duration")]
     pub keepalive_timeout: Duration,
-    /// Time a client has to send the request headers.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub client_header_timeout: Duration,
     /// Largest request head (request line + headers) accepted, in bytes; larger gets 431
     /// (ferrogate setting; nginx's equivalent is `large_client_header_buffers`).
     pub max_header_size: usize,
@@ -279,7 +277,6 @@ impl Default for HttpSection {
             enable_access_log: true,
             access_log: "stdout".to_owned(),
             keepalive_timeout: Duration::from_secs(60),
-            client_header_timeout: Duration::from_secs(60),
             max_header_size: 32 * 1024,
             real_ip_header: "X-Real-IP".to_owned(),
             real_ip_from: vec!["127.0.0.1".to_owned(), "unix:".to_owned()],

@@ -47,8 +47,9 @@ pub struct ServerSettings {
     pub show_upstream_status: bool,
     /// Largest request head accepted; larger gets 431.
     pub max_header_size: usize,
-    /// Time a client has to send a request head.
-    pub header_timeout: Duration,
+    /// Time a client connection may wait for its next request head to arrive complete (idle
+    /// keep-alive included).
+    pub idle_timeout: Duration,
     /// Peers whose `real_ip_header` is trusted as the client address.
     pub real_ip_from: Vec<ipnet::IpNet>,
     /// The header carrying the real client address (`X-Real-IP`).
@@ -139,13 +140,13 @@ async fn accept_loop(
         .timer(TokioTimer::new())
         .keep_alive(true)
         .max_buf_size(state.settings.max_header_size)
-        .header_read_timeout(state.settings.header_timeout);
+        .header_read_timeout(state.settings.idle_timeout);
     let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     auto.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
         .max_buf_size(state.settings.max_header_size)
-        .header_read_timeout(state.settings.header_timeout);
+        .header_read_timeout(state.settings.idle_timeout);
     auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX));
