@@ -69,15 +69,16 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
     listen_port: u16,
 ) {
-    let client_text = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(chain) if !chain.is_empty() => format!("{chain}, {client_text}"),
-        _ => client_text.clone(),
+    // One allocation for the address, shared by both headers when there is no incoming chain.
+    let ip = bytes::Bytes::from(client.to_string());
+    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(chain) if !chain.is_empty() => [chain, b", ", &ip].concat().into(),
+        _ => ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    if let Ok(v) = HeaderValue::from_str(&client_text) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(ip) {
         headers.insert(X_REAL_IP.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
