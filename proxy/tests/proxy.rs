@@ -305,3 +305,45 @@ async fn idle_and_slow_connections_are_closed_after_keepalive_timeout() {
     let answer = raw(gw.addr(), b"GET /ok HTTP/1.1\r\nHost: x\r\n").await;
     assert!(!answer.contains("200"), "{answer}");
 }
+
+#[tokio::test]
+async fn real_ip_from_a_trusted_peer_is_the_client_address() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let gw = gateway(&format!(
+        "routes:\n  - {{id: 1, uri: /in, remote_addrs: [10.9.9.0/24], upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END\n",
+        up.node()
+    ))
+    .await;
+    // 127.0.0.1 is in the default real_ip_from, so its X-Real-IP is believed.
+    let got = get_with(&gw.url("/in"), &[("x-real-ip", "10.9.9.9")]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.upstream_header("x-real-ip").as_deref(),
+        Some("10.9.9.9")
+    );
+    assert_eq!(
+        got.upstream_header("x-forwarded-for").as_deref(),
+        Some("10.9.9.9")
+    );
+    assert_eq!(
+        get(&gw.url("/in")).await.status,
+        404,
+        "127.0.0.1 itself is not in 10.9.9.0/24"
+    );
+
+    // With real_ip_from emptied, the header is ignored.
+    let gw = gateway_with(
+        &format!(
+            "routes:\n  - {{id: 1, uri: /in, remote_addrs: [10.9.9.0/24], upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END\n",
+            up.node()
+        ),
+        "nginx_config:\n  http: {enable_access_log: false, real_ip_from: []}\n",
+    )
+    .await;
+    assert_eq!(
+        get_with(&gw.url("/in"), &[("x-real-ip", "10.9.9.9")])
+            .await
+            .status,
+        404
+    );
+}

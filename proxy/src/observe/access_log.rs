@@ -71,12 +71,12 @@ impl AccessLog {
         let mut line = Vec::with_capacity(160);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+            .unwrap_or_default();
         let _ = write!(
             line,
-            "{} - [{now:.3}] \"{} {} {:?}\" {} {bytes} upstream=",
+            "{} - [{}] \"{} {} {:?}\" {} {bytes} upstream=",
             r.client,
+            Seconds(now),
             r.method,
             r.uri,
             r.version,
@@ -87,10 +87,19 @@ impl AccessLog {
             None => line.write_all(b"-"),
         };
         let _ = match r.upstream_time {
-            Some(t) => write!(line, " upstream_time={:.3}", t.as_secs_f64()),
+            Some(t) => write!(line, " upstream_time={}", Seconds(t)),
             None => line.write_all(b" upstream_time=-"),
         };
-        let _ = writeln!(line, " request_time={:.3}", r.start.elapsed().as_secs_f64());
+        let _ = writeln!(line, " request_time={}", Seconds(r.start.elapsed()));
         let _ = self.writer.clone().write_all(&line);
+    }
+}
+
+/// Seconds with millisecond precision (`12.345`), formatted without floating point.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0.as_secs(), self.0.subsec_millis())
     }
 }

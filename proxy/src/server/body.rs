@@ -29,6 +29,9 @@ pin_project! {
         inner: Inner,
         #[pin]
         idle: Sleep,
+        // Whether `idle` counts down the current wait; armed on the first pending poll after a
+        // frame, so a body that is ready when polled never touches the timer wheel.
+        armed: bool,
         read_timeout: Duration,
         sent: u64,
         record: Option<AccessRecord>,
@@ -70,6 +73,7 @@ impl ResponseBody {
         ResponseBody {
             inner,
             idle: tokio::time::sleep_until(deadline),
+            armed: false,
             read_timeout,
             sent: 0,
             record: None,
@@ -99,6 +103,14 @@ impl Body for ResponseBody {
             Inner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
                 Poll::Pending => {
+                    if !*this.armed {
+                        *this.armed = true;
+                        if let Some(next) =
+                            tokio::time::Instant::now().checked_add(*this.read_timeout)
+                        {
+                            this.idle.as_mut().reset(next);
+                        }
+                    }
                     if this.idle.as_mut().poll(cx).is_ready() {
                         tracing::warn!(timeout = ?this.read_timeout, "upstream body read timed out");
                         return Poll::Ready(Some(Err("upstream read timed out".into())));
@@ -106,10 +118,7 @@ impl Body for ResponseBody {
                     return Poll::Pending;
                 }
                 Poll::Ready(frame) => {
-                    if let Some(next) = tokio::time::Instant::now().checked_add(*this.read_timeout)
-                    {
-                        this.idle.as_mut().reset(next);
-                    }
+                    *this.armed = false;
                     Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
                 }
             },

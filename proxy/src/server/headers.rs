@@ -6,8 +6,7 @@
 //! client address, `X-Forwarded-For` appends it to the incoming chain, `X-Forwarded-Proto`,
 //! `-Host` and `-Port` describe the request as the gateway received it, and `Forwarded` is removed.
 
-use std::net::IpAddr;
-
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -24,6 +23,10 @@ pub static X_APISIX_UPSTREAM_STATUS: HeaderName =
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Upgrade` stays and `Connection` is set to
 /// `upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names is cheaper than six removals.
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(conn) = headers.get(header::CONNECTION) {
         let named: Vec<HeaderName> = conn
             .to_str()
@@ -53,6 +56,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 /// Whether the request asks for a WebSocket upgrade.
 pub fn wants_websocket(headers: &HeaderMap) -> bool {
     headers
@@ -62,15 +75,15 @@ pub fn wants_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// Sets the `X-Real-IP` / `X-Forwarded-*` headers for the upstream request.
-/// `host` is the client's Host (with port if sent); `listen_port` is the port the client reached.
+/// `client` is the client address as text; `host` is the client's Host (with port if sent);
+/// `listen_port` is the port the client reached.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: Bytes,
     host: Option<&HeaderValue>,
     listen_port: u16,
 ) {
-    // One allocation for the address, shared by both headers when there is no incoming chain.
-    let ip = bytes::Bytes::from(client.to_string());
+    let ip = client;
     let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(chain) if !chain.is_empty() => [chain, b", ", &ip].concat().into(),
         _ => ip.clone(),
@@ -150,7 +163,7 @@ mod tests {
     fn forwarded_headers() {
         let mut h = map(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=x")]);
         let host = HeaderValue::from_static("api.test:8080");
-        set_forwarded(&mut h, "10.0.0.2".parse().expect("ip"), Some(&host), 9080);
+        set_forwarded(&mut h, Bytes::from_static(b"10.0.0.2"), Some(&host), 9080);
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(get("x-forwarded-for").as_deref(), Some("1.1.1.1, 10.0.0.2"));
         assert_eq!(get("x-real-ip").as_deref(), Some("10.0.0.2"));
@@ -161,7 +174,7 @@ mod tests {
         let mut h = HeaderMap::new();
         set_forwarded(
             &mut h,
-            "::1".parse().expect("ip"),
+            Bytes::from_static(b"::1"),
             Some(&HeaderValue::from_static("[::1]")),
             9080,
         );

@@ -166,10 +166,15 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo { peer, local };
+        let peer_text = bytes::Bytes::from(conn.peer_ip().to_string());
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(pipeline::handle(&state, conn, req).await) }
+            let peer_text = peer_text.clone();
+            async move {
+                let response = pipeline::handle(&state, conn, &peer_text, req).await;
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let io = TokioIo::new(stream);
         if bound.http2 {

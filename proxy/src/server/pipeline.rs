@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -22,16 +23,18 @@ use crate::snapshot::Target;
 use crate::upstream::body::BodySlot;
 use crate::upstream::{forward, RequestTemplate};
 
-/// Handles one request and always produces a response.
+/// Handles one request and always produces a response. `peer_text` is the peer address as
+/// text, formatted once per connection.
 pub async fn handle(
     state: &State,
     conn: ConnInfo,
+    peer_text: &Bytes,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
-    let client = client_ip(state, conn, &parts.headers);
+    let (client, client_text) = client_ip(state, conn, peer_text, &parts.headers);
     let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -108,7 +111,7 @@ pub async fn handle(
         upstream_headers.remove(header::HOST);
         headers::set_forwarded(
             &mut upstream_headers,
-            client,
+            client_text,
             host_header.as_ref(),
             conn.local.port(),
         );
@@ -195,7 +198,12 @@ fn set_server_header(headers: &mut HeaderMap, value: &HeaderValue) {
 }
 
 /// The client address: the peer, or the real-ip header when the peer is a trusted proxy.
-fn client_ip(state: &State, conn: ConnInfo, headers: &HeaderMap) -> IpAddr {
+fn client_ip(
+    state: &State,
+    conn: ConnInfo,
+    peer_text: &Bytes,
+    headers: &HeaderMap,
+) -> (IpAddr, Bytes) {
     let peer = conn.peer_ip();
     let settings = &state.settings;
     if settings.real_ip_from.iter().any(|net| net.contains(&peer)) {
@@ -204,10 +212,11 @@ fn client_ip(state: &State, conn: ConnInfo, headers: &HeaderMap) -> IpAddr {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
         {
-            return ip.to_canonical();
+            let ip = ip.to_canonical();
+            return (ip, Bytes::from(ip.to_string()));
         }
     }
-    peer
+    (peer, peer_text.clone())
 }
 
 fn lowercase(s: &str) -> Cow<'_, str> {
