@@ -15,11 +15,10 @@ use http::header::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::admin::status;
 use crate::config::LoadedConfig;
-use crate::observe::AccessLog;
+use crate::observe::{AccessLog, AccessLogWriter};
 use crate::router::RouterKind;
 use crate::server::{self, Bound, ServerSettings, State};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
@@ -69,7 +68,7 @@ pub struct Gateway {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     watcher: JoinHandle<()>,
-    _access_log: Option<WorkerGuard>,
+    access_log: Option<AccessLogWriter>,
 }
 
 impl Gateway {
@@ -96,6 +95,9 @@ impl Gateway {
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        if let Some(log) = self.access_log.take() {
+            let _ = tokio::task::spawn_blocking(move || log.finish()).await;
         }
     }
 
@@ -239,7 +241,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         stop: Some(stop),
         server: Some(server),
         watcher,
-        _access_log: guard,
+        access_log: guard,
     })
 }
 

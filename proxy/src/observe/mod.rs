@@ -2,7 +2,7 @@
 
 mod access_log;
 
-pub use access_log::{AccessLog, AccessRecord};
+pub use access_log::{AccessLog, AccessLogWriter, AccessRecord};
 
 use tracing_subscriber::EnvFilter;
 
