@@ -347,3 +347,36 @@ async fn real_ip_from_a_trusted_peer_is_the_client_address() {
         404
     );
 }
+
+#[tokio::test]
+async fn chash_sends_one_key_to_one_node() {
+    let a = upstream("a", Behaviour::Echo).await;
+    let b = upstream("b", Behaviour::Echo).await;
+    let c = upstream("c", Behaviour::Echo).await;
+    let gw = gateway(&format!(
+        "routes:\n  - {{id: 1, uri: /c, upstream: {{type: chash, hash_on: header, key: x-user, nodes: {{\"{}\": 1, \"{}\": 1, \"{}\": 1}}}}}}\n#END\n",
+        a.node(),
+        b.node(),
+        c.node()
+    ))
+    .await;
+    let mut seen = std::collections::BTreeMap::new();
+    for user in 0..30 {
+        let user = format!("user-{user}");
+        let first = get_with(&gw.url("/c"), &[("x-user", &user)]).await.json()["server"].clone();
+        for _ in 0..3 {
+            let again =
+                get_with(&gw.url("/c"), &[("x-user", &user)]).await.json()["server"].clone();
+            assert_eq!(again, first, "{user} moved");
+        }
+        *seen
+            .entry(first.as_str().unwrap_or("").to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "keys spread over every node: {seen:?}");
+    // Without the header the client address is the key, so one client sticks to one node.
+    let first = get(&gw.url("/c")).await.json()["server"].clone();
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/c")).await.json()["server"], first);
+    }
+}
