@@ -97,24 +97,40 @@ fn requests(params: bool) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A GET for `path` on `host` from a fixed client.
+fn request<'a>(path: &'a str, host: &'a str) -> RequestInfo<'a> {
+    RequestInfo {
+        path,
+        host,
+        raw_host: host,
+        method: &Method::GET,
+        remote_addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        vars: &NoVars,
+    }
+}
+
+/// Measures lookups cycling through `reqs` (path, host).
+fn measure(c: &mut Criterion, name: &str, router: &Router, reqs: &[(String, String)]) {
+    let mut n = 0;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            let (path, host) = &reqs[n % reqs.len()];
+            n += 1;
+            black_box(
+                router
+                    .find(black_box(&request(path, host)))
+                    .map(|m| m.value),
+            )
+        })
+    });
+}
+
 fn lookup(c: &mut Criterion, name: &str, kind: RouterKind, params: bool) {
     let router = Router::build(kind, routes(params));
     let reqs = requests(params);
-    let method = Method::GET;
-    let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     let hits = reqs
         .iter()
-        .filter(|(path, host)| {
-            let req = RequestInfo {
-                path,
-                host,
-                raw_host: host,
-                method: &method,
-                remote_addr: addr,
-                vars: &NoVars,
-            };
-            router.find(&req).is_some()
-        })
+        .filter(|(path, host)| router.find(&request(path, host)).is_some())
         .count();
     // Every request shape but the deliberate miss must find its route.
     assert_eq!(
@@ -122,22 +138,7 @@ fn lookup(c: &mut Criterion, name: &str, kind: RouterKind, params: bool) {
         reqs.len() - reqs.len() / 8,
         "{name}: unexpected misses"
     );
-    let mut n = 0;
-    c.bench_function(name, |b| {
-        b.iter(|| {
-            let (path, host) = &reqs[n % reqs.len()];
-            n += 1;
-            let req = RequestInfo {
-                path,
-                host,
-                raw_host: host,
-                method: &method,
-                remote_addr: addr,
-                vars: &NoVars,
-            };
-            black_box(router.find(black_box(&req)).map(|m| m.value))
-        })
-    });
+    measure(c, name, &router, &reqs);
 }
 
 fn lookups(c: &mut Criterion) {
@@ -156,27 +157,18 @@ fn same_path_hosts(c: &mut Criterion) {
         .map(|i| spec(i, "/same".to_owned(), vec![format!("h{i}.example.com")]))
         .collect();
     let router = Router::build(RouterKind::HostUri, routes);
-    let hosts: Vec<String> = (0..1000u32)
-        .map(|i| format!("h{}.example.com", (i * 7) % 1000))
-        .collect();
-    let method = Method::GET;
-    let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let mut n = 0;
-    c.bench_function("lookup_1k_hosts_same_path", |b| {
-        b.iter(|| {
-            let host = &hosts[n % hosts.len()];
-            n += 1;
-            let req = RequestInfo {
-                path: "/same",
-                host,
-                raw_host: host,
-                method: &method,
-                remote_addr: addr,
-                vars: &NoVars,
-            };
-            black_box(router.find(black_box(&req)).map(|m| m.value))
+    let reqs: Vec<(String, String)> = (0..1000u32)
+        .map(|i| {
+            (
+                "/same".to_owned(),
+                format!("h{}.example.com", (i * 7) % 1000),
+            )
         })
-    });
+        .collect();
+    assert!(reqs
+        .iter()
+        .all(|(p, h)| router.find(&request(p, h)).is_some()));
+    measure(c, "lookup_1k_hosts_same_path", &router, &reqs);
 }
 
 fn build(c: &mut Criterion) {
