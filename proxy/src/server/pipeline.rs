@@ -93,18 +93,11 @@ pub async fn handle(
             route: Some(route),
             ..vars
         });
-        let path_and_query = match &path {
-            Cow::Borrowed(_) => parts.uri.path_and_query().cloned(),
-            Cow::Owned(p) => {
-                let encoded = path::encode(p);
-                let text = match parts.uri.query() {
-                    Some(q) => format!("{encoded}?{q}"),
-                    None => encoded.into_owned(),
-                };
-                PathAndQuery::try_from(text).ok()
-            }
-        }
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let changed = match &path {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(p) => Some(p.as_str()),
+        };
+        let path_and_query = upstream_path(&parts.uri, changed);
         let websocket = route.enable_websocket && headers::wants_websocket(&parts.headers);
         let mut upstream_headers = std::mem::take(&mut parts.headers);
         headers::strip_hop_by_hop(&mut upstream_headers, websocket);
@@ -134,27 +127,14 @@ pub async fn handle(
         )
         .await
         {
-            Ok(mut proxied) => {
+            Ok(proxied) => {
                 upstream = Some(backend.nodes()[proxied.node].authority.clone());
                 upstream_time = Some(proxied.upstream_time);
-                if let Some(on_client) = client_upgrade {
-                    if proxied.response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        let on_upstream = hyper::upgrade::on(&mut proxied.response);
-                        tokio::spawn(splice(on_client, on_upstream));
-                    }
-                }
-                let (mut head, body) = proxied.response.into_parts();
-                let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
-                headers::strip_hop_by_hop(&mut head.headers, upgraded);
-                if state.settings.show_upstream_status || head.status.is_server_error() {
-                    head.headers.insert(
-                        X_APISIX_UPSTREAM_STATUS.clone(),
-                        HeaderValue::from(head.status.as_u16()),
-                    );
-                }
-                Ok(Response::from_parts(
-                    head,
-                    ResponseBody::upstream(body, timeouts.read),
+                Ok(downstream_response(
+                    state,
+                    proxied.response,
+                    client_upgrade,
+                    timeouts,
                 ))
             }
             Err(failed) => {
@@ -180,6 +160,47 @@ pub async fn handle(
         });
     }
     response
+}
+
+/// The path and query sent upstream: the request's own when normalisation changed nothing
+/// (`changed` is None), else the normalised path re-encoded, with the query unchanged.
+fn upstream_path(uri: &http::Uri, changed: Option<&str>) -> PathAndQuery {
+    match changed {
+        None => uri.path_and_query().cloned(),
+        Some(p) => {
+            let encoded = path::encode(p);
+            let text = match uri.query() {
+                Some(q) => format!("{encoded}?{q}"),
+                None => encoded.into_owned(),
+            };
+            PathAndQuery::try_from(text).ok()
+        }
+    }
+    .unwrap_or_else(|| PathAndQuery::from_static("/"))
+}
+
+/// The upstream's response as sent to the client: hop-by-hop headers removed, the upstream
+/// status header added, the body streamed with the read timeout; a WebSocket upgrade is spliced.
+fn downstream_response(
+    state: &State,
+    mut response: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    timeouts: crate::upstream::Timeouts,
+) -> Response<ResponseBody> {
+    let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if let (true, Some(on_client)) = (upgraded, client_upgrade) {
+        let on_upstream = hyper::upgrade::on(&mut response);
+        tokio::spawn(splice(on_client, on_upstream));
+    }
+    let (mut head, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut head.headers, upgraded);
+    if state.settings.show_upstream_status || head.status.is_server_error() {
+        head.headers.insert(
+            X_APISIX_UPSTREAM_STATUS.clone(),
+            HeaderValue::from(head.status.as_u16()),
+        );
+    }
+    Response::from_parts(head, ResponseBody::upstream(body, timeouts.read))
 }
 
 /// Bytes of the request head as received (request line and header lines), near enough.
