@@ -1,0 +1,231 @@
+//! Frames: one type byte, a 24-bit big-endian payload length, then the payload (one finished
+//! FlatBuffers buffer). The length limit is enforced when reading and when writing, partial
+//! frames wait for more bytes, and a frame is encoded into one contiguous buffer so it goes out in
+//! a single write (some runners read header and payload with one `recv` each).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// The largest payload a 24-bit length can describe (16 MiB - 1).
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+
+/// Message types (the first byte of a frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// `A6.Err.Resp` (runner to gateway only).
+    Error = 0,
+    /// `A6.PrepareConf.Req` / `Resp`.
+    PrepareConf = 1,
+    /// `A6.HTTPReqCall.Req` / `Resp`.
+    HttpReqCall = 2,
+    /// `A6.ExtraInfo.Req` (runner asks) / `Resp` (gateway answers).
+    ExtraInfo = 3,
+    /// `A6.HTTPRespCall.Req` / `Resp`.
+    HttpRespCall = 4,
+}
+
+impl TryFrom<u8> for MessageType {
+    type Error = FrameError;
+
+    fn try_from(b: u8) -> Result<Self, FrameError> {
+        Ok(match b {
+            0 => MessageType::Error,
+            1 => MessageType::PrepareConf,
+            2 => MessageType::HttpReqCall,
+            3 => MessageType::ExtraInfo,
+            4 => MessageType::HttpRespCall,
+            other => return Err(FrameError::UnknownType(other)),
+        })
+    }
+}
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// What the payload holds.
+    pub ty: MessageType,
+    /// One FlatBuffers buffer.
+    pub payload: Bytes,
+}
+
+/// Why a frame could not be read or written. Any of these poisons the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The type byte is not 0-4.
+    #[error("unknown message type {0}")]
+    UnknownType(u8),
+    /// The payload is longer than this codec accepts.
+    #[error("frame payload of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Declared or actual payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The frame codec. `max_payload` (at most [`MAX_PAYLOAD`]) bounds both directions.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCodec {
+    max_payload: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self {
+            max_payload: MAX_PAYLOAD,
+        }
+    }
+}
+
+impl FrameCodec {
+    /// A codec refusing payloads longer than `max_payload` (capped at [`MAX_PAYLOAD`]).
+    pub fn with_max_payload(max_payload: usize) -> Self {
+        Self {
+            max_payload: max_payload.min(MAX_PAYLOAD),
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let ty = MessageType::try_from(src[0])?;
+        let len = usize::from(src[1]) << 16 | usize::from(src[2]) << 8 | usize::from(src[3]);
+        if len > self.max_payload {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        if src.len() < 4 + len {
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let payload = src.split_to(len).freeze();
+        Ok(Some(Frame { ty, payload }))
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = frame.payload.len();
+        if len > self.max_payload {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        dst.reserve(4 + len);
+        dst.put_u8(frame.ty as u8);
+        // The length fits in 24 bits: checked against max_payload <= MAX_PAYLOAD above.
+        dst.put_uint(len as u64, 3);
+        dst.put_slice(&frame.payload);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(ty: MessageType, payload: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        FrameCodec::default()
+            .encode(
+                Frame {
+                    ty,
+                    payload: Bytes::copy_from_slice(payload),
+                },
+                &mut out,
+            )
+            .expect("encodes");
+        out
+    }
+
+    #[test]
+    fn header_layout() {
+        let out = encoded(MessageType::HttpReqCall, &[7; 0x01_02_03]);
+        assert_eq!(&out[..4], &[2, 0x01, 0x02, 0x03]);
+        assert_eq!(out.len(), 4 + 0x01_02_03);
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let whole = encoded(MessageType::PrepareConf, b"abcdef");
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        for (i, b) in whole.iter().enumerate() {
+            assert!(
+                codec.decode(&mut buf).expect("no error").is_none(),
+                "byte {i}"
+            );
+            buf.put_u8(*b);
+        }
+        let frame = codec.decode(&mut buf).expect("ok").expect("complete");
+        assert_eq!(frame.ty, MessageType::PrepareConf);
+        assert_eq!(&frame.payload[..], b"abcdef");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn two_frames_in_one_read() {
+        let mut buf = encoded(MessageType::ExtraInfo, b"one");
+        buf.extend_from_slice(&encoded(MessageType::Error, b""));
+        let mut codec = FrameCodec::default();
+        let a = codec.decode(&mut buf).expect("ok").expect("first");
+        let b = codec.decode(&mut buf).expect("ok").expect("second");
+        assert_eq!(
+            (a.ty, &a.payload[..]),
+            (MessageType::ExtraInfo, &b"one"[..])
+        );
+        assert_eq!((b.ty, b.payload.len()), (MessageType::Error, 0));
+        assert!(codec.decode(&mut buf).expect("ok").is_none());
+    }
+
+    #[test]
+    fn limits_and_garbage() {
+        let mut codec = FrameCodec::with_max_payload(8);
+        let mut buf = BytesMut::from(&[2u8, 0, 0, 9][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge { len: 9, max: 8 })
+        ));
+        let mut buf = BytesMut::from(&[9u8, 0, 0, 1, 0][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::UnknownType(9))
+        ));
+        let mut out = BytesMut::new();
+        let big = Frame {
+            ty: MessageType::HttpReqCall,
+            payload: Bytes::from(vec![0; 9]),
+        };
+        assert!(matches!(
+            codec.encode(big, &mut out),
+            Err(FrameError::TooLarge { len: 9, max: 8 })
+        ));
+        assert!(out.is_empty(), "nothing half-written");
+        let at_edge = Frame {
+            ty: MessageType::HttpReqCall,
+            payload: Bytes::from(vec![1; 8]),
+        };
+        codec.encode(at_edge, &mut out).expect("8 bytes fit");
+        assert_eq!(
+            codec.decode(&mut out).expect("ok").map(|f| f.payload.len()),
+            Some(8)
+        );
+    }
+}

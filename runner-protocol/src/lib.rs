@@ -1,0 +1,31 @@
+//! The runner protocol: the wire contract between the gateway and out-of-process plugin runners,
+//! compatible with APISIX's ext-plugin protocol (schema family `A6`, 0.6.1). See
+//! `shared/docs/runner-protocol.md`.
+//!
+//! # Layout
+//! - [`frame`]: frames on the socket (type byte + 24-bit big-endian length), as a tokio-util codec.
+//! - [`generated`]: flatc's output for `schema/ext-plugin.fbs` (regenerate with
+//!   `runner-protocol/generate`; never edit), with every string seen as a byte vector: the wire
+//!   bytes are the same, and a verified buffer may carry non-UTF-8 header values and paths. Write
+//!   strings with `FlatBufferBuilder::create_byte_string`, which adds the NUL terminator.
+
+pub mod frame;
+
+/// flatc's bindings. Generated code: lints and the unsafe rule do not apply.
+#[allow(
+    unsafe_code,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    unused_imports,
+    dead_code,
+    missing_docs
+)]
+#[rustfmt::skip]
+pub mod generated {
+    /// Every table, enum and union of the `A6` namespaces.
+    #[path = "a6.rs"]
+    pub mod a6;
+}
+
+pub use frame::{Frame, FrameCodec, FrameError, MessageType, MAX_PAYLOAD};
