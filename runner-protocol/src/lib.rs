@@ -4,12 +4,14 @@
 //!
 //! # Layout
 //! - [`frame`]: frames on the socket (type byte + 24-bit big-endian length), as a tokio-util codec.
+//! - [`message`]: owned values for every message, each direction, with frame conversions.
 //! - [`generated`]: flatc's output for `schema/ext-plugin.fbs` (regenerate with
 //!   `runner-protocol/generate`; never edit), with every string seen as a byte vector: the wire
 //!   bytes are the same, and a verified buffer may carry non-UTF-8 header values and paths. Write
 //!   strings with `FlatBufferBuilder::create_byte_string`, which adds the NUL terminator.
 
 pub mod frame;
+pub mod message;
 
 /// flatc's bindings. Generated code: lints and the unsafe rule do not apply.
 #[allow(
@@ -29,3 +31,7 @@ pub mod generated {
 }
 
 pub use frame::{Frame, FrameCodec, FrameError, MessageType, MAX_PAYLOAD};
+pub use message::{
+    Action, DecodeError, ErrorCode, ExtraInfo, HttpRequest, HttpRequestReply, HttpResponse,
+    HttpResponseReply, Method, PrepareConf, Rewrite, Stop, TextEntry, ToGateway, ToRunner,
+};

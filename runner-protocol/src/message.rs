@@ -1,0 +1,654 @@
+//! Transport-neutral messages: owned Rust values for every A6 message, with conversions to and from
+//! frames. Nothing outside this crate touches FlatBuffers.
+//!
+//! Byte strings (`Vec<u8>`) are used wherever the wire has a string: header values and paths may
+//! hold any bytes. Empty vectors are not written (the official runners treat an absent vector as
+//! empty); a text entry's value keeps the difference between absent (`None`, "delete" or `?flag`)
+//! and empty (`Some(vec![])`, `?k=`).
+
+use bytes::Bytes;
+use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, InvalidFlatbuffer, Vector, WIPOffset};
+
+use crate::frame::{Frame, MessageType};
+use crate::generated::a6::a6 as wire;
+
+/// A name with an optional value (header, query argument, plugin conf entry).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextEntry {
+    /// The name.
+    pub name: Vec<u8>,
+    /// The value; `None` is absent (a `?flag` argument, or "remove" in a rewrite).
+    pub value: Option<Vec<u8>>,
+}
+
+impl TextEntry {
+    /// An entry with a value.
+    pub fn new(name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            value: Some(value.into()),
+        }
+    }
+}
+
+/// HTTP methods the protocol can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum Method {
+    Get = 0,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Mkcol,
+    Copy,
+    Move,
+    Options,
+    Propfind,
+    Proppatch,
+    Lock,
+    Unlock,
+    Patch,
+    Trace,
+}
+
+impl Method {
+    const ALL: [Method; 15] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Mkcol,
+        Method::Copy,
+        Method::Move,
+        Method::Options,
+        Method::Propfind,
+        Method::Proppatch,
+        Method::Lock,
+        Method::Unlock,
+        Method::Patch,
+        Method::Trace,
+    ];
+
+    /// The method for a wire value, if it is one.
+    pub fn from_wire(v: u8) -> Option<Method> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The method named `name` (`GET`, `POST`, ...), if the protocol has it.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The method's name.
+    pub fn name(self) -> &'static str {
+        wire::Method(self as u8).variant_name().unwrap_or("GET")
+    }
+}
+
+/// `A6.Err.Code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The runner could not understand the request.
+    BadRequest,
+    /// The runner failed.
+    ServiceUnavailable,
+    /// The conf token is unknown or expired: prepare the conf again.
+    ConfTokenNotFound,
+}
+
+/// `PrepareConf.Req`: register a plugin configuration, get a token for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrepareConf {
+    /// The plugin entries in order (name = runner plugin name, value = its config text).
+    pub conf: Vec<TextEntry>,
+    /// A stable idempotency key such as `route#1#ext-plugin-pre-req#<version>`.
+    pub key: Vec<u8>,
+}
+
+/// `HTTPReqCall.Req`: a client request for the request-phase plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Call id, never 0.
+    pub id: u32,
+    /// Client address: 4 or 16 raw bytes.
+    pub src_ip: Vec<u8>,
+    /// Method.
+    pub method: Method,
+    /// Decoded, normalised path without the query.
+    pub path: Vec<u8>,
+    /// Query arguments, one entry per value.
+    pub args: Vec<TextEntry>,
+    /// Headers (names lower-cased), one entry per value.
+    pub headers: Vec<TextEntry>,
+    /// From [`PrepareConf`].
+    pub conf_token: u32,
+}
+
+/// Answer the client directly.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stop {
+    /// Status (0 means 200).
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<TextEntry>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// Change the request before it goes upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    /// New path, if any.
+    pub path: Option<Vec<u8>>,
+    /// Headers to set (no value removes).
+    pub headers: Vec<TextEntry>,
+    /// Query arguments to set (no value removes).
+    pub args: Vec<TextEntry>,
+    /// Headers to add to the client response.
+    pub resp_headers: Vec<TextEntry>,
+    /// New request body (used when non-empty).
+    pub body: Vec<u8>,
+}
+
+/// What a runner decided for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Answer now.
+    Stop(Stop),
+    /// Change the request and go on.
+    Rewrite(Rewrite),
+}
+
+/// `HTTPReqCall.Resp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequestReply {
+    /// The call id.
+    pub id: u32,
+    /// `None`: continue unchanged.
+    pub action: Option<Action>,
+}
+
+/// `ExtraInfo.Req`: a runner's question during a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraInfo {
+    /// The value of a request variable.
+    Var(Vec<u8>),
+    /// The whole request body.
+    ReqBody,
+    /// The whole upstream response body.
+    RespBody,
+}
+
+/// `HTTPRespCall.Req`: the upstream's response head for the response-phase plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpResponse {
+    /// Call id, never 0.
+    pub id: u32,
+    /// Upstream status.
+    pub status: u16,
+    /// Upstream headers, one entry per value.
+    pub headers: Vec<TextEntry>,
+    /// From [`PrepareConf`].
+    pub conf_token: u32,
+}
+
+/// `HTTPRespCall.Resp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpResponseReply {
+    /// The call id.
+    pub id: u32,
+    /// New status (0 keeps the upstream's).
+    pub status: u16,
+    /// Response headers (non-empty replaces the upstream's set).
+    pub headers: Vec<TextEntry>,
+    /// New body (used when non-empty).
+    pub body: Vec<u8>,
+}
+
+/// Messages the gateway sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToRunner {
+    /// Type 1.
+    PrepareConf(PrepareConf),
+    /// Type 2.
+    HttpRequest(HttpRequest),
+    /// Type 3: the answer to an [`ExtraInfo`] question (`None`: unknown variable).
+    ExtraInfoAnswer(Option<Vec<u8>>),
+    /// Type 4.
+    HttpResponse(HttpResponse),
+}
+
+/// Messages a runner sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToGateway {
+    /// Type 0.
+    Error(ErrorCode),
+    /// Type 1: the token for a prepared conf.
+    ConfToken(u32),
+    /// Type 2.
+    HttpRequestReply(HttpRequestReply),
+    /// Type 3.
+    ExtraInfo(ExtraInfo),
+    /// Type 4.
+    HttpResponseReply(HttpResponseReply),
+}
+
+/// Why a frame does not hold a valid message.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload is not a valid buffer for the message type.
+    #[error("invalid {ty:?} payload: {source}")]
+    Invalid {
+        /// The frame's type.
+        ty: MessageType,
+        /// What the verifier found.
+        source: InvalidFlatbuffer,
+    },
+    /// A type that does not travel in this direction.
+    #[error("message type {0:?} is not expected in this direction")]
+    UnexpectedType(MessageType),
+    /// An enum or union value the protocol does not define.
+    #[error("unknown {what} value {value}")]
+    UnknownValue {
+        /// Which field.
+        what: &'static str,
+        /// The value.
+        value: u8,
+    },
+}
+
+type Entries<'a> = WIPOffset<Vector<'a, ForwardsUOffset<wire::TextEntry<'a>>>>;
+
+/// A NUL-terminated string field holding any bytes.
+fn string<'a>(fbb: &mut FlatBufferBuilder<'a>, bytes: &[u8]) -> WIPOffset<Vector<'a, u8>> {
+    WIPOffset::new(fbb.create_byte_string(bytes).value())
+}
+
+fn string_opt<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    bytes: &[u8],
+) -> Option<WIPOffset<Vector<'a, u8>>> {
+    (!bytes.is_empty()).then(|| string(fbb, bytes))
+}
+
+fn byte_vector<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    bytes: &[u8],
+) -> Option<WIPOffset<Vector<'a, u8>>> {
+    (!bytes.is_empty()).then(|| fbb.create_vector(bytes))
+}
+
+fn entries<'a>(fbb: &mut FlatBufferBuilder<'a>, list: &[TextEntry]) -> Option<Entries<'a>> {
+    if list.is_empty() {
+        return None;
+    }
+    let offsets: Vec<_> = list
+        .iter()
+        .map(|e| {
+            let name = string(fbb, &e.name);
+            let value = e.value.as_deref().map(|v| string(fbb, v));
+            wire::TextEntry::create(
+                fbb,
+                &wire::TextEntryArgs {
+                    name: Some(name),
+                    value,
+                },
+            )
+        })
+        .collect();
+    Some(fbb.create_vector(&offsets))
+}
+
+fn read_bytes(v: Option<Vector<'_, u8>>) -> Vec<u8> {
+    v.map(|v| v.bytes().to_vec()).unwrap_or_default()
+}
+
+fn read_entries(v: Option<Vector<'_, ForwardsUOffset<wire::TextEntry<'_>>>>) -> Vec<TextEntry> {
+    v.map(|list| {
+        list.iter()
+            .map(|e| TextEntry {
+                name: read_bytes(e.name()),
+                value: e.value().map(|v| v.bytes().to_vec()),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn frame(ty: MessageType, fbb: FlatBufferBuilder<'_>) -> Frame {
+    Frame {
+        ty,
+        payload: Bytes::copy_from_slice(fbb.finished_data()),
+    }
+}
+
+impl ToRunner {
+    /// The frame for this message.
+    pub fn encode(&self) -> Frame {
+        let mut fbb = FlatBufferBuilder::with_capacity(256);
+        let ty = match self {
+            ToRunner::PrepareConf(m) => {
+                let conf = entries(&mut fbb, &m.conf);
+                let key = string_opt(&mut fbb, &m.key);
+                let root = wire::prepare_conf::Req::create(
+                    &mut fbb,
+                    &wire::prepare_conf::ReqArgs { conf, key },
+                );
+                fbb.finish_minimal(root);
+                MessageType::PrepareConf
+            }
+            ToRunner::HttpRequest(m) => {
+                let src_ip = byte_vector(&mut fbb, &m.src_ip);
+                let path = string_opt(&mut fbb, &m.path);
+                let args = entries(&mut fbb, &m.args);
+                let headers = entries(&mut fbb, &m.headers);
+                let root = wire::httpreq_call::Req::create(
+                    &mut fbb,
+                    &wire::httpreq_call::ReqArgs {
+                        id: m.id,
+                        src_ip,
+                        method: wire::Method(m.method as u8),
+                        path,
+                        args,
+                        headers,
+                        conf_token: m.conf_token,
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::HttpReqCall
+            }
+            ToRunner::ExtraInfoAnswer(result) => {
+                let result = result.as_deref().map(|r| fbb.create_vector(r));
+                let root = wire::extra_info::Resp::create(
+                    &mut fbb,
+                    &wire::extra_info::RespArgs { result },
+                );
+                fbb.finish_minimal(root);
+                MessageType::ExtraInfo
+            }
+            ToRunner::HttpResponse(m) => {
+                let headers = entries(&mut fbb, &m.headers);
+                let root = wire::httpresp_call::Req::create(
+                    &mut fbb,
+                    &wire::httpresp_call::ReqArgs {
+                        id: m.id,
+                        status: m.status,
+                        headers,
+                        conf_token: m.conf_token,
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::HttpRespCall
+            }
+        };
+        frame(ty, fbb)
+    }
+
+    /// The message in a frame sent by the gateway.
+    ///
+    /// # Errors
+    /// When the payload does not verify or holds values the protocol does not define.
+    pub fn decode(frame: &Frame) -> Result<ToRunner, DecodeError> {
+        let ty = frame.ty;
+        let invalid = |source| DecodeError::Invalid { ty, source };
+        let buf = &frame.payload[..];
+        Ok(match ty {
+            MessageType::PrepareConf => {
+                let m = flatbuffers::root::<wire::prepare_conf::Req>(buf).map_err(invalid)?;
+                ToRunner::PrepareConf(PrepareConf {
+                    conf: read_entries(m.conf()),
+                    key: read_bytes(m.key()),
+                })
+            }
+            MessageType::HttpReqCall => {
+                let m = flatbuffers::root::<wire::httpreq_call::Req>(buf).map_err(invalid)?;
+                let method = Method::from_wire(m.method().0).ok_or(DecodeError::UnknownValue {
+                    what: "method",
+                    value: m.method().0,
+                })?;
+                ToRunner::HttpRequest(HttpRequest {
+                    id: m.id(),
+                    src_ip: read_bytes(m.src_ip()),
+                    method,
+                    path: read_bytes(m.path()),
+                    args: read_entries(m.args()),
+                    headers: read_entries(m.headers()),
+                    conf_token: m.conf_token(),
+                })
+            }
+            MessageType::ExtraInfo => {
+                let m = flatbuffers::root::<wire::extra_info::Resp>(buf).map_err(invalid)?;
+                ToRunner::ExtraInfoAnswer(m.result().map(|r| r.bytes().to_vec()))
+            }
+            MessageType::HttpRespCall => {
+                let m = flatbuffers::root::<wire::httpresp_call::Req>(buf).map_err(invalid)?;
+                ToRunner::HttpResponse(HttpResponse {
+                    id: m.id(),
+                    status: m.status(),
+                    headers: read_entries(m.headers()),
+                    conf_token: m.conf_token(),
+                })
+            }
+            MessageType::Error => return Err(DecodeError::UnexpectedType(ty)),
+        })
+    }
+}
+
+impl ToGateway {
+    /// The frame for this message.
+    pub fn encode(&self) -> Frame {
+        let mut fbb = FlatBufferBuilder::with_capacity(256);
+        let ty = match self {
+            ToGateway::Error(code) => {
+                let code = match code {
+                    ErrorCode::BadRequest => wire::err::Code::BAD_REQUEST,
+                    ErrorCode::ServiceUnavailable => wire::err::Code::SERVICE_UNAVAILABLE,
+                    ErrorCode::ConfTokenNotFound => wire::err::Code::CONF_TOKEN_NOT_FOUND,
+                };
+                let root = wire::err::Resp::create(&mut fbb, &wire::err::RespArgs { code });
+                fbb.finish_minimal(root);
+                MessageType::Error
+            }
+            ToGateway::ConfToken(conf_token) => {
+                let root = wire::prepare_conf::Resp::create(
+                    &mut fbb,
+                    &wire::prepare_conf::RespArgs {
+                        conf_token: *conf_token,
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::PrepareConf
+            }
+            ToGateway::HttpRequestReply(m) => {
+                let (action_type, action) = match &m.action {
+                    None => (wire::httpreq_call::Action::NONE, None),
+                    Some(Action::Stop(s)) => {
+                        let headers = entries(&mut fbb, &s.headers);
+                        let body = byte_vector(&mut fbb, &s.body);
+                        let stop = wire::httpreq_call::Stop::create(
+                            &mut fbb,
+                            &wire::httpreq_call::StopArgs {
+                                status: s.status,
+                                headers,
+                                body,
+                            },
+                        );
+                        (
+                            wire::httpreq_call::Action::Stop,
+                            Some(stop.as_union_value()),
+                        )
+                    }
+                    Some(Action::Rewrite(r)) => {
+                        let path = r.path.as_deref().map(|p| string(&mut fbb, p));
+                        let headers = entries(&mut fbb, &r.headers);
+                        let args = entries(&mut fbb, &r.args);
+                        let resp_headers = entries(&mut fbb, &r.resp_headers);
+                        let body = byte_vector(&mut fbb, &r.body);
+                        let rewrite = wire::httpreq_call::Rewrite::create(
+                            &mut fbb,
+                            &wire::httpreq_call::RewriteArgs {
+                                path,
+                                headers,
+                                args,
+                                resp_headers,
+                                body,
+                            },
+                        );
+                        (
+                            wire::httpreq_call::Action::Rewrite,
+                            Some(rewrite.as_union_value()),
+                        )
+                    }
+                };
+                let root = wire::httpreq_call::Resp::create(
+                    &mut fbb,
+                    &wire::httpreq_call::RespArgs {
+                        id: m.id,
+                        action_type,
+                        action,
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::HttpReqCall
+            }
+            ToGateway::ExtraInfo(info) => {
+                let (info_type, info) = match info {
+                    ExtraInfo::Var(name) => {
+                        let name = Some(string(&mut fbb, name));
+                        let var = wire::extra_info::Var::create(
+                            &mut fbb,
+                            &wire::extra_info::VarArgs { name },
+                        );
+                        (wire::extra_info::Info::Var, var.as_union_value())
+                    }
+                    ExtraInfo::ReqBody => {
+                        let t = wire::extra_info::ReqBody::create(
+                            &mut fbb,
+                            &wire::extra_info::ReqBodyArgs {},
+                        );
+                        (wire::extra_info::Info::ReqBody, t.as_union_value())
+                    }
+                    ExtraInfo::RespBody => {
+                        let t = wire::extra_info::RespBody::create(
+                            &mut fbb,
+                            &wire::extra_info::RespBodyArgs {},
+                        );
+                        (wire::extra_info::Info::RespBody, t.as_union_value())
+                    }
+                };
+                let root = wire::extra_info::Req::create(
+                    &mut fbb,
+                    &wire::extra_info::ReqArgs {
+                        info_type,
+                        info: Some(info),
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::ExtraInfo
+            }
+            ToGateway::HttpResponseReply(m) => {
+                let headers = entries(&mut fbb, &m.headers);
+                let body = byte_vector(&mut fbb, &m.body);
+                let root = wire::httpresp_call::Resp::create(
+                    &mut fbb,
+                    &wire::httpresp_call::RespArgs {
+                        id: m.id,
+                        status: m.status,
+                        headers,
+                        body,
+                    },
+                );
+                fbb.finish_minimal(root);
+                MessageType::HttpRespCall
+            }
+        };
+        frame(ty, fbb)
+    }
+
+    /// The message in a frame sent by a runner.
+    ///
+    /// # Errors
+    /// When the payload does not verify or holds values the protocol does not define.
+    pub fn decode(frame: &Frame) -> Result<ToGateway, DecodeError> {
+        let ty = frame.ty;
+        let invalid = |source| DecodeError::Invalid { ty, source };
+        let buf = &frame.payload[..];
+        Ok(match ty {
+            MessageType::Error => {
+                let m = flatbuffers::root::<wire::err::Resp>(buf).map_err(invalid)?;
+                ToGateway::Error(match m.code() {
+                    wire::err::Code::BAD_REQUEST => ErrorCode::BadRequest,
+                    wire::err::Code::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
+                    wire::err::Code::CONF_TOKEN_NOT_FOUND => ErrorCode::ConfTokenNotFound,
+                    other => {
+                        return Err(DecodeError::UnknownValue {
+                            what: "error code",
+                            value: other.0,
+                        })
+                    }
+                })
+            }
+            MessageType::PrepareConf => {
+                let m = flatbuffers::root::<wire::prepare_conf::Resp>(buf).map_err(invalid)?;
+                ToGateway::ConfToken(m.conf_token())
+            }
+            MessageType::HttpReqCall => {
+                let m = flatbuffers::root::<wire::httpreq_call::Resp>(buf).map_err(invalid)?;
+                let action = match m.action_type() {
+                    wire::httpreq_call::Action::NONE => None,
+                    wire::httpreq_call::Action::Stop => m.action_as_stop().map(|s| {
+                        Action::Stop(Stop {
+                            status: s.status(),
+                            headers: read_entries(s.headers()),
+                            body: read_bytes(s.body()),
+                        })
+                    }),
+                    wire::httpreq_call::Action::Rewrite => m.action_as_rewrite().map(|r| {
+                        Action::Rewrite(Rewrite {
+                            path: r.path().map(|p| p.bytes().to_vec()),
+                            headers: read_entries(r.headers()),
+                            args: read_entries(r.args()),
+                            resp_headers: read_entries(r.resp_headers()),
+                            body: read_bytes(r.body()),
+                        })
+                    }),
+                    other => {
+                        return Err(DecodeError::UnknownValue {
+                            what: "action",
+                            value: other.0,
+                        })
+                    }
+                };
+                ToGateway::HttpRequestReply(HttpRequestReply { id: m.id(), action })
+            }
+            MessageType::ExtraInfo => {
+                let m = flatbuffers::root::<wire::extra_info::Req>(buf).map_err(invalid)?;
+                ToGateway::ExtraInfo(match m.info_type() {
+                    wire::extra_info::Info::Var => {
+                        ExtraInfo::Var(read_bytes(m.info_as_var().and_then(|v| v.name())))
+                    }
+                    wire::extra_info::Info::ReqBody => ExtraInfo::ReqBody,
+                    wire::extra_info::Info::RespBody => ExtraInfo::RespBody,
+                    other => {
+                        return Err(DecodeError::UnknownValue {
+                            what: "extra info",
+                            value: other.0,
+                        })
+                    }
+                })
+            }
+            MessageType::HttpRespCall => {
+                let m = flatbuffers::root::<wire::httpresp_call::Resp>(buf).map_err(invalid)?;
+                ToGateway::HttpResponseReply(HttpResponseReply {
+                    id: m.id(),
+                    status: m.status(),
+                    headers: read_entries(m.headers()),
+                    body: read_bytes(m.body()),
+                })
+            }
+        })
+    }
+}
