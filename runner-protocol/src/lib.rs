@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`frame`]: frames on the socket (type byte + 24-bit big-endian length), as a tokio-util codec.
 //! - [`message`]: owned values for every message, each direction, with frame conversions.
+//! - [`runner`]: the `Runner` trait that the runner crates implement and the gateway calls.
 //! - [`generated`]: flatc's output for `schema/ext-plugin.fbs` (regenerate with
 //!   `runner-protocol/generate`; never edit), with every string seen as a byte vector: the wire
 //!   bytes are the same, and a verified buffer may carry non-UTF-8 header values and paths. Write
@@ -12,6 +13,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod runner;
 
 /// flatc's bindings. Generated code: lints and the unsafe rule do not apply.
 #[allow(
@@ -35,3 +37,4 @@ pub use message::{
     Action, DecodeError, ErrorCode, ExtraInfo, HttpRequest, HttpRequestReply, HttpResponse,
     HttpResponseReply, Method, PrepareConf, Rewrite, Stop, TextEntry, ToGateway, ToRunner,
 };
+pub use runner::{InfoSource, Runner, RunnerError};

@@ -1,0 +1,117 @@
+//! The `Runner` trait can be implemented without sockets and driven with any `InfoSource`: a
+//! runner that stops requests with the value of a variable it asks for.
+
+use runner_protocol::*;
+
+struct EchoVarRunner;
+
+impl Runner for EchoVarRunner {
+    async fn prepare_conf(&self, conf: PrepareConf) -> Result<u32, RunnerError> {
+        u32::try_from(conf.conf.len()).map_err(|_| RunnerError::Runner(ErrorCode::BadRequest))
+    }
+
+    async fn http_request<I: InfoSource>(
+        &self,
+        call: HttpRequest,
+        info: &I,
+    ) -> Result<HttpRequestReply, RunnerError> {
+        if call.conf_token == 0 {
+            return Err(RunnerError::Runner(ErrorCode::ConfTokenNotFound));
+        }
+        let body = info
+            .answer(&ExtraInfo::Var(b"uri".to_vec()))
+            .await
+            .unwrap_or_default();
+        Ok(HttpRequestReply {
+            id: call.id,
+            action: Some(Action::Stop(Stop {
+                status: 200,
+                headers: Vec::new(),
+                body,
+            })),
+        })
+    }
+
+    async fn http_response<I: InfoSource>(
+        &self,
+        call: HttpResponse,
+        info: &I,
+    ) -> Result<HttpResponseReply, RunnerError> {
+        let body = info.answer(&ExtraInfo::RespBody).await.unwrap_or_default();
+        Ok(HttpResponseReply {
+            id: call.id,
+            status: call.status,
+            headers: Vec::new(),
+            body,
+        })
+    }
+}
+
+struct Vars;
+
+impl InfoSource for Vars {
+    async fn answer(&self, question: &ExtraInfo) -> Option<Vec<u8>> {
+        match question {
+            ExtraInfo::Var(name) if name == b"uri" => Some(b"/hello".to_vec()),
+            ExtraInfo::RespBody => Some(b"upstream body".to_vec()),
+            _ => None,
+        }
+    }
+}
+
+fn request(conf_token: u32) -> HttpRequest {
+    HttpRequest {
+        id: 9,
+        src_ip: vec![127, 0, 0, 1],
+        method: Method::Get,
+        path: b"/hello".to_vec(),
+        args: Vec::new(),
+        headers: Vec::new(),
+        conf_token,
+    }
+}
+
+#[tokio::test]
+async fn a_runner_is_driven_through_the_trait() {
+    let runner = EchoVarRunner;
+    let token = runner
+        .prepare_conf(PrepareConf {
+            conf: vec![TextEntry::new("echo", "{}")],
+            key: b"k".to_vec(),
+        })
+        .await
+        .expect("prepared");
+    let reply = runner
+        .http_request(request(token), &Vars)
+        .await
+        .expect("answered");
+    assert_eq!(reply.id, 9);
+    assert_eq!(
+        reply.action,
+        Some(Action::Stop(Stop {
+            status: 200,
+            headers: Vec::new(),
+            body: b"/hello".to_vec()
+        }))
+    );
+    assert!(matches!(
+        runner.http_request(request(0), &Vars).await,
+        Err(RunnerError::Runner(ErrorCode::ConfTokenNotFound))
+    ));
+    let resp = runner
+        .http_response(
+            HttpResponse {
+                id: 3,
+                status: 502,
+                headers: Vec::new(),
+                conf_token: token,
+            },
+            &Vars,
+        )
+        .await
+        .expect("answered");
+    assert_eq!(
+        (resp.id, resp.status, &resp.body[..]),
+        (3, 502, &b"upstream body"[..])
+    );
+}
