@@ -3,6 +3,7 @@
 //! `shared/docs/runner-protocol.md`.
 //!
 //! # Layout
+//! - [`byte_text`]: byte strings in JSON (text, or `{"hex": ...}` when not UTF-8).
 //! - [`frame`]: frames on the socket (type byte + 24-bit big-endian length), as a tokio-util codec.
 //! - [`message`]: owned values for every message, each direction, with frame conversions.
 //! - [`runner`]: the `Runner` trait that the runner crates implement and the gateway calls.
@@ -11,6 +12,7 @@
 //!   bytes are the same, and a verified buffer may carry non-UTF-8 header values and paths. Write
 //!   strings with `FlatBufferBuilder::create_byte_string`, which adds the NUL terminator.
 
+pub mod byte_text;
 pub mod frame;
 pub mod message;
 pub mod runner;

@@ -8,16 +8,19 @@
 
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, InvalidFlatbuffer, Vector, WIPOffset};
+use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, MessageType};
 use crate::generated::a6::a6 as wire;
 
 /// A name with an optional value (header, query argument, plugin conf entry).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TextEntry {
     /// The name.
+    #[serde(with = "crate::byte_text")]
     pub name: Vec<u8>,
     /// The value; `None` is absent (a `?flag` argument, or "remove" in a rewrite).
+    #[serde(with = "crate::byte_text::option", default)]
     pub value: Option<Vec<u8>>,
 }
 
@@ -32,7 +35,8 @@ impl TextEntry {
 }
 
 /// HTTP methods the protocol can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 #[repr(u8)]
 #[allow(missing_docs)]
 pub enum Method {
@@ -89,7 +93,7 @@ impl Method {
 }
 
 /// `A6.Err.Code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
     /// The runner could not understand the request.
     BadRequest,
@@ -100,24 +104,27 @@ pub enum ErrorCode {
 }
 
 /// `PrepareConf.Req`: register a plugin configuration, get a token for it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PrepareConf {
     /// The plugin entries in order (name = runner plugin name, value = its config text).
     pub conf: Vec<TextEntry>,
     /// A stable idempotency key such as `route#1#ext-plugin-pre-req#<version>`.
+    #[serde(with = "crate::byte_text")]
     pub key: Vec<u8>,
 }
 
 /// `HTTPReqCall.Req`: a client request for the request-phase plugins.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
     /// Call id, never 0.
     pub id: u32,
     /// Client address: 4 or 16 raw bytes.
+    #[serde(with = "crate::byte_text")]
     pub src_ip: Vec<u8>,
     /// Method.
     pub method: Method,
     /// Decoded, normalised path without the query.
+    #[serde(with = "crate::byte_text")]
     pub path: Vec<u8>,
     /// Query arguments, one entry per value.
     pub args: Vec<TextEntry>,
@@ -128,20 +135,22 @@ pub struct HttpRequest {
 }
 
 /// Answer the client directly.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Stop {
     /// Status (0 means 200).
     pub status: u16,
     /// Response headers.
     pub headers: Vec<TextEntry>,
     /// Response body.
+    #[serde(with = "crate::byte_text")]
     pub body: Vec<u8>,
 }
 
 /// Change the request before it goes upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Rewrite {
     /// New path, if any.
+    #[serde(with = "crate::byte_text::option", default)]
     pub path: Option<Vec<u8>>,
     /// Headers to set (no value removes).
     pub headers: Vec<TextEntry>,
@@ -150,11 +159,12 @@ pub struct Rewrite {
     /// Headers to add to the client response.
     pub resp_headers: Vec<TextEntry>,
     /// New request body (used when non-empty).
+    #[serde(with = "crate::byte_text")]
     pub body: Vec<u8>,
 }
 
 /// What a runner decided for a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Answer now.
     Stop(Stop),
@@ -163,7 +173,7 @@ pub enum Action {
 }
 
 /// `HTTPReqCall.Resp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequestReply {
     /// The call id.
     pub id: u32,
@@ -172,10 +182,10 @@ pub struct HttpRequestReply {
 }
 
 /// `ExtraInfo.Req`: a runner's question during a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExtraInfo {
     /// The value of a request variable.
-    Var(Vec<u8>),
+    Var(#[serde(with = "crate::byte_text")] Vec<u8>),
     /// The whole request body.
     ReqBody,
     /// The whole upstream response body.
@@ -183,7 +193,7 @@ pub enum ExtraInfo {
 }
 
 /// `HTTPRespCall.Req`: the upstream's response head for the response-phase plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HttpResponse {
     /// Call id, never 0.
     pub id: u32,
@@ -196,7 +206,7 @@ pub struct HttpResponse {
 }
 
 /// `HTTPRespCall.Resp`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HttpResponseReply {
     /// The call id.
     pub id: u32,
@@ -205,24 +215,25 @@ pub struct HttpResponseReply {
     /// Response headers (non-empty replaces the upstream's set).
     pub headers: Vec<TextEntry>,
     /// New body (used when non-empty).
+    #[serde(with = "crate::byte_text")]
     pub body: Vec<u8>,
 }
 
 /// Messages the gateway sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToRunner {
     /// Type 1.
     PrepareConf(PrepareConf),
     /// Type 2.
     HttpRequest(HttpRequest),
     /// Type 3: the answer to an [`ExtraInfo`] question (`None`: unknown variable).
-    ExtraInfoAnswer(Option<Vec<u8>>),
+    ExtraInfoAnswer(#[serde(with = "crate::byte_text::option")] Option<Vec<u8>>),
     /// Type 4.
     HttpResponse(HttpResponse),
 }
 
 /// Messages a runner sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToGateway {
     /// Type 0.
     Error(ErrorCode),

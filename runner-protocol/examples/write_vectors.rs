@@ -1,0 +1,279 @@
+//! Writes the golden vectors: `cargo run -p runner-protocol --example write_vectors`.
+//!
+//! Each vector is a whole frame (type byte, 24-bit length, payload) in `vectors/<name>.bin`, and an
+//! entry in `vectors/manifest.json` with its direction, type and content. Byte strings in the
+//! manifest are JSON strings, or `{"hex": "..."}` when they are not UTF-8. `exact_bytes: true`
+//! means an encoder that omits empty vectors and default scalars (as this crate's does) produces
+//! exactly these bytes; otherwise only the decoded content must match.
+
+use std::path::Path;
+
+use bytes::BytesMut;
+use flatbuffers::FlatBufferBuilder;
+use runner_protocol::generated::a6::a6 as wire;
+use runner_protocol::*;
+use serde_json::{json, Value};
+use tokio_util::codec::Encoder;
+
+fn frame_bytes(frame: Frame) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    FrameCodec::default()
+        .encode(frame, &mut out)
+        .expect("vectors are small");
+    out.to_vec()
+}
+
+fn entries(list: &[(&[u8], Option<&[u8]>)]) -> Vec<TextEntry> {
+    list.iter()
+        .map(|(n, v)| TextEntry {
+            name: n.to_vec(),
+            value: v.map(<[u8]>::to_vec),
+        })
+        .collect()
+}
+
+fn to_runner() -> Vec<(&'static str, ToRunner)> {
+    vec![
+        (
+            "prepare_conf",
+            ToRunner::PrepareConf(PrepareConf {
+                conf: entries(&[(b"say", Some(br#"{"body":"hi"}"#)), (b"auth", Some(b""))]),
+                key: b"route#1#ext-plugin-pre-req#7".to_vec(),
+            }),
+        ),
+        (
+            "prepare_conf_empty",
+            ToRunner::PrepareConf(PrepareConf::default()),
+        ),
+        (
+            "http_request",
+            ToRunner::HttpRequest(HttpRequest {
+                id: 1,
+                src_ip: vec![127, 0, 0, 1],
+                method: Method::Get,
+                path: b"/hello/world".to_vec(),
+                args: entries(&[
+                    (b"flag", None),
+                    (b"k", Some(b"")),
+                    (b"a", Some(b"1")),
+                    (b"a", Some(b"2")),
+                ]),
+                headers: entries(&[
+                    (b"host", Some(b"api.test")),
+                    (b"accept", Some(b"*/*")),
+                    (b"x-multi", Some(b"1")),
+                    (b"x-multi", Some(b"2")),
+                ]),
+                conf_token: 3,
+            }),
+        ),
+        (
+            "http_request_ipv6_non_utf8",
+            ToRunner::HttpRequest(HttpRequest {
+                id: 2,
+                src_ip: vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                method: Method::Post,
+                path: b"/caf\xe9/\x80".to_vec(),
+                args: Vec::new(),
+                headers: entries(&[(b"x-raw", Some(b"\xff\xfe obs-text"))]),
+                conf_token: 4,
+            }),
+        ),
+        (
+            "http_request_max",
+            ToRunner::HttpRequest(HttpRequest {
+                id: u32::MAX,
+                src_ip: vec![255; 4],
+                method: Method::Trace,
+                path: b"/".to_vec(),
+                args: Vec::new(),
+                headers: Vec::new(),
+                conf_token: u32::MAX,
+            }),
+        ),
+        (
+            "extra_info_answer",
+            ToRunner::ExtraInfoAnswer(Some(b"GET".to_vec())),
+        ),
+        ("extra_info_answer_absent", ToRunner::ExtraInfoAnswer(None)),
+        (
+            "extra_info_answer_empty",
+            ToRunner::ExtraInfoAnswer(Some(Vec::new())),
+        ),
+        (
+            "http_response",
+            ToRunner::HttpResponse(HttpResponse {
+                id: 5,
+                status: 502,
+                headers: entries(&[
+                    (b"content-type", Some(b"text/plain")),
+                    (b"set-cookie", Some(b"a=1")),
+                    (b"set-cookie", Some(b"b=2")),
+                ]),
+                conf_token: 6,
+            }),
+        ),
+    ]
+}
+
+fn to_gateway() -> Vec<(&'static str, ToGateway)> {
+    vec![
+        ("error_bad_request", ToGateway::Error(ErrorCode::BadRequest)),
+        (
+            "error_service_unavailable",
+            ToGateway::Error(ErrorCode::ServiceUnavailable),
+        ),
+        (
+            "error_conf_token_not_found",
+            ToGateway::Error(ErrorCode::ConfTokenNotFound),
+        ),
+        ("conf_token", ToGateway::ConfToken(42)),
+        ("conf_token_max", ToGateway::ConfToken(u32::MAX)),
+        (
+            "request_reply_continue",
+            ToGateway::HttpRequestReply(HttpRequestReply {
+                id: 1,
+                action: None,
+            }),
+        ),
+        (
+            "request_reply_stop",
+            ToGateway::HttpRequestReply(HttpRequestReply {
+                id: 1,
+                action: Some(Action::Stop(Stop {
+                    status: 403,
+                    headers: entries(&[(b"x-reason", Some(b"denied")), (b"x-gone", None)]),
+                    body: b"{\"message\":\"no\"}".to_vec(),
+                })),
+            }),
+        ),
+        (
+            "request_reply_stop_empty",
+            ToGateway::HttpRequestReply(HttpRequestReply {
+                id: 2,
+                action: Some(Action::Stop(Stop::default())),
+            }),
+        ),
+        (
+            "request_reply_rewrite",
+            ToGateway::HttpRequestReply(HttpRequestReply {
+                id: 3,
+                action: Some(Action::Rewrite(Rewrite {
+                    path: Some(b"/new/path".to_vec()),
+                    headers: entries(&[(b"x-add", Some(b"1")), (b"x-remove", None)]),
+                    args: entries(&[(b"page", Some(b"2")), (b"debug", None)]),
+                    resp_headers: entries(&[(b"x-resp", Some(b"yes"))]),
+                    body: b"new body".to_vec(),
+                })),
+            }),
+        ),
+        (
+            "request_reply_rewrite_empty",
+            ToGateway::HttpRequestReply(HttpRequestReply {
+                id: 4,
+                action: Some(Action::Rewrite(Rewrite::default())),
+            }),
+        ),
+        (
+            "extra_info_var",
+            ToGateway::ExtraInfo(ExtraInfo::Var(b"remote_addr".to_vec())),
+        ),
+        (
+            "extra_info_req_body",
+            ToGateway::ExtraInfo(ExtraInfo::ReqBody),
+        ),
+        (
+            "extra_info_resp_body",
+            ToGateway::ExtraInfo(ExtraInfo::RespBody),
+        ),
+        (
+            "response_reply",
+            ToGateway::HttpResponseReply(HttpResponseReply {
+                id: 7,
+                status: u16::MAX,
+                headers: entries(&[(b"x-new", Some(b"1"))]),
+                body: b"\x00\x01\xff binary".to_vec(),
+            }),
+        ),
+        (
+            "response_reply_keep",
+            ToGateway::HttpResponseReply(HttpResponseReply {
+                id: 8,
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// A `Stop` whose `headers` and `body` vectors are present but empty: decodes like
+/// `request_reply_stop_empty`, bytes differ from what an omitting encoder writes.
+fn stop_with_present_empty_vectors() -> Frame {
+    let mut fbb = FlatBufferBuilder::new();
+    let headers = fbb.create_vector::<flatbuffers::ForwardsUOffset<wire::TextEntry>>(&[]);
+    let body = fbb.create_vector::<u8>(&[]);
+    let stop = wire::httpreq_call::Stop::create(
+        &mut fbb,
+        &wire::httpreq_call::StopArgs {
+            status: 0,
+            headers: Some(headers),
+            body: Some(body),
+        },
+    );
+    let root = wire::httpreq_call::Resp::create(
+        &mut fbb,
+        &wire::httpreq_call::RespArgs {
+            id: 2,
+            action_type: wire::httpreq_call::Action::Stop,
+            action: Some(stop.as_union_value()),
+        },
+    );
+    fbb.finish_minimal(root);
+    Frame {
+        ty: MessageType::HttpReqCall,
+        payload: fbb.finished_data().to_vec().into(),
+    }
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    std::fs::create_dir_all(&dir).expect("vectors dir");
+    let mut manifest = Vec::new();
+    let mut write = |name: &str, direction: &str, frame: Frame, message: Value, exact: bool| {
+        let file = format!("{name}.bin");
+        let ty = frame.ty as u8;
+        std::fs::write(dir.join(&file), frame_bytes(frame)).expect("write vector");
+        manifest.push(json!({
+            "name": name,
+            "file": file,
+            "direction": direction,
+            "type": ty,
+            "exact_bytes": exact,
+            "message": message,
+        }));
+    };
+    for (name, msg) in to_runner() {
+        let value = serde_json::to_value(&msg).expect("json");
+        write(name, "to_runner", msg.encode(), value, true);
+    }
+    for (name, msg) in to_gateway() {
+        let value = serde_json::to_value(&msg).expect("json");
+        write(name, "to_gateway", msg.encode(), value, true);
+    }
+    let same_as_empty_stop = ToGateway::HttpRequestReply(HttpRequestReply {
+        id: 2,
+        action: Some(Action::Stop(Stop::default())),
+    });
+    write(
+        "request_reply_stop_present_empty_vectors",
+        "to_gateway",
+        stop_with_present_empty_vectors(),
+        serde_json::to_value(&same_as_empty_stop).expect("json"),
+        false,
+    );
+    let doc = json!({
+        "about": "Golden vectors of the A6 runner protocol (APISIX ext-plugin 0.6.1). Each file is a whole frame: type byte, 24-bit big-endian payload length, payload. `message` is the decoded content, externally tagged by kind; byte strings are JSON strings, or {\"hex\": \"...\"} when not UTF-8; `null` is an absent value. `exact_bytes`: an encoder that omits empty vectors and default scalars writes exactly these bytes; otherwise compare decoded content. Written by `cargo run -p runner-protocol --example write_vectors`.",
+        "vectors": manifest,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+    std::fs::write(dir.join("manifest.json"), text).expect("write manifest");
+}
