@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the Java SDK and runs its tests (the runner protocol's golden vectors among them), from any
+# working directory. Maven fetches its plugins and dependencies from Maven Central on first use.
+# `-q` hides Surefire's summary, so a plain "java: N passed, N failed, N skipped" line is printed
+# from the Surefire reports afterwards.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+rm -rf -- */target/surefire-reports
+rc=0
+mvn -q -B -Dstyle.color=never test "$@" || rc=$?
+tests=0 failed=0 skipped=0
+for report in */target/surefire-reports/TEST-*.xml; do
+    [ -e "$report" ] || continue
+    suite=$(grep -o '<testsuite [^>]*>' "$report" | head -n 1)
+    attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$suite"; }
+    tests=$((tests + $(attr tests)))
+    failed=$((failed + $(attr failures) + $(attr errors)))
+    skipped=$((skipped + $(attr skipped)))
+done
+printf "\n"  # Maven leaves colour resets without a newline behind it, even with -q -B
+echo "java: $((tests - failed - skipped)) passed, $failed failed, $skipped skipped"
+exit "$rc"
