@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use runner_protocol::*;
 
@@ -20,9 +21,9 @@ fn request_call() -> ToRunner {
         .collect();
     ToRunner::HttpRequest(HttpRequest {
         id: 12345,
-        src_ip: vec![10, 1, 2, 3],
+        src_ip: Bytes::from_static(&[10, 1, 2, 3]),
         method: Method::Post,
-        path: b"/api/v1/orders/42/items".to_vec(),
+        path: Bytes::from_static(b"/api/v1/orders/42/items"),
         args,
         headers,
         conf_token: 7,
@@ -33,17 +34,17 @@ fn rewrite_reply() -> ToGateway {
     ToGateway::HttpRequestReply(HttpRequestReply {
         id: 12345,
         action: Some(Action::Rewrite(Rewrite {
-            path: Some(b"/internal/orders/42".to_vec()),
+            path: Some(Bytes::from_static(b"/internal/orders/42")),
             headers: vec![
                 TextEntry::new("x-user", "jack"),
                 TextEntry {
-                    name: b"authorization".to_vec(),
+                    name: Bytes::from_static(b"authorization"),
                     value: None,
                 },
             ],
             args: vec![TextEntry::new("v", "2")],
             resp_headers: vec![TextEntry::new("x-served-by", "go-runner")],
-            body: Vec::new(),
+            body: Bytes::new(),
         })),
     })
 }

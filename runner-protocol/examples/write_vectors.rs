@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use flatbuffers::FlatBufferBuilder;
 use runner_protocol::generated::a6::a6 as wire;
 use runner_protocol::*;
@@ -26,8 +26,8 @@ fn frame_bytes(frame: Frame) -> Vec<u8> {
 fn entries(list: &[(&[u8], Option<&[u8]>)]) -> Vec<TextEntry> {
     list.iter()
         .map(|(n, v)| TextEntry {
-            name: n.to_vec(),
-            value: v.map(<[u8]>::to_vec),
+            name: Bytes::copy_from_slice(n),
+            value: v.map(Bytes::copy_from_slice),
         })
         .collect()
 }
@@ -38,7 +38,7 @@ fn to_runner() -> Vec<(&'static str, ToRunner)> {
             "prepare_conf",
             ToRunner::PrepareConf(PrepareConf {
                 conf: entries(&[(b"say", Some(br#"{"body":"hi"}"#)), (b"auth", Some(b""))]),
-                key: b"route#1#ext-plugin-pre-req#7".to_vec(),
+                key: Bytes::from_static(b"route#1#ext-plugin-pre-req#7"),
             }),
         ),
         (
@@ -49,9 +49,9 @@ fn to_runner() -> Vec<(&'static str, ToRunner)> {
             "http_request",
             ToRunner::HttpRequest(HttpRequest {
                 id: 1,
-                src_ip: vec![127, 0, 0, 1],
+                src_ip: Bytes::from_static(&[127, 0, 0, 1]),
                 method: Method::Get,
-                path: b"/hello/world".to_vec(),
+                path: Bytes::from_static(b"/hello/world"),
                 args: entries(&[
                     (b"flag", None),
                     (b"k", Some(b"")),
@@ -71,9 +71,11 @@ fn to_runner() -> Vec<(&'static str, ToRunner)> {
             "http_request_ipv6_non_utf8",
             ToRunner::HttpRequest(HttpRequest {
                 id: 2,
-                src_ip: vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                src_ip: Bytes::from_static(&[
+                    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                ]),
                 method: Method::Post,
-                path: b"/caf\xe9/\x80".to_vec(),
+                path: Bytes::from_static(b"/caf\xe9/\x80"),
                 args: Vec::new(),
                 headers: entries(&[(b"x-raw", Some(b"\xff\xfe obs-text"))]),
                 conf_token: 4,
@@ -83,9 +85,9 @@ fn to_runner() -> Vec<(&'static str, ToRunner)> {
             "http_request_max",
             ToRunner::HttpRequest(HttpRequest {
                 id: u32::MAX,
-                src_ip: vec![255; 4],
+                src_ip: Bytes::from_static(&[255; 4]),
                 method: Method::Trace,
-                path: b"/".to_vec(),
+                path: Bytes::from_static(b"/"),
                 args: Vec::new(),
                 headers: Vec::new(),
                 conf_token: u32::MAX,
@@ -93,12 +95,12 @@ fn to_runner() -> Vec<(&'static str, ToRunner)> {
         ),
         (
             "extra_info_answer",
-            ToRunner::ExtraInfoAnswer(Some(b"GET".to_vec())),
+            ToRunner::ExtraInfoAnswer(Some(Bytes::from_static(b"GET"))),
         ),
         ("extra_info_answer_absent", ToRunner::ExtraInfoAnswer(None)),
         (
             "extra_info_answer_empty",
-            ToRunner::ExtraInfoAnswer(Some(Vec::new())),
+            ToRunner::ExtraInfoAnswer(Some(Bytes::new())),
         ),
         (
             "http_response",
@@ -143,7 +145,7 @@ fn to_gateway() -> Vec<(&'static str, ToGateway)> {
                 action: Some(Action::Stop(Stop {
                     status: 403,
                     headers: entries(&[(b"x-reason", Some(b"denied")), (b"x-gone", None)]),
-                    body: b"{\"message\":\"no\"}".to_vec(),
+                    body: Bytes::from_static(b"{\"message\":\"no\"}"),
                 })),
             }),
         ),
@@ -159,11 +161,11 @@ fn to_gateway() -> Vec<(&'static str, ToGateway)> {
             ToGateway::HttpRequestReply(HttpRequestReply {
                 id: 3,
                 action: Some(Action::Rewrite(Rewrite {
-                    path: Some(b"/new/path".to_vec()),
+                    path: Some(Bytes::from_static(b"/new/path")),
                     headers: entries(&[(b"x-add", Some(b"1")), (b"x-remove", None)]),
                     args: entries(&[(b"page", Some(b"2")), (b"debug", None)]),
                     resp_headers: entries(&[(b"x-resp", Some(b"yes"))]),
-                    body: b"new body".to_vec(),
+                    body: Bytes::from_static(b"new body"),
                 })),
             }),
         ),
@@ -176,7 +178,7 @@ fn to_gateway() -> Vec<(&'static str, ToGateway)> {
         ),
         (
             "extra_info_var",
-            ToGateway::ExtraInfo(ExtraInfo::Var(b"remote_addr".to_vec())),
+            ToGateway::ExtraInfo(ExtraInfo::Var(Bytes::from_static(b"remote_addr"))),
         ),
         (
             "extra_info_req_body",
@@ -192,7 +194,7 @@ fn to_gateway() -> Vec<(&'static str, ToGateway)> {
                 id: 7,
                 status: u16::MAX,
                 headers: entries(&[(b"x-new", Some(b"1"))]),
-                body: b"\x00\x01\xff binary".to_vec(),
+                body: Bytes::from_static(b"\x00\x01\xff binary"),
             }),
         ),
         (

@@ -50,8 +50,8 @@ pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
 ///
 /// # Errors
 /// Invalid hex, or those of the deserializer.
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    from_text(Text::deserialize(d)?)
+pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(d: D) -> Result<T, D::Error> {
+    from_text(Text::deserialize(d)?).map(T::from)
 }
 
 /// The same for optional byte strings (`null` = absent).
@@ -62,17 +62,22 @@ pub mod option {
     ///
     /// # Errors
     /// Those of the serializer.
-    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        bytes.as_deref().map(to_text).serialize(s)
+    pub fn serialize<S: Serializer, T: AsRef<[u8]>>(
+        bytes: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        bytes.as_ref().map(|b| to_text(b.as_ref())).serialize(s)
     }
 
     /// Reads optional bytes.
     ///
     /// # Errors
     /// Invalid hex, or those of the deserializer.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
         Option::<Text>::deserialize(d)?
-            .map(from_text::<D::Error>)
+            .map(|t| from_text::<D::Error>(t).map(T::from))
             .transpose()
     }
 }

@@ -1,8 +1,8 @@
 //! Transport-neutral messages: owned Rust values for every A6 message, with conversions to and from
 //! frames. Nothing outside this crate touches FlatBuffers.
 //!
-//! Byte strings (`Vec<u8>`) are used wherever the wire has a string: header values and paths may
-//! hold any bytes. Empty vectors are not written (the official runners treat an absent vector as
+//! Byte strings ([`Bytes`]) are used wherever the wire has a string: header values and paths may
+//! hold any bytes. Decoding does not copy them: they are slices of the frame's payload. Empty vectors are not written (the official runners treat an absent vector as
 //! empty); a text entry's value keeps the difference between absent (`None`, "delete" or `?flag`)
 //! and empty (`Some(vec![])`, `?k=`).
 
@@ -18,15 +18,15 @@ use crate::generated::a6::a6 as wire;
 pub struct TextEntry {
     /// The name.
     #[serde(with = "crate::byte_text")]
-    pub name: Vec<u8>,
+    pub name: Bytes,
     /// The value; `None` is absent (a `?flag` argument, or "remove" in a rewrite).
     #[serde(with = "crate::byte_text::option", default)]
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
 }
 
 impl TextEntry {
     /// An entry with a value.
-    pub fn new(name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         Self {
             name: name.into(),
             value: Some(value.into()),
@@ -110,7 +110,7 @@ pub struct PrepareConf {
     pub conf: Vec<TextEntry>,
     /// A stable idempotency key such as `route#1#ext-plugin-pre-req#<version>`.
     #[serde(with = "crate::byte_text")]
-    pub key: Vec<u8>,
+    pub key: Bytes,
 }
 
 /// `HTTPReqCall.Req`: a client request for the request-phase plugins.
@@ -120,12 +120,12 @@ pub struct HttpRequest {
     pub id: u32,
     /// Client address: 4 or 16 raw bytes.
     #[serde(with = "crate::byte_text")]
-    pub src_ip: Vec<u8>,
+    pub src_ip: Bytes,
     /// Method.
     pub method: Method,
     /// Decoded, normalised path without the query.
     #[serde(with = "crate::byte_text")]
-    pub path: Vec<u8>,
+    pub path: Bytes,
     /// Query arguments, one entry per value.
     pub args: Vec<TextEntry>,
     /// Headers (names lower-cased), one entry per value.
@@ -143,7 +143,7 @@ pub struct Stop {
     pub headers: Vec<TextEntry>,
     /// Response body.
     #[serde(with = "crate::byte_text")]
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// Change the request before it goes upstream.
@@ -151,7 +151,7 @@ pub struct Stop {
 pub struct Rewrite {
     /// New path, if any.
     #[serde(with = "crate::byte_text::option", default)]
-    pub path: Option<Vec<u8>>,
+    pub path: Option<Bytes>,
     /// Headers to set (no value removes).
     pub headers: Vec<TextEntry>,
     /// Query arguments to set (no value removes).
@@ -160,7 +160,7 @@ pub struct Rewrite {
     pub resp_headers: Vec<TextEntry>,
     /// New request body (used when non-empty).
     #[serde(with = "crate::byte_text")]
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// What a runner decided for a request.
@@ -185,7 +185,7 @@ pub struct HttpRequestReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExtraInfo {
     /// The value of a request variable.
-    Var(#[serde(with = "crate::byte_text")] Vec<u8>),
+    Var(#[serde(with = "crate::byte_text")] Bytes),
     /// The whole request body.
     ReqBody,
     /// The whole upstream response body.
@@ -216,7 +216,7 @@ pub struct HttpResponseReply {
     pub headers: Vec<TextEntry>,
     /// New body (used when non-empty).
     #[serde(with = "crate::byte_text")]
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// Messages the gateway sends.
@@ -227,7 +227,7 @@ pub enum ToRunner {
     /// Type 2.
     HttpRequest(HttpRequest),
     /// Type 3: the answer to an [`ExtraInfo`] question (`None`: unknown variable).
-    ExtraInfoAnswer(#[serde(with = "crate::byte_text::option")] Option<Vec<u8>>),
+    ExtraInfoAnswer(#[serde(with = "crate::byte_text::option")] Option<Bytes>),
     /// Type 4.
     HttpResponse(HttpResponse),
 }
@@ -313,16 +313,24 @@ fn entries<'a>(fbb: &mut FlatBufferBuilder<'a>, list: &[TextEntry]) -> Option<En
     Some(fbb.create_vector(&offsets))
 }
 
-fn read_bytes(v: Option<Vector<'_, u8>>) -> Vec<u8> {
-    v.map(|v| v.bytes().to_vec()).unwrap_or_default()
+/// Bytes of a verified buffer, as a slice of the frame's payload (no copy).
+fn slice(payload: &Bytes, v: Vector<'_, u8>) -> Bytes {
+    payload.slice_ref(v.bytes())
 }
 
-fn read_entries(v: Option<Vector<'_, ForwardsUOffset<wire::TextEntry<'_>>>>) -> Vec<TextEntry> {
+fn read_bytes(payload: &Bytes, v: Option<Vector<'_, u8>>) -> Bytes {
+    v.map(|v| slice(payload, v)).unwrap_or_default()
+}
+
+fn read_entries(
+    payload: &Bytes,
+    v: Option<Vector<'_, ForwardsUOffset<wire::TextEntry<'_>>>>,
+) -> Vec<TextEntry> {
     v.map(|list| {
         list.iter()
             .map(|e| TextEntry {
-                name: read_bytes(e.name()),
-                value: e.value().map(|v| v.bytes().to_vec()),
+                name: read_bytes(payload, e.name()),
+                value: e.value().map(|v| slice(payload, v)),
             })
             .collect()
     })
@@ -405,13 +413,14 @@ impl ToRunner {
     pub fn decode(frame: &Frame) -> Result<ToRunner, DecodeError> {
         let ty = frame.ty;
         let invalid = |source| DecodeError::Invalid { ty, source };
-        let buf = &frame.payload[..];
+        let p = &frame.payload;
+        let buf = &p[..];
         Ok(match ty {
             MessageType::PrepareConf => {
                 let m = flatbuffers::root::<wire::prepare_conf::Req>(buf).map_err(invalid)?;
                 ToRunner::PrepareConf(PrepareConf {
-                    conf: read_entries(m.conf()),
-                    key: read_bytes(m.key()),
+                    conf: read_entries(p, m.conf()),
+                    key: read_bytes(p, m.key()),
                 })
             }
             MessageType::HttpReqCall => {
@@ -422,24 +431,24 @@ impl ToRunner {
                 })?;
                 ToRunner::HttpRequest(HttpRequest {
                     id: m.id(),
-                    src_ip: read_bytes(m.src_ip()),
+                    src_ip: read_bytes(p, m.src_ip()),
                     method,
-                    path: read_bytes(m.path()),
-                    args: read_entries(m.args()),
-                    headers: read_entries(m.headers()),
+                    path: read_bytes(p, m.path()),
+                    args: read_entries(p, m.args()),
+                    headers: read_entries(p, m.headers()),
                     conf_token: m.conf_token(),
                 })
             }
             MessageType::ExtraInfo => {
                 let m = flatbuffers::root::<wire::extra_info::Resp>(buf).map_err(invalid)?;
-                ToRunner::ExtraInfoAnswer(m.result().map(|r| r.bytes().to_vec()))
+                ToRunner::ExtraInfoAnswer(m.result().map(|r| slice(p, r)))
             }
             MessageType::HttpRespCall => {
                 let m = flatbuffers::root::<wire::httpresp_call::Req>(buf).map_err(invalid)?;
                 ToRunner::HttpResponse(HttpResponse {
                     id: m.id(),
                     status: m.status(),
-                    headers: read_entries(m.headers()),
+                    headers: read_entries(p, m.headers()),
                     conf_token: m.conf_token(),
                 })
             }
@@ -586,7 +595,8 @@ impl ToGateway {
     pub fn decode(frame: &Frame) -> Result<ToGateway, DecodeError> {
         let ty = frame.ty;
         let invalid = |source| DecodeError::Invalid { ty, source };
-        let buf = &frame.payload[..];
+        let p = &frame.payload;
+        let buf = &p[..];
         Ok(match ty {
             MessageType::Error => {
                 let m = flatbuffers::root::<wire::err::Resp>(buf).map_err(invalid)?;
@@ -613,17 +623,17 @@ impl ToGateway {
                     wire::httpreq_call::Action::Stop => m.action_as_stop().map(|s| {
                         Action::Stop(Stop {
                             status: s.status(),
-                            headers: read_entries(s.headers()),
-                            body: read_bytes(s.body()),
+                            headers: read_entries(p, s.headers()),
+                            body: read_bytes(p, s.body()),
                         })
                     }),
                     wire::httpreq_call::Action::Rewrite => m.action_as_rewrite().map(|r| {
                         Action::Rewrite(Rewrite {
-                            path: r.path().map(|p| p.bytes().to_vec()),
-                            headers: read_entries(r.headers()),
-                            args: read_entries(r.args()),
-                            resp_headers: read_entries(r.resp_headers()),
-                            body: read_bytes(r.body()),
+                            path: r.path().map(|v| slice(p, v)),
+                            headers: read_entries(p, r.headers()),
+                            args: read_entries(p, r.args()),
+                            resp_headers: read_entries(p, r.resp_headers()),
+                            body: read_bytes(p, r.body()),
                         })
                     }),
                     other => {
@@ -639,7 +649,7 @@ impl ToGateway {
                 let m = flatbuffers::root::<wire::extra_info::Req>(buf).map_err(invalid)?;
                 ToGateway::ExtraInfo(match m.info_type() {
                     wire::extra_info::Info::Var => {
-                        ExtraInfo::Var(read_bytes(m.info_as_var().and_then(|v| v.name())))
+                        ExtraInfo::Var(read_bytes(p, m.info_as_var().and_then(|v| v.name())))
                     }
                     wire::extra_info::Info::ReqBody => ExtraInfo::ReqBody,
                     wire::extra_info::Info::RespBody => ExtraInfo::RespBody,
@@ -656,8 +666,8 @@ impl ToGateway {
                 ToGateway::HttpResponseReply(HttpResponseReply {
                     id: m.id(),
                     status: m.status(),
-                    headers: read_entries(m.headers()),
-                    body: read_bytes(m.body()),
+                    headers: read_entries(p, m.headers()),
+                    body: read_bytes(p, m.body()),
                 })
             }
         })

@@ -5,6 +5,8 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
+
 use crate::message::{
     ErrorCode, ExtraInfo, HttpRequest, HttpRequestReply, HttpResponse, HttpResponseReply,
     PrepareConf,
@@ -31,7 +33,7 @@ pub enum RunnerError {
 pub trait InfoSource: Send + Sync {
     /// The answer to `question`: a variable's value, or the request or response body. `None`
     /// when there is nothing to give (unknown variable).
-    fn answer(&self, question: &ExtraInfo) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    fn answer(&self, question: &ExtraInfo) -> impl Future<Output = Option<Bytes>> + Send;
 }
 
 /// A plugin runner.

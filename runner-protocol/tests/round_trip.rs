@@ -1,13 +1,14 @@
 //! Every message survives encode → frame → decode unchanged, and no byte string decodes into a
 //! panic.
 
+use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use runner_protocol::*;
 
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
-    vec(any::<u8>(), 0..24)
+fn bytes() -> impl Strategy<Value = Bytes> {
+    vec(any::<u8>(), 0..24).prop_map(Bytes::from)
 }
 
 fn entry() -> impl Strategy<Value = TextEntry> {
@@ -28,7 +29,7 @@ fn to_runner() -> impl Strategy<Value = ToRunner> {
             .prop_map(|(conf, key)| ToRunner::PrepareConf(PrepareConf { conf, key })),
         (
             any::<u32>(),
-            prop_oneof![vec(any::<u8>(), 4), vec(any::<u8>(), 16)],
+            prop_oneof![vec(any::<u8>(), 4), vec(any::<u8>(), 16)].prop_map(Bytes::from),
             method(),
             bytes(),
             entries(),

@@ -1,6 +1,7 @@
 //! The `Runner` trait can be implemented without sockets and driven with any `InfoSource`: a
 //! runner that stops requests with the value of a variable it asks for.
 
+use bytes::Bytes;
 use runner_protocol::*;
 
 struct EchoVarRunner;
@@ -19,7 +20,7 @@ impl Runner for EchoVarRunner {
             return Err(RunnerError::Runner(ErrorCode::ConfTokenNotFound));
         }
         let body = info
-            .answer(&ExtraInfo::Var(b"uri".to_vec()))
+            .answer(&ExtraInfo::Var(Bytes::from_static(b"uri")))
             .await
             .unwrap_or_default();
         Ok(HttpRequestReply {
@@ -50,10 +51,10 @@ impl Runner for EchoVarRunner {
 struct Vars;
 
 impl InfoSource for Vars {
-    async fn answer(&self, question: &ExtraInfo) -> Option<Vec<u8>> {
+    async fn answer(&self, question: &ExtraInfo) -> Option<Bytes> {
         match question {
-            ExtraInfo::Var(name) if name == b"uri" => Some(b"/hello".to_vec()),
-            ExtraInfo::RespBody => Some(b"upstream body".to_vec()),
+            ExtraInfo::Var(name) if &name[..] == b"uri" => Some(Bytes::from_static(b"/hello")),
+            ExtraInfo::RespBody => Some(Bytes::from_static(b"upstream body")),
             _ => None,
         }
     }
@@ -62,9 +63,9 @@ impl InfoSource for Vars {
 fn request(conf_token: u32) -> HttpRequest {
     HttpRequest {
         id: 9,
-        src_ip: vec![127, 0, 0, 1],
+        src_ip: Bytes::from_static(&[127, 0, 0, 1]),
         method: Method::Get,
-        path: b"/hello".to_vec(),
+        path: Bytes::from_static(b"/hello"),
         args: Vec::new(),
         headers: Vec::new(),
         conf_token,
@@ -77,7 +78,7 @@ async fn a_runner_is_driven_through_the_trait() {
     let token = runner
         .prepare_conf(PrepareConf {
             conf: vec![TextEntry::new("echo", "{}")],
-            key: b"k".to_vec(),
+            key: Bytes::from_static(b"k"),
         })
         .await
         .expect("prepared");
@@ -91,7 +92,7 @@ async fn a_runner_is_driven_through_the_trait() {
         Some(Action::Stop(Stop {
             status: 200,
             headers: Vec::new(),
-            body: b"/hello".to_vec()
+            body: Bytes::from_static(b"/hello")
         }))
     );
     assert!(matches!(
