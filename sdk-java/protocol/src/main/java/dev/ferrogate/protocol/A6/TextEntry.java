@@ -20,7 +20,7 @@ import java.nio.ByteOrder;
 
 @SuppressWarnings("unused")
 public final class TextEntry extends com.google.flatbuffers.Table {
-  public static void ValidateVersion() { Constants.FLATBUFFERS_25_12_19(); }
+  public static void ValidateVersion() { Constants.FLATBUFFERS_25_2_10(); }
   public static TextEntry getRootAsTextEntry(ByteBuffer _bb) { return getRootAsTextEntry(_bb, new TextEntry()); }
   public static TextEntry getRootAsTextEntry(ByteBuffer _bb, TextEntry obj) { _bb.order(ByteOrder.LITTLE_ENDIAN); return (obj.__assign(_bb.getInt(_bb.position()) + _bb.position(), _bb)); }
   public void __init(int _i, ByteBuffer _bb) { __reset(_i, _bb); }
