@@ -344,10 +344,29 @@ fn frame(ty: MessageType, fbb: FlatBufferBuilder<'_>) -> Frame {
     }
 }
 
+/// Room for the byte strings of `list` with their table and vector overhead, so a builder sized
+/// with it does not grow (each growth copies the whole buffer).
+fn entries_size(list: &[TextEntry]) -> usize {
+    list.iter()
+        .map(|e| e.name.len() + e.value.as_ref().map_or(0, Bytes::len) + 40)
+        .sum()
+}
+
 impl ToRunner {
+    fn size_hint(&self) -> usize {
+        64 + match self {
+            ToRunner::PrepareConf(m) => entries_size(&m.conf) + m.key.len(),
+            ToRunner::HttpRequest(m) => {
+                m.src_ip.len() + m.path.len() + entries_size(&m.args) + entries_size(&m.headers)
+            }
+            ToRunner::ExtraInfoAnswer(r) => r.as_ref().map_or(0, Bytes::len),
+            ToRunner::HttpResponse(m) => entries_size(&m.headers),
+        }
+    }
+
     /// The frame for this message.
     pub fn encode(&self) -> Frame {
-        let mut fbb = FlatBufferBuilder::with_capacity(256);
+        let mut fbb = FlatBufferBuilder::with_capacity(self.size_hint());
         let ty = match self {
             ToRunner::PrepareConf(m) => {
                 let conf = entries(&mut fbb, &m.conf);
@@ -458,9 +477,29 @@ impl ToRunner {
 }
 
 impl ToGateway {
+    fn size_hint(&self) -> usize {
+        64 + match self {
+            ToGateway::Error(_) | ToGateway::ConfToken(_) => 0,
+            ToGateway::HttpRequestReply(m) => match &m.action {
+                None => 0,
+                Some(Action::Stop(s)) => entries_size(&s.headers) + s.body.len(),
+                Some(Action::Rewrite(r)) => {
+                    r.path.as_ref().map_or(0, Bytes::len)
+                        + entries_size(&r.headers)
+                        + entries_size(&r.args)
+                        + entries_size(&r.resp_headers)
+                        + r.body.len()
+                }
+            },
+            ToGateway::ExtraInfo(ExtraInfo::Var(name)) => name.len(),
+            ToGateway::ExtraInfo(_) => 0,
+            ToGateway::HttpResponseReply(m) => entries_size(&m.headers) + m.body.len(),
+        }
+    }
+
     /// The frame for this message.
     pub fn encode(&self) -> Frame {
-        let mut fbb = FlatBufferBuilder::with_capacity(256);
+        let mut fbb = FlatBufferBuilder::with_capacity(self.size_hint());
         let ty = match self {
             ToGateway::Error(code) => {
                 let code = match code {

@@ -1,7 +1,7 @@
 //! Writes one framed, valid message of every kind (both directions) into the directory given as
 //! the first argument, as seeds for the `decode` target: `cargo run --bin write_seeds -- corpus/decode`.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use runner_protocol::*;
 use tokio_util::codec::Encoder;
 
@@ -11,7 +11,7 @@ fn main() {
     let entries = vec![
         TextEntry::new("host", "example.com"),
         TextEntry {
-            name: b"x-flag".to_vec(),
+            name: Bytes::from_static(b"x-flag"),
             value: None,
         },
         TextEntry::new("x-empty", ""),
@@ -19,18 +19,18 @@ fn main() {
     let to_runner = [
         ToRunner::PrepareConf(PrepareConf {
             conf: vec![TextEntry::new("say", r#"{"body":"hi"}"#)],
-            key: b"route#1#ext-plugin-pre-req#3".to_vec(),
+            key: Bytes::from_static(b"route#1#ext-plugin-pre-req#3"),
         }),
         ToRunner::HttpRequest(HttpRequest {
             id: 7,
-            src_ip: vec![127, 0, 0, 1],
+            src_ip: Bytes::from_static(&[127, 0, 0, 1]),
             method: Method::Post,
-            path: b"/a/b\xff".to_vec(),
-            args: vec![TextEntry::new("q", "1"), TextEntry { name: b"f".to_vec(), value: None }],
+            path: Bytes::from_static(b"/a/b\xff"),
+            args: vec![TextEntry::new("q", "1"), TextEntry { name: Bytes::from_static(b"f"), value: None }],
             headers: entries.clone(),
             conf_token: 3,
         }),
-        ToRunner::ExtraInfoAnswer(Some(b"value".to_vec())),
+        ToRunner::ExtraInfoAnswer(Some(Bytes::from_static(b"value"))),
         ToRunner::ExtraInfoAnswer(None),
         ToRunner::HttpResponse(HttpResponse {
             id: 9,
@@ -48,27 +48,27 @@ fn main() {
             action: Some(Action::Stop(Stop {
                 status: 403,
                 headers: entries.clone(),
-                body: b"no".to_vec(),
+                body: Bytes::from_static(b"no"),
             })),
         }),
         ToGateway::HttpRequestReply(HttpRequestReply {
             id: 7,
             action: Some(Action::Rewrite(Rewrite {
-                path: Some(b"/new".to_vec()),
+                path: Some(Bytes::from_static(b"/new")),
                 headers: entries.clone(),
                 args: vec![TextEntry::new("q", "2")],
                 resp_headers: vec![TextEntry::new("x-by", "runner")],
-                body: b"body".to_vec(),
+                body: Bytes::from_static(b"body"),
             })),
         }),
-        ToGateway::ExtraInfo(ExtraInfo::Var(b"remote_addr".to_vec())),
+        ToGateway::ExtraInfo(ExtraInfo::Var(Bytes::from_static(b"remote_addr"))),
         ToGateway::ExtraInfo(ExtraInfo::ReqBody),
         ToGateway::ExtraInfo(ExtraInfo::RespBody),
         ToGateway::HttpResponseReply(HttpResponseReply {
             id: 9,
             status: 200,
             headers: entries,
-            body: b"changed".to_vec(),
+            body: Bytes::from_static(b"changed"),
         }),
     ];
     let frames: Vec<Frame> = to_runner
