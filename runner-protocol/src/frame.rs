@@ -9,6 +9,9 @@ use tokio_util::codec::{Decoder, Encoder};
 /// The largest payload a 24-bit length can describe (16 MiB - 1).
 pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
 
+/// The most the decoder reserves ahead of bytes that have not arrived.
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Message types (the first byte of a frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -108,7 +111,9 @@ impl Decoder for FrameCodec {
             });
         }
         if src.len() < 4 + len {
-            src.reserve(4 + len - src.len());
+            // Grow toward the frame a bounded step at a time: a 4-byte header alone must not
+            // make a connection hold 16 MiB.
+            src.reserve((4 + len - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         src.advance(4);
@@ -193,6 +198,18 @@ mod tests {
         );
         assert_eq!((b.ty, b.payload.len()), (MessageType::Error, 0));
         assert!(codec.decode(&mut buf).expect("ok").is_none());
+    }
+
+    #[test]
+    fn a_large_declared_length_reserves_a_bounded_step() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&[2u8, 0xFF, 0xFF, 0xFF][..]);
+        assert!(codec.decode(&mut buf).expect("valid header").is_none());
+        assert!(
+            buf.capacity() <= 4 + RESERVE_STEP,
+            "reserved {}",
+            buf.capacity()
+        );
     }
 
     #[test]
