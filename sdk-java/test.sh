@@ -11,7 +11,7 @@ mvn -q -B -Dstyle.color=never test "$@" || rc=$?
 tests=0 failed=0 skipped=0
 for report in */target/surefire-reports/TEST-*.xml; do
     [ -e "$report" ] || continue
-    suite=$(grep -o '<testsuite [^>]*>' "$report" | head -n 1)
+    suite=$(grep -o '<testsuite [^>]*>' "$report" | sed -n 1p)
     attr() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$suite"; }
     tests=$((tests + $(attr tests)))
     failed=$((failed + $(attr failures) + $(attr errors)))
