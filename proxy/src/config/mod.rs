@@ -7,6 +7,7 @@
 //! 2. deserialize into typed structs; keys we do not know are collected and logged as warnings;
 //! 3. [`NodeConfig::validate`] checks the values and reports every error with its path.
 
+mod deployment;
 mod duration;
 mod env;
 
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use deployment::{
+    AdminKey, AdminListen, AdminRole, AdminSection, ConfigProvider, DeploymentSection,
+    EmbeddedSection, EtcdSection, EtcdTls, Role, RoleTraditional,
+};
 pub use duration::deserialize as deserialize_duration;
 pub use env::substitute as substitute_env;
 
@@ -305,52 +310,6 @@ impl Default for UpstreamDefaults {
     }
 }
 
-/// The `deployment:` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct DeploymentSection {
-    /// `traditional` (the only role so far).
-    pub role: Role,
-    /// Settings of the traditional role.
-    pub role_traditional: RoleTraditional,
-}
-
-/// `deployment.role`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Data plane and control plane in one process.
-    #[default]
-    Traditional,
-    /// Proxy only (not supported yet).
-    DataPlane,
-    /// Admin API only (not supported yet).
-    ControlPlane,
-}
-
-/// `deployment.role_traditional`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct RoleTraditional {
-    /// Where routes, services and upstreams come from.
-    pub config_provider: ConfigProvider,
-}
-
-/// `deployment.role_traditional.config_provider`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConfigProvider {
-    /// `apisix.yaml` beside `config.yaml`, reloaded on change.
-    #[default]
-    Yaml,
-    /// `apisix.json` beside `config.yaml`, reloaded on change.
-    Json,
-    /// Embedded store written through the Admin API (not supported yet).
-    Embedded,
-    /// etcd written through the Admin API (not supported yet).
-    Etcd,
-}
-
 /// A configuration error, with the path of the offending key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -389,6 +348,11 @@ impl LoadedConfig {
             _ => "apisix.yaml",
         };
         self.dir.join(name)
+    }
+
+    /// The embedded store's directory (`deployment.embedded.data_dir`, relative to [`Self::dir`]).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join(&self.config.deployment.embedded.data_dir)
     }
 }
 
@@ -527,13 +491,43 @@ impl NodeConfig {
                 "only `traditional` is supported in this version".to_owned(),
             );
         }
-        match self.deployment.role_traditional.config_provider {
-            ConfigProvider::Yaml | ConfigProvider::Json => {}
-            other => err(
-                "deployment.role_traditional.config_provider",
-                format!("`{other:?}` is not supported in this version; use `yaml` or `json`")
-                    .to_lowercase(),
-            ),
+        let admin = &self.deployment.admin;
+        for (i, net) in admin.allow_admin.iter().enumerate() {
+            if crate::model::parse_net(net).is_none() {
+                err(
+                    &format!("deployment.admin.allow_admin[{i}]"),
+                    format!("invalid IP address or CIDR `{net}`"),
+                );
+            }
+        }
+        if !admin.admin_key_required && !admin.admin_listen.ip.is_loopback() {
+            err(
+                "deployment.admin.admin_key_required",
+                "the Admin API cannot run without authentication on a non-loopback address".to_owned(),
+            );
+        }
+        for (i, key) in admin.admin_key.iter().enumerate() {
+            if key.key.len() < 8 {
+                err(
+                    &format!("deployment.admin.admin_key[{i}].key"),
+                    "must be at least 8 characters".to_owned(),
+                );
+            }
+        }
+        if self.deployment.role_traditional.config_provider == ConfigProvider::Etcd {
+            let etcd = &self.deployment.etcd;
+            if etcd.host.is_empty() {
+                err("deployment.etcd.host", "at least one endpoint is required".to_owned());
+            }
+            if !etcd.prefix.starts_with('/') || etcd.prefix.len() < 2 || etcd.prefix.ends_with('/') {
+                err(
+                    "deployment.etcd.prefix",
+                    format!("`{}` must start with `/` and not end with `/`", etcd.prefix),
+                );
+            }
+            if etcd.timeout.is_zero() {
+                err("deployment.etcd.timeout", "must be greater than 0".to_owned());
+            }
         }
         errors
     }
@@ -551,7 +545,7 @@ mod tests {
         assert_eq!(c.apisix.router.http, "radixtree_host_uri");
         assert_eq!(
             c.deployment.role_traditional.config_provider,
-            ConfigProvider::Yaml
+            ConfigProvider::Embedded
         );
         assert!(c.validate().is_empty());
     }
@@ -593,7 +587,7 @@ mod tests {
     #[test]
     fn validate_lists_every_error() {
         let (c, _) = NodeConfig::parse(
-            "apisix:\n  router: {http: trie}\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\n  error_log_level: loud\ndeployment:\n  role_traditional: {config_provider: etcd}\n",
+            "apisix:\n  router: {http: trie}\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\n  error_log_level: loud\ndeployment:\n  admin: {allow_admin: [nowhere]}\n  role_traditional: {config_provider: etcd}\n  etcd: {prefix: apisix}\n",
         )
         .expect("parses");
         let paths: Vec<_> = c.validate().into_iter().map(|e| e.path).collect();
@@ -604,7 +598,8 @@ mod tests {
                 "apisix.node_listen[1]",
                 "nginx_config.worker_processes",
                 "nginx_config.error_log_level",
-                "deployment.role_traditional.config_provider",
+                "deployment.admin.allow_admin[0]",
+                "deployment.etcd.prefix",
             ]
         );
     }

@@ -1,0 +1,207 @@
+//! The `deployment:` section: the node's role, where its config lives (embedded store, etcd or the
+//! standalone file) and the Admin API listener.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::deserialize_duration;
+
+/// The `deployment:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeploymentSection {
+    /// `traditional` (the only role so far).
+    pub role: Role,
+    /// Settings of the traditional role.
+    pub role_traditional: RoleTraditional,
+    /// The Admin API.
+    pub admin: AdminSection,
+    /// The etcd cluster (provider `etcd`).
+    pub etcd: EtcdSection,
+    /// The embedded store (provider `embedded`).
+    pub embedded: EmbeddedSection,
+}
+
+/// `deployment.role`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Data plane and control plane in one process.
+    #[default]
+    Traditional,
+    /// Proxy only (not supported yet).
+    DataPlane,
+    /// Admin API only (not supported yet).
+    ControlPlane,
+}
+
+/// `deployment.role_traditional`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RoleTraditional {
+    /// Where the config comes from.
+    pub config_provider: ConfigProvider,
+}
+
+/// `deployment.role_traditional.config_provider`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigProvider {
+    /// The embedded store in `deployment.embedded.data_dir`, written through the Admin API.
+    #[default]
+    Embedded,
+    /// etcd (`deployment.etcd`), written through the Admin API, shared by several nodes.
+    Etcd,
+    /// `apisix.yaml` beside `config.yaml`, reloaded on change; the Admin API is read-only.
+    Yaml,
+    /// `apisix.json` beside `config.yaml`, reloaded on change; the Admin API is read-only.
+    Json,
+}
+
+/// `deployment.admin`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct AdminSection {
+    /// Where the Admin API listens (APISIX: `0.0.0.0:9180`; here loopback unless set).
+    pub admin_listen: AdminListen,
+    /// `false` turns authentication off; refused on a non-loopback listener.
+    pub admin_key_required: bool,
+    /// API keys. Empty: a key is generated at first start and kept in the data directory.
+    pub admin_key: Vec<AdminKey>,
+    /// Client networks allowed to reach the Admin API (others get 403). Default: loopback only.
+    pub allow_admin: Vec<String>,
+    /// Add APISIX's CORS headers to every answer and answer `OPTIONS`.
+    pub enable_admin_cors: bool,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            admin_listen: AdminListen::default(),
+            admin_key_required: true,
+            admin_key: Vec::new(),
+            allow_admin: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            enable_admin_cors: true,
+        }
+    }
+}
+
+/// `deployment.admin.admin_listen`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminListen {
+    /// Address (default 127.0.0.1).
+    pub ip: IpAddr,
+    /// Port (default 9180).
+    pub port: u16,
+}
+
+impl Default for AdminListen {
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 9180,
+        }
+    }
+}
+
+/// One Admin API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminKey {
+    /// Who holds it (shown in logs).
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// What it may do.
+    pub role: AdminRole,
+}
+
+/// The role of an Admin API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    /// Every method.
+    Admin,
+    /// GET only.
+    Viewer,
+}
+
+/// `deployment.etcd`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EtcdSection {
+    /// Endpoints, such as `http://127.0.0.1:2379` (`https://` for TLS).
+    pub host: Vec<String>,
+    /// Key prefix shared by the nodes of one cluster.
+    pub prefix: String,
+    /// Timeout of each etcd request (seconds or duration text).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub timeout: Duration,
+    /// User name for etcd authentication.
+    pub user: Option<String>,
+    /// Password for etcd authentication.
+    pub password: Option<String>,
+    /// TLS to etcd.
+    pub tls: Option<EtcdTls>,
+}
+
+impl Default for EtcdSection {
+    fn default() -> Self {
+        Self {
+            host: vec!["http://127.0.0.1:2379".to_owned()],
+            prefix: "/apisix".to_owned(),
+            timeout: Duration::from_secs(30),
+            user: None,
+            password: None,
+            tls: None,
+        }
+    }
+}
+
+/// `deployment.etcd.tls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EtcdTls {
+    /// Client certificate (PEM file) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM file).
+    pub key: Option<PathBuf>,
+    /// CA bundle (PEM file) to verify etcd with, beside the system roots.
+    pub ca: Option<PathBuf>,
+    /// Verify etcd's certificate (default true).
+    pub verify: bool,
+    /// Server name to verify, when not the endpoint's host.
+    pub sni: Option<String>,
+}
+
+impl Default for EtcdTls {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            ca: None,
+            verify: true,
+            sni: None,
+        }
+    }
+}
+
+/// `deployment.embedded`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedSection {
+    /// Directory of the store (relative paths are relative to the directory of `config.yaml`).
+    pub data_dir: PathBuf,
+}
+
+impl Default for EmbeddedSection {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The embedded store: redb in a data directory (being written).
