@@ -503,7 +503,8 @@ impl NodeConfig {
         if !admin.admin_key_required && !admin.admin_listen.ip.is_loopback() {
             err(
                 "deployment.admin.admin_key_required",
-                "the Admin API cannot run without authentication on a non-loopback address".to_owned(),
+                "the Admin API cannot run without authentication on a non-loopback address"
+                    .to_owned(),
             );
         }
         for (i, key) in admin.admin_key.iter().enumerate() {
@@ -517,16 +518,23 @@ impl NodeConfig {
         if self.deployment.role_traditional.config_provider == ConfigProvider::Etcd {
             let etcd = &self.deployment.etcd;
             if etcd.host.is_empty() {
-                err("deployment.etcd.host", "at least one endpoint is required".to_owned());
+                err(
+                    "deployment.etcd.host",
+                    "at least one endpoint is required".to_owned(),
+                );
             }
-            if !etcd.prefix.starts_with('/') || etcd.prefix.len() < 2 || etcd.prefix.ends_with('/') {
+            if !etcd.prefix.starts_with('/') || etcd.prefix.len() < 2 || etcd.prefix.ends_with('/')
+            {
                 err(
                     "deployment.etcd.prefix",
                     format!("`{}` must start with `/` and not end with `/`", etcd.prefix),
                 );
             }
             if etcd.timeout.is_zero() {
-                err("deployment.etcd.timeout", "must be greater than 0".to_owned());
+                err(
+                    "deployment.etcd.timeout",
+                    "must be greater than 0".to_owned(),
+                );
             }
         }
         errors

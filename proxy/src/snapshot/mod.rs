@@ -8,6 +8,8 @@
 //! reused (balancer state and connection pools survive a reload), and clients are cached per
 //! connection policy.
 
+pub mod source;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;

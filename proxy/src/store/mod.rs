@@ -14,6 +14,7 @@
 pub mod declarative;
 pub mod embedded;
 pub mod etcd;
+pub mod sync;
 pub mod watch;
 
 use std::time::Duration;
@@ -126,8 +127,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or replaces `key`. With a `ttl`, the key is deleted when it expires (a watch sees a
     /// delete); without, any earlier TTL of the key is dropped.
-    async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>)
-        -> Result<Written, StoreError>;
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Written, StoreError>;
 
     /// Replaces `key` only if its `mod_revision` is still `expected`; `Ok(None)` if it changed
     /// (or was deleted) since.

@@ -1,0 +1,145 @@
+//! The data plane's copy of a store: each entry parsed and validated once, when it changes.
+//!
+//! [`Resources`] follows a store (see [`crate::store::sync`]): a changed entry is parsed into its
+//! model type and checked; an invalid one is dropped with a log naming its key (as APISIX drops
+//! invalid items it syncs), so the rest of the config keeps serving. Keys the data plane does not
+//! use yet are ignored.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::ConfigError;
+use crate::model::{Checker, Id, Route, Service, Upstream};
+use crate::store::sync::Change;
+use crate::store::Declarative;
+
+/// The typed resources the data plane uses, by id.
+#[derive(Default)]
+pub struct Resources {
+    routes: BTreeMap<String, Route>,
+    services: BTreeMap<String, Service>,
+    upstreams: BTreeMap<String, Upstream>,
+}
+
+impl Resources {
+    /// Applies changes; returns whether anything the data plane uses changed.
+    pub fn apply(&mut self, changes: Vec<Change>) -> bool {
+        let mut changed = false;
+        for change in changes {
+            let Some((kind, id)) = change.key().split_once('/') else {
+                continue;
+            };
+            let id = id.to_owned();
+            changed |= match (kind, &change) {
+                ("routes", Change::Put(e)) => {
+                    upsert(&mut self.routes, id, &e.value, |r: &mut Route, id, c| {
+                        r.id = Some(id);
+                        r.validate(c);
+                    })
+                }
+                ("services", Change::Put(e)) => upsert(
+                    &mut self.services,
+                    id,
+                    &e.value,
+                    |s: &mut Service, id, c| {
+                        s.id = Some(id);
+                        s.validate(c);
+                    },
+                ),
+                ("upstreams", Change::Put(e)) => upsert(
+                    &mut self.upstreams,
+                    id,
+                    &e.value,
+                    |u: &mut Upstream, id, c| {
+                        u.id = Some(id);
+                        u.validate(c);
+                    },
+                ),
+                ("routes", Change::Delete(_)) => self.routes.remove(&id).is_some(),
+                ("services", Change::Delete(_)) => self.services.remove(&id).is_some(),
+                ("upstreams", Change::Delete(_)) => self.upstreams.remove(&id).is_some(),
+                _ => false,
+            };
+        }
+        changed
+    }
+
+    /// The resources in the form the snapshot builder takes, in id order.
+    pub fn to_declarative(&self) -> Declarative {
+        Declarative {
+            routes: self.routes.values().cloned().collect(),
+            services: self.services.values().cloned().collect(),
+            upstreams: self.upstreams.values().cloned().collect(),
+        }
+    }
+}
+
+/// Parses and checks one entry into `map`; an invalid entry removes the previous one (the store no
+/// longer holds it). Returns whether the map changed.
+fn upsert<T: DeserializeOwned>(
+    map: &mut BTreeMap<String, T>,
+    id: String,
+    value: &[u8],
+    check: impl FnOnce(&mut T, Id, &mut Checker<'_>),
+) -> bool {
+    let mut problems: Vec<ConfigError> = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(value);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(mut item) => {
+            check(
+                &mut item,
+                Id(id.clone()),
+                &mut Checker::new("", &mut problems),
+            );
+            if problems.is_empty() {
+                map.insert(id, item);
+                return true;
+            }
+        }
+        Err(e) => problems.push(ConfigError {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        }),
+    }
+    for p in &problems {
+        tracing::error!(id = %id, item = %p.path, reason = %p.message, "invalid config item from the store skipped");
+    }
+    map.remove(&id).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Entry;
+    use bytes::Bytes;
+
+    fn put(key: &str, json: &str) -> Change {
+        Change::Put(Entry {
+            key: key.to_owned(),
+            value: Bytes::copy_from_slice(json.as_bytes()),
+            create_revision: 1,
+            mod_revision: 1,
+        })
+    }
+
+    #[test]
+    fn valid_items_apply_and_invalid_ones_are_dropped() {
+        let mut r = Resources::default();
+        assert!(r.apply(vec![
+            put("routes/1", r#"{"uri":"/a","upstream_id":"u"}"#),
+            put("upstreams/u", r#"{"nodes":{"127.0.0.1:1980":1}}"#),
+            put("consumers/jack", r#"{"username":"jack"}"#),
+        ]));
+        let d = r.to_declarative();
+        assert_eq!(d.routes.len(), 1);
+        assert_eq!(d.routes[0].id, Some(Id("1".into())));
+        assert_eq!(d.upstreams.len(), 1);
+        // A bad replacement removes the route rather than keeping a stale one.
+        assert!(r.apply(vec![put("routes/1", r#"{"uri":"/a","upstrem":1}"#)]));
+        assert!(r.to_declarative().routes.is_empty());
+        assert!(!r.apply(vec![Change::Delete("consumers/jack".into())]));
+        assert!(r.apply(vec![Change::Delete("upstreams/u".into())]));
+        assert!(r.to_declarative().upstreams.is_empty());
+    }
+}
