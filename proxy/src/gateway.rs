@@ -1,28 +1,38 @@
-//! The running gateway: wires the node config, the declarative file, the snapshot builder and the
-//! server together.
+//! The running gateway: wires the node config, the config source, the snapshot builder, the
+//! server and the management APIs together.
 //!
-//! [`start`] loads the declarative file, builds the first snapshot, binds every listener and
-//! serves; a background task reloads the file when it changes and swaps in a new snapshot (requests
-//! in flight keep the one they started with). [`Gateway::shutdown`] stops it gracefully.
+//! [`start`] opens the config source, binds every listener and serves:
+//! - with a store (`embedded`, the default, or `etcd`), a task follows the store and a rebuild
+//!   loop swaps in a new snapshot after each change; the node is ready once the first read is
+//!   applied. A fresh embedded store is seeded from `apisix.yaml` beside `config.yaml`, if any;
+//! - with the standalone file (`yaml` / `json`), the first snapshot is built before serving and
+//!   a task reloads the file when it changes.
+//!
+//! Requests in flight keep the snapshot they started with. [`Gateway::shutdown`] stops it
+//! gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::admin::status;
-use crate::config::LoadedConfig;
+use crate::admin::{self, control, status, Admin, Auth};
+use crate::config::{ConfigProvider, LoadedConfig};
 use crate::observe::{AccessLog, AccessLogWriter};
 use crate::router::RouterKind;
 use crate::server::{self, Bound, ServerSettings, State};
+use crate::snapshot::live::{rebuild_loop, Shared};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
-use crate::store::{declarative, watch, FileError};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::etcd::EtcdStore;
+use crate::store::{declarative, sync, watch, FileError, Store, StoreError};
 
 /// How often the declarative file is checked for changes by default (as APISIX).
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -57,17 +67,24 @@ pub enum StartError {
     /// Upstream TLS settings are unusable.
     #[error(transparent)]
     Tls(#[from] crate::upstream::client::ClientError),
+    /// The config store cannot be opened.
+    #[error("config store: {0}")]
+    Store(#[from] StoreError),
+    /// The Admin API key cannot be read or kept.
+    #[error("Admin API key: {0}")]
+    AdminKey(std::io::Error),
 }
 
 /// A running gateway.
 pub struct Gateway {
     addrs: Vec<SocketAddr>,
     status_addr: Option<SocketAddr>,
-    status: Option<JoinHandle<()>>,
+    admin_addr: Option<SocketAddr>,
+    control_addr: Option<SocketAddr>,
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    watcher: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     access_log: Option<AccessLogWriter>,
 }
 
@@ -80,6 +97,16 @@ impl Gateway {
     /// The bound status API address, if enabled.
     pub fn status_addr(&self) -> Option<SocketAddr> {
         self.status_addr
+    }
+
+    /// The bound Admin API address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The bound control API address, if enabled.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
     }
 
     /// The version of the snapshot currently serving.
@@ -102,22 +129,21 @@ impl Gateway {
     }
 
     fn stop_background(&self) {
-        self.watcher.abort();
-        if let Some(status) = &self.status {
-            status.abort();
+        for task in &self.background {
+            task.abort();
         }
     }
 }
 
-/// Dropping a gateway without [`Gateway::shutdown`] stops reloading and starts a graceful
-/// shutdown that nobody waits for.
+/// Dropping a gateway without [`Gateway::shutdown`] stops its background tasks and starts a
+/// graceful shutdown that nobody waits for.
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop_background();
     }
 }
 
-/// Starts the gateway; `reload_interval` is how often the declarative file is checked.
+/// Starts the gateway; `reload_interval` is how often a declarative file is checked.
 ///
 /// # Errors
 /// See [`StartError`].
@@ -134,24 +160,33 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         config.apisix.ssl.trusted_ca(),
     )?;
 
-    let path = loaded.declarative_path();
-    let stamp = watch::stamp(&path);
-    let first = if path.exists() {
-        let file = declarative::read(&path).map_err(|source| StartError::Declarative {
-            path: path.display().to_string(),
-            source,
-        })?;
-        report(&path, &file);
-        builder.build(&file.config)
-    } else {
-        tracing::warn!(path = %path.display(), "declarative config file not found; serving no routes until it appears");
-        Snapshot::empty(router)
+    let provider = config.deployment.role_traditional.config_provider;
+    let declarative_path = loaded.declarative_path();
+    let store: Option<Arc<dyn Store>> = match provider {
+        ConfigProvider::Embedded => {
+            let store = EmbeddedStore::open(&loaded.data_dir())?;
+            seed(&store, &declarative_path).await?;
+            Some(Arc::new(store))
+        }
+        ConfigProvider::Etcd => Some(Arc::new(EtcdStore::connect(&config.deployment.etcd).await?)),
+        ConfigProvider::Yaml | ConfigProvider::Json => None,
     };
-    tracing::info!(
-        routes = first.routes.len(),
-        version = first.version,
-        "config loaded"
-    );
+    // With a store, the first read is applied before serving (a store that cannot be read fails
+    // the start, as APISIX does without etcd); later reads follow in the background.
+    let shared = Shared::default();
+    let (first, loaded_listing) = match &store {
+        Some(store) => {
+            let listing = store.list("").await?;
+            let first = shared.load(&listing.entries, &mut builder);
+            tracing::info!(
+                routes = first.routes.len(),
+                revision = listing.revision,
+                "config loaded from the store"
+            );
+            (first, Some(listing))
+        }
+        None => (first_from_file(&declarative_path, &mut builder)?, None),
+    };
 
     let (access_log, guard) = if http.enable_access_log {
         let (log, guard) =
@@ -167,16 +202,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let mut bound = Vec::new();
     let mut addrs = Vec::new();
     for listen in config.apisix.node_listen.listeners() {
-        let listener = TcpListener::bind(listen.addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: listen.addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: listen.addr,
-            source,
-        })?;
+        let listener = bind(listen.addr).await?;
+        let addr = local_addr(&listener, listen.addr)?;
         tracing::info!(%addr, http2 = listen.http2, "listening");
         addrs.push(addr);
         bound.push(Bound {
@@ -205,44 +232,162 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         access_log,
     });
 
-    let (status_addr, status) = match &config.apisix.status {
-        Some(listen) => {
-            let addr = SocketAddr::new(listen.ip, listen.port);
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|source| StartError::Bind { addr, source })?;
-            tracing::info!(%addr, "status API listening");
-            (
-                Some(addr),
-                Some(tokio::spawn(status::serve(listener, state.clone()))),
-            )
+    let mut background = Vec::new();
+    match &store {
+        Some(store) => {
+            background.push(tokio::spawn(sync::follow(
+                store.clone(),
+                shared.follower(),
+                loaded_listing,
+            )));
+            let publish_to = state.clone();
+            background.push(tokio::spawn(rebuild_loop(shared, builder, move |s| {
+                publish_to.snapshot.store(Arc::new(s));
+            })));
         }
-        None => (None, None),
+        None => {
+            let builder = Arc::new(Mutex::new(builder));
+            let reload_state = state.clone();
+            let watch_path = declarative_path.clone();
+            let stamp = watch::stamp(&declarative_path);
+            background.push(tokio::spawn(watch::watch_file(
+                declarative_path.clone(),
+                reload_interval,
+                stamp,
+                move || reload(&watch_path, &builder, &reload_state),
+            )));
+        }
+    }
+
+    let status_addr = match config.apisix.status {
+        Some(listen) => {
+            let listener = bind(SocketAddr::new(listen.ip, listen.port)).await?;
+            let addr = local_addr(&listener, SocketAddr::new(listen.ip, listen.port))?;
+            tracing::info!(%addr, "status API listening");
+            background.push(tokio::spawn(status::serve(listener, state.clone())));
+            Some(addr)
+        }
+        None => None,
+    };
+    let control_addr = if config.apisix.enable_control {
+        let want = SocketAddr::new(config.apisix.control.ip, config.apisix.control.port);
+        let listener = bind(want).await?;
+        let addr = local_addr(&listener, want)?;
+        tracing::info!(%addr, "control API listening");
+        background.push(tokio::spawn(control::serve(listener, state.clone())));
+        Some(addr)
+    } else {
+        None
+    };
+    let admin_addr = match &store {
+        Some(store) => {
+            let settings = &config.deployment.admin;
+            let auth = Auth::new(settings, &loaded.data_dir()).map_err(StartError::AdminKey)?;
+            let want = SocketAddr::new(settings.admin_listen.ip, settings.admin_listen.port);
+            let listener = bind(want).await?;
+            let addr = local_addr(&listener, want)?;
+            tracing::info!(%addr, "Admin API listening");
+            let admin = Arc::new(Admin {
+                store: store.clone(),
+                auth,
+                cors: settings.enable_admin_cors,
+                read_only: None,
+            });
+            background.push(tokio::spawn(admin::serve(listener, admin)));
+            Some(addr)
+        }
+        None => None,
     };
 
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(bound, state.clone(), async {
         let _ = stopped.await;
     }));
-    let builder = Arc::new(Mutex::new(builder));
-    let reload_state = state.clone();
-    let watch_path = path.clone();
-    let watcher = tokio::spawn(watch::watch_file(path, reload_interval, stamp, move || {
-        reload(&watch_path, &builder, &reload_state);
-    }));
     Ok(Gateway {
         addrs,
         status_addr,
-        status,
+        admin_addr,
+        control_addr,
         state,
         stop: Some(stop),
         server: Some(server),
-        watcher,
+        background,
         access_log: guard,
     })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: wanted,
+        source,
+    })
+}
+
+/// The first snapshot of a standalone file (none yet: an empty one, with a warning).
+fn first_from_file(path: &Path, builder: &mut Builder) -> Result<Snapshot, StartError> {
+    let first = if path.exists() {
+        let file = declarative::read(path).map_err(|source| StartError::Declarative {
+            path: path.display().to_string(),
+            source,
+        })?;
+        report(path, &file);
+        builder.build(Arc::new(file.config))
+    } else {
+        tracing::warn!(path = %path.display(), "declarative config file not found; serving no routes until it appears");
+        Snapshot::empty(builder.router_kind())
+    };
+    tracing::info!(
+        routes = first.routes.len(),
+        version = first.version,
+        "config loaded"
+    );
+    Ok(first)
+}
+
+/// Fills a fresh, empty embedded store from the declarative file beside `config.yaml`, if there
+/// is one, so the bundled quickstart route serves on the first run. A store that was ever written
+/// is left alone.
+async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
+    let listing = store.list("").await?;
+    if !listing.entries.is_empty() || listing.revision > 1 || !path.exists() {
+        return Ok(());
+    }
+    let file = declarative::read(path).map_err(|source| StartError::Declarative {
+        path: path.display().to_string(),
+        source,
+    })?;
+    report(path, &file);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let config = &file.config;
+    let items = config
+        .upstreams
+        .iter()
+        .map(|u| ("upstreams", u.id.clone(), serde_json::to_value(u)))
+        .chain(config.services.iter().map(|s| ("services", s.id.clone(), serde_json::to_value(s))))
+        .chain(config.routes.iter().map(|r| ("routes", r.id.clone(), serde_json::to_value(r))));
+    let mut count = 0;
+    for (kind, id, value) in items {
+        let (Some(id), Ok(serde_json::Value::Object(mut value))) = (id, value) else {
+            continue;
+        };
+        value.insert("create_time".into(), now.into());
+        value.insert("update_time".into(), now.into());
+        let text = serde_json::Value::Object(value).to_string();
+        store
+            .put(&format!("{kind}/{}", id.0), Bytes::from(text), None)
+            .await?;
+        count += 1;
+    }
+    tracing::info!(items = count, from = %path.display(), "empty embedded store seeded");
+    Ok(())
 }
 
 /// Re-reads the file and swaps in a new snapshot; a file that cannot be applied changes nothing.
@@ -256,7 +401,7 @@ fn reload(path: &Path, builder: &Mutex<Builder>, state: &State) {
     };
     report(path, &file);
     let snapshot = match builder.lock() {
-        Ok(mut b) => b.build(&file.config),
+        Ok(mut b) => b.build(Arc::new(file.config)),
         Err(_) => {
             tracing::error!("snapshot builder unusable after a panic; config not applied");
             return;

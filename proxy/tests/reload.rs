@@ -138,11 +138,6 @@ async fn json_files_are_accepted() {
     let a = upstream("a", Behaviour::Echo).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
-        dir.path().join("config.yaml"),
-        "apisix:\n  node_listen: [{ip: 127.0.0.1, port: 0}]\nnginx_config:\n  http: {enable_access_log: false}\ndeployment:\n  role_traditional: {config_provider: json}\n",
-    )
-    .expect("write");
-    std::fs::write(
         dir.path().join("apisix.json"),
         format!(
             r#"{{"routes":[{{"id":"j","uri":"/json","upstream":{{"nodes":{{"{}":1}}}}}}]}}"#,
@@ -150,11 +145,8 @@ async fn json_files_are_accepted() {
         ),
     )
     .expect("write");
-    let loaded =
-        ferrogate::config::NodeConfig::load(&dir.path().join("config.yaml")).expect("config");
-    let gw = ferrogate::gateway::start(loaded, Duration::from_millis(20))
-        .await
-        .expect("start");
+    let TestGateway { gateway: gw, dir: _dir } =
+        start_in(dir, "deployment:\n  role_traditional: {config_provider: json}\n").await;
     let got = get(&format!("http://{}/json", gw.addrs()[0])).await;
     assert_eq!(got.status, 200);
     gw.shutdown().await;

@@ -54,10 +54,14 @@ pub struct ApisixSection {
     pub ssl: SslSection,
     /// Status API address (`{ip, port}`); off when absent.
     pub status: Option<StatusListen>,
+    /// Serve the control API (default true).
+    pub enable_control: bool,
+    /// Control API address (default `127.0.0.1:9090`).
+    pub control: StatusListen,
 }
 
-/// `apisix.status`.
-#[derive(Debug, Deserialize)]
+/// A management listener: `apisix.status`, `apisix.control`.
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusListen {
     /// Address to bind (default `127.0.0.1`).
@@ -104,6 +108,11 @@ impl Default for ApisixSection {
             show_upstream_status_in_response_header: false,
             ssl: SslSection::default(),
             status: None,
+            enable_control: true,
+            control: StatusListen {
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 9090,
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! reused (balancer state and connection pools survive a reload), and clients are cached per
 //! connection policy.
 
+pub mod live;
 pub mod source;
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +65,8 @@ pub struct Snapshot {
     pub router: Router,
     /// Routes, indexed by the router's match value.
     pub routes: Vec<RouteEntry>,
+    /// The resources it was built from (served by the control API).
+    pub config: Arc<Declarative>,
 }
 
 impl Snapshot {
@@ -73,6 +76,7 @@ impl Snapshot {
             version: 0,
             router: Router::build(kind, Vec::new()),
             routes: Vec::new(),
+            config: Arc::default(),
         }
     }
 }
@@ -109,8 +113,13 @@ impl Builder {
         })
     }
 
+    /// The router the snapshots use.
+    pub fn router_kind(&self) -> RouterKind {
+        self.settings.router
+    }
+
     /// Builds a snapshot from validated resources.
-    pub fn build(&mut self, config: &Declarative) -> Snapshot {
+    pub fn build(&mut self, config: Arc<Declarative>) -> Snapshot {
         let upstreams: HashMap<&Id, &Upstream> = config
             .upstreams
             .iter()
@@ -209,6 +218,7 @@ impl Builder {
             version: self.version,
             router: Router::build(self.settings.router, specs),
             routes,
+            config,
         }
     }
 

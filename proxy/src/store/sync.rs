@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Entry, Event, Revision, Store, StoreError};
+use super::{Entry, Event, Listing, Revision, Store, StoreError};
 
 /// A change handed to the consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,35 +42,39 @@ pub trait Follower: Send + 'static {
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
-/// Follows `store` forever (cancel by dropping the task).
-pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower) {
+/// Follows `store` forever (cancel by dropping the task). `loaded` is a read the follower has
+/// already applied (the gateway applies the first read itself before serving); without it the
+/// first call to the follower carries every entry.
+pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: Option<Listing>) {
     // Key -> mod revision of what the follower has.
     let mut known: HashMap<String, Revision> = HashMap::new();
     let mut delay = FIRST_RETRY;
-    let mut first = true;
+    let mut first = loaded.is_none();
+    let mut pending = loaded.map(|l| {
+        known = l.entries.iter().map(|e| (e.key.clone(), e.mod_revision)).collect();
+        l.revision
+    });
     loop {
-        let listing = match store.list("").await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "config store unavailable; serving the config in memory");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(LAST_RETRY);
-                continue;
-            }
+        let (changes, revision) = match pending.take() {
+            Some(revision) => (Vec::new(), revision),
+            None => match store.list("").await {
+                Ok(l) => (resync(&mut known, l.entries), l.revision),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "config store unavailable; serving the config in memory");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(LAST_RETRY);
+                    continue;
+                }
+            },
         };
-        let changes = resync(&mut known, listing.entries);
         if first || !changes.is_empty() {
             if !first {
-                tracing::info!(
-                    changes = changes.len(),
-                    revision = listing.revision,
-                    "config store re-read"
-                );
+                tracing::info!(changes = changes.len(), revision, "config store re-read");
             }
-            follower.apply(changes, listing.revision);
+            follower.apply(changes, revision);
             first = false;
         }
-        let mut next = listing.revision + 1;
+        let mut next = revision + 1;
         let mut watch = match store.watch(next).await {
             Ok(w) => w,
             Err(e) => {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod admin;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -216,21 +218,51 @@ pub fn write_atomic(path: &std::path::Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-/// Starts a gateway on 127.0.0.1:0 with `apisix_yaml` (must end with `#END`) and extra
-/// `config.yaml` text appended to a base config; a top-level key in `extra` replaces the base's.
+/// Starts a gateway on 127.0.0.1:0 with `apisix_yaml` (must end with `#END`) as its standalone
+/// config; `extra` is `config.yaml` text merged over the base config (maps merged key by key).
 pub async fn gateway_with(apisix_yaml: &str, extra: &str) -> TestGateway {
-    ferrogate::observe::init_tracing("error");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "apisix:\n  node_listen:\n    - {{ip: 127.0.0.1, port: 0}}\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\n{extra}"
-    );
-    std::fs::write(dir.path().join("config.yaml"), config).expect("write config");
     std::fs::write(dir.path().join("apisix.yaml"), apisix_yaml).expect("write routes");
+    start_in(dir, extra).await
+}
+
+/// The base `config.yaml` of test gateways: loopback, port 0, no access log, no control API,
+/// routes from the standalone file.
+const BASE_CONFIG: &str = "apisix:\n  node_listen:\n    - {ip: 127.0.0.1, port: 0}\n  enable_control: false\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\ndeployment:\n  role_traditional: {config_provider: yaml}\n";
+
+/// Starts a gateway in `dir` with the base config merged with `extra`.
+pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
+    ferrogate::observe::init_tracing("error");
+    std::fs::write(dir.path().join("config.yaml"), merged_config(extra)).expect("write config");
     let loaded = NodeConfig::load(&dir.path().join("config.yaml")).expect("valid config");
     let gateway = gateway::start(loaded, Duration::from_millis(20))
         .await
         .expect("gateway starts");
     TestGateway { gateway, dir }
+}
+
+/// The base config with `extra` merged over it.
+pub fn merged_config(extra: &str) -> String {
+    fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+        match (base, over) {
+            (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(&k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            b.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o,
+        }
+    }
+    let mut base: serde_yaml_ng::Value = serde_yaml_ng::from_str(BASE_CONFIG).expect("base");
+    if !extra.trim().is_empty() {
+        merge(&mut base, serde_yaml_ng::from_str(extra).expect("extra config is YAML"));
+    }
+    serde_yaml_ng::to_string(&base).expect("config text")
 }
 
 pub async fn gateway(apisix_yaml: &str) -> TestGateway {

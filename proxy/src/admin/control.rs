@@ -1,0 +1,63 @@
+//! The control API (APISIX's, on `127.0.0.1:9090` by default; never expose it): what the data
+//! plane is serving right now, read from the current snapshot.
+//! - `GET /v1/routes`, `/v1/route/{id}`, `/v1/services`, `/v1/service/{id}`, `/v1/upstreams`,
+//!   `/v1/upstream/{id}`: the objects in memory (a list, or one object; 404 when unknown);
+//! - `GET /v1/healthcheck`: the health checkers (none until health checks exist: `[]`);
+//! - `GET /v1/schema`: the resource schemas.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::listener::{self, json, json_value, Reply};
+use crate::model::{Id, Resource};
+use crate::server::State;
+
+/// Serves the control API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<State>) {
+    listener::serve(listener, "control API", move |req, _| {
+        let reply = answer(&state, req.method(), req.uri().path());
+        async move { reply }
+    })
+    .await;
+}
+
+fn answer(state: &State, method: &Method, path: &str) -> Reply {
+    if method != Method::GET {
+        return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
+    }
+    let snapshot = state.snapshot.load();
+    let config = &snapshot.config;
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["v1", "routes"] => all(&config.routes),
+        ["v1", "route", id] => one(&config.routes, id, |r| r.id.as_ref()),
+        ["v1", "services"] => all(&config.services),
+        ["v1", "service", id] => one(&config.services, id, |s| s.id.as_ref()),
+        ["v1", "upstreams"] => all(&config.upstreams),
+        ["v1", "upstream", id] => one(&config.upstreams, id, |u| u.id.as_ref()),
+        ["v1", "healthcheck"] => json(StatusCode::OK, "[]"),
+        ["v1", "schema"] => {
+            let main: serde_json::Map<String, Value> = Resource::ALL
+                .iter()
+                .map(|r| (r.schema_name().to_owned(), r.schema()))
+                .collect();
+            json_value(StatusCode::OK, &json!({ "main": main, "plugins": {} }))
+        }
+        _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#),
+    }
+}
+
+fn all<T: Serialize>(items: &[T]) -> Reply {
+    json_value(StatusCode::OK, &serde_json::to_value(items).unwrap_or(Value::Null))
+}
+
+fn one<T: Serialize>(items: &[T], id: &str, id_of: impl Fn(&T) -> Option<&Id>) -> Reply {
+    match items.iter().find(|i| id_of(i).is_some_and(|i| i.0 == id)) {
+        Some(item) => json_value(StatusCode::OK, &serde_json::to_value(item).unwrap_or(Value::Null)),
+        None => json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#),
+    }
+}

@@ -1,0 +1,66 @@
+//! The HTTP side shared by the management listeners (Admin API, control API, status API): an
+//! accept loop serving HTTP/1.1 with a handler that gets the request and the peer address, and
+//! JSON response helpers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// A response with a buffered body.
+pub type Reply = Response<Full<Bytes>>;
+
+/// Serves `listener` until the task is dropped; `name` appears in logs.
+pub async fn serve<H, F>(listener: TcpListener, name: &'static str, handler: H)
+where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "{name} accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let answer = handler(req, peer);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A JSON response from a value.
+pub fn json_value(status: StatusCode, body: &serde_json::Value) -> Reply {
+    json(status, body.to_string())
+}

@@ -1,0 +1,160 @@
+//! Referential integrity: a write may only reference objects that exist (APISIX's 400
+//! `failed to fetch upstream info by upstream id [X], response code: 404`), and an object still
+//! referenced may not be deleted without `?force=true` (`can not delete this upstream, route [1]
+//! is still using it now`).
+
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::listener::Reply;
+use super::{error, unavailable, Admin};
+use crate::model::Resource;
+
+/// The references a value of `resource` holds: (field, referenced resource).
+fn references(resource: Resource) -> &'static [(&'static str, Resource)] {
+    match resource {
+        Resource::Route => &[
+            ("upstream_id", Resource::Upstream),
+            ("service_id", Resource::Service),
+            ("plugin_config_id", Resource::PluginConfig),
+        ],
+        Resource::Service => &[("upstream_id", Resource::Upstream)],
+        Resource::Consumer => &[("group_id", Resource::ConsumerGroup)],
+        _ => &[],
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Checks that everything `value` references exists, and the global-rule plugin uniqueness.
+pub(super) async fn check_write(
+    admin: &Admin,
+    resource: Resource,
+    id: &str,
+    value: &Map<String, Value>,
+) -> Result<(), Reply> {
+    for (field, target) in references(resource) {
+        let Some(ref_id) = value.get(*field).and_then(text) else {
+            continue;
+        };
+        let key = format!("{}/{ref_id}", target.segment());
+        match admin.store.get(&key).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let noun = target.noun();
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("failed to fetch {noun} info by {noun} id [{ref_id}], response code: 404"),
+                ));
+            }
+            Err(e) => return Err(unavailable(&e)),
+        }
+    }
+    let tls_cert = value
+        .get("upstream")
+        .unwrap_or(&Value::Null)
+        .get("tls")
+        .or_else(|| (resource == Resource::Upstream).then(|| value.get("tls")).flatten())
+        .and_then(|t| t.get("client_cert_id"))
+        .and_then(text);
+    if let Some(cert_id) = tls_cert {
+        let found = admin
+            .store
+            .get(&format!("ssls/{cert_id}"))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let is_client = found
+            .and_then(|e| serde_json::from_slice::<Value>(&e.value).ok())
+            .map(|v| v.get("type").and_then(Value::as_str) == Some("client"));
+        match is_client {
+            Some(true) => {}
+            Some(false) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("failed to fetch ssl info by ssl id [{cert_id}], wrong ssl type"),
+                ))
+            }
+            None => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("failed to fetch ssl info by ssl id [{cert_id}], response code: 404"),
+                ))
+            }
+        }
+    }
+    if resource == Resource::GlobalRule {
+        let listing = admin
+            .store
+            .list("global_rules/")
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let plugins = value.get("plugins").and_then(Value::as_object);
+        for entry in &listing.entries {
+            let other_id = &entry.key["global_rules/".len()..];
+            if other_id == id {
+                continue;
+            }
+            let Ok(other) = serde_json::from_slice::<Value>(&entry.value) else {
+                continue;
+            };
+            let theirs = other.get("plugins").and_then(Value::as_object);
+            if let Some(name) = plugins
+                .into_iter()
+                .flat_map(|p| p.keys())
+                .find(|name| theirs.is_some_and(|t| t.contains_key(*name)))
+            {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("plugin '{name}' already exists in global rule with id '{other_id}'"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that nothing references `resource` `id` before it is deleted.
+pub(super) async fn check_delete(admin: &Admin, resource: Resource, id: &str) -> Result<(), Reply> {
+    let (users, what): (&[Resource], &str) = match resource {
+        Resource::Upstream => (&[Resource::Route, Resource::Service], "this upstream"),
+        Resource::Service => (&[Resource::Route], "this service directly"),
+        Resource::PluginConfig => (&[Resource::Route], "this plugin config"),
+        Resource::ConsumerGroup => (&[Resource::Consumer], "this consumer group"),
+        _ => return Ok(()),
+    };
+    for user in users {
+        let Some((field, _)) = references(*user).iter().find(|(_, t)| *t == resource) else {
+            continue;
+        };
+        let listing = admin
+            .store
+            .list(&format!("{}/", user.segment()))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        for entry in &listing.entries {
+            let Ok(value) = serde_json::from_slice::<Value>(&entry.value) else {
+                continue;
+            };
+            if value.get(*field).and_then(text).as_deref() == Some(id) {
+                let user_id = &entry.key[user.segment().len() + 1..];
+                if user_id.contains('/') {
+                    continue;
+                }
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "can not delete {what}, {} [{user_id}] is still using it now",
+                        user.noun()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
