@@ -1,23 +1,43 @@
-//! The data model: routes, services and upstreams with APISIX's field names.
+//! The data model: APISIX's objects (routes, services, upstreams, consumers, credentials,
+//! consumer groups, SSL certificates, global rules, plugin configs) with APISIX's field names.
 //!
 //! Each object is a serde struct that rejects unknown fields (APISIX's schemas are
 //! `additionalProperties: false`), plus a `validate` method for the rules a type cannot express.
 //! Validation reports every problem with the path of the field (`routes[3].upstream.nodes`).
 //! Defaults are not written into the objects: they are applied when the snapshot is built, as
 //! APISIX (≥ 3.14) applies them only in memory.
+//!
+//! The structs also derive [`schemars::JsonSchema`], so the JSON Schema served by the Admin API
+//! ([`Resource::schema`]) is generated from the same types that deserialization uses.
+//! [`Resource`] ties each Admin API resource to its type: [`Resource::check`] is the whole
+//! write-time check (types, then rules).
 
+mod consumer;
+mod consumer_group;
+mod global_rule;
+mod plugin_config;
+mod resource;
 mod route;
 mod service;
+mod ssl;
 mod upstream;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use consumer::{is_valid_username, Consumer, Credential};
+pub use consumer_group::ConsumerGroup;
+pub use global_rule::GlobalRule;
+pub use plugin_config::PluginConfig;
+pub use resource::Resource;
 pub use route::{parse_net, Route};
 pub use service::Service;
+pub use ssl::{Ssl, SslClient, SslProtocol, SslType};
 pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, Upstream, UpstreamTls};
 
 use crate::config::ConfigError;
@@ -51,6 +71,27 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+impl JsonSchema for Id {
+    fn schema_name() -> Cow<'static, str> {
+        "Id".into()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        concat!(module_path!(), "::Id").into()
+    }
+
+    /// APISIX's `id_schema`; mirrors the `Deserialize` impl above.
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Object id: 1-64 characters of [a-zA-Z0-9-_.], or an integer of at least 1",
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-_.]+$"},
+                {"type": "integer", "minimum": 1}
+            ]
+        })
+    }
+}
+
 /// Whether `s` is a valid string id.
 pub fn is_valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -62,7 +103,7 @@ pub fn is_valid_id(s: &str) -> bool {
 pub type Labels = BTreeMap<String, String>;
 
 /// Connect / send / read timeouts in seconds (all three required, each > 0).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeout {
     /// Seconds to establish the connection.
@@ -159,13 +200,8 @@ impl<'a> Checker<'a> {
 
     /// Checks host patterns (`host_def`: a leading `*` wildcard, ports and `[v6]` allowed).
     pub fn hosts(&mut self, field: &str, hosts: &[String]) {
-        static HOST: LazyLock<Regex> = LazyLock::new(|| {
-            // A literal pattern that is known to compile.
-            #[allow(clippy::unwrap_used)]
-            Regex::new(r"^\*$|^\*?[0-9a-zA-Z\-._\[\]:]+$").unwrap()
-        });
         for (i, h) in hosts.iter().enumerate() {
-            if !HOST.is_match(h) {
+            if !is_host_pattern(h) {
                 let path = if hosts.len() == 1 && field == "host" {
                     field.to_owned()
                 } else {
@@ -175,6 +211,16 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// Whether `s` is a host pattern (`host_def`: a leading `*` wildcard, ports and `[v6]` allowed).
+pub fn is_host_pattern(s: &str) -> bool {
+    static HOST: LazyLock<Regex> = LazyLock::new(|| {
+        // A literal pattern that is known to compile.
+        #[allow(clippy::unwrap_used)]
+        Regex::new(r"^\*$|^\*?[0-9a-zA-Z\-._\[\]:]+$").unwrap()
+    });
+    HOST.is_match(s)
 }
 
 /// One-or-many pair such as `host`/`hosts`: returns the list, or records that both were given.

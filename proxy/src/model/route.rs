@@ -1,5 +1,6 @@
 //! Route: which requests match (uri, host, method, remote address, vars) and where they go.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -11,7 +12,7 @@ const METHODS: [&str; 10] = [
 ];
 
 /// A route as stored (APISIX's route schema).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Route id.

@@ -1,12 +1,13 @@
 //! Service: an upstream, hosts and plugins shared by several routes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Checker, Id, Labels, Upstream};
 
 /// A service as stored (APISIX's service schema).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Service id.

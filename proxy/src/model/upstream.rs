@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Checker, Id, Labels, Timeout};
 
 /// An upstream as stored (APISIX's upstream schema).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
     /// Upstream id (absent for inline upstreams).
@@ -82,7 +83,7 @@ pub struct Upstream {
 }
 
 /// `nodes`: map form or list form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Nodes {
     /// `{"host:port": weight}`.
@@ -92,7 +93,7 @@ pub enum Nodes {
 }
 
 /// A node in list form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// Host name or IP (IPv6 in brackets).
@@ -111,7 +112,7 @@ pub struct NodeSpec {
 }
 
 /// `tls`: client certificate for mTLS and verification switch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTls {
     /// Client certificate (PEM).
@@ -129,7 +130,7 @@ pub struct UpstreamTls {
 }
 
 /// `keepalive_pool`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeepalivePool {
     /// Idle connections kept (default 320).

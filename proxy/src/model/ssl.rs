@@ -1,0 +1,214 @@
+//! SSL: a certificate and private key, served for matching SNIs (`type: server`) or presented to
+//! upstreams (`type: client`), with optional client-certificate verification (mTLS).
+
+use regex::Regex;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{is_host_pattern, one_or_many, Checker, Id, Labels};
+
+/// An SSL object as stored (APISIX's ssl schema).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ssl {
+    /// SSL id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Id>,
+    /// `server` (default): served to clients; `client`: presented to upstreams.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SslType>,
+    /// Certificate chain (PEM).
+    pub cert: String,
+    /// Private key of `cert` (PEM).
+    pub key: String,
+    /// Host pattern this certificate is served for (exclusive with `snis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Host patterns this certificate is served for (exclusive with `sni`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snis: Option<Vec<String>>,
+    /// Extra certificates (PEM), e.g. an ECC one beside an RSA `cert`; paired with `keys`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certs: Option<Vec<String>>,
+    /// Private keys of `certs` (PEM), in the same order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    /// Client-certificate verification (mTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<SslClient>,
+    /// 1 = enabled (default), 0 = not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1))]
+    pub status: Option<u8>,
+    /// TLS versions offered; absent means the listener's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_protocols: Option<Vec<SslProtocol>>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub desc: Option<String>,
+    /// Labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
+    /// Creation time (unix seconds, server-managed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
+    /// Update time (unix seconds, server-managed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<i64>,
+}
+
+/// What an SSL object is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SslType {
+    /// Served to clients whose SNI matches.
+    #[default]
+    Server,
+    /// Presented to upstreams (referenced by `upstream.tls.client_cert_id`).
+    Client,
+}
+
+/// A TLS version in `ssl_protocols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SslProtocol {
+    /// TLS 1.1.
+    #[serde(rename = "TLSv1.1")]
+    TlsV1_1,
+    /// TLS 1.2.
+    #[serde(rename = "TLSv1.2")]
+    TlsV1_2,
+    /// TLS 1.3.
+    #[serde(rename = "TLSv1.3")]
+    TlsV1_3,
+}
+
+/// `client`: verification of client certificates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SslClient {
+    /// CA certificates (PEM) that client certificates must chain to.
+    pub ca: String,
+    /// Maximum verification depth (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+    /// Request paths (regexes) for which no client certificate is required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_mtls_uri_regex: Option<Vec<String>>,
+}
+
+impl Ssl {
+    /// The type (`server` by default).
+    pub fn kind(&self) -> SslType {
+        self.kind.unwrap_or_default()
+    }
+
+    /// Checks the rules the type cannot express.
+    pub fn validate(&self, check: &mut Checker<'_>) {
+        let snis = one_or_many(check, "sni", self.sni.as_ref(), "snis", self.snis.as_ref());
+        if self.kind() == SslType::Server && self.sni.is_none() && self.snis.is_none() {
+            check.error("sni", "one of sni or snis is required for type server");
+        }
+        match (&self.sni, &self.snis) {
+            (Some(sni), None) if !is_host_pattern(sni) => {
+                check.error("sni", format!("invalid host `{sni}`"));
+            }
+            (None, Some(_)) => check.hosts("snis", &snis),
+            _ => {}
+        }
+        pem_certs(check, "cert", &self.cert);
+        pem_key(check, "key", &self.key);
+        let certs = self.certs.as_deref().unwrap_or_default();
+        let keys = self.keys.as_deref().unwrap_or_default();
+        if certs.len() != keys.len() {
+            check.error(
+                "keys",
+                "certs and keys must have the same number of entries",
+            );
+        }
+        for (i, c) in certs.iter().enumerate() {
+            pem_certs(check, &format!("certs[{i}]"), c);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            pem_key(check, &format!("keys[{i}]"), k);
+        }
+        if let Some(client) = &self.client {
+            pem_certs(check, "client.ca", &client.ca);
+            for (i, re) in client.skip_mtls_uri_regex.iter().flatten().enumerate() {
+                if let Err(e) = Regex::new(re) {
+                    check.error(
+                        &format!("client.skip_mtls_uri_regex[{i}]"),
+                        format!("invalid regex: {e}"),
+                    );
+                }
+            }
+        }
+        if self.status.is_some_and(|s| s > 1) {
+            check.error("status", "must be 0 or 1");
+        }
+        check.metadata(None, self.desc.as_deref(), self.labels.as_ref());
+    }
+}
+
+/// Whether `s` is a secret reference (`$secret://...`, `$env://...`) rather than a value.
+fn is_secret_ref(s: &str) -> bool {
+    s.starts_with("$secret://") || s.starts_with("$env://")
+}
+
+/// Checks that `text` holds at least one PEM certificate and that every one decodes.
+fn pem_certs(check: &mut Checker<'_>, field: &str, text: &str) {
+    if is_secret_ref(text) {
+        check.error(field, "secret references are not supported yet");
+        return;
+    }
+    let mut found = false;
+    for item in CertificateDer::pem_slice_iter(text.as_bytes()) {
+        match item {
+            Ok(_) => found = true,
+            Err(e) => {
+                check.error(field, format!("invalid PEM certificate: {}", pem_error(&e)));
+                return;
+            }
+        }
+    }
+    if !found {
+        check.error(
+            field,
+            "expected a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        );
+    }
+}
+
+/// Checks that `text` holds a PEM private key (PKCS#8, PKCS#1 or SEC1) that decodes.
+fn pem_key(check: &mut Checker<'_>, field: &str, text: &str) {
+    if is_secret_ref(text) {
+        check.error(field, "secret references are not supported yet");
+        return;
+    }
+    match PrivateKeyDer::from_pem_slice(text.as_bytes()) {
+        Ok(_) => {}
+        Err(pem::Error::NoItemsFound) => check.error(
+            field,
+            "expected a PEM private key (-----BEGIN PRIVATE KEY-----)",
+        ),
+        Err(e) => check.error(field, format!("invalid PEM private key: {}", pem_error(&e))),
+    }
+}
+
+/// A PEM error as text, with marker lines shown as text rather than bytes.
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "missing `-----END {}-----`",
+                String::from_utf8_lossy(end_marker)
+            )
+        }
+        pem::Error::IllegalSectionStart { line } => {
+            format!("illegal section start `{}`", String::from_utf8_lossy(line))
+        }
+        other => other.to_string(),
+    }
+}
