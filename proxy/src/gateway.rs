@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, control, status, Admin, Auth};
@@ -84,7 +84,11 @@ pub struct Gateway {
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// Config following and reloading: aborted on shutdown.
     background: Vec<JoinHandle<()>>,
+    /// Management listeners: told to stop through `stop_management`, then awaited.
+    management: Vec<JoinHandle<()>>,
+    stop_management: signal::Sender<bool>,
     access_log: Option<AccessLogWriter>,
 }
 
@@ -117,6 +121,11 @@ impl Gateway {
     /// Stops accepting, drains requests in flight (up to the shutdown deadline) and returns.
     pub async fn shutdown(mut self) {
         self.stop_background();
+        // Awaiting releases what the tasks hold (the embedded store's lock among it), so a new
+        // gateway can open the same data directory once this returns.
+        for task in self.background.drain(..).chain(self.management.drain(..)) {
+            let _ = task.await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -132,6 +141,7 @@ impl Gateway {
         for task in &self.background {
             task.abort();
         }
+        let _ = self.stop_management.send(true);
     }
 }
 
@@ -259,12 +269,24 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         }
     }
 
+    let (stop_management, management_stop) = signal::channel(false);
+    let stopped = move || {
+        let mut rx = management_stop.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut management = Vec::new();
     let status_addr = match config.apisix.status {
         Some(listen) => {
             let listener = bind(SocketAddr::new(listen.ip, listen.port)).await?;
             let addr = local_addr(&listener, SocketAddr::new(listen.ip, listen.port))?;
             tracing::info!(%addr, "status API listening");
-            background.push(tokio::spawn(status::serve(listener, state.clone())));
+            management.push(tokio::spawn(status::serve(
+                listener,
+                state.clone(),
+                stopped(),
+            )));
             Some(addr)
         }
         None => None,
@@ -274,7 +296,11 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         let listener = bind(want).await?;
         let addr = local_addr(&listener, want)?;
         tracing::info!(%addr, "control API listening");
-        background.push(tokio::spawn(control::serve(listener, state.clone())));
+        management.push(tokio::spawn(control::serve(
+            listener,
+            state.clone(),
+            stopped(),
+        )));
         Some(addr)
     } else {
         None
@@ -293,7 +319,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
                 cors: settings.enable_admin_cors,
                 read_only: None,
             });
-            background.push(tokio::spawn(admin::serve(listener, admin)));
+            management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
             Some(addr)
         }
         None => None,
@@ -312,6 +338,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         stop: Some(stop),
         server: Some(server),
         background,
+        management,
+        stop_management,
         access_log: guard,
     })
 }
@@ -371,8 +399,18 @@ async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
         .upstreams
         .iter()
         .map(|u| ("upstreams", u.id.clone(), serde_json::to_value(u)))
-        .chain(config.services.iter().map(|s| ("services", s.id.clone(), serde_json::to_value(s))))
-        .chain(config.routes.iter().map(|r| ("routes", r.id.clone(), serde_json::to_value(r))));
+        .chain(
+            config
+                .services
+                .iter()
+                .map(|s| ("services", s.id.clone(), serde_json::to_value(s))),
+        )
+        .chain(
+            config
+                .routes
+                .iter()
+                .map(|r| ("routes", r.id.clone(), serde_json::to_value(r))),
+        );
     let mut count = 0;
     for (kind, id, value) in items {
         let (Some(id), Ok(serde_json::Value::Object(mut value))) = (id, value) else {

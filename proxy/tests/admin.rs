@@ -54,20 +54,29 @@ async fn route_lifecycle_with_apisix_envelopes() {
     let one = admin.get("/routes/1").await;
     assert_eq!(one.status, 200);
     let one = one.json();
-    assert!(one["createdIndex"].as_i64().expect("createdIndex") < one["modifiedIndex"].as_i64().expect("modifiedIndex"));
+    assert!(
+        one["createdIndex"].as_i64().expect("createdIndex")
+            < one["modifiedIndex"].as_i64().expect("modifiedIndex")
+    );
     let list = admin.get("/routes").await.json();
     assert_eq!(list["total"], 1);
     assert_eq!(list["list"][0]["key"], "/apisix/routes/1");
 
     let deleted = admin.delete("/routes/1").await;
     assert_eq!(deleted.status, 200);
-    assert_eq!(deleted.json(), json!({"deleted": "1", "key": "/apisix/routes/1"}));
+    assert_eq!(
+        deleted.json(),
+        json!({"deleted": "1", "key": "/apisix/routes/1"})
+    );
     let missing = admin.get("/routes/1").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json(), json!({"message": "Key not found"}));
     assert_eq!(admin.delete("/routes/1").await.status, 404);
     until_status(&gw, "/hello2", 404).await;
-    assert_eq!(admin.get("/routes").await.json(), json!({"list": [], "total": 0}));
+    assert_eq!(
+        admin.get("/routes").await.json(),
+        json!({"list": [], "total": 0})
+    );
 }
 
 #[tokio::test]
@@ -83,12 +92,42 @@ async fn post_ids_and_id_rules() {
     assert!(b["value"]["id"].as_str().expect("id") > id.as_str());
 
     let cases = [
-        (Method::POST, "/routes", json!({"id": "x", "uri": "/x", "upstream_id": "u"}), "wrong route id, do not need it"),
-        (Method::PUT, "/routes", route("/x", node), "missing route id"),
-        (Method::PUT, "/routes/1", json!({"id": "2", "uri": "/x", "upstream": {"nodes": {node: 1}}}), "wrong route id"),
-        (Method::PUT, "/routes/1", json!({"uri": "/x", "create_time": 1, "upstream": {"nodes": {node: 1}}}), "the property is forbidden:  create_time"),
-        (Method::PUT, "/services/s", json!({"upstream": {"nodes": {node: 1}, "update_time": 1}}), "the property is forbidden:  update_time"),
-        (Method::PATCH, "/routes", json!({"uri": "/x"}), "missing route id"),
+        (
+            Method::POST,
+            "/routes",
+            json!({"id": "x", "uri": "/x", "upstream_id": "u"}),
+            "wrong route id, do not need it",
+        ),
+        (
+            Method::PUT,
+            "/routes",
+            route("/x", node),
+            "missing route id",
+        ),
+        (
+            Method::PUT,
+            "/routes/1",
+            json!({"id": "2", "uri": "/x", "upstream": {"nodes": {node: 1}}}),
+            "wrong route id",
+        ),
+        (
+            Method::PUT,
+            "/routes/1",
+            json!({"uri": "/x", "create_time": 1, "upstream": {"nodes": {node: 1}}}),
+            "the property is forbidden:  create_time",
+        ),
+        (
+            Method::PUT,
+            "/services/s",
+            json!({"upstream": {"nodes": {node: 1}, "update_time": 1}}),
+            "the property is forbidden:  update_time",
+        ),
+        (
+            Method::PATCH,
+            "/routes",
+            json!({"uri": "/x"}),
+            "missing route id",
+        ),
     ];
     for (method, path, body, message) in cases {
         let got = admin.call(method.clone(), path, &body.to_string()).await;
@@ -96,46 +135,95 @@ async fn post_ids_and_id_rules() {
         assert_eq!(got.json()["error_msg"], message, "{method} {path}");
     }
     // A route id given in the body of a PUT to the collection is used.
-    let put = admin.put("/routes", json!({"id": 7, "uri": "/seven", "upstream": {"nodes": {node: 1}}})).await;
+    let put = admin
+        .put(
+            "/routes",
+            json!({"id": 7, "uri": "/seven", "upstream": {"nodes": {node: 1}}}),
+        )
+        .await;
     assert_eq!(put.status, 201);
     assert_eq!(put.json()["key"], "/apisix/routes/7");
-    assert_eq!(admin.get("/routes").await.json()["total"], 3, "rejected writes wrote nothing");
+    assert_eq!(
+        admin.get("/routes").await.json()["total"],
+        3,
+        "rejected writes wrote nothing"
+    );
 }
 
 #[tokio::test]
 async fn invalid_bodies_are_refused_and_change_nothing() {
     let (_gw, admin) = embedded_gateway().await;
-    assert_eq!(admin.put("/routes/1", route("/ok", "127.0.0.1:1980")).await.status, 201);
+    assert_eq!(
+        admin
+            .put("/routes/1", route("/ok", "127.0.0.1:1980"))
+            .await
+            .status,
+        201
+    );
     let before = admin.get("/routes/1").await.json();
 
     let broken = admin.call(Method::PUT, "/routes/1", "{\"uri\": ").await;
     assert_eq!(broken.status, 400);
-    let msg = broken.json()["error_msg"].as_str().expect("message").to_owned();
+    let msg = broken.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .to_owned();
     assert!(msg.starts_with("invalid request body: "), "{msg}");
 
-    let typo = admin.put("/routes/1", json!({"uri": "/ok", "upstrem": {}})).await;
+    let typo = admin
+        .put("/routes/1", json!({"uri": "/ok", "upstrem": {}}))
+        .await;
     assert_eq!(typo.status, 400);
-    let msg = typo.json()["error_msg"].as_str().expect("message").to_owned();
-    assert!(msg.starts_with("invalid configuration: ") && msg.contains("upstrem"), "{msg}");
+    let msg = typo.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        msg.starts_with("invalid configuration: ") && msg.contains("upstrem"),
+        "{msg}"
+    );
 
-    let both = admin.put("/routes/1", json!({"uri": "/ok", "host": "a.com", "hosts": ["b.com"], "upstream_id": "u"})).await;
+    let both = admin
+        .put(
+            "/routes/1",
+            json!({"uri": "/ok", "host": "a.com", "hosts": ["b.com"], "upstream_id": "u"}),
+        )
+        .await;
     assert_eq!(both.status, 400);
-    assert!(both.json()["error_msg"].as_str().expect("message").contains("only one of host or hosts is allowed"));
+    assert!(both.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .contains("only one of host or hosts is allowed"));
 
-    let plugin = admin.put("/routes/1", json!({"uri": "/ok", "plugins": {"no-such-plugin": {}}, "upstream_id": "u"})).await;
+    let plugin = admin
+        .put(
+            "/routes/1",
+            json!({"uri": "/ok", "plugins": {"no-such-plugin": {}}, "upstream_id": "u"}),
+        )
+        .await;
     assert_eq!(plugin.status, 400);
-    assert!(plugin.json()["error_msg"].as_str().expect("message").contains("unknown plugin [no-such-plugin]"));
+    assert!(plugin.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .contains("unknown plugin [no-such-plugin]"));
 
     let not_object = admin.call(Method::PUT, "/routes/1", "[1]").await;
     assert_eq!(not_object.status, 400);
     let empty = admin.call(Method::PUT, "/routes/1", "").await;
     assert_eq!(empty.status, 400);
 
-    let huge = format!("{{\"uri\":\"/ok\",\"desc\":\"{}\"}}", "x".repeat(MAX_ADMIN_BODY + 1));
+    let huge = format!(
+        "{{\"uri\":\"/ok\",\"desc\":\"{}\"}}",
+        "x".repeat(MAX_ADMIN_BODY + 1)
+    );
     let too_big = admin.call(Method::PUT, "/routes/1", &huge).await;
     assert_eq!(too_big.status, 413);
 
-    assert_eq!(admin.get("/routes/1").await.json(), before, "nothing changed");
+    assert_eq!(
+        admin.get("/routes/1").await.json(),
+        before,
+        "nothing changed"
+    );
 }
 
 /// APISIX's Admin API body limit (1.5 MiB).
@@ -145,18 +233,43 @@ const MAX_ADMIN_BODY: usize = 1536 * 1024;
 async fn references_are_checked_on_write_and_delete() {
     let up = upstream("a", Behaviour::Echo).await;
     let (gw, admin) = embedded_gateway().await;
-    let dangling = admin.put("/routes/r1", json!({"uri": "/r", "upstream_id": "u1"})).await;
+    let dangling = admin
+        .put("/routes/r1", json!({"uri": "/r", "upstream_id": "u1"}))
+        .await;
     assert_eq!(dangling.status, 400);
     assert_eq!(
         dangling.json()["error_msg"],
         "failed to fetch upstream info by upstream id [u1], response code: 404"
     );
-    let svc = admin.put("/routes/r1", json!({"uri": "/r", "service_id": "s1"})).await;
-    assert_eq!(svc.json()["error_msg"], "failed to fetch service info by service id [s1], response code: 404");
+    let svc = admin
+        .put("/routes/r1", json!({"uri": "/r", "service_id": "s1"}))
+        .await;
+    assert_eq!(
+        svc.json()["error_msg"],
+        "failed to fetch service info by service id [s1], response code: 404"
+    );
 
-    assert_eq!(admin.put("/upstreams/u1", json!({"nodes": {up.node(): 1}})).await.status, 201);
-    assert_eq!(admin.put("/services/s1", json!({"upstream_id": "u1"})).await.status, 201);
-    assert_eq!(admin.put("/routes/r1", json!({"uri": "/r", "service_id": "s1"})).await.status, 201);
+    assert_eq!(
+        admin
+            .put("/upstreams/u1", json!({"nodes": {up.node(): 1}}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        admin
+            .put("/services/s1", json!({"upstream_id": "u1"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        admin
+            .put("/routes/r1", json!({"uri": "/r", "service_id": "s1"}))
+            .await
+            .status,
+        201
+    );
     until_status(&gw, "/r", 200).await;
 
     let refused = admin.delete("/upstreams/u1").await;
@@ -170,7 +283,9 @@ async fn references_are_checked_on_write_and_delete() {
         refused.json()["error_msg"],
         "can not delete this service directly, route [r1] is still using it now"
     );
-    let forced = admin.call(Method::DELETE, "/services/s1?force=true", "").await;
+    let forced = admin
+        .call(Method::DELETE, "/services/s1?force=true", "")
+        .await;
     assert_eq!(forced.status, 200);
     // APISIX: a route whose service is gone answers 404.
     until_status(&gw, "/r", 404).await;
@@ -216,8 +331,13 @@ async fn patch_merges_and_replaces_sub_paths() {
     let sub = admin.patch("/routes/p/uri", json!("/q")).await;
     assert_eq!(sub.status, 200);
     assert_eq!(sub.json()["value"]["uri"], "/q");
-    let sub = admin.patch("/routes/p/upstream/nodes", json!({a.node(): 2})).await;
-    assert_eq!(sub.json()["value"]["upstream"]["nodes"], json!({a.node(): 2}));
+    let sub = admin
+        .patch("/routes/p/upstream/nodes", json!({a.node(): 2}))
+        .await;
+    assert_eq!(
+        sub.json()["value"]["upstream"]["nodes"],
+        json!({a.node(): 2})
+    );
     let bad = admin.patch("/routes/p/uri/deeper", json!(1)).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["error_msg"], "invalid sub-path: /uri/deeper");
@@ -225,7 +345,13 @@ async fn patch_merges_and_replaces_sub_paths() {
     assert_eq!(invalid.status, 400, "the merged result is validated");
     let empty = admin.call(Method::PATCH, "/routes/p", "").await;
     assert_eq!(empty.json()["error_msg"], "missing new configuration");
-    assert_eq!(admin.patch("/routes/nope", json!({"uri": "/x"})).await.status, 404);
+    assert_eq!(
+        admin
+            .patch("/routes/nope", json!({"uri": "/x"}))
+            .await
+            .status,
+        404
+    );
     assert_eq!(admin.get("/routes/p").await.json()["value"]["uri"], "/q");
 }
 
@@ -239,11 +365,29 @@ async fn lists_page_and_filter() {
     }
     let bad = admin.get("/routes?page=1&page_size=5").await;
     assert_eq!(bad.status, 400);
-    assert_eq!(bad.json()["error_msg"], "page_size must be between 10 and 500");
+    assert_eq!(
+        bad.json()["error_msg"],
+        "page_size must be between 10 and 500"
+    );
     let page = admin.get("/routes?page=3&page_size=10").await.json();
     assert_eq!(page["total"], 25);
-    let keys: Vec<&str> = page["list"].as_array().expect("list").iter().filter_map(|i| i["key"].as_str()).collect();
-    assert_eq!(keys, ["/apisix/routes/r20", "/apisix/routes/r21", "/apisix/routes/r22", "/apisix/routes/r23", "/apisix/routes/r24"], "paged by creation order");
+    let keys: Vec<&str> = page["list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|i| i["key"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "/apisix/routes/r20",
+            "/apisix/routes/r21",
+            "/apisix/routes/r22",
+            "/apisix/routes/r23",
+            "/apisix/routes/r24"
+        ],
+        "paged by creation order"
+    );
     let named = admin.get("/routes?name=^five$").await.json();
     assert_eq!(named["total"], 5);
     let uri = admin.get("/routes?uri=/r1[0-9]").await.json();
@@ -256,7 +400,10 @@ async fn auth_roles_and_headers() {
     let anonymous = admin.with_key("");
     let got = anonymous.get("/routes").await;
     assert_eq!(got.status, 401);
-    assert_eq!(got.json(), json!({"error_msg": "failed to check token", "description": "missing apikey"}));
+    assert_eq!(
+        got.json(),
+        json!({"error_msg": "failed to check token", "description": "missing apikey"})
+    );
     let got = admin.with_key("wrong").get("/routes").await;
     assert_eq!(got.json()["description"], "wrong apikey");
     let viewer = admin.with_key(VIEWER_KEY);
@@ -271,18 +418,30 @@ async fn auth_roles_and_headers() {
     let cors = anonymous.call(Method::OPTIONS, "/routes", "").await;
     assert_eq!(cors.status, 200);
     assert_eq!(cors.header("access-control-allow-origin"), Some("*"));
-    assert!(cors.header("access-control-allow-methods").is_some_and(|m| m.contains("PATCH")));
+    assert!(cors
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("PATCH")));
     let unknown = admin.get("/nothing").await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(unknown.json()["error_msg"], "Unsupported resource type: nothing");
+    assert_eq!(
+        unknown.json()["error_msg"],
+        "Unsupported resource type: nothing"
+    );
     let stream = admin.get("/stream_routes").await;
-    assert_eq!(stream.json()["error_msg"], "stream mode is disabled, can not add stream routes");
+    assert_eq!(
+        stream.json()["error_msg"],
+        "stream mode is disabled, can not add stream routes"
+    );
 }
 
 #[tokio::test]
 async fn clients_outside_allow_admin_get_403() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let gw = start_in(dir, &format!("{}    allow_admin: [10.0.0.0/8]\n", embedded_config())).await;
+    let gw = start_in(
+        dir,
+        &format!("{}    allow_admin: [10.0.0.0/8]\n", embedded_config()),
+    )
+    .await;
     let admin = Admin::for_gateway(&gw);
     let got = admin.get("/routes").await;
     assert_eq!(got.status, 403);
@@ -296,7 +455,8 @@ async fn a_key_is_generated_when_none_is_configured() {
         "deployment:\n  role_traditional: {config_provider: embedded}\n  admin:\n    admin_listen: {ip: 127.0.0.1, port: 0}\n",
     )
     .await;
-    let key = std::fs::read_to_string(gw.dir.path().join("data/admin_key")).expect("key kept in the data directory");
+    let key = std::fs::read_to_string(gw.dir.path().join("data/admin_key"))
+        .expect("key kept in the data directory");
     let admin = Admin::for_gateway(&gw);
     assert_eq!(admin.with_key("").get("/routes").await.status, 401);
     assert_eq!(admin.with_key(key.trim()).get("/routes").await.status, 200);
@@ -305,33 +465,72 @@ async fn a_key_is_generated_when_none_is_configured() {
 #[tokio::test]
 async fn consumers_and_credentials() {
     let (_gw, admin) = embedded_gateway().await;
-    let jack = admin.put("/consumers", json!({"username": "jack", "desc": "d"})).await;
+    let jack = admin
+        .put("/consumers", json!({"username": "jack", "desc": "d"}))
+        .await;
     assert_eq!(jack.status, 201, "{:?}", jack.body);
     assert_eq!(jack.json()["key"], "/apisix/consumers/jack");
-    let wrong = admin.put("/consumers/jack", json!({"username": "jill"})).await;
+    let wrong = admin
+        .put("/consumers/jack", json!({"username": "jill"}))
+        .await;
     assert_eq!(wrong.json()["error_msg"], "wrong username");
     let post = admin.post("/consumers", json!({"username": "x"})).await;
     assert_eq!(post.status, 405);
-    assert_eq!(post.json()["error_msg"], "not supported `POST` method for consumer");
+    assert_eq!(
+        post.json()["error_msg"],
+        "not supported `POST` method for consumer"
+    );
 
-    let orphan = admin.put("/consumers/nobody/credentials/c1", json!({"plugins": {}})).await;
+    let orphan = admin
+        .put("/consumers/nobody/credentials/c1", json!({"plugins": {}}))
+        .await;
     assert_eq!(orphan.status, 404);
     assert_eq!(orphan.json()["error_msg"], "consumer not found");
-    let cred = admin.put("/consumers/jack/credentials/c1", json!({"plugins": {}})).await;
+    let cred = admin
+        .put("/consumers/jack/credentials/c1", json!({"plugins": {}}))
+        .await;
     assert_eq!(cred.status, 201, "{:?}", cred.body);
     assert_eq!(cred.json()["key"], "/apisix/consumers/jack/credentials/c1");
-    assert_eq!(admin.get("/consumers/jack/credentials").await.json()["total"], 1);
-    assert_eq!(admin.get("/consumers").await.json()["total"], 1, "credentials are not consumers");
+    assert_eq!(
+        admin.get("/consumers/jack/credentials").await.json()["total"],
+        1
+    );
+    assert_eq!(
+        admin.get("/consumers").await.json()["total"],
+        1,
+        "credentials are not consumers"
+    );
 
-    assert_eq!(admin.put("/consumer_groups/g", json!({"plugins": {}})).await.status, 201);
-    let grouped = admin.put("/consumers/jill", json!({"group_id": "nope"})).await;
+    assert_eq!(
+        admin
+            .put("/consumer_groups/g", json!({"plugins": {}}))
+            .await
+            .status,
+        201
+    );
+    let grouped = admin
+        .put("/consumers/jill", json!({"group_id": "nope"}))
+        .await;
     assert_eq!(grouped.status, 400);
-    assert_eq!(admin.put("/consumers/jill", json!({"group_id": "g"})).await.status, 201);
+    assert_eq!(
+        admin
+            .put("/consumers/jill", json!({"group_id": "g"}))
+            .await
+            .status,
+        201
+    );
     let refused = admin.delete("/consumer_groups/g").await;
-    assert_eq!(refused.json()["error_msg"], "can not delete this consumer group, consumer [jill] is still using it now");
+    assert_eq!(
+        refused.json()["error_msg"],
+        "can not delete this consumer group, consumer [jill] is still using it now"
+    );
 
     assert_eq!(admin.delete("/consumers/jack").await.status, 200);
-    assert_eq!(admin.get("/consumers/jack/credentials/c1").await.status, 404, "credentials go with their consumer");
+    assert_eq!(
+        admin.get("/consumers/jack/credentials/c1").await.status,
+        404,
+        "credentials go with their consumer"
+    );
 }
 
 #[tokio::test]
@@ -340,7 +539,10 @@ async fn other_resources_round_trip() {
     for (path, body) in [
         ("/global_rules/g1", json!({"plugins": {}})),
         ("/plugin_configs/pc1", json!({"plugins": {}, "desc": "x"})),
-        ("/upstreams/u1", json!({"type": "chash", "hash_on": "header", "key": "x-user", "nodes": {"127.0.0.1:1980": 1}})),
+        (
+            "/upstreams/u1",
+            json!({"type": "chash", "hash_on": "header", "key": "x-user", "nodes": {"127.0.0.1:1980": 1}}),
+        ),
     ] {
         let got = admin.put(path, body.clone()).await;
         assert_eq!(got.status, 201, "{path}: {:?}", got.body);
@@ -355,21 +557,47 @@ async fn other_resources_round_trip() {
     assert_eq!(schema.status, 200);
     assert_eq!(schema.json()["additionalProperties"], false);
     assert_eq!(admin.get("/schema/nothing").await.status, 400);
-    let valid = admin.call(Method::POST, "/schema/validate/routes", &route("/a", "127.0.0.1:1").to_string()).await;
+    let valid = admin
+        .call(
+            Method::POST,
+            "/schema/validate/routes",
+            &route("/a", "127.0.0.1:1").to_string(),
+        )
+        .await;
     assert_eq!(valid.status, 200);
-    let invalid = admin.call(Method::POST, "/schema/validate/routes", "{\"uri\": 1}").await;
+    let invalid = admin
+        .call(Method::POST, "/schema/validate/routes", "{\"uri\": 1}")
+        .await;
     assert_eq!(invalid.status, 400);
     assert_eq!(admin.get("/plugins/list").await.json(), json!([]));
-    assert_eq!(admin.call(Method::PUT, "/plugins/reload", "").await.status, 200);
+    assert_eq!(
+        admin.call(Method::PUT, "/plugins/reload", "").await.status,
+        200
+    );
 }
 
 #[tokio::test]
 async fn ttl_expires_the_object() {
     let (gw, admin) = embedded_gateway().await;
     let up = upstream("a", Behaviour::Echo).await;
-    let bad = admin.call(Method::PUT, "/routes/t?ttl=soon", &route("/t", &up.node()).to_string()).await;
-    assert_eq!(bad.json()["error_msg"], "invalid argument ttl: should be a number");
-    let got = admin.call(Method::PUT, "/routes/t?ttl=1", &route("/t", &up.node()).to_string()).await;
+    let bad = admin
+        .call(
+            Method::PUT,
+            "/routes/t?ttl=soon",
+            &route("/t", &up.node()).to_string(),
+        )
+        .await;
+    assert_eq!(
+        bad.json()["error_msg"],
+        "invalid argument ttl: should be a number"
+    );
+    let got = admin
+        .call(
+            Method::PUT,
+            "/routes/t?ttl=1",
+            &route("/t", &up.node()).to_string(),
+        )
+        .await;
     assert_eq!(got.status, 201);
     until_status(&gw, "/t", 200).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -381,16 +609,39 @@ async fn ttl_expires_the_object() {
 async fn writes_survive_a_restart() {
     let up = upstream("a", Behaviour::Echo).await;
     let (gw, admin) = embedded_gateway().await;
-    assert_eq!(admin.put("/routes/keep", route("/keep", &up.node())).await.status, 201);
+    assert_eq!(
+        admin
+            .put("/routes/keep", route("/keep", &up.node()))
+            .await
+            .status,
+        201
+    );
     let before = admin.get("/routes/keep").await.json();
     let TestGateway { gateway, dir } = gw;
     gateway.shutdown().await;
     let (gw, admin) = restart(dir).await;
     assert_eq!(admin.get("/routes/keep").await.json(), before);
-    assert_eq!(get(&gw.url("/keep")).await.status, 200, "served from the first moment");
-    let next = admin.post("/routes", route("/next", &up.node())).await.json();
+    assert_eq!(
+        get(&gw.url("/keep")).await.status,
+        200,
+        "served from the first moment"
+    );
+    let next = admin
+        .post("/routes", route("/next", &up.node()))
+        .await
+        .json();
     assert!(next["value"]["id"].as_str().expect("id") > "00000000000000000000");
-    assert!(admin.get(&format!("/routes/{}", next["value"]["id"].as_str().expect("id"))).await.json()["createdIndex"].as_i64() > before["modifiedIndex"].as_i64());
+    assert!(
+        admin
+            .get(&format!(
+                "/routes/{}",
+                next["value"]["id"].as_str().expect("id")
+            ))
+            .await
+            .json()["createdIndex"]
+            .as_i64()
+            > before["modifiedIndex"].as_i64()
+    );
 }
 
 #[tokio::test]
@@ -407,14 +658,28 @@ async fn control_and_status_apis_show_what_serves() {
     .await;
     let admin = Admin::for_gateway(&gw);
     let status = gw.gateway.status_addr().expect("status API");
-    assert_eq!(get(&format!("http://{status}/status/ready")).await.status, 200);
-    assert_eq!(admin.put("/routes/c", route("/c", &up.node())).await.status, 201);
+    assert_eq!(
+        get(&format!("http://{status}/status/ready")).await.status,
+        200
+    );
+    assert_eq!(
+        admin.put("/routes/c", route("/c", &up.node())).await.status,
+        201
+    );
     until_status(&gw, "/c", 200).await;
     let control = gw.gateway.control_addr().expect("control API");
     let routes = get(&format!("http://{control}/v1/routes")).await.json();
     assert_eq!(routes[0]["id"], "c");
     let one = get(&format!("http://{control}/v1/route/c")).await;
     assert_eq!(one.json()["uri"], "/c");
-    assert_eq!(get(&format!("http://{control}/v1/route/none")).await.status, 404);
-    assert_eq!(get(&format!("http://{control}/v1/healthcheck")).await.json(), json!([]));
+    assert_eq!(
+        get(&format!("http://{control}/v1/route/none")).await.status,
+        404
+    );
+    assert_eq!(
+        get(&format!("http://{control}/v1/healthcheck"))
+            .await
+            .json(),
+        json!([])
+    );
 }

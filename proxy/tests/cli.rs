@@ -120,15 +120,18 @@ async fn wait_until_listening(port: u16) {
 }
 
 /// The bundled quickstart (conf/), on free ports: its route answers through the proxy with no
-/// external service, and SIGTERM lets a request in flight finish before the process exits 0.
+/// external service, the Admin API works with the key generated at first start, and SIGTERM lets
+/// a request in flight finish before the process exits 0.
 #[tokio::test]
 async fn bundled_quickstart_answers_and_sigterm_drains() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
-    let (proxy, status) = (free_port(), free_port());
+    let (proxy, status, admin, control) = (free_port(), free_port(), free_port(), free_port());
     let config = std::fs::read_to_string(conf.join("config.yaml"))
         .expect("bundled config")
         .replace("- 9080", &format!("- {{ip: 127.0.0.1, port: {proxy}}}"))
         .replace("port: 7085", &format!("port: {status}"))
+        .replace("port: 9180", &format!("port: {admin}"))
+        .replace("port: 9090", &format!("port: {control}"))
         .replace("access_log: stdout", "access_log: logs/access.log");
     let routes = std::fs::read_to_string(conf.join("apisix.yaml"))
         .expect("bundled routes")
@@ -161,6 +164,34 @@ async fn bundled_quickstart_answers_and_sigterm_drains() {
     assert!(got
         .header("server")
         .is_some_and(|s| s.starts_with("ferrogate/")));
+
+    let key = std::fs::read_to_string(dir.path().join("data/admin_key")).expect("generated key");
+    let put = send(
+        &client(),
+        http::Request::put(format!(
+            "http://127.0.0.1:{admin}/apisix/admin/routes/added"
+        ))
+        .header("x-api-key", key.trim())
+        .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+            r#"{{"uri":"/added","upstream":{{"nodes":{{"{}":1}}}}}}"#,
+            slow.node()
+        ))))
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(put.status, 201, "{:?}", put.body);
+    let mut added = 0;
+    for _ in 0..100 {
+        added = get(&format!("http://127.0.0.1:{proxy}/added"))
+            .await
+            .status
+            .as_u16();
+        if added == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(added, 200, "a route added through the Admin API serves");
 
     let in_flight =
         tokio::spawn(async move { get(&format!("http://127.0.0.1:{proxy}/slow")).await.status });

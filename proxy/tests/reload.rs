@@ -145,8 +145,14 @@ async fn json_files_are_accepted() {
         ),
     )
     .expect("write");
-    let TestGateway { gateway: gw, dir: _dir } =
-        start_in(dir, "deployment:\n  role_traditional: {config_provider: json}\n").await;
+    let TestGateway {
+        gateway: gw,
+        dir: _dir,
+    } = start_in(
+        dir,
+        "deployment:\n  role_traditional: {config_provider: json}\n",
+    )
+    .await;
     let got = get(&format!("http://{}/json", gw.addrs()[0])).await;
     assert_eq!(got.status, 200);
     gw.shutdown().await;

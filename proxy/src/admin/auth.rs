@@ -74,7 +74,9 @@ impl Auth {
             config.admin_key.clone()
         };
         if !config.admin_key_required {
-            tracing::warn!("Admin API authentication is off (admin_key_required: false); loopback only");
+            tracing::warn!(
+                "Admin API authentication is off (admin_key_required: false); loopback only"
+            );
         }
         Ok(Auth {
             allow,
@@ -96,7 +98,12 @@ impl Auth {
     ///
     /// # Errors
     /// Why it is refused.
-    pub fn check(&self, method: &Method, query: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
+    pub fn check(
+        &self,
+        method: &Method,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(), Refusal> {
         if !self.required {
             return Ok(());
         }
@@ -205,7 +212,10 @@ mod tests {
     fn key_sources_and_roles() {
         let dir = tempfile::tempdir().expect("tempdir");
         let auth = Auth::new(
-            &section(&[("adminkey1", AdminRole::Admin), ("viewkey12", AdminRole::Viewer)]),
+            &section(&[
+                ("adminkey1", AdminRole::Admin),
+                ("viewkey12", AdminRole::Viewer),
+            ]),
             dir.path(),
         )
         .expect("auth");
@@ -213,14 +223,26 @@ mod tests {
         assert_eq!(auth.check(&Method::GET, None, &h), Err(Refusal::MissingKey));
         h.insert("x-api-key", "nope".parse().expect("value"));
         assert_eq!(auth.check(&Method::GET, None, &h), Err(Refusal::WrongKey));
-        assert_eq!(auth.check(&Method::GET, Some("api_key=adminkey1"), &h), Ok(()));
+        assert_eq!(
+            auth.check(&Method::GET, Some("api_key=adminkey1"), &h),
+            Ok(())
+        );
         h.insert("x-api-key", "viewkey12".parse().expect("value"));
         assert_eq!(auth.check(&Method::GET, None, &h), Ok(()));
-        assert_eq!(auth.check(&Method::PUT, None, &h), Err(Refusal::ViewerMethod));
+        assert_eq!(
+            auth.check(&Method::PUT, None, &h),
+            Err(Refusal::ViewerMethod)
+        );
         let mut c = HeaderMap::new();
-        c.insert(http::header::COOKIE, "a=b; X-API-KEY=adminkey1".parse().expect("value"));
+        c.insert(
+            http::header::COOKIE,
+            "a=b; X-API-KEY=adminkey1".parse().expect("value"),
+        );
         assert_eq!(auth.check(&Method::DELETE, None, &c), Ok(()));
-        assert!(!dir.path().join(KEY_FILE).exists(), "no key generated when keys are configured");
+        assert!(
+            !dir.path().join(KEY_FILE).exists(),
+            "no key generated when keys are configured"
+        );
     }
 
     #[test]
@@ -230,14 +252,18 @@ mod tests {
         assert_eq!(first.len(), 32);
         assert_eq!(generated_key(dir.path()).expect("key"), first);
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
+        let mode = fs::metadata(dir.path().join(KEY_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
     fn allow_list() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let auth = Auth::new(&section(&[("adminkey1", AdminRole::Admin)]), dir.path()).expect("auth");
+        let auth =
+            Auth::new(&section(&[("adminkey1", AdminRole::Admin)]), dir.path()).expect("auth");
         assert!(auth.address_allowed("127.0.0.1".parse().expect("ip")));
         assert!(auth.address_allowed("::ffff:127.0.0.1".parse().expect("ip")));
         assert!(auth.address_allowed("::1".parse().expect("ip")));

@@ -5,6 +5,7 @@
 //! - `GET /v1/healthcheck`: the health checkers (none until health checks exist: `[]`);
 //! - `GET /v1/schema`: the resource schemas.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
@@ -16,12 +17,17 @@ use super::listener::{self, json, json_value, Reply};
 use crate::model::{Id, Resource};
 use crate::server::State;
 
-/// Serves the control API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<State>) {
-    listener::serve(listener, "control API", move |req, _| {
-        let reply = answer(&state, req.method(), req.uri().path());
-        async move { reply }
-    })
+/// Serves the control API on `listener` until `stop` completes.
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<Output = ()>) {
+    listener::serve(
+        listener,
+        "control API",
+        move |req, _| {
+            let reply = answer(&state, req.method(), req.uri().path());
+            async move { reply }
+        },
+        stop,
+    )
     .await;
 }
 
@@ -52,12 +58,18 @@ fn answer(state: &State, method: &Method, path: &str) -> Reply {
 }
 
 fn all<T: Serialize>(items: &[T]) -> Reply {
-    json_value(StatusCode::OK, &serde_json::to_value(items).unwrap_or(Value::Null))
+    json_value(
+        StatusCode::OK,
+        &serde_json::to_value(items).unwrap_or(Value::Null),
+    )
 }
 
 fn one<T: Serialize>(items: &[T], id: &str, id_of: impl Fn(&T) -> Option<&Id>) -> Reply {
     match items.iter().find(|i| id_of(i).is_some_and(|i| i.0 == id)) {
-        Some(item) => json_value(StatusCode::OK, &serde_json::to_value(item).unwrap_or(Value::Null)),
+        Some(item) => json_value(
+            StatusCode::OK,
+            &serde_json::to_value(item).unwrap_or(Value::Null),
+        ),
         None => json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#),
     }
 }

@@ -24,7 +24,11 @@ impl ListQuery {
     /// # Errors
     /// APISIX's message for a bad page size, or a message naming a bad regex.
     pub fn parse(args: &[(String, String)]) -> Result<ListQuery, String> {
-        let get = |name: &str| args.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| {
+            args.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let regex = |name: &str| -> Result<Option<Regex>, String> {
             get(name)
                 .map(|r| Regex::new(r).map_err(|e| format!("invalid {name} regex: {e}")))
@@ -92,7 +96,10 @@ impl ListQuery {
 
     /// The matching entries (with their parsed values), paged; and the total before paging.
     pub fn apply(&self, entries: Vec<(Entry, Value)>) -> (Vec<(Entry, Value)>, usize) {
-        let mut matched: Vec<_> = entries.into_iter().filter(|(_, v)| self.matches(v)).collect();
+        let mut matched: Vec<_> = entries
+            .into_iter()
+            .filter(|(_, v)| self.matches(v))
+            .collect();
         let total = matched.len();
         if let Some((page, size)) = self.page {
             matched.sort_by_key(|(e, _)| e.create_revision);
@@ -113,7 +120,10 @@ mod tests {
     use serde_json::json;
 
     fn args(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn entries(n: i64) -> Vec<(Entry, Value)> {
@@ -143,7 +153,8 @@ mod tests {
         assert_eq!(q.apply(entries(5)).1, 2);
         let q = ListQuery::parse(&args(&[("label", "env")])).expect("query");
         assert_eq!(q.apply(entries(5)).0[0].0.key, "routes/3");
-        let q = ListQuery::parse(&args(&[("uri", "r[45]$"), ("filter", "service_id=s2")])).expect("query");
+        let q = ListQuery::parse(&args(&[("uri", "r[45]$"), ("filter", "service_id=s2")]))
+            .expect("query");
         assert_eq!(q.apply(entries(5)).1, 2);
         let q = ListQuery::parse(&args(&[("filter", "service_id=s1&unknown=x")])).expect("query");
         assert_eq!(q.apply(entries(5)).1, 2);
@@ -152,7 +163,9 @@ mod tests {
     #[test]
     fn paging() {
         assert_eq!(
-            ListQuery::parse(&args(&[("page", "1"), ("page_size", "5")])).err().as_deref(),
+            ListQuery::parse(&args(&[("page", "1"), ("page_size", "5")]))
+                .err()
+                .as_deref(),
             Some("page_size must be between 10 and 500")
         );
         let q = ListQuery::parse(&args(&[("page", "2"), ("page_size", "10")])).expect("query");
@@ -162,6 +175,10 @@ mod tests {
         // Sorted by creation: routes/25 was created first.
         assert_eq!(page[0].0.key, "routes/15");
         let q = ListQuery::parse(&args(&[("page_size", "10")])).expect("query");
-        assert_eq!(q.apply(entries(25)).0.len(), 25, "paging needs both arguments");
+        assert_eq!(
+            q.apply(entries(25)).0.len(),
+            25,
+            "paging needs both arguments"
+        );
     }
 }

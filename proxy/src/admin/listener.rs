@@ -20,15 +20,28 @@ use tokio::net::TcpListener;
 /// A response with a buffered body.
 pub type Reply = Response<Full<Bytes>>;
 
-/// Serves `listener` until the task is dropped; `name` appears in logs.
-pub async fn serve<H, F>(listener: TcpListener, name: &'static str, handler: H)
-where
+/// Serves `listener` until `stop` completes, then closes every connection and returns (so
+/// whatever the handler holds is released when this returns); `name` appears in logs.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    name: &'static str,
+    handler: H,
+    stop: impl Future<Output = ()>,
+) where
     H: Fn(http::Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut stop => break,
+        };
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "{name} accept failed");
@@ -37,7 +50,7 @@ where
             }
         };
         let handler = handler.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| {
                 let answer = handler(req, peer);
                 async move { Ok::<_, Infallible>(answer.await) }
@@ -48,6 +61,7 @@ where
                 .await;
         });
     }
+    connections.shutdown().await;
 }
 
 /// A JSON response.

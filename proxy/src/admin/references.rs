@@ -50,7 +50,9 @@ pub(super) async fn check_write(
                 let noun = target.noun();
                 return Err(error(
                     StatusCode::BAD_REQUEST,
-                    &format!("failed to fetch {noun} info by {noun} id [{ref_id}], response code: 404"),
+                    &format!(
+                        "failed to fetch {noun} info by {noun} id [{ref_id}], response code: 404"
+                    ),
                 ));
             }
             Err(e) => return Err(unavailable(&e)),
@@ -60,7 +62,11 @@ pub(super) async fn check_write(
         .get("upstream")
         .unwrap_or(&Value::Null)
         .get("tls")
-        .or_else(|| (resource == Resource::Upstream).then(|| value.get("tls")).flatten())
+        .or_else(|| {
+            (resource == Resource::Upstream)
+                .then(|| value.get("tls"))
+                .flatten()
+        })
         .and_then(|t| t.get("client_cert_id"))
         .and_then(text);
     if let Some(cert_id) = tls_cert {

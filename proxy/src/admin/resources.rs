@@ -105,7 +105,11 @@ async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]
     if !c.allows(&call.method) {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
-            &format!("not supported `{}` method for {}", call.method, c.resource.noun()),
+            &format!(
+                "not supported `{}` method for {}",
+                call.method,
+                c.resource.noun()
+            ),
         );
     }
     let id = rest.first().copied();
@@ -223,7 +227,12 @@ fn ttl(call: &Call) -> Result<Option<Duration>, Reply> {
             .ok()
             .filter(|s| *s > 0)
             .map(|s| Some(Duration::from_secs(s)))
-            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid argument ttl: should be a number")),
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid argument ttl: should be a number",
+                )
+            }),
     }
 }
 
@@ -252,7 +261,12 @@ fn forbidden_times(value: &Map<String, Value>) -> Option<&'static str> {
 }
 
 /// Validates a value for `c` (schema, rules, references). The value must be complete.
-async fn validate(admin: &Admin, c: &Collection, id: &str, value: &Map<String, Value>) -> Result<(), Reply> {
+async fn validate(
+    admin: &Admin,
+    c: &Collection,
+    id: &str,
+    value: &Map<String, Value>,
+) -> Result<(), Reply> {
     let as_value = Value::Object(value.clone());
     if let Err(problems) = c.resource.check(&as_value) {
         let text = problems
@@ -331,7 +345,10 @@ async fn store_item(
     value: &mut Map<String, Value>,
     expected: Option<&Entry>,
 ) -> Reply {
-    if c.resource != Resource::Consumer && !is_valid_id(&id) && c.resource != Resource::PluginMetadata {
+    if c.resource != Resource::Consumer
+        && !is_valid_id(&id)
+        && c.resource != Resource::PluginMetadata
+    {
         return error(
             StatusCode::BAD_REQUEST,
             &format!("invalid configuration: id: invalid id `{id}`: expected 1-64 characters of [a-zA-Z0-9-_.]"),
@@ -397,7 +414,13 @@ async fn store_item(
     )
 }
 
-async fn patch(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>, sub_path: &[&str]) -> Reply {
+async fn patch(
+    admin: &Admin,
+    call: &Call,
+    c: &Collection,
+    id: Option<&str>,
+    sub_path: &[&str],
+) -> Reply {
     let Some(id) = id else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -427,7 +450,10 @@ async fn patch(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>, sub
         let new = match serde_json::from_slice::<Value>(&call.body) {
             Ok(v) => v,
             Err(e) => {
-                return error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}"))
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid request body: {e}"),
+                )
             }
         };
         if patch::set_path(&mut value, sub_path, new).is_err() {
@@ -472,7 +498,9 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
             StatusCode::METHOD_NOT_ALLOWED,
             "please use PUT method to reload the plugins, GET method is not allowed",
         ),
-        _ if call.method != Method::GET => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+        _ if call.method != Method::GET => {
+            json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#)
+        }
         ["list"] => json(StatusCode::OK, "[]"),
         [] => json(StatusCode::OK, "{}"),
         [_name] => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
@@ -488,16 +516,25 @@ fn schema(call: &Call, rest: &[&str]) -> Reply {
         }
         (Method::GET, [name]) => match Resource::ALL.iter().find(|r| r.schema_name() == *name) {
             Some(r) => json_value(StatusCode::OK, &r.schema()),
-            None => error(StatusCode::BAD_REQUEST, &format!("not found schema: {name}")),
+            None => error(
+                StatusCode::BAD_REQUEST,
+                &format!("not found schema: {name}"),
+            ),
         },
         (Method::POST, ["validate", segment]) => {
             let Some(resource) = Resource::from_segment(segment) else {
-                return error(StatusCode::BAD_REQUEST, &format!("not found schema: {segment}"));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("not found schema: {segment}"),
+                );
             };
             let value: Value = match serde_json::from_slice(&call.body) {
                 Ok(v) => v,
                 Err(e) => {
-                    return error(StatusCode::BAD_REQUEST, &format!("invalid request body: {e}"))
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid request body: {e}"),
+                    )
                 }
             };
             match resource.check(&value) {
@@ -529,6 +566,9 @@ fn validate_config(body: &[u8]) -> Reply {
                 "errors": loaded.rejected.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
         ),
-        Err(e) => error(StatusCode::BAD_REQUEST, &format!("invalid configuration: {e}")),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid configuration: {e}"),
+        ),
     }
 }

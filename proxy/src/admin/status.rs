@@ -5,6 +5,7 @@
 //!   `{"status":"error","error":"..."}`;
 //! - anything else → 404 `{"error_msg":"not found"}`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{Method, Request, StatusCode};
@@ -13,12 +14,17 @@ use tokio::net::TcpListener;
 use super::listener::{self, json, Reply};
 use crate::server::State;
 
-/// Serves the status API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<State>) {
-    listener::serve(listener, "status API", move |req, _| {
-        let reply = answer(&state, &req);
-        async move { reply }
-    })
+/// Serves the status API on `listener` until `stop` completes.
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<Output = ()>) {
+    listener::serve(
+        listener,
+        "status API",
+        move |req, _| {
+            let reply = answer(&state, &req);
+            async move { reply }
+        },
+        stop,
+    )
     .await;
 }
 

@@ -67,7 +67,11 @@ impl Follower for Live {
 }
 
 /// Rebuilds and swaps the snapshot whenever woken, forever (cancel by dropping the task).
-pub async fn rebuild_loop(shared: Shared, builder: Builder, publish: impl Fn(Snapshot) + Send + 'static) {
+pub async fn rebuild_loop(
+    shared: Shared,
+    builder: Builder,
+    publish: impl Fn(Snapshot) + Send + 'static,
+) {
     let builder = Arc::new(Mutex::new(builder));
     loop {
         shared.wake.notified().await;

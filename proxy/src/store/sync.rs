@@ -51,7 +51,11 @@ pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: 
     let mut delay = FIRST_RETRY;
     let mut first = loaded.is_none();
     let mut pending = loaded.map(|l| {
-        known = l.entries.iter().map(|e| (e.key.clone(), e.mod_revision)).collect();
+        known = l
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.mod_revision))
+            .collect();
         l.revision
     });
     loop {

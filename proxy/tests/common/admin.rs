@@ -44,7 +44,10 @@ impl Admin {
     /// The client of `gw`'s Admin API with the admin key.
     pub fn for_gateway(gw: &TestGateway) -> Admin {
         Admin {
-            base: format!("http://{}", gw.gateway.admin_addr().expect("Admin API enabled")),
+            base: format!(
+                "http://{}",
+                gw.gateway.admin_addr().expect("Admin API enabled")
+            ),
             key: ADMIN_KEY.to_owned(),
         }
     }

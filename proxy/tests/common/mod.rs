@@ -260,7 +260,10 @@ pub fn merged_config(extra: &str) -> String {
     }
     let mut base: serde_yaml_ng::Value = serde_yaml_ng::from_str(BASE_CONFIG).expect("base");
     if !extra.trim().is_empty() {
-        merge(&mut base, serde_yaml_ng::from_str(extra).expect("extra config is YAML"));
+        merge(
+            &mut base,
+            serde_yaml_ng::from_str(extra).expect("extra config is YAML"),
+        );
     }
     serde_yaml_ng::to_string(&base).expect("config text")
 }
