@@ -99,26 +99,6 @@ fn run_refuses_a_broken_config() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("apisix.node_listen"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn wait_until_listening(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway did not start listening on {port}");
-}
-
 /// The bundled quickstart (conf/), on free ports: its route answers through the proxy with no
 /// external service, the Admin API works with the key generated at first start, and SIGTERM lets
 /// a request in flight finish before the process exits 0.
