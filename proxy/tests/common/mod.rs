@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod admin;
+pub mod etcd;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
