@@ -84,7 +84,11 @@ async fn no_acknowledged_write_is_lost_to_kill_9() {
                 let body = serde_json::json!({"uri": format!("/{id}"), "upstream": {"nodes": {up.node(): 1}}});
                 let got = node.admin.put(&format!("/routes/{id}"), body).await;
                 // 200: the write cut by the last kill had reached the disk before it.
-                assert!(matches!(got.status.as_u16(), 200 | 201), "write {id}: {}", got.status);
+                assert!(
+                    matches!(got.status.as_u16(), 200 | 201),
+                    "write {id}: {}",
+                    got.status
+                );
                 acknowledged.push(id);
                 next += 1;
             }
