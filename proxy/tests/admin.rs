@@ -10,6 +10,38 @@ use common::*;
 use http::Method;
 use serde_json::{json, Value};
 
+/// Runs each named test on the embedded store and on a real etcd.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn embedded() {
+                super::$name(Backend::Embedded).await;
+            }
+
+            #[tokio::test]
+            async fn etcd() {
+                super::$name(Backend::Etcd).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    route_lifecycle_with_apisix_envelopes,
+    post_ids_and_id_rules,
+    invalid_bodies_are_refused_and_change_nothing,
+    references_are_checked_on_write_and_delete,
+    patch_merges_and_replaces_sub_paths,
+    lists_page_and_filter,
+    auth_roles_and_headers,
+    consumers_and_credentials,
+    other_resources_round_trip,
+    ttl_expires_the_object,
+);
+
 /// Polls the proxy until `path` answers `status` (a write is live), or fails after 2 s.
 async fn until_status(gw: &TestGateway, path: &str, status: u16) {
     for _ in 0..200 {
@@ -25,10 +57,9 @@ fn route(uri: &str, node: &str) -> Value {
     json!({"uri": uri, "upstream": {"type": "roundrobin", "nodes": {node: 1}}})
 }
 
-#[tokio::test]
-async fn route_lifecycle_with_apisix_envelopes() {
+async fn route_lifecycle_with_apisix_envelopes(backend: Backend) {
     let up = upstream("a", Behaviour::Echo).await;
-    let (gw, admin) = embedded_gateway().await;
+    let (gw, admin) = admin_gateway(backend).await;
 
     let created = admin.put("/routes/1", route("/hello", &up.node())).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -79,9 +110,8 @@ async fn route_lifecycle_with_apisix_envelopes() {
     );
 }
 
-#[tokio::test]
-async fn post_ids_and_id_rules() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn post_ids_and_id_rules(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     let node = "127.0.0.1:1980";
     let a = admin.post("/routes", route("/a", node)).await;
     assert_eq!(a.status, 201);
@@ -150,9 +180,8 @@ async fn post_ids_and_id_rules() {
     );
 }
 
-#[tokio::test]
-async fn invalid_bodies_are_refused_and_change_nothing() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn invalid_bodies_are_refused_and_change_nothing(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     assert_eq!(
         admin
             .put("/routes/1", route("/ok", "127.0.0.1:1980"))
@@ -229,10 +258,9 @@ async fn invalid_bodies_are_refused_and_change_nothing() {
 /// APISIX's Admin API body limit (1.5 MiB).
 const MAX_ADMIN_BODY: usize = 1536 * 1024;
 
-#[tokio::test]
-async fn references_are_checked_on_write_and_delete() {
+async fn references_are_checked_on_write_and_delete(backend: Backend) {
     let up = upstream("a", Behaviour::Echo).await;
-    let (gw, admin) = embedded_gateway().await;
+    let (gw, admin) = admin_gateway(backend).await;
     let dangling = admin
         .put("/routes/r1", json!({"uri": "/r", "upstream_id": "u1"}))
         .await;
@@ -291,11 +319,10 @@ async fn references_are_checked_on_write_and_delete() {
     until_status(&gw, "/r", 404).await;
 }
 
-#[tokio::test]
-async fn patch_merges_and_replaces_sub_paths() {
+async fn patch_merges_and_replaces_sub_paths(backend: Backend) {
     let a = upstream("a", Behaviour::Echo).await;
     let b = upstream("b", Behaviour::Echo).await;
-    let (gw, admin) = embedded_gateway().await;
+    let (gw, admin) = admin_gateway(backend).await;
     let put = admin
         .put(
             "/routes/p",
@@ -355,9 +382,8 @@ async fn patch_merges_and_replaces_sub_paths() {
     assert_eq!(admin.get("/routes/p").await.json()["value"]["uri"], "/q");
 }
 
-#[tokio::test]
-async fn lists_page_and_filter() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn lists_page_and_filter(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     for i in 0..25 {
         let name = if i % 5 == 0 { "five" } else { "other" };
         let body = json!({"uri": format!("/r{i}"), "name": name, "labels": {"n": format!("{i}")}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}});
@@ -394,9 +420,8 @@ async fn lists_page_and_filter() {
     assert_eq!(uri["total"], 10);
 }
 
-#[tokio::test]
-async fn auth_roles_and_headers() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn auth_roles_and_headers(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     let anonymous = admin.with_key("");
     let got = anonymous.get("/routes").await;
     assert_eq!(got.status, 401);
@@ -462,9 +487,8 @@ async fn a_key_is_generated_when_none_is_configured() {
     assert_eq!(admin.with_key(key.trim()).get("/routes").await.status, 200);
 }
 
-#[tokio::test]
-async fn consumers_and_credentials() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn consumers_and_credentials(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     let jack = admin
         .put("/consumers", json!({"username": "jack", "desc": "d"}))
         .await;
@@ -533,9 +557,8 @@ async fn consumers_and_credentials() {
     );
 }
 
-#[tokio::test]
-async fn other_resources_round_trip() {
-    let (_gw, admin) = embedded_gateway().await;
+async fn other_resources_round_trip(backend: Backend) {
+    let (_gw, admin) = admin_gateway(backend).await;
     for (path, body) in [
         ("/global_rules/g1", json!({"plugins": {}})),
         ("/plugin_configs/pc1", json!({"plugins": {}, "desc": "x"})),
@@ -576,9 +599,8 @@ async fn other_resources_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn ttl_expires_the_object() {
-    let (gw, admin) = embedded_gateway().await;
+async fn ttl_expires_the_object(backend: Backend) {
+    let (gw, admin) = admin_gateway(backend).await;
     let up = upstream("a", Behaviour::Echo).await;
     let bad = admin
         .call(
@@ -600,8 +622,19 @@ async fn ttl_expires_the_object() {
         .await;
     assert_eq!(got.status, 201);
     until_status(&gw, "/t", 200).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(admin.get("/routes/t").await.status, 404);
+    let written = std::time::Instant::now();
+    // etcd rounds lease TTLs up to its minimum (2 s with default timings).
+    while admin.get("/routes/t").await.status != 404 {
+        assert!(
+            written.elapsed() < Duration::from_secs(5),
+            "the route outlived its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        written.elapsed() >= Duration::from_millis(900),
+        "expired early"
+    );
     until_status(&gw, "/t", 404).await;
 }
 
@@ -617,7 +650,7 @@ async fn writes_survive_a_restart() {
         201
     );
     let before = admin.get("/routes/keep").await.json();
-    let TestGateway { gateway, dir } = gw;
+    let TestGateway { gateway, dir, .. } = gw;
     gateway.shutdown().await;
     let (gw, admin) = restart(dir).await;
     assert_eq!(admin.get("/routes/keep").await.json(), before);

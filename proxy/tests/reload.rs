@@ -148,6 +148,7 @@ async fn json_files_are_accepted() {
     let TestGateway {
         gateway: gw,
         dir: _dir,
+        ..
     } = start_in(
         dir,
         "deployment:\n  role_traditional: {config_provider: json}\n",

@@ -19,10 +19,41 @@ pub fn embedded_config() -> String {
     )
 }
 
+/// Where a test gateway keeps its config.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// The embedded store in the test's temporary directory.
+    Embedded,
+    /// A real etcd started for the test.
+    Etcd,
+}
+
 /// A gateway on the embedded store (in a new temporary directory) and its Admin API client.
 pub async fn embedded_gateway() -> (TestGateway, Admin) {
+    admin_gateway(Backend::Embedded).await
+}
+
+/// A gateway on `backend` with the Admin API on a free port, and its client.
+pub async fn admin_gateway(backend: Backend) -> (TestGateway, Admin) {
     let dir = tempfile::tempdir().expect("tempdir");
-    restart(dir).await
+    match backend {
+        Backend::Embedded => restart(dir).await,
+        Backend::Etcd => {
+            let etcd = super::etcd::Etcd::start().await;
+            let mut gw = start_in(dir, &etcd_config(&etcd.endpoint(), "/apisix")).await;
+            gw.etcd = Some(etcd);
+            let admin = Admin::for_gateway(&gw);
+            (gw, admin)
+        }
+    }
+}
+
+/// `config.yaml` text for an etcd store at `endpoint` under `prefix`, Admin API on a free port.
+pub fn etcd_config(endpoint: &str, prefix: &str) -> String {
+    embedded_config().replace(
+        "config_provider: embedded}",
+        &format!("config_provider: etcd}}\n  etcd: {{host: [\"{endpoint}\"], prefix: {prefix}, timeout: 2}}"),
+    )
 }
 
 /// A gateway on the embedded store in `dir` (as left by an earlier gateway, if any).

@@ -184,6 +184,8 @@ async fn echo(
 pub struct TestGateway {
     pub gateway: Gateway,
     pub dir: tempfile::TempDir,
+    /// The etcd the gateway uses, if any (stopped when the test gateway is dropped).
+    pub etcd: Option<etcd::Etcd>,
 }
 
 impl TestGateway {
@@ -239,7 +241,11 @@ pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
     let gateway = gateway::start(loaded, Duration::from_millis(20))
         .await
         .expect("gateway starts");
-    TestGateway { gateway, dir }
+    TestGateway {
+        gateway,
+        dir,
+        etcd: None,
+    }
 }
 
 /// The base config with `extra` merged over it.
