@@ -138,9 +138,12 @@ async fn etcd_restart_under_load_fails_no_request() {
     );
 }
 
+/// One call to a follower: the changes and the revision.
+type Handed = (Vec<Change>, Revision);
+
 /// Records what a follower is handed.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(Vec<Change>, Revision)>>>);
+struct Recorder(Arc<Mutex<Vec<Handed>>>);
 
 impl Follower for Recorder {
     fn apply(&mut self, changes: Vec<Change>, revision: Revision) {

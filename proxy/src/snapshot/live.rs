@@ -77,6 +77,7 @@ pub async fn rebuild_loop(
         shared.wake.notified().await;
         let resources = shared.resources.clone();
         let builder = builder.clone();
+        let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || {
             let config = match resources.lock() {
                 Ok(r) => Arc::new(r.to_declarative()),
@@ -91,6 +92,7 @@ pub async fn rebuild_loop(
                 tracing::info!(
                     routes = snapshot.routes.len(),
                     version = snapshot.version,
+                    took = ?started.elapsed(),
                     "config applied"
                 );
                 publish(snapshot);

@@ -64,7 +64,7 @@ pub struct Snapshot {
     /// The route index.
     pub router: Router,
     /// Routes, indexed by the router's match value.
-    pub routes: Vec<RouteEntry>,
+    pub routes: Vec<Arc<RouteEntry>>,
     /// The resources it was built from (served by the control API).
     pub config: Arc<Declarative>,
 }
@@ -91,12 +91,36 @@ pub struct BuildSettings {
     pub keepalive_timeout: std::time::Duration,
 }
 
-/// Builds snapshots, keeping backends and clients across builds.
+/// Builds snapshots, keeping backends, clients and unchanged routes across builds.
 pub struct Builder {
     settings: BuildSettings,
     clients: ClientCache,
     backends: HashMap<String, Arc<Backend>>,
+    /// What each route built into last time, by route id.
+    routes: HashMap<String, Box<CachedRoute>>,
+    /// Increases with every build; marks the cached routes the build used.
+    generation: u64,
     version: u64,
+}
+
+/// A route as built, with what it was built from. Reused while the route, its service and its
+/// referenced upstream are the same objects (the store hands out a new object for every change).
+struct CachedRoute {
+    route: Arc<Route>,
+    service: Option<Arc<Service>>,
+    upstream: Option<Arc<Upstream>>,
+    spec: RouteSpec,
+    entry: Arc<RouteEntry>,
+    client: Option<ClientKey>,
+    generation: u64,
+}
+
+fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Builder {
@@ -109,6 +133,8 @@ impl Builder {
             settings,
             clients: ClientCache::new(trusted_ca)?,
             backends: HashMap::new(),
+            routes: HashMap::new(),
+            generation: 0,
             version: 0,
         })
     }
@@ -118,14 +144,15 @@ impl Builder {
         self.settings.router
     }
 
-    /// Builds a snapshot from validated resources.
+    /// Builds a snapshot from validated resources. Routes whose route, service and upstream
+    /// objects are the ones of the last build are not built again.
     pub fn build(&mut self, config: Arc<Declarative>) -> Snapshot {
-        let upstreams: HashMap<&Id, &Upstream> = config
+        let upstreams: HashMap<&Id, &Arc<Upstream>> = config
             .upstreams
             .iter()
             .filter_map(|u| u.id.as_ref().map(|id| (id, u)))
             .collect();
-        let services: HashMap<&Id, &Service> = config
+        let services: HashMap<&Id, &Arc<Service>> = config
             .services
             .iter()
             .filter_map(|s| s.id.as_ref().map(|id| (id, s)))
@@ -134,83 +161,70 @@ impl Builder {
         let mut used_clients = HashSet::new();
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
+        self.generation += 1;
         for route in &config.routes {
             if route.status == Some(0) {
                 continue;
             }
-            let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
+            let id = route.id.as_ref().map_or("", |i| i.0.as_str());
             let service = route
                 .service_id
                 .as_ref()
                 .map(|sid| services.get(sid).copied());
-            let (target, hosts) = match service {
-                Some(None) => (
-                    Target::MissingService,
-                    route.host_list().unwrap_or_default(),
-                ),
-                Some(Some(svc)) => (
-                    self.target(
-                        route,
-                        Some(svc),
-                        &upstreams,
-                        &mut used_backends,
-                        &mut used_clients,
-                    ),
-                    route.host_list().unwrap_or_else(|| {
-                        svc.hosts
-                            .iter()
-                            .flatten()
-                            .map(|h| h.to_ascii_lowercase())
-                            .collect()
-                    }),
-                ),
-                None => (
-                    self.target(
-                        route,
-                        None,
-                        &upstreams,
-                        &mut used_backends,
-                        &mut used_clients,
-                    ),
-                    route.host_list().unwrap_or_default(),
-                ),
-            };
-            let vars = match route.compiled_vars() {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::error!(route = %id, error = %e, "invalid vars, route skipped");
-                    continue;
+            let referenced = route
+                .upstream_id
+                .as_ref()
+                .or_else(|| service.flatten().and_then(|s| s.upstream_id.as_ref()))
+                .and_then(|uid| upstreams.get(uid).copied());
+            let reusable = self.routes.get(id).is_some_and(|c| {
+                Arc::ptr_eq(&c.route, route)
+                    && same(c.service.as_ref(), service.flatten())
+                    && same(c.upstream.as_ref(), referenced)
+            });
+            if reusable {
+                if let Some(cached) = self.routes.get(id) {
+                    if let Target::Upstream { backend, .. } = &cached.entry.target {
+                        if !used_backends.contains_key(&backend.key) {
+                            used_backends.insert(backend.key.clone(), backend.clone());
+                        }
+                    }
+                    if let Some(k) = cached
+                        .client
+                        .as_ref()
+                        .filter(|k| !used_clients.contains(*k))
+                    {
+                        used_clients.insert(k.clone());
+                    }
                 }
+            } else {
+                match self.route(
+                    route,
+                    service,
+                    referenced,
+                    &upstreams,
+                    &mut used_backends,
+                    &mut used_clients,
+                ) {
+                    Some(fresh) => {
+                        self.routes.insert(id.to_owned(), Box::new(fresh));
+                    }
+                    None => {
+                        self.routes.remove(id);
+                        continue;
+                    }
+                }
+            }
+            let Some(built) = self.routes.get_mut(id) else {
+                continue;
             };
-            let methods = route
-                .methods
-                .iter()
-                .flatten()
-                .filter_map(|m| m.parse().ok())
-                .collect();
-            let value = u32::try_from(routes.len()).unwrap_or(u32::MAX);
-            specs.push(RouteSpec {
-                value,
-                id: id.clone(),
-                uris: route.uri_list(),
-                hosts,
-                methods,
-                remote_addrs: route.remote_addr_list(),
-                vars,
-                priority: route.priority.unwrap_or(0),
-            });
-            let enable_websocket = route
-                .enable_websocket
-                .or_else(|| service.flatten().and_then(|s| s.enable_websocket))
-                .unwrap_or(false);
-            routes.push(RouteEntry {
-                id,
-                name: route.name.clone(),
-                service_id: route.service_id.as_ref().map(|s| s.0.clone()),
-                target,
-                enable_websocket,
-            });
+            built.generation = self.generation;
+            let mut spec = built.spec.clone();
+            spec.value = u32::try_from(routes.len()).unwrap_or(u32::MAX);
+            specs.push(spec);
+            routes.push(built.entry.clone());
         }
+        let generation = self.generation;
+        self.routes.retain(|_, c| c.generation == generation);
         self.backends = used_backends;
         self.clients.retain(&used_clients);
         self.version += 1;
@@ -222,20 +236,96 @@ impl Builder {
         }
     }
 
+    /// Builds one route (its router spec, with `value` set by the caller, and its entry).
+    fn route(
+        &mut self,
+        route: &Arc<Route>,
+        service: Option<Option<&Arc<Service>>>,
+        referenced: Option<&Arc<Upstream>>,
+        upstreams: &HashMap<&Id, &Arc<Upstream>>,
+        used_backends: &mut HashMap<String, Arc<Backend>>,
+        used_clients: &mut HashSet<ClientKey>,
+    ) -> Option<CachedRoute> {
+        let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
+        let ((target, client), hosts) = match service {
+            Some(None) => (
+                (Target::MissingService, None),
+                route.host_list().unwrap_or_default(),
+            ),
+            Some(Some(svc)) => (
+                self.target(route, Some(svc), upstreams, used_backends, used_clients),
+                route.host_list().unwrap_or_else(|| {
+                    svc.hosts
+                        .iter()
+                        .flatten()
+                        .map(|h| h.to_ascii_lowercase())
+                        .collect()
+                }),
+            ),
+            None => (
+                self.target(route, None, upstreams, used_backends, used_clients),
+                route.host_list().unwrap_or_default(),
+            ),
+        };
+        let vars = match route.compiled_vars() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(route = %id, error = %e, "invalid vars, route skipped");
+                return None;
+            }
+        };
+        let methods = route
+            .methods
+            .iter()
+            .flatten()
+            .filter_map(|m| m.parse().ok())
+            .collect();
+        let spec = RouteSpec {
+            value: 0,
+            id: id.clone(),
+            uris: route.uri_list(),
+            hosts,
+            methods,
+            remote_addrs: route.remote_addr_list(),
+            vars,
+            priority: route.priority.unwrap_or(0),
+        };
+        let enable_websocket = route
+            .enable_websocket
+            .or_else(|| service.flatten().and_then(|s| s.enable_websocket))
+            .unwrap_or(false);
+        let entry = Arc::new(RouteEntry {
+            id,
+            name: route.name.clone(),
+            service_id: route.service_id.as_ref().map(|s| s.0.clone()),
+            target,
+            enable_websocket,
+        });
+        Some(CachedRoute {
+            route: route.clone(),
+            service: service.flatten().cloned(),
+            upstream: referenced.cloned(),
+            spec,
+            entry,
+            client,
+            generation: 0,
+        })
+    }
+
     /// Resolves the upstream of a route (route > service; `upstream_id` > inline).
     fn target(
         &mut self,
         route: &Route,
         service: Option<&Service>,
-        upstreams: &HashMap<&Id, &Upstream>,
+        upstreams: &HashMap<&Id, &Arc<Upstream>>,
         used_backends: &mut HashMap<String, Arc<Backend>>,
         used_clients: &mut HashSet<ClientKey>,
-    ) -> Target {
+    ) -> (Target, Option<ClientKey>) {
         let route_id = route.id.as_ref().map_or("", |i| i.0.as_str());
         let reference = |id: &Id| {
             upstreams
                 .get(id)
-                .map(|u| (format!("/apisix/upstreams/{}", id.0), *u))
+                .map(|u| (format!("/apisix/upstreams/{}", id.0), &***u))
         };
         let chosen = if let Some(id) = &route.upstream_id {
             reference(id)
@@ -246,13 +336,13 @@ impl Builder {
             match (&svc.upstream_id, &svc.upstream) {
                 (Some(id), _) => reference(id),
                 (None, Some(u)) => Some((format!("/apisix/services/{svc_id}"), u)),
-                (None, None) => return Target::NoUpstream,
+                (None, None) => return (Target::NoUpstream, None),
             }
         } else {
-            return Target::NoUpstream;
+            return (Target::NoUpstream, None);
         };
         let Some((key, definition)) = chosen else {
-            return Target::MissingUpstream;
+            return (Target::MissingUpstream, None);
         };
         let backend = match used_backends.get(&key) {
             Some(b) => b.clone(),
@@ -272,16 +362,19 @@ impl Builder {
         let client_key = self.client_key(definition, timeouts);
         match self.clients.get(&client_key) {
             Ok(client) => {
-                used_clients.insert(client_key);
-                Target::Upstream {
-                    backend,
-                    client,
-                    timeouts,
-                }
+                used_clients.insert(client_key.clone());
+                (
+                    Target::Upstream {
+                        backend,
+                        client,
+                        timeouts,
+                    },
+                    Some(client_key),
+                )
             }
             Err(e) => {
                 tracing::error!(upstream = %key, error = %e, "cannot build the upstream client");
-                Target::MissingUpstream
+                (Target::MissingUpstream, None)
             }
         }
     }

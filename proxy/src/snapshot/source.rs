@@ -6,6 +6,7 @@
 //! use yet are ignored.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -17,9 +18,9 @@ use crate::store::Declarative;
 /// The typed resources the data plane uses, by id.
 #[derive(Default)]
 pub struct Resources {
-    routes: BTreeMap<String, Route>,
-    services: BTreeMap<String, Service>,
-    upstreams: BTreeMap<String, Upstream>,
+    routes: BTreeMap<String, Arc<Route>>,
+    services: BTreeMap<String, Arc<Service>>,
+    upstreams: BTreeMap<String, Arc<Upstream>>,
 }
 
 impl Resources {
@@ -65,7 +66,8 @@ impl Resources {
         changed
     }
 
-    /// The resources in the form the snapshot builder takes, in id order.
+    /// The resources in the form the snapshot builder takes, in id order (the objects are
+    /// shared, so unchanged ones are the same objects as in the last call).
     pub fn to_declarative(&self) -> Declarative {
         Declarative {
             routes: self.routes.values().cloned().collect(),
@@ -78,7 +80,7 @@ impl Resources {
 /// Parses and checks one entry into `map`; an invalid entry removes the previous one (the store no
 /// longer holds it). Returns whether the map changed.
 fn upsert<T: DeserializeOwned>(
-    map: &mut BTreeMap<String, T>,
+    map: &mut BTreeMap<String, Arc<T>>,
     id: String,
     value: &[u8],
     check: impl FnOnce(&mut T, Id, &mut Checker<'_>),
@@ -93,7 +95,7 @@ fn upsert<T: DeserializeOwned>(
                 &mut Checker::new("", &mut problems),
             );
             if problems.is_empty() {
-                map.insert(id, item);
+                map.insert(id, Arc::new(item));
                 return true;
             }
         }

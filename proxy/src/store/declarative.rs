@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -40,11 +41,11 @@ impl Format {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Declarative {
     /// Valid routes.
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
     /// Valid services.
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     /// Valid upstreams.
-    pub upstreams: Vec<Upstream>,
+    pub upstreams: Vec<Arc<Upstream>>,
 }
 
 /// A parsed file: what applies and what was rejected.
@@ -168,9 +169,9 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         }
     });
     loaded.config = Declarative {
-        routes,
-        services,
-        upstreams,
+        routes: routes.into_iter().map(Arc::new).collect(),
+        services: services.into_iter().map(Arc::new).collect(),
+        upstreams: upstreams.into_iter().map(Arc::new).collect(),
     };
     Ok(loaded)
 }

@@ -134,8 +134,7 @@ impl EmbeddedStore {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| unavailable(&format!("cannot restrict {}", dir.display()), e))?;
         let path = dir.join("store.redb");
-        let db = Database::create(&path)
-            .map_err(|e| unavailable(&format!("cannot open {}", path.display()), e))?;
+        let db = open_database(&path)?;
         let txn = db.begin_write().map_err(|e| unavailable("open", e))?;
         let (revision, next_expiry) = {
             let kv = txn.open_table(KV).map_err(|e| unavailable("open", e))?;
@@ -383,12 +382,43 @@ fn publish(state: &mut State, events: Vec<Event>) {
         });
 }
 
+/// Opens the database file. The lock of a store just dropped in this process can outlive it by a
+/// moment (a blocking task finishing), so "already open" is retried for up to a second; another
+/// process holding the store is refused after that.
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match Database::create(path) {
+            Ok(db) => return Ok(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => {
+                return Err(unavailable(
+                    &format!(
+                        "cannot open {} (is another gateway using it?)",
+                        path.display()
+                    ),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
 async fn sweep(inner: Weak<Inner>) {
     let mut ticker = tokio::time::interval(SWEEP_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else { return };
+        // Most ticks have nothing to expire: decide that here, without a blocking task.
+        let due = inner.lock().next_expiry;
+        if due == 0 || due > now_ms() {
+            continue;
+        }
         let result = tokio::task::spawn_blocking(move || inner.sweep()).await;
         if let Ok(Err(e)) = result {
             tracing::error!(error = %e, "embedded store: expiring keys failed");
