@@ -2,14 +2,22 @@
 //!
 //! Each vector is a whole frame (type byte, 24-bit length, payload) in `vectors/<name>.bin`, and an
 //! entry in `vectors/manifest.json` with its direction, type and content. Byte strings in the
-//! manifest are JSON strings, or `{"hex": "..."}` when they are not UTF-8. `exact_bytes: true`
-//! means an encoder that omits empty vectors and default scalars (as this crate's does) produces
-//! exactly these bytes; otherwise only the decoded content must match.
+//! manifest are JSON strings, or `{"hex": "..."}` when they are not UTF-8, or `{"hex": "61",
+//! "repeat": n}` for a run of at least 1024 copies of one byte (see `runner_protocol::byte_text`).
+//! `exact_bytes: true` means an encoder that omits empty vectors and default scalars (as this
+//! crate's does) produces exactly these bytes; otherwise only the decoded content must match.
+//!
+//! The largest frame (`extra_info_answer_largest_frame`: an extra-info answer whose payload is as
+//! close to `MAX_PAYLOAD` as FlatBuffers alignment allows) is written gzip-compressed, as
+//! `<name>.bin.gz`: 16 MiB of one byte would not belong in the repository.
 
+use std::io::Write;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use flatbuffers::FlatBufferBuilder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use runner_protocol::generated::a6::a6 as wire;
 use runner_protocol::*;
 use serde_json::{json, Value};
@@ -19,7 +27,7 @@ fn frame_bytes(frame: Frame) -> Vec<u8> {
     let mut out = BytesMut::new();
     FrameCodec::default()
         .encode(frame, &mut out)
-        .expect("vectors are small");
+        .expect("vectors fit in a frame");
     out.to_vec()
 }
 
@@ -236,14 +244,51 @@ fn stop_with_present_empty_vectors() -> Frame {
     }
 }
 
+/// The byte the largest answer is made of.
+const FILL: u8 = b'a';
+
+fn answer(len: usize) -> ToRunner {
+    ToRunner::ExtraInfoAnswer(Some(Bytes::from(vec![FILL; len])))
+}
+
+/// The longest extra-info answer whose frame payload is at most `MAX_PAYLOAD`: the payload's
+/// length grows with the result's, in steps set by alignment and padding, so a binary search over
+/// the result's length finds the last one that fits.
+fn largest_answer() -> (usize, ToRunner) {
+    let fits = |len: usize| answer(len).encode().payload.len() <= MAX_PAYLOAD;
+    let (mut lo, mut hi) = (0, MAX_PAYLOAD); // fits(lo), !fits(hi)
+    assert!(fits(lo) && !fits(hi));
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo, answer(lo))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    // GzEncoder writes mtime 0 and no file name: the output depends on the input only.
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
     std::fs::create_dir_all(&dir).expect("vectors dir");
     let mut manifest = Vec::new();
     let mut write = |name: &str, direction: &str, frame: Frame, message: Value, exact: bool| {
-        let file = format!("{name}.bin");
         let ty = frame.ty as u8;
-        std::fs::write(dir.join(&file), frame_bytes(frame)).expect("write vector");
+        let bytes = frame_bytes(frame);
+        let (file, contents) = if bytes.len() > 1 << 20 {
+            (format!("{name}.bin.gz"), gzip(&bytes))
+        } else {
+            (format!("{name}.bin"), bytes)
+        };
+        std::fs::write(dir.join(&file), contents).expect("write vector");
         manifest.push(json!({
             "name": name,
             "file": file,
@@ -272,8 +317,23 @@ fn main() {
         serde_json::to_value(&same_as_empty_stop).expect("json"),
         false,
     );
+    let (result_len, largest) = largest_answer();
+    let value = serde_json::to_value(&largest).expect("json");
+    let largest = largest.encode();
+    let payload_len = largest.payload.len();
+    write(
+        "extra_info_answer_largest_frame",
+        "to_runner",
+        largest,
+        value,
+        true,
+    );
+    let about = format!(
+        "Golden vectors of the A6 runner protocol (APISIX ext-plugin 0.6.1). Each file is a whole frame: type byte, 24-bit big-endian payload length, payload; a file named *.bin.gz holds the frame gzip-compressed. `message` is the decoded content, externally tagged by kind; byte strings are JSON strings, or {{\"hex\": \"...\"}} when not UTF-8, or {{\"hex\": \"61\", \"repeat\": n}} (the hex bytes repeated n times) for a run of at least {threshold} copies of one byte; `null` is an absent value. `exact_bytes`: an encoder that omits empty vectors and default scalars writes exactly these bytes; otherwise compare decoded content. `extra_info_answer_largest_frame` is the largest frame the protocol carries: an ExtraInfo answer whose result of {result_len} bytes makes a payload of {payload_len} bytes, the largest FlatBuffers-aligned payload within MAX_PAYLOAD = {MAX_PAYLOAD} (one more result byte does not fit). Written by `cargo run -p runner-protocol --example write_vectors`.",
+        threshold = runner_protocol::byte_text::RUN_THRESHOLD,
+    );
     let doc = json!({
-        "about": "Golden vectors of the A6 runner protocol (APISIX ext-plugin 0.6.1). Each file is a whole frame: type byte, 24-bit big-endian payload length, payload. `message` is the decoded content, externally tagged by kind; byte strings are JSON strings, or {\"hex\": \"...\"} when not UTF-8; `null` is an absent value. `exact_bytes`: an encoder that omits empty vectors and default scalars writes exactly these bytes; otherwise compare decoded content. Written by `cargo run -p runner-protocol --example write_vectors`.",
+        "about": about,
         "vectors": manifest,
     });
     let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";

@@ -213,6 +213,60 @@ mod tests {
     }
 
     #[test]
+    fn one_byte_over_a_configured_limit_is_refused_from_the_header() {
+        let max = 64 * 1024;
+        let mut codec = FrameCodec::with_max_payload(max);
+        // At the limit, the header alone waits for the payload.
+        let mut buf = BytesMut::with_capacity(4);
+        buf.put_slice(&[3, 0x01, 0x00, 0x00]);
+        assert!(codec.decode(&mut buf).expect("fits").is_none());
+        // One byte over: refused from the header, before any payload arrives or is reserved for.
+        let mut buf = BytesMut::with_capacity(4);
+        buf.put_slice(&[3, 0x01, 0x00, 0x01]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge { len, max: m }) if len == max + 1 && m == max
+        ));
+        assert_eq!(
+            buf.capacity(),
+            4,
+            "nothing reserved for the refused payload"
+        );
+        assert_eq!(buf.len(), 4, "header left in place");
+        // Refused too when the whole oversized frame is already buffered.
+        let mut buf = BytesMut::from(&[3, 0x01, 0x00, 0x01][..]);
+        buf.put_bytes(0, max + 1);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_protocol_limit_is_the_largest_24_bit_length() {
+        // The default codec accepts any length a header can declare: 0xFF_FFFF waits for more.
+        let mut buf = BytesMut::from(&[3u8, 0xFF, 0xFF, 0xFF][..]);
+        assert!(FrameCodec::default()
+            .decode(&mut buf)
+            .expect("at the limit")
+            .is_none());
+        // A codec cannot be configured past it.
+        let mut codec = FrameCodec::with_max_payload(usize::MAX);
+        let over = Frame {
+            ty: MessageType::ExtraInfo,
+            payload: Bytes::from(vec![0; MAX_PAYLOAD + 1]),
+        };
+        let mut out = BytesMut::new();
+        assert!(matches!(
+            codec.encode(over, &mut out),
+            Err(FrameError::TooLarge {
+                max: MAX_PAYLOAD,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn limits_and_garbage() {
         let mut codec = FrameCodec::with_max_payload(8);
         let mut buf = BytesMut::from(&[2u8, 0, 0, 9][..]);

@@ -6,6 +6,9 @@
 //! - [`byte_text`]: byte strings in JSON (text, or `{"hex": ...}` when not UTF-8).
 //! - [`frame`]: frames on the socket (type byte + 24-bit big-endian length), as a tokio-util codec.
 //! - [`message`]: owned values for every message, each direction, with frame conversions.
+//! - `reader` (private): the checked single-pass reader that decoding uses instead of
+//!   `flatbuffers::root` and the generated readers; it accepts exactly what flatbuffers' verifier
+//!   accepts (tested against it) and slices byte strings out of the payload.
 //! - [`runner`]: the `Runner` trait that the runner crates implement and the gateway calls.
 //! - [`generated`]: flatc's output for `schema/ext-plugin.fbs` (regenerate with
 //!   `runner-protocol/generate`; never edit), with every string seen as a byte vector: the wire
@@ -15,6 +18,7 @@
 pub mod byte_text;
 pub mod frame;
 pub mod message;
+mod reader;
 pub mod runner;
 
 /// flatc's bindings. Generated code: lints and the unsafe rule do not apply.

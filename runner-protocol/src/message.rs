@@ -2,16 +2,19 @@
 //! frames. Nothing outside this crate touches FlatBuffers.
 //!
 //! Byte strings ([`Bytes`]) are used wherever the wire has a string: header values and paths may
-//! hold any bytes. Decoding does not copy them: they are slices of the frame's payload. Empty vectors are not written (the official runners treat an absent vector as
-//! empty); a text entry's value keeps the difference between absent (`None`, "delete" or `?flag`)
-//! and empty (`Some(vec![])`, `?k=`).
+//! hold any bytes. Decoding does not copy them: they are slices of the frame's payload, read and
+//! checked in one pass by `crate::reader`; encoding uses flatc's generated builders, and the frame
+//! takes the builder's buffer without a copy. Empty vectors are not written (the official runners
+//! treat an absent vector as empty); a text entry's value keeps the difference between absent
+//! (`None`, "delete" or `?flag`) and empty (`Some(vec![])`, `?k=`).
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, InvalidFlatbuffer, Vector, WIPOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, MessageType};
 use crate::generated::a6::a6 as wire;
+use crate::reader::Reader;
 
 /// A name with an optional value (header, query argument, plugin conf entry).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -255,7 +258,7 @@ pub enum DecodeError {
     Invalid {
         /// The frame's type.
         ty: MessageType,
-        /// What the verifier found.
+        /// What the checks found (flatbuffers' verifier error kinds, without the error trace).
         source: InvalidFlatbuffer,
     },
     /// A type that does not travel in this direction.
@@ -269,6 +272,33 @@ pub enum DecodeError {
         /// The value.
         value: u8,
     },
+}
+
+/// Why reading a payload stopped; the frame's type is added by `decode`.
+enum Fail {
+    Invalid(InvalidFlatbuffer),
+    Decode(DecodeError),
+}
+
+impl From<InvalidFlatbuffer> for Fail {
+    fn from(e: InvalidFlatbuffer) -> Self {
+        Fail::Invalid(e)
+    }
+}
+
+impl From<DecodeError> for Fail {
+    fn from(e: DecodeError) -> Self {
+        Fail::Decode(e)
+    }
+}
+
+impl Fail {
+    fn at(self, ty: MessageType) -> DecodeError {
+        match self {
+            Fail::Invalid(source) => DecodeError::Invalid { ty, source },
+            Fail::Decode(e) => e,
+        }
+    }
 }
 
 type Entries<'a> = WIPOffset<Vector<'a, ForwardsUOffset<wire::TextEntry<'a>>>>;
@@ -313,35 +343,15 @@ fn entries<'a>(fbb: &mut FlatBufferBuilder<'a>, list: &[TextEntry]) -> Option<En
     Some(fbb.create_vector(&offsets))
 }
 
-/// Bytes of a verified buffer, as a slice of the frame's payload (no copy).
-fn slice(payload: &Bytes, v: Vector<'_, u8>) -> Bytes {
-    payload.slice_ref(v.bytes())
-}
-
-fn read_bytes(payload: &Bytes, v: Option<Vector<'_, u8>>) -> Bytes {
-    v.map(|v| slice(payload, v)).unwrap_or_default()
-}
-
-fn read_entries(
-    payload: &Bytes,
-    v: Option<Vector<'_, ForwardsUOffset<wire::TextEntry<'_>>>>,
-) -> Vec<TextEntry> {
-    v.map(|list| {
-        list.iter()
-            .map(|e| TextEntry {
-                name: read_bytes(payload, e.name()),
-                value: e.value().map(|v| slice(payload, v)),
-            })
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
+/// The frame holding a finished builder's buffer. The builder writes back to front, so the
+/// finished data is the tail of its buffer: the frame takes the buffer and slices the tail out of
+/// it instead of copying it (the unused head is the size hint's slack, more if the builder grew).
 fn frame(ty: MessageType, fbb: FlatBufferBuilder<'_>) -> Frame {
-    Frame {
-        ty,
-        payload: Bytes::copy_from_slice(fbb.finished_data()),
-    }
+    let (buf, head) = fbb.collapse();
+    let mut payload = Bytes::from(buf);
+    // `advance` moves the start without the shared-state allocation that `slice` would make.
+    payload.advance(head);
+    Frame { ty, payload }
 }
 
 /// Room for the byte strings of `list` with their table and vector overhead, so a builder sized
@@ -430,49 +440,60 @@ impl ToRunner {
     /// # Errors
     /// When the payload does not verify or holds values the protocol does not define.
     pub fn decode(frame: &Frame) -> Result<ToRunner, DecodeError> {
-        let ty = frame.ty;
-        let invalid = |source| DecodeError::Invalid { ty, source };
-        let p = &frame.payload;
-        let buf = &p[..];
-        Ok(match ty {
+        Self::read(frame.ty, &mut Reader::new(&frame.payload)).map_err(|e| e.at(frame.ty))
+    }
+
+    fn read(ty: MessageType, r: &mut Reader<'_>) -> Result<ToRunner, Fail> {
+        let msg = match ty {
             MessageType::PrepareConf => {
-                let m = flatbuffers::root::<wire::prepare_conf::Req>(buf).map_err(invalid)?;
+                use wire::prepare_conf::Req as W;
+                let m = r.root()?;
                 ToRunner::PrepareConf(PrepareConf {
-                    conf: read_entries(p, m.conf()),
-                    key: read_bytes(p, m.key()),
+                    conf: r.entries_field(m, W::VT_CONF)?,
+                    key: r.bytes_field(m, W::VT_KEY)?.unwrap_or_default(),
                 })
             }
             MessageType::HttpReqCall => {
-                let m = flatbuffers::root::<wire::httpreq_call::Req>(buf).map_err(invalid)?;
-                let method = Method::from_wire(m.method().0).ok_or(DecodeError::UnknownValue {
+                use wire::httpreq_call::Req as W;
+                let m = r.root()?;
+                let id = r.u32_field(m, W::VT_ID)?;
+                let src_ip = r.bytes_field(m, W::VT_SRC_IP)?.unwrap_or_default();
+                let method = r.u8_field(m, W::VT_METHOD)?;
+                let path = r.bytes_field(m, W::VT_PATH)?.unwrap_or_default();
+                let args = r.entries_field(m, W::VT_ARGS)?;
+                let headers = r.entries_field(m, W::VT_HEADERS)?;
+                let conf_token = r.u32_field(m, W::VT_CONF_TOKEN)?;
+                let method = Method::from_wire(method).ok_or(DecodeError::UnknownValue {
                     what: "method",
-                    value: m.method().0,
+                    value: method,
                 })?;
                 ToRunner::HttpRequest(HttpRequest {
-                    id: m.id(),
-                    src_ip: read_bytes(p, m.src_ip()),
+                    id,
+                    src_ip,
                     method,
-                    path: read_bytes(p, m.path()),
-                    args: read_entries(p, m.args()),
-                    headers: read_entries(p, m.headers()),
-                    conf_token: m.conf_token(),
+                    path,
+                    args,
+                    headers,
+                    conf_token,
                 })
             }
             MessageType::ExtraInfo => {
-                let m = flatbuffers::root::<wire::extra_info::Resp>(buf).map_err(invalid)?;
-                ToRunner::ExtraInfoAnswer(m.result().map(|r| slice(p, r)))
+                let m = r.root()?;
+                ToRunner::ExtraInfoAnswer(r.bytes_field(m, wire::extra_info::Resp::VT_RESULT)?)
             }
             MessageType::HttpRespCall => {
-                let m = flatbuffers::root::<wire::httpresp_call::Req>(buf).map_err(invalid)?;
+                use wire::httpresp_call::Req as W;
+                let m = r.root()?;
                 ToRunner::HttpResponse(HttpResponse {
-                    id: m.id(),
-                    status: m.status(),
-                    headers: read_entries(p, m.headers()),
-                    conf_token: m.conf_token(),
+                    id: r.u32_field(m, W::VT_ID)?,
+                    status: r.u16_field(m, W::VT_STATUS)?,
+                    headers: r.entries_field(m, W::VT_HEADERS)?,
+                    conf_token: r.u32_field(m, W::VT_CONF_TOKEN)?,
                 })
             }
-            MessageType::Error => return Err(DecodeError::UnexpectedType(ty)),
-        })
+            MessageType::Error => return Err(DecodeError::UnexpectedType(ty).into()),
+        };
+        Ok(msg)
     }
 }
 
@@ -632,83 +653,99 @@ impl ToGateway {
     /// # Errors
     /// When the payload does not verify or holds values the protocol does not define.
     pub fn decode(frame: &Frame) -> Result<ToGateway, DecodeError> {
-        let ty = frame.ty;
-        let invalid = |source| DecodeError::Invalid { ty, source };
-        let p = &frame.payload;
-        let buf = &p[..];
-        Ok(match ty {
+        Self::read(frame.ty, &mut Reader::new(&frame.payload)).map_err(|e| e.at(frame.ty))
+    }
+
+    fn read(ty: MessageType, r: &mut Reader<'_>) -> Result<ToGateway, Fail> {
+        let msg = match ty {
             MessageType::Error => {
-                let m = flatbuffers::root::<wire::err::Resp>(buf).map_err(invalid)?;
-                ToGateway::Error(match m.code() {
+                let m = r.root()?;
+                let code = wire::err::Code(r.u8_field(m, wire::err::Resp::VT_CODE)?);
+                ToGateway::Error(match code {
                     wire::err::Code::BAD_REQUEST => ErrorCode::BadRequest,
                     wire::err::Code::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
                     wire::err::Code::CONF_TOKEN_NOT_FOUND => ErrorCode::ConfTokenNotFound,
                     other => {
-                        return Err(DecodeError::UnknownValue {
+                        return Err(Fail::Decode(DecodeError::UnknownValue {
                             what: "error code",
                             value: other.0,
-                        })
+                        }))
                     }
                 })
             }
             MessageType::PrepareConf => {
-                let m = flatbuffers::root::<wire::prepare_conf::Resp>(buf).map_err(invalid)?;
-                ToGateway::ConfToken(m.conf_token())
+                let m = r.root()?;
+                ToGateway::ConfToken(r.u32_field(m, wire::prepare_conf::Resp::VT_CONF_TOKEN)?)
             }
             MessageType::HttpReqCall => {
-                let m = flatbuffers::root::<wire::httpreq_call::Resp>(buf).map_err(invalid)?;
-                let action = match m.action_type() {
-                    wire::httpreq_call::Action::NONE => None,
-                    wire::httpreq_call::Action::Stop => m.action_as_stop().map(|s| {
-                        Action::Stop(Stop {
-                            status: s.status(),
-                            headers: read_entries(p, s.headers()),
-                            body: read_bytes(p, s.body()),
-                        })
-                    }),
-                    wire::httpreq_call::Action::Rewrite => m.action_as_rewrite().map(|r| {
-                        Action::Rewrite(Rewrite {
-                            path: r.path().map(|v| slice(p, v)),
-                            headers: read_entries(p, r.headers()),
-                            args: read_entries(p, r.args()),
-                            resp_headers: read_entries(p, r.resp_headers()),
-                            body: read_bytes(p, r.body()),
-                        })
-                    }),
-                    other => {
-                        return Err(DecodeError::UnknownValue {
+                use wire::httpreq_call::{Action as A, Resp as W, Rewrite as RW, Stop as S};
+                let m = r.root()?;
+                let id = r.u32_field(m, W::VT_ID)?;
+                let (action_type, table) = r.union_field(
+                    m,
+                    W::VT_ACTION_TYPE,
+                    W::VT_ACTION,
+                    ("action_type", "action"),
+                    |t| A(t) == A::Stop || A(t) == A::Rewrite,
+                )?;
+                let action = match (A(action_type), table) {
+                    (A::NONE, _) => None,
+                    (A::Stop, Some(s)) => Some(Action::Stop(Stop {
+                        status: r.u16_field(s, S::VT_STATUS)?,
+                        headers: r.entries_field(s, S::VT_HEADERS)?,
+                        body: r.bytes_field(s, S::VT_BODY)?.unwrap_or_default(),
+                    })),
+                    (A::Rewrite, Some(t)) => Some(Action::Rewrite(Rewrite {
+                        path: r.bytes_field(t, RW::VT_PATH)?,
+                        headers: r.entries_field(t, RW::VT_HEADERS)?,
+                        args: r.entries_field(t, RW::VT_ARGS)?,
+                        resp_headers: r.entries_field(t, RW::VT_RESP_HEADERS)?,
+                        body: r.bytes_field(t, RW::VT_BODY)?.unwrap_or_default(),
+                    })),
+                    // A known type is always read with its table.
+                    (A::Stop | A::Rewrite, None) => None,
+                    (other, _) => {
+                        return Err(Fail::Decode(DecodeError::UnknownValue {
                             what: "action",
                             value: other.0,
-                        })
+                        }))
                     }
                 };
-                ToGateway::HttpRequestReply(HttpRequestReply { id: m.id(), action })
+                ToGateway::HttpRequestReply(HttpRequestReply { id, action })
             }
             MessageType::ExtraInfo => {
-                let m = flatbuffers::root::<wire::extra_info::Req>(buf).map_err(invalid)?;
-                ToGateway::ExtraInfo(match m.info_type() {
-                    wire::extra_info::Info::Var => {
-                        ExtraInfo::Var(read_bytes(p, m.info_as_var().and_then(|v| v.name())))
-                    }
-                    wire::extra_info::Info::ReqBody => ExtraInfo::ReqBody,
-                    wire::extra_info::Info::RespBody => ExtraInfo::RespBody,
+                use wire::extra_info::{Info, Req as W, Var};
+                let m = r.root()?;
+                let (info_type, table) =
+                    r.union_field(m, W::VT_INFO_TYPE, W::VT_INFO, ("info_type", "info"), |t| {
+                        matches!(Info(t), Info::Var | Info::ReqBody | Info::RespBody)
+                    })?;
+                ToGateway::ExtraInfo(match Info(info_type) {
+                    Info::Var => ExtraInfo::Var(match table {
+                        Some(t) => r.bytes_field(t, Var::VT_NAME)?.unwrap_or_default(),
+                        None => Bytes::new(),
+                    }),
+                    Info::ReqBody => ExtraInfo::ReqBody,
+                    Info::RespBody => ExtraInfo::RespBody,
                     other => {
-                        return Err(DecodeError::UnknownValue {
+                        return Err(Fail::Decode(DecodeError::UnknownValue {
                             what: "extra info",
                             value: other.0,
-                        })
+                        }))
                     }
                 })
             }
             MessageType::HttpRespCall => {
-                let m = flatbuffers::root::<wire::httpresp_call::Resp>(buf).map_err(invalid)?;
+                use wire::httpresp_call::Resp as W;
+                let m = r.root()?;
                 ToGateway::HttpResponseReply(HttpResponseReply {
-                    id: m.id(),
-                    status: m.status(),
-                    headers: read_entries(p, m.headers()),
-                    body: read_bytes(p, m.body()),
+                    id: r.u32_field(m, W::VT_ID)?,
+                    status: r.u16_field(m, W::VT_STATUS)?,
+                    headers: r.entries_field(m, W::VT_HEADERS)?,
+                    body: r.bytes_field(m, W::VT_BODY)?.unwrap_or_default(),
                 })
             }
-        })
+        };
+        Ok(msg)
     }
 }

@@ -1,6 +1,8 @@
 //! The golden vectors: every frame in `vectors/` decodes to its manifest entry, and, where the
-//! manifest says so, encoding the entry gives the same bytes.
+//! manifest says so, encoding the entry gives the same bytes. A file named `*.gz` holds its frame
+//! gzip-compressed (the 16 MiB frame at the size limit).
 
+use std::io::Read;
 use std::path::Path;
 
 use bytes::BytesMut;
@@ -19,7 +21,14 @@ fn read_frame(file: &str) -> (Frame, Vec<u8>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("vectors")
         .join(file);
-    let raw = std::fs::read(&path).expect("vector file");
+    let mut raw = std::fs::read(&path).expect("vector file");
+    if file.ends_with(".gz") {
+        let mut frame = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut frame)
+            .expect("gzip");
+        raw = frame;
+    }
     let mut buf = BytesMut::from(&raw[..]);
     let frame = FrameCodec::default()
         .decode(&mut buf)
@@ -27,6 +36,34 @@ fn read_frame(file: &str) -> (Frame, Vec<u8>) {
         .expect("complete frame");
     assert!(buf.is_empty(), "{file}: trailing bytes");
     (frame, raw)
+}
+
+/// Fails with a short message: the largest vector's `Debug` would be 16 MiB long. Messages are
+/// shown as JSON, where a run of one byte is a few characters.
+fn assert_same<T: PartialEq + serde::Serialize>(got: &T, want: &T, what: &str) {
+    fn clip(text: String) -> String {
+        match text.char_indices().nth(4096) {
+            Some((at, _)) => format!("{}... ({} bytes in all)", &text[..at], text.len()),
+            None => text,
+        }
+    }
+    let json = |v: &T| clip(serde_json::to_string(v).unwrap_or_else(|e| e.to_string()));
+    assert!(
+        got == want,
+        "{what}\n got: {}\nwant: {}",
+        json(got),
+        json(want)
+    );
+}
+
+fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    assert!(
+        got == want,
+        "{what}: bytes differ: lengths {} and {}, first difference at {:?}",
+        got.len(),
+        want.len(),
+        got.iter().zip(want).position(|(a, b)| a != b)
+    );
 }
 
 fn encoded(frame: Frame) -> Vec<u8> {
@@ -40,7 +77,7 @@ fn encoded(frame: Frame) -> Vec<u8> {
 #[test]
 fn every_vector_matches_its_manifest_entry() {
     let vectors = manifest();
-    assert!(vectors.len() >= 25, "vectors missing: {}", vectors.len());
+    assert!(vectors.len() >= 26, "vectors missing: {}", vectors.len());
     for v in &vectors {
         let name = v["name"].as_str().expect("name");
         let (frame, raw) = read_frame(v["file"].as_str().expect("file"));
@@ -53,17 +90,19 @@ fn every_vector_matches_its_manifest_entry() {
         match v["direction"].as_str().expect("direction") {
             "to_runner" => {
                 let want: ToRunner = serde_json::from_value(v["message"].clone()).expect("message");
-                assert_eq!(ToRunner::decode(&frame).expect("decodes"), want, "{name}");
+                let got = ToRunner::decode(&frame).expect("decodes");
+                assert_same(&got, &want, name);
                 if exact {
-                    assert_eq!(encoded(want.encode()), raw, "{name}: bytes differ");
+                    assert_same_bytes(&encoded(want.encode()), &raw, name);
                 }
             }
             "to_gateway" => {
                 let want: ToGateway =
                     serde_json::from_value(v["message"].clone()).expect("message");
-                assert_eq!(ToGateway::decode(&frame).expect("decodes"), want, "{name}");
+                let got = ToGateway::decode(&frame).expect("decodes");
+                assert_same(&got, &want, name);
                 if exact {
-                    assert_eq!(encoded(want.encode()), raw, "{name}: bytes differ");
+                    assert_same_bytes(&encoded(want.encode()), &raw, name);
                 }
             }
             other => panic!("{name}: unknown direction {other}"),
@@ -134,4 +173,60 @@ fn empty_error_table_is_bad_request() {
         "empty table expected, got {} bytes",
         frame.payload.len()
     );
+}
+
+#[test]
+fn every_vector_file_is_listed() {
+    let listed: std::collections::BTreeSet<String> = manifest()
+        .iter()
+        .map(|v| v["file"].as_str().expect("file").to_owned())
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    for entry in std::fs::read_dir(dir).expect("vectors dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("UTF-8");
+        if name.ends_with(".bin") || name.ends_with(".bin.gz") {
+            assert!(listed.contains(&name), "{name} is not in the manifest");
+        }
+    }
+}
+
+#[test]
+fn the_largest_frame_is_at_the_size_limit() {
+    let v = manifest()
+        .into_iter()
+        .find(|v| v["name"] == "extra_info_answer_largest_frame")
+        .expect("vector at the size limit");
+    let file = v["file"].as_str().expect("file");
+    assert!(
+        file.ends_with(".bin.gz"),
+        "{file}: 16 MiB belongs compressed"
+    );
+    let (frame, raw) = read_frame(file);
+    let len = frame.payload.len();
+    assert!(
+        len <= MAX_PAYLOAD && len > MAX_PAYLOAD - 8,
+        "payload of {len} bytes"
+    );
+    assert_eq!(raw.len(), 4 + len);
+    let ToRunner::ExtraInfoAnswer(Some(result)) = ToRunner::decode(&frame).expect("decodes") else {
+        panic!("not an extra-info answer with a result");
+    };
+    // One more byte of result does not fit in a frame: the codec refuses it whole.
+    let mut longer = result.to_vec();
+    longer.push(b'a');
+    let too_large = ToRunner::ExtraInfoAnswer(Some(longer.into())).encode();
+    assert!(too_large.payload.len() > MAX_PAYLOAD);
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        FrameCodec::default().encode(too_large, &mut out),
+        Err(FrameError::TooLarge {
+            max: MAX_PAYLOAD,
+            ..
+        })
+    ));
+    assert!(out.is_empty(), "nothing half-written");
 }

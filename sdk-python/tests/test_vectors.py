@@ -6,11 +6,13 @@ For every entry of runner-protocol/vectors/manifest.json:
   * the message built from the manifest with the Python Builder decodes to the same content;
   * where `exact_bytes` is true, those bytes equal the golden payload byte for byte.
 
+A file named *.bin.gz holds its frame gzip-compressed (the 16 MiB frame at the size limit).
 Strings are read as raw bytes (header values and paths may not be UTF-8). Absent vectors equal
 empty ones, except a TextEntry's value, a Rewrite's path and an ExtraInfo answer's result, where
 absent (None) and empty (b"") differ.
 """
 
+import gzip
 import json
 from pathlib import Path
 
@@ -72,12 +74,21 @@ CODE_VALUES = {name: value for value, name in CODES.items()}
 # Manifest -> plain Python values (bytes for byte strings)
 
 
+MAX_PAYLOAD = 0xFFFFFF
+
+
 def jbytes(value):
-    """A manifest byte string: a JSON string (UTF-8) or {"hex": "..."}."""
+    """A manifest byte string: a JSON string (UTF-8), {"hex": "..."}, or {"hex": "61", "repeat": n}
+    (the hex bytes repeated n times, written for runs of at least 1024 copies of one byte)."""
     if isinstance(value, str):
         return value.encode("utf-8")
-    assert isinstance(value, dict) and set(value) == {"hex"}, value
-    return bytes.fromhex(value["hex"])
+    assert isinstance(value, dict) and set(value) in ({"hex"}, {"hex", "repeat"}), value
+    pattern = bytes.fromhex(value["hex"])
+    if "repeat" not in value:
+        return pattern
+    n = value["repeat"]
+    assert isinstance(n, int) and 0 <= n and len(pattern) * n <= MAX_PAYLOAD, value
+    return pattern * n
 
 
 def jbytes_opt(value):
@@ -174,11 +185,18 @@ def from_manifest(message):
 # Payload -> plain Python values, with the generated readers
 
 
-def ubytes(is_none, length, get):
-    """A [ubyte] field through its generated accessors; None when absent."""
+def ubytes(table, slot, is_none, length):
+    """A [ubyte] field; None when absent. Presence and length come from the generated accessors,
+    the bytes in one slice of the buffer at the field's vtable `slot` (4 + 2 * its index): the
+    generated per-element accessor would take seconds on the 16 MiB vector."""
     if is_none():
         return None
-    return bytes(get(j) for j in range(length()))
+    tab = table._tab
+    o = tab.Offset(slot)
+    assert o != 0, f"slot {slot} is not the field"
+    start, n = tab.Vector(o), tab.VectorLen(o)
+    assert n == length(), f"slot {slot} is not the field"
+    return bytes(tab.Bytes[start : start + n])
 
 
 def or_empty(value):
@@ -210,7 +228,7 @@ def decode(direction, ty, payload):
         m = HTTPReqCallReq.Req.GetRootAs(buf, 0)
         body = {
             "id": m.Id(),
-            "src_ip": or_empty(ubytes(m.SrcIpIsNone, m.SrcIpLength, m.SrcIp)),
+            "src_ip": or_empty(ubytes(m, 6, m.SrcIpIsNone, m.SrcIpLength)),
             "method": METHOD_NAMES[m.Method()],
             "path": or_empty(m.Path()),
             "args": read_entries(m.ArgsLength, m.Args),
@@ -219,7 +237,7 @@ def decode(direction, ty, payload):
         }
     elif kind == "ExtraInfoAnswer":
         m = ExtraInfoResp.Resp.GetRootAs(buf, 0)
-        body = ubytes(m.ResultIsNone, m.ResultLength, m.Result)
+        body = ubytes(m, 4, m.ResultIsNone, m.ResultLength)
     elif kind == "HttpResponse":
         m = HTTPRespCallReq.Req.GetRootAs(buf, 0)
         body = {
@@ -246,7 +264,7 @@ def decode(direction, ty, payload):
                 "Stop": {
                     "status": s.Status(),
                     "headers": read_entries(s.HeadersLength, s.Headers),
-                    "body": or_empty(ubytes(s.BodyIsNone, s.BodyLength, s.Body)),
+                    "body": or_empty(ubytes(s, 8, s.BodyIsNone, s.BodyLength)),
                 }
             }
         elif at == Action.Rewrite:
@@ -257,7 +275,7 @@ def decode(direction, ty, payload):
                     "headers": read_entries(r.HeadersLength, r.Headers),
                     "args": read_entries(r.ArgsLength, r.Args),
                     "resp_headers": read_entries(r.RespHeadersLength, r.RespHeaders),
-                    "body": or_empty(ubytes(r.BodyIsNone, r.BodyLength, r.Body)),
+                    "body": or_empty(ubytes(r, 12, r.BodyIsNone, r.BodyLength)),
                 }
             }
         else:
@@ -282,7 +300,7 @@ def decode(direction, ty, payload):
             "id": m.Id(),
             "status": m.Status(),
             "headers": read_entries(m.HeadersLength, m.Headers),
-            "body": or_empty(ubytes(m.BodyIsNone, m.BodyLength, m.Body)),
+            "body": or_empty(ubytes(m, 10, m.BodyIsNone, m.BodyLength)),
         }
     else:
         raise AssertionError(kind)
@@ -451,12 +469,23 @@ def frame(ty, payload):
 # Tests
 
 
+def clip(value, limit=2000):
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars in all)"
+
+
+def same(got, want, what):
+    """Equality with a short message: pytest's own diff of two 16 MiB values would take minutes."""
+    if got != want:
+        raise AssertionError(f"{what} differs\n got: {clip(got)}\nwant: {clip(want)}")
+
+
 def test_manifest_lists_every_vector_file():
     names = [v["name"] for v in MANIFEST["vectors"]]
     assert len(names) == len(set(names)), "duplicate vector names"
     files = [v["file"] for v in MANIFEST["vectors"]]
     assert len(files) == len(set(files)), "duplicate vector files"
-    on_disk = sorted(p.name for p in VECTORS.glob("*.bin"))
+    on_disk = sorted(p.name for pattern in ("*.bin", "*.bin.gz") for p in VECTORS.glob(pattern))
     assert on_disk == sorted(files)
     assert set(KINDS.values()) <= {split_tag(v["message"])[0] for v in MANIFEST["vectors"]}
 
@@ -465,6 +494,8 @@ def test_manifest_lists_every_vector_file():
 def test_vector(name):
     entry = ENTRIES[name]
     data = (VECTORS / entry["file"]).read_bytes()
+    if entry["file"].endswith(".gz"):
+        data = gzip.decompress(data)
     direction, ty = entry["direction"], entry["type"]
 
     # Frame header.
@@ -479,12 +510,23 @@ def test_vector(name):
     expected = from_manifest(entry["message"])
 
     # Golden payload -> content.
-    assert decode(direction, ty, payload) == expected
+    same(decode(direction, ty, payload), expected, "decoded golden payload")
 
     # Content -> our payload -> content.
     ours = encode(expected)
-    assert decode(direction, ty, ours) == expected
+    same(decode(direction, ty, ours), expected, "decoded Python-built payload")
 
     # Our bytes, where the encoder's choices are pinned.
     if entry["exact_bytes"]:
-        assert frame(ty, ours) == data
+        same(frame(ty, ours), data, "frame bytes")
+
+
+def test_byte_string_forms():
+    assert jbytes("café") == "café".encode()
+    assert jbytes({"hex": "ff00"}) == b"\xff\x00"
+    assert jbytes({"hex": "61", "repeat": 1024}) == b"a" * 1024
+    assert jbytes({"hex": "0102", "repeat": 3}) == b"\x01\x02" * 3
+    assert jbytes({"hex": "00", "repeat": 0}) == b""
+    for bad in ({"hex": "0000", "repeat": MAX_PAYLOAD // 2 + 1}, {"hex": "00", "repeat": -1}):
+        with pytest.raises(AssertionError):
+            jbytes(bad)

@@ -1,8 +1,9 @@
 // Golden-vector tests of the generated Go A6 code (APISIX ext-plugin protocol 0.6.1).
 //
 // The vectors live in runner-protocol/vectors (written by the Rust encoder): each .bin file is a
-// whole frame (type byte, 24-bit big-endian payload length, payload) and manifest.json holds the
-// decoded content of each. For every vector this test
+// whole frame (type byte, 24-bit big-endian payload length, payload), a .bin.gz file the same
+// gzip-compressed (the 16 MiB frame at the size limit), and manifest.json holds the decoded content
+// of each. For every vector this test
 //  1. checks the frame header (type byte, declared length = payload length),
 //  2. decodes the payload with the generated Go code and compares it with the manifest,
 //  3. builds the message from the manifest with the Go FlatBufferBuilder, decodes those bytes and
@@ -19,10 +20,9 @@ package a6_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	. "github.com/ferrogate/ferrogate/sdk-go/internal/a6/vectormodel"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -417,7 +417,7 @@ func TestVectors(t *testing.T) {
 				t.Fatalf("vector %s: %s type %d is %q, but the manifest message is %q", v.Name, v.Direction, v.Type, want, v.Message.Kind)
 			}
 			want := Canon(v.Message)
-			frame, err := os.ReadFile(filepath.Join(dir, v.File))
+			frame, err := ReadFrame(dir, v.File)
 			if err != nil {
 				t.Fatalf("vector %s: %v", v.Name, err)
 			}
@@ -431,7 +431,7 @@ func TestVectors(t *testing.T) {
 				t.Fatalf("vector %s: decoding %s with the generated Go code: %v", v.Name, v.File, err)
 			}
 			if g := Canon(got); g != want {
-				t.Errorf("vector %s: decoded %s differs from the manifest\n got: %s\nwant: %s", v.Name, v.File, g, want)
+				t.Errorf("vector %s: decoded %s differs from the manifest\n got: %s\nwant: %s", v.Name, v.File, Clip(g), Clip(want))
 			}
 
 			ours, err := encode(v.Message)
@@ -443,13 +443,13 @@ func TestVectors(t *testing.T) {
 				t.Fatalf("vector %s: decoding the Go builder's bytes: %v", v.Name, err)
 			}
 			if g := Canon(again); g != want {
-				t.Errorf("vector %s: the Go builder's bytes decode differently from the manifest\n got: %s\nwant: %s", v.Name, g, want)
+				t.Errorf("vector %s: the Go builder's bytes decode differently from the manifest\n got: %s\nwant: %s", v.Name, Clip(g), Clip(want))
 			}
 
 			same := bytes.Equal(ours, payload)
 			switch {
 			case v.ExactBytes && !same:
-				t.Errorf("vector %s: exact_bytes, but the Go builder's payload differs from %s\n  go: %x\nrust: %x", v.Name, v.File, ours, payload)
+				t.Errorf("vector %s: exact_bytes, but the Go builder's payload differs from %s\n  go: %s\nrust: %s", v.Name, v.File, ClipHex(ours), ClipHex(payload))
 			case !v.ExactBytes:
 				t.Logf("vector %s: exact_bytes false, content compared only; bytes equal: %v", v.Name, same)
 			}
@@ -457,7 +457,7 @@ func TestVectors(t *testing.T) {
 	}
 }
 
-// TestManifestCoversFiles checks that every .bin file is listed and every listed file exists,
+// TestManifestCoversFiles checks that every .bin and .bin.gz file is listed and every listed file exists,
 // and that each (direction, type) pair has at least one vector.
 func TestManifestCoversFiles(t *testing.T) {
 	dir, vectors := LoadManifest(t)
@@ -470,14 +470,14 @@ func TestManifestCoversFiles(t *testing.T) {
 		listed[v.File] = true
 		covered[fmt.Sprintf("%s/%d", v.Direction, v.Type)] = true
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.bin"))
+	files, err := VectorFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var unlisted []string
 	for _, f := range files {
-		if !listed[filepath.Base(f)] {
-			unlisted = append(unlisted, filepath.Base(f))
+		if !listed[f] {
+			unlisted = append(unlisted, f)
 		}
 	}
 	if len(unlisted) > 0 {
@@ -510,6 +510,40 @@ func TestBadFrames(t *testing.T) {
 	} {
 		if _, err := SplitFrame(c.frame, 2); err == nil {
 			t.Errorf("%s: frame %x accepted", c.name, c.frame)
+		}
+	}
+}
+
+// TestByteStringForms checks the manifest's byte-string forms, the run-length one among them, as
+// runner-protocol/src/byte_text.rs writes and reads them.
+func TestByteStringForms(t *testing.T) {
+	run := bytes.Repeat([]byte{'a'}, RunThreshold)
+	for _, c := range []struct {
+		bytes []byte
+		json  string
+	}{
+		{[]byte("café"), `"café"`},
+		{[]byte{0xff, 0x00}, `{"hex":"ff00"}`},
+		{run[:RunThreshold-1], `"` + strings.Repeat("a", RunThreshold-1) + `"`},
+		{run, `{"hex":"61","repeat":1024}`},
+		{bytes.Repeat([]byte{0xff}, 5000), `{"hex":"ff","repeat":5000}`},
+	} {
+		out, err := json.Marshal(Bytes(c.bytes))
+		if err != nil || string(out) != c.json {
+			t.Errorf("%.20x...: got %s (%v), want %s", c.bytes, out, err, c.json)
+		}
+		var back Bytes
+		if err := json.Unmarshal([]byte(c.json), &back); err != nil || !bytes.Equal(back, c.bytes) {
+			t.Errorf("%s: read back %.20x... (%v)", c.json, []byte(back), err)
+		}
+	}
+	var b Bytes
+	if err := json.Unmarshal([]byte(`{"hex":"0102","repeat":3}`), &b); err != nil || !bytes.Equal(b, []byte{1, 2, 1, 2, 1, 2}) {
+		t.Errorf("pattern run: %x (%v)", []byte(b), err)
+	}
+	for _, bad := range []string{`{"hex":"0000","repeat":8388608}`, `{"hex":"00","repeat":-1}`, `{"hex":"0","repeat":2}`} {
+		if err := json.Unmarshal([]byte(bad), &b); err == nil {
+			t.Errorf("%s accepted", bad)
 		}
 	}
 }

@@ -14,8 +14,6 @@ package officialtest
 import (
 	"fmt"
 	. "github.com/ferrogate/ferrogate/sdk-go/internal/a6/vectormodel"
-	"os"
-	"path/filepath"
 	"testing"
 
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -186,7 +184,7 @@ func TestOfficialDecode(t *testing.T) {
 			if want := KindOf[v.Direction][v.Type]; want != v.Message.Kind {
 				t.Fatalf("vector %s: %s type %d is %q, but the manifest message is %q", v.Name, v.Direction, v.Type, want, v.Message.Kind)
 			}
-			frame, err := os.ReadFile(filepath.Join(dir, v.File))
+			frame, err := ReadFrame(dir, v.File)
 			if err != nil {
 				t.Fatalf("vector %s: %v", v.Name, err)
 			}
@@ -199,7 +197,7 @@ func TestOfficialDecode(t *testing.T) {
 				t.Fatalf("vector %s: decoding %s with github.com/api7/ext-plugin-proto: %v", v.Name, v.File, err)
 			}
 			if g, want := Canon(got), Canon(v.Message); g != want {
-				t.Errorf("vector %s: %s decoded by the official code differs from the manifest\n got: %s\nwant: %s", v.Name, v.File, g, want)
+				t.Errorf("vector %s: %s decoded by the official code differs from the manifest\n got: %s\nwant: %s", v.Name, v.File, Clip(g), Clip(want))
 			}
 		})
 	}

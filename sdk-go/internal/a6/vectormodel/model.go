@@ -7,20 +7,33 @@
 package vectormodel
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
+// RunThreshold is the shortest run of one repeated byte written as {"hex": "..", "repeat": n}, as
+// runner-protocol/src/byte_text.rs does.
+const RunThreshold = 1024
+
+// maxPayload is the largest frame payload (24-bit length); no byte string is longer.
+const maxPayload = 0xFF_FFFF
+
 // CopyBytes copies b out of a FlatBuffers buffer.
 func CopyBytes(b []byte) Bytes { return Bytes(append([]byte{}, b...)) }
 
-// Bytes is a byte string: a JSON string, or {"hex": "..."} when it is not UTF-8.
+// Bytes is a byte string: a JSON string, or {"hex": "..."} when it is not UTF-8, or
+// {"hex": "61", "repeat": n} (the hex bytes repeated n times) for a run of at least RunThreshold
+// copies of one byte.
 type Bytes []byte
 
 func (b *Bytes) UnmarshalJSON(data []byte) error {
@@ -30,20 +43,40 @@ func (b *Bytes) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	var h struct {
-		Hex *string `json:"hex"`
+		Hex    *string `json:"hex"`
+		Repeat *int    `json:"repeat"`
 	}
 	if err := json.Unmarshal(data, &h); err != nil || h.Hex == nil {
-		return fmt.Errorf("byte string: want a string or {\"hex\": ...}, got %s", data)
+		return fmt.Errorf("byte string: want a string, {\"hex\": ...} or {\"hex\": ..., \"repeat\": n}, got %s", data)
 	}
 	raw, err := hex.DecodeString(*h.Hex)
 	if err != nil {
 		return fmt.Errorf("byte string: %w", err)
 	}
+	if h.Repeat != nil {
+		n := *h.Repeat
+		if n < 0 || (len(raw) > 0 && n > maxPayload/len(raw)) {
+			return fmt.Errorf("byte string: %q repeated %d times is longer than %d bytes", *h.Hex, n, maxPayload)
+		}
+		raw = bytes.Repeat(raw, n)
+	}
 	*b = raw
 	return nil
 }
 
+// isRun tells whether b is a run of at least RunThreshold copies of one byte (b equals itself
+// shifted by one).
+func isRun(b []byte) bool {
+	return len(b) >= RunThreshold && bytes.Equal(b[1:], b[:len(b)-1])
+}
+
 func (b Bytes) MarshalJSON() ([]byte, error) {
+	if isRun(b) {
+		return json.Marshal(struct {
+			Hex    string `json:"hex"`
+			Repeat int    `json:"repeat"`
+		}{hex.EncodeToString(b[:1]), len(b)})
+	}
 	if utf8.Valid(b) {
 		return json.Marshal(string(b))
 	}
@@ -267,6 +300,57 @@ func LoadManifest(t testing.TB) (string, []Vector) {
 		t.Fatalf("%s lists no vectors", filepath.Join(dir, "manifest.json"))
 	}
 	return dir, doc.Vectors
+}
+
+// clipAt is how much of a value a failure message shows (the largest vector is 16 MiB).
+const clipAt = 4096
+
+// Clip shortens s for a failure message.
+func Clip(s string) string {
+	if len(s) <= clipAt {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", s[:clipAt], len(s))
+}
+
+// ClipHex is b in hex, shortened for a failure message.
+func ClipHex(b []byte) string {
+	if len(b) <= clipAt/2 {
+		return hex.EncodeToString(b)
+	}
+	return fmt.Sprintf("%x... (%d bytes in all)", b[:clipAt/2], len(b))
+}
+
+// ReadFrame reads a vector's file: a whole frame, gzip-compressed when the name ends in ".gz".
+func ReadFrame(dir, file string) ([]byte, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil || !strings.HasSuffix(file, ".gz") {
+		return raw, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	frame, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return frame, nil
+}
+
+// VectorFiles lists the vector files in dir (*.bin and *.bin.gz), by base name.
+func VectorFiles(dir string) ([]string, error) {
+	var names []string
+	for _, pattern := range []string{"*.bin", "*.bin.gz"} {
+		files, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	return names, nil
 }
 
 // SplitFrame checks the frame header and returns the payload.

@@ -31,12 +31,15 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.io.InputStream;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.zip.GZIPInputStream;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -49,15 +52,24 @@ import org.junit.jupiter.api.TestFactory;
  * message built from the manifest with {@link FlatBufferBuilder} decodes to the same content, and
  * where {@code exact_bytes} is true it is byte for byte the Rust encoder's payload.
  *
+ * <p>A file named {@code *.gz} holds its frame gzip-compressed (the 16 MiB frame at the size limit).
+ *
  * <p>Decoded content is rendered in the manifest's own JSON shape (externally tagged kinds, byte
- * strings as JSON strings when UTF-8 and {@code {"hex": ...}} otherwise, absent values as null) and
- * compared as JSON trees. Strings are always read as raw bytes ({@code ...AsByteBuffer()}), never
+ * strings as JSON strings when UTF-8 and {@code {"hex": ...}} otherwise, or {@code {"hex": "61",
+ * "repeat": n}} for a run of at least {@value #RUN_THRESHOLD} copies of one byte, absent values as
+ * null) and compared as JSON trees. Strings are always read as raw bytes ({@code ...AsByteBuffer()}), never
  * through {@code String}. An absent vector reads as empty, except a text entry's value, the Rewrite
  * path and the ExtraInfo answer, where absent (null) and empty ("") differ.
  */
 class VectorsTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    /** The shortest run of one byte written as {"hex": .., "repeat": n} (as byte_text.rs does). */
+    static final int RUN_THRESHOLD = 1024;
+
+    /** The largest frame payload (24-bit length); no byte string is longer. */
+    private static final int MAX_PAYLOAD = 0xFF_FFFF;
 
     private static final String[] ERROR_CODES = {"BadRequest", "ServiceUnavailable", "ConfTokenNotFound"};
 
@@ -107,7 +119,7 @@ class VectorsTest {
         boolean exact = v.get("exact_bytes").asBoolean();
         JsonNode expected = v.get("message");
 
-        byte[] frame = Files.readAllBytes(dir.resolve(v.get("file").asText()));
+        byte[] frame = readFrame(dir, v.get("file").asText());
         assertTrue(frame.length >= 4, "frame shorter than its header");
         assertEquals(type, frame[0] & 0xFF, "type byte");
         int length = ((frame[1] & 0xFF) << 16) | ((frame[2] & 0xFF) << 8) | (frame[3] & 0xFF);
@@ -145,7 +157,52 @@ class VectorsTest {
         // carries present-but-empty vectors that an omitting encoder cannot reproduce, so only its
         // content is compared (steps 1 and 2).
         if (exact) {
-            assertArrayEquals(payload, ours, () -> "payload bytes\n golden: " + hex(payload) + "\n java:   " + hex(ours));
+            assertArrayEquals(payload, ours, () -> "payload bytes\n golden: " + clipHex(payload) + "\n java:   " + clipHex(ours));
+        }
+    }
+
+    /** A vector file's frame, gunzipped when the name ends in ".gz". */
+    private static byte[] readFrame(Path dir, String file) throws IOException {
+        if (!file.endsWith(".gz")) {
+            return Files.readAllBytes(dir.resolve(file));
+        }
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(dir.resolve(file)), 1 << 16)) {
+            return in.readAllBytes();
+        }
+    }
+
+    @Test
+    void manifestListsEveryVectorFile() throws IOException {
+        List<String> listed = new ArrayList<>();
+        for (JsonNode v : manifest().get("vectors")) {
+            listed.add(v.get("file").asText());
+        }
+        try (var files = Files.list(vectorsDir())) {
+            files.map(p -> p.getFileName().toString())
+                .filter(n -> n.endsWith(".bin") || n.endsWith(".bin.gz"))
+                .forEach(n -> assertTrue(listed.contains(n), n + " is not in the manifest"));
+        }
+    }
+
+    @Test
+    void byteStringForms() {
+        byte[] run = new byte[RUN_THRESHOLD];
+        Arrays.fill(run, (byte) 'a');
+        assertEquals(NODES.textNode("a".repeat(RUN_THRESHOLD - 1)), byteText(Arrays.copyOf(run, RUN_THRESHOLD - 1)));
+        ObjectNode runForm = NODES.objectNode().put("hex", "61").put("repeat", RUN_THRESHOLD);
+        assertEquals(runForm, byteText(run));
+        assertArrayEquals(run, bytesOf(runForm));
+        byte[] binary = new byte[5000];
+        Arrays.fill(binary, (byte) 0xff);
+        assertEquals(NODES.objectNode().put("hex", "ff").put("repeat", 5000), byteText(binary));
+        assertEquals(NODES.objectNode().put("hex", "ff00"), byteText(new byte[] {(byte) 0xff, 0}));
+        assertArrayEquals(new byte[] {1, 2, 1, 2, 1, 2}, bytesOf(NODES.objectNode().put("hex", "0102").put("repeat", 3)));
+        ObjectNode tooLong = NODES.objectNode().put("hex", "0000").put("repeat", MAX_PAYLOAD / 2 + 1);
+        try {
+            bytesOf(tooLong);
+            fail("a run longer than a frame was accepted");
+        } catch (AssertionError expected) {
+            // refused
         }
     }
 
@@ -286,8 +343,19 @@ class VectorsTest {
         return view == null ? NODES.nullNode() : byteText(raw(view));
     }
 
-    /** The manifest's byte-string form: a JSON string when valid UTF-8, else {"hex": "..."}. */
+    /**
+     * The manifest's byte-string form: {"hex": "61", "repeat": n} for a run of at least
+     * {@link #RUN_THRESHOLD} copies of one byte, a JSON string when valid UTF-8, else {"hex": "..."}.
+     */
     private static JsonNode byteText(byte[] bytes) {
+        // A run equals itself shifted by one byte.
+        if (bytes.length >= RUN_THRESHOLD
+            && Arrays.equals(bytes, 1, bytes.length, bytes, 0, bytes.length - 1)) {
+            ObjectNode o = NODES.objectNode();
+            o.put("hex", hex(Arrays.copyOf(bytes, 1)));
+            o.put("repeat", bytes.length);
+            return o;
+        }
         try {
             String s = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
@@ -306,6 +374,13 @@ class VectorsTest {
         return HexFormat.of().formatHex(bytes);
     }
 
+    /** Hex for a failure message, shortened (the largest vector is 16 MiB). */
+    private static String clipHex(byte[] bytes) {
+        int shown = Math.min(bytes.length, 2048);
+        String out = HexFormat.of().formatHex(bytes, 0, shown);
+        return shown == bytes.length ? out : out + "... (" + bytes.length + " bytes in all)";
+    }
+
     // ---------------------------------------------------------------- encoding (from the manifest)
 
     /** Manifest byte string to raw bytes; null for a JSON null. */
@@ -316,7 +391,18 @@ class VectorsTest {
         if (n.isTextual()) {
             return n.asText().getBytes(StandardCharsets.UTF_8);
         }
-        if (n.isObject() && n.has("hex")) {
+        if (n.isObject() && n.has("hex") && n.has("repeat")) {
+            byte[] pattern = HexFormat.of().parseHex(n.get("hex").asText());
+            long count = n.get("repeat").asLong(-1);
+            assertTrue(n.size() == 2 && count >= 0 && pattern.length * count <= MAX_PAYLOAD,
+                "not a run of at most " + MAX_PAYLOAD + " bytes: " + n);
+            byte[] out = new byte[(int) (pattern.length * count)];
+            for (int i = 0; i < out.length; i += pattern.length) {
+                System.arraycopy(pattern, 0, out, i, pattern.length);
+            }
+            return out;
+        }
+        if (n.isObject() && n.has("hex") && n.size() == 1) {
             return HexFormat.of().parseHex(n.get("hex").asText());
         }
         throw new AssertionError("not a byte string: " + n);
@@ -492,12 +578,20 @@ class VectorsTest {
 
     // ---------------------------------------------------------------- comparison
 
+    private static String clip(String s) {
+        return s.length() <= 4096 ? s : s.substring(0, 4096) + "... (" + s.length() + " chars in all)";
+    }
+
     /** JSON equality with numbers compared by value (the manifest parses 42 as int, we build long). */
     private static void assertJsonEquals(JsonNode expected, JsonNode actual, String what) {
         try {
             JsonNode e = JSON.readTree(JSON.writeValueAsString(expected));
             JsonNode a = JSON.readTree(JSON.writeValueAsString(actual));
-            assertEquals(e, a, what);
+            // Byte strings are short here (a run of one byte is {"hex", "repeat"}), but a 16 MiB
+            // value that is not a run would make a huge message: clip it.
+            if (!e.equals(a)) {
+                fail(what + "\n expected: " + clip(e.toString()) + "\n actual:   " + clip(a.toString()));
+            }
         } catch (IOException ex) {
             throw new AssertionError(ex);
         }
