@@ -32,6 +32,7 @@ use crate::snapshot::live::{rebuild_loop, Shared};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::etcd::EtcdStore;
+use crate::store::file::FileStore;
 use crate::store::{declarative, sync, watch, FileError, Store, StoreError};
 
 /// How often the declarative file is checked for changes by default (as APISIX).
@@ -184,7 +185,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     // With a store, the first read is applied before serving (a store that cannot be read fails
     // the start, as APISIX does without etcd); later reads follow in the background.
     let shared = Shared::default();
-    let (first, loaded_listing) = match &store {
+    // The Admin API works on the store; with the standalone file it shows the file, read-only.
+    let (first, loaded_listing, admin_store, file_store, read_only) = match &store {
         Some(store) => {
             let listing = store.list("").await?;
             let first = shared.load(&listing.entries, &mut builder);
@@ -193,9 +195,24 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
                 revision = listing.revision,
                 "config loaded from the store"
             );
-            (first, Some(listing))
+            (first, Some(listing), store.clone(), None, None)
         }
-        None => (first_from_file(&declarative_path, &mut builder)?, None),
+        None => {
+            let first = first_from_file(&declarative_path, &mut builder)?;
+            let name = if provider == ConfigProvider::Json {
+                "json"
+            } else {
+                "yaml"
+            };
+            let why = format!(
+                "the config comes from {} (config_provider: {name}): the Admin API is read-only; edit the file instead",
+                declarative_path.display()
+            );
+            let file_store = Arc::new(FileStore::new(why.clone()));
+            file_store.load(&first.config);
+            let admin_store: Arc<dyn Store> = file_store.clone();
+            (first, None, admin_store, Some(file_store), Some(why))
+        }
     };
 
     let (access_log, guard) = if http.enable_access_log {
@@ -260,11 +277,12 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let reload_state = state.clone();
             let watch_path = declarative_path.clone();
             let stamp = watch::stamp(&declarative_path);
+            let shown = file_store.clone();
             background.push(tokio::spawn(watch::watch_file(
                 declarative_path.clone(),
                 reload_interval,
                 stamp,
-                move || reload(&watch_path, &builder, &reload_state),
+                move || reload(&watch_path, &builder, &reload_state, shown.as_deref()),
             )));
         }
     }
@@ -305,25 +323,19 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     } else {
         None
     };
-    let admin_addr = match &store {
-        Some(store) => {
-            let settings = &config.deployment.admin;
-            let auth = Auth::new(settings, &loaded.data_dir()).map_err(StartError::AdminKey)?;
-            let want = SocketAddr::new(settings.admin_listen.ip, settings.admin_listen.port);
-            let listener = bind(want).await?;
-            let addr = local_addr(&listener, want)?;
-            tracing::info!(%addr, "Admin API listening");
-            let admin = Arc::new(Admin {
-                store: store.clone(),
-                auth,
-                cors: settings.enable_admin_cors,
-                read_only: None,
-            });
-            management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
-            Some(addr)
-        }
-        None => None,
-    };
+    let settings = &config.deployment.admin;
+    let auth = Auth::new(settings, &loaded.data_dir()).map_err(StartError::AdminKey)?;
+    let want = SocketAddr::new(settings.admin_listen.ip, settings.admin_listen.port);
+    let listener = bind(want).await?;
+    let admin_addr = Some(local_addr(&listener, want)?);
+    tracing::info!(addr = ?admin_addr, "Admin API listening");
+    let admin = Arc::new(Admin {
+        store: admin_store,
+        auth,
+        cors: settings.enable_admin_cors,
+        read_only,
+    });
+    management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
 
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(bound, state.clone(), async {
@@ -428,8 +440,9 @@ async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Re-reads the file and swaps in a new snapshot; a file that cannot be applied changes nothing.
-fn reload(path: &Path, builder: &Mutex<Builder>, state: &State) {
+/// Re-reads the file and swaps in a new snapshot (and shows it in `shown`); a file that cannot be
+/// applied changes nothing.
+fn reload(path: &Path, builder: &Mutex<Builder>, state: &State, shown: Option<&FileStore>) {
     let file = match declarative::read(path) {
         Ok(f) => f,
         Err(e) => {
@@ -450,6 +463,9 @@ fn reload(path: &Path, builder: &Mutex<Builder>, state: &State) {
         version = snapshot.version,
         "config reloaded"
     );
+    if let Some(shown) = shown {
+        shown.load(&snapshot.config);
+    }
     state.snapshot.store(Arc::new(snapshot));
 }
 

@@ -716,3 +716,42 @@ async fn control_and_status_apis_show_what_serves() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn the_standalone_file_is_shown_read_only() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let yaml = format!(
+        "routes:\n  - {{id: f1, uri: /file, upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END\n",
+        up.node()
+    );
+    let keys = embedded_config().replace("config_provider: embedded", "config_provider: yaml");
+    let gw = gateway_with(&yaml, &keys).await;
+    let admin = Admin::for_gateway(&gw);
+    let list = admin.get("/routes").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["total"], 1);
+    assert_eq!(list.json()["list"][0]["value"]["uri"], "/file");
+    let refused = admin.put("/routes/f2", route("/other", &up.node())).await;
+    assert_eq!(refused.status, 400);
+    let message = refused.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        message.contains("config_provider: yaml") && message.contains("read-only"),
+        "{message}"
+    );
+    assert_eq!(admin.delete("/routes/f1").await.status, 400);
+    assert_eq!(
+        get(&gw.url("/file")).await.status,
+        200,
+        "the file still serves"
+    );
+
+    gw.write_routes(&yaml.replace("/file", "/moved"));
+    let start = std::time::Instant::now();
+    while admin.get("/routes/f1").await.json()["value"]["uri"] != "/moved" {
+        assert!(start.elapsed() < Duration::from_secs(3), "reload not shown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

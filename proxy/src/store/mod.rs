@@ -14,6 +14,7 @@
 pub mod declarative;
 pub mod embedded;
 pub mod etcd;
+pub mod file;
 pub mod sync;
 pub mod watch;
 

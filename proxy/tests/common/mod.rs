@@ -229,9 +229,9 @@ pub async fn gateway_with(apisix_yaml: &str, extra: &str) -> TestGateway {
     start_in(dir, extra).await
 }
 
-/// The base `config.yaml` of test gateways: loopback, port 0, no access log, no control API,
-/// routes from the standalone file.
-const BASE_CONFIG: &str = "apisix:\n  node_listen:\n    - {ip: 127.0.0.1, port: 0}\n  enable_control: false\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\ndeployment:\n  role_traditional: {config_provider: yaml}\n";
+/// The base `config.yaml` of test gateways: loopback, port 0 (proxy and Admin API), no access
+/// log, no control API, routes from the standalone file.
+const BASE_CONFIG: &str = "apisix:\n  node_listen:\n    - {ip: 127.0.0.1, port: 0}\n  enable_control: false\nnginx_config:\n  worker_shutdown_timeout: 5s\n  http:\n    enable_access_log: false\ndeployment:\n  role_traditional: {config_provider: yaml}\n  admin:\n    admin_listen: {ip: 127.0.0.1, port: 0}\n";
 
 /// Starts a gateway in `dir` with the base config merged with `extra`.
 pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
