@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, control, status, Admin, Auth};
-use crate::config::{ConfigProvider, LoadedConfig};
+use crate::config::{ConfigProvider, LoadedConfig, Role};
 use crate::observe::{AccessLog, AccessLogWriter};
 use crate::router::RouterKind;
 use crate::server::{self, Bound, ServerSettings, State};
@@ -171,7 +171,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         config.apisix.ssl.trusted_ca(),
     )?;
 
-    let provider = config.deployment.role_traditional.config_provider;
+    let role = config.deployment.role;
+    let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();
     let store: Option<Arc<dyn Store>> = match provider {
         ConfigProvider::Embedded => {
@@ -228,7 +229,12 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
 
     let mut bound = Vec::new();
     let mut addrs = Vec::new();
-    for listen in config.apisix.node_listen.listeners() {
+    // A control plane has no proxy.
+    let proxy_listeners = match role {
+        Role::ControlPlane => Vec::new(),
+        _ => config.apisix.node_listen.listeners(),
+    };
+    for listen in proxy_listeners {
         let listener = bind(listen.addr).await?;
         let addr = local_addr(&listener, listen.addr)?;
         tracing::info!(%addr, http2 = listen.http2, "listening");
@@ -323,19 +329,25 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     } else {
         None
     };
-    let settings = &config.deployment.admin;
-    let auth = Auth::new(settings, &loaded.data_dir()).map_err(StartError::AdminKey)?;
-    let want = SocketAddr::new(settings.admin_listen.ip, settings.admin_listen.port);
-    let listener = bind(want).await?;
-    let admin_addr = Some(local_addr(&listener, want)?);
-    tracing::info!(addr = ?admin_addr, "Admin API listening");
-    let admin = Arc::new(Admin {
-        store: admin_store,
-        auth,
-        cors: settings.enable_admin_cors,
-        read_only,
-    });
-    management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
+    // A data plane has no Admin API.
+    let admin_addr = if role == Role::DataPlane {
+        None
+    } else {
+        let settings = &config.deployment.admin;
+        let auth = Auth::new(settings, &loaded.data_dir()).map_err(StartError::AdminKey)?;
+        let want = SocketAddr::new(settings.admin_listen.ip, settings.admin_listen.port);
+        let listener = bind(want).await?;
+        let addr = local_addr(&listener, want)?;
+        tracing::info!(%addr, "Admin API listening");
+        let admin = Arc::new(Admin {
+            store: admin_store,
+            auth,
+            cors: settings.enable_admin_cors,
+            read_only,
+        });
+        management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
+        Some(addr)
+    };
 
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(bound, state.clone(), async {

@@ -222,3 +222,44 @@ async fn a_compacted_watch_resyncs_only_the_differences() {
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn control_plane_writes_and_data_plane_serves() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let etcd = Etcd::start().await;
+    let etcd_part = etcd_config(&etcd.endpoint(), "/apisix");
+    let control = start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &format!(
+            "{}  role: control_plane\n",
+            etcd_part.replace("role_traditional:", "role_control_plane:")
+        ),
+    )
+    .await;
+    assert!(
+        control.gateway.addrs().is_empty(),
+        "a control plane has no proxy"
+    );
+    let data = start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &format!(
+            "{}  role: data_plane\n",
+            etcd_part.replace("role_traditional:", "role_data_plane:")
+        ),
+    )
+    .await;
+    assert!(
+        data.gateway.admin_addr().is_none(),
+        "a data plane has no Admin API"
+    );
+
+    let admin = Admin::for_gateway(&control);
+    let put = admin
+        .put(
+            "/routes/dp",
+            json!({"uri": "/dp", "upstream": {"nodes": {up.node(): 1}}}),
+        )
+        .await;
+    assert_eq!(put.status, 201);
+    until(&data.url("/dp"), 200).await;
+}

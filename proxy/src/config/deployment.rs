@@ -13,10 +13,14 @@ use super::deserialize_duration;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct DeploymentSection {
-    /// `traditional` (the only role so far).
+    /// What this node does.
     pub role: Role,
     /// Settings of the traditional role.
     pub role_traditional: RoleTraditional,
+    /// Settings of the data-plane role.
+    pub role_data_plane: RoleShared,
+    /// Settings of the control-plane role.
+    pub role_control_plane: RoleShared,
     /// The Admin API.
     pub admin: AdminSection,
     /// The etcd cluster (provider `etcd`).
@@ -29,13 +33,24 @@ pub struct DeploymentSection {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Data plane and control plane in one process.
+    /// Data plane and control plane in one process: proxy and Admin API.
     #[default]
     Traditional,
-    /// Proxy only (not supported yet).
+    /// Proxy only, reading a config that control-plane nodes write (etcd) or the standalone file.
     DataPlane,
-    /// Admin API only (not supported yet).
+    /// Admin API only, writing the config that data-plane nodes read (etcd).
     ControlPlane,
+}
+
+impl DeploymentSection {
+    /// The config provider of the configured role.
+    pub fn config_provider(&self) -> ConfigProvider {
+        match self.role {
+            Role::Traditional => self.role_traditional.config_provider,
+            Role::DataPlane => self.role_data_plane.config_provider,
+            Role::ControlPlane => self.role_control_plane.config_provider,
+        }
+    }
 }
 
 /// `deployment.role_traditional`.
@@ -46,7 +61,23 @@ pub struct RoleTraditional {
     pub config_provider: ConfigProvider,
 }
 
-/// `deployment.role_traditional.config_provider`.
+/// `deployment.role_data_plane` and `deployment.role_control_plane`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RoleShared {
+    /// Where the config comes from (default etcd).
+    pub config_provider: ConfigProvider,
+}
+
+impl Default for RoleShared {
+    fn default() -> Self {
+        Self {
+            config_provider: ConfigProvider::Etcd,
+        }
+    }
+}
+
+/// `deployment.role_*.config_provider`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigProvider {

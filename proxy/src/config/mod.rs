@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 pub use deployment::{
     AdminKey, AdminListen, AdminRole, AdminSection, ConfigProvider, DeploymentSection,
-    EmbeddedSection, EtcdSection, EtcdTls, Role, RoleTraditional,
+    EmbeddedSection, EtcdSection, EtcdTls, Role, RoleShared, RoleTraditional,
 };
 pub use duration::deserialize as deserialize_duration;
 pub use env::substitute as substitute_env;
@@ -352,7 +352,7 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Path of the declarative file for the configured provider.
     pub fn declarative_path(&self) -> PathBuf {
-        let name = match self.config.deployment.role_traditional.config_provider {
+        let name = match self.config.deployment.config_provider() {
             ConfigProvider::Json => "apisix.json",
             _ => "apisix.yaml",
         };
@@ -494,11 +494,16 @@ impl NodeConfig {
                 format!("invalid header name `{}`", http.real_ip_header),
             );
         }
-        if self.deployment.role != Role::Traditional {
-            err(
-                "deployment.role",
-                "only `traditional` is supported in this version".to_owned(),
-            );
+        match (self.deployment.role, self.deployment.config_provider()) {
+            (Role::DataPlane, ConfigProvider::Embedded) => err(
+                "deployment.role_data_plane.config_provider",
+                "a data plane reads a config written elsewhere: use etcd, yaml or json".to_owned(),
+            ),
+            (Role::ControlPlane, p) if p != ConfigProvider::Etcd => err(
+                "deployment.role_control_plane.config_provider",
+                "a control plane writes the config data planes read: use etcd".to_owned(),
+            ),
+            _ => {}
         }
         let admin = &self.deployment.admin;
         for (i, net) in admin.allow_admin.iter().enumerate() {
@@ -524,7 +529,7 @@ impl NodeConfig {
                 );
             }
         }
-        if self.deployment.role_traditional.config_provider == ConfigProvider::Etcd {
+        if self.deployment.config_provider() == ConfigProvider::Etcd {
             let etcd = &self.deployment.etcd;
             if etcd.host.is_empty() {
                 err(
@@ -618,6 +623,41 @@ mod tests {
                 "deployment.admin.allow_admin[0]",
                 "deployment.etcd.prefix",
             ]
+        );
+    }
+
+    #[test]
+    fn roles_need_a_shared_config() {
+        let paths = |text: &str| -> Vec<String> {
+            let (c, _) = NodeConfig::parse(text).expect("parses");
+            c.validate().into_iter().map(|e| e.path).collect()
+        };
+        assert_eq!(
+            paths(
+                "deployment:\n  role: data_plane\n  role_data_plane: {config_provider: embedded}\n"
+            ),
+            ["deployment.role_data_plane.config_provider"]
+        );
+        assert_eq!(
+            paths("deployment:\n  role: control_plane\n  role_control_plane: {config_provider: yaml}\n"),
+            ["deployment.role_control_plane.config_provider"]
+        );
+        assert!(
+            paths("deployment:\n  role: data_plane\n").is_empty(),
+            "etcd by default"
+        );
+        assert!(paths(
+            "deployment:\n  role: data_plane\n  role_data_plane: {config_provider: yaml}\n"
+        )
+        .is_empty());
+        let (open, _) = NodeConfig::parse(
+            "deployment:\n  admin: {admin_listen: {ip: 0.0.0.0, port: 9180}, admin_key_required: false}\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            open.validate()[0].path,
+            "deployment.admin.admin_key_required",
+            "no open Admin API off loopback"
         );
     }
 
