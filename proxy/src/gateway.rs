@@ -434,6 +434,18 @@ async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
                 .routes
                 .iter()
                 .map(|r| ("routes", r.id.clone(), serde_json::to_value(r))),
+        )
+        .chain(
+            config
+                .plugin_configs
+                .iter()
+                .map(|p| ("plugin_configs", p.id.clone(), serde_json::to_value(p))),
+        )
+        .chain(
+            config
+                .global_rules
+                .iter()
+                .map(|g| ("global_rules", g.id.clone(), serde_json::to_value(g))),
         );
     let mut count = 0;
     for (kind, id, value) in items {

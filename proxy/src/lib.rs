@@ -7,13 +7,15 @@
 //!
 //! # Layout
 //! - [`config`]: the node config (`conf/config.yaml`): typed, defaulted, validated.
-//! - [`model`]: routes, services and upstreams with APISIX's fields, and their validation.
-//! - [`store`]: where resources come from: the standalone `apisix.yaml` and its reload.
+//! - [`model`]: APISIX's resources (routes, services, upstreams, consumers, ...) and their
+//!   validation.
+//! - [`store`]: where resources live: the embedded store, etcd, the standalone `apisix.yaml`.
 //! - [`snapshot`]: the immutable data-plane view, built from resources and swapped atomically.
 //! - [`router`]: the route index and matching; `router::expr` is the `vars` language.
 //! - [`upstream`]: balancers, connection pools, retries and timeouts.
 //! - [`server`]: listeners, connections, the request pipeline, gateway-made responses.
-//! - [`admin`]: management endpoints (the status API so far).
+//! - [`plugins`]: the plugin runtime (phases, `_meta`, chains) and the built-in plugins.
+//! - [`admin`]: management endpoints: the Admin API, the control API, the status API.
 //! - [`observe`]: error log setup and the access log.
 //! - [`gateway`]: wires all of the above into a running gateway.
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod gateway;
 pub mod model;
 pub mod observe;
+pub mod plugins;
 pub mod router;
 pub mod server;
 pub mod snapshot;

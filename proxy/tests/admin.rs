@@ -592,7 +592,45 @@ async fn other_resources_round_trip(backend: Backend) {
         .call(Method::POST, "/schema/validate/routes", "{\"uri\": 1}")
         .await;
     assert_eq!(invalid.status, 400);
-    assert_eq!(admin.get("/plugins/list").await.json(), json!([]));
+    assert_eq!(
+        admin.get("/plugins/list").await.json(),
+        json!(["request-id", "ip-restriction"]),
+        "by priority, highest first"
+    );
+    let schema = admin.get("/plugins/ip-restriction").await.json();
+    assert_eq!(
+        schema["$comment"],
+        "this is a mark for our injected plugin schema"
+    );
+    assert!(schema["properties"]["_meta"].is_object());
+    assert!(schema["properties"]["whitelist"].is_object());
+    assert_eq!(admin.get("/schema/plugins/request-id").await.status, 200);
+    assert_eq!(admin.get("/plugins/nope").await.status, 404);
+    let bad = admin
+        .put(
+            "/routes/pl",
+            json!({"uri": "/pl", "plugins": {"ip-restriction": {"whitelist": ["300.1.1.1"]}}, "upstream": {"nodes": {"127.0.0.1:1": 1}}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let message = bad.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        message.contains("failed to check the configuration of plugin ip-restriction err: whitelist: invalid IP address or CIDR `300.1.1.1`"),
+        "{message}"
+    );
+    let disabled = admin
+        .put(
+            "/routes/pl",
+            json!({"uri": "/pl", "plugins": {"ip-restriction": {"_meta": {"disable": true}}}, "upstream": {"nodes": {"127.0.0.1:1": 1}}}),
+        )
+        .await;
+    assert_eq!(
+        disabled.status, 201,
+        "a disabled plugin's config is not checked"
+    );
     assert_eq!(
         admin.call(Method::PUT, "/plugins/reload", "").await.status,
         200

@@ -12,6 +12,7 @@ use super::listener::{json, json_value, Reply};
 use super::references;
 use super::{error, patch, unavailable, Admin, Call};
 use crate::model::{is_valid_id, Resource};
+use crate::plugins::{registry, PluginKind};
 use crate::store::{declarative, Entry, Format};
 
 /// Where a collection lives and what it allows.
@@ -489,8 +490,7 @@ async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) ->
     }
 }
 
-/// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`. No plugin is
-/// built in yet, so the lists are empty and every name is unknown.
+/// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`.
 fn plugins(call: &Call, rest: &[&str]) -> Reply {
     match rest {
         ["reload"] if call.method == Method::PUT => json(StatusCode::OK, "done"),
@@ -501,19 +501,63 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
         _ if call.method != Method::GET => {
             json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#)
         }
-        ["list"] => json(StatusCode::OK, "[]"),
-        [] => json(StatusCode::OK, "{}"),
-        [_name] => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
+        ["list"] => {
+            let names: Vec<&str> = registry::all().iter().map(|k| k.name()).collect();
+            json_value(StatusCode::OK, &json!(names))
+        }
+        [] => {
+            let all: Map<String, Value> = registry::all()
+                .iter()
+                .map(|k| {
+                    let about = json!({"priority": k.priority(), "schema": plugin_schema(*k), "version": 0.1});
+                    (k.name().to_owned(), about)
+                })
+                .collect();
+            json_value(StatusCode::OK, &Value::Object(all))
+        }
+        [name] => plugin_schema_reply(name),
         _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+    }
+}
+
+/// A plugin's config schema with APISIX's injected `_meta` property.
+fn plugin_schema(kind: &dyn PluginKind) -> Value {
+    let mut schema = kind.schema();
+    if let Value::Object(map) = &mut schema {
+        map.insert(
+            "$comment".to_owned(),
+            json!("this is a mark for our injected plugin schema"),
+        );
+        if let Some(Value::Object(props)) = map.get_mut("properties") {
+            props.insert(
+                "_meta".to_owned(),
+                json!({
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "disable": {"type": "boolean"},
+                        "priority": {"type": "integer"},
+                        "filter": {"type": "array"},
+                        "error_response": {"oneOf": [{"type": "string"}, {"type": "object"}]}
+                    }
+                }),
+            );
+        }
+    }
+    schema
+}
+
+fn plugin_schema_reply(name: &str) -> Reply {
+    match registry::kind(name) {
+        Some(kind) => json_value(StatusCode::OK, &plugin_schema(kind)),
+        None => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
     }
 }
 
 /// `GET /schema/{name}`, `GET /schema/plugins/{name}`, `POST /schema/validate/{resource}`.
 fn schema(call: &Call, rest: &[&str]) -> Reply {
     match (call.method.clone(), rest) {
-        (Method::GET, ["plugins", _name]) => {
-            error(StatusCode::NOT_FOUND, "plugin not found in subsystem http")
-        }
+        (Method::GET, ["plugins", name]) => plugin_schema_reply(name),
         (Method::GET, [name]) => match Resource::ALL.iter().find(|r| r.schema_name() == *name) {
             Some(r) => json_value(StatusCode::OK, &r.schema()),
             None => error(

@@ -34,7 +34,7 @@ pub use consumer::{is_valid_username, Consumer, Credential};
 pub use consumer_group::ConsumerGroup;
 pub use global_rule::GlobalRule;
 pub use plugin_config::PluginConfig;
-pub use resource::Resource;
+pub use resource::{schema_of, Resource};
 pub use route::{parse_net, Route};
 pub use service::Service;
 pub use ssl::{Ssl, SslClient, SslProtocol, SslType};
@@ -188,13 +188,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks a `plugins` map. No plugin is built in yet, so any entry is an unknown plugin.
+    /// Checks a `plugins` map: every plugin must be built in and its config valid (a disabled
+    /// one is accepted, as APISIX does).
     pub fn plugins(&mut self, plugins: Option<&serde_json::Map<String, serde_json::Value>>) {
-        for name in plugins.into_iter().flat_map(|p| p.keys()) {
-            self.error(
-                &format!("plugins.{name}"),
-                format!("unknown plugin [{name}]"),
-            );
+        for (name, conf) in plugins.into_iter().flatten() {
+            if let Err(message) = crate::plugins::chain::check(name, conf) {
+                self.error(&format!("plugins.{name}"), message);
+            }
         }
     }
 

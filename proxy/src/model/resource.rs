@@ -201,7 +201,8 @@ fn check_as<T: Model>(value: &Value) -> Result<(), Vec<ConfigError>> {
     }
 }
 
-fn schema_of<T: JsonSchema>() -> Value {
+/// The draft-07 JSON schema of a type (model objects, plugin configs).
+pub fn schema_of<T: JsonSchema>() -> Value {
     SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<T>()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::config::ConfigError;
-use crate::model::{Checker, Id, Route, Service, Upstream};
+use crate::model::{Checker, GlobalRule, Id, PluginConfig, Route, Service, Upstream};
 use crate::store::sync::Change;
 use crate::store::Declarative;
 
@@ -21,6 +21,8 @@ pub struct Resources {
     routes: BTreeMap<String, Arc<Route>>,
     services: BTreeMap<String, Arc<Service>>,
     upstreams: BTreeMap<String, Arc<Upstream>>,
+    global_rules: BTreeMap<String, Arc<GlobalRule>>,
+    plugin_configs: BTreeMap<String, Arc<PluginConfig>>,
 }
 
 impl Resources {
@@ -57,6 +59,26 @@ impl Resources {
                         u.validate(c);
                     },
                 ),
+                ("global_rules", Change::Put(e)) => upsert(
+                    &mut self.global_rules,
+                    id,
+                    &e.value,
+                    |g: &mut GlobalRule, id, c| {
+                        g.id = Some(id);
+                        g.validate(c);
+                    },
+                ),
+                ("plugin_configs", Change::Put(e)) => upsert(
+                    &mut self.plugin_configs,
+                    id,
+                    &e.value,
+                    |p: &mut PluginConfig, id, c| {
+                        p.id = Some(id);
+                        p.validate(c);
+                    },
+                ),
+                ("global_rules", Change::Delete(_)) => self.global_rules.remove(&id).is_some(),
+                ("plugin_configs", Change::Delete(_)) => self.plugin_configs.remove(&id).is_some(),
                 ("routes", Change::Delete(_)) => self.routes.remove(&id).is_some(),
                 ("services", Change::Delete(_)) => self.services.remove(&id).is_some(),
                 ("upstreams", Change::Delete(_)) => self.upstreams.remove(&id).is_some(),
@@ -73,6 +95,8 @@ impl Resources {
             routes: self.routes.values().cloned().collect(),
             services: self.services.values().cloned().collect(),
             upstreams: self.upstreams.values().cloned().collect(),
+            global_rules: self.global_rules.values().cloned().collect(),
+            plugin_configs: self.plugin_configs.values().cloned().collect(),
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::config::{substitute_env, ConfigError};
-use crate::model::{Checker, Id, Route, Service, Upstream};
+use crate::model::{Checker, GlobalRule, Id, PluginConfig, Route, Service, Upstream};
 
 /// The file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub struct Declarative {
     pub services: Vec<Arc<Service>>,
     /// Valid upstreams.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// Valid global rules.
+    pub global_rules: Vec<Arc<GlobalRule>>,
+    /// Valid plugin configs.
+    pub plugin_configs: Vec<Arc<PluginConfig>>,
 }
 
 /// A parsed file: what applies and what was rejected.
@@ -82,9 +86,7 @@ pub enum FileError {
 }
 
 /// Resource keys this version accepts but does not act on yet.
-const NOT_YET_USED: [&str; 10] = [
-    "global_rules",
-    "plugin_configs",
+const NOT_YET_USED: [&str; 8] = [
     "consumers",
     "consumer_groups",
     "ssls",
@@ -137,7 +139,10 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
                     .ignored
                     .push(format!("{key}: not used by this version of ferrogate"));
             }
-        } else if !matches!(key.as_str(), "routes" | "services" | "upstreams") {
+        } else if !matches!(
+            key.as_str(),
+            "routes" | "services" | "upstreams" | "global_rules" | "plugin_configs"
+        ) {
             loaded.ignored.push(format!("{key}: unknown key"));
         }
     }
@@ -155,23 +160,47 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         check_ref(&upstream_ids, "upstream", s.upstream_id.as_ref())
     });
     let service_ids: HashSet<&Id> = services.iter().filter_map(|s| s.id.as_ref()).collect();
+    let plugin_configs: Vec<PluginConfig> = items(
+        &top,
+        "plugin_configs",
+        rejected,
+        |p: &mut PluginConfig, id, c| {
+            p.id = Some(id);
+            p.validate(c);
+            Ok(())
+        },
+    );
+    let plugin_config_ids: HashSet<&Id> = plugin_configs
+        .iter()
+        .filter_map(|p| p.id.as_ref())
+        .collect();
+    let global_rules: Vec<GlobalRule> = items(
+        &top,
+        "global_rules",
+        rejected,
+        |g: &mut GlobalRule, id, c| {
+            g.id = Some(id);
+            g.validate(c);
+            Ok(())
+        },
+    );
     let routes: Vec<Route> = items(&top, "routes", rejected, |r: &mut Route, id, c| {
         r.id = Some(id);
         r.validate(c);
         check_ref(&upstream_ids, "upstream", r.upstream_id.as_ref())?;
         check_ref(&service_ids, "service", r.service_id.as_ref())?;
-        match &r.plugin_config_id {
-            Some(id) => Err(format!(
-                "failed to fetch plugin config info by plugin config id [{}]: plugin configs are not supported yet",
-                id.0
-            )),
-            None => Ok(()),
-        }
+        check_ref(
+            &plugin_config_ids,
+            "plugin config",
+            r.plugin_config_id.as_ref(),
+        )
     });
     loaded.config = Declarative {
         routes: routes.into_iter().map(Arc::new).collect(),
         services: services.into_iter().map(Arc::new).collect(),
         upstreams: upstreams.into_iter().map(Arc::new).collect(),
+        global_rules: global_rules.into_iter().map(Arc::new).collect(),
+        plugin_configs: plugin_configs.into_iter().map(Arc::new).collect(),
     };
     Ok(loaded)
 }

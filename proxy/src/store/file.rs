@@ -65,6 +65,12 @@ impl FileStore {
         for u in &config.upstreams {
             add("upstreams", u.id.as_ref(), to_json(&**u));
         }
+        for g in &config.global_rules {
+            add("global_rules", g.id.as_ref(), to_json(&**g));
+        }
+        for p in &config.plugin_configs {
+            add("plugin_configs", p.id.as_ref(), to_json(&**p));
+        }
         state.entries = entries;
         state.revision = revision;
     }

@@ -1,0 +1,185 @@
+//! The plugins of one object, built once per config version and run per request.
+//!
+//! A chain is sorted by priority, higher first (a `_meta.priority` overrides the kind's), ties by
+//! name. Disabled instances are left out. A chain whose config cannot be built (possible only if
+//! the store holds something the Admin API would refuse) fails closed: every request through it
+//! gets 503, so a broken auth plugin never opens a route.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::meta::{self, Meta};
+use super::registry;
+use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, ResponseCtx};
+use crate::router::expr::Vars;
+
+struct Entry {
+    name: String,
+    priority: i32,
+    plugin: Arc<dyn Plugin>,
+    meta: Meta,
+}
+
+/// The plugins of a route (service and plugin config merged in) or of the global rules.
+#[derive(Default)]
+pub struct Chain {
+    entries: Vec<Entry>,
+    /// Why the config could not be built; set, every request gets 503.
+    broken: Option<String>,
+}
+
+/// Which entries of a chain run for one request (their `_meta.filter` held).
+#[derive(Debug, Clone, Default)]
+pub struct Selection(Vec<bool>);
+
+/// Checks one plugin config as the Admin API does: `Ok` for a valid or disabled one.
+///
+/// # Errors
+/// APISIX's messages: `unknown plugin [name]`, or `failed to check the configuration of plugin
+/// <name> err: <why>`.
+pub fn check(name: &str, conf: &Value) -> Result<(), String> {
+    let failed =
+        |why: String| format!("failed to check the configuration of plugin {name} err: {why}");
+    let (conf, meta) = meta::split(conf).map_err(failed)?;
+    let kind = registry::kind(name).ok_or_else(|| format!("unknown plugin [{name}]"))?;
+    match kind.build(&conf) {
+        Ok(_) => Ok(()),
+        // APISIX accepts a disabled plugin whose config fails its check.
+        Err(_) if meta.disable => Ok(()),
+        Err(why) => Err(failed(why)),
+    }
+}
+
+impl Chain {
+    /// Builds the chain of a `plugins` map.
+    pub fn build(plugins: &Map<String, Value>) -> Chain {
+        let mut entries = Vec::with_capacity(plugins.len());
+        for (name, conf) in plugins {
+            let built = meta::split(conf).and_then(|(conf, meta)| {
+                if meta.disable {
+                    return Ok(None);
+                }
+                let kind =
+                    registry::kind(name).ok_or_else(|| format!("unknown plugin [{name}]"))?;
+                let plugin = kind.build(&conf)?;
+                Ok(Some(Entry {
+                    name: name.clone(),
+                    priority: meta.priority.unwrap_or_else(|| kind.priority()),
+                    plugin,
+                    meta,
+                }))
+            });
+            match built {
+                Ok(Some(entry)) => entries.push(entry),
+                Ok(None) => {}
+                Err(why) => {
+                    let reason = format!("plugin {name}: {why}");
+                    tracing::error!(%reason, "invalid plugin config; requests through it get 503");
+                    return Chain {
+                        entries: Vec::new(),
+                        broken: Some(reason),
+                    };
+                }
+            }
+        }
+        entries.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Chain {
+            entries,
+            broken: None,
+        }
+    }
+
+    /// Whether the chain does nothing (requests skip the plugin machinery).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.broken.is_none()
+    }
+
+    /// The names in run order.
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// Evaluates the `_meta.filter`s for a request, once.
+    pub fn select(&self, vars: &dyn Vars) -> Selection {
+        Selection(
+            self.entries
+                .iter()
+                .map(|e| e.meta.filter.as_ref().is_none_or(|f| f.eval(vars)))
+                .collect(),
+        )
+    }
+
+    fn active<'a>(&'a self, selection: &'a Selection) -> impl Iterator<Item = &'a Entry> {
+        self.entries
+            .iter()
+            .zip(selection.0.iter().chain(std::iter::repeat(&true)))
+            .filter(|(_, on)| **on)
+            .map(|(e, _)| e)
+    }
+
+    fn refuse_broken(&self) -> Option<Flow> {
+        self.broken.as_ref().map(|_| {
+            Flow::Respond(Reply::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the plugin configuration of this route is invalid",
+            ))
+        })
+    }
+
+    /// Runs the `rewrite` phase.
+    pub async fn rewrite(&self, selection: &Selection, req: &mut RequestCtx<'_>) -> Flow {
+        if let Some(flow) = self.refuse_broken() {
+            return flow;
+        }
+        for entry in self.active(selection) {
+            if let Flow::Respond(reply) = entry.plugin.rewrite(req).await {
+                return Flow::Respond(with_error_response(entry, reply));
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Runs the `access` phase.
+    pub async fn access(&self, selection: &Selection, req: &mut RequestCtx<'_>) -> Flow {
+        if let Some(flow) = self.refuse_broken() {
+            return flow;
+        }
+        for entry in self.active(selection) {
+            if let Flow::Respond(reply) = entry.plugin.access(req).await {
+                return Flow::Respond(with_error_response(entry, reply));
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Runs the `header_filter` phase.
+    pub fn header_filter(&self, selection: &Selection, resp: &mut ResponseCtx<'_>) {
+        for entry in self.active(selection) {
+            entry.plugin.header_filter(resp);
+        }
+    }
+
+    /// Runs the `log` phase.
+    pub fn log(&self, selection: &Selection, done: &LogCtx<'_>) {
+        for entry in self.active(selection) {
+            entry.plugin.log(done);
+        }
+    }
+}
+
+/// `_meta.error_response` replaces the body of the plugin's error answers.
+fn with_error_response(entry: &Entry, mut reply: Reply) -> Reply {
+    if reply.status.as_u16() >= 400 {
+        if let Some(body) = &entry.meta.error_response {
+            reply.body = Bytes::clone(body);
+        }
+    }
+    reply
+}

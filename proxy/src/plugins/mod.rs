@@ -1,0 +1,142 @@
+//! Plugins: the runtime and the built-in plugins.
+//!
+//! A [`PluginKind`] is what a plugin is (name, priority, config schema) and turns a config into a
+//! [`Plugin`] instance, once per config version (the snapshot builder does it, never a request).
+//! A [`chain::Chain`] holds the instances of one object (a route with its service and plugin
+//! config merged in, or the union of the global rules), sorted by priority (higher first), with
+//! each instance's `_meta` ([`meta::Meta`]). A request runs the phases in APISIX's order: for
+//! each phase the global rules' chain first, then the route's.
+//!
+//! Phases: `rewrite` and `access` may answer the request ([`Flow::Respond`]) and may change the
+//! request that goes upstream; `header_filter` may change the response status and headers; `log`
+//! runs after the response is sent. [`registry`] lists the built-in kinds.
+
+pub mod chain;
+pub mod ip_restriction;
+pub mod meta;
+pub mod registry;
+pub mod request_id;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::router::expr::Vars;
+
+/// What a request phase decided.
+pub enum Flow {
+    /// Go on with the next plugin.
+    Continue,
+    /// Answer the client with this response; later plugins and the upstream are skipped.
+    Respond(Reply),
+}
+
+/// A response made by a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers (`Content-Type: application/json` is added to a JSON body without one).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// APISIX's usual plugin answer: `{"message": message}`.
+    pub fn message(status: StatusCode, message: &str) -> Reply {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from(serde_json::json!({ "message": message }).to_string()),
+        }
+    }
+}
+
+/// The request as the request phases see it.
+pub struct RequestCtx<'a> {
+    /// The request's variables (`remote_addr`, `http_*`, `arg_*`, ...), as received.
+    pub vars: &'a (dyn Vars + Sync),
+    /// The client address (after real-ip).
+    pub client: IpAddr,
+    /// The headers that will go upstream; plugins may change them.
+    pub headers: &'a mut HeaderMap,
+    /// Headers added to the response, whoever answers (the upstream or a plugin).
+    pub response_headers: &'a mut HeaderMap,
+    /// Per-request state plugins keep between phases (one value per type).
+    pub state: &'a mut http::Extensions,
+}
+
+/// The response head as `header_filter` sees it.
+pub struct ResponseCtx<'a> {
+    /// Status code.
+    pub status: &'a mut StatusCode,
+    /// Headers.
+    pub headers: &'a mut HeaderMap,
+    /// Per-request state kept by the request phases.
+    pub state: &'a mut http::Extensions,
+}
+
+/// A finished request as `log` sees it.
+pub struct LogCtx<'a> {
+    /// The status sent.
+    pub status: StatusCode,
+    /// Per-request state kept by the earlier phases.
+    pub state: &'a http::Extensions,
+}
+
+/// A configured plugin instance. Every phase has a default that does nothing.
+#[async_trait::async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// Runs before access control (authentication lives here).
+    async fn rewrite(&self, _req: &mut RequestCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// Runs after `rewrite` (access control, limits).
+    async fn access(&self, _req: &mut RequestCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// Runs on the response head, before it is sent.
+    fn header_filter(&self, _resp: &mut ResponseCtx<'_>) {}
+
+    /// Runs after the response was sent.
+    fn log(&self, _done: &LogCtx<'_>) {}
+}
+
+/// A plugin kind: its identity and how to build instances from configs.
+pub trait PluginKind: Send + Sync + 'static {
+    /// The name used in `plugins` maps.
+    fn name(&self) -> &'static str;
+
+    /// APISIX's priority: higher runs first in every phase.
+    fn priority(&self) -> i32;
+
+    /// The JSON schema of a config (served by the Admin API).
+    fn schema(&self) -> Value;
+
+    /// Validates a config and builds the instance.
+    ///
+    /// # Errors
+    /// What is wrong with the config, for the Admin API's message.
+    fn build(&self, conf: &Value) -> Result<std::sync::Arc<dyn Plugin>, String>;
+}
+
+/// Parses a plugin config with serde, naming the failing field.
+///
+/// # Errors
+/// The field path and serde's message.
+pub fn parse_conf<T: DeserializeOwned>(conf: &Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(conf).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("property \"{path}\" validation failed: {}", e.inner())
+        }
+    })
+}

@@ -1,0 +1,38 @@
+//! The built-in plugin kinds, by name; what the Admin API validates against and lists.
+
+use super::{ip_restriction, request_id, PluginKind};
+
+/// Every built-in kind.
+static KINDS: &[&dyn PluginKind] = &[&request_id::RequestId, &ip_restriction::IpRestriction];
+
+/// The kind named `name`.
+pub fn kind(name: &str) -> Option<&'static dyn PluginKind> {
+    KINDS.iter().copied().find(|k| k.name() == name)
+}
+
+/// Every kind, higher priority first (APISIX's order for `/plugins/list`).
+pub fn all() -> Vec<&'static dyn PluginKind> {
+    let mut kinds = KINDS.to_vec();
+    kinds.sort_by(|a, b| b.priority().cmp(&a.priority()).then(a.name().cmp(b.name())));
+    kinds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_found() {
+        let kinds = all();
+        for (i, k) in kinds.iter().enumerate() {
+            assert!(
+                kinds[..i].iter().all(|o| o.name() != k.name()),
+                "{} twice",
+                k.name()
+            );
+            assert_eq!(kind(k.name()).map(|f| f.name()), Some(k.name()));
+        }
+        assert!(kind("no-such-plugin").is_none());
+        assert!(kinds.windows(2).all(|w| w[0].priority() >= w[1].priority()));
+    }
+}
