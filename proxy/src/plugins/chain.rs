@@ -76,12 +76,7 @@ impl Chain {
                 Ok(Some(entry)) => entries.push(entry),
                 Ok(None) => {}
                 Err(why) => {
-                    let reason = format!("plugin {name}: {why}");
-                    tracing::error!(%reason, "invalid plugin config; requests through it get 503");
-                    return Chain {
-                        entries: Vec::new(),
-                        broken: Some(reason),
-                    };
+                    return Chain::failing(format!("invalid config of plugin {name}: {why}"))
                 }
             }
         }
@@ -93,6 +88,15 @@ impl Chain {
         Chain {
             entries,
             broken: None,
+        }
+    }
+
+    /// A chain that answers every request with 503 (e.g. the route's plugin config is missing).
+    pub fn failing(reason: String) -> Chain {
+        tracing::error!(%reason, "requests through this chain get 503");
+        Chain {
+            entries: Vec::new(),
+            broken: Some(reason),
         }
     }
 

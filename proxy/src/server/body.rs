@@ -35,17 +35,24 @@ pin_project! {
         read_timeout: Duration,
         sent: u64,
         record: Option<AccessRecord>,
+        on_end: Option<OnEnd>,
     }
 
     impl PinnedDrop for ResponseBody {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            if let Some(on_end) = this.on_end.take() {
+                on_end();
+            }
             if let Some(record) = this.record.take() {
                 record.log.write(&record, *this.sent);
             }
         }
     }
 }
+
+/// Work to do once the response is over (sent, or the client went away): the plugins' log phase.
+pub type OnEnd = Box<dyn FnOnce() + Send>;
 
 /// The error a response body stream can end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,12 +84,18 @@ impl ResponseBody {
             read_timeout,
             sent: 0,
             record: None,
+            on_end: None,
         }
     }
 
     /// Attaches the access-log record written when the body ends.
     pub fn set_record(&mut self, record: AccessRecord) {
         self.record = Some(record);
+    }
+
+    /// Runs `f` when the body ends (before the access log line is written).
+    pub fn on_end(&mut self, f: OnEnd) {
+        self.on_end = Some(f);
     }
 }
 

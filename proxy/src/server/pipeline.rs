@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,8 +19,10 @@ use super::path;
 use super::vars::RequestVars;
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
+use crate::plugins::chain::Selection;
+use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, ResponseCtx};
 use crate::router::RequestInfo;
-use crate::snapshot::Target;
+use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::BodySlot;
 use crate::upstream::{forward, RequestTemplate};
 
@@ -49,6 +52,7 @@ pub async fn handle(
 
     let mut upstream = None;
     let mut upstream_time = None;
+    let mut plugins: Option<PluginRun> = None;
     let outcome = 'route: {
         if head_size(&parts) > state.settings.max_header_size {
             break 'route Err(GatewayError::HeaderTooLarge);
@@ -77,7 +81,8 @@ pub async fn handle(
         let Some(found) = found else {
             break 'route Err(GatewayError::RouteNotFound);
         };
-        let route = &snapshot.routes[found.value as usize];
+        let route_index = found.value as usize;
+        let route = &snapshot.routes[route_index];
         let (backend, client_pool, timeouts) = match &route.target {
             Target::Upstream {
                 backend,
@@ -88,18 +93,50 @@ pub async fn handle(
             Target::MissingService => break 'route Err(GatewayError::ServiceNotFound),
             Target::MissingUpstream => break 'route Err(GatewayError::UpstreamNotFound),
         };
-        let hash_key = backend.hash_key(&RequestVars {
+        let route_vars = RequestVars {
             params: &found.params,
             route: Some(route),
             ..vars
-        });
+        };
+        let hash_key = backend.hash_key(&route_vars);
         let changed = match &path {
             Cow::Borrowed(_) => None,
             Cow::Owned(p) => Some(p.as_str()),
         };
         let path_and_query = upstream_path(&parts.uri, changed);
         let websocket = route.enable_websocket && headers::wants_websocket(&parts.headers);
-        let mut upstream_headers = std::mem::take(&mut parts.headers);
+        // Plugins see the request as received (through `vars`) and change the copy that goes
+        // upstream; without plugins the headers are moved, not copied.
+        let plugins_on = !snapshot.global_plugins.is_empty() || !route.plugins.is_empty();
+        let mut plugin_headers = None;
+        if plugins_on {
+            let mut headers = parts.headers.clone();
+            let mut run = PluginRun {
+                global: snapshot.global_plugins.select(&route_vars),
+                route: route.plugins.select(&route_vars),
+                route_index,
+                state: http::Extensions::new(),
+                response_headers: HeaderMap::new(),
+            };
+            let flow = request_phases(
+                &snapshot,
+                route,
+                &mut run,
+                &route_vars,
+                client,
+                &mut headers,
+            )
+            .await;
+            plugins = Some(run);
+            if let Flow::Respond(reply) = flow {
+                break 'route Ok(plugin_response(reply));
+            }
+            plugin_headers = Some(headers);
+        }
+        let mut upstream_headers = match plugin_headers {
+            Some(h) => h,
+            None => std::mem::take(&mut parts.headers),
+        };
         headers::strip_hop_by_hop(&mut upstream_headers, websocket);
         upstream_headers.remove(header::HOST);
         headers::set_forwarded(
@@ -145,6 +182,9 @@ pub async fn handle(
     };
     let mut response = outcome.unwrap_or_else(GatewayError::response);
     set_server_header(response.headers_mut(), &state.settings.server_header);
+    if let Some(run) = plugins {
+        response = response_phases(&snapshot, run, response);
+    }
     if let Some(log) = &state.access_log {
         let status = response.status();
         response.body_mut().set_record(AccessRecord {
@@ -160,6 +200,99 @@ pub async fn handle(
         });
     }
     response
+}
+
+/// The plugin state of one request.
+struct PluginRun {
+    global: Selection,
+    route: Selection,
+    route_index: usize,
+    state: http::Extensions,
+    response_headers: HeaderMap,
+}
+
+/// `rewrite` then `access`, each with the global rules first, until a plugin answers.
+async fn request_phases(
+    snapshot: &Snapshot,
+    route: &RouteEntry,
+    run: &mut PluginRun,
+    vars: &RequestVars<'_>,
+    client: IpAddr,
+    upstream_headers: &mut HeaderMap,
+) -> Flow {
+    let mut ctx = RequestCtx {
+        vars,
+        client,
+        headers: upstream_headers,
+        response_headers: &mut run.response_headers,
+        state: &mut run.state,
+    };
+    let global = &snapshot.global_plugins;
+    let steps = [
+        (global.as_ref(), &run.global, true),
+        (&route.plugins, &run.route, true),
+        (global.as_ref(), &run.global, false),
+        (&route.plugins, &run.route, false),
+    ];
+    for (chain, selection, rewrite) in steps {
+        let flow = if rewrite {
+            chain.rewrite(selection, &mut ctx).await
+        } else {
+            chain.access(selection, &mut ctx).await
+        };
+        if let Flow::Respond(_) = flow {
+            return flow;
+        }
+    }
+    Flow::Continue
+}
+
+/// A plugin's answer as a response.
+fn plugin_response(reply: Reply) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::fixed(reply.body.clone()));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    if !reply.body.is_empty() && !response.headers().contains_key(header::CONTENT_TYPE) {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+/// The response side: headers the request phases added, `header_filter` (global rules first),
+/// and `log` once the body ends.
+fn response_phases(
+    snapshot: &Arc<Snapshot>,
+    mut run: PluginRun,
+    response: Response<ResponseBody>,
+) -> Response<ResponseBody> {
+    let (mut head, mut body) = response.into_parts();
+    for (name, value) in &run.response_headers {
+        head.headers.append(name, value.clone());
+    }
+    let route = &snapshot.routes[run.route_index];
+    let mut ctx = ResponseCtx {
+        status: &mut head.status,
+        headers: &mut head.headers,
+        state: &mut run.state,
+    };
+    snapshot.global_plugins.header_filter(&run.global, &mut ctx);
+    route.plugins.header_filter(&run.route, &mut ctx);
+    let status = head.status;
+    let snapshot = snapshot.clone();
+    body.on_end(Box::new(move || {
+        let done = LogCtx {
+            status,
+            state: &run.state,
+        };
+        snapshot.global_plugins.log(&run.global, &done);
+        snapshot.routes[run.route_index]
+            .plugins
+            .log(&run.route, &done);
+    }));
+    Response::from_parts(head, body)
 }
 
 /// The path and query sent upstream: the request's own when normalisation changed nothing

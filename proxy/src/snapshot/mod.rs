@@ -15,7 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{Id, Route, Service, Upstream};
+use crate::model::{GlobalRule, Id, PluginConfig, Route, Service, Upstream};
+use crate::plugins::chain::Chain;
 use crate::router::{RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
@@ -55,6 +56,8 @@ pub struct RouteEntry {
     pub target: Target,
     /// Proxy WebSocket upgrades.
     pub enable_websocket: bool,
+    /// The route's plugins, with its service's and plugin config's merged in.
+    pub plugins: Chain,
 }
 
 /// An immutable view of the whole config.
@@ -67,6 +70,8 @@ pub struct Snapshot {
     pub routes: Vec<Arc<RouteEntry>>,
     /// The resources it was built from (served by the control API).
     pub config: Arc<Declarative>,
+    /// The plugins of every global rule, run before each route's.
+    pub global_plugins: Arc<Chain>,
 }
 
 impl Snapshot {
@@ -77,6 +82,7 @@ impl Snapshot {
             router: Router::build(kind, Vec::new()),
             routes: Vec::new(),
             config: Arc::default(),
+            global_plugins: Arc::default(),
         }
     }
 }
@@ -100,6 +106,8 @@ pub struct Builder {
     routes: HashMap<String, Box<CachedRoute>>,
     /// Increases with every build; marks the cached routes the build used.
     generation: u64,
+    /// The global rules of the last build and their chain.
+    global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
     version: u64,
 }
 
@@ -109,10 +117,49 @@ struct CachedRoute {
     route: Arc<Route>,
     service: Option<Arc<Service>>,
     upstream: Option<Arc<Upstream>>,
+    plugin_config: Option<Arc<PluginConfig>>,
     spec: RouteSpec,
     entry: Arc<RouteEntry>,
     client: Option<ClientKey>,
     generation: u64,
+}
+
+/// What a route refers to, looked up in the build's resources.
+struct Links<'a> {
+    /// `None`: no service; `Some(None)`: a service that does not exist.
+    service: Option<Option<&'a Arc<Service>>>,
+    /// The referenced upstream (the route's or its service's `upstream_id`).
+    upstream: Option<&'a Arc<Upstream>>,
+    /// The route's plugin config.
+    plugin_config: Option<&'a Arc<PluginConfig>>,
+}
+
+/// A route's plugins: its service's, overridden by its plugin config's, overridden by its own
+/// (APISIX's precedence, route > plugin config > service). A plugin config the route names but
+/// that does not exist makes every request 503, as APISIX does.
+fn route_plugins(
+    route: &Route,
+    service: Option<&Arc<Service>>,
+    plugin_config: Option<&Arc<PluginConfig>>,
+) -> Chain {
+    if let (Some(id), None) = (&route.plugin_config_id, plugin_config) {
+        return Chain::failing(format!("plugin config {} not found", id.0));
+    }
+    let layers = [
+        service.and_then(|s| s.plugins.as_ref()),
+        plugin_config.map(|p| &p.plugins),
+        route.plugins.as_ref(),
+    ];
+    if layers.iter().all(|l| l.is_none_or(|m| m.is_empty())) {
+        return Chain::default();
+    }
+    let mut merged = serde_json::Map::new();
+    for layer in layers.into_iter().flatten() {
+        for (name, conf) in layer {
+            merged.insert(name.clone(), conf.clone());
+        }
+    }
+    Chain::build(&merged)
 }
 
 fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
@@ -135,6 +182,7 @@ impl Builder {
             backends: HashMap::new(),
             routes: HashMap::new(),
             generation: 0,
+            global: None,
             version: 0,
         })
     }
@@ -157,6 +205,11 @@ impl Builder {
             .iter()
             .filter_map(|s| s.id.as_ref().map(|id| (id, s)))
             .collect();
+        let plugin_configs: HashMap<&Id, &Arc<PluginConfig>> = config
+            .plugin_configs
+            .iter()
+            .filter_map(|p| p.id.as_ref().map(|id| (id, p)))
+            .collect();
         let mut used_backends = HashMap::new();
         let mut used_clients = HashSet::new();
         let mut specs = Vec::with_capacity(config.routes.len());
@@ -176,10 +229,15 @@ impl Builder {
                 .as_ref()
                 .or_else(|| service.flatten().and_then(|s| s.upstream_id.as_ref()))
                 .and_then(|uid| upstreams.get(uid).copied());
+            let plugin_config = route
+                .plugin_config_id
+                .as_ref()
+                .and_then(|pid| plugin_configs.get(pid).copied());
             let reusable = self.routes.get(id).is_some_and(|c| {
                 Arc::ptr_eq(&c.route, route)
                     && same(c.service.as_ref(), service.flatten())
                     && same(c.upstream.as_ref(), referenced)
+                    && same(c.plugin_config.as_ref(), plugin_config)
             });
             if reusable {
                 if let Some(cached) = self.routes.get(id) {
@@ -199,8 +257,11 @@ impl Builder {
             } else {
                 match self.route(
                     route,
-                    service,
-                    referenced,
+                    Links {
+                        service,
+                        upstream: referenced,
+                        plugin_config,
+                    },
                     &upstreams,
                     &mut used_backends,
                     &mut used_clients,
@@ -232,20 +293,52 @@ impl Builder {
             version: self.version,
             router: Router::build(self.settings.router, specs),
             routes,
+            global_plugins: self.global_plugins(&config.global_rules),
             config,
         }
+    }
+
+    /// The chain of all global rules' plugins, reused while the rules are the same objects. A
+    /// plugin in several rules runs once, from the rule with the smallest id (APISIX refuses
+    /// such writes; the data plane logs and drops the repeats).
+    fn global_plugins(&mut self, rules: &[Arc<GlobalRule>]) -> Arc<Chain> {
+        if let Some((cached, chain)) = &self.global {
+            if cached.len() == rules.len()
+                && cached.iter().zip(rules).all(|(a, b)| Arc::ptr_eq(a, b))
+            {
+                return chain.clone();
+            }
+        }
+        let mut merged = serde_json::Map::new();
+        for rule in rules {
+            for (name, conf) in &rule.plugins {
+                if merged.contains_key(name) {
+                    let id = rule.id.as_ref().map_or("", |i| i.0.as_str());
+                    tracing::error!(plugin = %name, global_rule = %id, "plugin already in another global rule; dropped");
+                    continue;
+                }
+                merged.insert(name.clone(), conf.clone());
+            }
+        }
+        let chain = Arc::new(Chain::build(&merged));
+        self.global = Some((rules.to_vec(), chain.clone()));
+        chain
     }
 
     /// Builds one route (its router spec, with `value` set by the caller, and its entry).
     fn route(
         &mut self,
         route: &Arc<Route>,
-        service: Option<Option<&Arc<Service>>>,
-        referenced: Option<&Arc<Upstream>>,
+        links: Links<'_>,
         upstreams: &HashMap<&Id, &Arc<Upstream>>,
         used_backends: &mut HashMap<String, Arc<Backend>>,
         used_clients: &mut HashSet<ClientKey>,
     ) -> Option<CachedRoute> {
+        let Links {
+            service,
+            upstream: referenced,
+            plugin_config,
+        } = links;
         let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
         let ((target, client), hosts) = match service {
             Some(None) => (
@@ -300,11 +393,13 @@ impl Builder {
             service_id: route.service_id.as_ref().map(|s| s.0.clone()),
             target,
             enable_websocket,
+            plugins: route_plugins(route, service.flatten(), plugin_config),
         });
         Some(CachedRoute {
             route: route.clone(),
             service: service.flatten().cloned(),
             upstream: referenced.cloned(),
+            plugin_config: plugin_config.cloned(),
             spec,
             entry,
             client,
