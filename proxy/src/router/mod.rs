@@ -123,6 +123,46 @@ pub struct RouteSpec {
     pub priority: i64,
 }
 
+/// A route given to the build: owned (its parts are moved into the router) or borrowed with
+/// its value (they are cloned).
+trait Input {
+    fn value(&self) -> u32;
+    fn spec(&self) -> &RouteSpec;
+    fn into_parts(self) -> (Box<str>, Vec<IpNet>, Option<Expr>);
+}
+
+impl Input for RouteSpec {
+    fn value(&self) -> u32 {
+        self.value
+    }
+
+    fn spec(&self) -> &RouteSpec {
+        self
+    }
+
+    fn into_parts(self) -> (Box<str>, Vec<IpNet>, Option<Expr>) {
+        (self.id.into_boxed_str(), self.remote_addrs, self.vars)
+    }
+}
+
+impl Input for (u32, &RouteSpec) {
+    fn value(&self) -> u32 {
+        self.0
+    }
+
+    fn spec(&self) -> &RouteSpec {
+        self.1
+    }
+
+    fn into_parts(self) -> (Box<str>, Vec<IpNet>, Option<Expr>) {
+        (
+            self.1.id.as_str().into(),
+            self.1.remote_addrs.clone(),
+            self.1.vars.clone(),
+        )
+    }
+}
+
 /// What the router needs to know about a request.
 pub struct RequestInfo<'a> {
     /// Already normalised and percent-decoded by the caller.
@@ -206,9 +246,10 @@ struct Quick {
 }
 
 /// A fast, non-cryptographic hasher (FxHash) for keys that come from configuration; lookups
-/// with request data never insert, so hash flooding cannot degrade the tables.
+/// with request data never insert, so hash flooding cannot degrade the tables. Also used by the
+/// snapshot builder for its per-build tables (keyed by config ids).
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -318,10 +359,12 @@ impl MethodSet {
 impl UriIndex {
     fn insert(&mut self, entry: Entry) {
         if entry.pattern.exact {
-            self.exact
-                .entry(entry.pattern.key.clone())
-                .or_default()
-                .push(entry);
+            match self.exact.get_mut(&entry.pattern.key) {
+                Some(list) => list.push(entry),
+                None => {
+                    self.exact.insert(entry.pattern.key.clone(), vec![entry]);
+                }
+            }
         } else {
             let key = entry.pattern.key.as_bytes();
             match self.prefix.get(key) {
@@ -509,14 +552,30 @@ impl Router {
     /// Builds the index. Host patterns are lowercased here; URI patterns are parsed according
     /// to `kind` (see the module docs).
     pub fn build(kind: RouterKind, routes: Vec<RouteSpec>) -> Router {
+        Router::build_from(kind, routes)
+    }
+
+    /// Like [`Router::build`], from borrowed routes, each paired with the value a match on it
+    /// returns (used instead of its [`RouteSpec::value`]). Lets a caller that keeps its specs
+    /// across builds index them without cloning them first.
+    pub fn build_with_values<'a>(
+        kind: RouterKind,
+        routes: impl IntoIterator<Item = (u32, &'a RouteSpec)>,
+    ) -> Router {
+        Router::build_from(kind, routes)
+    }
+
+    fn build_from<I: Input>(kind: RouterKind, routes: impl IntoIterator<Item = I>) -> Router {
         let params = kind == RouterKind::UriWithParameter;
+        let routes = routes.into_iter();
         let mut router = Router {
             kind,
-            routes: Vec::with_capacity(routes.len()),
+            routes: Vec::with_capacity(routes.size_hint().0),
             hosts: HostIndex::default(),
             uris: UriIndex::default(),
         };
-        for spec in routes {
+        for input in routes {
+            let (value, spec) = (input.value(), input.spec());
             let Ok(route) = u32::try_from(router.routes.len()) else {
                 // More than 4 billion routes cannot be configured; ignore the excess.
                 break;
@@ -532,7 +591,7 @@ impl Router {
                 hosts.clone()
             };
             let quick = Quick {
-                value: spec.value,
+                value,
                 method_bits: methods.bits,
                 plain: methods.others.is_empty()
                     && spec.remote_addrs.is_empty()
@@ -562,14 +621,16 @@ impl Router {
                     });
                 }
             }
+            let priority = spec.priority;
+            let (id, remote_addrs, vars) = input.into_parts();
             router.routes.push(RouteData {
-                value: spec.value,
-                id: spec.id.into_boxed_str(),
-                priority: spec.priority,
+                value,
+                id,
+                priority,
                 methods,
-                remote_addrs: spec.remote_addrs,
+                remote_addrs,
                 hosts: route_hosts,
-                vars: spec.vars,
+                vars,
             });
         }
         router.hosts.finish(&router.routes);

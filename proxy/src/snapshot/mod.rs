@@ -12,12 +12,13 @@ pub mod live;
 pub mod source;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{GlobalRule, Id, PluginConfig, Route, Service, Upstream};
 use crate::plugins::chain::Chain;
-use crate::router::{RouteSpec, Router, RouterKind};
+use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
 use crate::upstream::{Backend, Timeouts};
@@ -64,8 +65,8 @@ pub struct RouteEntry {
 pub struct Snapshot {
     /// Increases with every build.
     pub version: u64,
-    /// The route index.
-    pub router: Router,
+    /// The route index (shared with the builder, which frees it off the request path).
+    pub router: Arc<Router>,
     /// Routes, indexed by the router's match value.
     pub routes: Vec<Arc<RouteEntry>>,
     /// The resources it was built from (served by the control API).
@@ -79,7 +80,7 @@ impl Snapshot {
     pub fn empty(kind: RouterKind) -> Snapshot {
         Snapshot {
             version: 0,
-            router: Router::build(kind, Vec::new()),
+            router: Arc::new(Router::build(kind, Vec::new())),
             routes: Vec::new(),
             config: Arc::default(),
             global_plugins: Arc::default(),
@@ -98,18 +99,30 @@ pub struct BuildSettings {
 }
 
 /// Builds snapshots, keeping backends, clients and unchanged routes across builds.
+///
+/// A build costs a table lookup per unchanged route plus the router index; the tables that
+/// say which backends and clients are in use are kept up to date as routes change, not
+/// recomputed. Routers of earlier snapshots are released here, on the building thread, once no
+/// snapshot uses them (rather than on whichever request thread drops the last snapshot).
 pub struct Builder {
     settings: BuildSettings,
     clients: ClientCache,
-    backends: HashMap<String, Arc<Backend>>,
+    /// Backends by key, with how many cached routes use each.
+    backends: FastMap<String, (Arc<Backend>, usize)>,
+    /// The clients cached routes use, with how many use each.
+    client_uses: FastMap<ClientKey, usize>,
     /// What each route built into last time, by route id.
-    routes: HashMap<String, Box<CachedRoute>>,
+    routes: FastMap<String, CachedRoute>,
+    /// Routers of earlier snapshots, dropped here once nothing else holds them.
+    retired: Vec<Arc<Router>>,
     /// Increases with every build; marks the cached routes the build used.
     generation: u64,
     /// The global rules of the last build and their chain.
     global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
     version: u64,
 }
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A route as built, with what it was built from. Reused while the route, its service and its
 /// referenced upstream are the same objects (the store hands out a new object for every change).
@@ -118,8 +131,12 @@ struct CachedRoute {
     service: Option<Arc<Service>>,
     upstream: Option<Arc<Upstream>>,
     plugin_config: Option<Arc<PluginConfig>>,
-    spec: RouteSpec,
+    /// Router input; its `value` is unused (the build passes the route's position).
+    spec: Arc<RouteSpec>,
     entry: Arc<RouteEntry>,
+    /// The key of the backend in [`Builder::backends`] the route counts as a use of.
+    backend: Option<String>,
+    /// The client key in [`Builder::client_uses`] the route counts as a use of.
     client: Option<ClientKey>,
     generation: u64,
 }
@@ -179,8 +196,10 @@ impl Builder {
         Ok(Builder {
             settings,
             clients: ClientCache::new(trusted_ca)?,
-            backends: HashMap::new(),
-            routes: HashMap::new(),
+            backends: FastMap::default(),
+            client_uses: FastMap::default(),
+            routes: FastMap::default(),
+            retired: Vec::new(),
             generation: 0,
             global: None,
             version: 0,
@@ -195,26 +214,30 @@ impl Builder {
     /// Builds a snapshot from validated resources. Routes whose route, service and upstream
     /// objects are the ones of the last build are not built again.
     pub fn build(&mut self, config: Arc<Declarative>) -> Snapshot {
-        let upstreams: HashMap<&Id, &Arc<Upstream>> = config
+        // Routers no snapshot holds any more are freed here, off the request path.
+        self.retired.retain(|r| Arc::strong_count(r) > 1);
+        let upstreams: FastMap<&Id, &Arc<Upstream>> = config
             .upstreams
             .iter()
             .filter_map(|u| u.id.as_ref().map(|id| (id, u)))
             .collect();
-        let services: HashMap<&Id, &Arc<Service>> = config
+        let services: FastMap<&Id, &Arc<Service>> = config
             .services
             .iter()
             .filter_map(|s| s.id.as_ref().map(|id| (id, s)))
             .collect();
-        let plugin_configs: HashMap<&Id, &Arc<PluginConfig>> = config
+        let plugin_configs: FastMap<&Id, &Arc<PluginConfig>> = config
             .plugin_configs
             .iter()
             .filter_map(|p| p.id.as_ref().map(|id| (id, p)))
             .collect();
-        let mut used_backends = HashMap::new();
-        let mut used_clients = HashSet::new();
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut clients_released = false;
+        // Cached routes this build uses (ids may repeat in a file: count each once).
+        let mut current = 0;
         self.generation += 1;
+        let generation = self.generation;
         for route in &config.routes {
             if route.status == Some(0) {
                 continue;
@@ -233,65 +256,81 @@ impl Builder {
                 .plugin_config_id
                 .as_ref()
                 .and_then(|pid| plugin_configs.get(pid).copied());
-            let reusable = self.routes.get(id).is_some_and(|c| {
-                Arc::ptr_eq(&c.route, route)
-                    && same(c.service.as_ref(), service.flatten())
-                    && same(c.upstream.as_ref(), referenced)
-                    && same(c.plugin_config.as_ref(), plugin_config)
-            });
-            if reusable {
-                if let Some(cached) = self.routes.get(id) {
-                    if let Target::Upstream { backend, .. } = &cached.entry.target {
-                        if !used_backends.contains_key(&backend.key) {
-                            used_backends.insert(backend.key.clone(), backend.clone());
-                        }
+            if let Some(cached) = self.routes.get_mut(id) {
+                if Arc::ptr_eq(&cached.route, route)
+                    && same(cached.service.as_ref(), service.flatten())
+                    && same(cached.upstream.as_ref(), referenced)
+                    && same(cached.plugin_config.as_ref(), plugin_config)
+                {
+                    if cached.generation != generation {
+                        cached.generation = generation;
+                        current += 1;
                     }
-                    if let Some(k) = cached
-                        .client
-                        .as_ref()
-                        .filter(|k| !used_clients.contains(*k))
-                    {
-                        used_clients.insert(k.clone());
-                    }
-                }
-            } else {
-                match self.route(
-                    route,
-                    Links {
-                        service,
-                        upstream: referenced,
-                        plugin_config,
-                    },
-                    &upstreams,
-                    &mut used_backends,
-                    &mut used_clients,
-                ) {
-                    Some(fresh) => {
-                        self.routes.insert(id.to_owned(), Box::new(fresh));
-                    }
-                    None => {
-                        self.routes.remove(id);
-                        continue;
-                    }
+                    specs.push(cached.spec.clone());
+                    routes.push(cached.entry.clone());
+                    continue;
                 }
             }
-            let Some(built) = self.routes.get_mut(id) else {
-                continue;
+            // Built (and its uses counted) before the old version is released, so a backend
+            // both use survives.
+            let links = Links {
+                service,
+                upstream: referenced,
+                plugin_config,
             };
-            built.generation = self.generation;
-            let mut spec = built.spec.clone();
-            spec.value = u32::try_from(routes.len()).unwrap_or(u32::MAX);
-            specs.push(spec);
-            routes.push(built.entry.clone());
+            let fresh = self.route(route, links, &upstreams);
+            let old = match fresh {
+                Some(mut fresh) => {
+                    fresh.generation = generation;
+                    specs.push(fresh.spec.clone());
+                    routes.push(fresh.entry.clone());
+                    let old = self.routes.insert(id.to_owned(), fresh);
+                    if old.as_ref().is_none_or(|o| o.generation != generation) {
+                        current += 1;
+                    }
+                    old
+                }
+                None => {
+                    let old = self.routes.remove(id);
+                    if old.as_ref().is_some_and(|o| o.generation == generation) {
+                        current -= 1;
+                    }
+                    old
+                }
+            };
+            if let Some(old) = old {
+                clients_released |= self.release(&old);
+            }
         }
-        let generation = self.generation;
-        self.routes.retain(|_, c| c.generation == generation);
-        self.backends = used_backends;
-        self.clients.retain(&used_clients);
+        if self.routes.len() > current {
+            let stale: Vec<String> = self
+                .routes
+                .iter()
+                .filter(|(_, c)| c.generation != generation)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in stale {
+                if let Some(old) = self.routes.remove(&id) {
+                    clients_released |= self.release(&old);
+                }
+            }
+        }
+        if clients_released {
+            let used: HashSet<ClientKey> = self.client_uses.keys().cloned().collect();
+            self.clients.retain(&used);
+        }
         self.version += 1;
+        let router = Arc::new(Router::build_with_values(
+            self.settings.router,
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| (u32::try_from(i).unwrap_or(u32::MAX), &**spec)),
+        ));
+        self.retired.push(router.clone());
         Snapshot {
             version: self.version,
-            router: Router::build(self.settings.router, specs),
+            router,
             routes,
             global_plugins: self.global_plugins(&config.global_rules),
             config,
@@ -325,14 +364,52 @@ impl Builder {
         chain
     }
 
-    /// Builds one route (its router spec, with `value` set by the caller, and its entry).
+    /// Counts the backend and client `route` uses.
+    fn acquire(&mut self, backend: Option<&str>, client: Option<&ClientKey>) {
+        if let Some((_, uses)) = backend.and_then(|k| self.backends.get_mut(k)) {
+            *uses += 1;
+        }
+        if let Some(k) = client {
+            match self.client_uses.get_mut(k) {
+                Some(uses) => *uses += 1,
+                None => {
+                    self.client_uses.insert(k.clone(), 1);
+                }
+            }
+        }
+    }
+
+    /// Uncounts the backend and client of a route no longer served; forgets those nothing
+    /// uses. Returns whether a client is no longer used.
+    fn release(&mut self, route: &CachedRoute) -> bool {
+        if let Some(key) = &route.backend {
+            if let Some((_, uses)) = self.backends.get_mut(key) {
+                *uses = uses.saturating_sub(1);
+                if *uses == 0 {
+                    self.backends.remove(key);
+                }
+            }
+        }
+        let mut released = false;
+        if let Some(key) = &route.client {
+            if let Some(uses) = self.client_uses.get_mut(key) {
+                *uses = uses.saturating_sub(1);
+                if *uses == 0 {
+                    self.client_uses.remove(key);
+                    released = true;
+                }
+            }
+        }
+        released
+    }
+
+    /// Builds one route (its router spec and its entry) and counts the backend and client it
+    /// uses; `None` when the route cannot be served.
     fn route(
         &mut self,
         route: &Arc<Route>,
         links: Links<'_>,
-        upstreams: &HashMap<&Id, &Arc<Upstream>>,
-        used_backends: &mut HashMap<String, Arc<Backend>>,
-        used_clients: &mut HashSet<ClientKey>,
+        upstreams: &FastMap<&Id, &Arc<Upstream>>,
     ) -> Option<CachedRoute> {
         let Links {
             service,
@@ -340,13 +417,20 @@ impl Builder {
             plugin_config,
         } = links;
         let id = route.id.as_ref().map_or_else(String::new, |i| i.0.clone());
-        let ((target, client), hosts) = match service {
+        let vars = match route.compiled_vars() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(route = %id, error = %e, "invalid vars, route skipped");
+                return None;
+            }
+        };
+        let (resolved, hosts) = match service {
             Some(None) => (
-                (Target::MissingService, None),
+                Resolved::new(Target::MissingService),
                 route.host_list().unwrap_or_default(),
             ),
             Some(Some(svc)) => (
-                self.target(route, Some(svc), upstreams, used_backends, used_clients),
+                self.target(route, Some(svc), upstreams),
                 route.host_list().unwrap_or_else(|| {
                     svc.hosts
                         .iter()
@@ -356,16 +440,9 @@ impl Builder {
                 }),
             ),
             None => (
-                self.target(route, None, upstreams, used_backends, used_clients),
+                self.target(route, None, upstreams),
                 route.host_list().unwrap_or_default(),
             ),
-        };
-        let vars = match route.compiled_vars() {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(route = %id, error = %e, "invalid vars, route skipped");
-                return None;
-            }
         };
         let methods = route
             .methods
@@ -391,31 +468,33 @@ impl Builder {
             id,
             name: route.name.clone(),
             service_id: route.service_id.as_ref().map(|s| s.0.clone()),
-            target,
+            target: resolved.target,
             enable_websocket,
             plugins: route_plugins(route, service.flatten(), plugin_config),
         });
+        self.acquire(resolved.backend.as_deref(), resolved.client.as_ref());
         Some(CachedRoute {
             route: route.clone(),
             service: service.flatten().cloned(),
             upstream: referenced.cloned(),
             plugin_config: plugin_config.cloned(),
-            spec,
+            spec: Arc::new(spec),
             entry,
-            client,
+            backend: resolved.backend,
+            client: resolved.client,
             generation: 0,
         })
     }
 
-    /// Resolves the upstream of a route (route > service; `upstream_id` > inline).
+    /// Resolves the upstream of a route (route > service; `upstream_id` > inline). The backend
+    /// is the known one for its key while its definition is unchanged, else a new one replacing
+    /// it (routes still on the old one use the same source, so they are being rebuilt too).
     fn target(
         &mut self,
         route: &Route,
         service: Option<&Service>,
-        upstreams: &HashMap<&Id, &Arc<Upstream>>,
-        used_backends: &mut HashMap<String, Arc<Backend>>,
-        used_clients: &mut HashSet<ClientKey>,
-    ) -> (Target, Option<ClientKey>) {
+        upstreams: &FastMap<&Id, &Arc<Upstream>>,
+    ) -> Resolved {
         let route_id = route.id.as_ref().map_or("", |i| i.0.as_str());
         let reference = |id: &Id| {
             upstreams
@@ -431,23 +510,24 @@ impl Builder {
             match (&svc.upstream_id, &svc.upstream) {
                 (Some(id), _) => reference(id),
                 (None, Some(u)) => Some((format!("/apisix/services/{svc_id}"), u)),
-                (None, None) => return (Target::NoUpstream, None),
+                (None, None) => return Resolved::new(Target::NoUpstream),
             }
         } else {
-            return (Target::NoUpstream, None);
+            return Resolved::new(Target::NoUpstream);
         };
         let Some((key, definition)) = chosen else {
-            return (Target::MissingUpstream, None);
+            return Resolved::new(Target::MissingUpstream);
         };
-        let backend = match used_backends.get(&key) {
-            Some(b) => b.clone(),
+        let backend = match self.backends.get_mut(&key) {
+            Some((b, _)) if b.definition == *definition => b.clone(),
+            Some((b, _)) => {
+                *b = Arc::new(Backend::new(key.clone(), definition));
+                b.clone()
+            }
             None => {
-                let backend = match self.backends.get(&key) {
-                    Some(b) if b.definition == *definition => b.clone(),
-                    _ => Arc::new(Backend::new(key.clone(), definition)),
-                };
-                used_backends.insert(key.clone(), backend.clone());
-                backend
+                let b = Arc::new(Backend::new(key.clone(), definition));
+                self.backends.insert(key.clone(), (b.clone(), 0));
+                b
             }
         };
         let timeouts = route
@@ -456,20 +536,22 @@ impl Builder {
             .map_or(backend.timeouts, Timeouts::from_model);
         let client_key = self.client_key(definition, timeouts);
         match self.clients.get(&client_key) {
-            Ok(client) => {
-                used_clients.insert(client_key.clone());
-                (
-                    Target::Upstream {
-                        backend,
-                        client,
-                        timeouts,
-                    },
-                    Some(client_key),
-                )
-            }
+            Ok(client) => Resolved {
+                target: Target::Upstream {
+                    backend,
+                    client,
+                    timeouts,
+                },
+                backend: Some(key),
+                client: Some(client_key),
+            },
             Err(e) => {
                 tracing::error!(upstream = %key, error = %e, "cannot build the upstream client");
-                (Target::MissingUpstream, None)
+                Resolved {
+                    target: Target::MissingUpstream,
+                    backend: Some(key),
+                    client: None,
+                }
             }
         }
     }
@@ -492,5 +574,114 @@ impl Builder {
             idle_timeout,
             connect_timeout: timeouts.connect,
         }
+    }
+}
+
+/// A route's target with the backend and client it uses (to be counted).
+struct Resolved {
+    target: Target,
+    backend: Option<String>,
+    client: Option<ClientKey>,
+}
+
+impl Resolved {
+    fn new(target: Target) -> Resolved {
+        Resolved {
+            target,
+            backend: None,
+            client: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> Builder {
+        Builder::new(
+            BuildSettings {
+                router: RouterKind::HostUri,
+                keepalive: 320,
+                keepalive_timeout: std::time::Duration::from_secs(60),
+            },
+            None,
+        )
+        .expect("builder")
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Arc<T> {
+        Arc::new(serde_json::from_str(json).expect("valid json"))
+    }
+
+    fn backend(s: &Snapshot, i: usize) -> Option<Arc<Backend>> {
+        match &s.routes[i].target {
+            Target::Upstream { backend, .. } => Some(backend.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn backends_follow_the_routes_that_use_them() {
+        let mut b = builder();
+        let up: Arc<Upstream> = parse(r#"{"id":"u","nodes":{"127.0.0.1:1980":1}}"#);
+        let r1: Arc<Route> = parse(r#"{"id":"1","uri":"/a","upstream_id":"u"}"#);
+        let r2: Arc<Route> =
+            parse(r#"{"id":"2","uri":"/b","upstream":{"nodes":{"127.0.0.1:1981":1}}}"#);
+        let config = |routes: Vec<Arc<Route>>| {
+            Arc::new(Declarative {
+                routes,
+                upstreams: vec![up.clone()],
+                ..Declarative::default()
+            })
+        };
+        let first = b.build(config(vec![r1.clone(), r2.clone()]));
+        assert_eq!(first.routes.len(), 2);
+        let (shared, inline) = (backend(&first, 0), backend(&first, 1));
+        assert_eq!(b.backends.len(), 2);
+
+        // A route changing only its uri keeps its (inline) backend; the other route is reused.
+        let r2b: Arc<Route> =
+            parse(r#"{"id":"2","uri":"/c","upstream":{"nodes":{"127.0.0.1:1981":1}}}"#);
+        let second = b.build(config(vec![r1.clone(), r2b]));
+        assert!(Arc::ptr_eq(&first.routes[0], &second.routes[0]));
+        assert!(!Arc::ptr_eq(&first.routes[1], &second.routes[1]));
+        let same_backend = |a: &Option<Arc<Backend>>, b: &Option<Arc<Backend>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        assert!(same_backend(&inline, &backend(&second, 1)));
+        assert_eq!(second.router.len(), 2);
+
+        // Removing the route forgets its backend; adding it back builds a new one.
+        let third = b.build(config(vec![r1.clone()]));
+        assert_eq!(third.routes.len(), 1);
+        assert_eq!(b.backends.len(), 1);
+        assert_eq!(b.routes.len(), 1);
+        assert!(same_backend(&shared, &backend(&third, 0)));
+        let fourth = b.build(config(vec![r1, r2]));
+        assert!(!same_backend(&inline, &backend(&fourth, 1)));
+        assert_eq!(b.backends.len(), 2);
+        assert_eq!(b.client_uses.values().sum::<usize>(), 2);
+
+        // Disabled routes count as removed.
+        let off: Arc<Route> = parse(r#"{"id":"1","uri":"/a","upstream_id":"u","status":0}"#);
+        b.build(config(vec![off]));
+        assert!(b.backends.is_empty());
+        assert!(b.client_uses.is_empty());
+        assert!(b.routes.is_empty());
+    }
+
+    #[test]
+    fn old_routers_are_freed_by_the_builder() {
+        let mut b = builder();
+        let first = b.build(Arc::default());
+        let weak = Arc::downgrade(&first.router);
+        drop(first);
+        // The builder still holds it, so no request thread frees it ...
+        assert!(weak.upgrade().is_some());
+        b.build(Arc::default());
+        // ... and the next build does.
+        assert!(weak.upgrade().is_none());
     }
 }
