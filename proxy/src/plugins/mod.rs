@@ -12,10 +12,18 @@
 //! runs after the response is sent. [`registry`] lists the built-in kinds.
 
 pub mod chain;
+pub mod cors;
+pub mod fault_injection;
 pub mod ip_restriction;
 pub mod meta;
+pub mod mocking;
+pub mod redirect;
 pub mod registry;
 pub mod request_id;
+#[cfg(test)]
+mod testing;
+pub mod ua_restriction;
+pub mod uri_blocker;
 
 use std::net::IpAddr;
 

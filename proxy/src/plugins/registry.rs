@@ -1,9 +1,21 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
-use super::{ip_restriction, request_id, PluginKind};
+use super::{
+    cors, fault_injection, ip_restriction, mocking, redirect, request_id, ua_restriction,
+    uri_blocker, PluginKind,
+};
 
 /// Every built-in kind.
-static KINDS: &[&dyn PluginKind] = &[&request_id::RequestId, &ip_restriction::IpRestriction];
+static KINDS: &[&dyn PluginKind] = &[
+    &request_id::RequestId,
+    &fault_injection::FaultInjection,
+    &mocking::Mocking,
+    &cors::Cors,
+    &ip_restriction::IpRestriction,
+    &ua_restriction::UaRestriction,
+    &uri_blocker::UriBlocker,
+    &redirect::Redirect,
+];
 
 /// The kind named `name`.
 pub fn kind(name: &str) -> Option<&'static dyn PluginKind> {

@@ -1,0 +1,87 @@
+//! Unit-test helpers: run one plugin's phases on a made-up request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use http::{HeaderMap, StatusCode};
+
+use super::{Flow, Plugin, Reply, RequestCtx, ResponseCtx};
+
+/// A made-up request: its variables and headers, and what the plugin did to it.
+#[derive(Default)]
+pub struct Fake {
+    /// The request variables (`request_uri`, `http_origin`, ...).
+    pub vars: HashMap<&'static str, &'static str>,
+    /// The headers going upstream.
+    pub headers: HeaderMap,
+    /// The headers added to the response.
+    pub response_headers: HeaderMap,
+    /// State kept between phases.
+    pub state: http::Extensions,
+}
+
+impl Fake {
+    /// A request with these variables; `http_*` variables are also set as headers.
+    pub fn new(vars: &[(&'static str, &'static str)]) -> Fake {
+        let mut fake = Fake::default();
+        for (name, value) in vars {
+            fake.vars.insert(name, value);
+            if let Some(h) = name.strip_prefix("http_") {
+                let name = http::HeaderName::from_bytes(h.replace('_', "-").as_bytes())
+                    .expect("header name");
+                fake.headers
+                    .append(name, value.parse().expect("header value"));
+            }
+        }
+        fake
+    }
+
+    fn ctx(&mut self) -> RequestCtx<'_> {
+        RequestCtx {
+            vars: &self.vars,
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            headers: &mut self.headers,
+            response_headers: &mut self.response_headers,
+            state: &mut self.state,
+        }
+    }
+
+    /// Runs `rewrite`; the reply if the plugin answered.
+    pub async fn rewrite(&mut self, plugin: &dyn Plugin) -> Option<Reply> {
+        match plugin.rewrite(&mut self.ctx()).await {
+            Flow::Continue => None,
+            Flow::Respond(reply) => Some(reply),
+        }
+    }
+
+    /// Runs `access`; the reply if the plugin answered.
+    pub async fn access(&mut self, plugin: &dyn Plugin) -> Option<Reply> {
+        match plugin.access(&mut self.ctx()).await {
+            Flow::Continue => None,
+            Flow::Respond(reply) => Some(reply),
+        }
+    }
+
+    /// Runs `header_filter` on a response with `status` and `headers`; the headers after it.
+    pub fn header_filter(
+        &mut self,
+        plugin: &dyn Plugin,
+        mut status: StatusCode,
+        mut headers: HeaderMap,
+    ) -> HeaderMap {
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut headers,
+            state: &mut self.state,
+        });
+        headers
+    }
+}
+
+/// The text of a header, if set once.
+pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next()?;
+    assert!(all.next().is_none(), "{name} set more than once");
+    first.to_str().ok()
+}

@@ -1,0 +1,463 @@
+//! The security and traffic plugins through the running gateway (embedded store, Admin API):
+//! uri-blocker, ua-restriction, cors, fault-injection, mocking and redirect, checked as a client
+//! sees them, with the upstream's hit count telling whether the request went through.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::admin::*;
+use common::*;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+/// Writes `path` with `body` and waits until `probe` on the proxy answers `status`.
+async fn apply(gw: &TestGateway, admin: &Admin, path: &str, body: Value, probe: &str, status: u16) {
+    let put = admin.put(path, body).await;
+    assert!(put.status.is_success(), "{path}: {:?}", put.body);
+    for _ in 0..200 {
+        if get(&gw.url(probe)).await.status == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{probe} never answered {status}");
+}
+
+/// Sends `method` to `url` with `headers`.
+async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(
+        &client(),
+        req.body(Full::new(Bytes::new())).expect("request"),
+    )
+    .await
+}
+
+/// A route on `uri` to `up` with `plugins`.
+fn route(uri: &str, up: &Upstream, plugins: Value) -> Value {
+    json!({"uri": uri, "plugins": plugins, "upstream": {"nodes": {up.node(): 1}}})
+}
+
+#[tokio::test]
+async fn uri_blocker() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"uri-blocker": {"block_rules": ["^/ub/admin", "token=[0-9]+"]}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/ub",
+        route("/ub/*", &up, conf),
+        "/ub/admin",
+        403,
+    )
+    .await;
+    let before = up.hits();
+    let got = get(&gw.url("/ub/admin/x")).await;
+    assert_eq!(got.status, 403);
+    assert!(got.body.is_empty(), "no body without rejected_msg");
+    let got = get(&gw.url("/ub/search?token=42")).await;
+    assert_eq!(got.status, 403, "the query is matched too");
+    assert_eq!(
+        get(&gw.url("/ub/ADMIN")).await.status,
+        200,
+        "case-sensitive"
+    );
+    assert_eq!(get(&gw.url("/ub/open?token=x")).await.status, 200);
+    assert_eq!(
+        up.hits(),
+        before + 2,
+        "only the allowed requests reached the upstream"
+    );
+
+    let conf = json!({"uri-blocker": {"block_rules": ["^/ub/admin"], "rejected_code": 410, "rejected_msg": "gone", "case_insensitive": true}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/ub",
+        route("/ub/*", &up, conf),
+        "/ub/ADMIN",
+        410,
+    )
+    .await;
+    let got = get(&gw.url("/ub/Admin")).await;
+    assert_eq!(got.status, 410);
+    assert_eq!(got.json(), json!({"error_msg": "gone"}));
+    assert_eq!(got.header("content-type"), Some("application/json"));
+
+    let bad = admin
+        .put(
+            "/routes/ub",
+            route(
+                "/ub/*",
+                &up,
+                json!({"uri-blocker": {"block_rules": ["(x"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "a bad regex is refused: {:?}", bad.body);
+}
+
+#[tokio::test]
+async fn ua_restriction() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"ua-restriction": {"allowlist": ["^curl/8"], "denylist": ["curl", "bot"]}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/ua",
+        route("/ua", &up, conf),
+        "/ua",
+        403,
+    )
+    .await;
+    let before = up.hits();
+    let got = get(&gw.url("/ua")).await;
+    assert_eq!(
+        got.json(),
+        json!({"message": "Not allowed"}),
+        "no User-Agent"
+    );
+    let got = get_with(&gw.url("/ua"), &[("user-agent", "curl/7.1")]).await;
+    assert_eq!(got.status, 403);
+    assert_eq!(got.json(), json!({"message": "Not allowed"}));
+    assert_eq!(
+        get_with(&gw.url("/ua"), &[("user-agent", "Googlebot")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        up.hits(),
+        before,
+        "refused requests never reach the upstream"
+    );
+    let got = get_with(&gw.url("/ua"), &[("user-agent", "curl/8.4")]).await;
+    assert_eq!(got.status, 200, "the allowlist is checked first");
+    assert_eq!(
+        got.upstream_header("user-agent").as_deref(),
+        Some("curl/8.4")
+    );
+    assert_eq!(
+        get_with(&gw.url("/ua"), &[("user-agent", "Mozilla/5.0")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(up.hits(), before + 2);
+
+    let conf = json!({"ua-restriction": {"denylist": ["bot"], "bypass_missing": true, "message": "no bots"}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/ua",
+        route("/ua", &up, conf),
+        "/ua",
+        200,
+    )
+    .await;
+    let got = get_with(&gw.url("/ua"), &[("user-agent", "bot")]).await;
+    assert_eq!(got.status, 403);
+    assert_eq!(got.json(), json!({"message": "no bots"}));
+}
+
+#[tokio::test]
+async fn cors() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    apply(
+        &gw,
+        &admin,
+        "/routes/c",
+        route("/c", &up, json!({"cors": {}})),
+        "/c",
+        200,
+    )
+    .await;
+    let got = get_with(&gw.url("/c"), &[("origin", "http://a.com")]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(got.header("access-control-allow-methods"), Some("*"));
+    assert_eq!(got.header("access-control-allow-headers"), Some("*"));
+    assert_eq!(got.header("access-control-max-age"), Some("5"));
+    assert!(got.header("access-control-allow-credentials").is_none());
+    assert_eq!(got.json()["server"], "a", "the upstream answered");
+
+    let before = up.hits();
+    let preflight = request(
+        Method::OPTIONS,
+        &gw.url("/c"),
+        &[
+            ("origin", "http://a.com"),
+            ("access-control-request-method", "PUT"),
+        ],
+    )
+    .await;
+    assert_eq!(preflight.status, 200);
+    assert!(preflight.body.is_empty());
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        up.hits(),
+        before,
+        "the preflight is answered by the gateway"
+    );
+
+    let conf = json!({"cors": {"allow_origins": "**", "allow_methods": "**", "allow_headers": "**", "expose_headers": "X-Id", "max_age": 600, "allow_credential": true}});
+    apply(&gw, &admin, "/routes/c", route("/c", &up, conf), "/c", 200).await;
+    for _ in 0..200 {
+        if get(&gw.url("/c")).await.header("access-control-max-age") == Some("600") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = request(
+        Method::OPTIONS,
+        &gw.url("/c"),
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "DELETE"),
+            ("access-control-request-headers", "x-token"),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(got.header("vary"), Some("Origin"));
+    assert_eq!(
+        got.header("access-control-allow-methods"),
+        Some("GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS,CONNECT,TRACE")
+    );
+    assert_eq!(got.header("access-control-allow-headers"), Some("x-token"));
+    assert_eq!(got.header("access-control-expose-headers"), Some("X-Id"));
+    assert_eq!(got.header("access-control-max-age"), Some("600"));
+    assert_eq!(got.header("access-control-allow-credentials"), Some("true"));
+
+    let conf = json!({"cors": {"allow_origins": "http://a.com,http://b.com"}, "ip-restriction": {"blacklist": ["127.0.0.1"]}});
+    apply(&gw, &admin, "/routes/c", route("/c", &up, conf), "/c", 403).await;
+    let got = get_with(&gw.url("/c"), &[("origin", "http://b.com")]).await;
+    assert_eq!(got.status, 403);
+    assert_eq!(
+        got.header("access-control-allow-origin"),
+        Some("http://b.com"),
+        "a plugin's refusal carries the CORS headers too"
+    );
+    let got = get_with(&gw.url("/c"), &[("origin", "http://evil.com")]).await;
+    assert!(got.header("access-control-allow-origin").is_none());
+
+    let bad = admin
+        .put(
+            "/routes/c",
+            route("/c", &up, json!({"cors": {"allow_credential": true}})),
+        )
+        .await;
+    assert_eq!(
+        bad.status, 400,
+        "`*` with credentials is refused: {:?}",
+        bad.body
+    );
+}
+
+#[tokio::test]
+async fn fault_injection() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"fault-injection": {"abort": {"http_status": 418, "body": "fault on $uri", "headers": {"X-Fault": "yes"}, "vars": [[["arg_fail", "==", "1"]], [["http_x_fail", "==", "1"]]]}}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/f",
+        route("/f", &up, conf),
+        "/f?fail=1",
+        418,
+    )
+    .await;
+    let before = up.hits();
+    let got = get(&gw.url("/f?fail=1")).await;
+    assert_eq!(got.status, 418);
+    assert_eq!(got.body, "fault on /f");
+    assert_eq!(got.header("x-fault"), Some("yes"));
+    assert_eq!(got.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        get_with(&gw.url("/f"), &[("x-fail", "1")]).await.status,
+        418,
+        "any rule"
+    );
+    assert_eq!(
+        up.hits(),
+        before,
+        "aborted requests never reach the upstream"
+    );
+    assert_eq!(get(&gw.url("/f?fail=0")).await.status, 200);
+    assert_eq!(up.hits(), before + 1);
+
+    let conf = json!({"fault-injection": {"delay": {"duration": 0.3}}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/f",
+        route("/f", &up, conf),
+        "/f?fail=1",
+        200,
+    )
+    .await;
+    let start = Instant::now();
+    let got = get(&gw.url("/f")).await;
+    assert_eq!(got.status, 200);
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let conf = json!({"fault-injection": {"abort": {"http_status": 503, "percentage": 0}}});
+    apply(&gw, &admin, "/routes/f", route("/f", &up, conf), "/f", 200).await;
+
+    let bad = admin
+        .put(
+            "/routes/f",
+            route(
+                "/f",
+                &up,
+                json!({"fault-injection": {"abort": {"http_status": 100}}}),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    let bad = admin
+        .put(
+            "/routes/f",
+            route("/f", &up, json!({"fault-injection": {}})),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+}
+
+#[tokio::test]
+async fn mocking() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"mocking": {"response_status": 201, "response_example": "{\"id\":\"$arg_id\"}", "response_headers": {"X-Mocked": "1"}}});
+    apply(&gw, &admin, "/routes/m", route("/m", &up, conf), "/m", 201).await;
+    let got = get(&gw.url("/m?id=7")).await;
+    assert_eq!(got.status, 201);
+    assert_eq!(got.json(), json!({"id": "7"}));
+    assert_eq!(
+        got.header("content-type"),
+        Some("application/json;charset=utf8")
+    );
+    assert_eq!(got.header("x-mock-by"), Some("Ferrogate"));
+    assert_eq!(got.header("x-mocked"), Some("1"));
+    assert_eq!(up.hits(), 0, "the upstream is never called");
+
+    let conf = json!({"mocking": {"with_mock_header": false, "response_schema": {"type": "object", "properties": {"name": {"type": "string", "example": "n"}, "age": {"type": "integer"}}}}});
+    apply(&gw, &admin, "/routes/m", route("/m", &up, conf), "/m", 200).await;
+    let got = get(&gw.url("/m")).await;
+    let body = got.json();
+    assert_eq!(body["name"], "n");
+    assert!(body["age"].is_i64(), "{body}");
+    assert!(got.header("x-mock-by").is_none());
+    assert_eq!(up.hits(), 0);
+
+    let bad = admin
+        .put(
+            "/routes/m",
+            route(
+                "/m",
+                &up,
+                json!({"mocking": {"response_example": "x", "content_type": "image/png"}}),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+}
+
+#[tokio::test]
+async fn redirect() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"redirect": {"uri": "/new$uri", "append_query_string": true}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/r",
+        route("/r/*", &up, conf),
+        "/r/x",
+        302,
+    )
+    .await;
+    let got = get(&gw.url("/r/x?a=1")).await;
+    assert_eq!(got.status, 302);
+    assert_eq!(got.header("location"), Some("/new/r/x?a=1"));
+    assert!(got.body.is_empty());
+    assert!(
+        got.header("content-type").is_none(),
+        "no body, no content type"
+    );
+    assert_eq!(up.hits(), 0);
+
+    let conf =
+        json!({"redirect": {"regex_uri": ["^/r/(.*)/v([0-9]+)$", "/api/v$2/$1"], "ret_code": 307}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/r",
+        route("/r/*", &up, conf),
+        "/r/x",
+        307,
+    )
+    .await;
+    let got = get(&gw.url("/r/users/v2")).await;
+    assert_eq!(got.status, 307);
+    assert_eq!(got.header("location"), Some("/api/v2/users"));
+
+    let conf = json!({"redirect": {"http_to_https": true}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/r",
+        route("/r/*", &up, conf),
+        "/r/x",
+        301,
+    )
+    .await;
+    let host = gw.addr().ip().to_string();
+    let got = get(&gw.url("/r/p?q=1")).await;
+    assert_eq!(got.status, 301);
+    assert_eq!(
+        got.header("location"),
+        Some(format!("https://{host}/r/p?q=1").as_str())
+    );
+    let got = request(Method::POST, &gw.url("/r/p"), &[]).await;
+    assert_eq!(got.status, 308);
+    let got = get_with(&gw.url("/r/p"), &[("x-forwarded-port", "8443")]).await;
+    assert_eq!(
+        got.header("location"),
+        Some(format!("https://{host}:8443/r/p").as_str())
+    );
+    assert_eq!(up.hits(), 0);
+    let got = get_with(&gw.url("/r/p"), &[("x-forwarded-proto", "https")]).await;
+    assert_eq!(got.status, 200, "already https: proxied");
+    assert_eq!(up.hits(), 1);
+
+    let bad = admin
+        .put(
+            "/routes/r",
+            route(
+                "/r/*",
+                &up,
+                json!({"redirect": {"uri": "/x", "http_to_https": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+}
