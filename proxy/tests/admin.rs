@@ -594,7 +594,14 @@ async fn other_resources_round_trip(backend: Backend) {
     assert_eq!(invalid.status, 400);
     assert_eq!(
         admin.get("/plugins/list").await.json(),
-        json!(["request-id", "ip-restriction"]),
+        json!([
+            "request-id",
+            "ip-restriction",
+            "api-breaker",
+            "limit-conn",
+            "limit-count",
+            "limit-req"
+        ]),
         "by priority, highest first"
     );
     let schema = admin.get("/plugins/ip-restriction").await.json();

@@ -1,9 +1,18 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
-use super::{ip_restriction, request_id, PluginKind};
+use super::{
+    api_breaker, ip_restriction, limit_conn, limit_count, limit_req, request_id, PluginKind,
+};
 
 /// Every built-in kind.
-static KINDS: &[&dyn PluginKind] = &[&request_id::RequestId, &ip_restriction::IpRestriction];
+static KINDS: &[&dyn PluginKind] = &[
+    &request_id::RequestId,
+    &ip_restriction::IpRestriction,
+    &limit_conn::LimitConn,
+    &api_breaker::ApiBreaker,
+    &limit_count::LimitCount,
+    &limit_req::LimitReq,
+];
 
 /// The kind named `name`.
 pub fn kind(name: &str) -> Option<&'static dyn PluginKind> {
