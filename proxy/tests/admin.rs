@@ -602,6 +602,10 @@ async fn other_resources_round_trip(backend: Backend) {
             "ip-restriction",
             "ua-restriction",
             "uri-blocker",
+            "api-breaker",
+            "limit-conn",
+            "limit-count",
+            "limit-req",
             "redirect"
         ]),
         "by priority, highest first"

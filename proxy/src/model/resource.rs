@@ -332,9 +332,9 @@ mod tests {
         assert_eq!(
             problems(
                 r,
-                with(valid, "plugins", json!({"limit-count": {"count": 2}}))
+                with(valid, "plugins", json!({"no-such-plugin": {"count": 2}}))
             ),
-            vec!["plugins.limit-count: unknown plugin [limit-count]"]
+            vec!["plugins.no-such-plugin: unknown plugin [no-such-plugin]"]
         );
     }
 
@@ -507,10 +507,10 @@ mod tests {
                 with(
                     valid.clone(),
                     "plugins",
-                    json!({"limit-count": {"count": 200}})
+                    json!({"no-such-plugin": {"count": 200}})
                 )
             ),
-            vec!["plugins.limit-count: unknown plugin [limit-count]"]
+            vec!["plugins.no-such-plugin: unknown plugin [no-such-plugin]"]
         );
         assert_eq!(
             problems(r, with(valid, "labels", json!({"tier": "gold class"}))),
@@ -740,10 +740,10 @@ mod tests {
                 with(
                     valid.clone(),
                     "plugins",
-                    json!({"limit-count": {"count": 2}})
+                    json!({"no-such-plugin": {"count": 2}})
                 )
             ),
-            vec!["plugins.limit-count: unknown plugin [limit-count]"]
+            vec!["plugins.no-such-plugin: unknown plugin [no-such-plugin]"]
         );
         assert_eq!(
             problems(r, with(valid, "desc", json!("d".repeat(257)))),

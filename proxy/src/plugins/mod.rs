@@ -11,10 +11,15 @@
 //! request that goes upstream; `header_filter` may change the response status and headers; `log`
 //! runs after the response is sent. [`registry`] lists the built-in kinds.
 
+pub mod api_breaker;
 pub mod chain;
 pub mod cors;
 pub mod fault_injection;
 pub mod ip_restriction;
+pub mod limit_conn;
+pub mod limit_count;
+pub mod limit_key;
+pub mod limit_req;
 pub mod meta;
 pub mod mocking;
 pub mod redirect;

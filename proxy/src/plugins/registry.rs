@@ -1,8 +1,8 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    cors, fault_injection, ip_restriction, mocking, redirect, request_id, ua_restriction,
-    uri_blocker, PluginKind,
+    api_breaker, cors, fault_injection, ip_restriction, limit_conn, limit_count, limit_req,
+    mocking, redirect, request_id, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -14,6 +14,10 @@ static KINDS: &[&dyn PluginKind] = &[
     &ip_restriction::IpRestriction,
     &ua_restriction::UaRestriction,
     &uri_blocker::UriBlocker,
+    &api_breaker::ApiBreaker,
+    &limit_conn::LimitConn,
+    &limit_count::LimitCount,
+    &limit_req::LimitReq,
     &redirect::Redirect,
 ];
 
