@@ -320,7 +320,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::limit_key::testing;
+    use crate::plugins::testing;
     use serde_json::json;
 
     fn secs(s: u64) -> Duration {

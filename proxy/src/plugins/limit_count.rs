@@ -262,7 +262,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::limit_key::testing;
+    use crate::plugins::testing;
     use http::HeaderMap;
     use serde_json::json;
 

@@ -191,7 +191,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::limit_key::testing;
+    use crate::plugins::testing;
     use serde_json::json;
 
     fn ms(n: u64) -> Duration {

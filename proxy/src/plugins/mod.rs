@@ -31,9 +31,12 @@ pub mod ua_restriction;
 pub mod uri_blocker;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::HeaderValue;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -79,8 +82,21 @@ pub struct RequestCtx<'a> {
     pub headers: &'a mut HeaderMap,
     /// Headers added to the response, whoever answers (the upstream or a plugin).
     pub response_headers: &'a mut HeaderMap,
+    /// Changes to the request line and Host that go upstream.
+    pub rewrite: &'a mut Rewrite,
     /// Per-request state plugins keep between phases (one value per type).
     pub state: &'a mut http::Extensions,
+}
+
+/// Changes plugins make to what goes upstream; `None` leaves the request's own.
+#[derive(Debug, Default)]
+pub struct Rewrite {
+    /// The method.
+    pub method: Option<Method>,
+    /// The path and query (sent as given: the plugin is responsible for its encoding).
+    pub path_and_query: Option<PathAndQuery>,
+    /// The Host header; wins over the upstream's `pass_host`.
+    pub host: Option<HeaderValue>,
 }
 
 /// The response head as `header_filter` sees it.
@@ -89,6 +105,8 @@ pub struct ResponseCtx<'a> {
     pub status: &'a mut StatusCode,
     /// Headers.
     pub headers: &'a mut HeaderMap,
+    /// A body to send instead of the response's own (its length headers are fixed up).
+    pub replace_body: &'a mut Option<Bytes>,
     /// Per-request state kept by the request phases.
     pub state: &'a mut http::Extensions,
 }
@@ -97,8 +115,35 @@ pub struct ResponseCtx<'a> {
 pub struct LogCtx<'a> {
     /// The status sent.
     pub status: StatusCode,
+    /// What the request was.
+    pub request: &'a RequestSummary,
+    /// Response body bytes sent.
+    pub bytes_sent: u64,
+    /// From the request's arrival to the end of the response.
+    pub latency: Duration,
+    /// The upstream node that answered (`host:port`), if any.
+    pub upstream: Option<&'a str>,
     /// Per-request state kept by the earlier phases.
     pub state: &'a http::Extensions,
+}
+
+/// The request facts the log phase needs, captured when the request arrived.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    /// Method.
+    pub method: Method,
+    /// The request URI as received (path and query).
+    pub uri: String,
+    /// The Host, without port.
+    pub host: String,
+    /// The client address.
+    pub client: IpAddr,
+    /// The matched route's id.
+    pub route_id: String,
+    /// Its service's id, if any.
+    pub service_id: Option<String>,
+    /// Its name, if any.
+    pub route_name: Option<String>,
 }
 
 /// A configured plugin instance. Every phase has a default that does nothing.

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use http::{HeaderMap, StatusCode};
 
-use super::{Flow, Plugin, Reply, RequestCtx, ResponseCtx};
+use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 
 /// A made-up request: its variables and headers, and what the plugin did to it.
 #[derive(Default)]
@@ -16,6 +16,8 @@ pub struct Fake {
     pub headers: HeaderMap,
     /// The headers added to the response.
     pub response_headers: HeaderMap,
+    /// What the plugin changed in the request line.
+    pub rewrite: Rewrite,
     /// State kept between phases.
     pub state: http::Extensions,
 }
@@ -42,6 +44,7 @@ impl Fake {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             headers: &mut self.headers,
             response_headers: &mut self.response_headers,
+            rewrite: &mut self.rewrite,
             state: &mut self.state,
         }
     }
@@ -72,6 +75,7 @@ impl Fake {
         plugin.header_filter(&mut ResponseCtx {
             status: &mut status,
             headers: &mut headers,
+            replace_body: &mut None,
             state: &mut self.state,
         });
         headers
@@ -84,4 +88,50 @@ pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     let first = all.next()?;
     assert!(all.next().is_none(), "{name} set more than once");
     first.to_str().ok()
+}
+
+/// Runs `access` with `vars` and `state`; the plugin's answer (if any) and the response headers
+/// it added.
+pub async fn access(
+    plugin: &dyn Plugin,
+    vars: &[(&str, &str)],
+    state: &mut http::Extensions,
+) -> (Option<Reply>, HeaderMap) {
+    let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+    let mut headers = HeaderMap::new();
+    let mut response_headers = HeaderMap::new();
+    let mut ctx = RequestCtx {
+        vars: &vars,
+        client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        headers: &mut headers,
+        response_headers: &mut response_headers,
+        rewrite: &mut Rewrite::default(),
+        state,
+    };
+    let reply = match plugin.access(&mut ctx).await {
+        Flow::Continue => None,
+        Flow::Respond(r) => Some(r),
+    };
+    (reply, response_headers)
+}
+
+/// Runs `log` for a response with `status`, with the request's `state`.
+pub fn log(plugin: &dyn Plugin, status: u16, state: &http::Extensions) {
+    let request = RequestSummary {
+        method: http::Method::GET,
+        uri: "/".to_owned(),
+        host: "localhost".to_owned(),
+        client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        route_id: "1".to_owned(),
+        service_id: None,
+        route_name: None,
+    };
+    plugin.log(&LogCtx {
+        status: StatusCode::from_u16(status).unwrap_or_default(),
+        request: &request,
+        bytes_sent: 0,
+        latency: std::time::Duration::ZERO,
+        upstream: None,
+        state,
+    });
 }

@@ -42,7 +42,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(on_end) = this.on_end.take() {
-                on_end();
+                on_end(*this.sent);
             }
             if let Some(record) = this.record.take() {
                 record.log.write(&record, *this.sent);
@@ -51,8 +51,9 @@ pin_project! {
     }
 }
 
-/// Work to do once the response is over (sent, or the client went away): the plugins' log phase.
-pub type OnEnd = Box<dyn FnOnce() + Send>;
+/// Work to do once the response is over (sent, or the client went away), given the body bytes
+/// sent: the plugins' log phase.
+pub type OnEnd = Box<dyn FnOnce(u64) + Send>;
 
 /// The error a response body stream can end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;

@@ -20,7 +20,7 @@ use super::vars::RequestVars;
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::Selection;
-use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, ResponseCtx};
+use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::BodySlot;
@@ -117,6 +117,20 @@ pub async fn handle(
                 route_index,
                 state: http::Extensions::new(),
                 response_headers: HeaderMap::new(),
+                rewrite: Rewrite::default(),
+                request: RequestSummary {
+                    method: parts.method.clone(),
+                    uri: parts
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+                    host: host.to_owned(),
+                    client,
+                    route_id: route.id.clone(),
+                    service_id: route.service_id.clone(),
+                    route_name: route.name.clone(),
+                },
+                start,
             };
             let flow = request_phases(
                 &snapshot,
@@ -148,11 +162,16 @@ pub async fn handle(
         let client_upgrade = websocket
             .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
+        let rewrite = plugins
+            .as_mut()
+            .map(|run| std::mem::take(&mut run.rewrite))
+            .unwrap_or_default();
         let template = RequestTemplate {
-            method: parts.method.clone(),
-            path_and_query,
+            method: rewrite.method.unwrap_or_else(|| parts.method.clone()),
+            path_and_query: rewrite.path_and_query.unwrap_or(path_and_query),
             headers: upstream_headers,
             host: host_header.clone(),
+            host_override: rewrite.host,
         };
         match forward(
             backend,
@@ -183,7 +202,8 @@ pub async fn handle(
     let mut response = outcome.unwrap_or_else(GatewayError::response);
     set_server_header(response.headers_mut(), &state.settings.server_header);
     if let Some(run) = plugins {
-        response = response_phases(&snapshot, run, response);
+        let answered = upstream.as_ref().map(ToString::to_string);
+        response = response_phases(&snapshot, run, response, answered);
     }
     if let Some(log) = &state.access_log {
         let status = response.status();
@@ -209,6 +229,9 @@ struct PluginRun {
     route_index: usize,
     state: http::Extensions,
     response_headers: HeaderMap,
+    rewrite: Rewrite,
+    request: RequestSummary,
+    start: Instant,
 }
 
 /// `rewrite` then `access`, each with the global rules first, until a plugin answers.
@@ -225,6 +248,7 @@ async fn request_phases(
         client,
         headers: upstream_headers,
         response_headers: &mut run.response_headers,
+        rewrite: &mut run.rewrite,
         state: &mut run.state,
     };
     let global = &snapshot.global_plugins;
@@ -267,24 +291,38 @@ fn response_phases(
     snapshot: &Arc<Snapshot>,
     mut run: PluginRun,
     response: Response<ResponseBody>,
+    upstream: Option<String>,
 ) -> Response<ResponseBody> {
     let (mut head, mut body) = response.into_parts();
     for (name, value) in &run.response_headers {
         head.headers.append(name, value.clone());
     }
     let route = &snapshot.routes[run.route_index];
+    let mut replace_body = None;
     let mut ctx = ResponseCtx {
         status: &mut head.status,
         headers: &mut head.headers,
+        replace_body: &mut replace_body,
         state: &mut run.state,
     };
     snapshot.global_plugins.header_filter(&run.global, &mut ctx);
     route.plugins.header_filter(&run.route, &mut ctx);
+    if let Some(new_body) = replace_body {
+        // The new body's length is known: hyper sends it as Content-Length.
+        head.headers.remove(header::CONTENT_LENGTH);
+        head.headers.remove(header::TRANSFER_ENCODING);
+        head.headers.remove(header::CONTENT_ENCODING);
+        body = ResponseBody::fixed(new_body);
+    }
     let status = head.status;
     let snapshot = snapshot.clone();
-    body.on_end(Box::new(move || {
+    body.on_end(Box::new(move |bytes_sent| {
         let done = LogCtx {
             status,
+            request: &run.request,
+            bytes_sent,
+            latency: run.start.elapsed(),
+            upstream: upstream.as_deref(),
             state: &run.state,
         };
         snapshot.global_plugins.log(&run.global, &done);

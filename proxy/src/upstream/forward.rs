@@ -35,6 +35,8 @@ pub struct RequestTemplate {
     pub headers: HeaderMap,
     /// The client's Host, for `pass_host: pass`.
     pub host: Option<HeaderValue>,
+    /// A Host set by a plugin (`proxy-rewrite`): wins over `pass_host`.
+    pub host_override: Option<HeaderValue>,
 }
 
 /// A response from a node.
@@ -208,10 +210,11 @@ fn build(
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    let host = match &backend.pass_host {
-        PassHost::Pass => template.host.clone(),
-        PassHost::Node => Some(addr.host_header.clone()),
-        PassHost::Rewrite(h) => Some(h.clone()),
+    let host = match (&template.host_override, &backend.pass_host) {
+        (Some(h), _) => Some(h.clone()),
+        (None, PassHost::Pass) => template.host.clone(),
+        (None, PassHost::Node) => Some(addr.host_header.clone()),
+        (None, PassHost::Rewrite(h)) => Some(h.clone()),
     };
     if let Some(host) = host {
         request.headers_mut().insert(HOST, host);
