@@ -40,7 +40,7 @@ impl Consumer {
         if !is_valid_username(&self.username) {
             check.error("username", "must be 1-256 characters of [a-zA-Z0-9_-]");
         }
-        check.plugins(self.plugins.as_ref());
+        check.consumer_plugins(self.plugins.as_ref(), false);
         check.metadata(None, self.desc.as_deref(), self.labels.as_ref());
     }
 }
@@ -89,7 +89,7 @@ impl Credential {
         if self.plugins.as_ref().is_some_and(|p| p.len() > 1) {
             check.error("plugins", "must contain at most 1 plugin");
         }
-        check.plugins(self.plugins.as_ref());
+        check.consumer_plugins(self.plugins.as_ref(), true);
         check.metadata(
             self.name.as_deref(),
             self.desc.as_deref(),

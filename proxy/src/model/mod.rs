@@ -198,6 +198,35 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Checks the `plugins` of a consumer (`credential: false`) or credential: authentication
+    /// plugins with their consumer schema, others (consumers only) with their route schema.
+    pub fn consumer_plugins(
+        &mut self,
+        plugins: Option<&serde_json::Map<String, serde_json::Value>>,
+        credential: bool,
+    ) {
+        for (name, conf) in plugins.into_iter().flatten() {
+            let field = format!("plugins.{name}");
+            let kind = crate::plugins::registry::kind(name);
+            match kind.and_then(|k| k.consumer_identity(conf)) {
+                Some(Ok(_)) => {}
+                Some(Err(why)) => self.error(
+                    &field,
+                    format!("failed to check the configuration of plugin {name} err: {why}"),
+                ),
+                None if credential && kind.is_some() => self.error(
+                    &field,
+                    "only supports auth type plugins in consumer credential",
+                ),
+                None => {
+                    if let Err(message) = crate::plugins::chain::check(name, conf) {
+                        self.error(&field, message);
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks host patterns (`host_def`: a leading `*` wildcard, ports and `[v6]` allowed).
     pub fn hosts(&mut self, field: &str, hosts: &[String]) {
         for (i, h) in hosts.iter().enumerate() {

@@ -431,7 +431,12 @@ mod tests {
                     json!({"key-auth": {"key": "auth-one"}})
                 )
             ),
-            vec!["plugins.key-auth: unknown plugin [key-auth]"]
+            Vec::<String>::new(),
+            "an auth plugin with its consumer config"
+        );
+        assert_eq!(
+            problems(r, with(valid.clone(), "plugins", json!({"key-auth": {}}))),
+            vec!["plugins.key-auth: failed to check the configuration of plugin key-auth err: missing field `key`"]
         );
         assert_eq!(
             problems(r, with(valid, "desc", json!("d".repeat(257)))),
@@ -471,8 +476,8 @@ mod tests {
             ),
             vec![
                 "plugins: must contain at most 1 plugin",
-                "plugins.basic-auth: unknown plugin [basic-auth]",
-                "plugins.key-auth: unknown plugin [key-auth]",
+                "plugins.basic-auth: failed to check the configuration of plugin basic-auth err: missing field `username`",
+                "plugins.key-auth: failed to check the configuration of plugin key-auth err: missing field `key`",
             ]
         );
         assert_eq!(

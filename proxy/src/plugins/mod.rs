@@ -12,10 +12,14 @@
 //! runs after the response is sent. [`registry`] lists the built-in kinds.
 
 pub mod api_breaker;
+pub mod basic_auth;
 pub mod chain;
+pub mod consumer_restriction;
+pub mod consumers;
 pub mod cors;
 pub mod fault_injection;
 pub mod ip_restriction;
+pub mod key_auth;
 pub mod limit_conn;
 pub mod limit_count;
 pub mod limit_key;
@@ -84,6 +88,10 @@ pub struct RequestCtx<'a> {
     pub response_headers: &'a mut HeaderMap,
     /// Changes to the request line and Host that go upstream.
     pub rewrite: &'a mut Rewrite,
+    /// Every consumer (authentication plugins look requests up here).
+    pub consumers: &'a consumers::Consumers,
+    /// Who the request authenticated as, once an authentication plugin said so.
+    pub consumer: &'a mut Option<std::sync::Arc<consumers::Authenticated>>,
     /// Per-request state plugins keep between phases (one value per type).
     pub state: &'a mut http::Extensions,
 }
@@ -182,6 +190,22 @@ pub trait PluginKind: Send + Sync + 'static {
     /// # Errors
     /// What is wrong with the config, for the Admin API's message.
     fn build(&self, conf: &Value) -> Result<std::sync::Arc<dyn Plugin>, String>;
+
+    /// Whether this is an authentication plugin (configured on consumers and credentials too).
+    fn is_auth(&self) -> bool {
+        false
+    }
+
+    /// For authentication plugins: checks a consumer's or credential's config and returns the
+    /// identity it holds (key-auth's `key`, basic-auth's `username`); `None` for the others.
+    fn consumer_identity(&self, _conf: &Value) -> Option<Result<String, String>> {
+        None
+    }
+
+    /// The JSON schema of a consumer's config (authentication plugins).
+    fn consumer_schema(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Parses a plugin config with serde, naming the failing field.

@@ -1,8 +1,9 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, cors, fault_injection, ip_restriction, limit_conn, limit_count, limit_req,
-    mocking, redirect, request_id, ua_restriction, uri_blocker, PluginKind,
+    api_breaker, basic_auth, consumer_restriction, cors, fault_injection, ip_restriction, key_auth,
+    limit_conn, limit_count, limit_req, mocking, redirect, request_id, ua_restriction, uri_blocker,
+    PluginKind,
 };
 
 /// Every built-in kind.
@@ -14,6 +15,9 @@ static KINDS: &[&dyn PluginKind] = &[
     &ip_restriction::IpRestriction,
     &ua_restriction::UaRestriction,
     &uri_blocker::UriBlocker,
+    &basic_auth::BasicAuth,
+    &key_auth::KeyAuth,
+    &consumer_restriction::ConsumerRestriction,
     &api_breaker::ApiBreaker,
     &limit_conn::LimitConn,
     &limit_count::LimitCount,

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use http::{HeaderMap, StatusCode};
 
+use super::consumers::{Authenticated, Consumers};
 use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 
 /// A made-up request: its variables and headers, and what the plugin did to it.
@@ -18,6 +19,10 @@ pub struct Fake {
     pub response_headers: HeaderMap,
     /// What the plugin changed in the request line.
     pub rewrite: Rewrite,
+    /// The consumers authentication plugins look up.
+    pub consumers: Consumers,
+    /// Who the request authenticated as.
+    pub consumer: Option<std::sync::Arc<Authenticated>>,
     /// State kept between phases.
     pub state: http::Extensions,
 }
@@ -45,6 +50,8 @@ impl Fake {
             headers: &mut self.headers,
             response_headers: &mut self.response_headers,
             rewrite: &mut self.rewrite,
+            consumers: &self.consumers,
+            consumer: &mut self.consumer,
             state: &mut self.state,
         }
     }
@@ -106,6 +113,8 @@ pub async fn access(
         headers: &mut headers,
         response_headers: &mut response_headers,
         rewrite: &mut Rewrite::default(),
+        consumers: &Consumers::default(),
+        consumer: &mut None,
         state,
     };
     let reply = match plugin.access(&mut ctx).await {

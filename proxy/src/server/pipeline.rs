@@ -20,6 +20,7 @@ use super::vars::RequestVars;
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::Selection;
+use crate::plugins::consumers::Authenticated;
 use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
@@ -243,32 +244,64 @@ async fn request_phases(
     client: IpAddr,
     upstream_headers: &mut HeaderMap,
 ) -> Flow {
+    let mut consumer = None;
     let mut ctx = RequestCtx {
         vars,
         client,
         headers: upstream_headers,
         response_headers: &mut run.response_headers,
         rewrite: &mut run.rewrite,
+        consumers: &snapshot.consumers,
+        consumer: &mut consumer,
         state: &mut run.state,
     };
     let global = &snapshot.global_plugins;
-    let steps = [
-        (global.as_ref(), &run.global, true),
-        (&route.plugins, &run.route, true),
-        (global.as_ref(), &run.global, false),
-        (&route.plugins, &run.route, false),
-    ];
-    for (chain, selection, rewrite) in steps {
-        let flow = if rewrite {
-            chain.rewrite(selection, &mut ctx).await
-        } else {
-            chain.access(selection, &mut ctx).await
-        };
-        if let Flow::Respond(_) = flow {
+    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+        if let flow @ Flow::Respond(_) = chain.rewrite(selection, &mut ctx).await {
+            return flow;
+        }
+    }
+    // An authenticated consumer: its identity goes upstream, and its own plugins (merged over
+    // its group's) run after the route's in each phase.
+    let consumer_chain = match ctx.consumer.clone() {
+        Some(found) => {
+            identify(ctx.headers, &found);
+            let chain = &found.consumer.chain;
+            let selection = chain.select(vars);
+            if let flow @ Flow::Respond(_) = chain.rewrite(&selection, &mut ctx).await {
+                return flow;
+            }
+            Some((found, selection))
+        }
+        None => None,
+    };
+    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+        if let flow @ Flow::Respond(_) = chain.access(selection, &mut ctx).await {
+            return flow;
+        }
+    }
+    if let Some((found, selection)) = &consumer_chain {
+        if let flow @ Flow::Respond(_) = found.consumer.chain.access(selection, &mut ctx).await {
             return flow;
         }
     }
     Flow::Continue
+}
+
+/// The consumer headers APISIX sends upstream after authentication.
+fn identify(headers: &mut HeaderMap, found: &Authenticated) {
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(http::header::HeaderName::from_static(name), v);
+        }
+    };
+    set("x-consumer-username", &found.consumer.username);
+    if let Some(id) = &found.credential_id {
+        set("x-credential-identifier", id);
+    }
+    if let Some(custom) = &found.consumer.custom_id {
+        set("x-consumer-custom-id", custom);
+    }
 }
 
 /// A plugin's answer as a response.

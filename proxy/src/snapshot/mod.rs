@@ -16,8 +16,11 @@ use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{GlobalRule, Id, PluginConfig, Route, Service, Upstream};
+use crate::model::{
+    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Upstream,
+};
 use crate::plugins::chain::Chain;
+use crate::plugins::consumers::Consumers;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
@@ -73,6 +76,8 @@ pub struct Snapshot {
     pub config: Arc<Declarative>,
     /// The plugins of every global rule, run before each route's.
     pub global_plugins: Arc<Chain>,
+    /// Every consumer, for authentication plugins.
+    pub consumers: Arc<Consumers>,
 }
 
 impl Snapshot {
@@ -84,6 +89,7 @@ impl Snapshot {
             routes: Vec::new(),
             config: Arc::default(),
             global_plugins: Arc::default(),
+            consumers: Arc::default(),
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct Builder {
     generation: u64,
     /// The global rules of the last build and their chain.
     global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
+    /// The consumer resources of the last build and their index.
+    consumers: Option<(ConsumerSources, Arc<Consumers>)>,
     version: u64,
 }
 
@@ -139,6 +147,24 @@ struct CachedRoute {
     /// The client key in [`Builder::client_uses`] the route counts as a use of.
     client: Option<ClientKey>,
     generation: u64,
+}
+
+/// The objects a consumer index was built from.
+struct ConsumerSources {
+    consumers: Vec<Arc<Consumer>>,
+    credentials: Vec<Arc<Credential>>,
+    groups: Vec<Arc<ConsumerGroup>>,
+}
+
+impl ConsumerSources {
+    fn same_as(&self, other: &ConsumerSources) -> bool {
+        fn all_same<T>(a: &[Arc<T>], b: &[Arc<T>]) -> bool {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+        }
+        all_same(&self.consumers, &other.consumers)
+            && all_same(&self.credentials, &other.credentials)
+            && all_same(&self.groups, &other.groups)
+    }
 }
 
 /// What a route refers to, looked up in the build's resources.
@@ -202,6 +228,7 @@ impl Builder {
             retired: Vec::new(),
             generation: 0,
             global: None,
+            consumers: None,
             version: 0,
         })
     }
@@ -333,8 +360,34 @@ impl Builder {
             router,
             routes,
             global_plugins: self.global_plugins(&config.global_rules),
+            consumers: self.consumers(&config),
             config,
         }
+    }
+
+    /// The consumer index, reused while consumers, credentials and groups are the same objects.
+    fn consumers(&mut self, config: &Declarative) -> Arc<Consumers> {
+        let sources = ConsumerSources {
+            consumers: config.consumers.clone(),
+            credentials: config
+                .credentials
+                .iter()
+                .map(|(_, _, c)| c.clone())
+                .collect(),
+            groups: config.consumer_groups.clone(),
+        };
+        if let Some((cached, index)) = &self.consumers {
+            if cached.same_as(&sources) {
+                return index.clone();
+            }
+        }
+        let index = Arc::new(Consumers::build(
+            &config.consumers,
+            &config.credentials,
+            &config.consumer_groups,
+        ));
+        self.consumers = Some((sources, index.clone()));
+        index
     }
 
     /// The chain of all global rules' plugins, reused while the rules are the same objects. A

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::config::ConfigError;
-use crate::model::{Checker, GlobalRule, Id, PluginConfig, Route, Service, Upstream};
+use crate::model::{
+    Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
+    Upstream,
+};
 use crate::store::sync::Change;
 use crate::store::Declarative;
 
@@ -23,6 +26,10 @@ pub struct Resources {
     upstreams: BTreeMap<String, Arc<Upstream>>,
     global_rules: BTreeMap<String, Arc<GlobalRule>>,
     plugin_configs: BTreeMap<String, Arc<PluginConfig>>,
+    consumers: BTreeMap<String, Arc<Consumer>>,
+    consumer_groups: BTreeMap<String, Arc<ConsumerGroup>>,
+    /// By `username/credentials/id`.
+    credentials: BTreeMap<String, Arc<Credential>>,
 }
 
 impl Resources {
@@ -77,6 +84,38 @@ impl Resources {
                         p.validate(c);
                     },
                 ),
+                ("consumers", Change::Put(e)) if id.contains('/') => upsert(
+                    &mut self.credentials,
+                    id,
+                    &e.value,
+                    |c: &mut Credential, _, check| {
+                        c.validate(check);
+                    },
+                ),
+                ("consumers", Change::Put(e)) => upsert(
+                    &mut self.consumers,
+                    id,
+                    &e.value,
+                    |c: &mut Consumer, _, check| {
+                        c.validate(check);
+                    },
+                ),
+                ("consumer_groups", Change::Put(e)) => upsert(
+                    &mut self.consumer_groups,
+                    id,
+                    &e.value,
+                    |g: &mut ConsumerGroup, id, check| {
+                        g.id = Some(id);
+                        g.validate(check);
+                    },
+                ),
+                ("consumers", Change::Delete(_)) if id.contains('/') => {
+                    self.credentials.remove(&id).is_some()
+                }
+                ("consumers", Change::Delete(_)) => self.consumers.remove(&id).is_some(),
+                ("consumer_groups", Change::Delete(_)) => {
+                    self.consumer_groups.remove(&id).is_some()
+                }
                 ("global_rules", Change::Delete(_)) => self.global_rules.remove(&id).is_some(),
                 ("plugin_configs", Change::Delete(_)) => self.plugin_configs.remove(&id).is_some(),
                 ("routes", Change::Delete(_)) => self.routes.remove(&id).is_some(),
@@ -97,6 +136,16 @@ impl Resources {
             upstreams: self.upstreams.values().cloned().collect(),
             global_rules: self.global_rules.values().cloned().collect(),
             plugin_configs: self.plugin_configs.values().cloned().collect(),
+            consumers: self.consumers.values().cloned().collect(),
+            consumer_groups: self.consumer_groups.values().cloned().collect(),
+            credentials: self
+                .credentials
+                .iter()
+                .filter_map(|(key, c)| {
+                    let (user, id) = key.split_once("/credentials/")?;
+                    Some((user.to_owned(), id.to_owned(), c.clone()))
+                })
+                .collect(),
         }
     }
 }
@@ -164,7 +213,22 @@ mod tests {
         // A bad replacement removes the route rather than keeping a stale one.
         assert!(r.apply(vec![put("routes/1", r#"{"uri":"/a","upstrem":1}"#)]));
         assert!(r.to_declarative().routes.is_empty());
-        assert!(!r.apply(vec![Change::Delete("consumers/jack".into())]));
+        assert_eq!(r.to_declarative().consumers.len(), 1);
+        assert!(r.apply(vec![put(
+            "consumers/jack/credentials/c",
+            r#"{"plugins":{}}"#
+        )]));
+        let d = r.to_declarative();
+        assert_eq!(d.credentials.len(), 1);
+        assert_eq!(
+            (d.credentials[0].0.as_str(), d.credentials[0].1.as_str()),
+            ("jack", "c")
+        );
+        assert!(r.apply(vec![Change::Delete("consumers/jack".into())]));
+        assert!(
+            !r.apply(vec![Change::Delete("plugin_metadata/x".into())]),
+            "not used by the data plane"
+        );
         assert!(r.apply(vec![Change::Delete("upstreams/u".into())]));
         assert!(r.to_declarative().upstreams.is_empty());
     }

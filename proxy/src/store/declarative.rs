@@ -15,7 +15,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::config::{substitute_env, ConfigError};
-use crate::model::{Checker, GlobalRule, Id, PluginConfig, Route, Service, Upstream};
+use crate::model::{
+    Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
+    Upstream,
+};
 
 /// The file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,12 @@ pub struct Declarative {
     pub global_rules: Vec<Arc<GlobalRule>>,
     /// Valid plugin configs.
     pub plugin_configs: Vec<Arc<PluginConfig>>,
+    /// Valid consumers.
+    pub consumers: Vec<Arc<Consumer>>,
+    /// Valid consumer groups.
+    pub consumer_groups: Vec<Arc<ConsumerGroup>>,
+    /// Valid credentials: (username, credential id, credential) (Admin API only).
+    pub credentials: Vec<(String, String, Arc<Credential>)>,
 }
 
 /// A parsed file: what applies and what was rejected.
@@ -86,9 +95,7 @@ pub enum FileError {
 }
 
 /// Resource keys this version accepts but does not act on yet.
-const NOT_YET_USED: [&str; 8] = [
-    "consumers",
-    "consumer_groups",
+const NOT_YET_USED: [&str; 6] = [
     "ssls",
     "plugin_metadata",
     "protos",
@@ -141,7 +148,13 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
             }
         } else if !matches!(
             key.as_str(),
-            "routes" | "services" | "upstreams" | "global_rules" | "plugin_configs"
+            "routes"
+                | "services"
+                | "upstreams"
+                | "global_rules"
+                | "plugin_configs"
+                | "consumers"
+                | "consumer_groups"
         ) {
             loaded.ignored.push(format!("{key}: unknown key"));
         }
@@ -174,6 +187,24 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         .iter()
         .filter_map(|p| p.id.as_ref())
         .collect();
+    let consumer_groups: Vec<ConsumerGroup> = items(
+        &top,
+        "consumer_groups",
+        rejected,
+        |g: &mut ConsumerGroup, id, c| {
+            g.id = Some(id);
+            g.validate(c);
+            Ok(())
+        },
+    );
+    let group_ids: HashSet<&Id> = consumer_groups
+        .iter()
+        .filter_map(|g| g.id.as_ref())
+        .collect();
+    let consumers: Vec<Consumer> = items(&top, "consumers", rejected, |u: &mut Consumer, _, c| {
+        u.validate(c);
+        check_ref(&group_ids, "consumer group", u.group_id.as_ref())
+    });
     let global_rules: Vec<GlobalRule> = items(
         &top,
         "global_rules",
@@ -201,6 +232,9 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         upstreams: upstreams.into_iter().map(Arc::new).collect(),
         global_rules: global_rules.into_iter().map(Arc::new).collect(),
         plugin_configs: plugin_configs.into_iter().map(Arc::new).collect(),
+        consumers: consumers.into_iter().map(Arc::new).collect(),
+        consumer_groups: consumer_groups.into_iter().map(Arc::new).collect(),
+        credentials: Vec::new(),
     };
     Ok(loaded)
 }
@@ -259,8 +293,10 @@ fn items<T: DeserializeOwned>(
                 continue;
             }
         };
+        // APISIX: an item's id is its `id`, or a consumer's `username`.
         let id = array[i]
             .get("id")
+            .or_else(|| array[i].get("username"))
             .and_then(|v| serde_json::from_value::<Id>(v.clone()).ok())
             .unwrap_or_else(|| Id(format!("arr_{i}")));
         let mut problems = Vec::new();
@@ -381,9 +417,7 @@ consumers:
             "{:?}",
             loaded.rejected[2]
         );
-        assert_eq!(
-            loaded.ignored,
-            vec!["consumers: not used by this version of ferrogate"]
-        );
+        assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+        assert_eq!(loaded.config.consumers.len(), 1, "consumers are read");
     }
 }

@@ -1,0 +1,145 @@
+//! Consumers as the data plane sees them: who a request authenticates as.
+//!
+//! Each authentication plugin (`key-auth`, `basic-auth`, ...) names the identity a consumer's or
+//! credential's config holds for it ([`super::PluginKind::consumer_identity`]: key-auth's `key`,
+//! basic-auth's `username`); [`Consumers`] indexes consumers by (plugin, identity). A consumer's
+//! other plugins, merged over its group's, form its [`Chain`], run after authentication (APISIX's
+//! precedence: consumer > consumer group > route).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::chain::Chain;
+use super::registry;
+use crate::model::{Consumer, ConsumerGroup, Credential};
+
+/// One consumer.
+pub struct ConsumerEntry {
+    /// The username.
+    pub username: String,
+    /// Its consumer group, if any.
+    pub group_id: Option<String>,
+    /// Its `custom_id` label (sent upstream as `X-Consumer-Custom-ID`).
+    pub custom_id: Option<String>,
+    /// Its non-authentication plugins, merged over its group's.
+    pub chain: Chain,
+}
+
+/// A match of an authentication plugin's identity.
+pub struct Authenticated {
+    /// Who.
+    pub consumer: Arc<ConsumerEntry>,
+    /// The credential that matched, when not the consumer's own plugin config.
+    pub credential_id: Option<String>,
+    /// The plugin's config on the consumer or credential (e.g. basic-auth's password).
+    pub conf: Value,
+}
+
+/// Every consumer, by username and by authentication identity.
+#[derive(Default)]
+pub struct Consumers {
+    by_name: HashMap<String, Arc<ConsumerEntry>>,
+    by_identity: HashMap<(String, String), Arc<Authenticated>>,
+}
+
+impl Consumers {
+    /// Indexes consumers, their credentials (`(username, credential id, credential)`) and groups.
+    /// A consumer whose group is missing keeps its own plugins only (logged).
+    pub fn build(
+        consumers: &[Arc<Consumer>],
+        credentials: &[(String, String, Arc<Credential>)],
+        groups: &[Arc<ConsumerGroup>],
+    ) -> Consumers {
+        let groups: HashMap<&str, &Arc<ConsumerGroup>> = groups
+            .iter()
+            .filter_map(|g| g.id.as_ref().map(|id| (id.0.as_str(), g)))
+            .collect();
+        let mut index = Consumers::default();
+        for consumer in consumers {
+            let group_id = consumer.group_id.as_ref().map(|g| g.0.clone());
+            let group = group_id.as_deref().and_then(|g| groups.get(g));
+            if let (Some(id), None) = (&group_id, group) {
+                tracing::error!(consumer = %consumer.username, group = %id, "consumer group not found; its plugins are not applied");
+            }
+            let mut merged = Map::new();
+            let layers = [group.map(|g| &g.plugins), consumer.plugins.as_ref()];
+            for (name, conf) in layers.into_iter().flatten().flatten() {
+                if !is_auth(name) {
+                    merged.insert(name.clone(), conf.clone());
+                }
+            }
+            let entry = Arc::new(ConsumerEntry {
+                username: consumer.username.clone(),
+                group_id,
+                custom_id: consumer
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("custom_id").cloned()),
+                chain: Chain::build(&merged),
+            });
+            for (name, conf) in consumer.plugins.iter().flatten() {
+                index.add(name, conf, &entry, None);
+            }
+            index.by_name.insert(consumer.username.clone(), entry);
+        }
+        for (username, id, credential) in credentials {
+            let Some(entry) = index.by_name.get(username).cloned() else {
+                continue;
+            };
+            for (name, conf) in credential.plugins.iter().flatten() {
+                index.add(name, conf, &entry, Some(id.clone()));
+            }
+        }
+        index
+    }
+
+    fn add(
+        &mut self,
+        plugin: &str,
+        conf: &Value,
+        entry: &Arc<ConsumerEntry>,
+        credential: Option<String>,
+    ) {
+        let Some(Ok(identity)) = registry::kind(plugin).and_then(|k| k.consumer_identity(conf))
+        else {
+            return;
+        };
+        let found = Arc::new(Authenticated {
+            consumer: entry.clone(),
+            credential_id: credential,
+            conf: conf.clone(),
+        });
+        if self
+            .by_identity
+            .insert((plugin.to_owned(), identity), found)
+            .is_some()
+        {
+            tracing::error!(plugin, consumer = %entry.username, "two consumers share one identity; the later one wins");
+        }
+    }
+
+    /// Who `identity` is for authentication plugin `plugin`.
+    pub fn authenticate(&self, plugin: &str, identity: &str) -> Option<Arc<Authenticated>> {
+        self.by_identity
+            .get(&(plugin.to_owned(), identity.to_owned()))
+            .cloned()
+    }
+
+    /// The consumer named `username` (the anonymous consumer of an auth plugin).
+    pub fn named(&self, username: &str) -> Option<Arc<Authenticated>> {
+        self.by_name.get(username).map(|c| {
+            Arc::new(Authenticated {
+                consumer: c.clone(),
+                credential_id: None,
+                conf: Value::Null,
+            })
+        })
+    }
+}
+
+/// Whether `name` is an authentication plugin.
+pub fn is_auth(name: &str) -> bool {
+    registry::kind(name).is_some_and(|k| k.is_auth())
+}

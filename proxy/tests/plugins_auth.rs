@@ -1,0 +1,224 @@
+//! Authentication through the running gateway: consumers and credentials written with the Admin
+//! API, key-auth, basic-auth and consumer-restriction on routes, consumers' own plugins.
+
+mod common;
+
+use std::time::Duration;
+
+use common::admin::*;
+use common::*;
+use serde_json::json;
+
+async fn eventually(gw: &TestGateway, path: &str, headers: &[(&str, &str)], status: u16) -> Got {
+    for _ in 0..200 {
+        let got = get_with(&gw.url(path), headers).await;
+        if got.status == status {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{path} never answered {status}");
+}
+
+async fn ok(admin: &Admin, path: &str, body: serde_json::Value) {
+    let got = admin.put(path, body).await;
+    assert!(got.status.is_success(), "{path}: {:?}", got.body);
+}
+
+#[tokio::test]
+async fn key_auth_with_consumers_and_credentials() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "jack", "plugins": {"key-auth": {"key": "jack-key"}}, "labels": {"custom_id": "c-7"}})).await;
+    ok(&admin, "/consumers", json!({"username": "rose"})).await;
+    ok(
+        &admin,
+        "/consumers/rose/credentials/mobile",
+        json!({"plugins": {"key-auth": {"key": "rose-key"}}}),
+    )
+    .await;
+    ok(
+        &admin,
+        "/routes/k",
+        json!({"uri": "/k", "plugins": {"key-auth": {}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+
+    let missing = eventually(&gw, "/k", &[], 401).await;
+    assert_eq!(
+        missing.json(),
+        json!({"message": "Missing API key in request"})
+    );
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("apikey realm=\"key\"")
+    );
+    let wrong = get_with(&gw.url("/k"), &[("apikey", "nope")]).await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        wrong.json(),
+        json!({"message": "Invalid API key in request"})
+    );
+    assert_eq!(up.hits(), 0, "refused requests never reach the upstream");
+
+    let jack = get_with(&gw.url("/k"), &[("apikey", "jack-key")]).await;
+    assert_eq!(jack.status, 200);
+    assert_eq!(
+        jack.upstream_header("x-consumer-username").as_deref(),
+        Some("jack")
+    );
+    assert_eq!(
+        jack.upstream_header("x-consumer-custom-id").as_deref(),
+        Some("c-7")
+    );
+    assert_eq!(
+        jack.upstream_header("apikey").as_deref(),
+        Some("jack-key"),
+        "kept without hide_credentials"
+    );
+    let rose = get(&gw.url("/k?apikey=rose-key")).await;
+    assert_eq!(rose.status, 200, "the key from the query");
+    assert_eq!(
+        rose.upstream_header("x-consumer-username").as_deref(),
+        Some("rose")
+    );
+    assert_eq!(
+        rose.upstream_header("x-credential-identifier").as_deref(),
+        Some("mobile")
+    );
+
+    ok(&admin, "/routes/k", json!({"uri": "/k", "plugins": {"key-auth": {"hide_credentials": true}}, "upstream": {"nodes": {up.node(): 1}}})).await;
+    for _ in 0..200 {
+        let got = get_with(&gw.url("/k"), &[("apikey", "jack-key")]).await;
+        if got.upstream_header("apikey").is_none() {
+            let q = get(&gw.url("/k?apikey=rose-key&x=1")).await;
+            assert_eq!(q.status, 200);
+            assert_eq!(
+                q.json()["uri"],
+                "/k?x=1",
+                "the key is removed from the query"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("hide_credentials never applied");
+}
+
+#[tokio::test]
+async fn basic_auth_and_consumer_restriction() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "jack", "plugins": {"basic-auth": {"username": "jack", "password": "s3cret"}}})).await;
+    ok(&admin, "/consumers", json!({"username": "rose", "plugins": {"basic-auth": {"username": "rose", "password": "pw"}}})).await;
+    ok(&admin, "/routes/b", json!({"uri": "/b", "plugins": {"basic-auth": {}, "consumer-restriction": {"whitelist": ["jack"]}}, "upstream": {"nodes": {up.node(): 1}}})).await;
+
+    let missing = eventually(&gw, "/b", &[], 401).await;
+    assert_eq!(
+        missing.json(),
+        json!({"message": "Missing authorization in request"})
+    );
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Basic realm=\"basic\"")
+    );
+    // jack:wrong
+    let wrong = get_with(
+        &gw.url("/b"),
+        &[("authorization", "Basic amFjazp3cm9uZw==")],
+    )
+    .await;
+    assert_eq!(
+        wrong.json(),
+        json!({"message": "Invalid user authorization"})
+    );
+    // jack:s3cret
+    let jack = get_with(
+        &gw.url("/b"),
+        &[("authorization", "Basic amFjazpzM2NyZXQ=")],
+    )
+    .await;
+    assert_eq!(jack.status, 200);
+    assert_eq!(
+        jack.upstream_header("x-consumer-username").as_deref(),
+        Some("jack")
+    );
+    // rose:pw authenticates but is not on the whitelist
+    let rose = get_with(&gw.url("/b"), &[("authorization", "Basic cm9zZTpwdw==")]).await;
+    assert_eq!(rose.status, 403);
+    assert_eq!(
+        rose.json(),
+        json!({"message": "The consumer_name is forbidden."})
+    );
+}
+
+#[tokio::test]
+async fn a_consumers_own_plugins_apply_after_authentication() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(
+        &admin,
+        "/consumer_groups/blocked",
+        json!({"plugins": {"ip-restriction": {"blacklist": ["127.0.0.1"]}}}),
+    )
+    .await;
+    ok(
+        &admin,
+        "/consumers",
+        json!({"username": "jack", "group_id": "blocked", "plugins": {"key-auth": {"key": "jk"}}}),
+    )
+    .await;
+    ok(&admin, "/consumers", json!({"username": "rose", "plugins": {"key-auth": {"key": "rk"}, "request-id": {"header_name": "X-Rose"}}})).await;
+    ok(
+        &admin,
+        "/routes/c",
+        json!({"uri": "/c", "plugins": {"key-auth": {}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+    let jack = eventually(&gw, "/c", &[("apikey", "jk")], 403).await;
+    assert_eq!(
+        jack.json(),
+        json!({"message": "Your IP address is not allowed"}),
+        "the group's plugin"
+    );
+    let rose = get_with(&gw.url("/c"), &[("apikey", "rk")]).await;
+    assert_eq!(rose.status, 200);
+    assert!(
+        rose.upstream_header("x-rose").is_some(),
+        "the consumer's plugin"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_checks_consumer_plugin_configs() {
+    let (_gw, admin) = embedded_gateway().await;
+    let empty = admin
+        .put(
+            "/consumers",
+            json!({"username": "jack", "plugins": {"key-auth": {}}}),
+        )
+        .await;
+    assert_eq!(empty.status, 400);
+    assert!(empty.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .contains("failed to check the configuration of plugin key-auth"));
+    ok(&admin, "/consumers", json!({"username": "jack"})).await;
+    let not_auth = admin
+        .put(
+            "/consumers/jack/credentials/c",
+            json!({"plugins": {"request-id": {}}}),
+        )
+        .await;
+    assert_eq!(not_auth.status, 400);
+    assert!(not_auth.json()["error_msg"]
+        .as_str()
+        .expect("message")
+        .contains("only supports auth type plugins in consumer credential"));
+    ok(
+        &admin,
+        "/consumers/jack/credentials/c",
+        json!({"plugins": {"basic-auth": {"username": "j", "password": "p"}}}),
+    )
+    .await;
+}
