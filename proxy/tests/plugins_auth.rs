@@ -221,4 +221,22 @@ async fn the_admin_api_checks_consumer_plugin_configs() {
         json!({"plugins": {"basic-auth": {"username": "j", "password": "p"}}}),
     )
     .await;
+
+    let dup = admin
+        .put("/consumers", json!({"username": "rose", "plugins": {"basic-auth": {"username": "j", "password": "other"}}}))
+        .await;
+    assert_eq!(
+        dup.status, 400,
+        "basic-auth username j is jack's credential"
+    );
+    assert_eq!(
+        dup.json()["error_msg"],
+        "duplicate basic-auth credential: already used by consumer jack"
+    );
+    ok(
+        &admin,
+        "/consumers/jack/credentials/c",
+        json!({"plugins": {"basic-auth": {"username": "j", "password": "new"}}}),
+    )
+    .await;
 }

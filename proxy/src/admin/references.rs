@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::listener::Reply;
 use super::{error, unavailable, Admin};
 use crate::model::Resource;
+use crate::plugins::registry;
 
 /// The references a value of `resource` holds: (field, referenced resource).
 fn references(resource: Resource) -> &'static [(&'static str, Resource)] {
@@ -32,10 +33,12 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// Checks that everything `value` references exists, and the global-rule plugin uniqueness.
+/// Checks that everything `value` (to be stored at `key`) references exists, that global-rule
+/// plugins and authentication identities are unique.
 pub(super) async fn check_write(
     admin: &Admin,
     resource: Resource,
+    key: &str,
     id: &str,
     value: &Map<String, Value>,
 ) -> Result<(), Reply> {
@@ -94,6 +97,9 @@ pub(super) async fn check_write(
             }
         }
     }
+    if matches!(resource, Resource::Consumer | Resource::Credential) {
+        unique_identities(admin, key, value).await?;
+    }
     if resource == Resource::GlobalRule {
         let listing = admin
             .store
@@ -120,6 +126,55 @@ pub(super) async fn check_write(
                     &format!("plugin '{name}' already exists in global rule with id '{other_id}'"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Authentication identities (key-auth keys, basic-auth usernames, ...) are unique across every
+/// consumer and credential (APISIX ≥ 3.18 refuses duplicates at write time).
+async fn unique_identities(
+    admin: &Admin,
+    key: &str,
+    value: &Map<String, Value>,
+) -> Result<(), Reply> {
+    let identities = |plugins: Option<&Map<String, Value>>| -> Vec<(String, String)> {
+        plugins
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, conf)| {
+                let identity = registry::kind(name)?.consumer_identity(conf)?.ok()?;
+                Some((name.clone(), identity))
+            })
+            .collect()
+    };
+    let mine = identities(value.get("plugins").and_then(Value::as_object));
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let listing = admin
+        .store
+        .list("consumers/")
+        .await
+        .map_err(|e| unavailable(&e))?;
+    for entry in &listing.entries {
+        // Replacing an object does not conflict with its old self.
+        if entry.key == key {
+            continue;
+        }
+        let Ok(other) = serde_json::from_slice::<Value>(&entry.value) else {
+            continue;
+        };
+        let theirs = identities(other.get("plugins").and_then(Value::as_object));
+        if let Some((plugin, _)) = mine.iter().find(|m| theirs.contains(m)) {
+            let owner = entry.key["consumers/".len()..]
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("duplicate {plugin} credential: already used by consumer {owner}"),
+            ));
         }
     }
     Ok(())

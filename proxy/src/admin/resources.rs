@@ -280,7 +280,7 @@ async fn validate(
             &format!("invalid configuration: {text}"),
         ));
     }
-    references::check_write(admin, c.resource, id, value).await
+    references::check_write(admin, c.resource, &c.key(id), id, value).await
 }
 
 async fn put(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Reply {
