@@ -603,6 +603,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "ua-restriction",
             "uri-blocker",
             "basic-auth",
+            "jwt-auth",
             "key-auth",
             "consumer-restriction",
             "api-breaker",

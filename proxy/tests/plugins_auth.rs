@@ -240,3 +240,66 @@ async fn the_admin_api_checks_consumer_plugin_configs() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn jwt_auth_verifies_signature_expiry_and_key() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "jack", "plugins": {"jwt-auth": {"key": "jack-key", "secret": "jack-secret"}}})).await;
+    ok(
+        &admin,
+        "/routes/j",
+        json!({"uri": "/j", "plugins": {"jwt-auth": {}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let sign = |claims: serde_json::Value, secret: &str| {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("token")
+    };
+    let good = sign(json!({"key": "jack-key", "exp": now + 60}), "jack-secret");
+    let missing = eventually(&gw, "/j", &[], 401).await;
+    assert_eq!(
+        missing.json(),
+        json!({"message": "Missing JWT token in request"})
+    );
+    let bearer = format!("Bearer {good}");
+    let got = get_with(&gw.url("/j"), &[("authorization", bearer.as_str())]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.upstream_header("x-consumer-username").as_deref(),
+        Some("jack")
+    );
+    assert_eq!(
+        get(&gw.url(&format!("/j?jwt={good}"))).await.status,
+        200,
+        "from the query"
+    );
+    for (token, message) in [
+        (
+            sign(json!({"key": "jack-key", "exp": now + 60}), "wrong"),
+            "failed to verify jwt",
+        ),
+        (
+            sign(json!({"key": "jack-key", "exp": now - 600}), "jack-secret"),
+            "failed to verify jwt",
+        ),
+        (
+            sign(json!({"key": "nobody", "exp": now + 60}), "jack-secret"),
+            "Invalid user key in JWT token",
+        ),
+        (
+            sign(json!({"exp": now + 60}), "jack-secret"),
+            "missing user key in JWT token",
+        ),
+    ] {
+        let got = get_with(&gw.url("/j"), &[("authorization", token.as_str())]).await;
+        assert_eq!(got.status, 401);
+        assert_eq!(got.json()["message"], message);
+    }
+}

@@ -19,6 +19,7 @@ pub mod consumers;
 pub mod cors;
 pub mod fault_injection;
 pub mod ip_restriction;
+pub mod jwt_auth;
 pub mod key_auth;
 pub mod limit_conn;
 pub mod limit_count;

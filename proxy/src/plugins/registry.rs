@@ -1,9 +1,9 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, basic_auth, consumer_restriction, cors, fault_injection, ip_restriction, key_auth,
-    limit_conn, limit_count, limit_req, mocking, redirect, request_id, ua_restriction, uri_blocker,
-    PluginKind,
+    api_breaker, basic_auth, consumer_restriction, cors, fault_injection, ip_restriction, jwt_auth,
+    key_auth, limit_conn, limit_count, limit_req, mocking, redirect, request_id, ua_restriction,
+    uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -16,6 +16,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &ua_restriction::UaRestriction,
     &uri_blocker::UriBlocker,
     &basic_auth::BasicAuth,
+    &jwt_auth::JwtAuth,
     &key_auth::KeyAuth,
     &consumer_restriction::ConsumerRestriction,
     &api_breaker::ApiBreaker,
