@@ -601,12 +601,15 @@ async fn other_resources_round_trip(backend: Backend) {
             "cors",
             "ip-restriction",
             "ua-restriction",
+            "referer-restriction",
             "uri-blocker",
+            "proxy-rewrite",
             "api-breaker",
             "limit-conn",
             "limit-count",
             "limit-req",
-            "redirect"
+            "redirect",
+            "response-rewrite"
         ]),
         "by priority, highest first"
     );

@@ -2,7 +2,8 @@
 
 use super::{
     api_breaker, cors, fault_injection, ip_restriction, limit_conn, limit_count, limit_req,
-    mocking, redirect, request_id, ua_restriction, uri_blocker, PluginKind,
+    mocking, proxy_rewrite, redirect, referer_restriction, request_id, response_rewrite,
+    ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -13,12 +14,15 @@ static KINDS: &[&dyn PluginKind] = &[
     &cors::Cors,
     &ip_restriction::IpRestriction,
     &ua_restriction::UaRestriction,
+    &referer_restriction::RefererRestriction,
     &uri_blocker::UriBlocker,
+    &proxy_rewrite::ProxyRewrite,
     &api_breaker::ApiBreaker,
     &limit_conn::LimitConn,
     &limit_count::LimitCount,
     &limit_req::LimitReq,
     &redirect::Redirect,
+    &response_rewrite::ResponseRewrite,
 ];
 
 /// The kind named `name`.
