@@ -601,16 +601,19 @@ async fn other_resources_round_trip(backend: Backend) {
             "cors",
             "ip-restriction",
             "ua-restriction",
+            "referer-restriction",
             "uri-blocker",
             "basic-auth",
             "jwt-auth",
             "key-auth",
             "consumer-restriction",
+            "proxy-rewrite",
             "api-breaker",
             "limit-conn",
             "limit-count",
             "limit-req",
-            "redirect"
+            "redirect",
+            "response-rewrite"
         ]),
         "by priority, highest first"
     );

@@ -27,9 +27,12 @@ pub mod limit_key;
 pub mod limit_req;
 pub mod meta;
 pub mod mocking;
+pub mod proxy_rewrite;
 pub mod redirect;
+pub mod referer_restriction;
 pub mod registry;
 pub mod request_id;
+pub mod response_rewrite;
 #[cfg(test)]
 mod testing;
 pub mod ua_restriction;

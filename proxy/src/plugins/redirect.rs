@@ -90,13 +90,13 @@ pub(crate) fn resolve_vars(template: &str, vars: &dyn Vars) -> String {
 
 /// A part of a `regex_uri` template.
 #[derive(Debug, PartialEq)]
-enum Part {
+pub(crate) enum Part {
     Text(String),
     Group(usize),
 }
 
 /// Parses a `regex_uri` template: `$N`, `${N}`, `$$`; any other `$` is an error.
-fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, String> {
+pub(crate) fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     let mut text = String::new();
     let mut chars = template.char_indices().peekable();
@@ -141,6 +141,22 @@ fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, String> {
         parts.push(Part::Text(text));
     }
     Ok(parts)
+}
+
+/// `subject` with the match `caps` of a regex in it replaced by the template `parts` (as
+/// `ngx.re.sub`: the first match only).
+pub(crate) fn substitute(subject: &str, caps: &regex::Captures<'_>, parts: &[Part]) -> String {
+    let whole = caps.get(0).map_or(0..0, |m| m.range());
+    let mut out = String::with_capacity(subject.len());
+    out.push_str(&subject[..whole.start]);
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
+        }
+    }
+    out.push_str(&subject[whole.end..]);
+    out
 }
 
 enum Target {
@@ -258,21 +274,7 @@ impl Instance {
             Target::Regex(re, parts) => {
                 let path = vars.get("uri").unwrap_or_default();
                 match re.captures(&path) {
-                    Some(caps) => {
-                        let whole = caps.get(0).map_or(0..0, |m| m.range());
-                        let mut out = String::with_capacity(path.len());
-                        out.push_str(&path[..whole.start]);
-                        for part in parts {
-                            match part {
-                                Part::Text(t) => out.push_str(t),
-                                Part::Group(g) => {
-                                    out.push_str(caps.get(*g).map_or("", |m| m.as_str()));
-                                }
-                            }
-                        }
-                        out.push_str(&path[whole.end..]);
-                        out
-                    }
+                    Some(caps) => substitute(&path, &caps, parts),
                     None => path.into_owned(),
                 }
             }

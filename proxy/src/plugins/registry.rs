@@ -2,8 +2,8 @@
 
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, fault_injection, ip_restriction, jwt_auth,
-    key_auth, limit_conn, limit_count, limit_req, mocking, redirect, request_id, ua_restriction,
-    uri_blocker, PluginKind,
+    key_auth, limit_conn, limit_count, limit_req, mocking, proxy_rewrite, redirect,
+    referer_restriction, request_id, response_rewrite, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -14,16 +14,19 @@ static KINDS: &[&dyn PluginKind] = &[
     &cors::Cors,
     &ip_restriction::IpRestriction,
     &ua_restriction::UaRestriction,
+    &referer_restriction::RefererRestriction,
     &uri_blocker::UriBlocker,
     &basic_auth::BasicAuth,
     &jwt_auth::JwtAuth,
     &key_auth::KeyAuth,
     &consumer_restriction::ConsumerRestriction,
+    &proxy_rewrite::ProxyRewrite,
     &api_breaker::ApiBreaker,
     &limit_conn::LimitConn,
     &limit_count::LimitCount,
     &limit_req::LimitReq,
     &redirect::Redirect,
+    &response_rewrite::ResponseRewrite,
 ];
 
 /// The kind named `name`.

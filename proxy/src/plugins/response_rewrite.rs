@@ -1,0 +1,528 @@
+//! `response-rewrite` (priority 899, header_filter): change the response sent to the client,
+//! whoever made it (the upstream or a plugin).
+//!
+//! Config:
+//! - `status_code`: the new status (200-598);
+//! - `body`: the new body (a string; `Content-Length`, `Content-Encoding`, `ETag` and
+//!   `Last-Modified` of the old one are dropped); `body_base64` (default false): `body` is
+//!   base64, sent decoded;
+//! - `headers`: `{add: ["name: value", ...], set: {name: value}, remove: [name]}` (applied in
+//!   that order) or the legacy flat map `{name: value}` (= `set`). Values are strings or numbers
+//!   with `$name` variables (request variables and `status`); a `set` value that resolves to the
+//!   empty string removes the header;
+//! - `vars`: a `vars` expression (as a route's): the plugin acts only when it holds. It sees the
+//!   request variables and `status`, the response's status;
+//! - `max_resp_body_size`: accepted (it only bounds `filters`).
+//!
+//! `filters` (regex replacements in the upstream's body) is refused: it needs a streaming body
+//! filter, which the plugin runtime does not have.
+//!
+//! The request variables `vars` and the header values name are captured in the rewrite phase
+//! (the only time a plugin sees them); when a plugin that runs before this one answered the
+//! request in its rewrite phase, they are unknown (missing) and only `status` is known.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{HeaderName, ETAG, LAST_MODIFIED};
+use http::StatusCode;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::proxy_rewrite::{apply_headers, header_name, header_names, header_template, HeaderOps};
+use super::redirect::resolve_vars;
+use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use crate::router::expr::{Expr, Vars};
+
+/// The kind.
+pub struct ResponseRewrite;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    status_code: Option<u16>,
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: bool,
+    headers: Option<Map<String, Value>>,
+    vars: Option<Value>,
+    filters: Option<Value>,
+    /// Only bounds `filters`: checked, not used.
+    #[serde(rename = "max_resp_body_size")]
+    _max_resp_body_size: Option<u64>,
+}
+
+struct Instance {
+    status: Option<StatusCode>,
+    body: Option<Bytes>,
+    headers: HeaderOps,
+    vars: Option<Expr>,
+    /// Request variables the expression and header values use.
+    needs: Vec<String>,
+}
+
+impl PluginKind for ResponseRewrite {
+    fn name(&self) -> &'static str {
+        "response-rewrite"
+    }
+
+    fn priority(&self) -> i32 {
+        899
+    }
+
+    fn schema(&self) -> Value {
+        crate::model::schema_of::<Conf>()
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(conf)?;
+        Ok(Arc::new(instance(conf)?))
+    }
+}
+
+/// base64 as `ngx.decode_base64`: standard alphabet, padding optional.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn instance(conf: Conf) -> Result<Instance, String> {
+    if conf.filters.is_some() {
+        return Err(
+            "filters is not supported: rewriting the upstream's body needs a streaming \
+                    body filter, which Ferrogate's plugin runtime does not have"
+                .to_owned(),
+        );
+    }
+    let status = conf
+        .status_code
+        .map(|code| {
+            StatusCode::from_u16(code)
+                .ok()
+                .filter(|_| (200..=598).contains(&code))
+                .ok_or_else(|| format!("status_code must be 200-598, got {code}"))
+        })
+        .transpose()?;
+    let body = match (conf.body, conf.body_base64) {
+        (Some(body), true) => Some(Bytes::from(
+            BASE64
+                .decode(body.trim())
+                .ok()
+                .filter(|b| !b.is_empty())
+                .ok_or("invalid base64 content")?,
+        )),
+        (None, true) => return Err("invalid base64 content: body_base64 needs a body".into()),
+        (body, false) => body.map(Bytes::from),
+    };
+    let headers = match &conf.headers {
+        Some(map) => parse_headers(map)?,
+        None => HeaderOps::default(),
+    };
+    let vars = conf
+        .vars
+        .as_ref()
+        .map(|v| {
+            Expr::compile(v).map_err(|e| format!("failed to validate the 'vars' expression: {e}"))
+        })
+        .transpose()?;
+    let mut needs = Vec::new();
+    if let Some(rule) = &conf.vars {
+        expr_names(rule, &mut needs);
+    }
+    let recorder = Recorder::default();
+    for (_, template) in headers.add.iter().chain(&headers.set) {
+        resolve_vars(template, &recorder);
+    }
+    needs.extend(recorder.0.into_inner());
+    needs.retain(|n| n != "status");
+    needs.sort();
+    needs.dedup();
+    Ok(Instance {
+        status,
+        body,
+        headers,
+        vars,
+        needs,
+    })
+}
+
+/// `headers`: the `{add, set, remove}` form (`add` a list of `name: value`), or the legacy flat
+/// map (= set).
+fn parse_headers(map: &Map<String, Value>) -> Result<HeaderOps, String> {
+    if map.is_empty() {
+        return Err("headers must not be empty".to_owned());
+    }
+    let new_form = ["add", "set", "remove"]
+        .iter()
+        .any(|k| map.get(*k).is_some_and(|v| v.is_object() || v.is_array()));
+    let pairs = |map: &Map<String, Value>| -> Result<Vec<(HeaderName, String)>, String> {
+        map.iter()
+            .map(|(k, v)| Ok((header_name(k)?, header_template(k, v)?)))
+            .collect()
+    };
+    if !new_form {
+        return Ok(HeaderOps {
+            set: pairs(map)?,
+            ..HeaderOps::default()
+        });
+    }
+    let mut ops = HeaderOps::default();
+    for (key, value) in map {
+        match key.as_str() {
+            "add" => {
+                let list = value
+                    .as_array()
+                    .filter(|l| !l.is_empty())
+                    .ok_or("headers.add must be a non-empty array of `name: value` strings")?;
+                for item in list {
+                    let (name, value) =
+                        item.as_str()
+                            .and_then(|s| s.split_once(':'))
+                            .ok_or_else(|| {
+                                format!("headers.add: {item} is not a `name: value` string")
+                            })?;
+                    let name = name.trim();
+                    let value = Value::String(value.trim().to_owned());
+                    ops.add
+                        .push((header_name(name)?, header_template(name, &value)?));
+                }
+            }
+            "set" => {
+                let set = value
+                    .as_object()
+                    .filter(|m| !m.is_empty())
+                    .ok_or("headers.set must be a non-empty object")?;
+                ops.set = pairs(set)?;
+            }
+            "remove" => ops.remove = header_names(value, "headers.remove")?,
+            other => {
+                return Err(format!(
+                    "headers: unknown field `{other}` next to add / set / remove"
+                ))
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Every string heading an array in a `vars` rule: the variable names (and logical heads and
+/// list values, which are harmless extras).
+fn expr_names(rule: &Value, out: &mut Vec<String>) {
+    if let Some(items) = rule.as_array() {
+        if let Some(Value::String(first)) = items.first() {
+            out.push(first.clone());
+        }
+        for item in items {
+            expr_names(item, out);
+        }
+    }
+}
+
+/// Records the variable names a template asks for.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<String>>);
+
+impl Vars for Recorder {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.0.borrow_mut().push(name.to_owned());
+        None
+    }
+}
+
+/// The request variables response-rewrite instances need, captured in the rewrite phase
+/// (shared by the instances of a request: the values are the same).
+#[derive(Clone, Default)]
+struct Captured(HashMap<String, Option<String>>);
+
+/// What `vars` and header values see in `header_filter`.
+struct ResponseVars<'a> {
+    status: String,
+    captured: Option<&'a Captured>,
+}
+
+impl Vars for ResponseVars<'_> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        if name == "status" {
+            return Some(Cow::Borrowed(&self.status));
+        }
+        self.captured?.0.get(name)?.as_deref().map(Cow::Borrowed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
+        if self.needs.is_empty() {
+            return Flow::Continue;
+        }
+        if req.state.get::<Captured>().is_none() {
+            req.state.insert(Captured::default());
+        }
+        if let Some(captured) = req.state.get_mut::<Captured>() {
+            for name in &self.needs {
+                if !captured.0.contains_key(name) {
+                    let value = req.vars.get(name).map(Cow::into_owned);
+                    captured.0.insert(name.clone(), value);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn header_filter(&self, resp: &mut ResponseCtx<'_>) {
+        let captured = resp.state.get::<Captured>();
+        if let Some(rule) = &self.vars {
+            let vars = ResponseVars {
+                status: resp.status.as_u16().to_string(),
+                captured,
+            };
+            if !rule.eval(&vars) {
+                return;
+            }
+        }
+        if let Some(status) = self.status {
+            *resp.status = status;
+        }
+        if let Some(body) = &self.body {
+            *resp.replace_body = Some(body.clone());
+            resp.headers.remove(ETAG);
+            resp.headers.remove(LAST_MODIFIED);
+        }
+        let vars = ResponseVars {
+            status: resp.status.as_u16().to_string(),
+            captured,
+        };
+        apply_headers(&self.headers, resp.headers, &vars);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{header, Fake};
+    use http::HeaderMap;
+    use serde_json::json;
+
+    /// The status, headers and replacement body after `header_filter` on a response with
+    /// `status` and `headers`, for a request with `vars`.
+    async fn run(
+        conf: Value,
+        vars: &[(&'static str, &'static str)],
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+    ) -> (StatusCode, HeaderMap, Option<Bytes>) {
+        let plugin = ResponseRewrite.build(&conf).expect("valid");
+        let mut fake = Fake::new(vars);
+        assert!(fake.rewrite(&*plugin).await.is_none());
+        let mut status = StatusCode::from_u16(status).expect("status");
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(*k, v.parse().expect("value"));
+        }
+        let mut body = None;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut map,
+            replace_body: &mut body,
+            state: &mut fake.state,
+        });
+        (status, map, body)
+    }
+
+    #[tokio::test]
+    async fn status_and_body() {
+        let (status, headers, body) = run(
+            json!({"status_code": 403, "body": "{\"m\":1}"}),
+            &[],
+            200,
+            &[("etag", "x"), ("last-modified", "y"), ("x-up", "1")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body.as_deref(), Some(&b"{\"m\":1}"[..]));
+        assert!(headers.get("etag").is_none() && headers.get("last-modified").is_none());
+        assert_eq!(header(&headers, "x-up"), Some("1"));
+
+        let (status, headers, body) =
+            run(json!({"status_code": 201}), &[], 200, &[("etag", "x")]).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert!(body.is_none(), "the body is kept without `body`");
+        assert_eq!(header(&headers, "etag"), Some("x"));
+
+        let (_, _, body) = run(
+            json!({"body": "aGVsbG8=", "body_base64": true}),
+            &[],
+            200,
+            &[],
+        )
+        .await;
+        assert_eq!(body.as_deref(), Some(&b"hello"[..]));
+        let (_, _, body) = run(
+            json!({"body": "aGVsbG8", "body_base64": true}),
+            &[],
+            200,
+            &[],
+        )
+        .await;
+        assert_eq!(body.as_deref(), Some(&b"hello"[..]), "padding is optional");
+        let (_, _, body) = run(
+            json!({"body": "aGVsbG8=", "body_base64": false}),
+            &[],
+            200,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            body.as_deref(),
+            Some(&b"aGVsbG8="[..]),
+            "not decoded by default"
+        );
+        let (_, _, body) = run(json!({"body": ""}), &[], 200, &[]).await;
+        assert_eq!(body.as_deref(), Some(&b""[..]), "an empty body");
+    }
+
+    #[tokio::test]
+    async fn headers() {
+        let conf = json!({"headers": {
+            "add": ["X-Add: a-$status", "X-Keep:2"],
+            "set": {"X-Set": "$arg_v", "X-Num": 5, "X-Gone": ""},
+            "remove": ["X-Remove"],
+        }});
+        let (_, h, _) = run(
+            conf,
+            &[("arg_v", "v1")],
+            404,
+            &[
+                ("x-keep", "1"),
+                ("x-set", "old"),
+                ("x-gone", "g"),
+                ("x-remove", "r"),
+            ],
+        )
+        .await;
+        assert_eq!(header(&h, "x-add"), Some("a-404"), "the status variable");
+        let keep: Vec<_> = h
+            .get_all("x-keep")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(keep, ["1", "2"], "add appends");
+        assert_eq!(header(&h, "x-set"), Some("v1"), "request variables");
+        assert_eq!(header(&h, "x-num"), Some("5"));
+        assert!(h.get("x-gone").is_none() && h.get("x-remove").is_none());
+
+        let (_, h, _) = run(
+            json!({"headers": {"X-A": "1", "X-B": ""}}),
+            &[],
+            200,
+            &[("x-a", "0"), ("x-b", "b")],
+        )
+        .await;
+        assert_eq!(header(&h, "x-a"), Some("1"), "the legacy map sets");
+        assert!(h.get("x-b").is_none());
+
+        let (status, h, _) = run(
+            json!({"status_code": 202, "headers": {"X-S": "$status"}}),
+            &[],
+            200,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(header(&h, "x-s"), Some("202"), "values see the new status");
+    }
+
+    #[tokio::test]
+    async fn vars() {
+        let conf = json!({"vars": [["status", "==", 500], ["arg_x", "==", "1"]], "status_code": 503, "headers": {"X-Hit": "y"}});
+        let (status, h, _) = run(conf.clone(), &[("arg_x", "1")], 500, &[]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&h, "x-hit"), Some("y"));
+        let (status, h, _) = run(conf.clone(), &[("arg_x", "1")], 200, &[]).await;
+        assert_eq!(status, StatusCode::OK, "the status does not match");
+        assert!(h.get("x-hit").is_none());
+        let (status, _, _) = run(conf.clone(), &[("arg_x", "2")], 500, &[]).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request variable does not match"
+        );
+
+        // Without the rewrite phase (an earlier plugin answered), request variables are missing.
+        let plugin = ResponseRewrite
+            .build(&json!({"vars": [["OR", ["status", "==", 403], ["arg_x", "==", "1"]]], "status_code": 200}))
+            .expect("valid");
+        let mut status = StatusCode::FORBIDDEN;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut HeaderMap::new(),
+            replace_body: &mut None,
+            state: &mut http::Extensions::new(),
+        });
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[test]
+    fn needed_variables() {
+        let conf = json!({"vars": [["arg_a", "==", "1"], ["OR", ["http_x", "~~", "y"], ["status", ">", 400]]],
+            "headers": {"set": {"X": "$cookie_c-${arg_b}-$status"}}});
+        let conf: Conf = parse_conf(&conf).expect("parsed");
+        let needs = instance(conf).expect("valid").needs;
+        for name in ["arg_a", "arg_b", "cookie_c", "http_x"] {
+            assert!(needs.iter().any(|n| n == name), "{name} in {needs:?}");
+        }
+        assert!(!needs.iter().any(|n| n == "status"));
+        let conf: Conf = parse_conf(&json!({"status_code": 200})).expect("parsed");
+        assert!(
+            instance(conf).expect("valid").needs.is_empty(),
+            "nothing to capture"
+        );
+    }
+
+    #[test]
+    fn configs_are_checked() {
+        for good in [
+            json!({}),
+            json!({"status_code": 200}),
+            json!({"status_code": 598}),
+            json!({"body": "x", "body_base64": false}),
+            json!({"body": "eA==", "body_base64": true}),
+            json!({"headers": {"X-A": 1}}),
+            json!({"headers": {"add": ["X-A: 1"]}}),
+            json!({"headers": {"remove": ["X-A"]}}),
+            json!({"vars": [["status", "==", 200]]}),
+            json!({"vars": []}),
+            json!({"body": "x", "max_resp_body_size": 1024}),
+        ] {
+            assert!(ResponseRewrite.build(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            json!({"status_code": 199}),
+            json!({"status_code": 599}),
+            json!({"body": 1}),
+            json!({"body": "not base64!", "body_base64": true}),
+            json!({"body": "", "body_base64": true}),
+            json!({"body_base64": true}),
+            json!({"headers": {}}),
+            json!({"headers": {"add": ["no colon"]}}),
+            json!({"headers": {"add": []}}),
+            json!({"headers": {"add": ["X A: 1"]}}),
+            json!({"headers": {"set": {}}}),
+            json!({"headers": {"set": {"X": "1"}, "Y": "2"}}),
+            json!({"headers": {"X": ["1"]}}),
+            json!({"vars": ["status", "==", 200]}),
+            json!({"vars": [["status", "nope", 200]]}),
+            json!({"filters": [{"regex": "a", "replace": "b"}]}),
+            json!({"extra": 1}),
+        ] {
+            assert!(ResponseRewrite.build(&bad).is_err(), "{bad}");
+        }
+    }
+}

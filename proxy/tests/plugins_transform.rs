@@ -1,0 +1,309 @@
+//! The transform plugins through the running gateway (embedded store, Admin API):
+//! proxy-rewrite (checked by what the echo upstream received), response-rewrite and
+//! referer-restriction (checked as a client sees them).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::admin::*;
+use common::*;
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+/// Writes `path` with `body` and waits until a GET of `probe` satisfies `ready`.
+async fn apply_until(
+    gw: &TestGateway,
+    admin: &Admin,
+    path: &str,
+    body: Value,
+    probe: &str,
+    ready: impl Fn(&Got) -> bool,
+) {
+    let put = admin.put(path, body).await;
+    assert!(put.status.is_success(), "{path}: {:?}", put.body);
+    for _ in 0..200 {
+        if ready(&get(&gw.url(probe)).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{probe} never became ready");
+}
+
+/// Sends `method` to `url` with `headers`.
+async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(
+        &client(),
+        req.body(Full::new(Bytes::new())).expect("request"),
+    )
+    .await
+}
+
+/// A route on `uri` to `up` with `plugins`.
+fn route(uri: &str, up: &Upstream, plugins: Value) -> Value {
+    json!({"uri": uri, "plugins": plugins, "upstream": {"nodes": {up.node(): 1}}})
+}
+
+/// The path and query the echo upstream received.
+fn upstream_uri(got: &Got) -> String {
+    got.json()["uri"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn proxy_rewrite() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"proxy-rewrite": {
+        "uri": "/up/$arg_id",
+        "method": "POST",
+        "host": "rewritten.test",
+        "headers": {
+            "add": {"X-Add": "a"},
+            "set": {"X-Set": "in=$http_x_in", "X-Empty": ""},
+            "remove": ["X-Remove"],
+        },
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/pr",
+        route("/pr/*", &up, conf),
+        "/pr/x?id=1",
+        |g| g.status == 200 && upstream_uri(g).starts_with("/up/"),
+    )
+    .await;
+    let got = request(
+        Method::GET,
+        &gw.url("/pr/x?id=7&k=v"),
+        &[
+            ("X-In", "v"),
+            ("X-Remove", "r"),
+            ("X-Add", "0"),
+            ("X-Empty", "e"),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let echo = got.json();
+    assert_eq!(echo["uri"], "/up/7?id=7&k=v", "the query is kept");
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["headers"]["host"], "rewritten.test");
+    // The echo keeps the last of repeated headers (that `add` appends is unit-tested).
+    assert_eq!(echo["headers"]["x-add"], "a", "added after the client's");
+    assert_eq!(echo["headers"]["x-set"], "in=v");
+    assert!(echo["headers"]["x-remove"].is_null());
+    assert!(echo["headers"]["x-empty"].is_null(), "an empty set removes");
+
+    // regex_uri with its captures in a legacy header map; no match leaves the request alone.
+    let conf = json!({"proxy-rewrite": {
+        "regex_uri": ["^/pr/(\\w+)/(\\w+)$", "/v2/$2/$1"],
+        "headers": {"X-Who": "$1"},
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/pr",
+        route("/pr/*", &up, conf),
+        "/pr/a/b",
+        |g| g.status == 200 && upstream_uri(g) == "/v2/b/a",
+    )
+    .await;
+    let got = get(&gw.url("/pr/users/list?page=2")).await;
+    assert_eq!(upstream_uri(&got), "/v2/list/users?page=2");
+    assert_eq!(got.upstream_header("x-who").as_deref(), Some("users"));
+    assert_eq!(got.json()["method"], "GET");
+    let got = get(&gw.url("/pr/one?q=1")).await;
+    assert_eq!(upstream_uri(&got), "/pr/one?q=1", "no match");
+    assert!(
+        got.upstream_header("x-who").is_none(),
+        "no captures: set to nothing, removed"
+    );
+
+    // Refused configs.
+    for bad in [
+        json!({"uri": "/a", "regex_uri": ["^/", "/b"]}),
+        json!({"regex_uri": ["^/(a"]}),
+        json!({"method": "FETCH"}),
+        json!({"host": "a b"}),
+    ] {
+        let put = admin
+            .put(
+                "/routes/bad",
+                route("/bad", &up, json!({"proxy-rewrite": bad})),
+            )
+            .await;
+        assert_eq!(put.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn response_rewrite() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let missing = upstream("b", Behaviour::Status(404)).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"response-rewrite": {
+        "status_code": 201,
+        "body": "replaced",
+        "headers": {
+            "add": ["X-Status: $status", "X-Route: $route_id"],
+            "set": {"X-Upstream": "hidden"},
+            "remove": ["Content-Type"],
+        },
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/rr",
+        route("/rr/*", &up, conf),
+        "/rr/x",
+        |g| g.status == 201,
+    )
+    .await;
+    let before = up.hits();
+    let got = get(&gw.url("/rr/x")).await;
+    assert_eq!(got.status, 201);
+    assert_eq!(got.body, "replaced");
+    assert_eq!(got.header("content-length"), Some("8"));
+    assert!(got.header("content-type").is_none());
+    assert_eq!(got.header("x-upstream"), Some("hidden"));
+    assert_eq!(got.header("x-status"), Some("201"));
+    assert_eq!(got.header("x-route"), Some("rr"), "request variables");
+    assert_eq!(up.hits(), before + 1, "the upstream was called");
+
+    // `vars` on the response status and a request variable; a base64 body.
+    let conf = json!({"response-rewrite": {
+        "vars": [["status", "==", 404], ["arg_v", "==", "1"]],
+        "status_code": 200,
+        "body": "bm90IGhlcmU=",
+        "body_base64": true,
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/rv",
+        route("/rv", &missing, conf),
+        "/rv?v=1",
+        |g| g.status == 200,
+    )
+    .await;
+    let got = get(&gw.url("/rv?v=1")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, "not here");
+    let got = get(&gw.url("/rv?v=2")).await;
+    assert_eq!(got.status, 404, "vars do not hold: the upstream's answer");
+    assert_eq!(got.json()["uri"], "/rv?v=2");
+
+    // A plugin's answer is rewritten too.
+    let conf = json!({
+        "ip-restriction": {"whitelist": ["10.0.0.0/8"]},
+        "response-rewrite": {"vars": [["status", "==", 403]], "status_code": 401, "body": "nope", "headers": {"X-Rewritten": "1"}},
+    });
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/rp",
+        route("/rp", &up, conf),
+        "/rp",
+        |g| g.status == 401,
+    )
+    .await;
+    let got = get(&gw.url("/rp")).await;
+    assert_eq!(got.status, 401);
+    assert_eq!(got.body, "nope");
+    assert_eq!(got.header("x-rewritten"), Some("1"));
+
+    // `filters` is refused with a message saying why.
+    let put = admin
+        .put(
+            "/routes/bad",
+            route(
+                "/bad",
+                &up,
+                json!({"response-rewrite": {"filters": [{"regex": "a", "replace": "b"}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(put.status, 400);
+    let msg = put.json()["error_msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        msg.contains("filters") && msg.contains("body filter"),
+        "{msg}"
+    );
+    let put = admin
+        .put(
+            "/routes/bad",
+            route(
+                "/bad",
+                &up,
+                json!({"response-rewrite": {"status_code": 600}}),
+            ),
+        )
+        .await;
+    assert_eq!(put.status, 400);
+}
+
+#[tokio::test]
+async fn referer_restriction() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let conf = json!({"referer-restriction": {"whitelist": ["*.good.com", "good.org"]}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/ref",
+        route("/ref", &up, conf),
+        "/ref",
+        |g| g.status == 403,
+    )
+    .await;
+    let got = get(&gw.url("/ref")).await;
+    assert_eq!(got.status, 403, "no Referer");
+    assert_eq!(got.json()["message"], "Your referer host is not allowed");
+    let before = up.hits();
+    let ok = |r: &'static str| {
+        let url = gw.url("/ref");
+        async move { get_with(&url, &[("Referer", r)]).await.status }
+    };
+    assert_eq!(ok("http://a.good.com/page").await, 200);
+    assert_eq!(ok("https://GOOD.org:8443/").await, 200);
+    assert_eq!(ok("http://good.com/").await, 403);
+    assert_eq!(ok("http://evil.org/").await, 403);
+    assert_eq!(up.hits(), before + 2);
+
+    let conf = json!({"referer-restriction": {"blacklist": ["evil.org"], "bypass_missing": true, "message": "no"}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/ref",
+        route("/ref", &up, conf),
+        "/ref",
+        |g| g.status == 200,
+    )
+    .await;
+    assert_eq!(ok("http://good.com/").await, 200);
+    let got = get_with(&gw.url("/ref"), &[("Referer", "http://evil.org/x")]).await;
+    assert_eq!(got.status, 403);
+    assert_eq!(got.json()["message"], "no");
+
+    let put = admin
+        .put(
+            "/routes/bad",
+            route(
+                "/bad",
+                &up,
+                json!({"referer-restriction": {"whitelist": ["a.com"], "blacklist": ["b.com"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(put.status, 400);
+}
