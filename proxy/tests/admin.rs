@@ -606,7 +606,9 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-conn",
             "limit-count",
             "limit-req",
-            "redirect"
+            "redirect",
+            "http-logger",
+            "file-logger"
         ]),
         "by priority, highest first"
     );

@@ -1,8 +1,8 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, cors, fault_injection, ip_restriction, limit_conn, limit_count, limit_req,
-    mocking, redirect, request_id, ua_restriction, uri_blocker, PluginKind,
+    api_breaker, cors, fault_injection, file_logger, http_logger, ip_restriction, limit_conn,
+    limit_count, limit_req, mocking, redirect, request_id, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -19,6 +19,8 @@ static KINDS: &[&dyn PluginKind] = &[
     &limit_count::LimitCount,
     &limit_req::LimitReq,
     &redirect::Redirect,
+    &http_logger::HttpLogger,
+    &file_logger::FileLogger,
 ];
 
 /// The kind named `name`.
