@@ -613,7 +613,9 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-count",
             "limit-req",
             "redirect",
-            "response-rewrite"
+            "response-rewrite",
+            "http-logger",
+            "file-logger"
         ]),
         "by priority, highest first"
     );

@@ -163,7 +163,7 @@ fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
 /// Accepts any server certificate (the user turned verification off with `tls.verify: false`);
 /// handshake signatures are still checked so the session keys belong to the presented certificate.
 #[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct NoVerification(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for NoVerification {
     fn verify_server_cert(

@@ -1,0 +1,439 @@
+//! The log entry the logger plugins (`file-logger`, `http-logger`) write for a request.
+//!
+//! Without `log_format`, APISIX's default entry: `request` {`method`, `uri` (as received, with
+//! the query), `url` (`scheme://host:port` + uri), `headers` (lowercase names, repeated headers as
+//! arrays), `querystring` (decoded; repeated keys as arrays, a bare key as `true`)}, `response`
+//! {`status`, `size` (body bytes sent), `headers`}, `server` {`hostname`, `version`}, `upstream`
+//! (the node's `host:port`, left out when no node answered), `latency` (ms, float), `client_ip`,
+//! `route_id`, `service_id` (`""` when none), `route_name` (when set) and `start_time` (ms since
+//! the epoch). The request size is not known and left out.
+//!
+//! With `log_format` (an object), the entry has exactly its fields: a string `"$name"` is the
+//! request variable `name` (JSON `null` when unset), nested objects are resolved the same way and
+//! anything else is kept as given. Variables known when the request ends: `status`,
+//! `body_bytes_sent` / `bytes_sent`, `request_time` (seconds, ms precision), `upstream_addr`,
+//! `route_id`, `route_name`, `service_id`, `remote_addr`, `host`, `request_uri`,
+//! `request_method`, `msec` (now, seconds with ms); any other (`http_*`, `arg_*`, `scheme`,
+//! `uri`, ...) is read from the request when the logger's `rewrite` phase runs and kept in the
+//! request state until `log`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+
+use super::{LogCtx, RequestCtx, ResponseCtx};
+
+/// How entries are made: APISIX's default object or a `log_format`.
+pub struct Format {
+    /// The `log_format`, if given.
+    custom: Option<Map<String, Value>>,
+    /// The variables of `custom` read in `rewrite` (the ones not known at `log`).
+    request_vars: Vec<String>,
+}
+
+/// Request facts captured by a logger's `rewrite` phase, shared by every logger of the request.
+#[derive(Clone, Default)]
+struct Captured {
+    scheme: Option<String>,
+    server_port: Option<String>,
+    headers: Option<Value>,
+    vars: HashMap<String, Option<String>>,
+}
+
+/// The response headers, captured by `header_filter`.
+#[derive(Clone)]
+struct ResponseHeaders(Value);
+
+/// Variables resolved from the log context itself.
+const LOG_VARS: &[&str] = &[
+    "status",
+    "body_bytes_sent",
+    "bytes_sent",
+    "request_time",
+    "upstream_addr",
+    "route_id",
+    "route_name",
+    "service_id",
+    "remote_addr",
+    "host",
+    "request_uri",
+    "request_method",
+    "msec",
+];
+
+impl Format {
+    /// A format from a `log_format` config (or the default one without it).
+    ///
+    /// # Errors
+    /// When a `$` variable has no name.
+    pub fn new(log_format: Option<Map<String, Value>>) -> Result<Format, String> {
+        let mut request_vars = Vec::new();
+        if let Some(custom) = &log_format {
+            collect_vars(custom, &mut request_vars)?;
+        }
+        request_vars.sort();
+        request_vars.dedup();
+        // Read once, off the request path.
+        hostname();
+        Ok(Format {
+            custom: log_format,
+            request_vars,
+        })
+    }
+
+    /// Keeps what the entry needs from the request (`rewrite` phase).
+    pub fn capture(&self, req: &mut RequestCtx<'_>) {
+        let mut captured = req.state.remove::<Captured>().unwrap_or_default();
+        if self.custom.is_none() && captured.headers.is_none() {
+            captured.scheme = req.vars.get("scheme").map(|v| v.into_owned());
+            captured.server_port = req.vars.get("server_port").map(|v| v.into_owned());
+            captured.headers = Some(headers_json(req.headers));
+        }
+        for name in &self.request_vars {
+            if !captured.vars.contains_key(name) {
+                let value = req.vars.get(name).map(|v| v.into_owned());
+                captured.vars.insert(name.clone(), value);
+            }
+        }
+        req.state.insert(captured);
+    }
+
+    /// Keeps the response headers (`header_filter` phase; default format only).
+    pub fn capture_response(&self, resp: &mut ResponseCtx<'_>) {
+        if self.custom.is_none() && resp.state.get::<ResponseHeaders>().is_none() {
+            resp.state
+                .insert(ResponseHeaders(headers_json(resp.headers)));
+        }
+    }
+
+    /// The entry for a finished request.
+    pub fn entry(&self, done: &LogCtx<'_>) -> Value {
+        let captured = done.state.get::<Captured>();
+        match &self.custom {
+            Some(custom) => resolve(custom, done, captured),
+            None => default_entry(done, captured, done.state.get::<ResponseHeaders>()),
+        }
+    }
+}
+
+fn collect_vars(map: &Map<String, Value>, out: &mut Vec<String>) -> Result<(), String> {
+    for (field, value) in map {
+        match value {
+            Value::String(s) => {
+                if let Some(name) = s.strip_prefix('$') {
+                    if name.is_empty() {
+                        return Err(format!("log_format: field `{field}` names no variable"));
+                    }
+                    if !LOG_VARS.contains(&name) {
+                        out.push(name.to_owned());
+                    }
+                }
+            }
+            Value::Object(inner) => collect_vars(inner, out)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn resolve(map: &Map<String, Value>, done: &LogCtx<'_>, captured: Option<&Captured>) -> Value {
+    let mut out = Map::with_capacity(map.len());
+    for (field, value) in map {
+        let resolved = match value {
+            Value::String(s) => match s.strip_prefix('$') {
+                Some(name) => var(name, done, captured).map_or(Value::Null, Value::String),
+                None => value.clone(),
+            },
+            Value::Object(inner) => resolve(inner, done, captured),
+            other => other.clone(),
+        };
+        out.insert(field.clone(), resolved);
+    }
+    Value::Object(out)
+}
+
+/// The text of variable `name` for a finished request.
+fn var(name: &str, done: &LogCtx<'_>, captured: Option<&Captured>) -> Option<String> {
+    let r = done.request;
+    Some(match name {
+        "status" => done.status.as_u16().to_string(),
+        "body_bytes_sent" | "bytes_sent" => done.bytes_sent.to_string(),
+        "request_time" => seconds(done.latency),
+        "upstream_addr" => done.upstream?.to_owned(),
+        "route_id" => r.route_id.clone(),
+        "route_name" => r.route_name.clone()?,
+        "service_id" => r.service_id.clone()?,
+        "remote_addr" => r.client.to_string(),
+        "host" => r.host.clone(),
+        "request_uri" => r.uri.clone(),
+        "request_method" => r.method.to_string(),
+        "msec" => seconds(now()),
+        _ => captured?.vars.get(name)?.clone()?,
+    })
+}
+
+fn default_entry(
+    done: &LogCtx<'_>,
+    captured: Option<&Captured>,
+    response_headers: Option<&ResponseHeaders>,
+) -> Value {
+    let r = done.request;
+    let latency_ms = done.latency.as_secs_f64() * 1000.0;
+    let start = now().saturating_sub(done.latency);
+    let mut request = Map::new();
+    request.insert("method".to_owned(), json!(r.method.as_str()));
+    request.insert("uri".to_owned(), json!(r.uri));
+    let scheme = captured.and_then(|c| c.scheme.as_deref()).unwrap_or("http");
+    let url = match captured.and_then(|c| c.server_port.as_deref()) {
+        Some(port) => format!("{scheme}://{}:{port}{}", r.host, r.uri),
+        None => format!("{scheme}://{}{}", r.host, r.uri),
+    };
+    request.insert("url".to_owned(), json!(url));
+    if let Some(headers) = captured.and_then(|c| c.headers.as_ref()) {
+        request.insert("headers".to_owned(), headers.clone());
+    }
+    if let Some((_, query)) = r.uri.split_once('?') {
+        request.insert("querystring".to_owned(), querystring(query));
+    }
+    let mut response = Map::new();
+    response.insert("status".to_owned(), json!(done.status.as_u16()));
+    response.insert("size".to_owned(), json!(done.bytes_sent));
+    if let Some(ResponseHeaders(h)) = response_headers {
+        response.insert("headers".to_owned(), h.clone());
+    }
+    let mut entry = Map::new();
+    entry.insert("request".to_owned(), Value::Object(request));
+    entry.insert("response".to_owned(), Value::Object(response));
+    entry.insert(
+        "server".to_owned(),
+        json!({"hostname": hostname(), "version": env!("CARGO_PKG_VERSION")}),
+    );
+    if let Some(up) = done.upstream {
+        entry.insert("upstream".to_owned(), json!(up));
+    }
+    entry.insert("latency".to_owned(), json!(latency_ms));
+    entry.insert("client_ip".to_owned(), json!(r.client.to_string()));
+    entry.insert("route_id".to_owned(), json!(r.route_id));
+    entry.insert(
+        "service_id".to_owned(),
+        json!(r.service_id.as_deref().unwrap_or("")),
+    );
+    if let Some(name) = &r.route_name {
+        entry.insert("route_name".to_owned(), json!(name));
+    }
+    entry.insert(
+        "start_time".to_owned(),
+        json!(u64::try_from(start.as_millis()).unwrap_or(u64::MAX)),
+    );
+    Value::Object(entry)
+}
+
+/// Headers as a JSON object: lowercase names, a repeated header as an array of its values.
+fn headers_json(headers: &HeaderMap) -> Value {
+    let mut out = Map::new();
+    for name in headers.keys() {
+        let values: Vec<Value> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| json!(String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        let value = if values.len() == 1 {
+            values.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            Value::Array(values)
+        };
+        out.insert(name.as_str().to_owned(), value);
+    }
+    Value::Object(out)
+}
+
+/// A query string as APISIX's `get_uri_args`: decoded values, a bare key is `true`, a repeated
+/// key is an array.
+fn querystring(query: &str) -> Value {
+    let mut out = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = match pair.split_once('=') {
+            Some((k, v)) => (decode(k), json!(decode(v))),
+            None => (decode(pair), Value::Bool(true)),
+        };
+        match out.get_mut(&key) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                out.insert(key, value);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn decode(text: &str) -> String {
+    form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Seconds with millisecond precision (`1.234`).
+fn seconds(d: Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+/// This machine's name (read once).
+fn hostname() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Fake;
+    use super::super::{RequestSummary, Rewrite};
+    use super::*;
+    use http::{Method, StatusCode};
+
+    fn summary() -> RequestSummary {
+        RequestSummary {
+            method: Method::POST,
+            uri: "/a?x=1&x=2&flag&s=a%20b".to_owned(),
+            host: "api.test".to_owned(),
+            client: "10.0.0.9".parse().expect("ip"),
+            route_id: "r1".to_owned(),
+            service_id: None,
+            route_name: Some("named".to_owned()),
+        }
+    }
+
+    fn entry(format: &Format, fake: &mut Fake) -> Value {
+        let mut ctx = RequestCtx {
+            vars: &fake.vars,
+            client: "10.0.0.9".parse().expect("ip"),
+            headers: &mut fake.headers,
+            response_headers: &mut fake.response_headers,
+            rewrite: &mut Rewrite::default(),
+            consumers: &fake.consumers,
+            consumer: &mut fake.consumer,
+            state: &mut fake.state,
+        };
+        format.capture(&mut ctx);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().expect("value"));
+        let mut status = StatusCode::OK;
+        format.capture_response(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut headers,
+            replace_body: &mut None,
+            state: &mut fake.state,
+        });
+        let request = summary();
+        format.entry(&LogCtx {
+            status: StatusCode::CREATED,
+            request: &request,
+            bytes_sent: 12,
+            latency: Duration::from_millis(1500),
+            upstream: Some("127.0.0.1:8080"),
+            state: &fake.state,
+        })
+    }
+
+    #[test]
+    fn the_default_entry_has_apisix_shape() {
+        let mut fake = Fake::new(&[
+            ("scheme", "http"),
+            ("server_port", "9080"),
+            ("http_x_a", "1"),
+        ]);
+        let e = entry(&Format::new(None).expect("format"), &mut fake);
+        assert_eq!(e["request"]["method"], "POST");
+        assert_eq!(e["request"]["uri"], "/a?x=1&x=2&flag&s=a%20b");
+        assert_eq!(
+            e["request"]["url"],
+            "http://api.test:9080/a?x=1&x=2&flag&s=a%20b"
+        );
+        assert_eq!(e["request"]["headers"], json!({"x-a": "1"}));
+        assert_eq!(
+            e["request"]["querystring"],
+            json!({"x": ["1", "2"], "flag": true, "s": "a b"})
+        );
+        assert_eq!(e["response"]["status"], 201);
+        assert_eq!(e["response"]["size"], 12);
+        assert_eq!(e["response"]["headers"]["content-type"], "text/plain");
+        assert_eq!(e["upstream"], "127.0.0.1:8080");
+        assert_eq!(e["latency"], 1500.0);
+        assert_eq!(e["client_ip"], "10.0.0.9");
+        assert_eq!(e["route_id"], "r1");
+        assert_eq!(e["service_id"], "");
+        assert_eq!(e["route_name"], "named");
+        assert_eq!(e["server"]["version"], env!("CARGO_PKG_VERSION"));
+        let start = e["start_time"].as_u64().expect("start_time");
+        let now = u64::try_from(now().as_millis()).expect("ms");
+        assert!(start <= now - 1500 && start + 5000 > now, "{start} {now}");
+    }
+
+    #[test]
+    fn log_format_resolves_variables() {
+        let format = Format::new(Some(
+            json!({
+                "st": "$status", "ua": "$http_user_agent", "missing": "$http_none",
+                "lit": "text", "n": 5, "nested": {"route": "$route_id", "t": "$request_time"},
+                "up": "$upstream_addr", "uri": "$request_uri", "addr": "$remote_addr"
+            })
+            .as_object()
+            .cloned()
+            .expect("object"),
+        ))
+        .expect("format");
+        assert_eq!(format.request_vars, vec!["http_none", "http_user_agent"]);
+        let mut fake = Fake::new(&[("http_user_agent", "curl/8")]);
+        let e = entry(&format, &mut fake);
+        assert_eq!(
+            e,
+            json!({
+                "st": "201", "ua": "curl/8", "missing": null, "lit": "text", "n": 5,
+                "nested": {"route": "r1", "t": "1.500"}, "up": "127.0.0.1:8080",
+                "uri": "/a?x=1&x=2&flag&s=a%20b", "addr": "10.0.0.9"
+            })
+        );
+        assert!(Format::new(json!({"a": "$"}).as_object().cloned()).is_err());
+    }
+
+    #[test]
+    fn an_entry_without_captured_state_uses_the_summary() {
+        let request = summary();
+        let state = http::Extensions::new();
+        let e = Format::new(None).expect("format").entry(&LogCtx {
+            status: StatusCode::FORBIDDEN,
+            request: &request,
+            bytes_sent: 0,
+            latency: Duration::ZERO,
+            upstream: None,
+            state: &state,
+        });
+        assert_eq!(
+            e["request"]["url"],
+            "http://api.test/a?x=1&x=2&flag&s=a%20b"
+        );
+        assert!(e.get("upstream").is_none());
+        assert!(e["request"].get("headers").is_none());
+        assert_eq!(e["response"]["status"], 403);
+    }
+}
