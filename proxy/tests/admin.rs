@@ -602,6 +602,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "ip-restriction",
             "ua-restriction",
             "referer-restriction",
+            "csrf",
             "uri-blocker",
             "basic-auth",
             "jwt-auth",

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod consumer_restriction;
 pub mod consumers;
 pub mod cors;
+pub mod csrf;
 pub mod fault_injection;
 pub mod file_logger;
 pub mod http_logger;
