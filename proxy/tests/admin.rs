@@ -615,6 +615,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-req",
             "redirect",
             "response-rewrite",
+            "prometheus",
             "http-logger",
             "file-logger"
         ]),

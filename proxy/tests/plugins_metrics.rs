@@ -81,3 +81,50 @@ async fn csrf() {
     assert_eq!(got.status, 200, "{:?}", got.body);
     assert_eq!(up.hits(), before + 1);
 }
+
+#[tokio::test]
+async fn prometheus() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let gw = gateway_with(
+        &format!(
+            "routes:\n  - id: r1\n    uri: /metered\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n#END\n",
+            up.node()
+        ),
+        "plugin_attr:\n  prometheus:\n    export_addr: {ip: 127.0.0.1, port: 0}\n",
+    )
+    .await;
+    let exporter = gw
+        .gateway
+        .prometheus_addr()
+        .expect("the exporter is served");
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/metered")).await.status, 200);
+    }
+    let node = up.node();
+    let host = node.rsplit_once(':').map_or(node.as_str(), |(h, _)| h);
+    let series =
+        format!(r#"apisix_http_status{{code="200",route="r1",service="",node="{host}"}} 3"#);
+    // The log phase runs after the response is sent: wait for the third request's record.
+    let mut text = String::new();
+    for _ in 0..200 {
+        let got = get(&format!("http://{exporter}/apisix/prometheus/metrics")).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        text = String::from_utf8_lossy(&got.body).into_owned();
+        if text.lines().any(|l| l == series) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+    let latency = format!(
+        r#"apisix_http_latency_count{{type="request",route="r1",service="",node="{host}"}} 3"#
+    );
+    assert!(text.lines().any(|l| l == latency), "{latency} in\n{text}");
+    assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1","#));
+    let other = get(&format!("http://{exporter}/other")).await;
+    assert_eq!(other.status, 404);
+}

@@ -31,6 +31,7 @@ pub mod limit_req;
 pub mod log_entry;
 pub mod meta;
 pub mod mocking;
+pub mod prometheus;
 pub mod proxy_rewrite;
 pub mod redirect;
 pub mod referer_restriction;
