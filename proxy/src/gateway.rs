@@ -1,5 +1,6 @@
 //! The running gateway: wires the node config, the config source, the snapshot builder, the
-//! server and the management APIs together.
+//! server and the management APIs (status, control, Admin API, and the Prometheus exporter when
+//! `plugin_attr.prometheus` is set) together.
 //!
 //! [`start`] opens the config source, binds every listener and serves:
 //! - with a store (`embedded`, the default, or `etcd`), a task follows the store and a rebuild
@@ -82,6 +83,7 @@ pub struct Gateway {
     status_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     control_addr: Option<SocketAddr>,
+    prometheus_addr: Option<SocketAddr>,
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -112,6 +114,11 @@ impl Gateway {
     /// The bound control API address, if enabled.
     pub fn control_addr(&self) -> Option<SocketAddr> {
         self.control_addr
+    }
+
+    /// The bound Prometheus exporter address, if `plugin_attr.prometheus` enables it.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_addr
     }
 
     /// The version of the snapshot currently serving.
@@ -329,6 +336,21 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     } else {
         None
     };
+    let prometheus_addr = match &config.plugin_attr.prometheus {
+        Some(attr) if attr.enable_export_server => {
+            let want = SocketAddr::new(attr.export_addr.ip, attr.export_addr.port);
+            let listener = bind(want).await?;
+            let addr = local_addr(&listener, want)?;
+            tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
+            management.push(tokio::spawn(crate::plugins::prometheus::serve(
+                listener,
+                attr.export_uri.clone(),
+                stopped(),
+            )));
+            Some(addr)
+        }
+        _ => None,
+    };
     // A data plane has no Admin API.
     let admin_addr = if role == Role::DataPlane {
         None
@@ -358,6 +380,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         status_addr,
         admin_addr,
         control_addr,
+        prometheus_addr,
         state,
         stop: Some(stop),
         server: Some(server),

@@ -602,6 +602,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "ip-restriction",
             "ua-restriction",
             "referer-restriction",
+            "csrf",
             "uri-blocker",
             "basic-auth",
             "jwt-auth",
@@ -614,6 +615,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-req",
             "redirect",
             "response-rewrite",
+            "prometheus",
             "http-logger",
             "file-logger"
         ]),

@@ -13,7 +13,7 @@
 mod auth;
 pub mod control;
 mod list;
-mod listener;
+pub(crate) mod listener;
 mod patch;
 mod references;
 mod resources;

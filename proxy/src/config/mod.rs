@@ -36,6 +36,44 @@ pub struct NodeConfig {
     pub nginx_config: NginxConfigSection,
     /// Role of this node and where its data lives (`deployment:` section).
     pub deployment: DeploymentSection,
+    /// Static per-node plugin settings (`plugin_attr:` section).
+    pub plugin_attr: PluginAttrSection,
+}
+
+/// The `plugin_attr:` section; other plugins' entries are ignored (with a warning).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PluginAttrSection {
+    /// `plugin_attr.prometheus`: the metrics exporter runs only when this is present.
+    pub prometheus: Option<PrometheusAttr>,
+}
+
+/// `plugin_attr.prometheus`.
+///
+/// Unlike APISIX (whose exporter runs whenever the plugin is enabled), the exporter is served
+/// only when this section is present, so that nodes do not claim port 9091 unasked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PrometheusAttr {
+    /// Serve the exporter (default true).
+    pub enable_export_server: bool,
+    /// Exporter address (default `127.0.0.1:9091`).
+    pub export_addr: StatusListen,
+    /// The metrics path (default `/apisix/prometheus/metrics`).
+    pub export_uri: String,
+}
+
+impl Default for PrometheusAttr {
+    fn default() -> Self {
+        Self {
+            enable_export_server: true,
+            export_addr: StatusListen {
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 9091,
+            },
+            export_uri: "/apisix/prometheus/metrics".to_owned(),
+        }
+    }
 }
 
 /// The `apisix:` section.

@@ -1,10 +1,10 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, basic_auth, consumer_restriction, cors, fault_injection, file_logger, http_logger,
-    ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req, mocking, proxy_rewrite,
-    redirect, referer_restriction, request_id, response_rewrite, ua_restriction, uri_blocker,
-    PluginKind,
+    api_breaker, basic_auth, consumer_restriction, cors, csrf, fault_injection, file_logger,
+    http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req, mocking,
+    prometheus, proxy_rewrite, redirect, referer_restriction, request_id, response_rewrite,
+    ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -16,6 +16,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &ip_restriction::IpRestriction,
     &ua_restriction::UaRestriction,
     &referer_restriction::RefererRestriction,
+    &csrf::Csrf,
     &uri_blocker::UriBlocker,
     &basic_auth::BasicAuth,
     &jwt_auth::JwtAuth,
@@ -28,6 +29,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &limit_req::LimitReq,
     &redirect::Redirect,
     &response_rewrite::ResponseRewrite,
+    &prometheus::Prometheus,
     &http_logger::HttpLogger,
     &file_logger::FileLogger,
 ];

@@ -1,0 +1,385 @@
+//! `prometheus` (priority 500, log phase): request metrics in a process-wide registry, served in
+//! Prometheus' text format by the exporter (see [`serve`]).
+//!
+//! Config: `prefer_name` (default false: the `route` label is the route's name when it has one,
+//! else its id).
+//!
+//! Metrics (APISIX's names; the labels are a subset of APISIX's: `code`, `route`, `service`,
+//! `node`, the upstream node's host without port, empty when a plugin answered):
+//! - `apisix_http_status{code,route,service,node}` counter;
+//! - `apisix_http_latency{type="request",route,service,node}` histogram in milliseconds, with
+//!   APISIX's default buckets (1 to 60000);
+//! - `apisix_bandwidth{type="egress",route,service,node}` counter of response body bytes (APISIX
+//!   counts the headers too).
+//!
+//! Cardinality is bounded: at most [`MAX_SERIES`] label sets per metric; a request with a new label
+//! set beyond that is counted under `route="other",service="other",node="other"` (the status code
+//! is kept: it is bounded by nature).
+//!
+//! The registry is plain atomics behind a read-mostly lock and the exposition is written by hand:
+//! three fixed metric families do not need a metrics crate. `log` takes the read lock and bumps
+//! atomics; the write lock is taken only on the first request of a label set.
+//!
+//! The exporter (`plugin_attr.prometheus` in config.yaml, see [`crate::config::PrometheusAttr`])
+//! serves `GET <export_uri>` (default `/apisix/prometheus/metrics`) on `export_addr` (default
+//! `127.0.0.1:9091`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use super::{parse_conf, LogCtx, Plugin, PluginKind};
+use crate::admin::listener::{self, json, Reply};
+
+/// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
+pub const MAX_SERIES: usize = 10_000;
+
+/// APISIX's default latency buckets, in milliseconds.
+const BUCKETS: [u64; 26] = [
+    1, 2, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 100, 200, 300, 400, 500, 1000, 2000,
+    5000, 10000, 30000, 60000,
+];
+
+/// The kind.
+pub struct Prometheus;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    #[serde(default)]
+    prefer_name: bool,
+}
+
+struct Instance {
+    prefer_name: bool,
+}
+
+impl PluginKind for Prometheus {
+    fn name(&self) -> &'static str {
+        "prometheus"
+    }
+
+    fn priority(&self) -> i32 {
+        500
+    }
+
+    fn schema(&self) -> Value {
+        crate::model::schema_of::<Conf>()
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(conf)?;
+        Ok(Arc::new(Instance {
+            prefer_name: conf.prefer_name,
+        }))
+    }
+}
+
+/// `route`, `service`, `node`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Labels {
+    route: String,
+    service: String,
+    node: String,
+}
+
+impl Labels {
+    fn other() -> Labels {
+        Labels {
+            route: "other".to_owned(),
+            service: "other".to_owned(),
+            node: "other".to_owned(),
+        }
+    }
+}
+
+/// One latency histogram and the egress counter of a label set.
+#[derive(Default)]
+struct Traffic {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Microseconds (shown as milliseconds).
+    sum_us: AtomicU64,
+    egress: AtomicU64,
+}
+
+/// The process-wide registry.
+#[derive(Default)]
+pub struct Metrics {
+    status: RwLock<HashMap<(u16, Labels), Arc<AtomicU64>>>,
+    traffic: RwLock<HashMap<Labels, Arc<Traffic>>>,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// The registry every `prometheus` instance records into.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The series for `key`, created when missing (or `other`'s when the map is full).
+fn series<K, V>(map: &RwLock<HashMap<K, Arc<V>>>, key: K, other: impl FnOnce() -> K) -> Arc<V>
+where
+    K: Eq + std::hash::Hash,
+    V: Default,
+{
+    {
+        let read = map.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = read.get(&key) {
+            return v.clone();
+        }
+    }
+    let mut write = map.write().unwrap_or_else(|e| e.into_inner());
+    let key = if write.len() >= MAX_SERIES && !write.contains_key(&key) {
+        other()
+    } else {
+        key
+    };
+    write.entry(key).or_default().clone()
+}
+
+impl Metrics {
+    /// Records one finished request.
+    fn record(&self, code: u16, labels: Labels, latency_us: u64, bytes: u64) {
+        let status = series(&self.status, (code, labels.clone()), || {
+            (code, Labels::other())
+        });
+        status.fetch_add(1, Ordering::Relaxed);
+        let traffic = series(&self.traffic, labels, Labels::other);
+        // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
+        if let Some(i) = BUCKETS.iter().position(|b| latency_us <= b * 1000) {
+            traffic.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        traffic.count.fetch_add(1, Ordering::Relaxed);
+        traffic.sum_us.fetch_add(latency_us, Ordering::Relaxed);
+        traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The text exposition (format 0.0.4), series sorted by labels.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut traffic: Vec<(Labels, Arc<Traffic>)> = self
+            .traffic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        traffic.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut status: Vec<((u16, Labels), u64)> = self
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect();
+        status.sort_by(|a, b| a.0.cmp(&b.0));
+
+        out.push_str("# HELP apisix_bandwidth Total bandwidth in bytes consumed per service in APISIX\n# TYPE apisix_bandwidth counter\n");
+        for (l, t) in &traffic {
+            let _ = writeln!(
+                out,
+                "apisix_bandwidth{{type=\"egress\",{}}} {}",
+                labels(l),
+                t.egress.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP apisix_http_latency HTTP request latency in milliseconds per service in APISIX\n# TYPE apisix_http_latency histogram\n");
+        for (l, t) in &traffic {
+            let l = labels(l);
+            let mut cumulative = 0;
+            for (b, n) in BUCKETS.iter().zip(&t.buckets) {
+                cumulative += n.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "apisix_http_latency_bucket{{type=\"request\",{l},le=\"{b}\"}} {cumulative}"
+                );
+            }
+            let count = t.count.load(Ordering::Relaxed);
+            let sum_us = t.sum_us.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "apisix_http_latency_bucket{{type=\"request\",{l},le=\"+Inf\"}} {count}\n\
+                 apisix_http_latency_sum{{type=\"request\",{l}}} {}.{:03}\n\
+                 apisix_http_latency_count{{type=\"request\",{l}}} {count}",
+                sum_us / 1000,
+                sum_us % 1000
+            );
+        }
+        out.push_str("# HELP apisix_http_status HTTP status codes per service in APISIX\n# TYPE apisix_http_status counter\n");
+        for ((code, l), n) in &status {
+            let _ = writeln!(
+                out,
+                "apisix_http_status{{code=\"{code}\",{}}} {n}",
+                labels(l)
+            );
+        }
+        out
+    }
+}
+
+fn labels(l: &Labels) -> String {
+    format!(
+        "route=\"{}\",service=\"{}\",node=\"{}\"",
+        escape(&l.route),
+        escape(&l.service),
+        escape(&l.node)
+    )
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `host:port` (or `[v6]:port`) without the port.
+fn node_host(node: &str) -> &str {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']').map_or(node, |(h, _)| h);
+    }
+    match node.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => node,
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    fn log(&self, done: &LogCtx<'_>) {
+        let req = done.request;
+        let route = match (&req.route_name, self.prefer_name) {
+            (Some(name), true) if !name.is_empty() => name.clone(),
+            _ => req.route_id.clone(),
+        };
+        let labels = Labels {
+            route,
+            service: req.service_id.clone().unwrap_or_default(),
+            node: done.upstream.map(node_host).unwrap_or_default().to_owned(),
+        };
+        let latency_us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
+        METRICS.record(done.status.as_u16(), labels, latency_us, done.bytes_sent);
+    }
+}
+
+/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics.
+pub async fn serve(listener: TcpListener, uri: String, stop: impl Future<Output = ()>) {
+    listener::serve(
+        listener,
+        "prometheus exporter",
+        move |req, _| {
+            let reply = answer(req.method(), req.uri().path(), &uri);
+            async move { reply }
+        },
+        stop,
+    )
+    .await;
+}
+
+fn answer(method: &Method, path: &str, uri: &str) -> Reply {
+    if (method != Method::GET && method != Method::HEAD) || path != uri {
+        return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
+    }
+    let mut reply = json(StatusCode::OK, METRICS.render());
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn l(route: &str) -> Labels {
+        Labels {
+            route: route.to_owned(),
+            service: "s".to_owned(),
+            node: "10.0.0.1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn records_and_renders() {
+        let m = Metrics::default();
+        m.record(200, l("r"), 1_500, 10);
+        m.record(200, l("r"), 1_000, 5);
+        m.record(404, l("r"), 70_000_000, 0);
+        let text = m.render();
+        let has = |line: &str| assert!(text.lines().any(|x| x == line), "{line} in\n{text}");
+        has(r#"apisix_http_status{code="200",route="r",service="s",node="10.0.0.1"} 2"#);
+        has(r#"apisix_http_status{code="404",route="r",service="s",node="10.0.0.1"} 1"#);
+        has(r#"apisix_bandwidth{type="egress",route="r",service="s",node="10.0.0.1"} 15"#);
+        let lat = r#"type="request",route="r",service="s",node="10.0.0.1""#;
+        has(&format!(r#"apisix_http_latency_bucket{{{lat},le="1"}} 1"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{lat},le="2"}} 2"#));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{lat},le="60000"}} 2"#
+        ));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{lat},le="+Inf"}} 3"#
+        ));
+        has(&format!(r#"apisix_http_latency_sum{{{lat}}} 70002.500"#));
+        has(&format!(r#"apisix_http_latency_count{{{lat}}} 3"#));
+        assert!(text.contains("# TYPE apisix_http_latency histogram\n"));
+    }
+
+    #[test]
+    fn label_sets_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_SERIES + 5 {
+            m.record(200, l(&i.to_string()), 1, 1);
+        }
+        assert_eq!(m.status.read().expect("lock").len(), MAX_SERIES + 1);
+        assert_eq!(m.traffic.read().expect("lock").len(), MAX_SERIES + 1);
+        let text = m.render();
+        assert!(text.contains(
+            "apisix_http_status{code=\"200\",route=\"other\",service=\"other\",node=\"other\"} 5\n"
+        ));
+        // Known label sets still count on their own.
+        m.record(200, l("0"), 1, 1);
+        assert!(m.render().contains(
+            "apisix_http_status{code=\"200\",route=\"0\",service=\"s\",node=\"10.0.0.1\"} 2\n"
+        ));
+    }
+
+    #[test]
+    fn labels_are_escaped_and_nodes_lose_their_port() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(node_host("10.0.0.1:8080"), "10.0.0.1");
+        assert_eq!(node_host("[::1]:80"), "::1");
+        assert_eq!(node_host("example.com"), "example.com");
+    }
+
+    #[test]
+    fn configs_are_checked_and_the_exporter_answers_its_uri() {
+        assert!(Prometheus.build(&json!({})).is_ok());
+        assert!(Prometheus.build(&json!({"prefer_name": true})).is_ok());
+        assert!(Prometheus.build(&json!({"prefer_name": 1})).is_err());
+        assert!(Prometheus.build(&json!({"x": 1})).is_err());
+        let uri = "/apisix/prometheus/metrics";
+        assert_eq!(answer(&Method::GET, uri, uri).status(), StatusCode::OK);
+        assert_eq!(
+            answer(&Method::GET, "/other", uri).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            answer(&Method::POST, uri, uri).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}
