@@ -710,8 +710,12 @@ mod tests {
             vec!["plugins: invalid type: null, expected a map"]
         );
         assert_eq!(
-            problems(r, with(valid, "plugins", json!({"prometheus": {}}))),
-            vec!["plugins.prometheus: unknown plugin [prometheus]"]
+            problems(r, with(valid.clone(), "plugins", json!({"prometheus": {}}))),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(r, with(valid, "plugins", json!({"no-such-plugin": {}}))),
+            vec!["plugins.no-such-plugin: unknown plugin [no-such-plugin]"]
         );
     }
 

@@ -11,7 +11,7 @@
 //! ...}`: `no csrf token in headers`, `no csrf cookie`, `csrf token mismatch`, `csrf token has
 //! expired` or `Failed to verify the csrf token signature`.
 //!
-//! A token is the standard base64 of the JSON `{"random": <float>, "expires": <unix seconds it
+//! A token is the standard base64 of the JSON `{"random": <32 hex digits>, "expires": <unix seconds it
 //! was issued>, "sign": <hex>}` (APISIX's shape; `expires` is the issue time, as there). The
 //! signature differs from APISIX's plain SHA-256 of a JSON holding the key: here it is
 //! HMAC-SHA256 with `key` of `<random>:<expires>` (the JSON texts of both), checked in constant
@@ -120,7 +120,9 @@ impl Instance {
 
     /// A fresh token issued at `now` (unix seconds).
     fn token(&self, now: u64) -> String {
-        let random = json!(rand::rng().random::<f64>());
+        // A string, not a float: a float may not survive a JSON round trip to the last digit,
+        // which would break the signature.
+        let random = json!(format!("{:032x}", rand::rng().random::<u128>()));
         let expires = json!(now);
         let tag = hmac::sign(&self.key, Self::message(&random, &expires).as_bytes());
         let sign: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
