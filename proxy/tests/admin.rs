@@ -574,6 +574,20 @@ async fn other_resources_round_trip(backend: Backend) {
             assert_eq!(&stored["value"][k], v, "{path} {k}");
         }
     }
+    let meta = admin
+        .put(
+            "/plugin_metadata/http-logger",
+            json!({"log_format": {"host": "$host"}}),
+        )
+        .await;
+    assert_eq!(meta.status, 201, "{:?}", meta.body);
+    assert_eq!(meta.json()["key"], "/apisix/plugin_metadata/http-logger");
+    let unknown = admin.put("/plugin_metadata/nope", json!({})).await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        unknown.json()["error_msg"],
+        "invalid configuration: id: invalid plugin name"
+    );
     let post = admin.post("/global_rules", json!({"plugins": {}})).await;
     assert_eq!(post.status, 405);
     let schema = admin.get("/schema/route").await;

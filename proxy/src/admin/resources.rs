@@ -43,7 +43,7 @@ impl Collection {
     fn id_field(&self) -> Option<&'static str> {
         match self.resource {
             Resource::Consumer => Some("username"),
-            Resource::PluginMetadata => None,
+            // The plugin's name (checked against the built-in plugins).
             _ => Some("id"),
         }
     }

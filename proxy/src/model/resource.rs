@@ -209,8 +209,9 @@ pub fn schema_of<T: JsonSchema>() -> Value {
         .to_value()
 }
 
-/// Plugin metadata is whatever the plugin's metadata schema allows; no plugin is built in yet,
-/// so any named plugin is `invalid plugin name` (APISIX's wording).
+/// Plugin metadata is whatever the plugin's metadata schema allows; no built-in plugin has one
+/// yet, so any JSON object is accepted for a built-in plugin, and any other name is `invalid
+/// plugin name` (APISIX's wording).
 fn check_plugin_metadata(value: &Value) -> Result<(), Vec<ConfigError>> {
     let error = |path: &str, message: String| {
         Err(vec![ConfigError {
@@ -227,6 +228,7 @@ fn check_plugin_metadata(value: &Value) -> Result<(), Vec<ConfigError>> {
         Some(Value::String(name)) if name.is_empty() => {
             error("id", "missing plugin name".to_owned())
         }
+        Some(Value::String(name)) if crate::plugins::registry::kind(name).is_some() => Ok(()),
         Some(Value::String(_)) => error("id", "invalid plugin name".to_owned()),
         Some(other) => error(
             "id",
@@ -769,6 +771,11 @@ mod tests {
         );
         assert_eq!(
             problems(r, json!({"id": "http-logger", "log_format": {}})),
+            Vec::<String>::new(),
+            "a built-in plugin"
+        );
+        assert_eq!(
+            problems(r, json!({"id": "no-such-plugin", "log_format": {}})),
             vec!["id: invalid plugin name"]
         );
         assert_eq!(
