@@ -7,20 +7,7 @@ use std::time::Duration;
 
 use common::admin::*;
 use common::*;
-use serde_json::{json, Value};
-
-/// Writes `path` with `body` and waits until `probe` on the proxy answers `status`.
-async fn apply(gw: &TestGateway, admin: &Admin, path: &str, body: Value, probe: &str, status: u16) {
-    let put = admin.put(path, body).await;
-    assert!(put.status.is_success(), "{path}: {:?}", put.body);
-    for _ in 0..200 {
-        if get(&gw.url(probe)).await.status == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{probe} never answered {status}");
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn request_id_goes_upstream_and_back() {

@@ -14,19 +14,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
-/// Writes route `path` with `body` and waits until `probe` on the proxy answers `status`.
-async fn apply(gw: &TestGateway, admin: &Admin, path: &str, body: Value, probe: &str, status: u16) {
-    let put = admin.put(path, body).await;
-    assert!(put.status.is_success(), "{path}: {:?}", put.body);
-    for _ in 0..200 {
-        if get(&gw.url(probe)).await.status == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{probe} never answered {status}");
-}
-
 /// The JSON lines of `path` once it has at least `want` (or what it has after 2 s).
 async fn lines(path: &std::path::Path, want: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(2);

@@ -5,38 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::admin::*;
 use common::*;
-use http::{Method, Request};
-use http_body_util::Full;
-use serde_json::{json, Value};
-
-/// Writes `path` with `body` and waits until `probe` on the proxy answers `status`.
-async fn apply(gw: &TestGateway, admin: &Admin, path: &str, body: Value, probe: &str, status: u16) {
-    let put = admin.put(path, body).await;
-    assert!(put.status.is_success(), "{path}: {:?}", put.body);
-    for _ in 0..200 {
-        if get(&gw.url(probe)).await.status == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{probe} never answered {status}");
-}
-
-/// Sends `method` to `url` with `headers`.
-async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    send(
-        &client(),
-        req.body(Full::new(Bytes::new())).expect("request"),
-    )
-    .await
-}
+use http::Method;
+use serde_json::json;
 
 #[tokio::test]
 async fn csrf() {

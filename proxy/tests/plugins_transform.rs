@@ -6,11 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::admin::*;
 use common::*;
-use http::{Method, Request};
-use http_body_util::Full;
+use http::Method;
 use serde_json::{json, Value};
 
 /// Writes `path` with `body` and waits until a GET of `probe` satisfies `ready`.
@@ -31,19 +29,6 @@ async fn apply_until(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{probe} never became ready");
-}
-
-/// Sends `method` to `url` with `headers`.
-async fn request(method: Method, url: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    send(
-        &client(),
-        req.body(Full::new(Bytes::new())).expect("request"),
-    )
-    .await
 }
 
 /// A route on `uri` to `up` with `plugins`.

@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 use crate::config::{AdminKey, AdminRole, AdminSection};
+use crate::plugins::consumers::constant_time_eq;
 
 /// The Admin API's access rules.
 pub struct Auth {
@@ -147,10 +148,6 @@ fn token(query: Option<&str>, headers: &HeaderMap) -> Option<String> {
         .or_else(from_header)
         .or_else(from_cookie)
         .filter(|t| !t.is_empty())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The key kept in `data_dir`, generated and printed once if absent.

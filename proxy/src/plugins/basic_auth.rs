@@ -9,13 +9,13 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use http::StatusCode;
+use http::header::{HeaderValue, AUTHORIZATION};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use super::consumers::{constant_time_eq, settle};
+use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct BasicAuth;
@@ -105,20 +105,6 @@ fn credentials(value: &HeaderValue) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl Instance {
-    fn refuse(&self, message: &str) -> Flow {
-        let mut reply = Reply::message(StatusCode::UNAUTHORIZED, message);
-        reply
-            .headers
-            .insert(WWW_AUTHENTICATE, self.challenge.clone());
-        Flow::Respond(reply)
-    }
-}
-
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
@@ -138,16 +124,19 @@ impl Plugin for Instance {
             }
             _ => None,
         };
-        let found = match (found, &self.anonymous_consumer) {
-            (Some(f), _) => f,
-            (None, Some(anonymous)) => match req.consumers.named(anonymous) {
-                Some(a) => a,
-                None => return self.refuse("Missing related consumer"),
-            },
-            (None, None) if given.is_none() => {
-                return self.refuse("Missing authorization in request")
-            }
-            (None, None) => return self.refuse("Invalid user authorization"),
+        let why = if given.is_none() {
+            "Missing authorization in request"
+        } else {
+            "Invalid user authorization"
+        };
+        let found = match settle(
+            found.ok_or(why),
+            self.anonymous_consumer.as_deref(),
+            req.consumers,
+            &self.challenge,
+        ) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
         };
         if self.hide_credentials {
             req.headers.remove(AUTHORIZATION);

@@ -9,10 +9,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::chain::Chain;
-use super::registry;
+use super::{registry, Flow, Reply};
 use crate::model::{Consumer, ConsumerGroup, Credential};
 
 /// One consumer.
@@ -142,4 +144,35 @@ impl Consumers {
 /// Whether `name` is an authentication plugin.
 pub fn is_auth(name: &str) -> bool {
     registry::kind(name).is_some_and(|k| k.is_auth())
+}
+
+/// How an authentication plugin ends: the consumer it found, else the route's anonymous consumer
+/// (if configured), else 401 `{"message": why}` with `WWW-Authenticate: challenge`.
+///
+/// # Errors
+/// The 401 answer (built only on that path; boxing it would buy nothing).
+#[allow(clippy::result_large_err)]
+pub fn settle(
+    found: Result<Arc<Authenticated>, &str>,
+    anonymous: Option<&str>,
+    consumers: &Consumers,
+    challenge: &HeaderValue,
+) -> Result<Arc<Authenticated>, Flow> {
+    let refuse = |message: &str| {
+        let mut reply = Reply::message(StatusCode::UNAUTHORIZED, message);
+        reply.headers.insert(WWW_AUTHENTICATE, challenge.clone());
+        Flow::Respond(reply)
+    };
+    match (found, anonymous) {
+        (Ok(found), _) => Ok(found),
+        (Err(_), Some(name)) => consumers
+            .named(name)
+            .ok_or_else(|| refuse("Missing related consumer")),
+        (Err(why), None) => Err(refuse(why)),
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

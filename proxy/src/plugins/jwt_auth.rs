@@ -16,14 +16,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use http::StatusCode;
+use http::header::{HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use super::consumers::settle;
+use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct JwtAuth;
@@ -208,14 +208,6 @@ impl PluginKind for JwtAuth {
 }
 
 impl Instance {
-    fn refuse(&self, message: &str) -> Flow {
-        let mut reply = Reply::message(StatusCode::UNAUTHORIZED, message);
-        reply
-            .headers
-            .insert(WWW_AUTHENTICATE, self.challenge.clone());
-        Flow::Respond(reply)
-    }
-
     /// The token and whether it came from the header.
     fn token(&self, req: &RequestCtx<'_>) -> Option<(String, bool)> {
         if let Some(v) = req.headers.get(&self.header).and_then(|v| v.to_str().ok()) {
@@ -271,13 +263,14 @@ impl Plugin for Instance {
             Some((t, _)) => self.verify(req, t),
             None => Err("Missing JWT token in request"),
         };
-        let found = match (found, &self.anonymous_consumer) {
-            (Ok(f), _) => f,
-            (Err(_), Some(anonymous)) => match req.consumers.named(anonymous) {
-                Some(a) => a,
-                None => return self.refuse("Missing related consumer"),
-            },
-            (Err(message), None) => return self.refuse(message),
+        let found = match settle(
+            found,
+            self.anonymous_consumer.as_deref(),
+            req.consumers,
+            &self.challenge,
+        ) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
         };
         if self.hide_credentials && token.as_ref().is_some_and(|(_, header)| *header) {
             req.headers.remove(&self.header);

@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use super::consumers::settle;
+use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct KeyAuth;
@@ -106,16 +106,6 @@ impl PluginKind for KeyAuth {
     }
 }
 
-impl Instance {
-    fn refuse(&self, message: &str) -> Flow {
-        let mut reply = Reply::message(StatusCode::UNAUTHORIZED, message);
-        reply
-            .headers
-            .insert(WWW_AUTHENTICATE, self.challenge.clone());
-        Flow::Respond(reply)
-    }
-}
-
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
@@ -132,14 +122,19 @@ impl Plugin for Instance {
         let found = key
             .as_deref()
             .and_then(|k| req.consumers.authenticate("key-auth", k));
-        let found = match (found, &self.anonymous_consumer) {
-            (Some(f), _) => f,
-            (None, Some(anonymous)) => match req.consumers.named(anonymous) {
-                Some(a) => a,
-                None => return self.refuse("Missing related consumer"),
-            },
-            (None, None) if key.is_none() => return self.refuse("Missing API key in request"),
-            (None, None) => return self.refuse("Invalid API key in request"),
+        let why = if key.is_none() {
+            "Missing API key in request"
+        } else {
+            "Invalid API key in request"
+        };
+        let found = match settle(
+            found.ok_or(why),
+            self.anonymous_consumer.as_deref(),
+            req.consumers,
+            &self.challenge,
+        ) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
         };
         if self.hide_credentials && key.is_some() {
             if from_header.is_some() {

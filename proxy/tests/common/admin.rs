@@ -5,7 +5,9 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 
-use super::{client, send, start_in, Got, TestGateway};
+use std::time::Duration;
+
+use super::{client, get, send, start_in, Got, TestGateway};
 
 /// The admin key of test gateways.
 pub const ADMIN_KEY: &str = "edd1c9f034335f136f87ad84b625c8f1";
@@ -124,4 +126,25 @@ impl Admin {
     pub async fn delete(&self, path: &str) -> Got {
         self.call(Method::DELETE, path, "").await
     }
+}
+
+/// Writes `path` with `body` through the Admin API and waits until `probe` on the proxy answers
+/// `status` (the write is live).
+pub async fn apply(
+    gw: &TestGateway,
+    admin: &Admin,
+    path: &str,
+    body: serde_json::Value,
+    probe: &str,
+    status: u16,
+) {
+    let put = admin.put(path, body).await;
+    assert!(put.status.is_success(), "{path}: {:?}", put.body);
+    for _ in 0..200 {
+        if get(&gw.url(probe)).await.status == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{probe} never answered {status}");
 }

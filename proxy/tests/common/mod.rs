@@ -329,7 +329,12 @@ pub async fn get(url: &str) -> Got {
 }
 
 pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::get(url);
+    request(http::Method::GET, url, headers).await
+}
+
+/// Sends `method` to `url` with `headers` and an empty body.
+pub async fn request(method: http::Method, url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
