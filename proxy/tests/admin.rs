@@ -627,9 +627,11 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-conn",
             "limit-count",
             "limit-req",
+            "gzip",
             "redirect",
             "response-rewrite",
             "prometheus",
+            "echo",
             "http-logger",
             "file-logger"
         ]),

@@ -1,6 +1,7 @@
 //! The transform plugins through the running gateway (embedded store, Admin API):
 //! proxy-rewrite (checked by what the echo upstream received), response-rewrite and
-//! referer-restriction (checked as a client sees them).
+//! referer-restriction (checked as a client sees them), and the body filters of echo, gzip and
+//! response-rewrite `filters` on streamed upstream bodies.
 
 mod common;
 
@@ -204,14 +205,14 @@ async fn response_rewrite() {
     assert_eq!(got.body, "nope");
     assert_eq!(got.header("x-rewritten"), Some("1"));
 
-    // `filters` is refused with a message saying why.
+    // `filters` with `body` is refused with a message saying why.
     let put = admin
         .put(
             "/routes/bad",
             route(
                 "/bad",
                 &up,
-                json!({"response-rewrite": {"filters": [{"regex": "a", "replace": "b"}]}}),
+                json!({"response-rewrite": {"body": "x", "filters": [{"regex": "a", "replace": "b"}]}}),
             ),
         )
         .await;
@@ -221,7 +222,7 @@ async fn response_rewrite() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        msg.contains("filters") && msg.contains("body filter"),
+        msg.contains("body and filters cannot be used together"),
         "{msg}"
     );
     let put = admin
@@ -291,4 +292,84 @@ async fn referer_restriction() {
         )
         .await;
     assert_eq!(put.status, 400);
+}
+
+/// The body, gunzipped.
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut out)
+        .expect("a gzip body");
+    out
+}
+
+#[tokio::test]
+async fn body_filters() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    // echo wraps the upstream's body, response-rewrite edits it, gzip compresses the result
+    // last (as nginx's gzip module runs after APISIX's filters) whatever the priorities.
+    let conf = json!({
+        "echo": {"before_body": "<", "after_body": ">"},
+        "response-rewrite": {"filters": [
+            {"regex": "\"method\":\"GET\"", "replace": "\"method\":\"SEEN\""}]},
+        "gzip": {"types": ["application/json"], "min_length": 1, "vary": true},
+    });
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/bf",
+        route("/bf/*", &up, conf),
+        "/bf/x",
+        |g| g.body.starts_with(b"<"),
+    )
+    .await;
+
+    let plain = get(&gw.url("/bf/x?q=1")).await;
+    assert_eq!(plain.status, 200);
+    assert!(plain.header("content-encoding").is_none(), "not asked for");
+    assert!(
+        plain.header("content-length").is_none(),
+        "the length changed"
+    );
+    let text = String::from_utf8(plain.body.to_vec()).expect("utf-8");
+    let inner = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .expect("wrapped");
+    let echo: Value = serde_json::from_str(inner).expect("the upstream's JSON");
+    assert_eq!(echo["method"], "SEEN", "the filter rewrote the body");
+    assert_eq!(echo["uri"], "/bf/x?q=1");
+
+    let zipped = request(
+        Method::GET,
+        &gw.url("/bf/x?q=2"),
+        &[("Accept-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(zipped.header("vary"), Some("Accept-Encoding"));
+    let text = gunzip(&zipped.body);
+    assert!(text.starts_with("<{") && text.ends_with("}>"), "{text}");
+    assert!(text.contains("\"method\":\"SEEN\""), "{text}");
+
+    // echo's `body` replaces the upstream's body entirely.
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/bf",
+        route(
+            "/bf/*",
+            &up,
+            json!({"echo": {"body": "mine", "headers": {"X-Echo": "1"}}}),
+        ),
+        "/bf/x",
+        |g| g.body == "mine",
+    )
+    .await;
+    let got = get(&gw.url("/bf/y")).await;
+    assert_eq!(got.header("x-echo"), Some("1"));
+    assert_eq!(got.body, "mine");
 }

@@ -163,6 +163,16 @@ impl Chain {
         Flow::Continue
     }
 
+    /// Runs the `before_proxy` phase.
+    pub async fn before_proxy(&self, selection: &Selection, req: &mut RequestCtx<'_>) -> Flow {
+        for entry in self.active(selection) {
+            if let Flow::Respond(reply) = entry.plugin.before_proxy(req).await {
+                return Flow::Respond(with_error_response(entry, reply));
+            }
+        }
+        Flow::Continue
+    }
+
     /// Runs the `header_filter` phase.
     pub fn header_filter(&self, selection: &Selection, resp: &mut ResponseCtx<'_>) {
         for entry in self.active(selection) {

@@ -342,6 +342,8 @@ mod tests {
             status: &mut status,
             headers: &mut headers,
             replace_body: &mut None,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
             state: &mut fake.state,
         });
         let request = summary();

@@ -8,8 +8,10 @@
 //! each phase the global rules' chain first, then the route's.
 //!
 //! Phases: `rewrite` and `access` may answer the request ([`Flow::Respond`]) and may change the
-//! request that goes upstream; `header_filter` may change the response status and headers; `log`
-//! runs after the response is sent. [`registry`] lists the built-in kinds.
+//! request that goes upstream; `before_proxy` runs last before the request goes upstream;
+//! `header_filter` may change the response status and headers and attach [`BodyFilter`]s, which
+//! change the body as it streams (the `body_filter` phase); `log` runs after the response is
+//! sent. [`registry`] lists the built-in kinds.
 
 pub mod api_breaker;
 pub mod basic_auth;
@@ -18,8 +20,10 @@ pub mod consumer_restriction;
 pub mod consumers;
 pub mod cors;
 pub mod csrf;
+pub mod echo;
 pub mod fault_injection;
 pub mod file_logger;
+pub mod gzip;
 pub mod http_logger;
 pub mod ip_restriction;
 pub mod jwt_auth;
@@ -44,6 +48,7 @@ pub mod ua_restriction;
 pub mod uri_blocker;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,7 +105,7 @@ pub struct RequestCtx<'a> {
     /// Every consumer (authentication plugins look requests up here).
     pub consumers: &'a consumers::Consumers,
     /// Who the request authenticated as, once an authentication plugin said so.
-    pub consumer: &'a mut Option<std::sync::Arc<consumers::Authenticated>>,
+    pub consumer: &'a mut Option<Arc<consumers::Authenticated>>,
     /// Per-request state plugins keep between phases (one value per type).
     pub state: &'a mut http::Extensions,
 }
@@ -126,6 +131,31 @@ pub struct ResponseCtx<'a> {
     pub replace_body: &'a mut Option<Bytes>,
     /// Per-request state kept by the request phases.
     pub state: &'a mut http::Extensions,
+    /// Filters the body goes through, in the order added (the `body_filter` phase).
+    pub body_filters: &'a mut Vec<Box<dyn BodyFilter>>,
+    /// A content encoding applied after every plugin's filters, as nginx's gzip module runs
+    /// after APISIX's (the last plugin to set one wins).
+    pub encoding: &'a mut Option<Arc<dyn Encoding>>,
+}
+
+/// A content encoding (gzip), chosen by a plugin's `header_filter` and applied once every
+/// plugin's `header_filter` ran: the other plugins see the response unencoded.
+pub trait Encoding: Send + Sync {
+    /// Whether to encode the response with these `headers`; if so, changes the headers
+    /// (`Content-Encoding`, length, ...) and returns the encoder, which runs after every body
+    /// filter.
+    fn start(&self, headers: &mut HeaderMap) -> Option<Box<dyn BodyFilter>>;
+}
+
+/// Changes a response body as it streams (APISIX's `body_filter` phase), chunk by chunk. A
+/// filter is attached to one response by a plugin's `header_filter`; with any filter attached
+/// the body's length is unknown and the response is sent chunked.
+pub trait BodyFilter: Send {
+    /// One chunk of the body; returns what to send in its place (empty holds it back).
+    fn chunk(&mut self, chunk: Bytes) -> Bytes;
+
+    /// The body ended; returns what to send last.
+    fn finish(&mut self) -> Bytes;
 }
 
 /// A finished request as `log` sees it.
@@ -176,7 +206,12 @@ pub trait Plugin: Send + Sync + 'static {
         Flow::Continue
     }
 
-    /// Runs on the response head, before it is sent.
+    /// Runs after `access`, last before the request goes upstream.
+    async fn before_proxy(&self, _req: &mut RequestCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// Runs on the response head, before it is sent; may attach body filters.
     fn header_filter(&self, _resp: &mut ResponseCtx<'_>) {}
 
     /// Runs after the response was sent.
@@ -198,7 +233,7 @@ pub trait PluginKind: Send + Sync + 'static {
     ///
     /// # Errors
     /// What is wrong with the config, for the Admin API's message.
-    fn build(&self, conf: &Value) -> Result<std::sync::Arc<dyn Plugin>, String>;
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String>;
 
     /// Whether this is an authentication plugin (configured on consumers and credentials too).
     fn is_auth(&self) -> bool {

@@ -1,10 +1,10 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, basic_auth, consumer_restriction, cors, csrf, fault_injection, file_logger,
-    http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req, mocking,
-    prometheus, proxy_rewrite, redirect, referer_restriction, request_id, response_rewrite,
-    ua_restriction, uri_blocker, PluginKind,
+    api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, fault_injection, file_logger,
+    gzip, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req,
+    mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
+    response_rewrite, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -29,6 +29,8 @@ static KINDS: &[&dyn PluginKind] = &[
     &limit_req::LimitReq,
     &redirect::Redirect,
     &response_rewrite::ResponseRewrite,
+    &gzip::Gzip,
+    &echo::Echo,
     &prometheus::Prometheus,
     &http_logger::HttpLogger,
     &file_logger::FileLogger,

@@ -12,10 +12,13 @@
 //!   empty string removes the header;
 //! - `vars`: a `vars` expression (as a route's): the plugin acts only when it holds. It sees the
 //!   request variables and `status`, the response's status;
-//! - `max_resp_body_size`: accepted (it only bounds `filters`).
-//!
-//! `filters` (regex replacements in the upstream's body) is refused: it needs a streaming body
-//! filter, which the plugin runtime does not have.
+//! - `filters`: regex replacements in the body, `[{regex, replace, scope, options}]`, applied in
+//!   order to the whole body (held back until it ended): `scope` `once` (default, the first
+//!   match) or `global` (every match), `replace` with `$0`, `$1`, `${name}` groups, `options`
+//!   PCRE-style letters (default `jo`: `i` case-insensitive, `m` multi-line, `s` dot matches
+//!   newline, `x` extended; `j`, `o`, `u` accepted and ignored). Not with `body`. A compressed
+//!   body (`Content-Encoding`) is sent unchanged;
+//! - `max_resp_body_size` (default 64 MiB): a body larger than this is sent unfiltered.
 //!
 //! The request variables `vars` and the header values name are captured in the rewrite phase
 //! (the only time a plugin sees them); when a plugin that runs before this one answered the
@@ -30,15 +33,16 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{HeaderName, ETAG, LAST_MODIFIED};
+use http::header::{HeaderName, CONTENT_ENCODING, ETAG, LAST_MODIFIED};
 use http::StatusCode;
+use regex::bytes::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::proxy_rewrite::{apply_headers, header_name, header_names, header_template, HeaderOps};
 use super::redirect::resolve_vars;
-use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use super::{parse_conf, BodyFilter, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
 use crate::router::expr::{Expr, Vars};
 
 /// The kind.
@@ -53,10 +57,42 @@ struct Conf {
     body_base64: bool,
     headers: Option<Map<String, Value>>,
     vars: Option<Value>,
-    filters: Option<Value>,
-    /// Only bounds `filters`: checked, not used.
-    #[serde(rename = "max_resp_body_size")]
-    _max_resp_body_size: Option<u64>,
+    filters: Option<Vec<FilterConf>>,
+    #[serde(default = "default_max_body")]
+    max_resp_body_size: usize,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FilterConf {
+    regex: String,
+    replace: String,
+    #[serde(default)]
+    scope: Scope,
+    #[serde(default = "default_options")]
+    options: String,
+}
+
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    #[default]
+    Once,
+    Global,
+}
+
+fn default_max_body() -> usize {
+    64 * 1024 * 1024
+}
+fn default_options() -> String {
+    "jo".to_owned()
+}
+
+/// One compiled `filters` entry.
+struct Replacement {
+    regex: Regex,
+    replace: Vec<u8>,
+    scope: Scope,
 }
 
 struct Instance {
@@ -66,6 +102,8 @@ struct Instance {
     vars: Option<Expr>,
     /// Request variables the expression and header values use.
     needs: Vec<String>,
+    filters: Option<Arc<[Replacement]>>,
+    max_body: usize,
 }
 
 impl PluginKind for ResponseRewrite {
@@ -94,13 +132,20 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 fn instance(conf: Conf) -> Result<Instance, String> {
-    if conf.filters.is_some() {
-        return Err(
-            "filters is not supported: rewriting the upstream's body needs a streaming \
-                    body filter, which Ferrogate's plugin runtime does not have"
-                .to_owned(),
-        );
+    if conf.filters.is_some() && conf.body.is_some() {
+        return Err("body and filters cannot be used together".to_owned());
     }
+    let filters = conf
+        .filters
+        .map(|list| {
+            if list.is_empty() {
+                return Err("filters: expect array to have at least 1 items".to_owned());
+            }
+            list.into_iter()
+                .map(replacement)
+                .collect::<Result<Arc<[_]>, _>>()
+        })
+        .transpose()?;
     let status = conf
         .status_code
         .map(|code| {
@@ -150,7 +195,71 @@ fn instance(conf: Conf) -> Result<Instance, String> {
         headers,
         vars,
         needs,
+        filters,
+        max_body: conf.max_resp_body_size,
     })
+}
+
+fn replacement(f: FilterConf) -> Result<Replacement, String> {
+    let mut builder = RegexBuilder::new(&f.regex);
+    for option in f.options.chars() {
+        match option {
+            'i' => builder.case_insensitive(true),
+            'm' => builder.multi_line(true),
+            's' => builder.dot_matches_new_line(true),
+            'x' => builder.ignore_whitespace(true),
+            'j' | 'o' | 'u' => &mut builder,
+            other => return Err(format!("filters: unknown regex option {other:?}")),
+        };
+    }
+    let regex = builder
+        .build()
+        .map_err(|e| format!("filters: invalid regex {:?}: {e}", f.regex))?;
+    Ok(Replacement {
+        regex,
+        replace: f.replace.into_bytes(),
+        scope: f.scope,
+    })
+}
+
+/// One response's body held back until it ends, then rewritten by the `filters`.
+struct Rewriting {
+    filters: Arc<[Replacement]>,
+    held: Vec<u8>,
+    max: usize,
+    /// The body outgrew `max`: it passes unchanged.
+    passing: bool,
+}
+
+impl BodyFilter for Rewriting {
+    fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        if self.passing {
+            return chunk;
+        }
+        if self.held.len() + chunk.len() > self.max {
+            tracing::warn!(
+                max = self.max,
+                "response-rewrite: body too large to filter, sent as is"
+            );
+            self.passing = true;
+            let mut held = std::mem::take(&mut self.held);
+            held.extend_from_slice(&chunk);
+            return held.into();
+        }
+        self.held.extend_from_slice(&chunk);
+        Bytes::new()
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut body = std::mem::take(&mut self.held);
+        for f in self.filters.iter() {
+            let limit = if f.scope == Scope::Once { 1 } else { 0 };
+            if let Cow::Owned(changed) = f.regex.replacen(&body, limit, f.replace.as_slice()) {
+                body = changed;
+            }
+        }
+        body.into()
+    }
 }
 
 /// `headers`: the `{add, set, remove}` form (`add` a list of `name: value`), or the legacy flat
@@ -295,6 +404,22 @@ impl Plugin for Instance {
             resp.headers.remove(ETAG);
             resp.headers.remove(LAST_MODIFIED);
         }
+        if let Some(filters) = &self.filters {
+            let encoded = resp
+                .headers
+                .get(CONTENT_ENCODING)
+                .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+            if encoded {
+                tracing::warn!("response-rewrite: filters skipped on an encoded body");
+            } else {
+                resp.body_filters.push(Box::new(Rewriting {
+                    filters: filters.clone(),
+                    held: Vec::new(),
+                    max: self.max_body,
+                    passing: false,
+                }));
+            }
+        }
         let vars = ResponseVars {
             status: resp.status.as_u16().to_string(),
             captured,
@@ -331,6 +456,8 @@ mod tests {
             status: &mut status,
             headers: &mut map,
             replace_body: &mut body,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
             state: &mut fake.state,
         });
         (status, map, body)
@@ -464,6 +591,8 @@ mod tests {
             status: &mut status,
             headers: &mut HeaderMap::new(),
             replace_body: &mut None,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
             state: &mut http::Extensions::new(),
         });
         assert_eq!(status, StatusCode::OK);
@@ -519,10 +648,78 @@ mod tests {
             json!({"headers": {"X": ["1"]}}),
             json!({"vars": ["status", "==", 200]}),
             json!({"vars": [["status", "nope", 200]]}),
-            json!({"filters": [{"regex": "a", "replace": "b"}]}),
+            json!({"filters": []}),
+            json!({"filters": [{"regex": "(", "replace": "b"}]}),
+            json!({"filters": [{"regex": "a"}]}),
+            json!({"filters": [{"regex": "a", "replace": "b", "scope": "all"}]}),
+            json!({"filters": [{"regex": "a", "replace": "b", "options": "jz"}]}),
+            json!({"filters": [{"regex": "a", "replace": "b"}], "body": "x"}),
             json!({"extra": 1}),
         ] {
             assert!(ResponseRewrite.build(&bad).is_err(), "{bad}");
         }
+    }
+
+    /// The body sent for an upstream body in `chunks` with `headers`, through the filters the
+    /// plugin attached (`None`: it attached none).
+    fn filtered(
+        conf: Value,
+        headers: &[(&'static str, &'static str)],
+        chunks: &[&str],
+    ) -> Option<String> {
+        let plugin = ResponseRewrite.build(&conf).expect("valid");
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(*k, v.parse().expect("value"));
+        }
+        let mut filters = Vec::new();
+        let mut status = StatusCode::OK;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut map,
+            replace_body: &mut None,
+            state: &mut http::Extensions::new(),
+            body_filters: &mut filters,
+            encoding: &mut None,
+        });
+        let mut filter = filters.pop()?;
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(&filter.chunk(Bytes::copy_from_slice(c.as_bytes())));
+        }
+        out.extend_from_slice(&filter.finish());
+        Some(String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn filters_rewrite_the_whole_body() {
+        let once = json!({"filters": [{"regex": "cat", "replace": "dog"}]});
+        // A match split across chunks is still found: the body is held until it ends.
+        assert_eq!(
+            filtered(once, &[], &["a c", "at and a cat"]).as_deref(),
+            Some("a dog and a cat")
+        );
+        let global = json!({"filters": [
+            {"regex": "(\\w+)@(\\w+)", "replace": "$2 at $1", "scope": "global"},
+            {"regex": "X", "replace": "y", "options": "i"}]});
+        assert_eq!(
+            filtered(global, &[], &["a@b c@d x"]).as_deref(),
+            Some("b at a d at c y")
+        );
+    }
+
+    #[test]
+    fn filters_leave_encoded_and_oversize_bodies_alone() {
+        let conf = json!({"filters": [{"regex": "a", "replace": "b", "scope": "global"}]});
+        assert!(filtered(conf.clone(), &[("content-encoding", "gzip")], &["a"]).is_none());
+        assert_eq!(
+            filtered(conf, &[("content-encoding", "identity")], &["aa"]).as_deref(),
+            Some("bb")
+        );
+        let small = json!({"filters": [{"regex": "a", "replace": "b"}], "max_resp_body_size": 4});
+        assert_eq!(
+            filtered(small, &[], &["aa", "aaa", "a"]).as_deref(),
+            Some("aaaaaa")
+        );
     }
 }

@@ -83,6 +83,8 @@ impl Fake {
             status: &mut status,
             headers: &mut headers,
             replace_body: &mut None,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
             state: &mut self.state,
         });
         headers

@@ -3,7 +3,8 @@
 //! An upstream body is streamed chunk by chunk, never buffered; if the upstream sends nothing for
 //! the read timeout, the stream ends with an error (the client sees a cut response, as with nginx).
 //! The access-log line is written when the body finishes or is dropped (client gone), so it has
-//! the final byte count.
+//! the final byte count. Plugins' body filters, when attached, see every data chunk on its way out
+//! and add what they held back when the body ends.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::observe::AccessRecord;
+use crate::plugins::BodyFilter;
 
 enum Inner {
     Fixed(Option<Bytes>),
@@ -36,6 +38,7 @@ pin_project! {
         sent: u64,
         record: Option<AccessRecord>,
         on_end: Option<OnEnd>,
+        filters: Filters,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -86,7 +89,17 @@ impl ResponseBody {
             sent: 0,
             record: None,
             on_end: None,
+            filters: Filters::default(),
         }
+    }
+
+    /// Sends the body through `filters`, in order (the plugins' `body_filter` phase).
+    pub fn filter(&mut self, filters: Vec<Box<dyn BodyFilter>>) {
+        self.filters = Filters {
+            chain: filters,
+            finished: false,
+            trailers: None,
+        };
     }
 
     /// Attaches the access-log record written when the body ends.
@@ -113,29 +126,39 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut this = self.project();
-        let polled = match this.inner {
-            Inner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
-                Poll::Pending => {
-                    if !*this.armed {
-                        *this.armed = true;
-                        if let Some(next) =
-                            tokio::time::Instant::now().checked_add(*this.read_timeout)
-                        {
-                            this.idle.as_mut().reset(next);
+        let polled = loop {
+            let polled = match this.inner {
+                Inner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+                Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => {
+                        if !*this.armed {
+                            *this.armed = true;
+                            if let Some(next) =
+                                tokio::time::Instant::now().checked_add(*this.read_timeout)
+                            {
+                                this.idle.as_mut().reset(next);
+                            }
                         }
+                        if this.idle.as_mut().poll(cx).is_ready() {
+                            tracing::warn!(timeout = ?this.read_timeout, "upstream body read timed out");
+                            return Poll::Ready(Some(Err("upstream read timed out".into())));
+                        }
+                        return Poll::Pending;
                     }
-                    if this.idle.as_mut().poll(cx).is_ready() {
-                        tracing::warn!(timeout = ?this.read_timeout, "upstream body read timed out");
-                        return Poll::Ready(Some(Err("upstream read timed out".into())));
+                    Poll::Ready(frame) => {
+                        *this.armed = false;
+                        Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
                     }
-                    return Poll::Pending;
-                }
-                Poll::Ready(frame) => {
-                    *this.armed = false;
-                    Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
-                }
-            },
+                },
+            };
+            if this.filters.chain.is_empty() {
+                break polled;
+            }
+            match this.filters.pass(polled) {
+                Some(out) => break out,
+                // A filter held the chunk back: read on.
+                None => continue,
+            }
         };
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
@@ -146,6 +169,9 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if !self.filters.chain.is_empty() && !self.filters.finished {
+            return false;
+        }
         match &self.inner {
             Inner::Fixed(b) => b.is_none(),
             Inner::Upstream(b) => b.is_end_stream(),
@@ -153,10 +179,79 @@ impl Body for ResponseBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if !self.filters.chain.is_empty() {
+            return SizeHint::default();
+        }
         match &self.inner {
             Inner::Fixed(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Fixed(None) => SizeHint::with_exact(0),
             Inner::Upstream(b) => b.size_hint(),
+        }
+    }
+}
+
+/// The body filters of a response and where the body is in them.
+#[derive(Default)]
+struct Filters {
+    chain: Vec<Box<dyn BodyFilter>>,
+    /// The filters' `finish` ran.
+    finished: bool,
+    /// Trailers that arrived before the filters finished, sent after their last bytes.
+    trailers: Option<Frame<Bytes>>,
+}
+
+type Polled = Poll<Option<Result<Frame<Bytes>, BodyError>>>;
+
+impl Filters {
+    /// What to send for what the body gave: a filtered chunk, the filters' last bytes at the
+    /// end, or `None` when the filters held a chunk back (poll the body again).
+    fn pass(&mut self, polled: Polled) -> Option<Polled> {
+        if self.finished {
+            return Some(match self.trailers.take() {
+                Some(trailers) => Poll::Ready(Some(Ok(trailers))),
+                None => polled,
+            });
+        }
+        let frame = match polled {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            // The end of the body (or trailers, which end the data): the filters finish.
+            Poll::Ready(None) => return Some(self.finish(None)),
+            other => return Some(other),
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                let out = self
+                    .chain
+                    .iter_mut()
+                    .fold(data, |chunk, filter| filter.chunk(chunk));
+                (!out.is_empty()).then(|| Poll::Ready(Some(Ok(Frame::data(out)))))
+            }
+            Err(trailers) => Some(self.finish(Some(trailers))),
+        }
+    }
+
+    /// Runs every filter's `finish`, each one's last bytes through the filters after it.
+    fn finish(&mut self, trailers: Option<Frame<Bytes>>) -> Polled {
+        self.finished = true;
+        let mut tail = Bytes::new();
+        for filter in &mut self.chain {
+            if !tail.is_empty() {
+                tail = filter.chunk(tail);
+            }
+            let last = filter.finish();
+            tail = match (tail.is_empty(), last.is_empty()) {
+                (_, true) => tail,
+                (true, false) => last,
+                (false, false) => [tail, last].concat().into(),
+            };
+        }
+        match (tail.is_empty(), trailers) {
+            (false, trailers) => {
+                self.trailers = trailers;
+                Poll::Ready(Some(Ok(Frame::data(tail))))
+            }
+            (true, Some(trailers)) => Poll::Ready(Some(Ok(trailers))),
+            (true, None) => Poll::Ready(None),
         }
     }
 }

@@ -235,7 +235,8 @@ struct PluginRun {
     start: Instant,
 }
 
-/// `rewrite` then `access`, each with the global rules first, until a plugin answers.
+/// `rewrite`, `access` then `before_proxy`, each with the global rules first, until a plugin
+/// answers.
 async fn request_phases(
     snapshot: &Snapshot,
     route: &RouteEntry,
@@ -285,6 +286,11 @@ async fn request_phases(
             return flow;
         }
     }
+    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+        if let flow @ Flow::Respond(_) = chain.before_proxy(selection, &mut ctx).await {
+            return flow;
+        }
+    }
     Flow::Continue
 }
 
@@ -319,7 +325,7 @@ fn plugin_response(reply: Reply) -> Response<ResponseBody> {
 }
 
 /// The response side: headers the request phases added, `header_filter` (global rules first),
-/// and `log` once the body ends.
+/// the body filters it attached, and `log` once the body ends.
 fn response_phases(
     snapshot: &Arc<Snapshot>,
     mut run: PluginRun,
@@ -332,11 +338,15 @@ fn response_phases(
     }
     let route = &snapshot.routes[run.route_index];
     let mut replace_body = None;
+    let mut body_filters = Vec::new();
+    let mut encoding = None;
     let mut ctx = ResponseCtx {
         status: &mut head.status,
         headers: &mut head.headers,
         replace_body: &mut replace_body,
         state: &mut run.state,
+        body_filters: &mut body_filters,
+        encoding: &mut encoding,
     };
     snapshot.global_plugins.header_filter(&run.global, &mut ctx);
     route.plugins.header_filter(&run.route, &mut ctx);
@@ -346,6 +356,14 @@ fn response_phases(
         head.headers.remove(header::TRANSFER_ENCODING);
         head.headers.remove(header::CONTENT_ENCODING);
         body = ResponseBody::fixed(new_body);
+    }
+    if let Some(encoder) = encoding.and_then(|e| e.start(&mut head.headers)) {
+        body_filters.push(encoder);
+    }
+    if !body_filters.is_empty() {
+        // The filters may change the length: hyper sends the body chunked.
+        head.headers.remove(header::CONTENT_LENGTH);
+        body.filter(body_filters);
     }
     let status = head.status;
     let snapshot = snapshot.clone();

@@ -46,6 +46,13 @@ impl Vars for RequestVars<'_> {
             "server_addr" => Some(Cow::Owned(self.conn.local.ip().to_string())),
             "server_port" => Some(Cow::Owned(self.conn.local.port().to_string())),
             "scheme" => Some(b("http")),
+            "server_protocol" => Some(b(match self.parts.version {
+                http::Version::HTTP_09 => "HTTP/0.9",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                http::Version::HTTP_3 => "HTTP/3.0",
+                _ => "HTTP/1.1",
+            })),
             "query_string" | "args" => self.parts.uri.query().map(b),
             "route_id" => self.route.map(|r| b(r.id.as_str())),
             "route_name" => self.route.and_then(|r| r.name.as_deref()).map(b),
