@@ -333,6 +333,7 @@ mod tests {
             consumers: &fake.consumers,
             consumer: &mut fake.consumer,
             state: &mut fake.state,
+            body: &mut fake.body,
         };
         format.capture(&mut ctx);
         let mut headers = HeaderMap::new();

@@ -108,6 +108,8 @@ pub struct RequestCtx<'a> {
     pub consumer: &'a mut Option<Arc<consumers::Authenticated>>,
     /// Per-request state plugins keep between phases (one value per type).
     pub state: &'a mut http::Extensions,
+    /// The request body: read it whole or replace it.
+    pub body: &'a mut crate::upstream::body::BodySlot,
 }
 
 /// Changes plugins make to what goes upstream; `None` leaves the request's own.

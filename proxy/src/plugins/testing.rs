@@ -7,6 +7,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::consumers::{Authenticated, Consumers};
 use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
+use crate::upstream::body::BodySlot;
 
 /// A made-up request: its variables and headers, and what the plugin did to it.
 #[derive(Default)]
@@ -25,6 +26,8 @@ pub struct Fake {
     pub consumer: Option<std::sync::Arc<Authenticated>>,
     /// State kept between phases.
     pub state: http::Extensions,
+    /// The request body.
+    pub body: BodySlot,
 }
 
 impl Fake {
@@ -53,6 +56,7 @@ impl Fake {
             consumers: &self.consumers,
             consumer: &mut self.consumer,
             state: &mut self.state,
+            body: &mut self.body,
         }
     }
 
@@ -118,6 +122,7 @@ pub async fn access(
         consumers: &Consumers::default(),
         consumer: &mut None,
         state,
+        body: &mut BodySlot::default(),
     };
     let reply = match plugin.access(&mut ctx).await {
         Flow::Continue => None,

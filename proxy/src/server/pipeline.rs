@@ -38,6 +38,7 @@ pub async fn handle(
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
+    let mut body = BodySlot::new(body);
     let (client, client_text) = client_ip(state, conn, peer_text, &parts.headers);
     let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
@@ -140,8 +141,13 @@ pub async fn handle(
                 &route_vars,
                 client,
                 &mut headers,
+                &mut body,
             )
             .await;
+            if let Some(len) = body.replaced_len() {
+                headers.remove(header::TRANSFER_ENCODING);
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
             plugins = Some(run);
             if let Flow::Respond(reply) = flow {
                 break 'route Ok(plugin_response(reply));
@@ -179,7 +185,7 @@ pub async fn handle(
             client_pool,
             timeouts,
             template,
-            BodySlot::new(body),
+            body,
             hash_key.as_deref(),
         )
         .await
@@ -244,6 +250,7 @@ async fn request_phases(
     vars: &RequestVars<'_>,
     client: IpAddr,
     upstream_headers: &mut HeaderMap,
+    body: &mut BodySlot,
 ) -> Flow {
     let mut consumer = None;
     let mut ctx = RequestCtx {
@@ -255,6 +262,7 @@ async fn request_phases(
         consumers: &snapshot.consumers,
         consumer: &mut consumer,
         state: &mut run.state,
+        body,
     };
     let global = &snapshot.global_plugins;
     for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {

@@ -4,6 +4,10 @@
 //! body is consumed as it is forwarded, never buffered. [`RequestBody`] shares the client's body
 //! through a slot; the first poll takes it out. If a try fails before anything polled the body,
 //! [`BodySlot::replay`] gives a fresh `RequestBody` for the next try; once taken, it gives `None`.
+//!
+//! A plugin that needs the whole body ([`BodySlot::read`]) or replaces it
+//! ([`BodySlot::replace`]) turns the slot into a byte string held in memory, which every try
+//! re-sends.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -11,41 +15,116 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-/// The shared slot holding a not-yet-sent client body.
-#[derive(Clone)]
-pub struct BodySlot(Option<Arc<Mutex<Option<Incoming>>>>);
+/// The shared slot holding a not-yet-sent client body (the default: an empty body).
+#[derive(Clone, Default)]
+pub struct BodySlot {
+    /// The client's body while it streams; `None` for an empty body or a held one.
+    shared: Option<Arc<Mutex<Option<Incoming>>>>,
+    /// The body held in memory (read by a plugin, or replaced).
+    held: Option<Bytes>,
+    replaced: bool,
+}
+
+/// Why a plugin could not read the request body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// The body is larger than the limit.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The client's body failed (connection cut, malformed chunking).
+    #[error("reading the request body failed: {0}")]
+    Failed(String),
+    /// The body was already sent upstream.
+    #[error("the request body was already sent")]
+    Gone,
+}
 
 impl BodySlot {
     /// A slot for `body`; a body that is already at its end needs no slot.
     pub fn new(body: Incoming) -> Self {
-        if body.is_end_stream() {
-            BodySlot(None)
-        } else {
-            BodySlot(Some(Arc::new(Mutex::new(Some(body)))))
+        let shared = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
+        BodySlot {
+            shared,
+            held: None,
+            replaced: false,
         }
+    }
+
+    /// The whole body, read into memory (once; later calls give the same bytes). The body
+    /// then goes upstream from memory.
+    ///
+    /// # Errors
+    /// The body is larger than `limit`, the client's body failed, or it was already sent.
+    pub async fn read(&mut self, limit: usize) -> Result<Bytes, BodyReadError> {
+        if let Some(held) = &self.held {
+            return Ok(held.clone());
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(Bytes::new());
+        };
+        let body = shared
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or(BodyReadError::Gone)?;
+        let collected = Limited::new(body, limit).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                BodyReadError::TooLarge(limit)
+            } else {
+                BodyReadError::Failed(e.to_string())
+            }
+        })?;
+        let bytes = collected.to_bytes();
+        self.shared = None;
+        self.held = Some(bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Sends `bytes` upstream instead of the client's body.
+    pub fn replace(&mut self, bytes: Bytes) {
+        self.shared = None;
+        self.held = Some(bytes);
+        self.replaced = true;
+    }
+
+    /// The length of a replacement body (the request's `Content-Length` must say so).
+    pub fn replaced_len(&self) -> Option<usize> {
+        self.replaced
+            .then(|| self.held.as_ref().map_or(0, Bytes::len))
     }
 
     /// A body for the next try, or None when an earlier try already started sending it.
     pub fn replay(&self) -> Option<RequestBody> {
-        match &self.0 {
+        if let Some(held) = &self.held {
+            return Some(RequestBody {
+                slot: None,
+                inner: None,
+                held: Some(held.clone()),
+            });
+        }
+        match &self.shared {
             None => Some(RequestBody::empty()),
             Some(slot) => {
                 let present = slot.lock().map(|s| s.is_some()).unwrap_or(false);
                 present.then(|| RequestBody {
                     slot: Some(slot.clone()),
                     inner: None,
+                    held: None,
                 })
             }
         }
     }
 }
 
-/// The body sent to an upstream: empty, or the client's body taken from a [`BodySlot`].
+/// The body sent to an upstream: empty, the client's body taken from a [`BodySlot`], or a
+/// body held in memory.
 pub struct RequestBody {
     slot: Option<Arc<Mutex<Option<Incoming>>>>,
     inner: Option<Incoming>,
+    held: Option<Bytes>,
 }
 
 impl RequestBody {
@@ -54,6 +133,7 @@ impl RequestBody {
         RequestBody {
             slot: None,
             inner: None,
+            held: None,
         }
     }
 }
@@ -66,6 +146,9 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Some(held) = self.held.take() {
+            return Poll::Ready((!held.is_empty()).then(|| Ok(Frame::data(held))));
+        }
         if self.inner.is_none() {
             let Some(slot) = self.slot.take() else {
                 return Poll::Ready(None);
@@ -79,6 +162,9 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(held) = &self.held {
+            return held.is_empty();
+        }
         match (&self.inner, &self.slot) {
             (Some(b), _) => b.is_end_stream(),
             (None, Some(_)) => false,
@@ -87,6 +173,9 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(held) = &self.held {
+            return SizeHint::with_exact(held.len() as u64);
+        }
         match (&self.inner, &self.slot) {
             (Some(b), _) => b.size_hint(),
             (None, Some(slot)) => slot
