@@ -252,16 +252,22 @@ impl ExtPluginConfig {
             self.runners.is_some(),
         ];
         let mut specs = Vec::new();
-        match forms.iter().filter(|set| **set).count() {
-            0 => problems.push(format!(
-                "{ROOT}: set one of `cmd`, `path_for_test` or `runners`"
-            )),
-            1 => {}
-            _ => problems.push(format!(
-                "{ROOT}: `cmd`, `path_for_test` and `runners` exclude each other"
-            )),
-        }
-        if problems.is_empty() {
+        let one_form = match forms.iter().filter(|set| **set).count() {
+            0 => {
+                problems.push(format!(
+                    "{ROOT}: set one of `cmd`, `path_for_test` or `runners`"
+                ));
+                false
+            }
+            1 => true,
+            _ => {
+                problems.push(format!(
+                    "{ROOT}: `cmd`, `path_for_test` and `runners` exclude each other"
+                ));
+                false
+            }
+        };
+        if one_form {
             if let Some(runners) = &self.runners {
                 if runners.0.is_empty() {
                     problems.push(format!("{ROOT}.runners: no runner defined"));

@@ -93,6 +93,17 @@ impl Conn {
         }
     }
 
+    /// Gives back the memory of a large frame before the connection idles in the pool.
+    pub(crate) fn trim(&mut self) {
+        const KEEP: usize = 64 * 1024;
+        if self.rbuf.capacity() > KEEP && self.rbuf.is_empty() {
+            self.rbuf = BytesMut::with_capacity(4096);
+        }
+        if self.wbuf.capacity() > KEEP {
+            self.wbuf = BytesMut::with_capacity(4096);
+        }
+    }
+
     /// Encodes `msg` into one buffer and writes it (header and payload in one write).
     async fn send(&mut self, msg: &ToRunner, timeout: Duration) -> Result<(), RunnerError> {
         self.wbuf.clear();

@@ -99,7 +99,8 @@ impl Pool {
     }
 
     /// Returns a connection whose call ended cleanly.
-    pub(crate) fn put(&self, pooled: Pooled) {
+    pub(crate) fn put(&self, mut pooled: Pooled) {
+        pooled.conn.trim();
         let current = self.status.borrow().generation;
         if pooled.conn.generation == current && pooled.conn.is_clean() {
             self.lock_idle().push(pooled.conn);
@@ -115,11 +116,6 @@ impl Pool {
     pub(crate) fn close(&self) {
         self.permits.close();
         self.clear();
-    }
-
-    #[cfg(test)]
-    pub(crate) fn idle_len(&self) -> usize {
-        self.lock_idle().len()
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {

@@ -235,11 +235,6 @@ impl ExtRunner {
     pub(crate) fn close(&self) {
         self.inner.pool.close();
     }
-
-    #[cfg(test)]
-    pub(crate) fn idle_connections(&self) -> usize {
-        self.inner.pool.idle_len()
-    }
 }
 
 impl Runner for ExtRunner {

@@ -24,7 +24,9 @@ fn go_config(extra: &str) -> ExtPluginConfig {
 async fn started(extra: &str) -> ExtRunners {
     init_tracing();
     let runners = ExtRunners::start(&go_config(extra)).unwrap();
-    within(8, runners.wait_ready(Duration::from_secs(8))).await.unwrap();
+    within(8, runners.wait_ready(Duration::from_secs(8)))
+        .await
+        .unwrap();
     runners
 }
 
@@ -53,24 +55,43 @@ async fn say_and_fault_injection_stop_the_request() {
         vec![TextEntry::new("say", r#"{"body":""}"#)],
     );
 
-    let reply = within(5, r.request("route#1#ext-plugin-pre-req#1", get("/hi"), &TestInfo::default()))
-        .await
-        .unwrap();
-    let Some(Action::Stop(stop)) = reply.action else { panic!("{reply:?}") };
+    let reply = within(
+        5,
+        r.request(
+            "route#1#ext-plugin-pre-req#1",
+            get("/hi"),
+            &TestInfo::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    let Some(Action::Stop(stop)) = reply.action else {
+        panic!("{reply:?}")
+    };
     assert_eq!(&stop.body[..], b"hello from go");
     assert_eq!(header(&stop.headers, "x-resp-a6-runner"), Some(&b"Go"[..]));
     assert_ne!(reply.id, 0);
 
     let reply = r
-        .request("route#2#ext-plugin-pre-req#1", get("/hi"), &TestInfo::default())
+        .request(
+            "route#2#ext-plugin-pre-req#1",
+            get("/hi"),
+            &TestInfo::default(),
+        )
         .await
         .unwrap();
-    let Some(Action::Stop(stop)) = reply.action else { panic!("{reply:?}") };
+    let Some(Action::Stop(stop)) = reply.action else {
+        panic!("{reply:?}")
+    };
     assert_eq!((stop.status, &stop.body[..]), (403, &b"denied"[..]));
 
     // A plugin that does nothing: no action, the request goes on unchanged.
     let reply = r
-        .request("route#3#ext-plugin-pre-req#1", get("/hi"), &TestInfo::default())
+        .request(
+            "route#3#ext-plugin-pre-req#1",
+            get("/hi"),
+            &TestInfo::default(),
+        )
         .await
         .unwrap();
     assert_eq!(reply.action, None);
@@ -93,7 +114,9 @@ async fn response_rewrite_reads_the_upstream_body_through_extra_info() {
         resp_body: Bytes::from_static(b"hello world, bye world"),
         ..TestInfo::default()
     };
-    let reply = within(5, r.response(key, upstream_response(200), &info)).await.unwrap();
+    let reply = within(5, r.response(key, upstream_response(200), &info))
+        .await
+        .unwrap();
     assert_eq!(&reply.body[..], b"hello rust, bye rust");
     assert_eq!(header(&reply.headers, "x-added"), Some(&b"yes"[..]));
     assert_eq!(header(&reply.headers, "x-resp-a6-runner"), Some(&b"Go"[..]));
@@ -110,7 +133,10 @@ async fn an_unknown_token_is_conf_token_not_found() {
         .default_runner()
         .http_request(call, &TestInfo::default())
         .await;
-    assert!(matches!(e, Err(RunnerError::Runner(ErrorCode::ConfTokenNotFound))), "{e:?}");
+    assert!(
+        matches!(e, Err(RunnerError::Runner(ErrorCode::ConfTokenNotFound))),
+        "{e:?}"
+    );
     runners.shutdown().await;
 }
 
@@ -139,7 +165,9 @@ async fn a_killed_runner_is_respawned_and_its_tokens_prepared_again() {
     let r = runners.default_runner();
     let key = "route#1#ext-plugin-pre-req#7";
     r.prepare(key, vec![TextEntry::new("say", r#"{"body":"alive"}"#)]);
-    r.request(key, get("/"), &TestInfo::default()).await.unwrap();
+    r.request(key, get("/"), &TestInfo::default())
+        .await
+        .unwrap();
     let before = r.status();
     let pid = before.pid.unwrap();
 
@@ -169,8 +197,12 @@ async fn a_killed_runner_is_respawned_and_its_tokens_prepared_again() {
         }
     })
     .await;
-    let reply = within(5, r.request(key, get("/"), &TestInfo::default())).await.unwrap();
-    let Some(Action::Stop(stop)) = reply.action else { panic!() };
+    let reply = within(5, r.request(key, get("/"), &TestInfo::default()))
+        .await
+        .unwrap();
+    let Some(Action::Stop(stop)) = reply.action else {
+        panic!()
+    };
     assert_eq!(&stop.body[..], b"alive");
     runners.shutdown().await;
 }
@@ -213,7 +245,9 @@ async fn named_runners_in_a_private_socket_dir() {
     let runners = ExtRunners::start(&config).unwrap();
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "socket dir narrowed to 0700");
-    within(8, runners.wait_ready(Duration::from_secs(8))).await.unwrap();
+    within(8, runners.wait_ready(Duration::from_secs(8)))
+        .await
+        .unwrap();
     assert_eq!(runners.default_runner().name(), "first");
     let second = runners.get("second").unwrap();
     assert_eq!(second.socket_path(), dir.join("second.sock"));
@@ -221,7 +255,9 @@ async fn named_runners_in_a_private_socket_dir() {
     assert_eq!(runners.runner(None).unwrap().name(), "first");
     for r in runners.iter() {
         r.prepare("k", vec![TextEntry::new("say", r#"{"body":"x"}"#)]);
-        let reply = within(5, r.request("k", get("/"), &TestInfo::default())).await.unwrap();
+        let reply = within(5, r.request("k", get("/"), &TestInfo::default()))
+            .await
+            .unwrap();
         assert!(reply.action.is_some(), "{}", r.name());
     }
     runners.shutdown().await;

@@ -36,7 +36,10 @@ async fn a_missing_program_is_retried_with_backoff_without_panicking() {
         "generation {}",
         status.generation
     );
-    assert!(matches!(status.state, RunnerState::Down | RunnerState::Starting));
+    assert!(matches!(
+        status.state,
+        RunnerState::Down | RunnerState::Starting
+    ));
     assert!(r.wait_ready(Duration::from_millis(100)).await.is_err());
     within(2, runners.shutdown()).await;
     assert_eq!(r.status().state, RunnerState::Stopped);
@@ -64,7 +67,10 @@ async fn a_runner_ignoring_sigterm_is_killed_after_the_grace() {
     let t = Instant::now();
     within(3, runners.shutdown()).await;
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
 }
 
@@ -104,7 +110,10 @@ async fn runner_output_goes_to_the_log_with_the_runner_name_and_env_is_set() {
             let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
             if text.contains(&expected) && text.contains("oops") {
                 assert!(text.contains("runner=chatty"), "{text}");
-                assert!(text.contains("stream=\"stderr\"") || text.contains("stream=stderr"), "{text}");
+                assert!(
+                    text.contains("stream=\"stderr\"") || text.contains("stream=stderr"),
+                    "{text}"
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
