@@ -122,3 +122,37 @@ async fn runner_output_goes_to_the_log_with_the_runner_name_and_env_is_set() {
     .await;
     runners.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_runner_that_never_listens_is_killed_and_respawned() {
+    init_tracing();
+    let runners = ExtRunners::start(&config(
+        "cmd: [sleep, '30']\nstart_timeout: 0.2\nconnect_timeout: 0.1",
+    ))
+    .unwrap();
+    let r = runners.default_runner().clone();
+    let first = within(3, async {
+        loop {
+            if let Some(pid) = r.status().pid {
+                break pid;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Killed after 0.2 s without a socket, respawned after the 0.1 s backoff.
+    within(3, async {
+        while r.status().generation < 2 || r.status().pid.is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_ne!(r.status().pid, Some(first));
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists(),
+        "the first process is gone"
+    );
+    let e = r.http_request(get("/"), &TestInfo::default()).await;
+    assert!(matches!(e, Err(RunnerError::Unavailable(_))), "{e:?}");
+    within(3, runners.shutdown()).await;
+}
