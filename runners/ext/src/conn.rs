@@ -148,15 +148,14 @@ impl Conn {
     /// the connection usable; anything else unexpected poisons it.
     pub(crate) async fn call<I: InfoSource>(
         &mut self,
-        msg: ToRunner,
+        msg: &ToRunner,
         expect: MessageType,
         info: Option<&I>,
         read_timeout: Duration,
     ) -> Outcome<ToGateway> {
-        if let Err(e) = self.send(&msg, read_timeout).await {
+        if let Err(e) = self.send(msg, read_timeout).await {
             return Outcome::poisoned(e);
         }
-        drop(msg);
         let mut budget = read_timeout;
         loop {
             let frame = match self.recv(&mut budget).await {

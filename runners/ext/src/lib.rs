@@ -313,3 +313,13 @@ fn private_dir(dir: &Path) -> Result<PathBuf, StartError> {
     }
     Ok(dir.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<super::ExtRunners>();
+        shared::<super::ExtRunner>();
+    }
+}

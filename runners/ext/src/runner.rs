@@ -157,6 +157,14 @@ impl ExtRunner {
         self.inner.lock_tokens().remove(key);
     }
 
+    /// The token cached for `key` and the generation of the runner process that issued it,
+    /// without preparing anything. `None` for an unknown key or one not prepared (yet).
+    pub fn cached_token(&self, key: &str) -> Option<(u32, u64)> {
+        let tokens = self.inner.lock_tokens();
+        let p = tokens.get(key)?.slot.cell.get()?;
+        Some((p.token, p.generation))
+    }
+
     /// The keys currently registered.
     pub fn keys(&self) -> Vec<String> {
         self.inner.lock_tokens().keys().cloned().collect()
@@ -171,31 +179,13 @@ impl ExtRunner {
     pub async fn request<I: InfoSource>(
         &self,
         key: &str,
-        mut call: HttpRequest,
+        call: HttpRequest,
         info: &I,
     ) -> Result<HttpRequestReply, RunnerError> {
-        let mut last = RunnerError::Unavailable("no attempt made".into());
-        for _ in 0..ATTEMPTS {
-            let (slot, prepared) = self.inner.token(key).await?;
-            call.conf_token = prepared.token;
-            match self
-                .inner
-                .http_request(call.clone(), info, Some(prepared.generation))
-                .await
-            {
-                Ok(reply) => return Ok(reply),
-                Err(CallFailure::Error(RunnerError::Runner(ErrorCode::ConfTokenNotFound))) => {
-                    last = RunnerError::Runner(ErrorCode::ConfTokenNotFound);
-                    self.inner.drop_tokens(key, &slot);
-                }
-                Err(CallFailure::StaleToken) => {
-                    last = RunnerError::Runner(ErrorCode::ConfTokenNotFound);
-                    self.inner.replace_slot(key, &slot);
-                }
-                Err(CallFailure::Error(e)) => return Err(e),
-            }
+        match self.keyed(key, ToRunner::HttpRequest(call), info).await? {
+            ToGateway::HttpRequestReply(r) => Ok(r),
+            other => Err(mismatch(&other)),
         }
-        Err(last)
     }
 
     /// A response call (type 4) with the conf of `key`; tokens as [`ExtRunner::request`].
@@ -205,16 +195,33 @@ impl ExtRunner {
     pub async fn response<I: InfoSource>(
         &self,
         key: &str,
-        mut call: HttpResponse,
+        call: HttpResponse,
         info: &I,
     ) -> Result<HttpResponseReply, RunnerError> {
+        match self.keyed(key, ToRunner::HttpResponse(call), info).await? {
+            ToGateway::HttpResponseReply(r) => Ok(r),
+            other => Err(mismatch(&other)),
+        }
+    }
+
+    async fn keyed<I: InfoSource>(
+        &self,
+        key: &str,
+        mut msg: ToRunner,
+        info: &I,
+    ) -> Result<ToGateway, RunnerError> {
+        let id = self.inner.stamp(&mut msg);
         let mut last = RunnerError::Unavailable("no attempt made".into());
         for _ in 0..ATTEMPTS {
             let (slot, prepared) = self.inner.token(key).await?;
-            call.conf_token = prepared.token;
+            match &mut msg {
+                ToRunner::HttpRequest(c) => c.conf_token = prepared.token,
+                ToRunner::HttpResponse(c) => c.conf_token = prepared.token,
+                _ => {}
+            }
             match self
                 .inner
-                .http_response(call.clone(), info, Some(prepared.generation))
+                .http_call(&msg, id, info, Some(prepared.generation))
                 .await
             {
                 Ok(reply) => return Ok(reply),
@@ -249,10 +256,13 @@ impl Runner for ExtRunner {
         call: HttpRequest,
         info: &I,
     ) -> Result<HttpRequestReply, RunnerError> {
-        self.inner
-            .http_request(call, info, None)
-            .await
-            .map_err(CallFailure::into_error)
+        let mut msg = ToRunner::HttpRequest(call);
+        let id = self.inner.stamp(&mut msg);
+        match self.inner.http_call(&msg, id, info, None).await {
+            Ok(ToGateway::HttpRequestReply(r)) => Ok(r),
+            Ok(other) => Err(mismatch(&other)),
+            Err(e) => Err(e.into_error()),
+        }
     }
 
     /// A raw response call with the caller's `conf_token`; `id` is assigned when 0.
@@ -261,10 +271,13 @@ impl Runner for ExtRunner {
         call: HttpResponse,
         info: &I,
     ) -> Result<HttpResponseReply, RunnerError> {
-        self.inner
-            .http_response(call, info, None)
-            .await
-            .map_err(CallFailure::into_error)
+        let mut msg = ToRunner::HttpResponse(call);
+        let id = self.inner.stamp(&mut msg);
+        match self.inner.http_call(&msg, id, info, None).await {
+            Ok(ToGateway::HttpResponseReply(r)) => Ok(r),
+            Ok(other) => Err(mismatch(&other)),
+            Err(e) => Err(e.into_error()),
+        }
     }
 }
 
@@ -458,7 +471,7 @@ impl Inner {
         let out = pooled
             .conn
             .call::<NoInfo>(
-                ToRunner::PrepareConf(conf),
+                &ToRunner::PrepareConf(conf),
                 MessageType::PrepareConf,
                 None,
                 self.spec.read_timeout,
@@ -482,54 +495,32 @@ impl Inner {
         result
     }
 
-    async fn http_request<I: InfoSource>(
-        &self,
-        mut call: HttpRequest,
-        info: &I,
-        generation: Option<u64>,
-    ) -> Result<HttpRequestReply, CallFailure> {
-        if call.id == 0 {
-            call.id = self.next_id();
-        }
-        let id = call.id;
-        let mut pooled = self.pool.get().await.map_err(CallFailure::Error)?;
-        if generation.is_some_and(|g| g != pooled.conn.generation) {
-            self.pool.put(pooled);
-            return Err(CallFailure::StaleToken);
-        }
-        let out = pooled
-            .conn
-            .call(
-                ToRunner::HttpRequest(call),
-                MessageType::HttpReqCall,
-                Some(info),
-                self.spec.read_timeout,
-            )
-            .await;
-        let result = match out.result {
-            Ok(ToGateway::HttpRequestReply(r)) if r.id == id => Ok(r),
-            Ok(ToGateway::HttpRequestReply(r)) if r.id == 0 => Err(empty_reply("reply id")),
-            Ok(other) => Err(RunnerError::Protocol(format!(
-                "reply does not answer call {id}: {other:?}"
-            ))),
-            Err(e) => Err(e),
+    /// The id of an HTTP call, assigned when 0.
+    fn stamp(&self, msg: &mut ToRunner) -> u32 {
+        let id = match msg {
+            ToRunner::HttpRequest(c) => &mut c.id,
+            ToRunner::HttpResponse(c) => &mut c.id,
+            _ => return 0,
         };
-        if out.reusable && !matches!(result, Err(RunnerError::Protocol(_))) {
-            self.pool.put(pooled);
+        if *id == 0 {
+            *id = self.next_id();
         }
-        result.map_err(CallFailure::Error)
+        *id
     }
 
-    async fn http_response<I: InfoSource>(
+    /// One HTTP call (type 2 or 4) on a pooled connection; with `generation`, only on a
+    /// connection to that process.
+    async fn http_call<I: InfoSource>(
         &self,
-        mut call: HttpResponse,
+        msg: &ToRunner,
+        id: u32,
         info: &I,
         generation: Option<u64>,
-    ) -> Result<HttpResponseReply, CallFailure> {
-        if call.id == 0 {
-            call.id = self.next_id();
-        }
-        let id = call.id;
+    ) -> Result<ToGateway, CallFailure> {
+        let expect = match msg {
+            ToRunner::HttpResponse(_) => MessageType::HttpRespCall,
+            _ => MessageType::HttpReqCall,
+        };
         let mut pooled = self.pool.get().await.map_err(CallFailure::Error)?;
         if generation.is_some_and(|g| g != pooled.conn.generation) {
             self.pool.put(pooled);
@@ -537,19 +528,16 @@ impl Inner {
         }
         let out = pooled
             .conn
-            .call(
-                ToRunner::HttpResponse(call),
-                MessageType::HttpRespCall,
-                Some(info),
-                self.spec.read_timeout,
-            )
+            .call(msg, expect, Some(info), self.spec.read_timeout)
             .await;
         let result = match out.result {
-            Ok(ToGateway::HttpResponseReply(r)) if r.id == id => Ok(r),
-            Ok(ToGateway::HttpResponseReply(r)) if r.id == 0 => Err(empty_reply("reply id")),
-            Ok(other) => Err(RunnerError::Protocol(format!(
-                "reply does not answer call {id}: {other:?}"
-            ))),
+            Ok(reply) => match reply_id(&reply) {
+                Some(got) if got == id => Ok(reply),
+                Some(0) => Err(empty_reply("reply id")),
+                _ => Err(RunnerError::Protocol(format!(
+                    "reply does not answer call {id}: {reply:?}"
+                ))),
+            },
             Err(e) => Err(e),
         };
         if out.reusable && !matches!(result, Err(RunnerError::Protocol(_))) {
@@ -557,6 +545,20 @@ impl Inner {
         }
         result.map_err(CallFailure::Error)
     }
+}
+
+fn reply_id(m: &ToGateway) -> Option<u32> {
+    match m {
+        ToGateway::HttpRequestReply(r) => Some(r.id),
+        ToGateway::HttpResponseReply(r) => Some(r.id),
+        _ => None,
+    }
+}
+
+/// A reply of the wrong kind (the connection layer checks the frame type, so this does not
+/// happen).
+fn mismatch(m: &ToGateway) -> RunnerError {
+    RunnerError::Protocol(format!("unexpected reply {m:?}"))
 }
 
 /// Per runner: re-prepares after a respawn, refreshes tokens before they expire, drops idle
