@@ -233,7 +233,7 @@ async fn forward(name: Arc<str>, stream: &'static str, out: impl AsyncRead + Unp
                 while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     line.pop();
                 }
-                tracing::info!(target: "runner", runner = %name, stream, "{}", String::from_utf8_lossy(&line));
+                tracing::info!(runner = %name, stream, "{}", String::from_utf8_lossy(&line));
             }
         }
     }
