@@ -152,6 +152,21 @@ impl ExtRunners {
                 (Some(dir), Some(temp))
             }
         };
+        // Checked before anything is spawned, so an error leaves nothing running.
+        if let Some(dir) = &dir {
+            for spec in &specs {
+                let socket = dir.join(format!("{}.sock", spec.name));
+                if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                    return Err(StartError::SocketDir {
+                        path: dir.clone(),
+                        reason: format!(
+                            "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
+                            socket.display()
+                        ),
+                    });
+                }
+            }
+        }
         let shutdown = CancellationToken::new();
         let mut runners = Vec::with_capacity(specs.len());
         let mut supervisors = Vec::new();
@@ -174,15 +189,6 @@ impl ExtRunners {
                 }
                 (Endpoint::Spawn(argv), Some(dir)) => {
                     let socket = dir.join(format!("{}.sock", spec.name));
-                    if socket.as_os_str().len() > MAX_SOCKET_PATH {
-                        return Err(StartError::SocketDir {
-                            path: dir.clone(),
-                            reason: format!(
-                                "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
-                                socket.display()
-                            ),
-                        });
-                    }
                     let (tx, rx) = watch::channel(Status {
                         generation: 0,
                         state: RunnerState::Starting,
@@ -198,7 +204,9 @@ impl ExtRunners {
                     runners.push(ExtRunner::new(spec, socket, rx, shutdown.clone()));
                 }
                 (Endpoint::Spawn(_), None) => {
-                    return Err(StartError::Runners("no socket directory".into()))
+                    // Unreachable: a spawned runner always gets a directory above.
+                    shutdown.cancel();
+                    return Err(StartError::Runners("no socket directory".into()));
                 }
             }
         }
@@ -321,5 +329,25 @@ mod tests {
         fn shared<T: Send + Sync + 'static>() {}
         shared::<super::ExtRunners>();
         shared::<super::ExtRunner>();
+    }
+
+    #[test]
+    fn a_symlinked_socket_dir_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let e = super::private_dir(&link).expect_err("symlink");
+        assert!(e.to_string().contains("symlinks are refused"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_socket_path_too_long_for_a_unix_address_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let deep = tmp.path().join("d".repeat(100));
+        let spec = super::RunnerSpec::new("x", super::Endpoint::Spawn(vec!["true".into()]));
+        let e = super::ExtRunners::start_specs(vec![spec], Some(&deep)).expect_err("too long");
+        assert!(e.to_string().contains("longer than"), "{e}");
     }
 }
