@@ -298,12 +298,15 @@ func (c *conn) changes(f *Fields) flatbuffers.UOffsetT {
 	return c.vector(from)
 }
 
-// whole writes all of f (removal markers included).
+// whole writes all of f, then an entry without value for each name removed with Del.
 func (c *conn) whole(f *Fields) flatbuffers.UOffsetT {
 	from := len(c.offs)
 	for i := range f.list {
 		e := &f.list[i]
 		c.entry(e.Name, e.Value, e.HasValue)
+	}
+	for _, name := range f.removed {
+		c.entry(name, "", false)
 	}
 	return c.vector(from)
 }

@@ -3,7 +3,7 @@ package runtime
 import "strings"
 
 // Field is one name/value pair as the protocol carries it. HasValue is false for an entry
-// without value: a query flag (`?flag`), or, in what a plugin sends back, "remove this name".
+// without value: a query flag (`?flag`); in what the runner sends back, "remove this name".
 type Field struct {
 	Name     string
 	Value    string
@@ -18,6 +18,7 @@ type Field struct {
 type Fields struct {
 	list    []Field
 	touched []string // changed names, in order of first change
+	removed []string // names removed with Del and not added since
 	fold    bool     // names are case-insensitive (headers)
 	load    func(*Fields)
 	loaded  bool
@@ -29,6 +30,8 @@ func (f *Fields) reset(fold bool, load func(*Fields)) {
 	f.list = f.list[:0]
 	clear(f.touched)
 	f.touched = f.touched[:0]
+	clear(f.removed)
+	f.removed = f.removed[:0]
 	f.fold, f.load, f.loaded, f.cleared = fold, load, load == nil, false
 }
 
@@ -89,7 +92,7 @@ func (f *Fields) Lookup(name string) (string, bool) {
 	return "", false
 }
 
-// Has tells whether name is present, with or without value (`?flag` has no value).
+// Has tells whether name is present, with or without value (an argument `?flag` has none).
 func (f *Fields) Has(name string) bool {
 	f.ensure()
 	for i := range f.list {
@@ -137,7 +140,7 @@ func (f *Fields) Set(name, value string) {
 func (f *Fields) Add(name, value string) {
 	f.ensure()
 	name = f.key(name)
-	f.dropEmpty(name)
+	f.unremove(name)
 	f.list = append(f.list, Field{Name: name, Value: value, HasValue: true})
 	f.touch(name)
 }
@@ -147,12 +150,17 @@ func (f *Fields) Del(name string) {
 	f.ensure()
 	name = f.key(name)
 	f.drop(name)
-	f.list = append(f.list, Field{Name: name}) // a removal marker; Get and Values skip it
 	f.touch(name)
+	for _, r := range f.removed {
+		if f.same(r, name) {
+			return
+		}
+	}
+	f.removed = append(f.removed, name)
 }
 
-// Reset empties the list. In a response filter the new list then replaces all of the upstream's
-// headers; elsewhere every name the list held counts as removed.
+// Reset empties the list. In a response filter the entries added afterwards replace all of the
+// upstream's headers; elsewhere every name the list held counts as removed.
 func (f *Fields) Reset() {
 	f.ensure()
 	for i := range f.list {
@@ -163,6 +171,7 @@ func (f *Fields) Reset() {
 	f.cleared = true
 }
 
+// drop removes every entry of name.
 func (f *Fields) drop(name string) {
 	out := f.list[:0]
 	for _, e := range f.list {
@@ -172,18 +181,16 @@ func (f *Fields) drop(name string) {
 	}
 	clear(f.list[len(out):])
 	f.list = out
+	f.unremove(name)
 }
 
-// dropEmpty removes the removal markers of name (Del then Add means "replace").
-func (f *Fields) dropEmpty(name string) {
-	out := f.list[:0]
-	for _, e := range f.list {
-		if e.HasValue || !f.same(e.Name, name) {
-			out = append(out, e)
+func (f *Fields) unremove(name string) {
+	for i, r := range f.removed {
+		if f.same(r, name) {
+			f.removed = append(f.removed[:i], f.removed[i+1:]...)
+			return
 		}
 	}
-	clear(f.list[len(out):])
-	f.list = out
 }
 
 // Changed tells whether a plugin changed the list.
@@ -211,8 +218,3 @@ func (f *Fields) appendRaw(name, value string, hasValue bool) {
 	f.list = append(f.list, Field{Name: name, Value: value, HasValue: hasValue})
 }
 
-// entries returns the current list (no copy; internal).
-func (f *Fields) entries() []Field {
-	f.ensure()
-	return f.list
-}
