@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	runnerBin = filepath.Join(dir, "conformance-runner")
-	build := exec.Command("go", "build", "-o", runnerBin, "./cmd/conformance-runner")
+	args := []string{"build", "-o", runnerBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/conformance-runner")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the conformance runner:", err)
