@@ -84,11 +84,10 @@ func loadEntries(f *Fields, n int, at func(*A6.TextEntry, int) bool) {
 // ID returns the gateway's id of this call.
 func (r *Request) ID() uint32 { return r.id }
 
-// SrcIP returns the client's address.
+// SrcIP returns the client's address (the zero Addr when the gateway sent none).
 func (r *Request) SrcIP() netip.Addr {
 	if r.fromWire && !r.srcIP.IsValid() {
-		r.srcIP, _ = netip.AddrFromSlice(r.fb.SrcIpBytes())
-		r.srcIP = r.srcIP.Unmap()
+		r.srcIP, _ = netip.AddrFromSlice(r.fb.SrcIpBytes()) // 4 or 16 bytes; anything else: invalid
 	}
 	return r.srcIP
 }
