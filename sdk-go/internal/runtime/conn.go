@@ -300,6 +300,7 @@ func (c *conn) changes(f *Fields) flatbuffers.UOffsetT {
 
 // whole writes all of f, then an entry without value for each name removed with Del.
 func (c *conn) whole(f *Fields) flatbuffers.UOffsetT {
+	f.ensure()
 	from := len(c.offs)
 	for i := range f.list {
 		e := &f.list[i]

@@ -35,11 +35,38 @@ func (f *Fields) reset(fold bool, load func(*Fields)) {
 	f.fold, f.load, f.loaded, f.cleared = fold, load, load == nil, false
 }
 
+// ensure loads the gateway's entries on first use. Set and Del work before that (the common
+// "set one header" plugin then never decodes the others): the entries they made stay after the
+// loaded ones, and loaded entries of the names they changed are skipped.
 func (f *Fields) ensure() {
-	if !f.loaded {
-		f.loaded = true
-		f.load(f)
+	if f.loaded {
+		return
 	}
+	f.loaded = true
+	if len(f.touched) == 0 {
+		f.load(f)
+		return
+	}
+	pending := append([]Field(nil), f.list...)
+	f.list = f.list[:0]
+	f.load(f)
+	out := f.list[:0]
+	for _, e := range f.list {
+		if !f.changed(e.Name) {
+			out = append(out, e)
+		}
+	}
+	clear(f.list[len(out):])
+	f.list = append(out, pending...)
+}
+
+func (f *Fields) changed(name string) bool {
+	for _, t := range f.touched {
+		if f.same(t, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *Fields) key(name string) string {
@@ -129,7 +156,6 @@ func (f *Fields) Len() int {
 
 // Set replaces every value of name with value.
 func (f *Fields) Set(name, value string) {
-	f.ensure()
 	name = f.key(name)
 	f.drop(name)
 	f.list = append(f.list, Field{Name: name, Value: value, HasValue: true})
@@ -147,7 +173,6 @@ func (f *Fields) Add(name, value string) {
 
 // Del removes name. The runner sends the removal as an entry without value.
 func (f *Fields) Del(name string) {
-	f.ensure()
 	name = f.key(name)
 	f.drop(name)
 	f.touch(name)

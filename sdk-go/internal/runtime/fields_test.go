@@ -94,3 +94,35 @@ func TestFieldsLoadLazily(t *testing.T) {
 		t.Errorf("loads %d", loads)
 	}
 }
+
+func TestFieldsSetBeforeLoad(t *testing.T) {
+	loads := 0
+	f := &Fields{}
+	f.reset(true, func(f *Fields) {
+		loads++
+		f.appendRaw("host", "h", true)
+		f.appendRaw("x-a", "1", true)
+		f.appendRaw("x-b", "1", true)
+	})
+	f.Set("X-A", "2")
+	f.Del("x-b")
+	f.Set("x-new", "n")
+	if loads != 0 {
+		t.Fatalf("Set/Del loaded the gateway's headers")
+	}
+	if got := changes(f); got != "x-a=2,x-b=<none>,x-new=n" {
+		t.Errorf("changes %q", got)
+	}
+	// reading afterwards sees the gateway's entries with the changes applied
+	var names []string
+	for _, e := range f.All() {
+		names = append(names, e.Name+"="+e.Value)
+	}
+	if got := strings.Join(names, ","); got != "host=h,x-a=2,x-new=n" || loads != 1 {
+		t.Errorf("after load: %s (loads %d)", got, loads)
+	}
+	f.Add("x-a", "3")
+	if fmt.Sprint(f.Values("x-a")) != "[2 3]" {
+		t.Errorf("x-a %v", f.Values("x-a"))
+	}
+}
