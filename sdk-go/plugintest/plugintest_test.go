@@ -66,7 +66,9 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
-type echoStatus struct{ plugin.Default[struct{ Status int }] }
+type echoStatus struct {
+	plugin.Default[struct{ Status int }]
+}
 
 func (echoStatus) Name() string { return "s" }
 func (echoStatus) RequestFilter(ctx context.Context, c struct{ Status int }, w http.ResponseWriter, _ *plugin.Request) error {

@@ -52,7 +52,9 @@ type RewritePathConf struct {
 
 // RewritePath replaces a path prefix before the request goes upstream, tells the upstream the
 // original path in X-Original-Path and drops the debug query argument.
-type RewritePath struct{ plugin.Default[RewritePathConf] }
+type RewritePath struct {
+	plugin.Default[RewritePathConf]
+}
 
 func (RewritePath) Name() string { return "rewrite-path" }
 
@@ -106,7 +108,9 @@ type ReplaceBodyConf struct {
 
 // ReplaceBody rewrites the upstream's response body (a response filter: route it with
 // ext-plugin-post-resp) and marks the response with X-Body-Rewritten.
-type ReplaceBody struct{ plugin.Default[ReplaceBodyConf] }
+type ReplaceBody struct {
+	plugin.Default[ReplaceBodyConf]
+}
 
 func (ReplaceBody) Name() string { return "replace-body" }
 

@@ -242,4 +242,3 @@ func (f *Fields) Changes(fn func(name string, value string, hasValue bool)) {
 func (f *Fields) appendRaw(name, value string, hasValue bool) {
 	f.list = append(f.list, Field{Name: name, Value: value, HasValue: hasValue})
 }
-
