@@ -169,6 +169,12 @@ func TestStop(t *testing.T) {
 		t.Errorf("stop headers %s, want %s", got, want)
 	}
 
+	// pairs keep their order across names; a later null removes what an earlier pair set
+	tok = prepare(t, c, "k-order", pc.E("conf-stop", `{"headers":[["x-z","1"],["x-a","2"],["x-z","3"],["x-a",null]]}`))
+	if got := show(request(t, c, tok, nil).Stop.Headers); got != "x-z=1,x-z=3,x-a=<none>" {
+		t.Errorf("ordered stop headers %s", got)
+	}
+
 	// no status in the conf: 200
 	tok = prepare(t, c, "k2", pc.E("conf-stop", `{}`))
 	if reply := request(t, c, tok, nil); reply.Stop == nil || reply.Stop.Status != 200 {

@@ -42,6 +42,19 @@ type Fields = runtime.Fields
 // Field is one entry of a Fields list.
 type Field = runtime.Field
 
+// OrderedHeader returns headers for a stop answer that keep their order, for when the order or
+// the exact entries matter (an http.Header has no order; its names are sent sorted). They are sent
+// after w.Header()'s: Set/Add send values (the gateway's rule: the first entry of a name sets the
+// header, later ones add), Del sends an entry without value (the gateway removes the header).
+// Changing them stops the chain like writing to w. It returns nil when w is neither the runner's
+// writer nor a plugintest.ResponseRecorder.
+func OrderedHeader(w http.ResponseWriter) *Fields {
+	if o, ok := w.(interface{ OrderedHeader() *Fields }); ok {
+		return o.OrderedHeader()
+	}
+	return nil
+}
+
 // ErrDuplicate is returned by Register for a name already registered.
 var ErrDuplicate = runtime.ErrDuplicate
 

@@ -110,8 +110,12 @@ type ResponseRecorder struct {
 	Code      int         // status written; 200 when only the body or headers were written
 	HeaderMap http.Header // headers written
 	Body      bytes.Buffer
+	Ordered   plugin.Fields // headers written through plugin.OrderedHeader
 	wrote     bool
 }
+
+// OrderedHeader returns the recorder's ordered headers (see plugin.OrderedHeader).
+func (rw *ResponseRecorder) OrderedHeader() *plugin.Fields { return &rw.Ordered }
 
 // NewRecorder returns an empty recorder.
 func NewRecorder() *ResponseRecorder {
@@ -146,7 +150,7 @@ func (rw *ResponseRecorder) WriteHeader(code int) {
 // Stopped tells whether the plugin answered (so the gateway would not contact the upstream),
 // by the runner's rule: a status, a body or a header was written.
 func (rw *ResponseRecorder) Stopped() bool {
-	stopped := rw.wrote || len(rw.HeaderMap) > 0
+	stopped := rw.wrote || len(rw.HeaderMap) > 0 || rw.Ordered.Changed()
 	if stopped && rw.Code == 0 {
 		rw.Code = http.StatusOK
 	}

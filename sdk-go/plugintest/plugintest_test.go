@@ -101,3 +101,26 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d %d %v", w.StatusCode(), w.UpstreamStatus(), w.Header().All())
 	}
 }
+
+func TestOrderedHeader(t *testing.T) {
+	rec := plugintest.NewRecorder()
+	h := plugin.OrderedHeader(rec)
+	h.Add("x-b", "1")
+	h.Add("x-a", "2")
+	h.Del("x-gone")
+	if !rec.Stopped() || rec.Code != 200 {
+		t.Errorf("ordered headers did not stop")
+	}
+	var got []string
+	for _, f := range rec.Ordered.All() {
+		got = append(got, f.Name+"="+f.Value)
+	}
+	if len(got) != 2 || got[0] != "x-b=1" || got[1] != "x-a=2" {
+		t.Errorf("ordered %v", got)
+	}
+	if plugin.OrderedHeader(httptestWriter{}) != nil {
+		t.Errorf("a foreign writer got ordered headers")
+	}
+}
+
+type httptestWriter struct{ http.ResponseWriter }

@@ -77,15 +77,13 @@ type Stop struct{ plugin.Default[StopConf] }
 func (Stop) Name() string { return "conf-stop" }
 
 func (Stop) RequestFilter(_ context.Context, conf StopConf, w http.ResponseWriter, _ *plugin.Request) error {
-	h := w.Header()
+	h := plugin.OrderedHeader(w) // the pairs in order, as the protocol carries them
 	for _, p := range conf.Headers {
 		if p.Value == nil {
-			if _, ok := h[p.Name]; !ok {
-				h[p.Name] = []string{} // sent without value: removes the header
-			}
-			continue
+			h.Del(p.Name)
+		} else {
+			h.Add(p.Name, *p.Value)
 		}
-		h[p.Name] = append(h[p.Name], *p.Value)
 	}
 	status := conf.Status
 	if status == 0 {

@@ -312,16 +312,14 @@ func (c *conn) whole(f *Fields) flatbuffers.UOffsetT {
 	return c.vector(from)
 }
 
-func (c *conn) httpHeader(h http.Header) flatbuffers.UOffsetT {
-	if len(h) == 0 {
-		return 0
-	}
+// stopHeaders writes the headers of a Stop: h sorted by name, then the ordered ones.
+func (c *conn) stopHeaders(h http.Header, ordered *Fields) flatbuffers.UOffsetT {
+	from := len(c.offs)
 	c.keys = c.keys[:0]
 	for k := range h {
 		c.keys = append(c.keys, k)
 	}
 	slices.Sort(c.keys)
-	from := len(c.offs)
 	for _, k := range c.keys {
 		vs := h[k]
 		if len(vs) == 0 {
@@ -332,6 +330,15 @@ func (c *conn) httpHeader(h http.Header) flatbuffers.UOffsetT {
 		}
 	}
 	clear(c.keys)
+	if ordered.Changed() {
+		for i := range ordered.list {
+			e := &ordered.list[i]
+			c.entry(e.Name, e.Value, e.HasValue)
+		}
+		for _, name := range ordered.removed {
+			c.entry(name, "", false)
+		}
+	}
 	return c.vector(from)
 }
 
@@ -348,7 +355,7 @@ func (c *conn) encodeReqReply() {
 	actionType, action := HTTPReqCall.ActionNONE, flatbuffers.UOffsetT(0)
 	switch {
 	case c.stop.Stopped():
-		headers := c.httpHeader(c.stop.header)
+		headers := c.stopHeaders(c.stop.header, &c.stop.ordered)
 		body := c.bytesVector(c.stop.body)
 		HTTPReqCall.StopStart(b)
 		if body != 0 {

@@ -43,6 +43,9 @@ func (f *Fields) ensure() {
 		return
 	}
 	f.loaded = true
+	if f.load == nil {
+		return
+	}
 	if len(f.touched) == 0 {
 		f.load(f)
 		return

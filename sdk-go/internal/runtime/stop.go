@@ -6,15 +6,26 @@ import "net/http"
 // or a header stops the chain: the gateway answers the client with it and does not contact the
 // upstream. A header name mapped to an empty slice is sent without value (it removes the header).
 type StopWriter struct {
-	header http.Header
-	status int
-	body   []byte
-	wrote  bool
+	header  http.Header
+	ordered Fields
+	status  int
+	body    []byte
+	wrote   bool
 }
 
 func (w *StopWriter) reset() {
 	clear(w.header)
+	w.ordered.reset(true, nil)
 	w.status, w.body, w.wrote = 0, w.body[:0], false
+}
+
+// OrderedHeader returns headers of the answer kept in order, sent after Header()'s: a value sets
+// the header (later ones add), Del sends an entry without value (removes it).
+func (w *StopWriter) OrderedHeader() *Fields {
+	if !w.ordered.loaded {
+		w.ordered.reset(true, nil)
+	}
+	return &w.ordered
 }
 
 // Header returns the headers of the answer.
@@ -41,7 +52,7 @@ func (w *StopWriter) WriteHeader(status int) {
 }
 
 // Stopped tells whether the plugin answered.
-func (w *StopWriter) Stopped() bool { return w.wrote || len(w.header) > 0 }
+func (w *StopWriter) Stopped() bool { return w.wrote || len(w.header) > 0 || w.ordered.Changed() }
 
 // Status returns the status written, 0 when none (the gateway then answers 200).
 func (w *StopWriter) Status() int { return w.status }
