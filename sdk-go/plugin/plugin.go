@@ -117,8 +117,10 @@ func NewRegistry() *Registry { return &Registry{} }
 // Names returns the registered plugin names in registration order.
 func (g *Registry) Names() []string { return g.r.Names() }
 
-// Runtime returns the registry the runner serves. It is for the SDK's runner package.
-func (g *Registry) Runtime() *runtime.Registry { return &g.r }
+func init() {
+	// lets package runner reach the registry without a public accessor
+	runtime.RegistryOf = func(v any) *runtime.Registry { return &v.(*Registry).r }
+}
 
 // Register adds p to g. It fails when p's name is empty, longer than 128 bytes, or already
 // registered (the error wraps ErrDuplicate).

@@ -124,7 +124,7 @@ func Serve(ctx context.Context, ln net.Listener, reg *plugin.Registry, opts Opti
 		expire = DefaultConfExpire
 	}
 	s := &runtime.Server{
-		Registry:    reg.Runtime(),
+		Registry:    runtime.RegistryOf(reg),
 		Confs:       &runtime.ConfCache{TTL: expire * 6 / 5},
 		CallTimeout: opts.CallTimeout,
 		Logger:      logger(opts),

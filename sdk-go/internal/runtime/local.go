@@ -10,12 +10,10 @@ type Local struct {
 	Vars     map[string]string
 	Body     []byte
 	HaveBody bool
-	Asked    []string // variable names asked for, in order, for tests that check caching
 }
 
 func (l *Local) vars(_ context.Context, names []string, set func(string, []byte, bool)) error {
 	for _, n := range names {
-		l.Asked = append(l.Asked, n)
 		v, ok := l.Vars[n]
 		if !ok {
 			set(n, nil, false)

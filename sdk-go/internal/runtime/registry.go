@@ -27,6 +27,9 @@ type Registry struct {
 	order   []string
 }
 
+// RegistryOf returns the runtime registry inside a *plugin.Registry; package plugin sets it.
+var RegistryOf func(v any) *Registry
+
 // ErrDuplicate is returned when a name is registered twice.
 var ErrDuplicate = errors.New("plugin already registered")
 

@@ -34,7 +34,7 @@ func (w *Response) initWire(buf []byte) {
 	w.id = w.fb.Id()
 	w.upstream = int(w.fb.Status())
 	w.status = 0
-	w.body, w.wrote = w.body[:0], false
+	w.body, w.wrote = trim(w.body), false
 	if w.loadHeaderFn == nil {
 		w.loadHeaderFn = w.loadHeaders
 	}

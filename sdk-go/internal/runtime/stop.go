@@ -16,7 +16,15 @@ type StopWriter struct {
 func (w *StopWriter) reset() {
 	clear(w.header)
 	w.ordered.reset(true, nil)
-	w.status, w.body, w.wrote = 0, w.body[:0], false
+	w.status, w.body, w.wrote = 0, trim(w.body), false
+}
+
+// trim empties a reused buffer, dropping it when a large body made it big.
+func trim(b []byte) []byte {
+	if cap(b) > keepReadBuffer {
+		return nil
+	}
+	return b[:0]
 }
 
 // OrderedHeader returns headers of the answer kept in order, sent after Header()'s: a value sets
