@@ -33,6 +33,9 @@ import (
 const (
 	EnvListenAddress = "APISIX_LISTEN_ADDRESS"   // unix:/absolute/path.sock
 	EnvConfExpire    = "APISIX_CONF_EXPIRE_TIME" // seconds; default 3600
+	// EnvCallTimeout is ours, not the gateway's: the deadline of each call's context in seconds
+	// (default 55), to set below the gateway's read timeout when that is not the default 60 s.
+	EnvCallTimeout = "FERROGATE_RUNNER_CALL_TIMEOUT"
 )
 
 // DefaultConfExpire is the conf expiry when APISIX_CONF_EXPIRE_TIME is not set.
@@ -58,7 +61,8 @@ type Options struct {
 // OptionsFromEnv reads the options the gateway passes in the environment.
 //
 // It fails when APISIX_LISTEN_ADDRESS is missing or does not start with "unix:", and when
-// APISIX_CONF_EXPIRE_TIME is set but not a positive number of seconds.
+// APISIX_CONF_EXPIRE_TIME or FERROGATE_RUNNER_CALL_TIMEOUT is set but not a positive number of
+// seconds.
 func OptionsFromEnv() (Options, error) {
 	var o Options
 	addr := os.Getenv(EnvListenAddress)
@@ -73,6 +77,13 @@ func OptionsFromEnv() (Options, error) {
 			return o, fmt.Errorf("%s must be a positive number of seconds, got %q", EnvConfExpire, v)
 		}
 		o.ConfExpire = time.Duration(n * float64(time.Second))
+	}
+	if v := os.Getenv(EnvCallTimeout); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n <= 0 || n > 1e6 {
+			return o, fmt.Errorf("%s must be a positive number of seconds, got %q", EnvCallTimeout, v)
+		}
+		o.CallTimeout = time.Duration(n * float64(time.Second))
 	}
 	return o, nil
 }

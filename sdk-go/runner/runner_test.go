@@ -20,28 +20,30 @@ import (
 
 func TestOptionsFromEnv(t *testing.T) {
 	for _, c := range []struct {
-		addr, expire string
-		socket       string
-		conf         time.Duration
-		bad          string // a word of the error, "" when valid
+		addr, expire, call string
+		socket             string
+		conf, timeout      time.Duration
+		bad                string // a word of the error, "" when valid
 	}{
-		{"unix:/tmp/r.sock", "", "/tmp/r.sock", 0, ""},
-		{"unix:/tmp/r.sock", "60", "/tmp/r.sock", time.Minute, ""},
-		{"unix:/tmp/r.sock", "0.5", "/tmp/r.sock", 500 * time.Millisecond, ""},
-		{"/tmp/r.sock", "", "", 0, "APISIX_LISTEN_ADDRESS"},
-		{"tcp:127.0.0.1:1", "", "", 0, "APISIX_LISTEN_ADDRESS"},
-		{"unix:", "", "", 0, "APISIX_LISTEN_ADDRESS"},
-		{"", "", "", 0, "APISIX_LISTEN_ADDRESS"},
-		{"unix:/tmp/r.sock", "-1", "", 0, "APISIX_CONF_EXPIRE_TIME"},
-		{"unix:/tmp/r.sock", "soon", "", 0, "APISIX_CONF_EXPIRE_TIME"},
+		{"unix:/tmp/r.sock", "", "", "/tmp/r.sock", 0, 0, ""},
+		{"unix:/tmp/r.sock", "60", "5", "/tmp/r.sock", time.Minute, 5 * time.Second, ""},
+		{"unix:/tmp/r.sock", "0.5", "", "/tmp/r.sock", 500 * time.Millisecond, 0, ""},
+		{"/tmp/r.sock", "", "", "", 0, 0, "APISIX_LISTEN_ADDRESS"},
+		{"tcp:127.0.0.1:1", "", "", "", 0, 0, "APISIX_LISTEN_ADDRESS"},
+		{"unix:", "", "", "", 0, 0, "APISIX_LISTEN_ADDRESS"},
+		{"", "", "", "", 0, 0, "APISIX_LISTEN_ADDRESS"},
+		{"unix:/tmp/r.sock", "-1", "", "", 0, 0, "APISIX_CONF_EXPIRE_TIME"},
+		{"unix:/tmp/r.sock", "soon", "", "", 0, 0, "APISIX_CONF_EXPIRE_TIME"},
+		{"unix:/tmp/r.sock", "", "0", "", 0, 0, "FERROGATE_RUNNER_CALL_TIMEOUT"},
 	} {
 		t.Setenv(runner.EnvListenAddress, c.addr)
 		t.Setenv(runner.EnvConfExpire, c.expire)
+		t.Setenv(runner.EnvCallTimeout, c.call)
 		o, err := runner.OptionsFromEnv()
 		switch {
 		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
 			t.Errorf("%q %q: error %v, want one naming %s", c.addr, c.expire, err, c.bad)
-		case c.bad == "" && (err != nil || o.Socket != c.socket || o.ConfExpire != c.conf):
+		case c.bad == "" && (err != nil || o.Socket != c.socket || o.ConfExpire != c.conf || o.CallTimeout != c.timeout):
 			t.Errorf("%q %q: %+v %v", c.addr, c.expire, o, err)
 		}
 	}
