@@ -160,11 +160,12 @@ func TestVarsCachedAndPipelined(t *testing.T) {
 }
 
 func TestCallContext(t *testing.T) {
-	var deadline time.Time
+	var deadline atomic.Pointer[time.Time]
 	var sawCtx atomic.Pointer[context.Context]
 	reg := plugin.NewRegistry()
 	plugin.MustRegister(reg, fn[struct{}]{name: "ctx", req: func(ctx context.Context, _ struct{}, _ httpWriter, _ *plugin.Request) error {
-		deadline, _ = ctx.Deadline()
+		d, _ := ctx.Deadline()
+		deadline.Store(&d)
 		sawCtx.Store(&ctx)
 		return nil
 	}})
@@ -178,7 +179,7 @@ func TestCallContext(t *testing.T) {
 	if _, err := c.Request(pc.HTTPRequest{ID: 1, ConfToken: tok}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if d := deadline.Sub(began); d <= 0 || d > 400*time.Millisecond {
+	if d := deadline.Load().Sub(began); d <= 0 || d > 400*time.Millisecond {
 		t.Errorf("deadline %v after the call, want about 300ms", d)
 	}
 	if ctx := *sawCtx.Load(); !errors.Is(ctx.Err(), context.Canceled) {

@@ -138,14 +138,14 @@ func TestVectorsToRunner(t *testing.T) {
 			}
 			switch body := v.Message.Body.(type) {
 			case *vm.PrepareConfMsg:
-				rec.conf = nil
+				rec.takeConf()
 				if err := c.WriteFrame(frame.TypePrepare, payload); err != nil {
 					t.Fatal(err)
 				}
 				if ty, _, err := c.ReadFrame(); err != nil || ty != frame.TypePrepare {
 					t.Fatalf("reply type %d %v", ty, err)
 				}
-				got := canon("PrepareConf", &vm.PrepareConfMsg{Conf: rec.conf, Key: body.Key})
+				got := canon("PrepareConf", &vm.PrepareConfMsg{Conf: rec.takeConf(), Key: body.Key})
 				if want := canon("PrepareConf", body); got != want {
 					t.Errorf("parsed %s\nwant %s", got, want)
 				}
@@ -212,8 +212,18 @@ type confRecorder struct {
 func (p confRecorder) Name() string { return p.name }
 
 func (p confRecorder) ParseConf(value []byte) (string, error) {
+	p.rec.mu.Lock()
 	p.rec.conf = append(p.rec.conf, vm.Entry{Name: vm.Bytes(p.name), Value: vm.Opt(value)})
+	p.rec.mu.Unlock()
 	return string(value), nil
+}
+
+func (r *recorder) takeConf() []vm.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.conf
+	r.conf = nil
+	return c
 }
 
 func TestVectorsToGateway(t *testing.T) {
