@@ -240,3 +240,24 @@ func TestBrokenExtraInfoClosesTheConnection(t *testing.T) {
 		t.Errorf("the runner hung instead of closing")
 	}
 }
+
+func TestStatusOutOfRange(t *testing.T) {
+	reg := plugin.NewRegistry()
+	plugin.MustRegister(reg, fn[int]{name: "status",
+		req: func(_ context.Context, s int, w httpWriter, _ *plugin.Request) error {
+			w.WriteHeader(s)
+			return nil
+		},
+		resp: func(_ context.Context, s int, w *plugin.Response) error {
+			w.WriteHeader(s)
+			return nil
+		}})
+	c := client(t, serve(t, reg, runner.Options{}))
+	tok, _ := c.MustPrepare("", pc.E("status", "70000"))
+	if r, err := c.Request(pc.HTTPRequest{ID: 1, ConfToken: tok}, nil); err != nil || r.Type != 0 || r.ErrCode != Err.CodeSERVICE_UNAVAILABLE {
+		t.Errorf("stop with status 70000: %+v %v, want an error rather than a truncated status", r, err)
+	}
+	if r, err := c.Response(pc.HTTPResponse{ID: 1, ConfToken: tok}, nil); err != nil || r.Type != 0 {
+		t.Errorf("response status 70000: %+v %v", r, err)
+	}
+}

@@ -171,6 +171,9 @@ func (c *conn) httpReq(payload []byte) bool {
 	r.extra.reset(ctx, c, false)
 	c.stop.reset()
 	err := c.runRequest(ctx, chain)
+	if err == nil && !validStatus(c.stop.status) {
+		err = fmt.Errorf("plugin %q: status %d does not fit the protocol's 16 bits", c.plugin, c.stop.status)
+	}
 	c.endCall(ctx)
 	if c.broken {
 		return false
@@ -197,6 +200,9 @@ func (c *conn) runRequest(ctx context.Context, chain []link) (err error) {
 	return nil
 }
 
+// validStatus refuses a status the 16-bit field would truncate.
+func validStatus(s int) bool { return s >= 0 && s <= 0xFFFF }
+
 func (c *conn) recoverPlugin(err *error) {
 	if r := recover(); r != nil {
 		c.s.log().Error("plugin panicked", "plugin", c.plugin, "panic", r, "stack", string(debug.Stack()))
@@ -214,6 +220,9 @@ func (c *conn) httpResp(payload []byte) bool {
 	ctx := c.startCall()
 	w.extra.reset(ctx, c, true)
 	err := c.runResponse(ctx, chain)
+	if err == nil && !validStatus(w.status) {
+		err = fmt.Errorf("plugin %q: status %d does not fit the protocol's 16 bits", c.plugin, w.status)
+	}
 	c.endCall(ctx)
 	if c.broken {
 		return false
