@@ -55,15 +55,25 @@ type runner struct {
 // start runs the conformance runner with the gateway's environment and waits for its socket.
 func start(t *testing.T, env ...string) *runner {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "runner.sock")
-	r := startAt(t, sock, env...)
+	return startBin(t, runnerBin, env...)
+}
+
+// startBin starts the runner program bin on a fresh socket and waits for it.
+func startBin(t *testing.T, bin string, env ...string) *runner {
+	t.Helper()
+	r := startProgram(t, bin, filepath.Join(t.TempDir(), "runner.sock"), env...)
 	waitSocket(t, r)
 	return r
 }
 
 func startAt(t *testing.T, sock string, env ...string) *runner {
 	t.Helper()
-	cmd := exec.Command(runnerBin)
+	return startProgram(t, runnerBin, sock, env...)
+}
+
+func startProgram(t *testing.T, bin, sock string, env ...string) *runner {
+	t.Helper()
+	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "APISIX_LISTEN_ADDRESS=unix:"+sock, "APISIX_CONF_EXPIRE_TIME=3600")
 	cmd.Env = append(cmd.Env, env...)
 	out := &bytes.Buffer{}
