@@ -51,7 +51,13 @@ type Reader struct {
 	// keep is the largest buffer kept between frames; larger payloads get a buffer of their own
 	// that is dropped after use, so one 16 MiB body does not pin 16 MiB per connection.
 	keep int
+	// detached: the last payload has a buffer of its own, which the next frame will not reuse
+	detached bool
 }
+
+// Detached tells whether the last payload's buffer is the caller's to keep (the next frame will
+// not overwrite it).
+func (r *Reader) Detached() bool { return r.detached }
 
 // NewReader returns a Reader on r that keeps a buffer of up to keep bytes between frames.
 func NewReader(r io.Reader, keep int) *Reader {
@@ -67,12 +73,15 @@ func (r *Reader) Next() (ty byte, payload []byte, err error) {
 	}
 	ty, n := ParseHeader(r.header[:])
 	var buf []byte
+	r.detached = false
 	if n <= cap(r.buf) {
 		buf = r.buf[:n]
 	} else {
 		buf = make([]byte, n)
 		if n <= r.keep {
 			r.buf = buf
+		} else {
+			r.detached = true
 		}
 	}
 	if _, err := io.ReadFull(r.R, buf); err != nil {

@@ -56,7 +56,13 @@ func TestReaderKeepsSmallBuffers(t *testing.T) {
 	r := NewReader(bytes.NewReader(append(append(append([]byte{}, small...), big...), small...)), 16)
 	r.Next()
 	kept := cap(r.buf)
+	if r.Detached() {
+		t.Errorf("a kept buffer reported detached")
+	}
 	r.Next()
+	if !r.Detached() {
+		t.Errorf("a payload above keep not reported detached")
+	}
 	if cap(r.buf) != kept {
 		t.Errorf("a payload above keep replaced the kept buffer (%d -> %d)", kept, cap(r.buf))
 	}

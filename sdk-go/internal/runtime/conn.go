@@ -552,6 +552,9 @@ func (c *conn) answer() (result []byte, err error) {
 	var resp ExtraInfo.Resp
 	resp.Init(payload, flatbufRoot(payload))
 	if v := resp.ResultBytes(); v != nil {
+		if c.answers.Detached() {
+			return v, nil // a large body in a buffer of its own: no copy
+		}
 		return bytes.Clone(v), nil
 	}
 	return nil, nil
