@@ -51,8 +51,7 @@ func (r *Request) initWire(buf []byte) {
 	r.respHeader.reset(true, nil)
 }
 
-// NewRequest returns a request that does not come from a gateway, for unit tests and in-process
-// use. Extra information comes from src (nil: none).
+// newLocalRequest returns a request that does not come from a gateway (see NewLocalRequest).
 func newLocalRequest(id uint32, srcIP netip.Addr, method, path string, args, headers []Field, src source) *Request {
 	r := &Request{id: id, srcIP: srcIP, method: method, path: path, pathReady: true}
 	r.header.reset(true, nil)
@@ -140,7 +139,7 @@ func (r *Request) Body() ([]byte, error) {
 // SetBody replaces the request body sent upstream (an empty body leaves it unchanged).
 func (r *Request) SetBody(body []byte) { r.newBody, r.bodySet = body, true }
 
-// PathChanged, BodyChanged report what a plugin rewrote; the runner and tests use them.
+// PathChanged tells whether a plugin called SetPath.
 func (r *Request) PathChanged() bool { return r.pathSet }
 
 // NewBody returns the body set with SetBody and whether it was set.
