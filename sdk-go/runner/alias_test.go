@@ -1,0 +1,5 @@
+package runner_test
+
+import "net/http"
+
+type httpWriter = http.ResponseWriter
