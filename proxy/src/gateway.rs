@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use runner_ext::ExtRunners;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch as signal};
 use tokio::task::JoinHandle;
@@ -75,6 +76,9 @@ pub enum StartError {
     /// The Admin API key cannot be read or kept.
     #[error("Admin API key: {0}")]
     AdminKey(std::io::Error),
+    /// The external plugin runners cannot be started.
+    #[error("ext-plugin: {0}")]
+    Runners(#[from] runner_ext::StartError),
 }
 
 /// A running gateway.
@@ -93,6 +97,8 @@ pub struct Gateway {
     management: Vec<JoinHandle<()>>,
     stop_management: signal::Sender<bool>,
     access_log: Option<AccessLogWriter>,
+    /// External plugin runners: stopped (SIGTERM, then SIGKILL) after the last request.
+    runners: Option<Arc<ExtRunners>>,
 }
 
 impl Gateway {
@@ -140,6 +146,9 @@ impl Gateway {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        if let Some(runners) = self.runners.take() {
+            runners.shutdown().await;
+        }
         if let Some(log) = self.access_log.take() {
             let _ = tokio::task::spawn_blocking(move || log.finish()).await;
         }
@@ -169,16 +178,22 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let config = &loaded.config;
     let router = RouterKind::from_name(&config.apisix.router.http).unwrap_or(RouterKind::HostUri);
     let http = &config.nginx_config.http;
+    let role = config.deployment.role;
+    // Runners serve the proxy: a control plane starts none.
+    let runners = match (&config.ext_plugin, role) {
+        (Some(ext), Role::Traditional | Role::DataPlane) => Some(Arc::new(ExtRunners::start(ext)?)),
+        _ => None,
+    };
     let mut builder = Builder::new(
         BuildSettings {
             router,
             keepalive: http.upstream.keepalive,
             keepalive_timeout: http.upstream.keepalive_timeout,
+            runners: runners.clone(),
         },
         config.apisix.ssl.trusted_ca(),
     )?;
 
-    let role = config.deployment.role;
     let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();
     let store: Option<Arc<dyn Store>> = match provider {
@@ -388,6 +403,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         management,
         stop_management,
         access_log: guard,
+        runners,
     })
 }
 

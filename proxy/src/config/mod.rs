@@ -38,6 +38,10 @@ pub struct NodeConfig {
     pub deployment: DeploymentSection,
     /// Static per-node plugin settings (`plugin_attr:` section).
     pub plugin_attr: PluginAttrSection,
+    /// External plugin runners (`ext-plugin:` section): APISIX's `cmd` / `path_for_test`, or
+    /// several named `runners`.
+    #[serde(rename = "ext-plugin")]
+    pub ext_plugin: Option<runner_ext::ExtPluginConfig>,
 }
 
 /// The `plugin_attr:` section; other plugins' entries are ignored (with a warning).
@@ -472,6 +476,9 @@ impl NodeConfig {
                     self.apisix.router.http
                 ),
             );
+        }
+        if let Some(Err(e)) = self.ext_plugin.as_ref().map(|c| c.runner_specs()) {
+            err("ext-plugin", e.to_string());
         }
         let listeners = self.apisix.node_listen.listeners();
         if listeners.is_empty() {

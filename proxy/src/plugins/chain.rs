@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 
 use super::meta::{self, Meta};
 use super::registry;
-use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, ResponseCtx};
+use super::{
+    BuildContext, Flow, LogCtx, Plugin, Reply, RequestCtx, ResponseCtx, UpstreamResponseCtx,
+};
 use crate::router::expr::Vars;
 
 struct Entry {
@@ -29,6 +31,8 @@ pub struct Chain {
     entries: Vec<Entry>,
     /// Why the config could not be built; set, every request gets 503.
     broken: Option<String>,
+    /// Some entry has an `upstream_response` phase.
+    upstream_response: bool,
 }
 
 /// Which entries of a chain run for one request (their `_meta.filter` held).
@@ -55,7 +59,7 @@ pub fn check(name: &str, conf: &Value) -> Result<(), String> {
 
 impl Chain {
     /// Builds the chain of a `plugins` map.
-    pub fn build(plugins: &Map<String, Value>) -> Chain {
+    pub fn build(plugins: &Map<String, Value>, ctx: &BuildContext) -> Chain {
         let mut entries = Vec::with_capacity(plugins.len());
         for (name, conf) in plugins {
             let built = meta::split(conf).and_then(|(conf, meta)| {
@@ -64,7 +68,7 @@ impl Chain {
                 }
                 let kind =
                     registry::kind(name).ok_or_else(|| format!("unknown plugin [{name}]"))?;
-                let plugin = kind.build(&conf)?;
+                let plugin = kind.build_with(&conf, ctx)?;
                 Ok(Some(Entry {
                     name: name.clone(),
                     priority: meta.priority.unwrap_or_else(|| kind.priority()),
@@ -85,9 +89,11 @@ impl Chain {
                 .cmp(&a.priority)
                 .then_with(|| a.name.cmp(&b.name))
         });
+        let upstream_response = entries.iter().any(|e| e.plugin.runs_upstream_response());
         Chain {
             entries,
             broken: None,
+            upstream_response,
         }
     }
 
@@ -97,6 +103,7 @@ impl Chain {
         Chain {
             entries: Vec::new(),
             broken: Some(reason),
+            upstream_response: false,
         }
     }
 
@@ -167,6 +174,28 @@ impl Chain {
     pub async fn before_proxy(&self, selection: &Selection, req: &mut RequestCtx<'_>) -> Flow {
         for entry in self.active(selection) {
             if let Flow::Respond(reply) = entry.plugin.before_proxy(req).await {
+                return Flow::Respond(with_error_response(entry, reply));
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Whether some plugin runs in the `upstream_response` phase.
+    pub fn has_upstream_response(&self) -> bool {
+        self.upstream_response
+    }
+
+    /// Runs the `upstream_response` phase.
+    pub async fn upstream_response(
+        &self,
+        selection: &Selection,
+        resp: &mut UpstreamResponseCtx<'_>,
+    ) -> Flow {
+        if !self.upstream_response {
+            return Flow::Continue;
+        }
+        for entry in self.active(selection) {
+            if let Flow::Respond(reply) = entry.plugin.upstream_response(resp).await {
                 return Flow::Respond(with_error_response(entry, reply));
             }
         }

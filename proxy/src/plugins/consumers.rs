@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::chain::Chain;
-use super::{registry, Flow, Reply};
+use super::{registry, BuildContext, Flow, Reply};
 use crate::model::{Consumer, ConsumerGroup, Credential};
 
 /// One consumer.
@@ -53,6 +53,7 @@ impl Consumers {
         consumers: &[Arc<Consumer>],
         credentials: &[(String, String, Arc<Credential>)],
         groups: &[Arc<ConsumerGroup>],
+        runners: Option<&Arc<runner_ext::ExtRunners>>,
     ) -> Consumers {
         let groups: HashMap<&str, &Arc<ConsumerGroup>> = groups
             .iter()
@@ -79,7 +80,13 @@ impl Consumers {
                     .labels
                     .as_ref()
                     .and_then(|l| l.get("custom_id").cloned()),
-                chain: Chain::build(&merged),
+                chain: Chain::build(
+                    &merged,
+                    &BuildContext {
+                        owner: format!("consumer#{}", consumer.username),
+                        runners: runners.cloned(),
+                    },
+                ),
             });
             for (name, conf) in consumer.plugins.iter().flatten() {
                 index.add(name, conf, &entry, None);

@@ -21,6 +21,7 @@ pub mod consumers;
 pub mod cors;
 pub mod csrf;
 pub mod echo;
+pub mod ext_plugin;
 pub mod fault_injection;
 pub mod file_logger;
 pub mod gzip;
@@ -123,6 +124,25 @@ pub struct Rewrite {
     pub host: Option<HeaderValue>,
 }
 
+/// The upstream's response as `upstream_response` sees it: after the upstream answered, before
+/// `header_filter`. The body may be read whole or replaced.
+pub struct UpstreamResponseCtx<'a> {
+    /// The request's variables, as received.
+    pub vars: &'a (dyn Vars + Sync),
+    /// The authenticated consumer's name, if any.
+    pub consumer_name: Option<&'a str>,
+    /// The request body (already sent: only a body a plugin read or replaced is still there).
+    pub request_body: &'a mut crate::upstream::body::BodySlot,
+    /// Status code.
+    pub status: &'a mut StatusCode,
+    /// Headers.
+    pub headers: &'a mut HeaderMap,
+    /// The body ([`crate::server::body::ResponseBody::read_all`] reads it whole).
+    pub body: &'a mut crate::server::body::ResponseBody,
+    /// Per-request state kept by the request phases.
+    pub state: &'a mut http::Extensions,
+}
+
 /// The response head as `header_filter` sees it.
 pub struct ResponseCtx<'a> {
     /// Status code.
@@ -213,11 +233,32 @@ pub trait Plugin: Send + Sync + 'static {
         Flow::Continue
     }
 
+    /// Runs once the upstream answered, before `header_filter`, for plugins whose
+    /// [`Plugin::runs_upstream_response`] says so. A reply replaces the upstream's response.
+    async fn upstream_response(&self, _resp: &mut UpstreamResponseCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// Whether [`Plugin::upstream_response`] does anything (asked once, when the chain is
+    /// built: requests through chains without such plugins skip the phase).
+    fn runs_upstream_response(&self) -> bool {
+        false
+    }
+
     /// Runs on the response head, before it is sent; may attach body filters.
     fn header_filter(&self, _resp: &mut ResponseCtx<'_>) {}
 
     /// Runs after the response was sent.
     fn log(&self, _done: &LogCtx<'_>) {}
+}
+
+/// What an instance is built for, besides its config.
+#[derive(Clone, Default)]
+pub struct BuildContext {
+    /// The object the config belongs to (`route#1`, `global_rules`, `consumer#jack`).
+    pub owner: String,
+    /// The external plugin runners (`None` when only checking a config).
+    pub runners: Option<Arc<runner_ext::ExtRunners>>,
 }
 
 /// A plugin kind: its identity and how to build instances from configs.
@@ -236,6 +277,15 @@ pub trait PluginKind: Send + Sync + 'static {
     /// # Errors
     /// What is wrong with the config, for the Admin API's message.
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String>;
+
+    /// Builds the instance that serves requests; kinds that need more than the config (the
+    /// external plugins need their runner) override this.
+    ///
+    /// # Errors
+    /// As [`PluginKind::build`].
+    fn build_with(&self, conf: &Value, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        self.build(conf)
+    }
 
     /// Whether this is an authentication plugin (configured on consumers and credentials too).
     fn is_auth(&self) -> bool {

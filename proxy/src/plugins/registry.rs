@@ -1,14 +1,15 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
 use super::{
-    api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, fault_injection, file_logger,
-    gzip, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req,
-    mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
+    api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, ext_plugin, fault_injection,
+    file_logger, gzip, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count,
+    limit_req, mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
     response_rewrite, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
 static KINDS: &[&dyn PluginKind] = &[
+    &ext_plugin::PRE_REQ,
     &request_id::RequestId,
     &fault_injection::FaultInjection,
     &mocking::Mocking,
@@ -34,6 +35,8 @@ static KINDS: &[&dyn PluginKind] = &[
     &prometheus::Prometheus,
     &http_logger::HttpLogger,
     &file_logger::FileLogger,
+    &ext_plugin::POST_REQ,
+    &ext_plugin::POST_RESP,
 ];
 
 /// The kind named `name`.

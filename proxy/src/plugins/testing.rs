@@ -46,7 +46,8 @@ impl Fake {
         fake
     }
 
-    fn ctx(&mut self) -> RequestCtx<'_> {
+    /// The request as a plugin phase sees it.
+    pub fn ctx(&mut self) -> RequestCtx<'_> {
         RequestCtx {
             vars: &self.vars,
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -74,6 +75,24 @@ impl Fake {
             Flow::Continue => None,
             Flow::Respond(reply) => Some(reply),
         }
+    }
+
+    /// Runs `filter` (a plugin's header-filter step) on a 200 response with `headers`; the
+    /// headers after it.
+    pub fn header_filter_with(
+        &mut self,
+        filter: impl FnOnce(&mut ResponseCtx<'_>),
+        mut headers: HeaderMap,
+    ) -> HeaderMap {
+        filter(&mut ResponseCtx {
+            status: &mut StatusCode::OK.clone(),
+            headers: &mut headers,
+            replace_body: &mut None,
+            state: &mut self.state,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
+        });
+        headers
     }
 
     /// Runs `header_filter` on a response with `status` and `headers`; the headers after it.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -105,6 +106,24 @@ impl ResponseBody {
     /// Attaches the access-log record written when the body ends.
     pub fn set_record(&mut self, record: AccessRecord) {
         self.record = Some(record);
+    }
+
+    /// The whole body, read into memory; the body then sends those bytes. A plugin that
+    /// needs the upstream's body (`ext-plugin-post-resp`) calls this.
+    ///
+    /// # Errors
+    /// The body is larger than `limit`, or reading it failed (upstream gone, read timeout).
+    pub async fn read_all(&mut self, limit: usize) -> Result<Bytes, BodyError> {
+        if let Inner::Fixed(bytes) = &self.inner {
+            return Ok(bytes.clone().unwrap_or_default());
+        }
+        let body = std::mem::replace(self, ResponseBody::empty());
+        let bytes = http_body_util::Limited::new(body, limit)
+            .collect()
+            .await?
+            .to_bytes();
+        *self = ResponseBody::fixed(bytes.clone());
+        Ok(bytes)
     }
 
     /// Runs `f` when the body ends (before the access log line is written).

@@ -14,7 +14,7 @@
 //!   access-log record written when it ends.
 //! - `error`: every response the gateway itself produces for a failure.
 
-mod body;
+pub mod body;
 mod error;
 mod headers;
 pub mod path;

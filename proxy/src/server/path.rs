@@ -125,6 +125,12 @@ pub fn encode(path: &str) -> Cow<'_, str> {
     utf8_percent_encode(path, PATH_ESCAPE).into()
 }
 
+/// A path given as bytes (a plugin runner's rewrite), escaped as [`encode`] does; bytes that are
+/// not ASCII are escaped too, so `?` and `#` cannot start a query or fragment.
+pub fn encode_bytes(path: &[u8]) -> String {
+    percent_encoding::percent_encode(path, PATH_ESCAPE).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

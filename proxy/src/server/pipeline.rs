@@ -21,7 +21,9 @@ use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::Selection;
 use crate::plugins::consumers::Authenticated;
-use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
+use crate::plugins::{
+    Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
+};
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::BodySlot;
@@ -117,6 +119,7 @@ pub async fn handle(
                 global: snapshot.global_plugins.select(&route_vars),
                 route: route.plugins.select(&route_vars),
                 route_index,
+                consumer: None,
                 state: http::Extensions::new(),
                 response_headers: HeaderMap::new(),
                 rewrite: Rewrite::default(),
@@ -185,7 +188,7 @@ pub async fn handle(
             client_pool,
             timeouts,
             template,
-            body,
+            &body,
             hash_key.as_deref(),
         )
         .await
@@ -193,12 +196,26 @@ pub async fn handle(
             Ok(proxied) => {
                 upstream = Some(backend.nodes()[proxied.node].authority.clone());
                 upstream_time = Some(proxied.upstream_time);
-                Ok(downstream_response(
-                    state,
-                    proxied.response,
-                    client_upgrade,
-                    timeouts,
-                ))
+                let response =
+                    downstream_response(state, proxied.response, client_upgrade, timeouts);
+                match plugins.as_mut() {
+                    Some(run) => {
+                        // The request's headers are still there: with plugins, a copy went
+                        // upstream. (The router's path parameters are not kept this long.)
+                        let vars = RequestVars {
+                            parts: &parts,
+                            path: &path,
+                            host,
+                            remote: client,
+                            conn,
+                            params: &[],
+                            route: Some(route),
+                        };
+                        upstream_response_phase(&snapshot, route, run, &vars, &mut body, response)
+                            .await
+                    }
+                    None => Ok(response),
+                }
             }
             Err(failed) => {
                 upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
@@ -234,6 +251,8 @@ struct PluginRun {
     global: Selection,
     route: Selection,
     route_index: usize,
+    /// Who the request authenticated as.
+    consumer: Option<Arc<Authenticated>>,
     state: http::Extensions,
     response_headers: HeaderMap,
     rewrite: Rewrite,
@@ -252,7 +271,6 @@ async fn request_phases(
     upstream_headers: &mut HeaderMap,
     body: &mut BodySlot,
 ) -> Flow {
-    let mut consumer = None;
     let mut ctx = RequestCtx {
         vars,
         client,
@@ -260,7 +278,7 @@ async fn request_phases(
         response_headers: &mut run.response_headers,
         rewrite: &mut run.rewrite,
         consumers: &snapshot.consumers,
-        consumer: &mut consumer,
+        consumer: &mut run.consumer,
         state: &mut run.state,
         body,
     };
@@ -300,6 +318,38 @@ async fn request_phases(
         }
     }
     Flow::Continue
+}
+
+/// The `upstream_response` phase (global rules first) on the upstream's response, for chains
+/// with such plugins; a plugin's reply replaces the response.
+async fn upstream_response_phase(
+    snapshot: &Snapshot,
+    route: &RouteEntry,
+    run: &mut PluginRun,
+    vars: &RequestVars<'_>,
+    request_body: &mut BodySlot,
+    response: Response<ResponseBody>,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let global = &snapshot.global_plugins;
+    if !global.has_upstream_response() && !route.plugins.has_upstream_response() {
+        return Ok(response);
+    }
+    let (mut head, mut body) = response.into_parts();
+    let mut ctx = UpstreamResponseCtx {
+        vars,
+        consumer_name: run.consumer.as_ref().map(|c| c.consumer.username.as_str()),
+        request_body,
+        status: &mut head.status,
+        headers: &mut head.headers,
+        body: &mut body,
+        state: &mut run.state,
+    };
+    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+        if let Flow::Respond(reply) = chain.upstream_response(selection, &mut ctx).await {
+            return Ok(plugin_response(reply));
+        }
+    }
+    Ok(Response::from_parts(head, body))
 }
 
 /// The consumer headers APISIX sends upstream after authentication.

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::plugins::chain::Chain;
 use crate::plugins::consumers::Consumers;
+use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
@@ -102,6 +103,8 @@ pub struct BuildSettings {
     pub keepalive: usize,
     /// Keep-alive idle time when an upstream sets none.
     pub keepalive_timeout: std::time::Duration,
+    /// The external plugin runners the `ext-plugin-*` plugins call.
+    pub runners: Option<Arc<runner_ext::ExtRunners>>,
 }
 
 /// Builds snapshots, keeping backends, clients and unchanged routes across builds.
@@ -184,6 +187,7 @@ fn route_plugins(
     route: &Route,
     service: Option<&Arc<Service>>,
     plugin_config: Option<&Arc<PluginConfig>>,
+    runners: Option<&Arc<runner_ext::ExtRunners>>,
 ) -> Chain {
     if let (Some(id), None) = (&route.plugin_config_id, plugin_config) {
         return Chain::failing(format!("plugin config {} not found", id.0));
@@ -202,7 +206,11 @@ fn route_plugins(
             merged.insert(name.clone(), conf.clone());
         }
     }
-    Chain::build(&merged)
+    let ctx = BuildContext {
+        owner: format!("route#{}", route.id.as_ref().map_or("", |i| i.0.as_str())),
+        runners: runners.cloned(),
+    };
+    Chain::build(&merged, &ctx)
 }
 
 fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
@@ -385,6 +393,7 @@ impl Builder {
             &config.consumers,
             &config.credentials,
             &config.consumer_groups,
+            self.settings.runners.as_ref(),
         ));
         self.consumers = Some((sources, index.clone()));
         index
@@ -412,7 +421,11 @@ impl Builder {
                 merged.insert(name.clone(), conf.clone());
             }
         }
-        let chain = Arc::new(Chain::build(&merged));
+        let ctx = BuildContext {
+            owner: "global_rules".to_owned(),
+            runners: self.settings.runners.clone(),
+        };
+        let chain = Arc::new(Chain::build(&merged, &ctx));
         self.global = Some((rules.to_vec(), chain.clone()));
         chain
     }
@@ -523,7 +536,12 @@ impl Builder {
             service_id: route.service_id.as_ref().map(|s| s.0.clone()),
             target: resolved.target,
             enable_websocket,
-            plugins: route_plugins(route, service.flatten(), plugin_config),
+            plugins: route_plugins(
+                route,
+                service.flatten(),
+                plugin_config,
+                self.settings.runners.as_ref(),
+            ),
         });
         self.acquire(resolved.backend.as_deref(), resolved.client.as_ref());
         Some(CachedRoute {
@@ -657,6 +675,7 @@ mod tests {
                 router: RouterKind::HostUri,
                 keepalive: 320,
                 keepalive_timeout: std::time::Duration::from_secs(60),
+                runners: None,
             },
             None,
         )

@@ -87,7 +87,7 @@ pub async fn forward(
     client: &HttpClient,
     timeouts: Timeouts,
     mut template: RequestTemplate,
-    body: BodySlot,
+    body: &BodySlot,
     hash_key: Option<&str>,
 ) -> Result<Proxied, ForwardError> {
     let max_tries = backend.retries.saturating_add(1);
