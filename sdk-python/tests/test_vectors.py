@@ -14,9 +14,9 @@ absent (None) and empty (b"") differ.
 
 import contextlib
 import gzip
+import random
 
 import pytest
-
 from wire import (
     KINDS,
     MANIFEST,
@@ -210,8 +210,6 @@ def _decode_all(payload):
 def test_sdk_codec_fails_only_with_decode_error():
     """Truncations and random byte flips of a valid request either decode or raise
     DecodeError (which the runner answers with BAD_REQUEST), never anything else."""
-    import random
-
     data = (VECTORS / "http_request_ipv6_non_utf8.bin").read_bytes()[4:]
     for cut in range(len(data)):
         with contextlib.suppress(codec.DecodeError):

@@ -2,32 +2,30 @@
 (ferrogate_sdk._a6), independently of the SDK's own codec. Shared by the golden-vector tests and
 the end-to-end tests of the socket runner."""
 
-import gzip
 import json
 from pathlib import Path
 
 import flatbuffers
-import pytest
 
 from ferrogate_sdk._a6.A6 import TextEntry as TextEntryMod
-from ferrogate_sdk._a6.A6.Method import Method
 from ferrogate_sdk._a6.A6.Err import Resp as ErrResp
 from ferrogate_sdk._a6.A6.Err.Code import Code
-from ferrogate_sdk._a6.A6.PrepareConf import Req as PrepareConfReq
-from ferrogate_sdk._a6.A6.PrepareConf import Resp as PrepareConfResp
+from ferrogate_sdk._a6.A6.ExtraInfo import Req as ExtraInfoReq
+from ferrogate_sdk._a6.A6.ExtraInfo import ReqBody as ReqBodyMod
+from ferrogate_sdk._a6.A6.ExtraInfo import Resp as ExtraInfoResp
+from ferrogate_sdk._a6.A6.ExtraInfo import RespBody as RespBodyMod
+from ferrogate_sdk._a6.A6.ExtraInfo import Var as VarMod
+from ferrogate_sdk._a6.A6.ExtraInfo.Info import Info
 from ferrogate_sdk._a6.A6.HTTPReqCall import Req as HTTPReqCallReq
 from ferrogate_sdk._a6.A6.HTTPReqCall import Resp as HTTPReqCallResp
-from ferrogate_sdk._a6.A6.HTTPReqCall import Stop as StopMod
 from ferrogate_sdk._a6.A6.HTTPReqCall import Rewrite as RewriteMod
+from ferrogate_sdk._a6.A6.HTTPReqCall import Stop as StopMod
 from ferrogate_sdk._a6.A6.HTTPReqCall.Action import Action
-from ferrogate_sdk._a6.A6.ExtraInfo import Req as ExtraInfoReq
-from ferrogate_sdk._a6.A6.ExtraInfo import Resp as ExtraInfoResp
-from ferrogate_sdk._a6.A6.ExtraInfo import Var as VarMod
-from ferrogate_sdk._a6.A6.ExtraInfo import ReqBody as ReqBodyMod
-from ferrogate_sdk._a6.A6.ExtraInfo import RespBody as RespBodyMod
-from ferrogate_sdk._a6.A6.ExtraInfo.Info import Info
 from ferrogate_sdk._a6.A6.HTTPRespCall import Req as HTTPRespCallReq
 from ferrogate_sdk._a6.A6.HTTPRespCall import Resp as HTTPRespCallResp
+from ferrogate_sdk._a6.A6.Method import Method
+from ferrogate_sdk._a6.A6.PrepareConf import Req as PrepareConfReq
+from ferrogate_sdk._a6.A6.PrepareConf import Resp as PrepareConfResp
 
 VECTORS = Path(__file__).resolve().parents[2] / "runner-protocol" / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text(encoding="utf-8"))
@@ -77,7 +75,7 @@ def jbytes(value):
     if "repeat" not in value:
         return pattern
     n = value["repeat"]
-    assert isinstance(n, int) and 0 <= n and len(pattern) * n <= MAX_PAYLOAD, value
+    assert isinstance(n, int) and n >= 0 and len(pattern) * n <= MAX_PAYLOAD, value
     return pattern * n
 
 
@@ -453,5 +451,3 @@ def encode(message):
 def frame(ty, payload):
     assert len(payload) <= 0xFFFFFF
     return bytes([ty]) + len(payload).to_bytes(3, "big") + payload
-
-

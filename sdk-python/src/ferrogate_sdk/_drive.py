@@ -14,6 +14,20 @@ SyncFetch = Callable[[int, Optional[bytes]], Optional[bytes]]
 _local = threading.local()
 
 
+class _LoopHolder:
+    """Owns a thread's loop and closes it when the thread's locals go away (thread exit)."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self.loop.is_running():
+                self.loop.close()
+
+
 def async_fetch(fetch: Optional[SyncFetch]) -> Fetch:
     """An awaitable fetch around a blocking one (``None``: the gateway has nothing)."""
 
@@ -31,12 +45,11 @@ def run(pending: Awaitable[None]) -> None:
     """Finish an asynchronous chain on this thread's own event loop (one per thread, created on
     first use, never given signal handlers). A loop left unusable by an exception thrown into the
     thread (a timeout) is replaced."""
-    loop: Optional[asyncio.AbstractEventLoop] = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
-    coro: Coroutine[Any, Any, None] = (
-        pending if asyncio.iscoroutine(pending) else _await(pending)
-    )
+    holder: Optional[_LoopHolder] = getattr(_local, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _local.holder = _LoopHolder()
+    loop = holder.loop
+    coro: Coroutine[Any, Any, None] = pending if asyncio.iscoroutine(pending) else _await(pending)
     ok = False
     try:
         loop.run_until_complete(coro)
@@ -45,6 +58,4 @@ def run(pending: Awaitable[None]) -> None:
         if not ok and loop.is_running():
             loop.stop()
         if not ok:
-            _local.loop = None
-            with contextlib.suppress(RuntimeError):
-                loop.close()
+            _local.holder = None
