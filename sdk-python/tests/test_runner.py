@@ -20,11 +20,12 @@ from wire import decode, encode, frame
 
 SDK = Path(__file__).resolve().parents[1]
 CONFORMANCE = SDK.parent / "examples" / "python" / "conformance"
+EXAMPLES = SDK.parent / "examples" / "python" / "plugins"
 ERR = {0: "BadRequest", 1: "ServiceUnavailable", 2: "ConfTokenNotFound"}
 
 
 class Runner:
-    def __init__(self, expire="3600", extra_args=(), stale_file=False):
+    def __init__(self, expire="3600", plugins=CONFORMANCE, stale_file=False):
         self.dir = tempfile.mkdtemp(prefix="fgpy")
         self.path = os.path.join(self.dir, "runner.sock")
         if stale_file:
@@ -37,7 +38,7 @@ class Runner:
         env["APISIX_CONF_EXPIRE_TIME"] = expire
         self.log = open(os.path.join(self.dir, "runner.log"), "w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ferrogate_sdk.runner", str(CONFORMANCE), *extra_args],
+            [sys.executable, "-m", "ferrogate_sdk.runner", str(plugins)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -444,3 +445,33 @@ def test_bad_listen_address():
     )
     assert p.returncode == 2
     assert b"unix:" in p.stderr
+
+
+def test_example_plugins_through_the_socket_runner():
+    r = Runner(plugins=EXAMPLES)
+    try:
+        c = r.connect()
+        token = c.prepare(
+            ("token-check", {"header": "x-api-token", "var": "arg_expected"}),
+            ("rewrite", {"prefix": "/v2"}),
+            ("response-header", {"name": "x-by", "value": "fg"}),
+        )
+        rid = c.request(token, path="/items", headers=[(b"x-api-token", b"s3cret")])
+        assert c.recv() == (3, "ExtraInfo", {"Var": b"arg_expected"})
+        c.answer(b"s3cret")
+        assert c.reply(rid) == {
+            "Rewrite": {
+                "path": b"/v2/items",
+                "headers": entries((b"x-api-token", None)),
+                "args": [],
+                "resp_headers": entries((b"x-by", b"fg")),
+                "body": b"",
+            }
+        }
+        rid = c.request(token, headers=[(b"x-api-token", b"wrong")])
+        assert c.recv() == (3, "ExtraInfo", {"Var": b"arg_expected"})
+        c.answer(b"s3cret")
+        assert c.reply(rid)["Stop"]["status"] == 401
+        c.close()
+    finally:
+        r.stop()
