@@ -2,16 +2,14 @@
 
 Readers are hand-written over `struct` (one bounds-checked pass, strings read as bytes and decoded
 without loss); a malformed payload raises `DecodeError`, never anything worse. Writers use the
-flatbuffers runtime's Builder in the construction order of the Rust encoder, so that our bytes
-equal the golden vectors where they pin exact bytes.
+hand-laid layout (see "Writing") that is several times faster than the flatbuffers Builder and
+decode (with the generated bindings in the tests) to the golden vectors' content.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import List, Optional, Sequence, Tuple, Union
-
-import flatbuffers
 
 from ._entries import Entry, RawEntry
 from ._http import ResponseReply, Rewrite, Stop
@@ -34,11 +32,13 @@ _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _U16 = struct.Struct("<H").unpack_from
 _HH = struct.Struct("<HH").unpack_from
+_VT2 = struct.Struct("<4H").unpack_from
+_REQ_SLOTS = struct.Struct("<7H").unpack_from
 _ENC = "utf-8"
 _ERR = "surrogateescape"
 
 Buf = Union[bytes, bytearray, memoryview]
-Frame = Union[bytes, memoryview]
+Frame = bytes
 
 
 class DecodeError(ValueError):
@@ -95,29 +95,52 @@ def _bytes(buf: Buf, p: int, n: int) -> bytes:
 
 
 def _entries(buf: Buf, p: int, n: int) -> List[Entry]:
-    """A [TextEntry] vector as (name, value-or-None) text entries."""
+    """A [TextEntry] vector as (name, value-or-None) text entries (the hot path: inlined)."""
     if not p:
         return []
-    start, count = _vector(buf, p, n, 4)
+    u32 = _U32
+    v = p + u32(buf, p)[0]
+    count: int = u32(buf, v)[0]
+    start = v + 4
+    if start + 4 * count > n:
+        raise DecodeError("vector out of bounds")
     out: List[Entry] = []
     append = out.append
     for e in range(start, start + 4 * count, 4):
-        t = e + _U32(buf, e)[0]
-        vt, vtlen = _table(buf, t, n)
+        t = e + u32(buf, e)[0]
+        vt = t - _I32(buf, t)[0]
+        if vt < 0:
+            raise DecodeError("vtable out of bounds")
+        _, _, o_name, o_value = _VT2(buf, vt) if _U16(buf, vt)[0] >= 8 else _vt_short(buf, vt)
         name = ""
         value: Optional[str] = None
-        if vtlen > 4:
-            off = _U16(buf, vt + 4)[0]
-            if off:
-                s, ln = _vector(buf, t + off, n, 1)
-                name = str(buf[s : s + ln], _ENC, _ERR)
-            if vtlen > 6:
-                off = _U16(buf, vt + 6)[0]
-                if off:
-                    s, ln = _vector(buf, t + off, n, 1)
-                    value = str(buf[s : s + ln], _ENC, _ERR)
+        if o_name:
+            s = t + o_name
+            s += u32(buf, s)[0]
+            ln = u32(buf, s)[0]
+            s += 4
+            if s + ln > n:
+                raise DecodeError("string out of bounds")
+            name = buf[s : s + ln].decode(_ENC, _ERR)
+        if o_value:
+            s = t + o_value
+            s += u32(buf, s)[0]
+            ln = u32(buf, s)[0]
+            s += 4
+            if s + ln > n:
+                raise DecodeError("string out of bounds")
+            value = buf[s : s + ln].decode(_ENC, _ERR)
         append((name, value))
     return out
+
+
+def _vt_short(buf: Buf, vt: int) -> Tuple[int, int, int, int]:
+    """A TextEntry vtable shorter than both fields: the absent ones read as 0."""
+    vtlen: int = _U16(buf, vt)[0]
+    if vtlen < 4:
+        raise DecodeError("vtable too short")
+    o_name: int = _U16(buf, vt + 4)[0] if vtlen >= 6 else 0
+    return vtlen, 0, o_name, 0
 
 
 def _raw_entries(buf: Buf, p: int, n: int) -> List[Tuple[bytes, Optional[bytes]]]:
@@ -157,22 +180,24 @@ class RequestFields:
             t, vt, vtlen = _root(buf, n)
             self.buf = buf
             self.n = n
-            p = _field(buf, t, vt, vtlen, 4)
-            self.id: int = _U32(buf, p)[0] if p else 0
-            p = _field(buf, t, vt, vtlen, 6)
-            self.src_ip = _bytes(buf, p, n) if p else b""
-            p = _field(buf, t, vt, vtlen, 8)
-            self.method: int = buf[p] if p else 0
-            p = _field(buf, t, vt, vtlen, 10)
-            if p:
-                s, ln = _vector(buf, p, n, 1)
-                self.path = str(buf[s : s + ln], _ENC, _ERR)
+            if vtlen >= 18:  # every field has a slot: read the seven offsets at once
+                o_id, o_ip, o_method, o_path, o_args, o_headers, o_token = _REQ_SLOTS(buf, vt + 4)
+            else:
+                o_id, o_ip, o_method, o_path, o_args, o_headers, o_token = (
+                    _U16(buf, vt + slot)[0] if slot < vtlen else 0
+                    for slot in (4, 6, 8, 10, 12, 14, 16)
+                )
+            self.id: int = _U32(buf, t + o_id)[0] if o_id else 0
+            self.src_ip = _bytes(buf, t + o_ip, n) if o_ip else b""
+            self.method: int = buf[t + o_method] if o_method else 0
+            if o_path:
+                s, ln = _vector(buf, t + o_path, n, 1)
+                self.path = buf[s : s + ln].decode(_ENC, _ERR)
             else:
                 self.path = ""
-            self.args_at = _field(buf, t, vt, vtlen, 12)
-            self.headers_at = _field(buf, t, vt, vtlen, 14)
-            p = _field(buf, t, vt, vtlen, 16)
-            self.token: int = _U32(buf, p)[0] if p else 0
+            self.args_at = t + o_args if o_args else 0
+            self.headers_at = t + o_headers if o_headers else 0
+            self.token: int = _U32(buf, t + o_token)[0] if o_token else 0
         except (struct.error, IndexError) as e:
             raise DecodeError(str(e)) from None
 
@@ -230,148 +255,195 @@ def decode_extra_answer(buf: Buf) -> Optional[bytes]:
 
 # ---------------------------------------------------------------------------------------------
 # Writing
+#
+# Messages are laid out front to back by hand: each table's vtable just before it, children after
+# their parent (offsets point forward), every table, vector and string 4-aligned, strings
+# NUL-terminated, absent fields (empty vectors, zero scalars) left out of the vtable. A list of
+# TextEntry tables shares two vtables (with and without value). Every blob below is
+# position-independent (all offsets are relative), so parts are built separately and joined.
+# This is several times faster than flatbuffers.Builder, which the tests use as the reference
+# (the bytes differ, the decoded messages are the same; the gateway verifies what it reads).
+
+_PAD_STR = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")  # NUL + padding after a string of len % 4
+_PAD_VEC = (b"", b"\0\0\0", b"\0\0", b"\0")
+_P_U32 = struct.Struct("<I").pack
+_P_ENTRY_V = struct.Struct("<iII").pack
+_P_ENTRY_NV = struct.Struct("<iI").pack
+# Entry vtables: (vtable size 8, table size 12, name at 4, value at 8) and without value.
+_ENTRY_VTABLES = struct.pack("<4H4H", 8, 12, 4, 8, 8, 8, 4, 0)
+
+_P_REQ_REPLY = struct.Struct("<I5H2xiIIB3x").pack
+_P_STOP = struct.Struct("<5H2xiIIH2x").pack
+_P_REWRITE = struct.Struct("<7H2xiIIIII").pack
+_P_RESP_REPLY = struct.Struct("<I6HiIIIH2x").pack
+_P_SMALL = struct.Struct("<I3H2xiI").pack  # one 4-byte field: conf token, id
+_P_ERROR = struct.Struct("<I3H2xiB3x").pack
+_P_EXTRA = struct.Struct("<I4HiIB3x").pack
+_P_VAR = struct.Struct("<3H2xiI").pack
 
 
-def _finish(b: flatbuffers.Builder, root: int, ty: int) -> Frame:
-    """Finish `b` and return the whole frame; the 4-byte header goes into the builder's free
-    space in front of the payload, so the frame is one buffer without a copy."""
-    b.Finish(root)
-    head: int = b.Head()
-    data: bytearray = b.Bytes
-    size = len(data) - head
+def _string(data: bytes) -> bytes:
+    return _P_U32(len(data)) + data + _PAD_STR[len(data) & 3]
+
+
+def _byte_vector(data: bytes) -> bytes:
+    return _P_U32(len(data)) + data + _PAD_VEC[len(data) & 3]
+
+
+def _entry_vector(entries: Sequence[RawEntry]) -> bytes:
+    """A [TextEntry] vector, self-contained: count, offsets, the two vtables, the entries."""
+    n = len(entries)
+    vt = 4 + 4 * n  # the vtable with value; the one without follows at vt + 8
+    pos = vt + 16
+    offsets = []
+    parts = []
+    for i, (name, value) in enumerate(entries):
+        offsets.append(pos - 4 - 4 * i)
+        ln = len(name)
+        sn = 4 + ((ln + 4) & ~3)
+        if value is None:
+            parts.append(_P_ENTRY_NV(pos - vt - 8, 4))
+            parts.append(_P_U32(ln) + name + _PAD_STR[ln & 3])
+            pos += 8 + sn
+        else:
+            lv = len(value)
+            parts.append(_P_ENTRY_V(pos - vt, 8, 4 + sn))
+            parts.append(_P_U32(ln) + name + _PAD_STR[ln & 3])
+            parts.append(_P_U32(lv) + value + _PAD_STR[lv & 3])
+            pos += 12 + sn + 4 + ((lv + 4) & ~3)
+    return struct.pack(f"<I{n}I", n, *offsets) + _ENTRY_VTABLES + b"".join(parts)
+
+
+def _frame(ty: int, parts: List[bytes]) -> bytes:
+    size = sum(map(len, parts))
     if size > MAX_PAYLOAD:
         raise ValueError(f"message of {size} bytes does not fit in a frame")
-    header = bytes((ty, size >> 16, (size >> 8) & 0xFF, size & 0xFF))
-    if head >= 4:
-        data[head - 4 : head] = header
-        return memoryview(data)[head - 4 :]
-    return header + bytes(data[head:])
+    parts.insert(0, bytes((ty, size >> 16, (size >> 8) & 0xFF, size & 0xFF)))
+    return b"".join(parts)
 
 
 def frame(ty: int, payload: bytes) -> bytes:
     """A frame around an already-built payload."""
-    size = len(payload)
-    if size > MAX_PAYLOAD:
-        raise ValueError(f"message of {size} bytes does not fit in a frame")
-    return bytes((ty, size >> 16, (size >> 8) & 0xFF, size & 0xFF)) + payload
+    return _frame(ty, [payload])
 
 
-def _entries_vec(b: flatbuffers.Builder, entries: Sequence[RawEntry]) -> int:
-    offsets = []
-    for name, value in entries:
-        n_off = b.CreateString(name)
-        if value is None:
-            b.StartObject(2)
-            b.PrependUOffsetTRelativeSlot(0, n_off, 0)
-        else:
-            v_off = b.CreateString(value)
-            b.StartObject(2)
-            b.PrependUOffsetTRelativeSlot(1, v_off, 0)
-            b.PrependUOffsetTRelativeSlot(0, n_off, 0)
-        offsets.append(b.EndObject())
-    b.StartVector(4, len(offsets), 4)
-    for off in reversed(offsets):
-        b.PrependUOffsetTRelative(off)
-    end: int = b.EndVector()
-    return end
+def _small(ty: int, value: int) -> bytes:
+    # root -> table at 12; vtable (6 bytes: size 6, table size 8, field at 4) + 2 padding.
+    return _frame(ty, [_P_SMALL(12, 6, 8, 4 if value else 0, 8, value)])
 
 
-def _size(entries: Sequence[RawEntry]) -> int:
-    return sum(len(n) + len(v or b"") + 24 for n, v in entries)
+def encode_error(code: int) -> bytes:
+    return _frame(T_ERROR, [_P_ERROR(12, 6, 8, 4, 8, code)])
 
 
-def encode_error(code: int) -> Frame:
-    b = flatbuffers.Builder(32)
-    b.StartObject(1)
-    b.PrependUint8Slot(0, code, 0)
-    return _finish(b, b.EndObject(), T_ERROR)
+def encode_conf_token(token: int) -> bytes:
+    return _small(T_PREPARE, token)
 
 
-def encode_conf_token(token: int) -> Frame:
-    b = flatbuffers.Builder(32)
-    b.StartObject(1)
-    b.PrependUint32Slot(0, token, 0)
-    return _finish(b, b.EndObject(), T_PREPARE)
+def _stop_blob(action: Stop) -> List[bytes]:
+    headers = _entry_vector(action.headers) if action.headers else b""
+    body = _byte_vector(action.body) if action.body else b""
+    table = _P_STOP(
+        10,
+        16,
+        12 if action.status else 0,
+        4 if headers else 0,
+        8 if body else 0,
+        12,
+        28 - 16 if headers else 0,
+        28 + len(headers) - 20 if body else 0,
+        action.status,
+    )
+    return [table, headers, body]
 
 
-def encode_request_reply(id: int, action: Union[Stop, Rewrite, None]) -> Frame:
+def _rewrite_blob(action: Rewrite) -> List[bytes]:
+    path = _string(action.path) if action.path is not None else b""
+    headers = _entry_vector(action.headers) if action.headers else b""
+    args = _entry_vector(action.args) if action.args else b""
+    resp = _entry_vector(action.resp_headers) if action.resp_headers else b""
+    body = _byte_vector(action.body) if action.body else b""
+    at = 40
+    p_path = at
+    at += len(path)
+    p_headers = at
+    at += len(headers)
+    p_args = at
+    at += len(args)
+    p_resp = at
+    at += len(resp)
+    p_body = at
+    table = _P_REWRITE(
+        14,
+        24,
+        4 if path else 0,
+        8 if headers else 0,
+        12 if args else 0,
+        16 if resp else 0,
+        20 if body else 0,
+        16,
+        p_path - 20 if path else 0,
+        p_headers - 24 if headers else 0,
+        p_args - 28 if args else 0,
+        p_resp - 32 if resp else 0,
+        p_body - 36 if body else 0,
+    )
+    return [table, path, headers, args, resp, body]
+
+
+def encode_request_reply(id: int, action: Union[Stop, Rewrite, None]) -> bytes:
     """HTTPReqCall.Resp for `action` (``None``: continue unchanged)."""
     if action is None:
-        b = flatbuffers.Builder(32)
-        b.StartObject(3)
-        b.PrependUint32Slot(0, id, 0)
-        return _finish(b, b.EndObject(), T_REQUEST)
+        return _small(T_REQUEST, id)
+    # The action's blob starts at 32 with its vtable; the offset (stored at 24) is to its table.
     if isinstance(action, Stop):
-        b = flatbuffers.Builder(64 + len(action.body) + _size(action.headers))
-        headers = _entries_vec(b, action.headers) if action.headers else 0
-        body = b.CreateByteVector(action.body) if action.body else 0
-        b.StartObject(3)
-        if body:
-            b.PrependUOffsetTRelativeSlot(2, body, 0)
-        if headers:
-            b.PrependUOffsetTRelativeSlot(1, headers, 0)
-        b.PrependUint16Slot(0, action.status, 0)
-        kind = 1
+        parts, kind, at = _stop_blob(action), 1, 32 + 12
     else:
-        size = 96 + len(action.body) + len(action.path or b"")
-        size += _size(action.headers) + _size(action.args) + _size(action.resp_headers)
-        b = flatbuffers.Builder(size)
-        path = b.CreateString(action.path) if action.path is not None else 0
-        headers = _entries_vec(b, action.headers) if action.headers else 0
-        args = _entries_vec(b, action.args) if action.args else 0
-        resp_headers = _entries_vec(b, action.resp_headers) if action.resp_headers else 0
-        body = b.CreateByteVector(action.body) if action.body else 0
-        b.StartObject(5)
-        if body:
-            b.PrependUOffsetTRelativeSlot(4, body, 0)
-        if resp_headers:
-            b.PrependUOffsetTRelativeSlot(3, resp_headers, 0)
-        if args:
-            b.PrependUOffsetTRelativeSlot(2, args, 0)
-        if headers:
-            b.PrependUOffsetTRelativeSlot(1, headers, 0)
-        if action.path is not None:
-            b.PrependUOffsetTRelativeSlot(0, path, 0)
-        kind = 2
-    table = b.EndObject()
-    b.StartObject(3)
-    b.PrependUOffsetTRelativeSlot(2, table, 0)
-    b.PrependUint32Slot(0, id, 0)
-    b.PrependUint8Slot(1, kind, 0)
-    return _finish(b, b.EndObject(), T_REQUEST)
+        parts, kind, at = _rewrite_blob(action), 2, 32 + 16
+    # root -> table at 16; vtable: size 10, table size 16, id at 4, type at 12, action at 8.
+    parts.insert(0, _P_REQ_REPLY(16, 10, 16, 4 if id else 0, 12, 8, 12, id, at - 24, kind))
+    return _frame(T_REQUEST, parts)
 
 
-def encode_extra_question(kind: int, name: Optional[bytes]) -> Frame:
+# The empty ReqBody / RespBody table at 28, its vtable (size 4, table size 4) at 24.
+_EMPTY_TABLE = struct.pack("<2Hi", 4, 4, 4)
+_Q_REQ_BODY = _frame(T_EXTRA, [_P_EXTRA(12, 8, 12, 8, 4, 8, 12, 2), _EMPTY_TABLE])
+_Q_RESP_BODY = _frame(T_EXTRA, [_P_EXTRA(12, 8, 12, 8, 4, 8, 12, 3), _EMPTY_TABLE])
+
+
+def encode_extra_question(kind: int, name: Optional[bytes]) -> bytes:
     """ExtraInfo.Req: Var(name) (kind 1), ReqBody (2) or RespBody (3)."""
-    b = flatbuffers.Builder(64 + len(name or b""))
-    if kind == 1:
-        s = b.CreateString(name or b"")
-        b.StartObject(1)
-        b.PrependUOffsetTRelativeSlot(0, s, 0)
-    else:
-        b.StartObject(0)
-    info = b.EndObject()
-    b.StartObject(2)
-    b.PrependUOffsetTRelativeSlot(1, info, 0)
-    b.PrependUint8Slot(0, kind, 0)
-    return _finish(b, b.EndObject(), T_EXTRA)
+    if kind == 2:
+        return _Q_REQ_BODY
+    if kind == 3:
+        return _Q_RESP_BODY
+    # root -> table at 12 (vtable: size 8, table size 12, type at 8, info at 4); the Var table
+    # at 32 (its vtable at 24), its name string at 40.
+    return _frame(
+        T_EXTRA,
+        [_P_EXTRA(12, 8, 12, 8, 4, 8, 16, 1), _P_VAR(6, 8, 4, 8, 4), _string(name or b"")],
+    )
 
 
-def encode_response_reply(id: int, reply: Optional[ResponseReply]) -> Frame:
+def encode_response_reply(id: int, reply: Optional[ResponseReply]) -> bytes:
     """HTTPRespCall.Resp (``None``: keep the upstream's response)."""
     if reply is None:
-        b = flatbuffers.Builder(32)
-        b.StartObject(4)
-        b.PrependUint32Slot(0, id, 0)
-        return _finish(b, b.EndObject(), T_RESPONSE)
-    b = flatbuffers.Builder(64 + len(reply.body) + _size(reply.headers))
-    headers = _entries_vec(b, reply.headers) if reply.headers else 0
-    body = b.CreateByteVector(reply.body) if reply.body else 0
-    b.StartObject(4)
-    if body:
-        b.PrependUOffsetTRelativeSlot(3, body, 0)
-    if headers:
-        b.PrependUOffsetTRelativeSlot(2, headers, 0)
-    b.PrependUint32Slot(0, id, 0)
-    b.PrependUint16Slot(1, reply.status, 0)
-    return _finish(b, b.EndObject(), T_RESPONSE)
+        return _small(T_RESPONSE, id)
+    headers = _entry_vector(reply.headers) if reply.headers else b""
+    body = _byte_vector(reply.body) if reply.body else b""
+    # root -> table at 16; vtable: size 12, table size 20, id 4, status 16, headers 8, body 12.
+    table = _P_RESP_REPLY(
+        16,
+        12,
+        20,
+        4 if id else 0,
+        16 if reply.status else 0,
+        8 if headers else 0,
+        12 if body else 0,
+        12,
+        id,
+        36 - 24 if headers else 0,
+        36 + len(headers) - 28 if body else 0,
+        reply.status,
+    )
+    return _frame(T_RESPONSE, [table, headers, body])

@@ -8,7 +8,7 @@ in `Args`, a removal directive in `ResponseHeaders`.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 Entry = Tuple[str, Optional[str]]
 RawEntry = Tuple[bytes, Optional[bytes]]
@@ -43,15 +43,18 @@ class _Entries:
     _fold = False
 
     def __init__(self, entries: Iterable[Tuple[Text, Optional[Text]]] = ()) -> None:
-        self._entries: List[Entry] = [
-            (to_str(n), None if v is None else to_str(v)) for n, v in entries
-        ]
+        self._entries: List[Entry] = (
+            [(to_str(n), None if v is None else to_str(v)) for n, v in entries] if entries else []
+        )
 
     @classmethod
     def _wrap(cls, entries: List[Entry]) -> _Entries:
         obj = cls.__new__(cls)
         obj._entries = entries
         return obj
+
+    def _all(self) -> List[Entry]:
+        return self._entries
 
     def _key(self, name: str) -> str:
         return name.lower() if self._fold else name
@@ -62,7 +65,7 @@ class _Entries:
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of `name` (`default` when absent or without value)."""
         key = self._key(name)
-        for n, v in self._entries:
+        for n, v in self._all():
             if self._is(n, key):
                 return default if v is None else v
         return default
@@ -70,11 +73,11 @@ class _Entries:
     def get_all(self, name: str) -> List[Optional[str]]:
         """Every value of `name` in order (``None`` for an entry without value)."""
         key = self._key(name)
-        return [v for n, v in self._entries if self._is(n, key)]
+        return [v for n, v in self._all() if self._is(n, key)]
 
     def __getitem__(self, name: str) -> str:
         key = self._key(name)
-        for n, v in self._entries:
+        for n, v in self._all():
             if self._is(n, key):
                 return "" if v is None else v
         raise KeyError(name)
@@ -83,33 +86,33 @@ class _Entries:
         if not isinstance(name, str):
             return False
         key = self._key(name)
-        return any(self._is(n, key) for n, _ in self._entries)
+        return any(self._is(n, key) for n, _ in self._all())
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(list(self._entries))
+        return iter(list(self._all()))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._all())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _Entries):
-            return self._entries == other._entries
+            return self._all() == other._all()
         if isinstance(other, list):
-            return self._entries == other
+            return self._all() == other
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
     def items(self) -> List[Entry]:
         """A copy of the entries in order."""
-        return list(self._entries)
+        return list(self._all())
 
     def raw(self) -> List[RawEntry]:
         """The entries as bytes, exactly as they travel."""
-        return raw_entries(self._entries)
+        return raw_entries(self._all())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._entries!r})"
+        return f"{type(self).__name__}({self._all()!r})"
 
 
 class Headers(_Entries):
@@ -181,25 +184,42 @@ class RequestHeaders(_Entries):
 
     `set` and `delete` change the view and are sent to the gateway as a rewrite (the protocol
     replaces a header by name, so a header cannot get several values: there is no `add`).
+    From the socket runner the headers are decoded on first read: a plugin that only sets
+    headers never pays for decoding them.
     """
 
-    __slots__ = ("_changes",)
+    __slots__ = ("_changes", "_load", "_pending")
     _fold = True
 
     def __init__(self, entries: Iterable[Tuple[Text, Optional[Text]]] = ()) -> None:
         super().__init__(entries)
         self._changes: dict[str, Optional[str]] = {}
+        self._load: Optional[Callable[[], List[Entry]]] = None
+        self._pending: List[Entry] = []
 
     @classmethod
-    def _wrap(cls, entries: List[Entry]) -> RequestHeaders:
+    def _lazy(cls, load: Callable[[], List[Entry]]) -> RequestHeaders:
         obj = cls.__new__(cls)
-        obj._entries = entries
+        obj._entries = []
         obj._changes = {}
+        obj._load = load
+        obj._pending = []
         return obj
 
-    def set(self, name: str, value: str) -> None:
-        """Replace every value of `name` with `value`."""
-        key = name.lower()
+    def _all(self) -> List[Entry]:
+        load = self._load
+        if load is not None:
+            self._load = None
+            self._entries = load()
+            for key, value in self._pending:
+                self._apply(key, value)
+            self._pending = []
+        return self._entries
+
+    def _apply(self, key: str, value: Optional[str]) -> None:
+        if value is None:
+            self._entries = [e for e in self._entries if e[0].lower() != key]
+            return
         out: List[Entry] = []
         placed = False
         for entry in self._entries:
@@ -212,15 +232,22 @@ class RequestHeaders(_Entries):
         if not placed:
             out.append((key, value))
         self._entries = out
+
+    def _change(self, key: str, value: Optional[str]) -> None:
+        if self._load is not None:
+            self._pending.append((key, value))
+        else:
+            self._apply(key, value)
         self._changes.pop(key, None)
         self._changes[key] = value
 
+    def set(self, name: str, value: str) -> None:
+        """Replace every value of `name` with `value`."""
+        self._change(name.lower(), value)
+
     def delete(self, name: str) -> None:
         """Remove `name` from the request."""
-        key = name.lower()
-        self._entries = [e for e in self._entries if e[0].lower() != key]
-        self._changes.pop(key, None)
-        self._changes[key] = None
+        self._change(name.lower(), None)
 
     __setitem__ = set
     __delitem__ = delete

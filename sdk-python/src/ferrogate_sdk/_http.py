@@ -196,7 +196,7 @@ class Request:
         h = self._headers
         if h is None:
             assert self._headers_load is not None
-            h = self._headers = RequestHeaders._wrap(self._headers_load())
+            h = self._headers = RequestHeaders._lazy(self._headers_load)
         return h
 
     @property
