@@ -37,7 +37,7 @@ _REQ_SLOTS = struct.Struct("<7H").unpack_from
 _ENC = "utf-8"
 _ERR = "surrogateescape"
 
-Buf = Union[bytes, bytearray, memoryview]
+Buf = bytes
 Frame = bytes
 
 
