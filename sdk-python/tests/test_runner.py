@@ -475,3 +475,19 @@ def test_example_plugins_through_the_socket_runner():
         c.close()
     finally:
         r.stop()
+
+
+def test_sigterm_drains_calls_in_progress():
+    r = Runner()
+    try:
+        c = r.connect()
+        token = c.prepare(("conf-sleep", {"ms": 400}))
+        rid = c.request(token)
+        time.sleep(0.1)
+        r.proc.send_signal(signal.SIGTERM)
+        assert c.reply(rid) is None  # answered before the runner exits
+        assert r.proc.wait(10) == 0
+        assert not os.path.exists(r.path)
+        c.close()
+    finally:
+        r.stop()

@@ -13,9 +13,10 @@ import asyncio
 import collections
 import logging
 import os
+import secrets
 import stat
 import time
-from typing import Awaitable, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Awaitable, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from . import _codec as codec
 from ._http import METHODS, Request, Response, UpstreamResponse
@@ -48,7 +49,9 @@ class ConfCache:
         self._clock = clock
         self._tokens: Dict[int, Tuple[float, PreparedConf]] = {}
         self._keys: Dict[bytes, Tuple[int, ConfEntries]] = {}
-        self._last = 0
+        # A random start: a gateway that missed a restart of this runner (a runner started by
+        # hand) gets CONF_TOKEN_NOT_FOUND for its old tokens instead of someone else's conf.
+        self._last = secrets.randbits(32)
         self._next_sweep = clock() + ttl
 
     def __len__(self) -> int:
@@ -104,8 +107,9 @@ _ERR_NO_TOKEN = bytes(codec.encode_error(codec.CONF_TOKEN_NOT_FOUND))
 class Connection(asyncio.Protocol):
     """One gateway connection."""
 
-    def __init__(self, cache: ConfCache) -> None:
+    def __init__(self, cache: ConfCache, live: Optional[Set[Connection]] = None) -> None:
         self._cache = cache
+        self._live = live
         self._transport: Optional[asyncio.Transport] = None
         self._buf = bytearray()
         self._busy = False
@@ -114,11 +118,24 @@ class Connection(asyncio.Protocol):
         self._task: Optional[asyncio.Task[None]] = None
         self._closed = False
 
+    @property
+    def busy(self) -> bool:
+        """A call is in progress (its answer is owed)."""
+        return self._busy
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if self._live is not None:
+            self._live.add(self)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._live is not None:
+            self._live.discard(self)
         self._closed = True
         if self._task is not None:
             self._task.cancel()
@@ -160,7 +177,8 @@ class Connection(asyncio.Protocol):
             if end - pos - 4 < size:
                 break
             ty = buf[pos]
-            payload = bytes(buf[pos + 4 : pos + 4 + size])
+            with memoryview(buf) as view:
+                payload = bytes(view[pos + 4 : pos + 4 + size])
             pos += 4 + size
             self._frame(ty, payload)
         if self._closed:
@@ -338,15 +356,19 @@ async def serve(
     registry: Optional[Registry] = None,
     conf_expire: float = 3600.0,
     ready: Optional[Callable[[], None]] = None,
+    drain: float = 5.0,
 ) -> None:
     """Serve the runner protocol on the Unix socket `path` until `shutdown` completes.
 
-    A stale socket file at `path` is replaced; the file is removed when serving stops.
+    A stale socket file at `path` is replaced. On shutdown the socket stops accepting and its
+    file is removed, calls in progress get up to `drain` seconds to be answered, then every
+    connection is closed.
     """
     cache = ConfCache(default_registry if registry is None else registry, conf_expire)
     loop = asyncio.get_running_loop()
+    live: Set[Connection] = set()
     _remove_socket(path)
-    server = await loop.create_unix_server(lambda: Connection(cache), path=path, backlog=1024)
+    server = await loop.create_unix_server(lambda: Connection(cache, live), path=path, backlog=1024)
     log.info("listening on unix:%s", path)
     try:
         if ready is not None:
@@ -355,3 +377,8 @@ async def serve(
     finally:
         server.close()
         _remove_socket(path)
+        deadline = loop.time() + drain
+        while any(c.busy for c in live) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(live):
+            c.close()
