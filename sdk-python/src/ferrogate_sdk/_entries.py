@@ -310,14 +310,15 @@ class Args(_Entries):
     __delitem__ = delete
 
     def changes(self) -> List[Entry]:
-        """The rewrite entries: each value of each changed name, or (name, None) to delete it."""
-        out: List[Entry] = []
-        for name in self._changed:
-            values = [("" if v is None else v) for n, v in self._entries if n == name]
-            if values:
-                out.extend((name, v) for v in values)
-            else:
-                out.append((name, None))
+        """The rewrite entries: every value of every changed name, in the view's order (the
+        gateway replaces a name with its first entry and appends the later ones, so the result
+        is the view), then (name, None) for each changed name left without values."""
+        changed = self._changed
+        if not changed:
+            return []
+        out: List[Entry] = [(n, "" if v is None else v) for n, v in self._entries if n in changed]
+        present = {n for n, _ in out}
+        out.extend((name, None) for name in changed if name not in present)
         return out
 
 
