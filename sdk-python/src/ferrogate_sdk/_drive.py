@@ -55,7 +55,5 @@ def run(pending: Awaitable[None]) -> None:
         loop.run_until_complete(coro)
         ok = True
     finally:
-        if not ok and loop.is_running():
-            loop.stop()
-        if not ok:
+        if not ok:  # an exception may have left the loop unusable: the next call makes another
             _local.holder = None

@@ -47,12 +47,6 @@ class _Entries:
             [(to_str(n), None if v is None else to_str(v)) for n, v in entries] if entries else []
         )
 
-    @classmethod
-    def _wrap(cls, entries: List[Entry]) -> _Entries:
-        obj = cls.__new__(cls)
-        obj._entries = entries
-        return obj
-
     def _all(self) -> List[Entry]:
         return self._entries
 

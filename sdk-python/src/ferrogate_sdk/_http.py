@@ -8,7 +8,7 @@ into the gateway), and are cached for the rest of the call.
 from __future__ import annotations
 
 import ipaddress
-from typing import Awaitable, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Awaitable, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from ._entries import (
     Args,
@@ -52,12 +52,14 @@ def ip_text(raw: bytes) -> str:
 
 
 def ip_raw(value: Text) -> bytes:
-    """Raw 4 or 16 bytes from an address in text (or already raw) form."""
+    """Raw 4 or 16 bytes from an address in text (or already raw) form; text that is not an
+    address is kept as its bytes."""
     if isinstance(value, bytes):
         return value
-    if not value:
-        return b""
-    return ipaddress.ip_address(value).packed
+    try:
+        return ipaddress.ip_address(value).packed
+    except ValueError:
+        return to_bytes(value)
 
 
 class Stop(NamedTuple):
@@ -123,8 +125,8 @@ class Request:
         id: int = 0,
         method: str = "GET",
         path: Text = "/",
-        args: Union[Args, List[Tuple[Text, Optional[Text]]], Tuple[()]] = (),
-        headers: Union[RequestHeaders, List[Tuple[Text, Optional[Text]]], Tuple[()]] = (),
+        args: Union[Args, Iterable[Tuple[Text, Optional[Text]]]] = (),
+        headers: Union[RequestHeaders, Iterable[Tuple[Text, Optional[Text]]]] = (),
         src_ip: Text = b"",
         fetch: Optional[Fetch] = None,
     ) -> None:
@@ -318,7 +320,7 @@ class UpstreamResponse:
         *,
         id: int = 0,
         status: int = 200,
-        headers: Union[Headers, List[Tuple[Text, Optional[Text]]], Tuple[()]] = (),
+        headers: Union[Headers, Iterable[Tuple[Text, Optional[Text]]]] = (),
         fetch: Optional[Fetch] = None,
     ) -> None:
         self.id = id

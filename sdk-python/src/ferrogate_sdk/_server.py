@@ -233,9 +233,6 @@ class Connection(asyncio.Protocol):
         self._write(codec.encode_extra_question(kind, name))
         return fut
 
-    async def _fetch_async(self, kind: int, name: Optional[bytes]) -> Optional[bytes]:
-        return await self._fetch(kind, name)
-
     def _request(self, payload: bytes) -> None:
         try:
             f = codec.RequestFields(payload)
@@ -248,7 +245,7 @@ class Connection(asyncio.Protocol):
         if prepared is None:
             self._write(_ERR_NO_TOKEN)
             return
-        req = Request._lazy(f.id, method, f.path, f.args, f.headers, f.src_ip, self._fetch_async)
+        req = Request._lazy(f.id, method, f.path, f.args, f.headers, f.src_ip, self._fetch)
         resp = Response()
         try:
             pending = prepared.start_request(req, resp)
@@ -284,7 +281,7 @@ class Connection(asyncio.Protocol):
         if prepared is None:
             self._write(_ERR_NO_TOKEN)
             return
-        resp = UpstreamResponse._lazy(f.id, f.status, f.headers, self._fetch_async)
+        resp = UpstreamResponse._lazy(f.id, f.status, f.headers, self._fetch)
         try:
             pending = prepared.start_response(resp)
             if pending is None:

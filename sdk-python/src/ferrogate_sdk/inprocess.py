@@ -37,8 +37,17 @@ filters runs on that thread's own asyncio loop, created on first use, without si
     ``None`` keeps the upstream response; otherwise status 0 keeps the upstream's, a non-empty
     header list replaces the upstream's headers, a non-empty body replaces its body.
 
-`Request`, `Response`, `UpstreamResponse` and `PreparedConf.start_request` are public too, for an
-embedding that prefers to build the objects itself.
+Threads: calls on several threads at once are safe for the SDK (prepared confs are immutable,
+every call builds its own objects); plugins must keep per-call state in locals, as they would for
+the socket runner. An exception thrown into the thread (a timeout) propagates out of the call;
+that thread's loop is then replaced on its next call.
+
+Cost: a chain of plain-function filters runs without any event loop; a chain with ``async``
+filters costs one ``run_until_complete`` on the thread's loop.
+
+`Request`, `Response`, `UpstreamResponse`, `PreparedConf.start_request`/`start_response` and
+`ferrogate_sdk._plugin.request_action` are what these functions are made of, for an embedding
+that prefers to build the objects itself.
 """
 
 from __future__ import annotations
