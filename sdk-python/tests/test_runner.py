@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -350,15 +351,15 @@ def test_frames_split_and_coalesced(conn):
 def test_slow_call_does_not_block_other_connections(runner):
     a, b = runner.connect(), runner.connect()
     try:
-        slow = a.prepare(("conf-sleep", {"ms": 600}))
+        slow = a.prepare(("conf-sleep", {"ms": 1000}))
         fast = b.prepare(("conf-stop", {"status": 202}))
         t0 = time.monotonic()
         rid_a = a.request(slow)
         rid_b = b.request(fast)
         assert b.reply(rid_b)["Stop"]["status"] == 202
-        assert time.monotonic() - t0 < 0.4
+        assert time.monotonic() - t0 < 1.0  # answered while the other call sleeps
         assert a.reply(rid_a) is None
-        assert time.monotonic() - t0 >= 0.6
+        assert time.monotonic() - t0 >= 1.0
     finally:
         a.close()
         b.close()
@@ -491,3 +492,38 @@ def test_sigterm_drains_calls_in_progress():
         c.close()
     finally:
         r.stop()
+
+
+def test_garbage_never_takes_the_runner_down(runner):
+    """Random frames (types 0-255, random payloads, valid frames with flipped bytes): each is
+    answered with a frame or makes the runner close that connection; the runner keeps serving."""
+    rng = random.Random(11)
+    c = runner.connect()
+    token = c.prepare(("conf-echo", {}))
+    valid = frame(2, encode({"HttpRequest": {
+        "id": 5, "src_ip": b"\x7f\0\0\1", "method": "GET", "path": b"/", "args": [],
+        "headers": [{"name": b"a", "value": b"b"}], "conf_token": token}}))  # fmt: skip
+    for i in range(300):
+        if i % 2:
+            data = bytearray(valid)
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(4, len(data))] = rng.randrange(256)
+            data = bytes(data)
+        else:
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+            data = frame(rng.choice([1, 2, 4, 9, 255]), payload)
+        try:
+            c.sock.sendall(data)
+            ty, _payload = c.recv_raw()
+            assert ty in (0, 1, 2, 3, 4)
+            if ty == 3:  # a mutated conf-echo may ask for something: not answered, drop it
+                raise EOFError
+        except (EOFError, ConnectionError):
+            c.close()
+            c = runner.connect()
+            token = c.prepare(("conf-echo", {}))
+    c.close()
+    c = runner.connect()
+    token = c.prepare(("conf-stop", {"status": 299}))
+    assert c.reply(c.request(token))["Stop"]["status"] == 299
+    c.close()
