@@ -55,8 +55,18 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple, Union
 
 from ._drive import SyncFetch, async_fetch, run
-from ._entries import Args, Headers, RequestHeaders, Text
-from ._http import REQ_BODY, RESP_BODY, VAR, Request, Response, Rewrite, Stop, UpstreamResponse
+from ._entries import Entry, Text, to_str
+from ._http import (
+    REQ_BODY,
+    RESP_BODY,
+    VAR,
+    Request,
+    Response,
+    Rewrite,
+    Stop,
+    UpstreamResponse,
+    ip_raw,
+)
 from ._loader import load_plugins
 from ._plugin import ConfError, PreparedConf, Registry, default_registry, request_action
 
@@ -75,6 +85,10 @@ __all__ = [
 RawList = List[Tuple[bytes, Optional[bytes]]]
 StopTuple = Tuple[str, int, RawList, bytes]
 RewriteTuple = Tuple[str, Optional[bytes], RawList, RawList, RawList, bytes]
+
+
+def _text_entries(entries: Sequence[Tuple[Text, Optional[Text]]]) -> List[Entry]:
+    return [(to_str(n), None if v is None else to_str(v)) for n, v in entries]
 
 
 def load(paths: Sequence[str] = (), modules: Sequence[str] = ()) -> List[str]:
@@ -99,14 +113,15 @@ def request_call(
     id: int = 0,
 ) -> Union[StopTuple, RewriteTuple, None]:
     """Run the request filters; see the module's docstring."""
-    req = Request(
-        id=id,
-        method=method,
-        path=path,
-        args=Args(args),
-        headers=RequestHeaders(headers),
-        src_ip=src_ip,
-        fetch=async_fetch(fetch),
+    # Args and headers are converted on first use: a plugin that reads neither pays nothing.
+    req = Request._lazy(
+        id,
+        method,
+        to_str(path),
+        lambda: _text_entries(args),
+        lambda: _text_entries(headers),
+        ip_raw(src_ip),
+        async_fetch(fetch),
     )
     resp = Response()
     pending = prepared.start_request(req, resp)
@@ -129,9 +144,7 @@ def response_call(
     id: int = 0,
 ) -> Optional[Tuple[int, RawList, bytes]]:
     """Run the response filters; see the module's docstring."""
-    resp = UpstreamResponse(
-        id=id, status=status, headers=Headers(headers), fetch=async_fetch(fetch)
-    )
+    resp = UpstreamResponse._lazy(id, status, lambda: _text_entries(headers), async_fetch(fetch))
     pending = prepared.start_response(resp)
     if pending is not None:
         run(pending)
