@@ -527,3 +527,22 @@ def test_garbage_never_takes_the_runner_down(runner):
     token = c.prepare(("conf-stop", {"status": 299}))
     assert c.reply(c.request(token))["Stop"]["status"] == 299
     c.close()
+
+
+def test_a_plugin_that_fails_to_import_stops_the_runner(tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('broken plugin')\n")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(SDK / "src"),
+        APISIX_LISTEN_ADDRESS="unix:" + str(tmp_path / "r.sock"),
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "ferrogate_sdk.runner", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert b"broken plugin" in p.stderr
+    assert not (tmp_path / "r.sock").exists()

@@ -74,7 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.error("%s", e)
         return 2
     paths, modules = _split(args)
-    load_plugins(paths, modules)
+    try:
+        load_plugins(paths, modules)
+    except Exception:
+        log.exception("loading the plugins failed")
+        return 1
     if not len(default_registry):
         log.warning("no plugin registered")
     log.info("plugins: %s", ", ".join(default_registry.names()))
