@@ -1,23 +1,20 @@
 """Helpers for plugin unit tests: run a plugin (or a chain) on a request without a gateway.
 
-from ferrogate_sdk import Stop
-from ferrogate_sdk.testing import call_request
-
-action = call_request(MyPlugin(), '{"body": "hi"}', path="/x", headers=[("x-a", "1")])
-assert action == Stop(200, [], b"hi")
+``call_request(MyPlugin(), '{"body": "hi"}', path="/x", headers=[("x-a", "1")])`` returns what
+the runner would answer: ``None``, a `Stop` or a `Rewrite` (compare with ``==``);
+`call_response` does the same for the response phase, `chain` builds a list of several plugins.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from ._drive import run
 from ._entries import Args, Headers, RequestHeaders, Text, to_bytes
 from ._http import (
-    REQ_BODY,
-    RESP_BODY,
     VAR,
     Action,
+    Fetch,
     Request,
     Response,
     ResponseReply,
@@ -26,8 +23,6 @@ from ._http import (
 from ._plugin import Plugin, PreparedConf, Registry, request_action
 
 __all__ = ["call_request", "call_response", "chain"]
-
-Chain = Union[PreparedConf, Sequence[Tuple["Plugin[Any]", str]]]
 
 
 def chain(*entries: Tuple[Plugin[Any], str]) -> PreparedConf:
@@ -39,16 +34,15 @@ def chain(*entries: Tuple[Plugin[Any], str]) -> PreparedConf:
     return registry.prepare((p.name, v) for p, v in entries)
 
 
-def _fetch(variables: Mapping[str, Optional[Text]], body: Optional[Text], asked: List[Any]) -> Any:
+def _fetch(variables: Mapping[str, Optional[Text]], body: Optional[Text]) -> Fetch:
+    """What the gateway would answer: `variables` by name, `body` for either body."""
+
     async def fetch(kind: int, name: Optional[bytes]) -> Optional[bytes]:
         if kind == VAR:
-            assert name is not None
-            key = name.decode("utf-8", "surrogateescape")
-            asked.append(key)
-            value = variables.get(key)
-            return None if value is None else to_bytes(value)
-        asked.append("body" if kind in (REQ_BODY, RESP_BODY) else kind)
-        return None if body is None else to_bytes(body)
+            value = variables.get((name or b"").decode("utf-8", "surrogateescape"))
+        else:
+            value = body
+        return None if value is None else to_bytes(value)
 
     return fetch
 
@@ -71,14 +65,13 @@ def call_request(
 ) -> Action:
     """The action `plugin` (with conf value `conf`) or a `chain` answers for this request:
     ``None``, a `Stop` or a `Rewrite`. `vars` and `body` are what the gateway would answer."""
-    asked: List[Any] = []
     req = Request(
         method=method,
         path=path,
         args=Args(args),
         headers=RequestHeaders(headers),
         src_ip=src_ip,
-        fetch=_fetch(vars or {}, body, asked),
+        fetch=_fetch(vars or {}, body),
     )
     resp = Response()
     pending = _prepared(plugin, conf).start_request(req, resp)
@@ -97,10 +90,7 @@ def call_response(
     vars: Optional[Dict[str, Optional[Text]]] = None,
 ) -> Optional[ResponseReply]:
     """The reply `plugin` gives to this upstream response (``None``: keep it unchanged)."""
-    asked: List[Any] = []
-    resp = UpstreamResponse(
-        status=status, headers=Headers(headers), fetch=_fetch(vars or {}, body, asked)
-    )
+    resp = UpstreamResponse(status=status, headers=Headers(headers), fetch=_fetch(vars or {}, body))
     pending = _prepared(plugin, conf).start_response(resp)
     if pending is not None:
         run(pending)
