@@ -190,13 +190,12 @@ class Connection(asyncio.Protocol):
         if self._busy:
             if ty == codec.T_EXTRA and self._pending:
                 fut = self._pending.popleft()
+                if fut.done():  # its asker was cancelled; the answer is dropped in order
+                    return
                 try:
-                    answer = codec.decode_extra_answer(payload)
+                    fut.set_result(codec.decode_extra_answer(payload))
                 except codec.DecodeError as e:
                     fut.set_exception(ProtocolError(f"undecodable extra-info answer: {e}"))
-                else:
-                    if not fut.done():
-                        fut.set_result(answer)
                 return
             self._abort(f"frame of type {ty} while a call is in progress")
             return
