@@ -546,3 +546,13 @@ def test_a_plugin_that_fails_to_import_stops_the_runner(tmp_path):
     assert p.returncode == 1
     assert b"broken plugin" in p.stderr
     assert not (tmp_path / "r.sock").exists()
+
+
+def test_undecodable_extra_info_answer_is_a_bad_request(conn):
+    token = conn.prepare(("conf-echo", {"vars": ["x"]}))
+    conn.request(token)
+    assert conn.recv() == (3, "ExtraInfo", {"Var": b"x"})
+    conn.sock.sendall(frame(3, b"\x01"))
+    assert conn.recv() == (0, "Error", "BadRequest")
+    token = conn.prepare(("conf-stop", {"status": 201}))
+    assert conn.reply(conn.request(token))["Stop"]["status"] == 201
