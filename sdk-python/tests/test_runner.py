@@ -556,3 +556,31 @@ def test_undecodable_extra_info_answer_is_a_bad_request(conn):
     assert conn.recv() == (0, "Error", "BadRequest")
     token = conn.prepare(("conf-stop", {"status": 201}))
     assert conn.reply(conn.request(token))["Stop"]["status"] == 201
+
+
+def test_many_connections_with_questions(runner):
+    """Async calls on many connections at once: every question and answer stays on its own
+    connection, in order."""
+    errors = []
+
+    def worker(n):
+        try:
+            c = runner.connect()
+            token = c.prepare(("conf-echo", {"vars": ["a", "b"]}))
+            for i in range(10):
+                rid = c.request(token, path=f"/{n}/{i}")
+                assert [c.recv()[2] for _ in range(2)] == [{"Var": b"a"}, {"Var": b"b"}]
+                c.answer(f"{n}-{i}".encode())
+                c.answer(None)
+                doc = json.loads(c.reply(rid)["Stop"]["body"])
+                assert (doc["path"], doc["vars"]) == (f"/{n}/{i}", {"a": f"{n}-{i}", "b": None})
+            c.close()
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
