@@ -1,5 +1,9 @@
 """The public names do not drift: changing them is a deliberate edit of this list."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import ferrogate_sdk
 import ferrogate_sdk.inprocess
 import ferrogate_sdk.testing
@@ -45,3 +49,14 @@ def test_no_other_public_names_in_the_package_namespace():
     public = {n for n in vars(ferrogate_sdk) if not n.startswith("_")}
     submodules = {"inprocess", "testing", "runner"}
     assert public - submodules <= set(ferrogate_sdk.__all__)
+
+
+def test_runtime_needs_only_the_standard_library():
+    code = (
+        "import sys, ferrogate_sdk, ferrogate_sdk.runner, ferrogate_sdk.inprocess, "
+        "ferrogate_sdk.testing\n"
+        "bad = [m for m in sys.modules if m.startswith(('flatbuffers', 'ferrogate_sdk._a6'))]\n"
+        "assert not bad, bad\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": src})
