@@ -24,6 +24,7 @@ from ferrogate_sdk import (
     inprocess,
     register,
 )
+from ferrogate_sdk._server import ConfCache
 from ferrogate_sdk.testing import call_request, call_response, chain
 
 # --- entries ---------------------------------------------------------------------------------
@@ -343,3 +344,31 @@ def test_inprocess_async_chains_on_many_threads():
     for t in threads:
         t.join()
     assert results == [True] * 160
+
+
+# --- conf cache ------------------------------------------------------------------------------
+
+
+def test_conf_cache_expiry_renewal_and_sweep():
+    now = [100.0]
+    reg = _registry()
+    cache = ConfCache(reg, ttl=10, clock=lambda: now[0])
+    conf = [(b"halt", b"401")]
+    t1 = cache.prepare(conf, b"route#1#pre#1")
+    assert cache.get(t1) is not None
+    now[0] = 109.0
+    assert cache.prepare(conf, b"route#1#pre#1") == t1  # re-prepared before expiry: renewed
+    now[0] = 115.0
+    assert cache.get(t1) is not None
+    t2 = cache.prepare([(b"halt", b"402")], b"route#1#pre#1")  # same key, new conf: new token
+    assert t2 != t1
+    t3 = cache.prepare(conf, b"")  # no key: always a new token
+    assert len({t1, t2, t3}) == 3
+    now[0] = 119.5
+    assert cache.get(t1) is None  # expired 10 s after its last prepare
+    assert cache.get(t2) is not None
+    now[0] = 200.0
+    cache.prepare(conf, b"other")  # sweeps what expired
+    assert len(cache) == 1
+    with pytest.raises(ConfError):
+        cache.prepare([(b"halt", b"nan")], b"")
