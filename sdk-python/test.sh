@@ -16,7 +16,7 @@ assert any(f.endswith("ferrogate_sdk/py.typed") for f in files), "py.typed not i
 assert any(f.endswith("ferrogate_sdk/_a6/A6/HTTPReqCall/Req.py") for f in files), "_a6 missing"
 PY
 )
-python3 -m ruff check src tests ../examples/python
-python3 -m ruff format --check src tests ../examples/python
+python3 -m ruff check src tests benches ../examples/python
+python3 -m ruff format --check src tests benches ../examples/python
 python3 -m mypy
 python3 -m pytest -q
