@@ -127,6 +127,11 @@ impl Gateway {
         self.prometheus_addr
     }
 
+    /// The external plugin runners, if `ext-plugin` configures any.
+    pub fn runners(&self) -> Option<&ExtRunners> {
+        self.runners.as_deref()
+    }
+
     /// The version of the snapshot currently serving.
     pub fn snapshot_version(&self) -> u64 {
         self.state.snapshot.load().version

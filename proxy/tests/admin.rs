@@ -609,6 +609,7 @@ async fn other_resources_round_trip(backend: Backend) {
     assert_eq!(
         admin.get("/plugins/list").await.json(),
         json!([
+            "ext-plugin-pre-req",
             "request-id",
             "fault-injection",
             "mocking",
@@ -633,7 +634,9 @@ async fn other_resources_round_trip(backend: Backend) {
             "prometheus",
             "echo",
             "http-logger",
-            "file-logger"
+            "file-logger",
+            "ext-plugin-post-req",
+            "ext-plugin-post-resp"
         ]),
         "by priority, highest first"
     );
