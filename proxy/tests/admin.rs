@@ -609,8 +609,8 @@ async fn other_resources_round_trip(backend: Backend) {
     assert_eq!(
         admin.get("/plugins/list").await.json(),
         json!([
-            "ext-plugin-pre-req",
             "request-id",
+            "ext-plugin-pre-req",
             "fault-injection",
             "mocking",
             "cors",
