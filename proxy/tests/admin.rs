@@ -618,6 +618,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "referer-restriction",
             "csrf",
             "uri-blocker",
+            "hmac-auth",
             "basic-auth",
             "jwt-auth",
             "key-auth",

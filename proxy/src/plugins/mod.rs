@@ -20,6 +20,7 @@ pub mod cors;
 pub mod csrf;
 pub mod fault_injection;
 pub mod file_logger;
+pub mod hmac_auth;
 pub mod http_logger;
 pub mod ip_restriction;
 pub mod jwt_auth;

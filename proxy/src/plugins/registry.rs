@@ -2,9 +2,9 @@
 
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, fault_injection, file_logger,
-    http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req, mocking,
-    prometheus, proxy_rewrite, redirect, referer_restriction, request_id, response_rewrite,
-    ua_restriction, uri_blocker, PluginKind,
+    hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req,
+    mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
+    response_rewrite, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -18,6 +18,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &referer_restriction::RefererRestriction,
     &csrf::Csrf,
     &uri_blocker::UriBlocker,
+    &hmac_auth::HmacAuth,
     &basic_auth::BasicAuth,
     &jwt_auth::JwtAuth,
     &key_auth::KeyAuth,
