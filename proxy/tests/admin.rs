@@ -609,6 +609,7 @@ async fn other_resources_round_trip(backend: Backend) {
     assert_eq!(
         admin.get("/plugins/list").await.json(),
         json!([
+            "real-ip",
             "request-id",
             "fault-injection",
             "mocking",

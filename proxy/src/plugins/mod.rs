@@ -34,6 +34,7 @@ pub mod meta;
 pub mod mocking;
 pub mod prometheus;
 pub mod proxy_rewrite;
+pub mod real_ip;
 pub mod redirect;
 pub mod referer_restriction;
 pub mod registry;

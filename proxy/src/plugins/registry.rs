@@ -3,12 +3,13 @@
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, fault_injection, file_logger,
     hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req,
-    mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
+    mocking, prometheus, proxy_rewrite, real_ip, redirect, referer_restriction, request_id,
     response_rewrite, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
 static KINDS: &[&dyn PluginKind] = &[
+    &real_ip::RealIp,
     &request_id::RequestId,
     &fault_injection::FaultInjection,
     &mocking::Mocking,

@@ -16,7 +16,7 @@ use super::body::ResponseBody;
 use super::error::GatewayError;
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::path;
-use super::vars::RequestVars;
+use super::vars::{RealIp, RequestVars};
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::Selection;
@@ -38,7 +38,7 @@ pub async fn handle(
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
-    let (client, client_text) = client_ip(state, conn, peer_text, &parts.headers);
+    let (mut client, mut client_text) = client_ip(state, conn, peer_text, &parts.headers);
     let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -67,6 +67,7 @@ pub async fn handle(
             path: &path,
             host,
             remote: client,
+            real_ip: RealIp::default(),
             conn,
             params: &[],
             route: None,
@@ -97,6 +98,7 @@ pub async fn handle(
         let route_vars = RequestVars {
             params: &found.params,
             route: Some(route),
+            real_ip: RealIp::default(),
             ..vars
         };
         let hash_key = backend.hash_key(&route_vars);
@@ -142,6 +144,12 @@ pub async fn handle(
                 &mut headers,
             )
             .await;
+            // The client address `real-ip` found goes upstream, to the log phase and the access log.
+            if let Some(real) = route_vars.real_ip.get() {
+                client = real;
+                client_text = Bytes::from(real.to_string());
+                run.request.client = real;
+            }
             plugins = Some(run);
             if let Flow::Respond(reply) = flow {
                 break 'route Ok(plugin_response(reply));
