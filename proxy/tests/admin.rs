@@ -629,6 +629,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-conn",
             "limit-count",
             "limit-req",
+            "traffic-split",
             "redirect",
             "response-rewrite",
             "prometheus",

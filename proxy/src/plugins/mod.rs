@@ -42,6 +42,7 @@ pub mod request_id;
 pub mod response_rewrite;
 #[cfg(test)]
 mod testing;
+pub mod traffic_split;
 pub mod ua_restriction;
 pub mod uri_blocker;
 

@@ -4,7 +4,7 @@ use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, fault_injection, file_logger,
     hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count, limit_req,
     mocking, prometheus, proxy_rewrite, real_ip, redirect, referer_restriction, request_id,
-    response_rewrite, ua_restriction, uri_blocker, PluginKind,
+    response_rewrite, traffic_split, ua_restriction, uri_blocker, PluginKind,
 };
 
 /// Every built-in kind.
@@ -29,6 +29,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &limit_conn::LimitConn,
     &limit_count::LimitCount,
     &limit_req::LimitReq,
+    &traffic_split::TrafficSplit,
     &redirect::Redirect,
     &response_rewrite::ResponseRewrite,
     &prometheus::Prometheus,
