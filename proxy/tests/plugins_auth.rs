@@ -452,7 +452,7 @@ async fn the_admin_api_checks_hmac_auth_configs() {
     for conf in [
         json!({"clock_skew": 0}),
         json!({"allowed_algorithms": ["hmac-md5"]}),
-        json!({"validate_request_body": true}),
+        json!({"max_req_body_size": 0}),
     ] {
         let got = admin
             .put(
@@ -476,4 +476,61 @@ async fn the_admin_api_checks_hmac_auth_configs() {
     let schema = admin.get("/plugins/hmac-auth").await;
     assert_eq!(schema.status, 200);
     assert!(schema.body.windows(9).any(|w| w == b"hmac-sha1"));
+}
+
+#[tokio::test]
+async fn hmac_auth_validates_the_body_digest() {
+    use base64::Engine;
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "john", "plugins": {"hmac-auth": {"key_id": "john-key", "secret_key": "john-secret-key"}}})).await;
+    ok(
+        &admin,
+        "/routes/p",
+        json!({"uri": "/p", "plugins": {"hmac-auth": {"validate_request_body": true, "max_req_body_size": 1024}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+    eventually(&gw, "/p", &[], 401).await;
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let auth = hmac_signature("john-key", "john-secret-key", "POST", "/p", &date, &[]);
+    let digest = |body: &[u8]| {
+        let sum = ring::digest::digest(&ring::digest::SHA256, body);
+        format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::STANDARD.encode(sum.as_ref())
+        )
+    };
+    let http = client();
+    let post = |body: Vec<u8>, digest: String| {
+        let req = http::Request::post(gw.url("/p"))
+            .header("date", &date)
+            .header("authorization", &auth)
+            .header("digest", digest)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("request");
+        send(&http, req)
+    };
+    let body = br#"{"name": "world"}"#.to_vec();
+    let got = post(body.clone(), digest(&body)).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(
+        got.json()["body"],
+        r#"{"name": "world"}"#,
+        "forwarded whole"
+    );
+    assert_eq!(got.upstream_header("content-length").as_deref(), Some("17"));
+
+    let tampered = post(br#"{"name": "evil"}"#.to_vec(), digest(&body)).await;
+    assert_eq!(tampered.status, 401);
+    assert_eq!(
+        tampered.json(),
+        json!({"message": "client request can't be validated"})
+    );
+    let big = vec![b'x'; 2048];
+    assert_eq!(
+        post(big.clone(), digest(&big)).await.status,
+        401,
+        "over max_req_body_size"
+    );
+    assert_eq!(up.hits(), 1);
 }

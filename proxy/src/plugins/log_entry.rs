@@ -330,6 +330,7 @@ mod tests {
             headers: &mut fake.headers,
             response_headers: &mut fake.response_headers,
             rewrite: &mut Rewrite::default(),
+            body: &mut fake.body,
             consumers: &fake.consumers,
             consumer: &mut fake.consumer,
             state: &mut fake.state,

@@ -100,6 +100,8 @@ pub struct RequestCtx<'a> {
     pub response_headers: &'a mut HeaderMap,
     /// Changes to the request line and Host that go upstream.
     pub rewrite: &'a mut Rewrite,
+    /// The request body, which a plugin may read whole (it still goes upstream).
+    pub body: &'a mut crate::upstream::body::ClientBody,
     /// Every consumer (authentication plugins look requests up here).
     pub consumers: &'a consumers::Consumers,
     /// Who the request authenticated as, once an authentication plugin said so.

@@ -179,6 +179,7 @@ mod tests {
             headers: &mut fake.headers,
             response_headers: &mut fake.response_headers,
             rewrite: &mut fake.rewrite,
+            body: &mut fake.body,
             consumers: &fake.consumers,
             consumer: &mut fake.consumer,
             state: &mut fake.state,

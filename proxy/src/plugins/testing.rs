@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::{HeaderMap, StatusCode};
 
 use super::consumers::{Authenticated, Consumers};
+use crate::upstream::body::ClientBody;
+
 use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 
 /// A made-up request: its variables and headers, and what the plugin did to it.
@@ -19,6 +21,8 @@ pub struct Fake {
     pub response_headers: HeaderMap,
     /// What the plugin changed in the request line.
     pub rewrite: Rewrite,
+    /// The request body.
+    pub body: ClientBody,
     /// The consumers authentication plugins look up.
     pub consumers: Consumers,
     /// Who the request authenticated as.
@@ -50,6 +54,7 @@ impl Fake {
             headers: &mut self.headers,
             response_headers: &mut self.response_headers,
             rewrite: &mut self.rewrite,
+            body: &mut self.body,
             consumers: &self.consumers,
             consumer: &mut self.consumer,
             state: &mut self.state,
@@ -113,6 +118,7 @@ pub async fn access(
         headers: &mut headers,
         response_headers: &mut response_headers,
         rewrite: &mut Rewrite::default(),
+        body: &mut ClientBody::default(),
         consumers: &Consumers::default(),
         consumer: &mut None,
         state,

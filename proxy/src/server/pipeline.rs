@@ -25,7 +25,7 @@ use crate::plugins::traffic_split::UpstreamChoice;
 use crate::plugins::{Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
-use crate::upstream::body::BodySlot;
+use crate::upstream::body::ClientBody;
 use crate::upstream::client::HttpClient;
 use crate::upstream::Backend;
 use crate::upstream::{forward, RequestTemplate};
@@ -41,6 +41,7 @@ pub async fn handle(
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
+    let mut body = ClientBody::new(body);
     let (mut client, mut client_text) = client_ip(state, conn, peer_text, &parts.headers);
     let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
@@ -118,6 +119,7 @@ pub async fn handle(
                 state: http::Extensions::new(),
                 response_headers: HeaderMap::new(),
                 rewrite: Rewrite::default(),
+                body: std::mem::take(&mut body),
                 request: RequestSummary {
                     method: parts.method.clone(),
                     uri: parts
@@ -141,6 +143,7 @@ pub async fn handle(
                 &mut headers,
             )
             .await;
+            body = std::mem::take(&mut run.body);
             // The client address `real-ip` found goes upstream, to the log phase and the access log.
             if let Some(real) = route_vars.real_ip.get() {
                 client = real;
@@ -198,7 +201,7 @@ pub async fn handle(
             client_pool,
             timeouts,
             template,
-            BodySlot::new(body),
+            body.into_slot(),
             hash_key.as_deref(),
         )
         .await
@@ -250,6 +253,8 @@ struct PluginRun {
     state: http::Extensions,
     response_headers: HeaderMap,
     rewrite: Rewrite,
+    /// The client's body while request plugins may read it.
+    body: ClientBody,
     request: RequestSummary,
     start: Instant,
 }
@@ -270,6 +275,7 @@ async fn request_phases(
         headers: upstream_headers,
         response_headers: &mut run.response_headers,
         rewrite: &mut run.rewrite,
+        body: &mut run.body,
         consumers: &snapshot.consumers,
         consumer: &mut consumer,
         state: &mut run.state,
