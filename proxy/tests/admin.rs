@@ -609,6 +609,7 @@ async fn other_resources_round_trip(backend: Backend) {
     assert_eq!(
         admin.get("/plugins/list").await.json(),
         json!([
+            "real-ip",
             "request-id",
             "ext-plugin-pre-req",
             "fault-injection",
@@ -619,6 +620,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "referer-restriction",
             "csrf",
             "uri-blocker",
+            "hmac-auth",
             "basic-auth",
             "jwt-auth",
             "key-auth",
@@ -629,6 +631,7 @@ async fn other_resources_round_trip(backend: Backend) {
             "limit-count",
             "limit-req",
             "gzip",
+            "traffic-split",
             "redirect",
             "response-rewrite",
             "prometheus",

@@ -303,3 +303,234 @@ async fn jwt_auth_verifies_signature_expiry_and_key() {
         assert_eq!(got.json()["message"], message);
     }
 }
+
+/// `Authorization: Signature ...` for `method path` signed at `date` with `headers` (beyond
+/// `@request-target date`, as `name: value` pairs) by `key_id`'s `secret`.
+fn hmac_signature(
+    key_id: &str,
+    secret: &str,
+    method: &str,
+    path: &str,
+    date: &str,
+    headers: &[(&str, &str)],
+) -> String {
+    use base64::Engine;
+    let mut text = format!("{key_id}\n{method} {path}\ndate: {date}\n");
+    let mut names = "@request-target date".to_owned();
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\n"));
+        names.push(' ');
+        names.push_str(name);
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, text.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+    format!("Signature keyId=\"{key_id}\",algorithm=\"hmac-sha256\",headers=\"{names}\",signature=\"{signature}\"")
+}
+
+#[tokio::test]
+async fn hmac_auth_verifies_signatures() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "john", "plugins": {"hmac-auth": {"key_id": "john-key", "secret_key": "john-secret-key"}}})).await;
+    ok(&admin, "/consumers", json!({"username": "rose"})).await;
+    ok(
+        &admin,
+        "/consumers/rose/credentials/laptop",
+        json!({"plugins": {"hmac-auth": {"key_id": "rose-key", "secret_key": "rose-secret"}}}),
+    )
+    .await;
+    ok(
+        &admin,
+        "/routes/h",
+        json!({"uri": "/h", "plugins": {"hmac-auth": {"signed_headers": ["x-app"]}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+
+    let missing = eventually(&gw, "/h", &[], 401).await;
+    assert_eq!(
+        missing.json(),
+        json!({"message": "client request can't be validated: missing Authorization header"})
+    );
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("hmac realm=\"hmac\"")
+    );
+    let basic = get_with(&gw.url("/h"), &[("authorization", "Basic abc")]).await;
+    assert_eq!(
+        basic.json(),
+        json!({"message": "client request can't be validated: Authorization header does not start with 'Signature'"})
+    );
+
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let john = hmac_signature(
+        "john-key",
+        "john-secret-key",
+        "GET",
+        "/h?x=1",
+        &date,
+        &[("x-app", "shop")],
+    );
+    let headers = [
+        ("date", date.as_str()),
+        ("x-app", "shop"),
+        ("authorization", john.as_str()),
+    ];
+    let got = get_with(&gw.url("/h?x=1"), &headers).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(
+        got.upstream_header("x-consumer-username").as_deref(),
+        Some("john")
+    );
+    assert!(got.upstream_header("authorization").is_some());
+
+    // Another query, another header value, or a signature leaving out x-app: refused.
+    let other_query = get_with(&gw.url("/h?x=2"), &headers).await;
+    assert_eq!(other_query.status, 401);
+    assert_eq!(
+        other_query.json(),
+        json!({"message": "client request can't be validated"})
+    );
+    let tampered = [headers[0], ("x-app", "evil"), headers[2]];
+    assert_eq!(get_with(&gw.url("/h?x=1"), &tampered).await.status, 401);
+    let unsigned_app = hmac_signature("john-key", "john-secret-key", "GET", "/h", &date, &[]);
+    let got = get_with(
+        &gw.url("/h"),
+        &[
+            ("date", date.as_str()),
+            ("authorization", unsigned_app.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, 401, "x-app is a required signed header");
+    let old = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(600));
+    let stale = hmac_signature(
+        "john-key",
+        "john-secret-key",
+        "GET",
+        "/h",
+        &old,
+        &[("x-app", "a")],
+    );
+    let got = get_with(
+        &gw.url("/h"),
+        &[
+            ("date", old.as_str()),
+            ("x-app", "a"),
+            ("authorization", stale.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, 401, "outside the clock skew");
+    assert_eq!(up.hits(), 1, "refused requests never reach the upstream");
+
+    // A credential's key, and hide_credentials.
+    ok(&admin, "/routes/h", json!({"uri": "/h", "plugins": {"hmac-auth": {"hide_credentials": true}}, "upstream": {"nodes": {up.node(): 1}}})).await;
+    let rose = hmac_signature("rose-key", "rose-secret", "GET", "/h", &date, &[]);
+    let headers = [("date", date.as_str()), ("authorization", rose.as_str())];
+    for _ in 0..200 {
+        let got = get_with(&gw.url("/h"), &headers).await;
+        if got.status == 200 && got.upstream_header("authorization").is_none() {
+            assert_eq!(
+                got.upstream_header("x-consumer-username").as_deref(),
+                Some("rose")
+            );
+            assert_eq!(
+                got.upstream_header("x-credential-identifier").as_deref(),
+                Some("laptop")
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("hide_credentials never applied");
+}
+
+#[tokio::test]
+async fn the_admin_api_checks_hmac_auth_configs() {
+    let (_gw, admin) = embedded_gateway().await;
+    for conf in [
+        json!({"clock_skew": 0}),
+        json!({"allowed_algorithms": ["hmac-md5"]}),
+        json!({"max_req_body_size": 0}),
+    ] {
+        let got = admin
+            .put(
+                "/routes/h",
+                json!({"uri": "/h", "plugins": {"hmac-auth": conf}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}),
+            )
+            .await;
+        assert_eq!(got.status, 400, "{conf}");
+        assert!(got.json()["error_msg"]
+            .as_str()
+            .expect("message")
+            .contains("failed to check the configuration of plugin hmac-auth"));
+    }
+    let no_secret = admin
+        .put(
+            "/consumers",
+            json!({"username": "john", "plugins": {"hmac-auth": {"key_id": "k"}}}),
+        )
+        .await;
+    assert_eq!(no_secret.status, 400);
+    let schema = admin.get("/plugins/hmac-auth").await;
+    assert_eq!(schema.status, 200);
+    assert!(schema.body.windows(9).any(|w| w == b"hmac-sha1"));
+}
+
+#[tokio::test]
+async fn hmac_auth_validates_the_body_digest() {
+    use base64::Engine;
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    ok(&admin, "/consumers", json!({"username": "john", "plugins": {"hmac-auth": {"key_id": "john-key", "secret_key": "john-secret-key"}}})).await;
+    ok(
+        &admin,
+        "/routes/p",
+        json!({"uri": "/p", "plugins": {"hmac-auth": {"validate_request_body": true, "max_req_body_size": 1024}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+    eventually(&gw, "/p", &[], 401).await;
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let auth = hmac_signature("john-key", "john-secret-key", "POST", "/p", &date, &[]);
+    let digest = |body: &[u8]| {
+        let sum = ring::digest::digest(&ring::digest::SHA256, body);
+        format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::STANDARD.encode(sum.as_ref())
+        )
+    };
+    let http = client();
+    let post = |body: Vec<u8>, digest: String| {
+        let req = http::Request::post(gw.url("/p"))
+            .header("date", &date)
+            .header("authorization", &auth)
+            .header("digest", digest)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("request");
+        send(&http, req)
+    };
+    let body = br#"{"name": "world"}"#.to_vec();
+    let got = post(body.clone(), digest(&body)).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(
+        got.json()["body"],
+        r#"{"name": "world"}"#,
+        "forwarded whole"
+    );
+    assert_eq!(got.upstream_header("content-length").as_deref(), Some("17"));
+
+    let tampered = post(br#"{"name": "evil"}"#.to_vec(), digest(&body)).await;
+    assert_eq!(tampered.status, 401);
+    assert_eq!(
+        tampered.json(),
+        json!({"message": "client request can't be validated"})
+    );
+    let big = vec![b'x'; 2048];
+    assert_eq!(
+        post(big.clone(), digest(&big)).await.status,
+        401,
+        "over max_req_body_size"
+    );
+    assert_eq!(up.hits(), 1);
+}

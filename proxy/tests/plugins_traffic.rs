@@ -1,4 +1,4 @@
-//! The traffic plugins (`limit-count`, `limit-req`, `limit-conn`, `api-breaker`) through the
+//! The traffic plugins (`limit-count`, `limit-req`, `limit-conn`, `api-breaker`, `traffic-split`) through the
 //! running gateway: configured with the Admin API on the embedded store, checked with real
 //! requests as a client sees them.
 
@@ -195,4 +195,139 @@ async fn api_breaker_opens_and_closes() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(get(&gw.url("/breaker")).await.status, 500);
     assert_eq!(up.hits(), 3);
+}
+
+/// The name of the echo upstream that answered.
+fn server(got: &Got) -> String {
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    got.json()["server"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn traffic_split_weights_matches_and_upstream_changes() {
+    let a = upstream("a", Behaviour::Echo).await;
+    let b = upstream("b", Behaviour::Echo).await;
+    let own = upstream("own", Behaviour::Echo).await;
+    let d = upstream("d", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let before = gw.gateway.snapshot_version();
+    let put = admin
+        .put("/upstreams/ua", json!({"nodes": {a.node(): 1}}))
+        .await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    gw.wait_for_version(before).await;
+
+    // 1:1 between a stored upstream and an inline one: they alternate.
+    let split = json!({"rules": [{"weighted_upstreams": [
+        {"upstream_id": "ua", "weight": 1},
+        {"upstream": {"nodes": {b.node(): 1}}, "weight": 1}
+    ]}]});
+    install(&gw, &admin, "ts", json!({"uri": "/ts", "plugins": {"traffic-split": split}, "upstream": {"nodes": {own.node(): 1}}})).await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(server(&get(&gw.url("/ts")).await));
+    }
+    assert!(seen.windows(2).all(|w| w[0] != w[1]), "{seen:?}");
+    assert_eq!(seen.iter().filter(|s| *s == "a").count(), 3, "{seen:?}");
+    assert_eq!(seen.iter().filter(|s| *s == "b").count(), 3, "{seen:?}");
+    assert_eq!(own.hits(), 0);
+
+    // A header match picks the stored upstream; otherwise the weight-only entry: the route's own.
+    let split = json!({"rules": [
+        {"match": [{"vars": [["http_x_canary", "==", "1"]]}], "weighted_upstreams": [{"upstream_id": "ua"}]},
+        {"weighted_upstreams": [{"weight": 1}]}
+    ]});
+    install(&gw, &admin, "ts", json!({"uri": "/ts", "plugins": {"traffic-split": split}, "upstream": {"nodes": {own.node(): 1}}})).await;
+    for _ in 0..2 {
+        assert_eq!(
+            server(&get_with(&gw.url("/ts"), &[("x-canary", "1")]).await),
+            "a"
+        );
+        assert_eq!(server(&get(&gw.url("/ts")).await), "own");
+        assert_eq!(
+            server(&get_with(&gw.url("/ts"), &[("x-canary", "2")]).await),
+            "own"
+        );
+    }
+
+    // Changing the stored upstream takes effect for the route's split.
+    let put = admin
+        .put("/upstreams/ua", json!({"nodes": {d.node(): 1}}))
+        .await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    let mut moved = false;
+    for _ in 0..200 {
+        if server(&get_with(&gw.url("/ts"), &[("x-canary", "1")]).await) == "d" {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(moved, "the changed upstream was never used");
+
+    // The upstream cannot be deleted while the split uses it.
+    let refused = admin.delete("/upstreams/ua").await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.json()["error_msg"],
+        "can not delete this upstream, plugin in route [ts] is still using it now"
+    );
+    let put = admin
+        .put("/plugin_configs/pc", json!({"plugins": {"traffic-split": {"rules": [{"weighted_upstreams": [{"upstream_id": "ua"}]}]}}}))
+        .await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    install(
+        &gw,
+        &admin,
+        "ts",
+        json!({"uri": "/ts", "upstream": {"nodes": {own.node(): 1}}}),
+    )
+    .await;
+    let refused = admin.delete("/upstreams/ua").await;
+    assert_eq!(
+        refused.json()["error_msg"],
+        "can not delete this upstream, plugin in plugin_config [pc] is still using it now"
+    );
+    assert!(admin.delete("/plugin_configs/pc").await.status.is_success());
+    assert!(admin.delete("/upstreams/ua").await.status.is_success());
+}
+
+#[tokio::test]
+async fn traffic_split_to_a_missing_upstream_is_a_502() {
+    let own = upstream("own", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    for bad in [
+        json!({"rules": [{"weighted_upstreams": [{"weight": -1}]}]}),
+        json!({"rules": [{"match": [{"vars": [["arg_x", "~~~", "1"]]}]}]}),
+        json!({"rules": [{"weighted_upstreams": [{"upstream": {"nodes": {own.node(): 1}, "type": "nope"}}]}]}),
+    ] {
+        let got = admin
+            .put("/routes/bad", json!({"uri": "/bad", "plugins": {"traffic-split": bad}, "upstream": {"nodes": {own.node(): 1}}}))
+            .await;
+        assert_eq!(got.status, 400, "{bad}");
+        assert!(got.json()["error_msg"]
+            .as_str()
+            .expect("message")
+            .contains("failed to check the configuration of plugin traffic-split"));
+    }
+    let put = admin
+        .put("/upstreams/gone", json!({"nodes": {own.node(): 1}}))
+        .await;
+    assert!(put.status.is_success());
+    let split = json!({"rules": [{"match": [{"vars": [["arg_x", "==", "1"]]}], "weighted_upstreams": [{"upstream_id": "gone"}]}]});
+    apply(&gw, &admin, "/routes/m", json!({"uri": "/m", "plugins": {"traffic-split": split}, "upstream": {"nodes": {own.node(): 1}}}), "/m?x=1", 200).await;
+    let forced = admin.delete("/upstreams/gone?force=true").await;
+    assert!(forced.status.is_success(), "{:?}", forced.body);
+    for _ in 0..200 {
+        if get(&gw.url("/m?x=1")).await.status == 502 {
+            assert_eq!(
+                get(&gw.url("/m")).await.status,
+                200,
+                "the route's own upstream"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("a split to a deleted upstream never answered 502");
 }

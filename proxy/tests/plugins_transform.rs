@@ -1,7 +1,7 @@
 //! The transform plugins through the running gateway (embedded store, Admin API):
 //! proxy-rewrite (checked by what the echo upstream received), response-rewrite and
 //! referer-restriction (checked as a client sees them), and the body filters of echo, gzip and
-//! response-rewrite `filters` on streamed upstream bodies.
+//! response-rewrite `filters` on streamed upstream bodies, and real-ip.
 
 mod common;
 
@@ -372,4 +372,85 @@ async fn body_filters() {
     let got = get(&gw.url("/bf/y")).await;
     assert_eq!(got.header("x-echo"), Some("1"));
     assert_eq!(got.body, "mine");
+}
+
+#[tokio::test]
+async fn real_ip_changes_the_client_for_plugins_and_upstream() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let plugins = json!({
+        "real-ip": {"source": "arg_realip"},
+        "ip-restriction": {"blacklist": ["1.2.3.4"]},
+        "limit-count": {"count": 1, "time_window": 60, "key": "remote_addr", "rejected_code": 429}
+    });
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/r",
+        route("/r", &up, plugins),
+        "/r?realip=1.2.3.4",
+        |g| g.status == 403,
+    )
+    .await;
+
+    let got = get(&gw.url("/r?realip=5.6.7.8")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.upstream_header("x-real-ip").as_deref(), Some("5.6.7.8"));
+    assert_eq!(
+        got.upstream_header("x-forwarded-for").as_deref(),
+        Some("5.6.7.8")
+    );
+    assert_eq!(
+        get(&gw.url("/r?realip=5.6.7.8")).await.status,
+        429,
+        "limit-count keys on the new remote_addr"
+    );
+    assert_eq!(
+        get(&gw.url("/r?realip=[2001:db8::9]:443")).await.status,
+        200
+    );
+    assert_eq!(
+        get(&gw.url("/r?realip=garbage")).await.status,
+        200,
+        "not an address: the peer (127.0.0.1), which has its own count"
+    );
+
+    // X-Forwarded-For through trusted proxies, recursively.
+    let xff = json!({"real-ip": {"source": "http_x_forwarded_for", "trusted_addresses": ["127.0.0.1", "10.0.0.0/8"], "recursive": true}});
+    apply_until(&gw, &admin, "/routes/x", route("/x", &up, xff), "/x", |g| {
+        g.status == 200
+    })
+    .await;
+    let got = get_with(
+        &gw.url("/x"),
+        &[("x-forwarded-for", "9.9.9.9, 8.8.8.8, 10.0.0.5")],
+    )
+    .await;
+    assert_eq!(got.upstream_header("x-real-ip").as_deref(), Some("8.8.8.8"));
+    assert_eq!(
+        got.upstream_header("x-forwarded-for").as_deref(),
+        Some("9.9.9.9, 8.8.8.8, 10.0.0.5, 8.8.8.8"),
+        "the incoming chain, then the client"
+    );
+
+    // A peer that is not trusted cannot set the address.
+    let untrusted =
+        json!({"real-ip": {"source": "http_x_forwarded_for", "trusted_addresses": ["10.0.0.0/8"]}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/x",
+        route("/x", &up, untrusted),
+        "/x",
+        |g| g.status == 200,
+    )
+    .await;
+    for _ in 0..200 {
+        let got = get_with(&gw.url("/x"), &[("x-forwarded-for", "9.9.9.9")]).await;
+        if got.upstream_header("x-real-ip").as_deref() == Some("127.0.0.1") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("an untrusted peer set the client address");
 }

@@ -180,6 +180,18 @@ async fn unique_identities(
     Ok(())
 }
 
+/// Whether `value`'s traffic-split sends requests to upstream `id`.
+fn splits_to(value: &Value, id: &str) -> bool {
+    value
+        .pointer("/plugins/traffic-split/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| rule.get("weighted_upstreams").and_then(Value::as_array))
+        .flatten()
+        .any(|w| w.get("upstream_id").and_then(text).as_deref() == Some(id))
+}
+
 /// Checks that nothing references `resource` `id` before it is deleted.
 pub(super) async fn check_delete(admin: &Admin, resource: Resource, id: &str) -> Result<(), Reply> {
     let (users, what): (&[Resource], &str) = match resource {
@@ -189,24 +201,59 @@ pub(super) async fn check_delete(admin: &Admin, resource: Resource, id: &str) ->
         Resource::ConsumerGroup => (&[Resource::Consumer], "this consumer group"),
         _ => return Ok(()),
     };
+    // Upstreams are also referenced by traffic-split, in any object with plugins; APISIX checks
+    // each kind of object in this order, the plugin before the object's own `upstream_id`.
+    let split_users: &[(Resource, &str)] = if resource == Resource::Upstream {
+        &[
+            (Resource::Route, "route"),
+            (Resource::Service, "service"),
+            (Resource::PluginConfig, "plugin_config"),
+            (Resource::Consumer, "consumer"),
+            (Resource::ConsumerGroup, "consumer_group"),
+            (Resource::GlobalRule, "global_rules"),
+        ]
+    } else {
+        &[]
+    };
+    let mut all_users: Vec<(Resource, Option<&str>)> =
+        split_users.iter().map(|(r, n)| (*r, Some(*n))).collect();
     for user in users {
-        let Some((field, _)) = references(*user).iter().find(|(_, t)| *t == resource) else {
-            continue;
-        };
+        if !all_users.iter().any(|(r, _)| r == user) {
+            all_users.push((*user, None));
+        }
+    }
+    for (user, split_name) in &all_users {
+        let field = references(*user)
+            .iter()
+            .find(|(_, t)| *t == resource)
+            .map(|(f, _)| *f);
         let listing = admin
             .store
             .list(&format!("{}/", user.segment()))
             .await
             .map_err(|e| unavailable(&e))?;
         for entry in &listing.entries {
+            let user_id = &entry.key[user.segment().len() + 1..];
+            if user_id.contains('/') {
+                continue;
+            }
             let Ok(value) = serde_json::from_slice::<Value>(&entry.value) else {
                 continue;
             };
-            if value.get(*field).and_then(text).as_deref() == Some(id) {
-                let user_id = &entry.key[user.segment().len() + 1..];
-                if user_id.contains('/') {
-                    continue;
+            if let Some(name) = split_name {
+                if splits_to(&value, id) {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "can not delete {what}, plugin in {name} [{user_id}] is still using it now"
+                        ),
+                    ));
                 }
+            }
+            let Some(field) = field else {
+                continue;
+            };
+            if value.get(field).and_then(text).as_deref() == Some(id) {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
                     &format!(

@@ -25,6 +25,7 @@ pub mod ext_plugin;
 pub mod fault_injection;
 pub mod file_logger;
 pub mod gzip;
+pub mod hmac_auth;
 pub mod http_logger;
 pub mod ip_restriction;
 pub mod jwt_auth;
@@ -38,6 +39,7 @@ pub mod meta;
 pub mod mocking;
 pub mod prometheus;
 pub mod proxy_rewrite;
+pub mod real_ip;
 pub mod redirect;
 pub mod referer_restriction;
 pub mod registry;
@@ -45,6 +47,7 @@ pub mod request_id;
 pub mod response_rewrite;
 #[cfg(test)]
 mod testing;
+pub mod traffic_split;
 pub mod ua_restriction;
 pub mod uri_blocker;
 

@@ -2,13 +2,15 @@
 
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, ext_plugin, fault_injection,
-    file_logger, gzip, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn, limit_count,
-    limit_req, mocking, prometheus, proxy_rewrite, redirect, referer_restriction, request_id,
-    response_rewrite, ua_restriction, uri_blocker, PluginKind,
+    file_logger, gzip, hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn,
+    limit_count, limit_req, mocking, prometheus, proxy_rewrite, real_ip, redirect,
+    referer_restriction, request_id, response_rewrite, traffic_split, ua_restriction, uri_blocker,
+    PluginKind,
 };
 
 /// Every built-in kind.
 static KINDS: &[&dyn PluginKind] = &[
+    &real_ip::RealIp,
     &ext_plugin::PRE_REQ,
     &request_id::RequestId,
     &fault_injection::FaultInjection,
@@ -19,6 +21,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &referer_restriction::RefererRestriction,
     &csrf::Csrf,
     &uri_blocker::UriBlocker,
+    &hmac_auth::HmacAuth,
     &basic_auth::BasicAuth,
     &jwt_auth::JwtAuth,
     &key_auth::KeyAuth,
@@ -28,6 +31,7 @@ static KINDS: &[&dyn PluginKind] = &[
     &limit_conn::LimitConn,
     &limit_count::LimitCount,
     &limit_req::LimitReq,
+    &traffic_split::TrafficSplit,
     &redirect::Redirect,
     &response_rewrite::ResponseRewrite,
     &gzip::Gzip,

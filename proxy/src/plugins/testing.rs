@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use http::{HeaderMap, StatusCode};
 
 use super::consumers::{Authenticated, Consumers};
+
 use super::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
 use crate::upstream::body::BodySlot;
 

@@ -16,17 +16,20 @@ use super::body::ResponseBody;
 use super::error::GatewayError;
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::path;
-use super::vars::RequestVars;
+use super::vars::{RealIp, RequestVars};
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::Selection;
 use crate::plugins::consumers::Authenticated;
+use crate::plugins::traffic_split::UpstreamChoice;
 use crate::plugins::{
     Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
 };
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::BodySlot;
+use crate::upstream::client::HttpClient;
+use crate::upstream::Backend;
 use crate::upstream::{forward, RequestTemplate};
 
 /// Handles one request and always produces a response. `peer_text` is the peer address as
@@ -41,7 +44,7 @@ pub async fn handle(
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
     let mut body = BodySlot::new(body);
-    let (client, client_text) = client_ip(state, conn, peer_text, &parts.headers);
+    let (mut client, mut client_text) = client_ip(state, conn, peer_text, &parts.headers);
     let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
         parts
             .uri
@@ -70,6 +73,7 @@ pub async fn handle(
             path: &path,
             host,
             remote: client,
+            real_ip: RealIp::default(),
             conn,
             params: &[],
             route: None,
@@ -87,22 +91,17 @@ pub async fn handle(
         };
         let route_index = found.value as usize;
         let route = &snapshot.routes[route_index];
-        let (backend, client_pool, timeouts) = match &route.target {
-            Target::Upstream {
-                backend,
-                client,
-                timeouts,
-            } => (backend, client, *timeouts),
-            Target::NoUpstream => break 'route Err(GatewayError::NoUpstream),
-            Target::MissingService => break 'route Err(GatewayError::ServiceNotFound),
-            Target::MissingUpstream => break 'route Err(GatewayError::UpstreamNotFound),
-        };
+        let mut chosen = upstream_of(&route.target);
+        // Without traffic-split alternatives, a route that cannot be served fails before plugins.
+        if let (Err(e), true) = (&chosen, route.alternatives.is_empty()) {
+            break 'route Err(*e);
+        }
         let route_vars = RequestVars {
             params: &found.params,
             route: Some(route),
+            real_ip: RealIp::default(),
             ..vars
         };
-        let hash_key = backend.hash_key(&route_vars);
         let changed = match &path {
             Cow::Borrowed(_) => None,
             Cow::Owned(p) => Some(p.as_str()),
@@ -151,12 +150,32 @@ pub async fn handle(
                 headers.remove(header::TRANSFER_ENCODING);
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
+            // The client address `real-ip` found goes upstream, to the log phase and the access log.
+            if let Some(real) = route_vars.real_ip.get() {
+                client = real;
+                client_text = Bytes::from(real.to_string());
+                run.request.client = real;
+            }
+            if let Some(choice) = run.state.get::<UpstreamChoice>() {
+                if let Some(target) = route
+                    .alternatives
+                    .get(choice.index)
+                    .filter(|_| choice.rules == route.alternatives_rules)
+                {
+                    chosen = upstream_of(target);
+                }
+            }
             plugins = Some(run);
             if let Flow::Respond(reply) = flow {
                 break 'route Ok(plugin_response(reply));
             }
             plugin_headers = Some(headers);
         }
+        let (backend, client_pool, timeouts) = match chosen {
+            Ok(found) => found,
+            Err(e) => break 'route Err(e),
+        };
+        let hash_key = backend.hash_key(&route_vars);
         let mut upstream_headers = match plugin_headers {
             Some(h) => h,
             None => std::mem::take(&mut parts.headers),
@@ -210,6 +229,8 @@ pub async fn handle(
                             conn,
                             params: &[],
                             route: Some(route),
+                            // `client` is the address real-ip found, if it ran.
+                            real_ip: RealIp::default(),
                         };
                         upstream_response_phase(&snapshot, route, run, &vars, &mut body, response)
                             .await
@@ -256,6 +277,7 @@ struct PluginRun {
     state: http::Extensions,
     response_headers: HeaderMap,
     rewrite: Rewrite,
+    /// The client's body while request plugins may read it.
     request: RequestSummary,
     start: Instant,
 }
@@ -440,6 +462,22 @@ fn response_phases(
             .log(&run.route, &done);
     }));
     Response::from_parts(head, body)
+}
+
+/// The backend, client and timeouts of a target, or the error a request to it gets.
+fn upstream_of(
+    target: &Target,
+) -> Result<(&Arc<Backend>, &HttpClient, crate::upstream::Timeouts), GatewayError> {
+    match target {
+        Target::Upstream {
+            backend,
+            client,
+            timeouts,
+        } => Ok((backend, client, *timeouts)),
+        Target::NoUpstream => Err(GatewayError::NoUpstream),
+        Target::MissingService => Err(GatewayError::ServiceNotFound),
+        Target::MissingUpstream => Err(GatewayError::UpstreamNotFound),
+    }
 }
 
 /// The path and query sent upstream: the request's own when normalisation changed nothing

@@ -23,8 +23,10 @@ pub struct RequestVars<'a> {
     pub path: &'a str,
     /// The Host without port, lowercased.
     pub host: &'a str,
-    /// The client address (after real-ip).
+    /// The client address (after the `real_ip_header` setting).
     pub remote: IpAddr,
+    /// The client address the `real-ip` plugin found, which `remote_addr` then answers.
+    pub real_ip: RealIp,
     /// Connection addresses.
     pub conn: ConnInfo,
     /// Path parameters captured by the router.
@@ -34,6 +36,13 @@ pub struct RequestVars<'a> {
 }
 
 impl Vars for RequestVars<'_> {
+    fn set_remote_addr(&self, addr: IpAddr) -> bool {
+        if let Ok(mut slot) = self.real_ip.0.lock() {
+            *slot = Some(addr);
+        }
+        true
+    }
+
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let b = Cow::Borrowed;
         match name {
@@ -41,7 +50,9 @@ impl Vars for RequestVars<'_> {
             "host" => Some(b(self.host)),
             "request_uri" => self.parts.uri.path_and_query().map(|p| b(p.as_str())),
             "request_method" => Some(b(self.parts.method.as_str())),
-            "remote_addr" => Some(Cow::Owned(self.remote.to_string())),
+            "remote_addr" => Some(Cow::Owned(
+                self.real_ip.get().unwrap_or(self.remote).to_string(),
+            )),
             "remote_port" => Some(Cow::Owned(self.conn.peer.port().to_string())),
             "server_addr" => Some(Cow::Owned(self.conn.local.ip().to_string())),
             "server_port" => Some(Cow::Owned(self.conn.local.port().to_string())),
@@ -81,6 +92,19 @@ impl Vars for RequestVars<'_> {
                 }
             }
         }
+    }
+}
+
+/// An address set by a plugin after the variables were made; empty until then. A lock (not a
+/// `OnceLock`) because `real-ip` may run twice (global rule and route); it is only taken when a
+/// plugin sets or reads `remote_addr`.
+#[derive(Debug, Default)]
+pub struct RealIp(std::sync::Mutex<Option<IpAddr>>);
+
+impl RealIp {
+    /// The address set, if any.
+    pub fn get(&self) -> Option<IpAddr> {
+        self.0.lock().ok().and_then(|g| *g)
     }
 }
 
@@ -124,6 +148,7 @@ mod tests {
             path: "/p/x",
             host: "api.test",
             remote: conn.peer_ip(),
+            real_ip: RealIp::default(),
             conn,
             params: &params,
             route: None,
@@ -134,6 +159,10 @@ mod tests {
         assert_eq!(get("request_method").as_deref(), Some("POST"));
         assert_eq!(get("remote_addr").as_deref(), Some("10.0.0.1"));
         assert_eq!(get("remote_port").as_deref(), Some("5555"));
+        assert!(vars.set_remote_addr("2001:db8::1".parse().expect("ip")));
+        assert_eq!(get("remote_addr").as_deref(), Some("2001:db8::1"));
+        vars.set_remote_addr("10.9.9.9".parse().expect("ip"));
+        assert_eq!(get("remote_addr").as_deref(), Some("10.9.9.9"), "set again");
         assert_eq!(get("server_port").as_deref(), Some("9080"));
         assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
         assert_eq!(get("http_x_missing"), None);

@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::plugins::chain::Chain;
 use crate::plugins::consumers::Consumers;
+use crate::plugins::traffic_split::{self, Alternative};
 use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
@@ -63,6 +64,10 @@ pub struct RouteEntry {
     pub enable_websocket: bool,
     /// The route's plugins, with its service's and plugin config's merged in.
     pub plugins: Chain,
+    /// The upstreams its `traffic-split` names, in the plugin's order (empty without one).
+    pub alternatives: Vec<Target>,
+    /// The fingerprint of the `traffic-split` rules `alternatives` were built from.
+    pub alternatives_rules: u64,
 }
 
 /// An immutable view of the whole config.
@@ -145,10 +150,14 @@ struct CachedRoute {
     /// Router input; its `value` is unused (the build passes the route's position).
     spec: Arc<RouteSpec>,
     entry: Arc<RouteEntry>,
-    /// The key of the backend in [`Builder::backends`] the route counts as a use of.
-    backend: Option<String>,
-    /// The client key in [`Builder::client_uses`] the route counts as a use of.
-    client: Option<ClientKey>,
+    /// The keys of the backends in [`Builder::backends`] the route counts as a use of (its
+    /// own, then its traffic-split alternatives').
+    backends: Vec<String>,
+    /// The client keys in [`Builder::client_uses`] the route counts as a use of.
+    clients: Vec<ClientKey>,
+    /// The upstreams its traffic-split references by id, as found when built: the route is
+    /// rebuilt when one of them changes.
+    split_upstreams: Vec<(Id, Option<Arc<Upstream>>)>,
     generation: u64,
 }
 
@@ -211,6 +220,25 @@ fn route_plugins(
         runners: runners.cloned(),
     };
     Chain::build(&merged, &ctx)
+}
+
+/// The route's `traffic-split` config, by precedence (route > plugin config > service).
+fn split_conf<'a>(
+    route: &'a Route,
+    service: Option<&'a Arc<Service>>,
+    plugin_config: Option<&'a Arc<PluginConfig>>,
+) -> Option<&'a serde_json::Value> {
+    let name = "traffic-split";
+    route
+        .plugins
+        .as_ref()
+        .and_then(|p| p.get(name))
+        .or_else(|| plugin_config.and_then(|p| p.plugins.get(name)))
+        .or_else(|| {
+            service
+                .and_then(|s| s.plugins.as_ref())
+                .and_then(|p| p.get(name))
+        })
 }
 
 fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
@@ -296,6 +324,10 @@ impl Builder {
                     && same(cached.service.as_ref(), service.flatten())
                     && same(cached.upstream.as_ref(), referenced)
                     && same(cached.plugin_config.as_ref(), plugin_config)
+                    && cached
+                        .split_upstreams
+                        .iter()
+                        .all(|(uid, was)| same(was.as_ref(), upstreams.get(uid).copied()))
                 {
                     if cached.generation != generation {
                         cached.generation = generation;
@@ -430,12 +462,16 @@ impl Builder {
         chain
     }
 
-    /// Counts the backend and client `route` uses.
-    fn acquire(&mut self, backend: Option<&str>, client: Option<&ClientKey>) {
-        if let Some((_, uses)) = backend.and_then(|k| self.backends.get_mut(k)) {
+    /// Counts a backend and client a route uses.
+    fn acquire(&mut self, resolved: &Resolved) {
+        if let Some((_, uses)) = resolved
+            .backend
+            .as_deref()
+            .and_then(|k| self.backends.get_mut(k))
+        {
             *uses += 1;
         }
-        if let Some(k) = client {
+        if let Some(k) = &resolved.client {
             match self.client_uses.get_mut(k) {
                 Some(uses) => *uses += 1,
                 None => {
@@ -448,7 +484,7 @@ impl Builder {
     /// Uncounts the backend and client of a route no longer served; forgets those nothing
     /// uses. Returns whether a client is no longer used.
     fn release(&mut self, route: &CachedRoute) -> bool {
-        if let Some(key) = &route.backend {
+        for key in &route.backends {
             if let Some((_, uses)) = self.backends.get_mut(key) {
                 *uses = uses.saturating_sub(1);
                 if *uses == 0 {
@@ -457,7 +493,7 @@ impl Builder {
             }
         }
         let mut released = false;
-        if let Some(key) = &route.client {
+        for key in &route.clients {
             if let Some(uses) = self.client_uses.get_mut(key) {
                 *uses = uses.saturating_sub(1);
                 if *uses == 0 {
@@ -530,11 +566,45 @@ impl Builder {
             .enable_websocket
             .or_else(|| service.flatten().and_then(|s| s.enable_websocket))
             .unwrap_or(false);
+        let split = split_conf(route, service.flatten(), plugin_config);
+        let mut split_upstreams = Vec::new();
+        let mut alternatives = Vec::new();
+        let mut resolved_all = vec![resolved];
+        for alternative in split.map(traffic_split::alternatives).unwrap_or_default() {
+            let chosen = match alternative {
+                Alternative::Id(uid) => {
+                    let found = upstreams.get(&uid).copied();
+                    split_upstreams.push((uid.clone(), found.cloned()));
+                    found.map(|u| (format!("/apisix/upstreams/{}", uid.0), Arc::clone(u)))
+                }
+                Alternative::Inline(position, u) => Some((
+                    format!("/apisix/routes/{id}/traffic-split/{position}"),
+                    Arc::new(*u),
+                )),
+            };
+            let resolved = match chosen {
+                Some((key, definition)) => self.resolve(route, key, &definition),
+                None => Resolved::new(Target::MissingUpstream),
+            };
+            resolved_all.push(resolved);
+        }
+        let mut backends = Vec::new();
+        let mut clients = Vec::new();
+        let mut targets = Vec::with_capacity(resolved_all.len());
+        for resolved in resolved_all {
+            self.acquire(&resolved);
+            backends.extend(resolved.backend);
+            clients.extend(resolved.client);
+            targets.push(resolved.target);
+        }
+        let mut targets = targets.into_iter();
+        let target = targets.next().unwrap_or(Target::NoUpstream);
+        alternatives.extend(targets);
         let entry = Arc::new(RouteEntry {
             id,
             name: route.name.clone(),
             service_id: route.service_id.as_ref().map(|s| s.0.clone()),
-            target: resolved.target,
+            target,
             enable_websocket,
             plugins: route_plugins(
                 route,
@@ -542,8 +612,9 @@ impl Builder {
                 plugin_config,
                 self.settings.runners.as_ref(),
             ),
+            alternatives,
+            alternatives_rules: split.map_or(0, traffic_split::fingerprint),
         });
-        self.acquire(resolved.backend.as_deref(), resolved.client.as_ref());
         Some(CachedRoute {
             route: route.clone(),
             service: service.flatten().cloned(),
@@ -551,15 +622,17 @@ impl Builder {
             plugin_config: plugin_config.cloned(),
             spec: Arc::new(spec),
             entry,
-            backend: resolved.backend,
-            client: resolved.client,
+            backends,
+            clients,
+            split_upstreams,
             generation: 0,
         })
     }
 
-    /// Resolves the upstream of a route (route > service; `upstream_id` > inline). The backend
-    /// is the known one for its key while its definition is unchanged, else a new one replacing
-    /// it (routes still on the old one use the same source, so they are being rebuilt too).
+    /// Resolves the upstream of a route (route > service; `upstream_id` > inline), then builds it
+    /// with [`Builder::resolve`]. The backend is the known one for its key while its definition
+    /// is unchanged, else a new one replacing it (routes still on the old one use the same
+    /// source, so they are being rebuilt too).
     fn target(
         &mut self,
         route: &Route,
@@ -589,6 +662,12 @@ impl Builder {
         let Some((key, definition)) = chosen else {
             return Resolved::new(Target::MissingUpstream);
         };
+        self.resolve(route, key, definition)
+    }
+
+    /// The target for upstream `definition` known by `key` (e.g. `/apisix/upstreams/1`),
+    /// with the route's timeouts.
+    fn resolve(&mut self, route: &Route, key: String, definition: &Upstream) -> Resolved {
         let backend = match self.backends.get_mut(&key) {
             Some((b, _)) if b.definition == *definition => b.clone(),
             Some((b, _)) => {
@@ -742,6 +821,62 @@ mod tests {
         assert!(b.backends.is_empty());
         assert!(b.client_uses.is_empty());
         assert!(b.routes.is_empty());
+    }
+
+    #[test]
+    fn traffic_split_upstreams_are_built_and_followed() {
+        let mut b = builder();
+        let up = |port: u16| -> Arc<Upstream> {
+            parse(&format!(r#"{{"id":"u","nodes":{{"127.0.0.1:{port}":1}}}}"#))
+        };
+        let route: Arc<Route> = parse(
+            r#"{"id":"1","uri":"/a","upstream":{"nodes":{"127.0.0.1:1980":1}},
+                "plugins":{"traffic-split":{"rules":[{"weighted_upstreams":[
+                    {"upstream_id":"u"},{"upstream":{"nodes":{"127.0.0.1:1982":1}}},{"weight":1},
+                    {"upstream_id":"missing"}]}]}}}"#,
+        );
+        let config = |u: Arc<Upstream>| {
+            Arc::new(Declarative {
+                routes: vec![route.clone()],
+                upstreams: vec![u],
+                ..Declarative::default()
+            })
+        };
+        let first = b.build(config(up(1981)));
+        let entry = &first.routes[0];
+        assert_eq!(entry.alternatives.len(), 3);
+        let node = |t: &Target| match t {
+            Target::Upstream { backend, .. } => Some(backend.nodes()[0].authority.to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            node(&entry.alternatives[0]).as_deref(),
+            Some("127.0.0.1:1981")
+        );
+        assert_eq!(
+            node(&entry.alternatives[1]).as_deref(),
+            Some("127.0.0.1:1982")
+        );
+        assert!(matches!(entry.alternatives[2], Target::MissingUpstream));
+        assert_ne!(entry.alternatives_rules, 0);
+        assert_eq!(b.backends.len(), 3, "the route's, u and the inline one");
+
+        // The same objects: reused. A changed upstream u: rebuilt.
+        let same_u = first.config.upstreams[0].clone();
+        let second = b.build(config(same_u));
+        assert!(Arc::ptr_eq(&first.routes[0], &second.routes[0]));
+        let third = b.build(config(up(1983)));
+        assert!(!Arc::ptr_eq(&second.routes[0], &third.routes[0]));
+        assert_eq!(
+            node(&third.routes[0].alternatives[0]).as_deref(),
+            Some("127.0.0.1:1983")
+        );
+        assert_eq!(b.backends.len(), 3);
+
+        // Removing the route releases every backend and client it used.
+        b.build(Arc::default());
+        assert!(b.backends.is_empty());
+        assert!(b.client_uses.is_empty());
     }
 
     #[test]

@@ -60,6 +60,9 @@ impl BodySlot {
     /// The body is larger than `limit`, the client's body failed, or it was already sent.
     pub async fn read(&mut self, limit: usize) -> Result<Bytes, BodyReadError> {
         if let Some(held) = &self.held {
+            if held.len() > limit {
+                return Err(BodyReadError::TooLarge(limit));
+            }
             return Ok(held.clone());
         }
         let Some(shared) = &self.shared else {
@@ -81,6 +84,15 @@ impl BodySlot {
         self.shared = None;
         self.held = Some(bytes.clone());
         Ok(bytes)
+    }
+
+    /// A slot holding `bytes` (as if a plugin had read them).
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        BodySlot {
+            shared: None,
+            held: Some(bytes),
+            replaced: false,
+        }
     }
 
     /// Sends `bytes` upstream instead of the client's body.

@@ -52,6 +52,12 @@ mod tests;
 pub trait Vars {
     /// The value of variable `name`, or `None` when it is not set.
     fn get(&self, name: &str) -> Option<Cow<'_, str>>;
+
+    /// Makes `remote_addr` answer `addr` from now on (the `real-ip` plugin); returns whether
+    /// these variables follow (a fixed set does not).
+    fn set_remote_addr(&self, _addr: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 /// A fixed set of variables (tests, tools).
