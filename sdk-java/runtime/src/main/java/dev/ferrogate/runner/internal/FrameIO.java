@@ -34,6 +34,8 @@ final class FrameIO {
     private ByteBuffer callBuf = newBuffer(INITIAL);
     private ByteBuffer infoBuf = newBuffer(INITIAL);
     private FlatBufferBuilder builder = new FlatBufferBuilder(INITIAL);
+    /** The builder's buffer size after the last finished message (its buffer is only readable then). */
+    private int builderCapacity = INITIAL;
     private ByteBuffer out;
 
     FrameIO(ByteChannel ch) {
@@ -46,8 +48,9 @@ final class FrameIO {
 
     /** The builder for the next outgoing message, cleared. */
     FlatBufferBuilder builder() {
-        if (builder.dataBuffer().capacity() > KEEP) {
+        if (builderCapacity > KEEP) {
             builder = new FlatBufferBuilder(INITIAL);
+            builderCapacity = INITIAL;
         } else {
             builder.clear();
         }
@@ -128,6 +131,7 @@ final class FrameIO {
      */
     boolean send(int type) throws IOException {
         ByteBuffer bb = builder.dataBuffer();
+        builderCapacity = bb.capacity();
         int start = bb.position();
         int len = bb.capacity() - start;
         if (len > MAX_PAYLOAD) {
@@ -156,6 +160,7 @@ final class FrameIO {
     /** Appends the finished message in the builder as a frame to the pending output (see {@link #flush}). */
     void queue(int type) {
         ByteBuffer bb = builder.dataBuffer();
+        builderCapacity = bb.capacity();
         int start = bb.position();
         int len = bb.capacity() - start;
         if (out == null || out.capacity() > KEEP) {
