@@ -47,8 +47,9 @@ public final class Main {
                 .confExpire(expire)
                 .discoverPlugins(loader(args))
                 .start();
-        } catch (IllegalArgumentException | IOException e) {
-            System.err.println("ferrogate-runner: " + e.getMessage());
+        } catch (IllegalArgumentException | IOException | java.util.ServiceConfigurationError e) {
+            String cause = e.getCause() == null ? "" : " (" + e.getCause() + ")";
+            System.err.println("ferrogate-runner: " + e.getMessage() + cause);
             System.exit(2);
             return;
         }
