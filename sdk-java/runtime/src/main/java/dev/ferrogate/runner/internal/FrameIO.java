@@ -163,7 +163,7 @@ final class FrameIO {
         builderCapacity = bb.capacity();
         int start = bb.position();
         int len = bb.capacity() - start;
-        if (out == null || out.capacity() > KEEP) {
+        if (out == null || (out.limit() == 0 && out.capacity() > KEEP)) {
             out = ByteBuffer.allocate(Math.max(INITIAL, 4 + len));
             out.limit(0);
         }

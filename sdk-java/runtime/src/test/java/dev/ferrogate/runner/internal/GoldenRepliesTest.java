@@ -152,4 +152,31 @@ class GoldenRepliesTest {
             MemChannel.frame(4, b.sizedByteArray())).frames();
         assertFrame("response_reply_keep", out.get(1));
     }
+
+    @Test
+    void manyVarQuestionsGoOutInOneWriteAndAnswersComeBackInOrder() throws IOException {
+        String[] names = new String[3000];
+        for (int i = 0; i < names.length; i++) {
+            names[i] = "var_" + i + "_" + "x".repeat(400);
+        }
+        AtomicReference<java.util.Map<String, String>> got = new AtomicReference<>();
+        Plugin<?> many = new Fn("many", (req, resp) -> got.set(req.vars(names)));
+        byte[][] in = new byte[2 + names.length][];
+        in[0] = prepare("many", "");
+        in[1] = request(5, 1);
+        for (int i = 0; i < names.length; i++) {
+            FlatBufferBuilder b = new FlatBufferBuilder(64);
+            int r = b.createByteVector(String.valueOf(i).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            b.finish(dev.ferrogate.protocol.A6.ExtraInfo.Resp.createResp(b, r));
+            in[2 + i] = MemChannel.frame(3, b.sizedByteArray());
+        }
+        MemChannel ch = run(List.of(many), in);
+        List<byte[]> out = ch.frames();
+        assertEquals(2 + names.length, out.size());
+        assertEquals(3, ch.writeCalls, "prepare reply, every question at once, the call's reply");
+        for (int i = 0; i < names.length; i++) {
+            assertEquals(String.valueOf(i), got.get().get(names[i]));
+        }
+        assertEquals(2, out.get(out.size() - 1)[0], "the call's reply last");
+    }
 }
