@@ -51,7 +51,7 @@ class ExamplePluginsTest {
         assertFalse(resp.answered());
         assertEquals("/new/x", req.pathRewrite());
         assertEquals("/new/x", req.path(), "reads see the rewrite");
-        assertEquals(List.of(Field.of("X-Original-Path", "/old/x")), req.headerRewrites());
+        assertEquals(List.of(Field.of("x-original-path", "/old/x")), req.headerRewrites());
         assertEquals(List.of(Field.of("debug", null)), req.argRewrites());
         assertEquals(List.of(Field.of("keep", "1")), req.args());
     }

@@ -73,7 +73,7 @@ public interface Request {
     /** Sends the upstream request to this path (the query string is kept). */
     void setPath(String path);
 
-    /** Sets a request header, replacing every value it had. */
+    /** Sets a request header, replacing every value it had (the name is sent lower-cased). */
     void setHeader(String name, String value);
 
     /** Removes a request header. */

@@ -162,16 +162,16 @@ public final class Runner implements AutoCloseable {
         }
 
         /**
-         * The socket from an {@code APISIX_LISTEN_ADDRESS} value, {@code unix:/abs/path.sock}
-         * (a bare path is accepted too).
+         * The socket from an {@code APISIX_LISTEN_ADDRESS} value, {@code unix:/abs/path.sock}.
+         *
+         * @throws IllegalArgumentException without the {@code unix:} prefix or a path
          */
         public Builder listenAddress(String address) {
             Objects.requireNonNull(address, "address");
-            String path = address.startsWith("unix:") ? address.substring(5) : address;
-            if (path.isEmpty()) {
-                throw new IllegalArgumentException("empty socket path in \"" + address + "\"");
+            if (!address.startsWith("unix:") || address.length() == 5) {
+                throw new IllegalArgumentException("expected unix:/path/to/socket, got \"" + address + "\"");
             }
-            return socket(Path.of(path));
+            return socket(Path.of(address.substring(5)));
         }
 
         /** How long a prepared conf lives (APISIX_CONF_EXPIRE_TIME); default one hour. */

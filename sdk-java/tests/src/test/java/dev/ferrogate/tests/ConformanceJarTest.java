@@ -84,7 +84,20 @@ class ConformanceJarTest {
             }
             p.destroy(); // SIGTERM
             assertTrue(p.waitFor(20, TimeUnit.SECONDS), "exits on SIGTERM");
+            assertEquals(0, p.exitValue(), "a clean exit");
             assertFalse(Files.exists(sock), "socket removed on SIGTERM");
+
+            Process q = start(jar, sock, null);
+            try {
+                waitFor(sock, q);
+                Process kill = new ProcessBuilder("kill", "-INT", String.valueOf(q.pid())).start();
+                assertEquals(0, kill.waitFor());
+                assertTrue(q.waitFor(20, TimeUnit.SECONDS), "exits on SIGINT");
+                assertEquals(0, q.exitValue());
+                assertFalse(Files.exists(sock), "socket removed on SIGINT");
+            } finally {
+                q.destroyForcibly();
+            }
         } finally {
             p.destroyForcibly();
             Files.deleteIfExists(sock);
@@ -94,16 +107,37 @@ class ConformanceJarTest {
     }
 
     @Test
-    void refusesToStartWithoutAnAddress() throws Exception {
+    void refusesABadEnvironment() throws Exception {
         Path jar = jar();
-        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-            "-jar", jar.toString());
-        pb.environment().remove("APISIX_LISTEN_ADDRESS");
-        pb.redirectErrorStream(true);
-        Process p = pb.start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertTrue(p.waitFor(20, TimeUnit.SECONDS));
-        assertEquals(2, p.exitValue());
-        assertTrue(out.contains("APISIX_LISTEN_ADDRESS"), out);
+        Path d = Files.createTempDirectory("fg-env");
+        try {
+            String[][] cases = {
+                {null, null, "APISIX_LISTEN_ADDRESS"},
+                {d.resolve("no-prefix.sock").toString(), null, "APISIX_LISTEN_ADDRESS"},
+                {"unix:" + d.resolve("s.sock"), "soon", "APISIX_CONF_EXPIRE_TIME"},
+                {"unix:" + d.resolve("s.sock"), "0", "APISIX_CONF_EXPIRE_TIME"},
+            };
+            for (String[] c : cases) {
+                ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-jar", jar.toString());
+                pb.environment().remove("APISIX_LISTEN_ADDRESS");
+                pb.environment().remove("APISIX_CONF_EXPIRE_TIME");
+                if (c[0] != null) {
+                    pb.environment().put("APISIX_LISTEN_ADDRESS", c[0]);
+                }
+                if (c[1] != null) {
+                    pb.environment().put("APISIX_CONF_EXPIRE_TIME", c[1]);
+                }
+                pb.redirectErrorStream(true);
+                Process p = pb.start();
+                String out = new String(p.getInputStream().readAllBytes());
+                assertTrue(p.waitFor(20, TimeUnit.SECONDS));
+                assertEquals(2, p.exitValue(), String.join(" ", java.util.Arrays.asList(c)));
+                assertTrue(out.contains(c[2]), out);
+            }
+            assertFalse(Files.exists(d.resolve("s.sock")));
+        } finally {
+            Files.deleteIfExists(d);
+        }
     }
 }

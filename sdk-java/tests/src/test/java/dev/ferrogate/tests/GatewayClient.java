@@ -139,9 +139,16 @@ final class GatewayClient implements AutoCloseable {
         return b.sizedByteArray();
     }
 
-    /** Prepares a chain of (name, value) pairs and returns the token. */
+    private static final java.util.concurrent.atomic.AtomicLong VERSION = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Prepares a chain of (name, value) pairs under a fresh key and returns the token. */
     long prepare(String... nameValues) throws IOException {
-        sendFrame(1, prepareMessage("route#1#ext-plugin-pre-req#1", nameValues));
+        return prepareKeyed("route#1#ext-plugin-pre-req#" + VERSION.incrementAndGet(), nameValues);
+    }
+
+    /** Prepares a chain under this key and returns the token. */
+    long prepareKeyed(String key, String... nameValues) throws IOException {
+        sendFrame(1, prepareMessage(key, nameValues));
         Frame f = read();
         assertEquals(1, f.type(), "prepare reply type");
         long token = dev.ferrogate.protocol.A6.PrepareConf.Resp.getRootAsResp(f.payload()).confToken();

@@ -168,11 +168,18 @@ class RunnerE2ETest {
     @Test
     void prepareGivesDistinctNonZeroTokensAndExactlyOneReply() throws Exception {
         try (GatewayClient c = client()) {
-            long a = c.prepare("conf-stop", "{}");
-            long b = c.prepare("conf-stop", "{}");
+            long a = c.prepareKeyed("route#1#ext-plugin-pre-req#1", "conf-stop", "{}");
+            long b = c.prepareKeyed("route#1#ext-plugin-post-req#1", "conf-stop", "{}");
             assertNotEquals(0, a);
-            assertNotEquals(a, b);
+            assertNotEquals(a, b, "each key its own token, even for the same conf");
             assertFalse(c.pending(150), "nothing after the prepare reply");
+            assertEquals(a, c.prepareKeyed("route#1#ext-plugin-pre-req#1", "conf-stop", "{}"), "same key and conf: same token");
+            long changed = c.prepareKeyed("route#1#ext-plugin-pre-req#1", "conf-stop", "{\"status\":401}");
+            assertNotEquals(a, changed, "same key, new conf: new token");
+            try (GatewayClient other = client()) {
+                other.sendRequest(new GatewayClient.Call(), changed);
+                assertEquals(401, stopOf(reqReply(other.read())).status(), "a token works on every connection");
+            }
         }
     }
 

@@ -211,14 +211,15 @@ public abstract class RequestState implements Request {
         Fields.requireName(name);
         Objects.requireNonNull(value, "value (use removeHeader to delete)");
         Fields.removeAll(headerRewrites, name, true);
-        headerRewrites.add(new Field(name, value));
+        // Lower-cased like the names the gateway sends (HTTP names are case-insensitive).
+        headerRewrites.add(new Field(name.toLowerCase(java.util.Locale.ROOT), value));
     }
 
     @Override
     public void removeHeader(String name) {
         Fields.requireName(name);
         Fields.removeAll(headerRewrites, name, true);
-        headerRewrites.add(new Field(name, null));
+        headerRewrites.add(new Field(name.toLowerCase(java.util.Locale.ROOT), null));
     }
 
     @Override

@@ -90,12 +90,18 @@ public final class Connection implements Runnable {
 
     private void prepare(ByteBuffer p) throws IOException {
         List<Field> entries;
+        String key;
         try {
             int t = Wire.root(p);
             entries = Wire.entries(p, Wire.checkEntries(p, t, 0));
-            Wire.vector(p, t, 1, 1); // key: checked, not needed
+            key = Wire.string(p, t, 1);
         } catch (RuntimeException e) {
             io.sendRaw(ErrorFrames.BAD_REQUEST);
+            return;
+        }
+        long known = confs.reuse(key, entries);
+        if (known != 0) {
+            replyToken(known);
             return;
         }
         ConfCache.Link[] chain = new ConfCache.Link[entries.size()];
@@ -117,7 +123,10 @@ public final class Connection implements Runnable {
             }
             chain[i] = new ConfCache.Link(plugin, conf);
         }
-        long token = confs.put(chain);
+        replyToken(confs.put(key, entries, chain));
+    }
+
+    private void replyToken(long token) throws IOException {
         FlatBufferBuilder b = io.builder();
         b.finish(dev.ferrogate.protocol.A6.PrepareConf.Resp.createResp(b, token));
         io.send(FrameIO.TYPE_PREPARE);

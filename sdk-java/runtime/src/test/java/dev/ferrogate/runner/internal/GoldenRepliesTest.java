@@ -38,6 +38,9 @@ class GoldenRepliesTest {
             + "\n runner: " + HexFormat.of().formatHex(actual));
     }
 
+    private static final java.util.concurrent.atomic.AtomicLong VERSION = new java.util.concurrent.atomic.AtomicLong();
+
+    /** A prepare frame under a fresh key (a repeated key with the same conf would reuse its token). */
     private static byte[] prepare(String... nameValues) {
         FlatBufferBuilder b = new FlatBufferBuilder(128);
         int[] offs = new int[nameValues.length / 2];
@@ -47,7 +50,7 @@ class GoldenRepliesTest {
             offs[i] = TextEntry.createTextEntry(b, n, v);
         }
         int conf = dev.ferrogate.protocol.A6.PrepareConf.Req.createConfVector(b, offs);
-        int key = b.createString("route#1#ext-plugin-pre-req#1");
+        int key = b.createString("route#1#ext-plugin-pre-req#" + VERSION.incrementAndGet());
         b.finish(dev.ferrogate.protocol.A6.PrepareConf.Req.createReq(b, conf, key));
         return MemChannel.frame(1, b.sizedByteArray());
     }
