@@ -12,6 +12,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * test; run by hand against any runner serving a plugin of that name:
  *
  * <pre>
+ * cd sdk-java &amp;&amp; mvn -q test-compile dependency:build-classpath -pl tests -am -Dmdep.outputFile=target/cp.txt
  * java -cp "$(cat tests/target/cp.txt):tests/target/test-classes" dev.ferrogate.tests.CallBench \
  *     /tmp/runner.sock conf-rewrite '{"headers":[["x-bench","1"]]}' 8 10
  * </pre>
