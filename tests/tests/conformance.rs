@@ -415,6 +415,7 @@ macro_rules! sdk_scenarios {
 sdk_scenarios! {
     go_sdk => support::go_sdk,
     python_sdk => support::python_sdk,
+    java_sdk => support::java_sdk,
 }
 
 /// APISIX's official Go runner, with its sample plugins.

@@ -83,6 +83,42 @@ pub fn python_sdk() -> RunnerUnderTest {
     }
 }
 
+/// The Java SDK's conformance runner (`sdk-java/conformance`), packaged once with Maven.
+pub fn java_sdk() -> RunnerUnderTest {
+    static JAR: OnceLock<PathBuf> = OnceLock::new();
+    let jar = JAR.get_or_init(|| {
+        let root = repo();
+        let out = Command::new("mvn")
+            .args([
+                "-q",
+                "-B",
+                "-f",
+                "sdk-java/pom.xml",
+                "-pl",
+                "conformance",
+                "-am",
+            ])
+            .args(["package", "-DskipTests"])
+            .current_dir(&root)
+            .output()
+            .expect("Maven (`mvn`) builds the Java SDK's runner");
+        assert!(
+            out.status.success(),
+            "mvn package failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.join("sdk-java/conformance/target/ferrogate-conformance-runner.jar")
+    });
+    RunnerUnderTest {
+        cmd: vec![
+            "java".to_owned(),
+            "-jar".to_owned(),
+            jar.display().to_string(),
+        ],
+    }
+}
+
 /// A gateway on the embedded store whose runner `main` is `runner` (with `read_timeout`
 /// seconds), plus `more` YAML under `ext-plugin.runners`, and its Admin API client.
 pub async fn gateway(
