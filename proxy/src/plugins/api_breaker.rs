@@ -13,9 +13,9 @@
 //! requests get the break response for `2^ceil(unhealthy / failures)` seconds (2, 4, 8, ...),
 //! at most `max_breaker_sec`. Once the count is non-zero, healthy statuses add to a healthy
 //! count, and `successes` of them clear everything. Other statuses change nothing, and the break
-//! responses themselves are not counted. The status counted is the one sent to the client
-//! (the gateway's 502/504 when the upstream failed), which is the upstream's unless a plugin
-//! answered or changed it.
+//! responses themselves are not counted. The status counted is the upstream's, as APISIX's
+//! (the gateway's 502/504 when every try failed), whatever a plugin changed it to for the client;
+//! requests that never went upstream (a plugin answered) are not counted.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -165,10 +165,6 @@ struct Instance {
     headers: Vec<(HeaderName, HashOn)>,
 }
 
-/// Marks a request a breaker answered: it never reached the upstream, so no breaker counts it.
-#[derive(Clone)]
-struct Broken;
-
 impl PluginKind for ApiBreaker {
     fn name(&self) -> &'static str {
         "api-breaker"
@@ -303,16 +299,17 @@ impl Plugin for Instance {
         if !open {
             return Flow::Continue;
         }
-        req.state.insert(Broken);
         Flow::Respond(self.break_reply(req))
     }
 
+    /// Counts the upstream's status: requests that never went upstream (a break response,
+    /// another plugin's answer) are not counted.
     fn log(&self, done: &LogCtx<'_>) {
-        if done.state.get::<Broken>().is_some() {
+        let Some(status) = done.upstream_status else {
             return;
-        }
+        };
         if let Ok(mut breaker) = self.state.lock() {
-            breaker.record(&self.rules, done.status.as_u16(), Instant::now());
+            breaker.record(&self.rules, status.as_u16(), Instant::now());
         }
     }
 }
@@ -426,7 +423,7 @@ mod tests {
         assert_eq!(reply.headers["x-breaker"], "on 1.1.1.1");
         assert_eq!(reply.headers["content-type"], "application/json");
         // The break response itself is not counted.
-        testing::log(&i, 502, &broken);
+        testing::log_plugin_answered(&i, 502, &broken);
         assert_eq!(i.state.lock().expect("lock").unhealthy, 1);
 
         // Without a body: the bare status, no headers (as APISIX).

@@ -354,6 +354,7 @@ mod tests {
             bytes_sent: 12,
             latency: Duration::from_millis(1500),
             upstream: Some("127.0.0.1:8080"),
+            upstream_status: Some(StatusCode::CREATED),
             state: &fake.state,
         })
     }
@@ -429,6 +430,7 @@ mod tests {
             bytes_sent: 0,
             latency: Duration::ZERO,
             upstream: None,
+            upstream_status: None,
             state: &state,
         });
         assert_eq!(

@@ -195,6 +195,9 @@ pub struct LogCtx<'a> {
     pub latency: Duration,
     /// The upstream node that answered (`host:port`), if any.
     pub upstream: Option<&'a str>,
+    /// The upstream's status (the gateway's 502 or 504 when every try failed); `None` when the
+    /// request never went upstream (a plugin answered, no route).
+    pub upstream_status: Option<StatusCode>,
     /// Per-request state kept by the earlier phases.
     pub state: &'a http::Extensions,
 }

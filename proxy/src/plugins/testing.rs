@@ -151,8 +151,17 @@ pub async fn access(
     (reply, response_headers)
 }
 
-/// Runs `log` for a response with `status`, with the request's `state`.
+/// Runs `log` for a response the upstream answered with `status`, with the request's `state`.
 pub fn log(plugin: &dyn Plugin, status: u16, state: &http::Extensions) {
+    log_with(plugin, status, Some(status), state);
+}
+
+/// Runs `log` for a response a plugin made (it never went upstream).
+pub fn log_plugin_answered(plugin: &dyn Plugin, status: u16, state: &http::Extensions) {
+    log_with(plugin, status, None, state);
+}
+
+fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &http::Extensions) {
     let request = RequestSummary {
         method: http::Method::GET,
         uri: "/".to_owned(),
@@ -168,6 +177,7 @@ pub fn log(plugin: &dyn Plugin, status: u16, state: &http::Extensions) {
         bytes_sent: 0,
         latency: std::time::Duration::ZERO,
         upstream: None,
+        upstream_status: upstream.and_then(|s| StatusCode::from_u16(s).ok()),
         state,
     });
 }

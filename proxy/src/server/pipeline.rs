@@ -59,6 +59,7 @@ pub async fn handle(
 
     let mut upstream = None;
     let mut upstream_time = None;
+    let mut upstream_status = None;
     let mut plugins: Option<PluginRun> = None;
     let outcome = 'route: {
         if head_size(&parts) > state.settings.max_header_size {
@@ -215,6 +216,7 @@ pub async fn handle(
             Ok(proxied) => {
                 upstream = Some(backend.nodes()[proxied.node].authority.clone());
                 upstream_time = Some(proxied.upstream_time);
+                upstream_status = Some(proxied.response.status());
                 let response =
                     downstream_response(state, proxied.response, client_upgrade, timeouts);
                 match plugins.as_mut() {
@@ -240,7 +242,9 @@ pub async fn handle(
             }
             Err(failed) => {
                 upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
-                Err(GatewayError::Upstream(failed.kind))
+                let error = GatewayError::Upstream(failed.kind);
+                upstream_status = Some(error.status_and_body().0);
+                Err(error)
             }
         }
     };
@@ -248,7 +252,7 @@ pub async fn handle(
     set_server_header(response.headers_mut(), &state.settings.server_header);
     if let Some(run) = plugins {
         let answered = upstream.as_ref().map(ToString::to_string);
-        response = response_phases(&snapshot, run, response, answered);
+        response = response_phases(&snapshot, run, response, answered, upstream_status);
     }
     if let Some(log) = &state.access_log {
         let status = response.status();
@@ -411,6 +415,7 @@ fn response_phases(
     mut run: PluginRun,
     response: Response<ResponseBody>,
     upstream: Option<String>,
+    upstream_status: Option<StatusCode>,
 ) -> Response<ResponseBody> {
     let (mut head, mut body) = response.into_parts();
     for (name, value) in &run.response_headers {
@@ -454,6 +459,7 @@ fn response_phases(
             bytes_sent,
             latency: run.start.elapsed(),
             upstream: upstream.as_deref(),
+            upstream_status,
             state: &run.state,
         };
         snapshot.global_plugins.log(&run.global, &done);
