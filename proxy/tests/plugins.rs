@@ -158,6 +158,8 @@ async fn global_rules_services_and_plugin_configs_merge() {
         403,
     )
     .await;
+    // It runs where no route matched too (as APISIX): the 404 becomes its 403.
+    assert_eq!(get(&gw.url("/no/such/route")).await.status, 403);
     assert_eq!(admin.delete("/global_rules/g").await.status, 200);
     for _ in 0..200 {
         if get(&gw.url("/svc")).await.status == 200 {
@@ -166,6 +168,33 @@ async fn global_rules_services_and_plugin_configs_merge() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("removing the global rule did not reopen the route");
+}
+
+#[tokio::test]
+async fn global_rules_run_without_a_route() {
+    let (gw, admin) = embedded_gateway().await;
+    // A global rule that lets requests through: the 404 still comes, with its header.
+    apply(
+        &gw,
+        &admin,
+        "/global_rules/g",
+        json!({"plugins": {"response-rewrite": {"headers": {"set": {"X-Global": "yes"}}}}}),
+        "/nothing",
+        404,
+    )
+    .await;
+    for _ in 0..200 {
+        let got = get(&gw.url("/nothing")).await;
+        if got.header("x-global") == Some("yes") {
+            assert_eq!(got.status, 404);
+            assert!(got
+                .body
+                .starts_with(b"{\"error_msg\":\"404 Route Not Found"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the global rule never ran on an unmatched request");
 }
 
 #[tokio::test]

@@ -97,6 +97,15 @@ impl Chain {
         }
     }
 
+    /// A chain with no plugins (for requests no route matched).
+    pub const fn empty() -> Chain {
+        Chain {
+            entries: Vec::new(),
+            broken: None,
+            upstream_response: false,
+        }
+    }
+
     /// A chain that answers every request with 503 (e.g. the route's plugin config is missing).
     pub fn failing(reason: String) -> Chain {
         tracing::error!(%reason, "requests through this chain get 503");

@@ -19,7 +19,7 @@ use super::path;
 use super::vars::{RealIp, RequestVars};
 use super::{ConnInfo, State};
 use crate::observe::AccessRecord;
-use crate::plugins::chain::Selection;
+use crate::plugins::chain::{Chain, Selection};
 use crate::plugins::consumers::Authenticated;
 use crate::plugins::traffic_split::UpstreamChoice;
 use crate::plugins::{
@@ -88,6 +88,26 @@ pub async fn handle(
             vars: &vars,
         });
         let Some(found) = found else {
+            // As APISIX, the global rules run on requests no route matched (a global
+            // ip-restriction, prometheus, a logger); the 404 follows unless one of them answers.
+            if !snapshot.global_plugins.is_empty() {
+                let mut headers = parts.headers.clone();
+                let mut run = PluginRun::new(&snapshot, None, &vars, start);
+                let flow = request_phases(
+                    &snapshot,
+                    &NO_ROUTE,
+                    &mut run,
+                    &vars,
+                    client,
+                    &mut headers,
+                    &mut body,
+                )
+                .await;
+                plugins = Some(run);
+                if let Flow::Respond(reply) = flow {
+                    break 'route Ok(plugin_response(reply));
+                }
+            }
             break 'route Err(GatewayError::RouteNotFound);
         };
         let route_index = found.value as usize;
@@ -115,31 +135,10 @@ pub async fn handle(
         let mut plugin_headers = None;
         if plugins_on {
             let mut headers = parts.headers.clone();
-            let mut run = PluginRun {
-                global: snapshot.global_plugins.select(&route_vars),
-                route: route.plugins.select(&route_vars),
-                route_index,
-                consumer: None,
-                state: http::Extensions::new(),
-                response_headers: HeaderMap::new(),
-                rewrite: Rewrite::default(),
-                request: RequestSummary {
-                    method: parts.method.clone(),
-                    uri: parts
-                        .uri
-                        .path_and_query()
-                        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-                    host: host.to_owned(),
-                    client,
-                    route_id: route.id.clone(),
-                    service_id: route.service_id.clone(),
-                    route_name: route.name.clone(),
-                },
-                start,
-            };
+            let mut run = PluginRun::new(&snapshot, Some(route_index), &route_vars, start);
             let flow = request_phases(
                 &snapshot,
-                route,
+                &route.plugins,
                 &mut run,
                 &route_vars,
                 client,
@@ -271,11 +270,15 @@ pub async fn handle(
     response
 }
 
+/// The plugins of requests no route matched: none (only the global rules run).
+static NO_ROUTE: Chain = Chain::empty();
+
 /// The plugin state of one request.
 struct PluginRun {
     global: Selection,
     route: Selection,
-    route_index: usize,
+    /// The matched route (none: only the global rules run).
+    route_index: Option<usize>,
     /// Who the request authenticated as.
     consumer: Option<Arc<Authenticated>>,
     state: http::Extensions,
@@ -286,11 +289,52 @@ struct PluginRun {
     start: Instant,
 }
 
+impl PluginRun {
+    /// The plugin state of a request to `route_index` (or to no route) seen through `vars`.
+    fn new(
+        snapshot: &Snapshot,
+        route_index: Option<usize>,
+        vars: &RequestVars<'_>,
+        start: Instant,
+    ) -> PluginRun {
+        let route = route_index.map(|i| &snapshot.routes[i]);
+        let parts = vars.parts;
+        PluginRun {
+            global: snapshot.global_plugins.select(vars),
+            route: route.map(|r| r.plugins.select(vars)).unwrap_or_default(),
+            route_index,
+            consumer: None,
+            state: http::Extensions::new(),
+            response_headers: HeaderMap::new(),
+            rewrite: Rewrite::default(),
+            request: RequestSummary {
+                method: parts.method.clone(),
+                uri: parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+                host: vars.host.to_owned(),
+                client: vars.remote,
+                route_id: route.map(|r| r.id.clone()).unwrap_or_default(),
+                service_id: route.and_then(|r| r.service_id.clone()),
+                route_name: route.and_then(|r| r.name.clone()),
+            },
+            start,
+        }
+    }
+
+    /// The matched route's plugins (none without a route).
+    fn route_plugins<'s>(&self, snapshot: &'s Snapshot) -> &'s Chain {
+        self.route_index
+            .map_or(&NO_ROUTE, |i| &snapshot.routes[i].plugins)
+    }
+}
+
 /// `rewrite`, `access` then `before_proxy`, each with the global rules first, until a plugin
 /// answers.
 async fn request_phases(
     snapshot: &Snapshot,
-    route: &RouteEntry,
+    route_plugins: &Chain,
     run: &mut PluginRun,
     vars: &RequestVars<'_>,
     client: IpAddr,
@@ -309,7 +353,7 @@ async fn request_phases(
         body,
     };
     let global = &snapshot.global_plugins;
-    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
         if let flow @ Flow::Respond(_) = chain.rewrite(selection, &mut ctx).await {
             return flow;
         }
@@ -328,7 +372,7 @@ async fn request_phases(
         }
         None => None,
     };
-    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
         if let flow @ Flow::Respond(_) = chain.access(selection, &mut ctx).await {
             return flow;
         }
@@ -338,7 +382,7 @@ async fn request_phases(
             return flow;
         }
     }
-    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
         if let flow @ Flow::Respond(_) = chain.before_proxy(selection, &mut ctx).await {
             return flow;
         }
@@ -421,7 +465,7 @@ fn response_phases(
     for (name, value) in &run.response_headers {
         head.headers.append(name, value.clone());
     }
-    let route = &snapshot.routes[run.route_index];
+    let route_plugins = run.route_plugins(snapshot);
     let mut replace_body = None;
     let mut body_filters = Vec::new();
     let mut encoding = None;
@@ -434,7 +478,7 @@ fn response_phases(
         encoding: &mut encoding,
     };
     snapshot.global_plugins.header_filter(&run.global, &mut ctx);
-    route.plugins.header_filter(&run.route, &mut ctx);
+    route_plugins.header_filter(&run.route, &mut ctx);
     if let Some(new_body) = replace_body {
         // The new body's length is known: hyper sends it as Content-Length.
         head.headers.remove(header::CONTENT_LENGTH);
@@ -463,9 +507,7 @@ fn response_phases(
             state: &run.state,
         };
         snapshot.global_plugins.log(&run.global, &done);
-        snapshot.routes[run.route_index]
-            .plugins
-            .log(&run.route, &done);
+        run.route_plugins(&snapshot).log(&run.route, &done);
     }));
     Response::from_parts(head, body)
 }
