@@ -55,7 +55,7 @@ fn builder() -> Builder {
             router: RouterKind::HostUri,
             keepalive: 320,
             keepalive_timeout: Duration::from_secs(60),
-            runners: None,
+            plugins: Default::default(),
         },
         None,
     )

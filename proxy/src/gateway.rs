@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
 use crate::observe::{AccessLog, AccessLogWriter};
+use crate::plugins::drain::Drain;
+use crate::plugins::BuildContext;
 use crate::router::RouterKind;
 use crate::server::{self, Bound, ServerSettings, State};
 use crate::snapshot::live::{rebuild_loop, Shared};
@@ -81,6 +83,9 @@ pub enum StartError {
     Runners(#[from] runner_ext::StartError),
 }
 
+/// How long shutdown waits for loggers to send or write the entries they hold.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running gateway.
 pub struct Gateway {
     addrs: Vec<SocketAddr>,
@@ -99,6 +104,8 @@ pub struct Gateway {
     access_log: Option<AccessLogWriter>,
     /// External plugin runners: stopped (SIGTERM, then SIGKILL) after the last request.
     runners: Option<Arc<ExtRunners>>,
+    /// The loggers' pending work, waited for at shutdown.
+    drain: Arc<Drain>,
 }
 
 impl Gateway {
@@ -151,6 +158,12 @@ impl Gateway {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        // The plugin instances go with the last snapshot: loggers send or write what they hold.
+        let router = self.state.snapshot.load().router.kind();
+        self.state.snapshot.store(Arc::new(Snapshot::empty(router)));
+        if !self.drain.wait(LOG_DRAIN_TIMEOUT).await {
+            tracing::warn!(timeout = ?LOG_DRAIN_TIMEOUT, "loggers still had entries at shutdown");
+        }
         if let Some(runners) = self.runners.take() {
             runners.shutdown().await;
         }
@@ -189,12 +202,17 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         (Some(ext), Role::Traditional | Role::DataPlane) => Some(Arc::new(ExtRunners::start(ext)?)),
         _ => None,
     };
+    let drain = Arc::new(Drain::default());
     let mut builder = Builder::new(
         BuildSettings {
             router,
             keepalive: http.upstream.keepalive,
             keepalive_timeout: http.upstream.keepalive_timeout,
-            runners: runners.clone(),
+            plugins: BuildContext {
+                owner: String::new(),
+                runners: runners.clone(),
+                drain: Some(drain.clone()),
+            },
         },
         config.apisix.ssl.trusted_ca(),
     )?;
@@ -409,6 +427,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         stop_management,
         access_log: guard,
         runners,
+        drain,
     })
 }
 

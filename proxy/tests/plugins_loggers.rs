@@ -97,6 +97,24 @@ async fn file_logger_writes_a_json_line_per_request() {
         Some(&json!({"uri": "/fl/custom", "status": "200", "ua": "probe/1", "route": "fl"}))
     );
 
+    // Shutdown waits for the writer: lines of the last requests are in the file once it returns.
+    for i in 0..20 {
+        get(&gw.url(&format!("/fl/last{i}"))).await;
+    }
+    gw.gateway.shutdown().await;
+    let text = std::fs::read_to_string(&path).expect("log");
+    for i in 0..20 {
+        assert!(
+            text.contains(&format!("/fl/last{i}\"")),
+            "line {i} lost at shutdown"
+        );
+    }
+}
+
+#[tokio::test]
+async fn file_logger_refuses_bodies() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (_gw, admin) = embedded_gateway().await;
     let bad = admin
         .put(
             "/routes/fl2",

@@ -53,7 +53,7 @@ impl Consumers {
         consumers: &[Arc<Consumer>],
         credentials: &[(String, String, Arc<Credential>)],
         groups: &[Arc<ConsumerGroup>],
-        runners: Option<&Arc<runner_ext::ExtRunners>>,
+        base: &BuildContext,
     ) -> Consumers {
         let groups: HashMap<&str, &Arc<ConsumerGroup>> = groups
             .iter()
@@ -84,7 +84,7 @@ impl Consumers {
                     &merged,
                     &BuildContext {
                         owner: format!("consumer#{}", consumer.username),
-                        runners: runners.cloned(),
+                        ..base.clone()
                     },
                 ),
             });

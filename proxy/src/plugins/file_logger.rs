@@ -22,8 +22,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::drain::Drain;
 use super::log_entry::Format;
-use super::{parse_conf, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use super::{parse_conf, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct FileLogger;
@@ -52,6 +53,8 @@ struct Instance {
     /// Started on the first entry; `None` inside when the thread could not start.
     writer: OnceLock<Option<Writer>>,
     max_pending: usize,
+    /// The gateway's shutdown drain: the writer thread counts in it until it ends.
+    drain: Option<Arc<Drain>>,
 }
 
 /// Lines waiting for the writer thread.
@@ -110,6 +113,10 @@ impl PluginKind for FileLogger {
     }
 
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        self.build_with(conf, &BuildContext::default())
+    }
+
+    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
         let conf: Conf = parse_conf(conf)?;
         if conf.path.is_empty() {
             return Err("path must not be empty".to_owned());
@@ -120,6 +127,7 @@ impl PluginKind for FileLogger {
             format: Format::new(conf.log_format)?,
             writer: OnceLock::new(),
             max_pending: MAX_PENDING,
+            drain: ctx.drain.clone(),
         }))
     }
 }
@@ -131,10 +139,13 @@ impl Instance {
                 let shared = Arc::new(Shared::default());
                 let path = self.path.clone();
                 let thread_shared = shared.clone();
+                let working = self.drain.as_ref().map(Drain::start);
                 match std::thread::Builder::new()
                     .name("file-logger".to_owned())
-                    .spawn(move || write_loop(&thread_shared, &path))
-                {
+                    .spawn(move || {
+                        write_loop(&thread_shared, &path);
+                        drop(working);
+                    }) {
                     Ok(_) => Some(Writer { shared }),
                     Err(e) => {
                         tracing::error!(error = %e, "file-logger: cannot start the writer thread");
@@ -277,6 +288,7 @@ mod tests {
             format: Format::new(conf.log_format).expect("format"),
             writer: OnceLock::new(),
             max_pending: MAX_PENDING,
+            drain: None,
         }
     }
 

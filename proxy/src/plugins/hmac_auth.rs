@@ -429,7 +429,12 @@ mod tests {
         }))
         .expect("consumer");
         let anon: Consumer = serde_json::from_value(json!({"username": "anon"})).expect("anon");
-        Consumers::build(&[Arc::new(john), Arc::new(anon)], &[], &[], None)
+        Consumers::build(
+            &[Arc::new(john), Arc::new(anon)],
+            &[],
+            &[],
+            &Default::default(),
+        )
     }
 
     fn sign(alg: hmac::Algorithm, secret: &str, text: &str) -> String {

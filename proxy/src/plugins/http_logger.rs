@@ -38,8 +38,9 @@ use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use super::drain::Drain;
 use super::log_entry::Format;
-use super::{parse_conf, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use super::{parse_conf, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
 use crate::upstream::client::NoVerification;
 
 /// The kind.
@@ -183,6 +184,8 @@ struct Instance {
     format: Format,
     /// Started on the first entry; `None` inside when no runtime could run the task.
     queue: OnceLock<Option<Queue>>,
+    /// The gateway's shutdown drain: the task counts in it until it ends.
+    drain: Option<Arc<Drain>>,
 }
 
 /// The instance's end of its task's queue; dropping it lets the task flush and end.
@@ -214,12 +217,17 @@ impl PluginKind for HttpLogger {
     }
 
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        self.build_with(conf, &BuildContext::default())
+    }
+
+    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
         let conf: Conf = parse_conf(conf)?;
         let settings = Settings::from_conf(&conf)?;
         Ok(Arc::new(Instance {
             settings: Arc::new(settings),
             format: Format::new(conf.log_format)?,
             queue: OnceLock::new(),
+            drain: ctx.drain.clone(),
         }))
     }
 }
@@ -250,7 +258,13 @@ impl Instance {
                 let handle = runtime()?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 let counts = Arc::new(Counts::default());
-                handle.spawn(run(self.settings.clone(), rx, counts.clone()));
+                let working = self.drain.as_ref().map(Drain::start);
+                let settings = self.settings.clone();
+                let task_counts = counts.clone();
+                handle.spawn(async move {
+                    run(settings, rx, task_counts).await;
+                    drop(working);
+                });
                 Some(Queue { tx, counts })
             })
             .as_ref()
@@ -500,6 +514,7 @@ mod tests {
             settings: Arc::new(settings(conf)),
             format: Format::new(parsed.log_format).expect("format"),
             queue: OnceLock::new(),
+            drain: None,
         }
     }
 

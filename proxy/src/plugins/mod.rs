@@ -20,6 +20,7 @@ pub mod consumer_restriction;
 pub mod consumers;
 pub mod cors;
 pub mod csrf;
+pub mod drain;
 pub mod echo;
 pub mod ext_plugin;
 pub mod fault_injection;
@@ -265,6 +266,8 @@ pub struct BuildContext {
     pub owner: String,
     /// The external plugin runners (`None` when only checking a config).
     pub runners: Option<Arc<runner_ext::ExtRunners>>,
+    /// The gateway's shutdown drain, which loggers join (`None` when only checking a config).
+    pub drain: Option<Arc<drain::Drain>>,
 }
 
 /// A plugin kind: its identity and how to build instances from configs.

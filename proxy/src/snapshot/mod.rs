@@ -108,8 +108,8 @@ pub struct BuildSettings {
     pub keepalive: usize,
     /// Keep-alive idle time when an upstream sets none.
     pub keepalive_timeout: std::time::Duration,
-    /// The external plugin runners the `ext-plugin-*` plugins call.
-    pub runners: Option<Arc<runner_ext::ExtRunners>>,
+    /// What plugin instances are built with (its `owner` is set per object).
+    pub plugins: BuildContext,
 }
 
 /// Builds snapshots, keeping backends, clients and unchanged routes across builds.
@@ -196,7 +196,7 @@ fn route_plugins(
     route: &Route,
     service: Option<&Arc<Service>>,
     plugin_config: Option<&Arc<PluginConfig>>,
-    runners: Option<&Arc<runner_ext::ExtRunners>>,
+    base: &BuildContext,
 ) -> Chain {
     if let (Some(id), None) = (&route.plugin_config_id, plugin_config) {
         return Chain::failing(format!("plugin config {} not found", id.0));
@@ -217,7 +217,7 @@ fn route_plugins(
     }
     let ctx = BuildContext {
         owner: format!("route#{}", route.id.as_ref().map_or("", |i| i.0.as_str())),
-        runners: runners.cloned(),
+        ..base.clone()
     };
     Chain::build(&merged, &ctx)
 }
@@ -425,7 +425,7 @@ impl Builder {
             &config.consumers,
             &config.credentials,
             &config.consumer_groups,
-            self.settings.runners.as_ref(),
+            &self.settings.plugins,
         ));
         self.consumers = Some((sources, index.clone()));
         index
@@ -455,7 +455,7 @@ impl Builder {
         }
         let ctx = BuildContext {
             owner: "global_rules".to_owned(),
-            runners: self.settings.runners.clone(),
+            ..self.settings.plugins.clone()
         };
         let chain = Arc::new(Chain::build(&merged, &ctx));
         self.global = Some((rules.to_vec(), chain.clone()));
@@ -610,7 +610,7 @@ impl Builder {
                 route,
                 service.flatten(),
                 plugin_config,
-                self.settings.runners.as_ref(),
+                &self.settings.plugins,
             ),
             alternatives,
             alternatives_rules: split.map_or(0, traffic_split::fingerprint),
@@ -754,7 +754,7 @@ mod tests {
                 router: RouterKind::HostUri,
                 keepalive: 320,
                 keepalive_timeout: std::time::Duration::from_secs(60),
-                runners: None,
+                plugins: BuildContext::default(),
             },
             None,
         )
