@@ -13,7 +13,7 @@ use crate::pool::Interrupt;
 
 /// Python helpers of the runner itself (not the SDK's): the timeout exception, the two
 /// `PyThreadState_SetAsyncExc` prototypes (through `ctypes`, so the Rust side stays free of
-/// `unsafe`), `sys.path` setup and traceback formatting.
+/// `unsafe`), plugin loading (`sys.path` setup, one load at a time) and traceback formatting.
 const HELPERS: &std::ffi::CStr = cr#"
 import ctypes
 import os
@@ -22,10 +22,12 @@ import threading
 import traceback
 
 
-class CallTimeout(BaseException):
+class CallTimeout(KeyboardInterrupt):
     """Thrown into a plugin's thread when its call runs past the runner's timeout.
 
-    A BaseException, so that a plugin's ``except Exception`` does not swallow it."""
+    A KeyboardInterrupt: a plugin's ``except Exception`` does not swallow it, and neither does
+    asyncio (its callbacks log and drop other BaseExceptions, which could leave a task that
+    never ends and a loop blocked in ``select`` for good)."""
 
 
 # PYFUNCTYPE: called with the GIL held and without releasing it.
@@ -37,11 +39,20 @@ clear = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
 )
 
 
-def add_paths(paths):
-    for p in reversed(paths):
-        p = os.path.abspath(p)
-        if os.path.isdir(p) and p not in sys.path:
-            sys.path.insert(0, p)
+# The SDK's loader puts a plugin file in sys.modules before running it: two runners loading the
+# same file at once would see a half-registered plugin set. Loads take turns.
+_load_lock = threading.Lock()
+
+
+def load(paths, modules):
+    with _load_lock:
+        for p in reversed(paths):
+            p = os.path.abspath(p)
+            if os.path.isdir(p) and p not in sys.path:
+                sys.path.insert(0, p)
+        from ferrogate_sdk import inprocess
+
+        return inprocess.load(paths, modules)
 
 
 def describe(exc):
@@ -56,13 +67,12 @@ pub(crate) struct Helpers {
     pub(crate) interrupt: Py<PyAny>,
     /// `clear(ident, None)`: drops a pending asynchronous exception; a C call.
     pub(crate) clear: Py<PyAny>,
-    add_paths: Py<PyAny>,
+    load: Py<PyAny>,
     describe: Py<PyAny>,
 }
 
 /// `ferrogate_sdk.inprocess`'s functions.
 pub(crate) struct Sdk {
-    pub(crate) load: Py<PyAny>,
     pub(crate) prepare: Py<PyAny>,
     pub(crate) request_call: Py<PyAny>,
     pub(crate) response_call: Py<PyAny>,
@@ -134,7 +144,7 @@ pub(crate) fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
             timeout: get("CallTimeout")?,
             interrupt: get("interrupt")?,
             clear: get("clear")?,
-            add_paths: get("add_paths")?,
+            load: get("load")?,
             describe: get("describe")?,
         })
     })
@@ -144,12 +154,10 @@ pub(crate) fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
 /// process) and loads the plugins; returns the plugin names registered so far.
 pub(crate) fn load(py: Python<'_>, paths: &[String], modules: &[String]) -> PyResult<Vec<String>> {
     let h = helpers(py)?;
-    h.add_paths.call1(py, (PyList::new(py, paths)?,))?;
-    let sdk = sdk(py)?;
-    let names = sdk.load.call1(
-        py,
-        (PyList::new(py, paths)?, PyList::new(py, modules)?),
-    )?;
+    let names = h
+        .load
+        .call1(py, (PyList::new(py, paths)?, PyList::new(py, modules)?))?;
+    sdk(py)?;
     names.extract(py)
 }
 
@@ -159,7 +167,6 @@ pub(crate) fn sdk(py: Python<'_>) -> PyResult<&Sdk> {
         let m = py.import("ferrogate_sdk.inprocess")?;
         let get = |name: &str| m.getattr(name).map(Bound::unbind);
         Ok(Sdk {
-            load: get("load")?,
             prepare: get("prepare")?,
             request_call: get("request_call")?,
             response_call: get("response_call")?,

@@ -264,40 +264,50 @@ fn worker(shared: &Shared) {
     });
 }
 
+/// The thread's Python ident; also names Python's view of the thread after the OS thread, so
+/// that `threading.current_thread().name` (and log records) say `py-<runner>-<n>`.
 fn thread_ident(py: Python<'_>) -> PyResult<u64> {
-    py.import("threading")?.call_method0("get_ident")?.extract()
+    let threading = py.import("threading")?;
+    if let Some(name) = std::thread::current().name() {
+        threading.call_method0("current_thread")?.setattr("name", name)?;
+    }
+    threading.call_method0("get_ident")?.extract()
 }
 
 impl Interrupt {
     /// On the watchdog thread: throws `CallTimeout` into the job's thread if the job still runs
     /// there, and replaces that worker.
     pub(crate) fn deliver(self) {
-        Python::attach(|py| {
-            let Ok(h) = interp::helpers(py) else { return };
-            let worker = {
-                let phase = self.state.lock();
-                let Phase::Interrupting(w) = &*phase else {
-                    return;
-                };
-                // Under the GIL and the phase lock, running no bytecode: the worker cannot
-                // finish this job in between.
-                if let Err(e) = h.interrupt.call1(py, (w.ident, h.timeout.bind(py))) {
-                    tracing::error!(runner = %self.pool.name, "cannot interrupt a Python call: {e}");
-                }
-                w.clone()
+        let pool = &self.pool;
+        let replace = Python::attach(|py| {
+            let Ok(h) = interp::helpers(py) else {
+                return false;
             };
-            let pool = &self.pool;
-            if pool.is_closed() || worker.retire.load(Ordering::Acquire) {
-                return;
+            let phase = self.state.lock();
+            let Phase::Interrupting(w) = &*phase else {
+                return false;
+            };
+            // Under the GIL and the phase lock, running no bytecode: the worker cannot finish
+            // this job in between.
+            if let Err(e) = h.interrupt.call1(py, (w.ident, h.timeout.bind(py))) {
+                tracing::error!(runner = %pool.name, "cannot interrupt a Python call: {e}");
             }
-            if *pool.live.borrow() < pool.max {
-                match spawn_worker(pool) {
-                    Ok(()) => worker.retire.store(true, Ordering::Release),
-                    Err(e) => tracing::error!(runner = %pool.name, "{e}"),
-                }
-            } else {
+            // Decided under the phase lock: the worker reads `retire` after it marks the job
+            // done, so it sees this.
+            if pool.is_closed() || w.retire.load(Ordering::Acquire) {
+                return false;
+            }
+            if *pool.live.borrow() >= pool.max {
                 tracing::warn!(runner = %pool.name, max = pool.max, "a timed-out Python call still runs and the pool is at its most threads: not replacing it");
+                return false;
             }
+            w.retire.store(true, Ordering::Release);
+            true
         });
+        if replace {
+            if let Err(e) = spawn_worker(pool) {
+                tracing::error!(runner = %pool.name, "{e}");
+            }
+        }
     }
 }

@@ -38,6 +38,9 @@ pub enum StartError {
     },
 }
 
+/// The least time loading the plugins at start-up may take (more when `timeout` is longer).
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A prepared conf: `ferrogate_sdk.PreparedConf`, shared by the calls using it.
 type Prepared = Arc<Py<PyAny>>;
 
@@ -107,10 +110,12 @@ impl PythonRunner {
             .map_err(fail)?;
         let pool = Pool::start(name, config.threads, watchdog).map_err(fail)?;
         let timeout = config.timeout();
+        // Importing plugins may take longer than a call; loads of several runners take turns.
+        let load_timeout = timeout.max(LOAD_TIMEOUT);
         let (paths, modules) = (config.paths.clone(), config.modules.clone());
         let loaded = call::run(
             &pool,
-            timeout,
+            load_timeout,
             &NoInfo,
             format!("{name} load").into(),
             Box::new(move |py, _fetch| {
