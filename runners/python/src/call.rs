@@ -158,8 +158,9 @@ where
         };
         let _ = r_tx.send(result.map_err(|f| failure(py, f, &log_what)));
     });
-    pool.submit(state.clone(), work)
-        .map_err(|_| RunnerError::Unavailable("the in-process Python runner is shut down".into()))?;
+    pool.submit(state.clone(), work).map_err(|_| {
+        RunnerError::Unavailable("the in-process Python runner is shut down".into())
+    })?;
     let mut pending = Pending {
         pool,
         state,

@@ -14,7 +14,10 @@ use crate::call::{text, Failure, Fetch};
 use crate::interp::Sdk;
 
 /// `[(name, value or None), ...]`.
-pub(crate) fn entry_list<'py>(py: Python<'py>, entries: &[TextEntry]) -> PyResult<Bound<'py, PyList>> {
+pub(crate) fn entry_list<'py>(
+    py: Python<'py>,
+    entries: &[TextEntry],
+) -> PyResult<Bound<'py, PyList>> {
     PyList::new(
         py,
         entries.iter().map(|e| {

@@ -104,7 +104,8 @@ pub(crate) fn watchdog() -> Result<&'static Watchdog, String> {
                     // Py_InitializeEx(0): Python installs no signal handlers; signals stay the
                     // gateway's. This thread is Python's "main thread" and never ends.
                     Python::initialize();
-                    let ready = Python::attach(|py| helpers(py).map(|_| ()).map_err(|e| describe(py, &e)));
+                    let ready =
+                        Python::attach(|py| helpers(py).map(|_| ()).map_err(|e| describe(py, &e)));
                     let ok = ready.is_ok();
                     let _ = ready_tx.send(ready);
                     if ok {
@@ -138,7 +139,12 @@ impl Watchdog {
 /// The runner's helpers (made on first use).
 pub(crate) fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
     HELPER_OBJECTS.get_or_try_init(py, || {
-        let m = PyModule::from_code(py, HELPERS, c"<ferrogate runner-python>", c"_ferrogate_runner")?;
+        let m = PyModule::from_code(
+            py,
+            HELPERS,
+            c"<ferrogate runner-python>",
+            c"_ferrogate_runner",
+        )?;
         let get = |name: &str| m.getattr(name).map(Bound::unbind);
         Ok(Helpers {
             timeout: get("CallTimeout")?,
@@ -191,4 +197,3 @@ pub(crate) fn describe(py: Python<'_>, err: &PyErr) -> String {
 pub(crate) fn is_timeout(py: Python<'_>, err: &PyErr) -> bool {
     helpers(py).is_ok_and(|h| err.is_instance(py, h.timeout.bind(py)))
 }
-

@@ -269,7 +269,9 @@ fn worker(shared: &Shared) {
 fn thread_ident(py: Python<'_>) -> PyResult<u64> {
     let threading = py.import("threading")?;
     if let Some(name) = std::thread::current().name() {
-        threading.call_method0("current_thread")?.setattr("name", name)?;
+        threading
+            .call_method0("current_thread")?
+            .setattr("name", name)?;
     }
     threading.call_method0("get_ident")?.extract()
 }

@@ -134,7 +134,12 @@ impl PythonRunner {
                 return Err(fail(format!("loading plugins failed: {e}")));
             }
         };
-        tracing::info!(runner = name, threads = config.threads, ?plugins, "in-process Python runner ready");
+        tracing::info!(
+            runner = name,
+            threads = config.threads,
+            ?plugins,
+            "in-process Python runner ready"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -270,11 +275,14 @@ impl PythonRunner {
     }
 }
 
-async fn warm(inner: Weak<Inner>, key: String, conf: Arc<Vec<TextEntry>>, slot: Arc<OnceCell<Prepared>>) {
+async fn warm(
+    inner: Weak<Inner>,
+    key: String,
+    conf: Arc<Vec<TextEntry>>,
+    slot: Arc<OnceCell<Prepared>>,
+) {
     let Some(inner) = inner.upgrade() else { return };
-    let res = slot
-        .get_or_try_init(|| inner.prepare_now(conf, &key))
-        .await;
+    let res = slot.get_or_try_init(|| inner.prepare_now(conf, &key)).await;
     if let Err(e) = res {
         tracing::warn!(runner = %inner.name, key, "prepare failed: {e}");
     }
@@ -321,7 +329,11 @@ impl Inner {
             .cloned()
     }
 
-    async fn prepare_now(&self, conf: Arc<Vec<TextEntry>>, key: &str) -> Result<Prepared, RunnerError> {
+    async fn prepare_now(
+        &self,
+        conf: Arc<Vec<TextEntry>>,
+        key: &str,
+    ) -> Result<Prepared, RunnerError> {
         let prepared = call::run(
             &self.pool,
             self.timeout,

@@ -79,7 +79,9 @@ impl InfoSource for Info {
         match question {
             ExtraInfo::Var(name) => {
                 let name = std::str::from_utf8(name).ok()?;
-                self.vars.get(name).map(|v| Bytes::from_static(v.as_bytes()))
+                self.vars
+                    .get(name)
+                    .map(|v| Bytes::from_static(v.as_bytes()))
             }
             ExtraInfo::ReqBody => Some(Bytes::from_static(self.body.as_bytes())),
             ExtraInfo::RespBody => Some(Bytes::from_static(self.upstream_body.as_bytes())),
@@ -106,7 +108,11 @@ async fn request(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_rewrite_and_pass() {
     let r = start("basic", 2, 10.0).await;
-    assert!(r.plugins().iter().any(|p| p == "conf-stop"), "{:?}", r.plugins());
+    assert!(
+        r.plugins().iter().any(|p| p == "conf-stop"),
+        "{:?}",
+        r.plugins()
+    );
 
     let s = stop_of(
         request(
@@ -122,7 +128,11 @@ async fn stop_rewrite_and_pass() {
     );
     assert_eq!(s.status, 403);
     assert_eq!(&s.body[..], b"no");
-    assert!(s.headers.contains(&TextEntry::new("x-a", "1")), "{:?}", s.headers);
+    assert!(
+        s.headers.contains(&TextEntry::new("x-a", "1")),
+        "{:?}",
+        s.headers
+    );
 
     let reply = request(
         &r,
@@ -140,7 +150,11 @@ async fn stop_rewrite_and_pass() {
     };
     assert_ne!(reply.id, 0, "an id is assigned");
     assert_eq!(rw.path.as_deref(), Some(&b"/new"[..]));
-    assert!(rw.headers.contains(&TextEntry::new("x-h", "v")), "{:?}", rw.headers);
+    assert!(
+        rw.headers.contains(&TextEntry::new("x-h", "v")),
+        "{:?}",
+        rw.headers
+    );
     assert!(
         rw.headers.contains(&TextEntry {
             name: "host".into(),
@@ -155,7 +169,9 @@ async fn stop_rewrite_and_pass() {
     assert_eq!(rw.resp_headers, vec![TextEntry::new("x-r", "1")]);
 
     // A conf with no plugin that acts: continue unchanged.
-    let reply = request(&r, "none", conf("conf-response", "{}")).await.unwrap();
+    let reply = request(&r, "none", conf("conf-response", "{}"))
+        .await
+        .unwrap();
     assert_eq!(reply.action, None);
     r.shutdown().await;
 }
@@ -165,7 +181,8 @@ async fn non_utf8_bytes_survive_the_round_trip() {
     let r = start("raw", 1, 10.0).await;
     r.prepare("k", conf("rt-raw", ""));
     let mut call = get("/p");
-    call.headers.push(TextEntry::new("x-raw", &b"caf\xe9 \xff"[..]));
+    call.headers
+        .push(TextEntry::new("x-raw", &b"caf\xe9 \xff"[..]));
     let reply = r.request("k", call, &Info::default()).await.unwrap();
     let Some(Action::Rewrite(rw)) = reply.action else {
         panic!("expected a rewrite, got {reply:?}");
@@ -180,7 +197,10 @@ async fn extra_info_is_answered_from_the_async_side() {
     let r = start("info", 2, 10.0).await;
     r.prepare(
         "echo",
-        conf("conf-echo", r#"{"vars": ["remote_addr", "nope"], "body": true}"#),
+        conf(
+            "conf-echo",
+            r#"{"vars": ["remote_addr", "nope"], "body": true}"#,
+        ),
     );
     let info = Info {
         vars: HashMap::from([("remote_addr", "10.0.0.7")]),
@@ -234,16 +254,24 @@ async fn extra_info_is_answered_from_the_async_side() {
         headers: vec![],
         conf_token: 0,
     };
-    let reply = r.response("resp-none", call, &Info::default()).await.unwrap();
+    let reply = r
+        .response("resp-none", call, &Info::default())
+        .await
+        .unwrap();
     assert_ne!(reply.id, 0);
-    assert_eq!((reply.status, reply.headers.len(), reply.body.len()), (0, 0, 0));
+    assert_eq!(
+        (reply.status, reply.headers.len(), reply.body.len()),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_raises_is_service_unavailable_and_the_pool_goes_on() {
     let r = start("raise", 1, 10.0).await;
     for _ in 0..3 {
-        let e = request(&r, "fail", conf("conf-fail", "")).await.unwrap_err();
+        let e = request(&r, "fail", conf("conf-fail", ""))
+            .await
+            .unwrap_err();
         assert!(
             matches!(e, RunnerError::Runner(ErrorCode::ServiceUnavailable)),
             "{e:?}"
@@ -258,7 +286,11 @@ async fn a_plugin_that_raises_is_service_unavailable_and_the_pool_goes_on() {
         "{e:?}"
     );
     assert!(!r.is_prepared("bad-conf"));
-    let s = stop_of(request(&r, "ok", conf("conf-stop", r#"{"body": "ok"}"#)).await.unwrap());
+    let s = stop_of(
+        request(&r, "ok", conf("conf-stop", r#"{"body": "ok"}"#))
+            .await
+            .unwrap(),
+    );
     assert_eq!(&s.body[..], b"ok");
     assert_eq!(r.live_threads(), 1);
 }
@@ -288,9 +320,16 @@ async fn a_spinning_plugin_times_out_is_interrupted_and_the_pool_serves_on() {
         r.prepare(key, c);
         r.ready(key).await.unwrap();
         let t0 = Instant::now();
-        let e = r.request(key, get("/"), &Info::default()).await.unwrap_err();
+        let e = r
+            .request(key, get("/"), &Info::default())
+            .await
+            .unwrap_err();
         assert!(matches!(e, RunnerError::Timeout), "{e:?}");
-        assert!(t0.elapsed() < Duration::from_millis(900), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
         // The exception lands at once in pure Python (even through `except Exception`): the
         // interrupted thread retires and its replacement takes its place.
         settles_to(&r, 2, Duration::from_secs(3)).await;
@@ -308,25 +347,37 @@ async fn a_spinning_plugin_times_out_is_interrupted_and_the_pool_serves_on() {
 async fn a_plugin_blocked_in_c_is_replaced_until_it_returns() {
     let r = start("block", 2, 0.2).await;
     r.prepare("block", conf("rt-block", "1500"));
+    r.prepare("sleep", conf("conf-sleep", r#"{"ms": 1500}"#));
     r.prepare("stop", conf("conf-stop", r#"{"body": "ok"}"#));
-    r.ready("block").await.unwrap();
-    r.ready("stop").await.unwrap();
+    for key in ["block", "sleep", "stop"] {
+        r.ready(key).await.unwrap();
+    }
     let info = Info::default();
     let t0 = Instant::now();
+    // `time.sleep` in a plain filter, `asyncio.sleep` in an async one (the loop waits in
+    // `select`): both hold their thread until the sleep ends.
     let (a, b) = tokio::join!(
         r.request("block", get("/"), &info),
-        r.request("block", get("/"), &info),
+        r.request("sleep", get("/"), &info),
     );
     assert!(matches!(a, Err(RunnerError::Timeout)), "{a:?}");
     assert!(matches!(b, Err(RunnerError::Timeout)), "{b:?}");
-    assert!(t0.elapsed() < Duration::from_millis(800), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t0.elapsed()
+    );
     // Both threads still sleep in C; their replacements answer meanwhile.
     let t1 = Instant::now();
     let calls = (0..4).map(|_| r.request("stop", get("/"), &info));
     for reply in futures_join(calls).await {
         assert_eq!(&stop_of(reply.unwrap()).body[..], b"ok");
     }
-    assert!(t1.elapsed() < Duration::from_millis(800), "{:?}", t1.elapsed());
+    assert!(
+        t1.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t1.elapsed()
+    );
     assert!(r.live_threads() <= 4, "bounded: {}", r.live_threads());
     // When the sleeps end, the interrupted threads retire.
     settles_to(&r, 2, Duration::from_secs(5)).await;
@@ -446,19 +497,29 @@ fn tokio_workers_are_never_blocked_by_python() {
         assert_eq!(&s.body[..], b"spun");
         let n = ticks.load(Ordering::Relaxed);
         ticker.abort();
-        assert!(n >= 20, "only {n} ticks of 10 ms during a 400 ms Python call");
+        assert!(
+            n >= 20,
+            "only {n} ticks of 10 ms during a 400 ms Python call"
+        );
     });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_prepare_on_demand_replace_and_forget() {
     let r = start("keys", 1, 10.0).await;
-    let e = r.request("never", get("/"), &Info::default()).await.unwrap_err();
+    let e = r
+        .request("never", get("/"), &Info::default())
+        .await
+        .unwrap_err();
     assert!(matches!(e, RunnerError::Unavailable(_)), "{e:?}");
 
-    // Registered but not prepared yet (no warm-up has run): the call prepares it from the
-    // remembered conf.
-    r.prepare("k", conf("conf-stop", r#"{"body": "one"}"#));
+    // Registered where no runtime runs (so no warm-up starts): the first call prepares it from
+    // the remembered conf.
+    let r2 = r.clone();
+    std::thread::spawn(move || r2.prepare("k", conf("conf-stop", r#"{"body": "one"}"#)))
+        .join()
+        .unwrap();
+    assert!(!r.is_prepared("k"));
     let s = stop_of(r.request("k", get("/"), &Info::default()).await.unwrap());
     assert_eq!(&s.body[..], b"one");
     assert!(r.is_prepared("k"));
@@ -473,7 +534,10 @@ async fn keys_prepare_on_demand_replace_and_forget() {
 
     r.forget("k");
     assert!(r.keys().is_empty());
-    let e = r.request("k", get("/"), &Info::default()).await.unwrap_err();
+    let e = r
+        .request("k", get("/"), &Info::default())
+        .await
+        .unwrap_err();
     assert!(matches!(e, RunnerError::Unavailable(_)), "{e:?}");
 }
 
@@ -491,7 +555,10 @@ async fn the_runner_trait_uses_raw_tokens() {
     let mut call = get("/");
     call.conf_token = token;
     call.id = 77;
-    let reply = r.http_request(call.clone(), &Info::default()).await.unwrap();
+    let reply = r
+        .http_request(call.clone(), &Info::default())
+        .await
+        .unwrap();
     assert_eq!(reply.id, 77);
     assert_eq!(stop_of(reply).status, 401);
 
@@ -504,7 +571,10 @@ async fn the_runner_trait_uses_raw_tokens() {
         .await
         .unwrap();
     assert_ne!(token2, token);
-    let e = r.http_request(call.clone(), &Info::default()).await.unwrap_err();
+    let e = r
+        .http_request(call.clone(), &Info::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, RunnerError::Runner(ErrorCode::ConfTokenNotFound)),
         "{e:?}"
