@@ -55,6 +55,13 @@ def load(paths, modules):
         return inprocess.load(paths, modules)
 
 
+def forget_thread():
+    """A worker thread ends: drop the `threading` record that naming it made, which Python
+    keeps for threads it did not start."""
+    with threading._active_limbo_lock:
+        threading._active.pop(threading.get_ident(), None)
+
+
 def describe(exc):
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 "#;
@@ -68,6 +75,8 @@ pub(crate) struct Helpers {
     /// `clear(ident, None)`: drops a pending asynchronous exception; a C call.
     pub(crate) clear: Py<PyAny>,
     load: Py<PyAny>,
+    /// `forget_thread()`: on a worker thread that ends.
+    pub(crate) forget_thread: Py<PyAny>,
     describe: Py<PyAny>,
 }
 
@@ -151,6 +160,7 @@ pub(crate) fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
             interrupt: get("interrupt")?,
             clear: get("clear")?,
             load: get("load")?,
+            forget_thread: get("forget_thread")?,
             describe: get("describe")?,
         })
     })

@@ -230,7 +230,7 @@ fn worker(shared: &Shared) {
         });
         loop {
             let Some(job) = py.detach(|| shared.next_job()) else {
-                return;
+                break;
             };
             {
                 let mut phase = job.state.lock();
@@ -258,8 +258,11 @@ fn worker(shared: &Shared) {
                 }
             }
             if me.retire.load(Ordering::Acquire) {
-                return;
+                break;
             }
+        }
+        if let Ok(h) = interp::helpers(py) {
+            let _ = h.forget_thread.call0(py);
         }
     });
 }

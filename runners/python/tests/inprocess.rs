@@ -642,3 +642,33 @@ async fn start_up_failures_say_why() {
         other => panic!("expected a Python error, got {other:?}"),
     }
 }
+
+/// Not a check: calls per second for a header-rewriting conf, 64 concurrent callers
+/// (`cargo test -p runner-python --release -- --ignored --nocapture throughput`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn throughput() {
+    let r = start("bench", 2, 10.0).await;
+    r.prepare(
+        "rw",
+        conf("conf-rewrite", r#"{"headers": [["x-bench", "1"]]}"#),
+    );
+    r.ready("rw").await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (r, done) = (r.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                r.request("rw", get("/p"), &Info::default()).await.unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = done.load(Ordering::Relaxed);
+    eprintln!("{n} calls in 3 s: {:.0} calls/s", n as f64 / 3.0);
+}
