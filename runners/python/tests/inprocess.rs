@@ -410,6 +410,27 @@ async fn a_timeout_while_waiting_for_extra_info_wakes_the_plugin() {
     settles_to(&r, 1, Duration::from_secs(3)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_call_is_interrupted_like_a_timed_out_one() {
+    let r = start("dropped", 1, 30.0).await;
+    r.prepare("spin", conf("rt-spin", "0"));
+    r.prepare("stop", conf("conf-stop", r#"{"body": "ok"}"#));
+    r.ready("spin").await.unwrap();
+    r.ready("stop").await.unwrap();
+    // The client goes away: the gateway drops the call long before the runner's timeout.
+    let out = tokio::time::timeout(
+        Duration::from_millis(100),
+        r.request("spin", get("/"), &Info::default()),
+    )
+    .await;
+    assert!(out.is_err(), "spins until dropped");
+    let t0 = Instant::now();
+    let s = stop_of(r.request("stop", get("/"), &Info::default()).await.unwrap());
+    assert_eq!(&s.body[..], b"ok");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    settles_to(&r, 1, Duration::from_secs(3)).await;
+}
+
 /// Joins futures without an extra dependency: each on its own task.
 async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
