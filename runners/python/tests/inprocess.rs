@@ -326,7 +326,7 @@ async fn a_spinning_plugin_times_out_is_interrupted_and_the_pool_serves_on() {
             .unwrap_err();
         assert!(matches!(e, RunnerError::Timeout), "{e:?}");
         assert!(
-            t0.elapsed() < Duration::from_millis(900),
+            t0.elapsed() < Duration::from_millis(1500),
             "{:?}",
             t0.elapsed()
         );
@@ -346,8 +346,8 @@ async fn a_spinning_plugin_times_out_is_interrupted_and_the_pool_serves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_blocked_in_c_is_replaced_until_it_returns() {
     let r = start("block", 2, 0.2).await;
-    r.prepare("block", conf("rt-block", "1500"));
-    r.prepare("sleep", conf("conf-sleep", r#"{"ms": 1500}"#));
+    r.prepare("block", conf("rt-block", "3000"));
+    r.prepare("sleep", conf("conf-sleep", r#"{"ms": 3000}"#));
     r.prepare("stop", conf("conf-stop", r#"{"body": "ok"}"#));
     for key in ["block", "sleep", "stop"] {
         r.ready(key).await.unwrap();
@@ -363,7 +363,7 @@ async fn a_plugin_blocked_in_c_is_replaced_until_it_returns() {
     assert!(matches!(a, Err(RunnerError::Timeout)), "{a:?}");
     assert!(matches!(b, Err(RunnerError::Timeout)), "{b:?}");
     assert!(
-        t0.elapsed() < Duration::from_millis(800),
+        t0.elapsed() < Duration::from_millis(1500),
         "{:?}",
         t0.elapsed()
     );
@@ -374,13 +374,13 @@ async fn a_plugin_blocked_in_c_is_replaced_until_it_returns() {
         assert_eq!(&stop_of(reply.unwrap()).body[..], b"ok");
     }
     assert!(
-        t1.elapsed() < Duration::from_millis(800),
+        t1.elapsed() < Duration::from_millis(1500),
         "{:?}",
         t1.elapsed()
     );
     assert!(r.live_threads() <= 4, "bounded: {}", r.live_threads());
     // When the sleeps end, the interrupted threads retire.
-    settles_to(&r, 2, Duration::from_secs(5)).await;
+    settles_to(&r, 2, Duration::from_secs(8)).await;
     let s = stop_of(r.request("stop", get("/"), &Info::default()).await.unwrap());
     assert_eq!(&s.body[..], b"ok");
 }
@@ -519,7 +519,7 @@ fn tokio_workers_are_never_blocked_by_python() {
         let n = ticks.load(Ordering::Relaxed);
         ticker.abort();
         assert!(
-            n >= 20,
+            n >= 10,
             "only {n} ticks of 10 ms during a 400 ms Python call"
         );
     });
