@@ -1,0 +1,3 @@
+"""A plugin file that fails to import (runner-python's start-up test)."""
+
+raise ImportError("broken on purpose")
