@@ -17,10 +17,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::runners::Runners;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use runner_ext::ExtRunners;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch as signal};
 use tokio::task::JoinHandle;
@@ -80,7 +80,7 @@ pub enum StartError {
     AdminKey(std::io::Error),
     /// The external plugin runners cannot be started.
     #[error("ext-plugin: {0}")]
-    Runners(#[from] runner_ext::StartError),
+    Runners(#[from] crate::runners::StartError),
 }
 
 /// How long shutdown waits for loggers to send or write the entries they hold.
@@ -103,7 +103,7 @@ pub struct Gateway {
     stop_management: signal::Sender<bool>,
     access_log: Option<AccessLogWriter>,
     /// External plugin runners: stopped (SIGTERM, then SIGKILL) after the last request.
-    runners: Option<Arc<ExtRunners>>,
+    runners: Option<Arc<Runners>>,
     /// The loggers' pending work, waited for at shutdown.
     drain: Arc<Drain>,
 }
@@ -135,7 +135,7 @@ impl Gateway {
     }
 
     /// The external plugin runners, if `ext-plugin` configures any.
-    pub fn runners(&self) -> Option<&ExtRunners> {
+    pub fn runners(&self) -> Option<&Runners> {
         self.runners.as_deref()
     }
 
@@ -199,7 +199,9 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let role = config.deployment.role;
     // Runners serve the proxy: a control plane starts none.
     let runners = match (&config.ext_plugin, role) {
-        (Some(ext), Role::Traditional | Role::DataPlane) => Some(Arc::new(ExtRunners::start(ext)?)),
+        (Some(ext), Role::Traditional | Role::DataPlane) => {
+            Some(Arc::new(Runners::start(ext).await?))
+        }
         _ => None,
     };
     let drain = Arc::new(Drain::default());

@@ -15,6 +15,8 @@
 //! - [`upstream`]: balancers, connection pools, retries and timeouts.
 //! - [`server`]: listeners, connections, the request pipeline, gateway-made responses.
 //! - [`plugins`]: the plugin runtime (phases, `_meta`, chains) and the built-in plugins.
+//! - [`runners`]: the external plugin runners (out-of-process and in-process Python) the
+//!   `ext-plugin-*` plugins call.
 //! - [`admin`]: management endpoints: the Admin API, the control API, the status API.
 //! - [`observe`]: error log setup and the access log.
 //! - [`gateway`]: wires all of the above into a running gateway.
@@ -26,6 +28,7 @@ pub mod model;
 pub mod observe;
 pub mod plugins;
 pub mod router;
+pub mod runners;
 pub mod server;
 pub mod snapshot;
 pub mod store;

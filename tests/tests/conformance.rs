@@ -191,8 +191,8 @@ async fn conf_change(runner: RunnerUnderTest) {
     let runner_handle = gw
         .gateway
         .runners()
-        .expect("runners")
-        .default_runner()
+        .and_then(|r| r.runner(None))
+        .expect("a runner")
         .clone();
     let before = runner_handle.keys();
     assert_eq!(before.len(), 1, "{before:?}");
@@ -227,7 +227,8 @@ async fn kill_and_recover(gw: &TestGateway, path: &str, ok: impl Fn(&Got) -> boo
     let runner = gw
         .gateway
         .runners()
-        .expect("runners")
+        .and_then(|r| r.ext())
+        .expect("a runner process")
         .default_runner()
         .clone();
     let status = runner.status();
@@ -379,36 +380,24 @@ where
     panic!("condition never held");
 }
 
-/// Every scenario against one of our SDKs' runners.
-macro_rules! sdk_scenarios {
-    ($($runner:ident => $make:path),* $(,)?) => {$(
+/// The scenarios `$($test)*` against a runner, in a module `$runner`.
+macro_rules! scenarios {
+    ($runner:ident => $make:path: $($test:ident),* $(,)?) => {
         mod $runner {
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn stop() { super::stop($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rewrite() { super::rewrite($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn extra_info() { super::extra_info($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn response() { super::response($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn chain() { super::chain($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn all_three() { super::all_three($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn conf_change() { super::conf_change($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn killed_runner() { super::killed_runner($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn hanging_runner() { super::hanging_runner($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn failing_plugin() { super::failing_plugin($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn large_body() { super::large_body($make()).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn concurrent() { super::concurrent($make()).await }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() { super::$test($make()).await }
+            )*
         }
+    };
+}
+
+/// Every scenario against one of our SDKs' socket runners.
+macro_rules! sdk_scenarios {
+    ($($runner:ident => $make:path),* $(,)?) => {$(
+        scenarios!($runner => $make: stop, rewrite, extra_info, response, chain, all_three,
+            conf_change, killed_runner, hanging_runner, failing_plugin, large_body, concurrent);
     )*};
 }
 
@@ -417,6 +406,10 @@ sdk_scenarios! {
     python_sdk => support::python_sdk,
     java_sdk => support::java_sdk,
 }
+
+// In the gateway's process there is no runner process to kill.
+scenarios!(python_in_process => support::python_in_process: stop, rewrite, extra_info, response,
+    chain, all_three, conf_change, hanging_runner, failing_plugin, large_body, concurrent);
 
 /// APISIX's official Go runner, with its sample plugins.
 mod official_go {

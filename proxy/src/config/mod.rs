@@ -41,7 +41,7 @@ pub struct NodeConfig {
     /// External plugin runners (`ext-plugin:` section): APISIX's `cmd` / `path_for_test`, or
     /// several named `runners`.
     #[serde(rename = "ext-plugin")]
-    pub ext_plugin: Option<runner_ext::ExtPluginConfig>,
+    pub ext_plugin: Option<crate::runners::RunnersConfig>,
 }
 
 /// The `plugin_attr:` section; other plugins' entries are ignored (with a warning).
@@ -477,8 +477,8 @@ impl NodeConfig {
                 ),
             );
         }
-        if let Some(Err(e)) = self.ext_plugin.as_ref().map(|c| c.runner_specs()) {
-            err("ext-plugin", e.to_string());
+        for problem in self.ext_plugin.iter().flat_map(|c| c.problems()) {
+            err("ext-plugin", problem);
         }
         let listeners = self.apisix.node_listen.listeners();
         if listeners.is_empty() {

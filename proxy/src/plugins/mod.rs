@@ -265,7 +265,7 @@ pub struct BuildContext {
     /// The object the config belongs to (`route#1`, `global_rules`, `consumer#jack`).
     pub owner: String,
     /// The external plugin runners (`None` when only checking a config).
-    pub runners: Option<Arc<runner_ext::ExtRunners>>,
+    pub runners: Option<Arc<crate::runners::Runners>>,
     /// The gateway's shutdown drain, which loggers join (`None` when only checking a config).
     pub drain: Option<Arc<drain::Drain>>,
 }

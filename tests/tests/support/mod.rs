@@ -13,9 +13,27 @@ use crate::common::{start_in, TestGateway};
 #[path = "../../../runners/ext/tests/common/official_go.rs"]
 pub mod official_go;
 
-/// A runner the suite runs against: the command that starts it.
-pub struct RunnerUnderTest {
-    pub cmd: Vec<String>,
+/// A runner the suite runs against.
+pub enum RunnerUnderTest {
+    /// A process started with this command.
+    Process(Vec<String>),
+    /// Python in the gateway's process, loading the plugins of these paths.
+    InProcess(Vec<PathBuf>),
+}
+
+impl RunnerUnderTest {
+    /// Its entry under `ext-plugin.runners`; a call may take `timeout` seconds.
+    fn entry(&self, timeout: f64) -> String {
+        match self {
+            RunnerUnderTest::Process(cmd) => {
+                format!("{{cmd: {}}}", serde_json::to_string(cmd).expect("json"))
+            }
+            RunnerUnderTest::InProcess(paths) => format!(
+                "{{in_process: true, timeout: {timeout}, threads: 4, paths: {}}}",
+                serde_json::to_string(paths).expect("json")
+            ),
+        }
+    }
 }
 
 /// The repository's root directory.
@@ -28,12 +46,10 @@ fn repo() -> PathBuf {
 
 /// APISIX's official Go runner with its sample plugins.
 pub fn official_go() -> RunnerUnderTest {
-    RunnerUnderTest {
-        cmd: vec![
-            official_go::go_runner().display().to_string(),
-            "run".to_owned(),
-        ],
-    }
+    RunnerUnderTest::Process(vec![
+        official_go::go_runner().display().to_string(),
+        "run".to_owned(),
+    ])
 }
 
 /// The Go SDK's conformance runner (`sdk-go/e2e/cmd/conformance-runner`), built once.
@@ -61,26 +77,31 @@ pub fn go_sdk() -> RunnerUnderTest {
         std::fs::rename(&tmp, &bin).expect("rename");
         bin
     });
-    RunnerUnderTest {
-        cmd: vec![bin.display().to_string()],
-    }
+    RunnerUnderTest::Process(vec![bin.display().to_string()])
 }
 
 /// The Python SDK's socket runner with the conformance plugins (standard library only).
 pub fn python_sdk() -> RunnerUnderTest {
     let root = repo();
-    RunnerUnderTest {
-        cmd: vec![
-            "env".to_owned(),
-            format!("PYTHONPATH={}", root.join("sdk-python/src").display()),
-            "python3".to_owned(),
-            "-m".to_owned(),
-            "ferrogate_sdk.runner".to_owned(),
-            root.join("examples/python/conformance")
-                .display()
-                .to_string(),
-        ],
-    }
+    RunnerUnderTest::Process(vec![
+        "env".to_owned(),
+        format!("PYTHONPATH={}", root.join("sdk-python/src").display()),
+        "python3".to_owned(),
+        "-m".to_owned(),
+        "ferrogate_sdk.runner".to_owned(),
+        root.join("examples/python/conformance")
+            .display()
+            .to_string(),
+    ])
+}
+
+/// The same Python plugins in the gateway's own process (runner-python).
+pub fn python_in_process() -> RunnerUnderTest {
+    let root = repo();
+    RunnerUnderTest::InProcess(vec![
+        root.join("sdk-python/src"),
+        root.join("examples/python/conformance"),
+    ])
 }
 
 /// The Java SDK's conformance runner (`sdk-java/conformance`), packaged once with Maven.
@@ -110,13 +131,11 @@ pub fn java_sdk() -> RunnerUnderTest {
         );
         root.join("sdk-java/conformance/target/ferrogate-conformance-runner.jar")
     });
-    RunnerUnderTest {
-        cmd: vec![
-            "java".to_owned(),
-            "-jar".to_owned(),
-            jar.display().to_string(),
-        ],
-    }
+    RunnerUnderTest::Process(vec![
+        "java".to_owned(),
+        "-jar".to_owned(),
+        jar.display().to_string(),
+    ])
 }
 
 /// A gateway on the embedded store whose runner `main` is `runner` (with `read_timeout`
@@ -126,16 +145,15 @@ pub async fn gateway(
     read_timeout: f64,
     more: &str,
 ) -> (TestGateway, Admin) {
-    let cmd = serde_json::to_string(&runner.cmd).expect("json");
     let config = format!(
-        "{}ext-plugin:\n  read_timeout: {read_timeout}\n  runners:\n    main: {{cmd: {cmd}}}\n{more}",
-        embedded_config()
+        "{}ext-plugin:\n  read_timeout: {read_timeout}\n  runners:\n    main: {}\n{more}",
+        embedded_config(),
+        runner.entry(read_timeout)
     );
     let gw = start_in(tempfile::tempdir().expect("tempdir"), &config).await;
     let admin = Admin::for_gateway(&gw);
-    if let Some(runners) = gw.gateway.runners() {
-        runners
-            .wait_ready(Duration::from_secs(30))
+    if let Some(ext) = gw.gateway.runners().and_then(|r| r.ext()) {
+        ext.wait_ready(Duration::from_secs(30))
             .await
             .expect("the runner starts");
     }

@@ -19,8 +19,8 @@ mod call;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::runners::Runner;
 use http::StatusCode;
-use runner_ext::ExtRunner;
 use runner_protocol::TextEntry;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -72,7 +72,7 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 struct Instance {
     phase: Phase,
-    runner: ExtRunner,
+    runner: Runner,
     key: String,
     allow_degradation: bool,
 }
