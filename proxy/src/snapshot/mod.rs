@@ -24,6 +24,7 @@ use crate::plugins::consumers::Consumers;
 use crate::plugins::traffic_split::{self, Alternative};
 use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
+use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
 use crate::upstream::{Backend, Timeouts};
@@ -84,6 +85,8 @@ pub struct Snapshot {
     pub global_plugins: Arc<Chain>,
     /// Every consumer, for authentication plugins.
     pub consumers: Arc<Consumers>,
+    /// The certificates served by SNI on the TLS listeners.
+    pub tls: Arc<CertIndex>,
 }
 
 impl Snapshot {
@@ -96,6 +99,7 @@ impl Snapshot {
             config: Arc::default(),
             global_plugins: Arc::default(),
             consumers: Arc::default(),
+            tls: Arc::default(),
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct Builder {
     global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
     /// The consumer resources of the last build and their index.
     consumers: Option<(ConsumerSources, Arc<Consumers>)>,
+    /// The certificate index, rebuilt only for ssl objects that changed.
+    tls: IndexBuilder,
     version: u64,
 }
 
@@ -265,8 +271,14 @@ impl Builder {
             generation: 0,
             global: None,
             consumers: None,
+            tls: IndexBuilder::default(),
             version: 0,
         })
+    }
+
+    /// Sets the node-level TLS settings (`apisix.ssl`) later builds use.
+    pub fn set_tls(&mut self, settings: TlsSettings) {
+        self.tls = IndexBuilder::new(settings);
     }
 
     /// The router the snapshots use.
@@ -401,6 +413,7 @@ impl Builder {
             routes,
             global_plugins: self.global_plugins(&config.global_rules),
             consumers: self.consumers(&config),
+            tls: self.tls.build(&config.ssls),
             config,
         }
     }
