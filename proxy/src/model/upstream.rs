@@ -121,7 +121,7 @@ pub struct UpstreamTls {
     /// Client key (PEM).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_key: Option<String>,
-    /// Client certificate from an SSL object (not supported yet).
+    /// Client certificate from an SSL object (`type: client`), instead of `client_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_cert_id: Option<Id>,
     /// Verify the upstream's certificate (default true).
@@ -363,8 +363,11 @@ impl Upstream {
             if tls.client_cert.is_some() != tls.client_key.is_some() {
                 check.error("tls", "client_cert and client_key must be given together");
             }
-            if tls.client_cert_id.is_some() {
-                check.error("tls.client_cert_id", "client_cert_id is not supported yet");
+            if tls.client_cert_id.is_some() && tls.client_cert.is_some() {
+                check.error(
+                    "tls",
+                    "client_cert_id and client_cert/client_key are exclusive",
+                );
             }
             for (name, pem) in [
                 ("client_cert", &tls.client_cert),

@@ -17,7 +17,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use regex::RegexSet;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -239,12 +238,15 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// An object as parsed (`None`: not servable) with its certificates' SAN DNS names.
+type Prepared = (Option<Arc<Served>>, Vec<String>);
+
 /// Builds indexes, reusing the parsed form of objects that did not change between builds.
 #[derive(Default)]
 pub struct IndexBuilder {
     settings: TlsSettings,
-    /// The objects of the last build with what they became (`None`: not servable).
-    last: Vec<(Arc<Ssl>, Option<Arc<Served>>, Vec<String>)>,
+    /// The objects of the last build with what they became.
+    last: Vec<(Arc<Ssl>, Prepared)>,
     index: Arc<CertIndex>,
 }
 
@@ -269,24 +271,26 @@ impl IndexBuilder {
         {
             return self.index.clone();
         }
-        let mut previous: HashMap<*const Ssl, (Option<Arc<Served>>, Vec<String>)> = self
-            .last
-            .drain(..)
-            .map(|(ssl, served, sans)| (Arc::as_ptr(&ssl), (served, sans)))
+        // The old objects are held in `previous` until the end, so their addresses stay unique.
+        let previous_objects = std::mem::take(&mut self.last);
+        let mut previous: HashMap<*const Ssl, Prepared> = previous_objects
+            .iter()
+            .map(|(ssl, prepared)| (Arc::as_ptr(ssl), prepared.clone()))
             .collect();
         let mut next = Vec::with_capacity(ssls.len());
         for ssl in ssls {
-            let (served, sans) = match previous.remove(&Arc::as_ptr(ssl)) {
+            let prepared = match previous.remove(&Arc::as_ptr(ssl)) {
                 Some(done) => done,
                 None => self.prepare(ssl),
             };
-            next.push((ssl.clone(), served, sans));
+            next.push((ssl.clone(), prepared));
         }
+        drop(previous_objects);
         let mut index = CertIndex {
             fallback_sni: self.settings.fallback_sni.clone(),
             ..CertIndex::default()
         };
-        for (ssl, served, sans) in &next {
+        for (ssl, (served, sans)) in &next {
             let Some(served) = served else { continue };
             let i = index.entries.len();
             index.entries.push(served.clone());
@@ -460,9 +464,4 @@ impl MissLog {
 /// Used by [`crate::server`] after the handshake: whether the presented chain respects `depth`.
 pub fn chain_within_depth(mtls: &Mtls, presented: Option<&[CertificateDer<'_>]>) -> bool {
     presented.is_none_or(|chain| chain.len() <= mtls.depth.max(1) as usize)
-}
-
-/// The provider every TLS config uses.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }

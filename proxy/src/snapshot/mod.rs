@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{
-    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Upstream,
+    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Ssl,
+    Upstream,
 };
 use crate::plugins::chain::Chain;
 use crate::plugins::consumers::Consumers;
@@ -141,6 +142,8 @@ pub struct Builder {
     consumers: Option<(ConsumerSources, Arc<Consumers>)>,
     /// The certificate index, rebuilt only for ssl objects that changed.
     tls: IndexBuilder,
+    /// The ssl objects of the last build by id (for `tls.client_cert_id`).
+    ssls: FastMap<String, Arc<Ssl>>,
     version: u64,
 }
 
@@ -272,6 +275,7 @@ impl Builder {
             global: None,
             consumers: None,
             tls: IndexBuilder::default(),
+            ssls: FastMap::default(),
             version: 0,
         })
     }
@@ -306,6 +310,7 @@ impl Builder {
             .iter()
             .filter_map(|p| p.id.as_ref().map(|id| (id, p)))
             .collect();
+        let ssls_changed = self.refresh_ssls(&config.ssls);
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut clients_released = false;
@@ -340,6 +345,8 @@ impl Builder {
                         .split_upstreams
                         .iter()
                         .all(|(uid, was)| same(was.as_ref(), upstreams.get(uid).copied()))
+                    // A client certificate taken from a changed ssl object needs a new client.
+                    && !(ssls_changed && cached.clients.iter().any(|k| k.client_cert_id.is_some()))
                 {
                     if cached.generation != generation {
                         cached.generation = generation;
@@ -416,6 +423,28 @@ impl Builder {
             tls: self.tls.build(&config.ssls),
             config,
         }
+    }
+
+    /// Keeps the ssl objects by id; returns whether any changed since the last build.
+    fn refresh_ssls(&mut self, ssls: &[Arc<Ssl>]) -> bool {
+        let unchanged = self.ssls.len() == ssls.len()
+            && ssls.iter().all(|s| {
+                let id = s.id.as_ref().map_or("", |i| i.0.as_str());
+                self.ssls.get(id).is_some_and(|old| Arc::ptr_eq(old, s))
+            });
+        if unchanged {
+            return false;
+        }
+        self.ssls = ssls
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_ref().map_or_else(String::new, |i| i.0.clone()),
+                    s.clone(),
+                )
+            })
+            .collect();
+        true
     }
 
     /// The consumer index, reused while consumers, credentials and groups are the same objects.
@@ -730,9 +759,27 @@ impl Builder {
             ),
             None => (self.settings.keepalive, self.settings.keepalive_timeout),
         };
+        let client_cert_id = tls.and_then(|t| t.client_cert_id.as_ref());
+        let client_cert = match client_cert_id {
+            Some(id) => match self.ssls.get(&id.0) {
+                Some(ssl) => Some((ssl.cert.clone(), ssl.key.clone())),
+                None => {
+                    tracing::error!(ssl = %id.0, "tls.client_cert_id names no ssl object; no client certificate is sent");
+                    None
+                }
+            },
+            None => tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
+        };
+        // APISIX sends `upstream_host` as the TLS server name when it rewrites the Host.
+        let sni = match (u.scheme(), u.pass_host.as_deref()) {
+            ("https", Some("rewrite")) => u.upstream_host.clone().filter(|h| !h.is_empty()),
+            _ => None,
+        };
         ClientKey {
             verify: tls.and_then(|t| t.verify).unwrap_or(true),
-            client_cert: tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
+            client_cert,
+            client_cert_id: client_cert_id.map(|i| i.0.clone()),
+            sni,
             pool_size,
             idle_timeout,
             connect_timeout: timeouts.connect,
