@@ -597,3 +597,128 @@ async fn http2_by_alpn() {
     let (status, _) = get_over(tls, "h2.test", "/one").await.expect("http/1.1");
     assert_eq!(status, 200);
 }
+
+/// A gRPC-like HTTP/2 upstream (h2c, or TLS with ALPN `h2` when `tls` holds a certificate and
+/// key): answers with the request body prefixed by the path and the `te` header it got, then the
+/// trailers `grpc-status: 0` and `grpc-message: ok`.
+async fn h2_upstream(tls: Option<(String, String)>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = tls.map(|(cert, key)| {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der(&cert)],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
+        )
+        .expect("config");
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let te = req
+                            .headers()
+                            .get("te")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                            .to_owned();
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await.expect("body").to_bytes();
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                        trailers.insert("grpc-message", http::HeaderValue::from_static("ok"));
+                        let out = http_body_util::Full::new(Bytes::from(format!(
+                            "{path} te={te} {}",
+                            String::from_utf8_lossy(&body)
+                        )))
+                        .with_trailers(async move { Some(Ok(trailers)) });
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(out)
+                                .expect("response"),
+                        )
+                    },
+                );
+                let h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(tcp).await {
+                            let _ = h2.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = h2.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpc_passthrough_keeps_trailers() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["grpc.test"]);
+    let (up_cert, up_key) = pki.leaf(&["backend.test"]);
+    let plain = h2_upstream(None).await;
+    let secure = h2_upstream(Some((up_cert, up_key))).await;
+    let doc = json!({
+        "routes": [
+            {"id": "1", "uri": "/plain.Echo/*", "upstream": {"scheme": "grpc", "nodes": {plain.to_string(): 1}}},
+            {"id": "2", "uri": "/secure.Echo/*", "upstream": {"scheme": "grpcs", "nodes": {secure.to_string(): 1},
+             "tls": {"verify": false}}},
+        ],
+        "ssls": [{"id": "1", "cert": cert, "key": key, "sni": "grpc.test"}],
+    });
+    let gw = gateway_with(&format!("{doc}\n#END\n"), &tls_config("")).await;
+    let opts = Opts {
+        alpn: vec![b"h2".to_vec()],
+        ..Opts::default()
+    };
+    let tls = connect(gw.gateway.tls_addrs()[0], Some("grpc.test"), &opts)
+        .await
+        .expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    for path in ["/plain.Echo/Say", "/secure.Echo/Say"] {
+        let req = http::Request::post(format!("https://grpc.test{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(http_body_util::Full::new(Bytes::from_static(
+                b"\0\0\0\0\x02hi",
+            )))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/grpc");
+        let collected = resp.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().expect("trailers preserved");
+        assert_eq!(trailers["grpc-status"], "0", "{path}");
+        assert_eq!(trailers["grpc-message"], "ok");
+        let body = collected.to_bytes();
+        assert_eq!(
+            &body[..],
+            format!("{path} te=trailers \0\0\0\0\x02hi").as_bytes(),
+            "{path}"
+        );
+    }
+}

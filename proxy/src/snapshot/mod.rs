@@ -771,8 +771,8 @@ impl Builder {
             None => tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
         };
         // APISIX sends `upstream_host` as the TLS server name when it rewrites the Host.
-        let sni = match (u.scheme(), u.pass_host.as_deref()) {
-            ("https", Some("rewrite")) => u.upstream_host.clone().filter(|h| !h.is_empty()),
+        let sni = match (u.is_tls(), u.pass_host.as_deref()) {
+            (true, Some("rewrite")) => u.upstream_host.clone().filter(|h| !h.is_empty()),
             _ => None,
         };
         ClientKey {
@@ -780,6 +780,7 @@ impl Builder {
             client_cert,
             client_cert_id: client_cert_id.map(|i| i.0.clone()),
             sni,
+            http2: u.is_grpc(),
             pool_size,
             idle_timeout,
             connect_timeout: timeouts.connect,

@@ -36,6 +36,8 @@ pub struct ClientKey {
     /// The TLS server name (SNI, and the name verified) when not the node's host
     /// (`upstream_host` with `pass_host: rewrite`).
     pub sni: Option<String>,
+    /// Speak HTTP/2 only (gRPC upstreams): prior knowledge in cleartext, `h2` by ALPN over TLS.
+    pub http2: bool,
     /// Idle connections kept per node; 0 disables keep-alive.
     pub pool_size: usize,
     /// Idle time before a pooled connection is closed.
@@ -155,8 +157,13 @@ impl ClientCache {
             }
             None => builder,
         };
-        let connector = builder.enable_http1().wrap_connector(http);
+        let connector = if key.http2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http1().wrap_connector(http)
+        };
         Ok(Client::builder(TokioExecutor::new())
+            .http2_only(key.http2)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(key.idle_timeout)
