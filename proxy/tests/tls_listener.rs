@@ -491,7 +491,7 @@ async fn rotation_under_load_fails_no_handshake() {
 async fn client_certificates_are_verified() {
     let pki = Pki::new();
     let clients = Pki::new();
-    let (cert, key) = pki.leaf(&["m.test", "skip.test"]);
+    let (cert, key) = pki.leaf(&["m.test", "skip.test", "open.test"]);
     let (good, good_key) = clients.leaf(&["client"]);
     let (stranger, stranger_key) = Pki::new().leaf(&["client"]);
     let up = upstream("u", Behaviour::Echo).await;
@@ -499,6 +499,7 @@ async fn client_certificates_are_verified() {
         {"id": "strict", "cert": cert, "key": key, "sni": "m.test", "client": {"ca": clients.ca_pem}},
         {"id": "skip", "cert": cert, "key": key, "sni": "skip.test",
          "client": {"ca": clients.ca_pem, "skip_mtls_uri_regex": ["^/public/"]}},
+        {"id": "open", "cert": cert, "key": key, "sni": "open.test"},
     ]);
     let gw = gateway_with(&declarative(&up, ssls), &tls_config("")).await;
     let addr = gw.gateway.tls_addrs()[0];
@@ -506,12 +507,13 @@ async fn client_certificates_are_verified() {
         client_cert: pair.map(|(c, k)| (c.clone(), k.clone())),
         ..Opts::default()
     };
-    let get = |sni: &'static str, opts: Opts, path: &'static str| async move {
+    let get_host = |sni: &'static str, host: &'static str, opts: Opts, path: &'static str| async move {
         match connect(addr, Some(sni), &opts).await {
-            Ok(tls) => get_over(tls, sni, path).await,
+            Ok(tls) => get_over(tls, host, path).await,
             Err(e) => Err(e.to_string()),
         }
     };
+    let get = |sni: &'static str, opts: Opts, path: &'static str| get_host(sni, sni, opts, path);
 
     let (status, _) = get("m.test", with(Some((&good, &good_key))), "/x")
         .await
@@ -527,6 +529,29 @@ async fn client_certificates_are_verified() {
             .is_err(),
         "untrusted certificate"
     );
+
+    let (status, _) = get_host("m.test", "M.test:443", with(Some((&good, &good_key))), "/x")
+        .await
+        .expect("Host with a port");
+    assert_eq!(status, 200);
+
+    // The SNI of an object without mTLS cannot reach a Host whose object requires it (APISIX).
+    let (status, _) = get_host("open.test", "open.test", with(None), "/x")
+        .await
+        .expect("open");
+    assert_eq!(status, 200);
+    let (status, _) = get_host("open.test", "m.test", with(None), "/x")
+        .await
+        .expect("answered");
+    assert_eq!(status, 400, "mTLS bypass through another SNI");
+    let (status, _) = get_host("open.test", "skip.test", with(None), "/public/a")
+        .await
+        .expect("answered");
+    assert_eq!(status, 200, "the Host's skip_mtls_uri_regex applies");
+    let (status, _) = get_host("skip.test", "m.test", with(Some((&good, &good_key))), "/x")
+        .await
+        .expect("answered");
+    assert_eq!(status, 400, "certificate verified for another name");
 
     // skip_mtls_uri_regex: the handshake asks without requiring; paths decide.
     let (status, _) = get("skip.test", with(None), "/public/a")

@@ -192,7 +192,7 @@ async fn accept_loop(
                     return;
                 };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                serve_conn(stream, conn, gate, h2, &builders, state, stop, alive);
+                serve_conn(stream, conn, Some(gate), h2, &builders, state, stop, alive);
             });
         } else {
             serve_conn(
@@ -218,10 +218,7 @@ async fn handshake(
     misses: &tls::MissLog,
     http2: bool,
     conn: ConnInfo,
-) -> Option<(
-    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    Option<Gate>,
-)> {
+) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Gate)> {
     let timeout = state.settings.idle_timeout;
     let lazy = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
     let start = match tokio::time::timeout(timeout, lazy).await {
@@ -264,30 +261,81 @@ async fn handshake(
         }
         Err(_) => return None,
     };
-    let gate = match &served.mtls {
-        None => None,
-        Some(mtls) => {
-            let presented = stream.get_ref().1.peer_certificates();
-            if !tls::chain_within_depth(mtls, presented) {
-                tracing::info!(peer = %conn.peer, ssl = %served.id, depth = mtls.depth, "client certificate chain longer than client.depth; connection closed");
-                return None;
-            }
-            presented.is_none().then(|| Gate(served.clone()))
+    let presented = stream.get_ref().1.peer_certificates();
+    if let Some(mtls) = &served.mtls {
+        if !tls::chain_within_depth(mtls, presented) {
+            tracing::info!(peer = %conn.peer, ssl = %served.id, depth = mtls.depth, "client certificate chain longer than client.depth; connection closed");
+            return None;
         }
+    }
+    let gate = Gate {
+        verified: presented.is_some(),
+        sni: sni.map(|s| s.to_ascii_lowercase()),
+        served,
     };
     Some((stream, gate))
 }
 
-/// A TLS connection without a client certificate on an object that verifies clients: only
-/// requests whose path matches `skip_mtls_uri_regex` proceed (others get 400, as APISIX).
-struct Gate(Arc<tls::Served>);
+/// What a TLS connection showed, checked on each of its requests (as APISIX's access phase):
+/// - on an object that verifies clients, a connection without a certificate may only reach
+///   paths matching `skip_mtls_uri_regex`;
+/// - a request whose Host names an object that verifies clients needs a certificate verified
+///   in the handshake for that same name, so a client cannot present the SNI of an object
+///   without mTLS and the Host of one with it.
+struct Gate {
+    served: Arc<tls::Served>,
+    sni: Option<String>,
+    verified: bool,
+}
 
 impl Gate {
-    fn allows(&self, path: &str) -> bool {
-        self.0
-            .mtls
-            .as_ref()
-            .is_some_and(|m| m.allows_without_cert(path))
+    /// Whether `req` may proceed; refusals get 400.
+    fn allows(&self, state: &State, req: &http::Request<hyper::body::Incoming>) -> bool {
+        let path = req.uri().path();
+        if !self.verified {
+            if let Some(mtls) = &self.served.mtls {
+                if !mtls.allows_without_cert(path) {
+                    return false;
+                }
+            }
+        }
+        let snapshot = state.snapshot.load();
+        if !snapshot.tls.has_mtls() {
+            return true;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .unwrap_or("");
+        let host = strip_port(host).to_ascii_lowercase();
+        let Some((by_host, _)) = snapshot.tls.find_name(&host) else {
+            return true;
+        };
+        let Some(mtls) = &by_host.mtls else {
+            return true;
+        };
+        if !self.verified {
+            return mtls.allows_without_cert(path);
+        }
+        if self.sni.as_deref() != Some(host.as_str()) {
+            tracing::warn!(sni = self.sni.as_deref().unwrap_or("-"), %host, ssl = %by_host.id, "client certificate verified for another name than the Host; request refused");
+            return false;
+        }
+        true
+    }
+}
+
+/// `host` without its `:port` (IPv6 literals keep their brackets).
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+        {
+            h
+        }
+        _ => host,
     }
 }
 
@@ -316,7 +364,7 @@ fn serve_conn<I>(
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let state = state.clone();
         let peer_text = peer_text.clone();
-        let refused = gate.as_ref().is_some_and(|g| !g.allows(req.uri().path()));
+        let refused = gate.as_ref().is_some_and(|g| !g.allows(&state, &req));
         async move {
             if refused {
                 return Ok(no_client_cert(&state));

@@ -172,6 +172,8 @@ pub struct CertIndex {
     san_wildcard: HashMap<String, usize>,
     any: Option<usize>,
     fallback_sni: Option<String>,
+    /// Some object verifies client certificates.
+    has_mtls: bool,
 }
 
 impl fmt::Debug for CertIndex {
@@ -186,6 +188,17 @@ impl CertIndex {
     /// Whether no certificate is served.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether some served object verifies client certificates.
+    pub fn has_mtls(&self) -> bool {
+        self.has_mtls
+    }
+
+    /// The object serving `name` (lower case), without the fallback.
+    pub fn find_name(&self, name: &str) -> Option<(&Arc<Served>, How)> {
+        self.lookup(name.trim_end_matches('.'))
+            .map(|(i, how)| (&self.entries[i], how))
     }
 
     /// The certificate for `sni` (see the module docs for the order).
@@ -294,6 +307,7 @@ impl IndexBuilder {
             let Some(served) = served else { continue };
             let i = index.entries.len();
             index.entries.push(served.clone());
+            index.has_mtls |= served.mtls.is_some();
             for sni in ssl.sni.iter().chain(ssl.snis.iter().flatten()) {
                 let sni = normalize(sni);
                 let (map, key) = match sni.strip_prefix("*.") {
