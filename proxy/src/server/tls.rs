@@ -479,3 +479,109 @@ impl MissLog {
 pub fn chain_within_depth(mtls: &Mtls, presented: Option<&[CertificateDer<'_>]>) -> bool {
     presented.is_none_or(|chain| chain.len() <= mtls.depth.max(1) as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Id;
+
+    fn ssl(id: &str, snis: &[&str], sans: &[&str]) -> Arc<Ssl> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        Arc::new(Ssl {
+            id: Some(Id(id.to_owned())),
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            snis: Some(snis.iter().map(|s| s.to_string()).collect()),
+            ..Ssl::default()
+        })
+    }
+
+    #[test]
+    fn lookup_order() {
+        let ssls = vec![
+            ssl("exact", &["api.test", "Other.Test."], &["api.test"]),
+            ssl("wild", &["*.api.test"], &["*.api.test"]),
+            ssl(
+                "sans",
+                &["sans.test"],
+                &["sans.test", "extra.test", "*.w.test"],
+            ),
+            ssl("dup", &["api.test"], &["api.test"]),
+            ssl("any", &["*"], &["any.test"]),
+        ];
+        let mut builder = IndexBuilder::default();
+        let index = builder.build(&ssls);
+        let table = [
+            ("api.test", "exact", How::Exact),
+            ("API.test.", "exact", How::Exact),
+            ("other.test", "exact", How::Exact),
+            ("a.api.test", "wild", How::Wildcard),
+            ("extra.test", "sans", How::San),
+            ("x.w.test", "sans", How::SanWildcard),
+            ("a.b.api.test", "any", How::Any),
+            ("nothing.test", "any", How::Any),
+        ];
+        for (name, id, how) in table {
+            let found = index.find(Some(name)).expect(name);
+            assert_eq!((found.served.id.as_str(), found.how), (id, how), "{name}");
+            assert!(!found.fallback);
+        }
+    }
+
+    #[test]
+    fn fallback_and_misses() {
+        let ssls = vec![ssl("a", &["a.test"], &["a.test"])];
+        let mut builder = IndexBuilder::default();
+        let index = builder.build(&ssls);
+        assert_eq!(index.find(None).expect_err("no sni"), NoMatch::NoSni);
+        assert_eq!(
+            index.find(Some("b.test")).expect_err("unknown"),
+            NoMatch::Unknown("b.test".into())
+        );
+        let mut builder = IndexBuilder::new(TlsSettings::new(&["TLSv1.3"], Some("A.test".into())));
+        let index = builder.build(&ssls);
+        let found = index.find(None).expect("fallback");
+        assert!(found.fallback && found.served.id == "a");
+        assert!(index.find(Some("b.test")).expect("fallback").fallback);
+    }
+
+    #[test]
+    fn unchanged_objects_are_not_parsed_again() {
+        let (a, b) = (
+            ssl("a", &["a.test"], &["a.test"]),
+            ssl("b", &["b.test"], &["b.test"]),
+        );
+        let mut builder = IndexBuilder::default();
+        let first = builder.build(&[a.clone(), b.clone()]);
+        assert!(Arc::ptr_eq(&first, &builder.build(&[a.clone(), b.clone()])));
+        let b2 = ssl("b", &["b.test"], &["b.test"]);
+        let second = builder.build(&[a.clone(), b2]);
+        assert!(!Arc::ptr_eq(&first, &second));
+        let served = |i: &CertIndex, n: &str| i.find(Some(n)).expect(n).served.clone();
+        assert!(Arc::ptr_eq(
+            &served(&first, "a.test"),
+            &served(&second, "a.test")
+        ));
+        assert!(!Arc::ptr_eq(
+            &served(&first, "b.test"),
+            &served(&second, "b.test")
+        ));
+    }
+
+    #[test]
+    fn disabled_client_and_broken_objects_serve_nothing() {
+        let mut off = (*ssl("off", &["off.test"], &["off.test"])).clone();
+        off.status = Some(0);
+        let mut client = (*ssl("client", &["c.test"], &["c.test"])).clone();
+        client.kind = Some(SslType::Client);
+        let mut broken = (*ssl("broken", &["x.test"], &["x.test"])).clone();
+        broken.key = ssl("other", &[], &["x.test"]).key.clone();
+        let mut builder = IndexBuilder::default();
+        let index = builder.build(&[Arc::new(off), Arc::new(client), Arc::new(broken)]);
+        assert!(index.is_empty());
+    }
+}
