@@ -184,11 +184,15 @@ async fn accept_loop(
         if bound.tls {
             let builders = builders.clone();
             let state = state.clone();
-            let (stop, alive) = (stop.clone(), alive.clone());
+            let (mut stop, alive) = (stop.clone(), alive.clone());
             let (misses, http2) = (misses.clone(), bound.http2);
             tokio::spawn(async move {
-                let Some((stream, gate)) = handshake(stream, &state, &misses, http2, conn).await
-                else {
+                // A handshake in progress when shutdown starts is abandoned.
+                let shaken = tokio::select! {
+                    shaken = handshake(stream, &state, &misses, http2, conn) => shaken,
+                    _ = stop.changed() => None,
+                };
+                let Some((stream, gate)) = shaken else {
                     return;
                 };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
