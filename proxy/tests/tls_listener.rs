@@ -747,3 +747,20 @@ async fn grpc_passthrough_keeps_trailers() {
         );
     }
 }
+
+#[tokio::test]
+async fn standalone_file_changes_apply_to_new_handshakes() {
+    let pki = Pki::new();
+    let (one, one_key) = pki.leaf(&["file.test"]);
+    let (two, two_key) = pki.leaf(&["file.test"]);
+    let up = upstream("u", Behaviour::Echo).await;
+    let ssls =
+        |cert: &str, key: &str| json!([{"id": "1", "cert": cert, "key": key, "sni": "file.test"}]);
+    let gw = gateway_with(&declarative(&up, ssls(&one, &one_key)), &tls_config("")).await;
+    let addr = gw.gateway.tls_addrs()[0];
+    assert_eq!(served(addr, Some("file.test")).await, Ok(der(&one)));
+    let version = gw.gateway.snapshot_version();
+    gw.write_routes(&declarative(&up, ssls(&two, &two_key)));
+    gw.wait_for_version(version).await;
+    assert_eq!(served(addr, Some("file.test")).await, Ok(der(&two)));
+}
