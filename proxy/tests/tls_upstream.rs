@@ -230,3 +230,32 @@ async fn sni_is_upstream_host_when_pass_host_rewrites() {
         "an IP node is not api.internal"
     );
 }
+
+#[tokio::test]
+async fn changing_the_client_cert_ssl_object_rebuilds_the_client() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let (stranger, stranger_key) = Pki::new().leaf(&["gateway-client"]);
+    let (trusted, trusted_key) = pki.leaf(&["gateway-client"]);
+    let (gw, admin) = common::admin::embedded_gateway().await;
+    let ssl =
+        |cert: &str, key: &str| serde_json::json!({"type": "client", "cert": cert, "key": key});
+    let put = admin.put("/ssls/c1", ssl(&stranger, &stranger_key)).await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    let route = serde_json::json!({"uri": "/tls", "upstream": {
+        "scheme": "https", "pass_host": "node",
+        "nodes": [{"host": "localhost", "port": addr.port(), "weight": 1}],
+        "tls": {"verify": false, "client_cert_id": "c1"}}});
+    common::admin::apply(&gw, &admin, "/routes/1", route, "/tls", 502).await;
+    // Only the ssl object changes: the route must pick up the new certificate.
+    common::admin::apply(
+        &gw,
+        &admin,
+        "/ssls/c1",
+        ssl(&trusted, &trusted_key),
+        "/tls",
+        200,
+    )
+    .await;
+}
