@@ -131,12 +131,19 @@ struct Opts {
     client_cert: Option<(String, String)>,
     /// Verify the server against this CA (PEM) instead of accepting anything.
     trust: Option<String>,
+    /// TLS versions offered (rustls's defaults when empty).
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
 }
 
 fn client_config(opts: &Opts) -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = if opts.versions.is_empty() {
+        rustls::DEFAULT_VERSIONS.to_vec()
+    } else {
+        opts.versions.clone()
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .expect("versions");
     let builder = match &opts.trust {
         Some(ca) => {
@@ -763,4 +770,45 @@ async fn standalone_file_changes_apply_to_new_handshakes() {
     gw.write_routes(&declarative(&up, ssls(&two, &two_key)));
     gw.wait_for_version(version).await;
     assert_eq!(served(addr, Some("file.test")).await, Ok(der(&two)));
+}
+
+#[tokio::test]
+async fn ssl_protocols_of_the_listener_and_of_an_object() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["v.test", "v13.test"]);
+    let up = upstream("u", Behaviour::Echo).await;
+    let ssls = json!([
+        {"id": "1", "cert": cert, "key": key, "sni": "v.test"},
+        {"id": "2", "cert": cert, "key": key, "sni": "v13.test", "ssl_protocols": ["TLSv1.3"]},
+    ]);
+    let only = |v: &'static rustls::SupportedProtocolVersion| Opts {
+        versions: vec![v],
+        ..Opts::default()
+    };
+    let (tls12, tls13) = (&rustls::version::TLS12, &rustls::version::TLS13);
+    let gw = gateway_with(&declarative(&up, ssls.clone()), &tls_config("")).await;
+    let addr = gw.gateway.tls_addrs()[0];
+    assert!(connect(addr, Some("v.test"), &only(tls12)).await.is_ok());
+    assert!(connect(addr, Some("v.test"), &only(tls13)).await.is_ok());
+    assert!(connect(addr, Some("v13.test"), &only(tls13)).await.is_ok());
+    assert!(
+        connect(addr, Some("v13.test"), &only(tls12)).await.is_err(),
+        "the object allows TLS 1.3 only"
+    );
+    drop(gw);
+    let gw = gateway_with(
+        &declarative(&up, ssls),
+        &tls_config("    ssl_protocols: TLSv1.2\n"),
+    )
+    .await;
+    let addr = gw.gateway.tls_addrs()[0];
+    assert!(connect(addr, Some("v.test"), &only(tls12)).await.is_ok());
+    assert!(
+        connect(addr, Some("v.test"), &only(tls13)).await.is_err(),
+        "the listener offers TLS 1.2 only"
+    );
+    assert!(
+        connect(addr, Some("v13.test"), &only(tls13)).await.is_ok(),
+        "an object's ssl_protocols wins"
+    );
 }
