@@ -89,6 +89,7 @@ const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A running gateway.
 pub struct Gateway {
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     status_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     control_addr: Option<SocketAddr>,
@@ -112,6 +113,11 @@ impl Gateway {
     /// The bound proxy addresses, in `node_listen` order.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound TLS proxy addresses, in `apisix.ssl.listen` order (none unless enabled).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// The bound status API address, if enabled.
@@ -218,6 +224,10 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         },
         config.apisix.ssl.trusted_ca(),
     )?;
+    builder.set_tls(server::tls::TlsSettings::new(
+        &config.apisix.ssl.protocols().unwrap_or_default(),
+        config.apisix.ssl.fallback_sni.clone(),
+    ));
 
     let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();
@@ -289,6 +299,23 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         bound.push(Bound {
             listener,
             http2: listen.http2,
+            tls: false,
+        });
+    }
+    let mut tls_addrs = Vec::new();
+    let tls_listeners = match role {
+        Role::ControlPlane => Vec::new(),
+        _ => config.apisix.ssl.listeners(),
+    };
+    for listen in tls_listeners {
+        let listener = bind(listen.addr).await?;
+        let addr = local_addr(&listener, listen.addr)?;
+        tracing::info!(%addr, http2 = listen.http2, "listening (TLS)");
+        tls_addrs.push(addr);
+        bound.push(Bound {
+            listener,
+            http2: listen.http2,
+            tls: true,
         });
     }
 
@@ -417,6 +444,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     }));
     Ok(Gateway {
         addrs,
+        tls_addrs,
         status_addr,
         admin_addr,
         control_addr,
@@ -505,6 +533,12 @@ async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
                 .plugin_configs
                 .iter()
                 .map(|p| ("plugin_configs", p.id.clone(), serde_json::to_value(p))),
+        )
+        .chain(
+            config
+                .ssls
+                .iter()
+                .map(|s| ("ssls", s.id.clone(), serde_json::to_value(s))),
         )
         .chain(
             config

@@ -180,3 +180,82 @@ async fn client_certificates_for_mtls() {
         "no client certificate"
     );
 }
+
+#[tokio::test]
+async fn client_certificate_from_an_ssl_object() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let (client_cert, client_key) = pki.leaf(&["gateway-client"]);
+    let doc = serde_json::json!({
+        "ssls": [{"id": "c1", "type": "client", "cert": client_cert, "key": client_key}],
+        "routes": [{"id": "1", "uri": "/tls", "upstream": {
+            "scheme": "https", "pass_host": "node",
+            "nodes": [{"host": "localhost", "port": addr.port(), "weight": 1}],
+            "tls": {"verify": false, "client_cert_id": "c1"}}}],
+    });
+    let gw = gateway(&format!("{doc}\n#END\n")).await;
+    assert_eq!(get(&gw.url("/tls")).await.status, 200);
+}
+
+#[tokio::test]
+async fn sni_is_upstream_host_when_pass_host_rewrites() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["api.internal"]);
+    let addr = tls_upstream(&cert, &key, None).await;
+    let ca_file = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(ca_file.path(), pki.ca.pem()).expect("write ca");
+    let config = format!(
+        "apisix:\n  ssl: {{ssl_trusted_certificate: {}}}\n",
+        ca_file.path().display()
+    );
+    let routes = |pass: &str| {
+        format!(
+            "routes:\n  - id: 1\n    uri: /tls\n    upstream:\n      scheme: https\n      {pass}\n      nodes: {{\"127.0.0.1:{}\": 1}}\n#END\n",
+            addr.port()
+        )
+    };
+    let gw = gateway_with(
+        &routes("pass_host: rewrite\n      upstream_host: api.internal"),
+        &config,
+    )
+    .await;
+    let got = get(&gw.url("/tls")).await;
+    assert_eq!(got.status, 200, "verified as api.internal");
+    assert_eq!(got.json()["host"], "api.internal");
+    let gw = gateway_with(&routes("pass_host: node"), &config).await;
+    assert_eq!(
+        get(&gw.url("/tls")).await.status,
+        502,
+        "an IP node is not api.internal"
+    );
+}
+
+#[tokio::test]
+async fn changing_the_client_cert_ssl_object_rebuilds_the_client() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let (stranger, stranger_key) = Pki::new().leaf(&["gateway-client"]);
+    let (trusted, trusted_key) = pki.leaf(&["gateway-client"]);
+    let (gw, admin) = common::admin::embedded_gateway().await;
+    let ssl =
+        |cert: &str, key: &str| serde_json::json!({"type": "client", "cert": cert, "key": key});
+    let put = admin.put("/ssls/c1", ssl(&stranger, &stranger_key)).await;
+    assert!(put.status.is_success(), "{:?}", put.body);
+    let route = serde_json::json!({"uri": "/tls", "upstream": {
+        "scheme": "https", "pass_host": "node",
+        "nodes": [{"host": "localhost", "port": addr.port(), "weight": 1}],
+        "tls": {"verify": false, "client_cert_id": "c1"}}});
+    common::admin::apply(&gw, &admin, "/routes/1", route, "/tls", 502).await;
+    // Only the ssl object changes: the route must pick up the new certificate.
+    common::admin::apply(
+        &gw,
+        &admin,
+        "/ssls/c1",
+        ssl(&trusted, &trusted_key),
+        "/tls",
+        200,
+    )
+    .await;
+}

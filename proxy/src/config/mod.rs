@@ -117,10 +117,25 @@ fn loopback() -> IpAddr {
     IpAddr::V4(Ipv4Addr::LOCALHOST)
 }
 
-/// `apisix.ssl`.
+/// `apisix.ssl`: the TLS listeners and upstream trust.
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct SslSection {
+    /// Serve TLS on `listen` (default false, unlike APISIX, so a node without certificates
+    /// does not claim port 9443).
+    pub enable: bool,
+    /// TLS listeners (default `[{port: 9443}]`).
+    pub listen: Vec<SslListenItem>,
+    /// TLS versions offered, space separated (default `TLSv1.2 TLSv1.3`; `TLSv1.1` is not
+    /// available and is skipped with a warning).
+    pub ssl_protocols: String,
+    /// Accepted for compatibility and ignored: rustls offers only its safe cipher suites.
+    pub ssl_ciphers: Option<String>,
+    /// Accepted for compatibility; session tickets are never issued.
+    pub ssl_session_tickets: bool,
+    /// The name whose certificate is served when the client sends no SNI or no certificate
+    /// matches the one it sends.
+    pub fallback_sni: Option<String>,
     /// CA bundle (PEM file) trusted for https upstreams in addition to the system roots, or
     /// `system` for the system roots only.
     pub ssl_trusted_certificate: String,
@@ -129,15 +144,93 @@ pub struct SslSection {
 impl Default for SslSection {
     fn default() -> Self {
         Self {
+            enable: false,
+            listen: vec![SslListenItem::Port(9443)],
+            ssl_protocols: "TLSv1.2 TLSv1.3".to_owned(),
+            ssl_ciphers: None,
+            ssl_session_tickets: false,
+            fallback_sni: None,
             ssl_trusted_certificate: "system".to_owned(),
         }
     }
+}
+
+/// One entry of `apisix.ssl.listen`: a port, or `{ip, port, enable_http2}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SslListenItem {
+    /// A port on all IPv4 addresses, HTTP/2 offered.
+    Port(u16),
+    /// A listener with options.
+    Full(SslListenSpec),
+}
+
+/// A TLS listener with an explicit address and options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SslListenSpec {
+    /// Address to bind (default `0.0.0.0`).
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// Port to bind; 0 picks a free port (tests).
+    pub port: u16,
+    /// Offer HTTP/2 through ALPN besides HTTP/1.1 (default true).
+    #[serde(default = "yes")]
+    pub enable_http2: bool,
+    /// Accepted for compatibility; HTTP/3 is not served.
+    #[serde(default)]
+    pub enable_http3: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl SslSection {
     /// The extra CA bundle, if one is configured.
     pub fn trusted_ca(&self) -> Option<&Path> {
         (self.ssl_trusted_certificate != "system").then(|| Path::new(&self.ssl_trusted_certificate))
+    }
+
+    /// The TLS listeners to bind (none unless `enable`); `http2` means h2 is offered by ALPN.
+    pub fn listeners(&self) -> Vec<Listen> {
+        if !self.enable {
+            return Vec::new();
+        }
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        self.listen
+            .iter()
+            .map(|i| match i {
+                SslListenItem::Port(port) => Listen {
+                    addr: SocketAddr::new(any, *port),
+                    http2: true,
+                },
+                SslListenItem::Full(spec) => Listen {
+                    addr: SocketAddr::new(spec.ip.unwrap_or(any), spec.port),
+                    http2: spec.enable_http2,
+                },
+            })
+            .collect()
+    }
+
+    /// `ssl_protocols` as names, with unknown ones as errors and `TLSv1.1` dropped.
+    pub fn protocols(&self) -> Result<Vec<&str>, String> {
+        let mut out = Vec::new();
+        for name in self.ssl_protocols.split_whitespace() {
+            match name {
+                "TLSv1.2" | "TLSv1.3" => out.push(name),
+                "TLSv1" | "TLSv1.1" => {}
+                other => {
+                    return Err(format!(
+                        "unknown protocol `{other}`; expected TLSv1.2 and/or TLSv1.3"
+                    ))
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("must include TLSv1.2 or TLSv1.3".to_owned());
+        }
+        Ok(out)
     }
 }
 
@@ -539,6 +632,15 @@ impl NodeConfig {
                 format!("invalid header name `{}`", http.real_ip_header),
             );
         }
+        if let Err(e) = self.apisix.ssl.protocols() {
+            err("apisix.ssl.ssl_protocols", e);
+        }
+        if self.apisix.ssl.enable && self.apisix.ssl.listen.is_empty() {
+            err(
+                "apisix.ssl.listen",
+                "at least one listener is required when ssl is enabled".to_owned(),
+            );
+        }
         match (self.deployment.role, self.deployment.config_provider()) {
             (Role::DataPlane, ConfigProvider::Embedded) => err(
                 "deployment.role_data_plane.config_provider",
@@ -704,6 +806,24 @@ mod tests {
             "deployment.admin.admin_key_required",
             "no open Admin API off loopback"
         );
+    }
+
+    #[test]
+    fn ssl_section() {
+        let (c, _) = NodeConfig::parse("").expect("valid");
+        assert!(c.apisix.ssl.listeners().is_empty(), "TLS is off by default");
+        let (c, _) = NodeConfig::parse(
+            "apisix:\n  ssl:\n    enable: true\n    listen: [9443, {ip: 127.0.0.1, port: 9444, enable_http2: false}]\n    ssl_protocols: TLSv1.1 TLSv1.3\n    fallback_sni: a.test\n",
+        )
+        .expect("valid");
+        let l = c.apisix.ssl.listeners();
+        assert_eq!(l.len(), 2);
+        assert!(l[0].http2 && !l[1].http2);
+        assert_eq!(c.apisix.ssl.protocols(), Ok(vec!["TLSv1.3"]));
+        assert!(c.validate().is_empty());
+        let (c, _) =
+            NodeConfig::parse("apisix:\n  ssl: {ssl_protocols: TLSv1.1 SSLv3}\n").expect("parses");
+        assert_eq!(c.validate()[0].path, "apisix.ssl.ssl_protocols");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub use plugin_config::PluginConfig;
 pub use resource::{schema_of, Resource};
 pub use route::{parse_net, Route};
 pub use service::Service;
-pub use ssl::{Ssl, SslClient, SslProtocol, SslType};
+pub use ssl::{certified_key, Ssl, SslClient, SslProtocol, SslType};
 pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, Upstream, UpstreamTls};
 
 use crate::config::ConfigError;

@@ -591,6 +591,16 @@ mod tests {
             vec!["client.depth: invalid value: integer `-1`, expected u32"]
         );
 
+        // Every key must be its certificate's.
+        assert_eq!(
+            problems(r, with(valid.clone(), "key", json!(key2))),
+            vec!["key: failed to handle cert-key pair[0]: the key does not match the certificate"]
+        );
+        assert_eq!(
+            problems(r, with(valid.clone(), "keys", json!([key]))),
+            vec!["keys[0]: failed to handle cert-key pair[1]: the key does not match the certificate"]
+        );
+
         // sni / snis.
         assert_eq!(
             problems(r, with(valid.clone(), "sni", json!("test.com"))),

@@ -4,6 +4,7 @@
 use regex::Regex;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -118,8 +119,8 @@ impl Ssl {
             (None, Some(_)) => check.hosts("snis", &snis),
             _ => {}
         }
-        pem_certs(check, "cert", &self.cert);
-        pem_key(check, "key", &self.key);
+        let mut check_pairs = pem_certs(check, "cert", &self.cert);
+        check_pairs &= pem_key(check, "key", &self.key);
         let certs = self.certs.as_deref().unwrap_or_default();
         let keys = self.keys.as_deref().unwrap_or_default();
         if certs.len() != keys.len() {
@@ -127,12 +128,26 @@ impl Ssl {
                 "keys",
                 "certs and keys must have the same number of entries",
             );
+            check_pairs = false;
         }
         for (i, c) in certs.iter().enumerate() {
-            pem_certs(check, &format!("certs[{i}]"), c);
+            check_pairs &= pem_certs(check, &format!("certs[{i}]"), c);
         }
         for (i, k) in keys.iter().enumerate() {
-            pem_key(check, &format!("keys[{i}]"), k);
+            check_pairs &= pem_key(check, &format!("keys[{i}]"), k);
+        }
+        if check_pairs {
+            let provider = rustls::crypto::ring::default_provider();
+            for (i, (cert, key)) in self.pairs().enumerate() {
+                if let Err(e) = certified_key(cert, key, &provider) {
+                    let field = if i == 0 {
+                        "key".to_owned()
+                    } else {
+                        format!("keys[{}]", i - 1)
+                    };
+                    check.error(&field, format!("failed to handle cert-key pair[{i}]: {e}"));
+                }
+            }
         }
         if let Some(client) = &self.client {
             pem_certs(check, "client.ca", &client.ca);
@@ -152,16 +167,53 @@ impl Ssl {
     }
 }
 
+impl Ssl {
+    /// Every certificate with its key: `cert`/`key` first, then `certs`/`keys` in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let extra = self
+            .certs
+            .iter()
+            .flatten()
+            .zip(self.keys.iter().flatten())
+            .map(|(c, k)| (c.as_str(), k.as_str()));
+        std::iter::once((self.cert.as_str(), self.key.as_str())).chain(extra)
+    }
+}
+
+/// A PEM certificate chain and its PEM private key as a rustls signing identity.
+///
+/// # Errors
+/// When either does not parse, the key type is not supported, or the key is not the
+/// certificate's.
+pub fn certified_key(
+    cert: &str,
+    key: &str,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("failed to parse cert: {}", pem_error(&e)))?;
+    if chain.is_empty() {
+        return Err("failed to parse cert: no certificate found".to_owned());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| format!("failed to parse key: {}", pem_error(&e)))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => "the key does not match the certificate".to_owned(),
+        other => format!("unusable key: {other}"),
+    })
+}
+
 /// Whether `s` is a secret reference (`$secret://...`, `$env://...`) rather than a value.
 fn is_secret_ref(s: &str) -> bool {
     s.starts_with("$secret://") || s.starts_with("$env://")
 }
 
 /// Checks that `text` holds at least one PEM certificate and that every one decodes.
-fn pem_certs(check: &mut Checker<'_>, field: &str, text: &str) {
+fn pem_certs(check: &mut Checker<'_>, field: &str, text: &str) -> bool {
     if is_secret_ref(text) {
         check.error(field, "secret references are not supported yet");
-        return;
+        return false;
     }
     let mut found = false;
     for item in CertificateDer::pem_slice_iter(text.as_bytes()) {
@@ -169,7 +221,7 @@ fn pem_certs(check: &mut Checker<'_>, field: &str, text: &str) {
             Ok(_) => found = true,
             Err(e) => {
                 check.error(field, format!("invalid PEM certificate: {}", pem_error(&e)));
-                return;
+                return false;
             }
         }
     }
@@ -179,22 +231,24 @@ fn pem_certs(check: &mut Checker<'_>, field: &str, text: &str) {
             "expected a PEM certificate (-----BEGIN CERTIFICATE-----)",
         );
     }
+    found
 }
 
 /// Checks that `text` holds a PEM private key (PKCS#8, PKCS#1 or SEC1) that decodes.
-fn pem_key(check: &mut Checker<'_>, field: &str, text: &str) {
+fn pem_key(check: &mut Checker<'_>, field: &str, text: &str) -> bool {
     if is_secret_ref(text) {
         check.error(field, "secret references are not supported yet");
-        return;
+        return false;
     }
     match PrivateKeyDer::from_pem_slice(text.as_bytes()) {
-        Ok(_) => {}
+        Ok(_) => return true,
         Err(pem::Error::NoItemsFound) => check.error(
             field,
             "expected a PEM private key (-----BEGIN PRIVATE KEY-----)",
         ),
         Err(e) => check.error(field, format!("invalid PEM private key: {}", pem_error(&e))),
     }
+    false
 }
 
 /// A PEM error as text, with marker lines shown as text rather than bytes.

@@ -121,7 +121,7 @@ pub struct UpstreamTls {
     /// Client key (PEM).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_key: Option<String>,
-    /// Client certificate from an SSL object (not supported yet).
+    /// Client certificate from an SSL object (`type: client`), instead of `client_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_cert_id: Option<Id>,
     /// Verify the upstream's certificate (default true).
@@ -229,10 +229,20 @@ impl Upstream {
         self.scheme.as_deref().unwrap_or("http")
     }
 
+    /// Whether connections to the nodes use TLS (`https`, `grpcs`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.scheme(), "https" | "grpcs")
+    }
+
+    /// Whether requests go to the nodes over HTTP/2 (`grpc` prior knowledge, `grpcs` by ALPN).
+    pub fn is_grpc(&self) -> bool {
+        matches!(self.scheme(), "grpc" | "grpcs")
+    }
+
     /// Nodes in list form with defaults applied (port from the scheme, priority 0).
     /// Entries that do not parse are skipped (validation reports them).
     pub fn node_list(&self) -> Vec<NodeSpec> {
-        let default_port = if self.scheme() == "https" { 443 } else { 80 };
+        let default_port = if self.is_tls() { 443 } else { 80 };
         match &self.nodes {
             None => Vec::new(),
             Some(Nodes::Map(map)) => map
@@ -338,10 +348,10 @@ impl Upstream {
         }
         check.timeout(self.timeout.as_ref());
         let scheme = self.scheme();
-        if !matches!(scheme, "http" | "https") {
+        if !matches!(scheme, "http" | "https" | "grpc" | "grpcs") {
             check.error(
                 "scheme",
-                format!("scheme `{scheme}` is not supported; expected http or https"),
+                format!("scheme `{scheme}` is not supported; expected http, https, grpc or grpcs"),
             );
         }
         match self.pass_host.as_deref().unwrap_or("pass") {
@@ -363,8 +373,11 @@ impl Upstream {
             if tls.client_cert.is_some() != tls.client_key.is_some() {
                 check.error("tls", "client_cert and client_key must be given together");
             }
-            if tls.client_cert_id.is_some() {
-                check.error("tls.client_cert_id", "client_cert_id is not supported yet");
+            if tls.client_cert_id.is_some() && tls.client_cert.is_some() {
+                check.error(
+                    "tls",
+                    "client_cert_id and client_cert/client_key are exclusive",
+                );
             }
             for (name, pem) in [
                 ("client_cert", &tls.client_cert),
@@ -466,12 +479,12 @@ mod tests {
         assert!(problems(r#"{"type":"chash","hash_on":"consumer","nodes":{}}"#).is_empty());
         assert_eq!(
             problems(
-                r#"{"type":"random","scheme":"grpc","pass_host":"rewrite","nodes":{"::1":1},"keepalive_pool":{"size":0},"checks":{"passive":{}}}"#
+                r#"{"type":"random","scheme":"tcp","pass_host":"rewrite","nodes":{"::1":1},"keepalive_pool":{"size":0},"checks":{"passive":{}}}"#
             ),
             vec![
                 "upstreams[0].type: unknown balancer `random`; expected roundrobin, chash, least_conn or ewma",
                 "upstreams[0].nodes: invalid node address `::1`: IPv6 address must be enclosed with '[' and ']'",
-                "upstreams[0].scheme: scheme `grpc` is not supported; expected http or https",
+                "upstreams[0].scheme: scheme `tcp` is not supported; expected http, https, grpc or grpcs",
                 "upstreams[0].upstream_host: pass_host `rewrite` requires upstream_host",
                 "upstreams[0].keepalive_pool.size: must be at least 1",
                 "upstreams[0].checks: checks.active is required",

@@ -76,12 +76,13 @@ pub fn wants_websocket(headers: &HeaderMap) -> bool {
 
 /// Sets the `X-Real-IP` / `X-Forwarded-*` headers for the upstream request.
 /// `client` is the client address as text; `host` is the client's Host (with port if sent);
-/// `listen_port` is the port the client reached.
+/// `listen_port` is the port the client reached; `tls` whether it came over TLS.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     client: Bytes,
     host: Option<&HeaderValue>,
     listen_port: u16,
+    tls: bool,
 ) {
     let ip = client;
     let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
@@ -94,7 +95,8 @@ pub fn set_forwarded(
     if let Ok(v) = HeaderValue::from_maybe_shared(ip) {
         headers.insert(X_REAL_IP.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     let port = host
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.rsplit_once(':'))
@@ -163,7 +165,13 @@ mod tests {
     fn forwarded_headers() {
         let mut h = map(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=x")]);
         let host = HeaderValue::from_static("api.test:8080");
-        set_forwarded(&mut h, Bytes::from_static(b"10.0.0.2"), Some(&host), 9080);
+        set_forwarded(
+            &mut h,
+            Bytes::from_static(b"10.0.0.2"),
+            Some(&host),
+            9080,
+            false,
+        );
         let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(get("x-forwarded-for").as_deref(), Some("1.1.1.1, 10.0.0.2"));
         assert_eq!(get("x-real-ip").as_deref(), Some("10.0.0.2"));
@@ -177,6 +185,11 @@ mod tests {
             Bytes::from_static(b"::1"),
             Some(&HeaderValue::from_static("[::1]")),
             9080,
+            true,
+        );
+        assert_eq!(
+            h.get("x-forwarded-proto").map(|v| v.as_bytes()),
+            Some(&b"https"[..])
         );
         assert_eq!(
             h.get("x-forwarded-port").map(|v| v.as_bytes()),

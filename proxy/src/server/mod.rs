@@ -2,6 +2,8 @@
 //!
 //! Each listener accepts connections and serves them with hyper: HTTP/1.1 with keep-alive and
 //! upgrades (WebSocket), plus cleartext HTTP/2 (prior knowledge) when the listener enables it.
+//! TLS listeners (`apisix.ssl.listen`) pick the certificate by SNI from the current snapshot
+//! (see `tls`) and serve HTTP/2 when the client chose `h2` by ALPN.
 //! [`serve`] runs until the injected `shutdown` future completes, then stops accepting, asks every
 //! connection to finish its current request, and waits for them up to the configured deadline.
 //!
@@ -13,12 +15,14 @@
 //! - `body`: the response body (upstream stream with read timeout, or a small fixed body) and the
 //!   access-log record written when it ends.
 //! - `error`: every response the gateway itself produces for a failure.
+//! - `tls`: the certificate index by SNI, per-object TLS configs and client verification.
 
 pub mod body;
 mod error;
 mod headers;
 pub mod path;
 mod pipeline;
+pub mod tls;
 mod vars;
 
 use std::future::Future;
@@ -75,6 +79,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Our listening address.
     pub local: SocketAddr,
+    /// Whether the connection is TLS (`scheme` https).
+    pub tls: bool,
 }
 
 impl ConnInfo {
@@ -84,12 +90,15 @@ impl ConnInfo {
     }
 }
 
-/// A bound listener and whether it accepts h2c.
+/// A bound listener and how it serves.
 pub struct Bound {
     /// The socket.
     pub listener: TcpListener,
-    /// Accept cleartext HTTP/2 as well as HTTP/1.1.
+    /// Accept HTTP/2 as well as HTTP/1.1: h2c (prior knowledge) on a plain listener, `h2` by
+    /// ALPN on a TLS one.
     pub http2: bool,
+    /// Terminate TLS with the snapshot's certificates.
+    pub tls: bool,
 }
 
 /// Serves every listener until `shutdown` completes, then drains (see module docs).
@@ -135,6 +144,7 @@ async fn accept_loop(
             return;
         }
     };
+    let misses = Arc::new(tls::MissLog::default());
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -150,6 +160,7 @@ async fn accept_loop(
     auto.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX));
+    let builders = Arc::new(Builders { http1, auto });
     loop {
         let accepted = tokio::select! {
             a = bound.listener.accept() => a,
@@ -165,38 +176,233 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo { peer, local };
-        let peer_text = bytes::Bytes::from(conn.peer_ip().to_string());
-        let state = state.clone();
-        let service = service_fn(move |req| {
+        let conn = ConnInfo {
+            peer,
+            local,
+            tls: bound.tls,
+        };
+        if bound.tls {
+            let builders = builders.clone();
             let state = state.clone();
-            let peer_text = peer_text.clone();
-            async move {
-                let response = pipeline::handle(&state, conn, &peer_text, req).await;
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        let io = TokioIo::new(stream);
-        if bound.http2 {
-            let c = auto
-                .serve_connection_with_upgrades(io, service)
-                .into_owned();
-            tokio::spawn(drive(
-                c,
-                |c| c.graceful_shutdown(),
-                stop.clone(),
-                alive.clone(),
-            ));
+            let (mut stop, alive) = (stop.clone(), alive.clone());
+            let (misses, http2) = (misses.clone(), bound.http2);
+            tokio::spawn(async move {
+                // A handshake in progress when shutdown starts is abandoned.
+                let shaken = tokio::select! {
+                    shaken = handshake(stream, &state, &misses, http2, conn) => shaken,
+                    _ = stop.changed() => None,
+                };
+                let Some((stream, gate)) = shaken else {
+                    return;
+                };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                serve_conn(stream, conn, Some(gate), h2, &builders, state, stop, alive);
+            });
         } else {
-            let c = http1.serve_connection(io, service).with_upgrades();
-            tokio::spawn(drive(
-                c,
-                |c| c.graceful_shutdown(),
+            serve_conn(
+                stream,
+                conn,
+                None,
+                bound.http2,
+                &builders,
+                state.clone(),
                 stop.clone(),
                 alive.clone(),
-            ));
+            );
         }
     }
+}
+
+/// The TLS handshake: the ClientHello's SNI picks the ssl object in the current snapshot, whose
+/// config finishes the handshake. Returns the stream and, for objects that verify clients but let
+/// some paths through without a certificate, the check each request must pass.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    state: &State,
+    misses: &tls::MissLog,
+    http2: bool,
+    conn: ConnInfo,
+) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Gate)> {
+    let timeout = state.settings.idle_timeout;
+    let lazy = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match tokio::time::timeout(timeout, lazy).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %conn.peer, %error, "TLS ClientHello unreadable");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %conn.peer, "TLS ClientHello not received in time");
+            return None;
+        }
+    };
+    let snapshot = state.snapshot.load();
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_owned);
+    let served = match snapshot.tls.find(sni.as_deref()) {
+        Ok(found) => {
+            tracing::debug!(
+                sni = sni.as_deref().unwrap_or("-"),
+                ssl = %found.served.id,
+                how = ?found.how,
+                fallback = found.fallback,
+                "TLS certificate chosen"
+            );
+            found.served.clone()
+        }
+        Err(why) => {
+            misses.miss(sni.as_deref(), &why);
+            return None;
+        }
+    };
+    drop(snapshot);
+    let stream = match tokio::time::timeout(timeout, start.into_stream(served.config(http2))).await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %conn.peer, ssl = %served.id, %error, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let presented = stream.get_ref().1.peer_certificates();
+    if let Some(mtls) = &served.mtls {
+        if !tls::chain_within_depth(mtls, presented) {
+            tracing::info!(peer = %conn.peer, ssl = %served.id, depth = mtls.depth, "client certificate chain longer than client.depth; connection closed");
+            return None;
+        }
+    }
+    let gate = Gate {
+        verified: presented.is_some(),
+        sni: sni.map(|s| s.to_ascii_lowercase()),
+        served,
+    };
+    Some((stream, gate))
+}
+
+/// What a TLS connection showed, checked on each of its requests (as APISIX's access phase):
+/// - on an object that verifies clients, a connection without a certificate may only reach
+///   paths matching `skip_mtls_uri_regex`;
+/// - a request whose Host names an object that verifies clients needs a certificate verified
+///   in the handshake for that same name, so a client cannot present the SNI of an object
+///   without mTLS and the Host of one with it.
+struct Gate {
+    served: Arc<tls::Served>,
+    sni: Option<String>,
+    verified: bool,
+}
+
+impl Gate {
+    /// Whether `req` may proceed; refusals get 400.
+    fn allows(&self, state: &State, req: &http::Request<hyper::body::Incoming>) -> bool {
+        let path = req.uri().path();
+        if !self.verified {
+            if let Some(mtls) = &self.served.mtls {
+                if !mtls.allows_without_cert(path) {
+                    return false;
+                }
+            }
+        }
+        let snapshot = state.snapshot.load();
+        if !snapshot.tls.has_mtls() {
+            return true;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .unwrap_or("");
+        let host = strip_port(host).to_ascii_lowercase();
+        let Some((by_host, _)) = snapshot.tls.find_name(&host) else {
+            return true;
+        };
+        let Some(mtls) = &by_host.mtls else {
+            return true;
+        };
+        if !self.verified {
+            return mtls.allows_without_cert(path);
+        }
+        if self.sni.as_deref() != Some(host.as_str()) {
+            tracing::warn!(sni = self.sni.as_deref().unwrap_or("-"), %host, ssl = %by_host.id, "client certificate verified for another name than the Host; request refused");
+            return false;
+        }
+        true
+    }
+}
+
+/// `host` without its `:port` (IPv6 literals keep their brackets).
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+        {
+            h
+        }
+        _ => host,
+    }
+}
+
+/// The HTTP builders of one listener, shared by its connections.
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    auto: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+}
+
+/// Serves one connection (plain or after the TLS handshake) on its own task.
+#[allow(clippy::too_many_arguments)]
+fn serve_conn<I>(
+    stream: I,
+    conn: ConnInfo,
+    gate: Option<Gate>,
+    http2: bool,
+    builders: &Builders,
+    state: Arc<State>,
+    stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer_text = bytes::Bytes::from(conn.peer_ip().to_string());
+    let gate = gate.map(Arc::new);
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        let peer_text = peer_text.clone();
+        let refused = gate.as_ref().is_some_and(|g| !g.allows(&state, &req));
+        async move {
+            if refused {
+                return Ok(no_client_cert(&state));
+            }
+            let response = pipeline::handle(&state, conn, &peer_text, req).await;
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let io = TokioIo::new(stream);
+    if http2 {
+        let c = builders
+            .auto
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        tokio::spawn(drive(c, |c| c.graceful_shutdown(), stop, alive));
+    } else {
+        let c = builders.http1.serve_connection(io, service).with_upgrades();
+        tokio::spawn(drive(c, |c| c.graceful_shutdown(), stop, alive));
+    }
+}
+
+/// 400 for a request that needs a client certificate the connection did not show.
+fn no_client_cert(state: &State) -> http::Response<ResponseBody> {
+    let mut response = http::Response::new(ResponseBody::fixed(
+        "{\"error_msg\":\"client certificate required\"}\n",
+    ));
+    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(http::header::SERVER, state.settings.server_header.clone());
+    response
 }
 
 /// Runs one connection to its end; when `stop` fires, asks it to finish the request in flight

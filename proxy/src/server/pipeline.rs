@@ -187,6 +187,7 @@ pub async fn handle(
             client_text,
             host_header.as_ref(),
             conn.local.port(),
+            conn.tls,
         );
         let client_upgrade = websocket
             .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())

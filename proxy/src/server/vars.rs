@@ -56,7 +56,7 @@ impl Vars for RequestVars<'_> {
             "remote_port" => Some(Cow::Owned(self.conn.peer.port().to_string())),
             "server_addr" => Some(Cow::Owned(self.conn.local.ip().to_string())),
             "server_port" => Some(Cow::Owned(self.conn.local.port().to_string())),
-            "scheme" => Some(b("http")),
+            "scheme" => Some(b(if self.conn.tls { "https" } else { "http" })),
             "server_protocol" => Some(b(match self.parts.version {
                 http::Version::HTTP_09 => "HTTP/0.9",
                 http::Version::HTTP_10 => "HTTP/1.0",
@@ -141,6 +141,7 @@ mod tests {
         let conn = ConnInfo {
             peer: "10.0.0.1:5555".parse().expect("addr"),
             local: "127.0.0.1:9080".parse().expect("addr"),
+            tls: false,
         };
         let params = [("id", "x")];
         let vars = RequestVars {

@@ -17,13 +17,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{
-    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Upstream,
+    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Ssl,
+    Upstream,
 };
 use crate::plugins::chain::Chain;
 use crate::plugins::consumers::Consumers;
 use crate::plugins::traffic_split::{self, Alternative};
 use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
+use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
 use crate::upstream::{Backend, Timeouts};
@@ -84,6 +86,8 @@ pub struct Snapshot {
     pub global_plugins: Arc<Chain>,
     /// Every consumer, for authentication plugins.
     pub consumers: Arc<Consumers>,
+    /// The certificates served by SNI on the TLS listeners.
+    pub tls: Arc<CertIndex>,
 }
 
 impl Snapshot {
@@ -96,6 +100,7 @@ impl Snapshot {
             config: Arc::default(),
             global_plugins: Arc::default(),
             consumers: Arc::default(),
+            tls: Arc::default(),
         }
     }
 }
@@ -135,6 +140,10 @@ pub struct Builder {
     global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
     /// The consumer resources of the last build and their index.
     consumers: Option<(ConsumerSources, Arc<Consumers>)>,
+    /// The certificate index, rebuilt only for ssl objects that changed.
+    tls: IndexBuilder,
+    /// The ssl objects of the last build by id (for `tls.client_cert_id`).
+    ssls: FastMap<String, Arc<Ssl>>,
     version: u64,
 }
 
@@ -265,8 +274,15 @@ impl Builder {
             generation: 0,
             global: None,
             consumers: None,
+            tls: IndexBuilder::default(),
+            ssls: FastMap::default(),
             version: 0,
         })
+    }
+
+    /// Sets the node-level TLS settings (`apisix.ssl`) later builds use.
+    pub fn set_tls(&mut self, settings: TlsSettings) {
+        self.tls = IndexBuilder::new(settings);
     }
 
     /// The router the snapshots use.
@@ -294,6 +310,7 @@ impl Builder {
             .iter()
             .filter_map(|p| p.id.as_ref().map(|id| (id, p)))
             .collect();
+        let ssls_changed = self.refresh_ssls(&config.ssls);
         let mut specs = Vec::with_capacity(config.routes.len());
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut clients_released = false;
@@ -328,6 +345,8 @@ impl Builder {
                         .split_upstreams
                         .iter()
                         .all(|(uid, was)| same(was.as_ref(), upstreams.get(uid).copied()))
+                    // A client certificate taken from a changed ssl object needs a new client.
+                    && !(ssls_changed && cached.clients.iter().any(|k| k.client_cert_id.is_some()))
                 {
                     if cached.generation != generation {
                         cached.generation = generation;
@@ -401,8 +420,31 @@ impl Builder {
             routes,
             global_plugins: self.global_plugins(&config.global_rules),
             consumers: self.consumers(&config),
+            tls: self.tls.build(&config.ssls),
             config,
         }
+    }
+
+    /// Keeps the ssl objects by id; returns whether any changed since the last build.
+    fn refresh_ssls(&mut self, ssls: &[Arc<Ssl>]) -> bool {
+        let unchanged = self.ssls.len() == ssls.len()
+            && ssls.iter().all(|s| {
+                let id = s.id.as_ref().map_or("", |i| i.0.as_str());
+                self.ssls.get(id).is_some_and(|old| Arc::ptr_eq(old, s))
+            });
+        if unchanged {
+            return false;
+        }
+        self.ssls = ssls
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_ref().map_or_else(String::new, |i| i.0.clone()),
+                    s.clone(),
+                )
+            })
+            .collect();
+        true
     }
 
     /// The consumer index, reused while consumers, credentials and groups are the same objects.
@@ -717,9 +759,28 @@ impl Builder {
             ),
             None => (self.settings.keepalive, self.settings.keepalive_timeout),
         };
+        let client_cert_id = tls.and_then(|t| t.client_cert_id.as_ref());
+        let client_cert = match client_cert_id {
+            Some(id) => match self.ssls.get(&id.0) {
+                Some(ssl) => Some((ssl.cert.clone(), ssl.key.clone())),
+                None => {
+                    tracing::error!(ssl = %id.0, "tls.client_cert_id names no ssl object; no client certificate is sent");
+                    None
+                }
+            },
+            None => tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
+        };
+        // APISIX sends `upstream_host` as the TLS server name when it rewrites the Host.
+        let sni = match (u.is_tls(), u.pass_host.as_deref()) {
+            (true, Some("rewrite")) => u.upstream_host.clone().filter(|h| !h.is_empty()),
+            _ => None,
+        };
         ClientKey {
             verify: tls.and_then(|t| t.verify).unwrap_or(true),
-            client_cert: tls.and_then(|t| t.client_cert.clone().zip(t.client_key.clone())),
+            client_cert,
+            client_cert_id: client_cert_id.map(|i| i.0.clone()),
+            sni,
+            http2: u.is_grpc(),
             pool_size,
             idle_timeout,
             connect_timeout: timeouts.connect,

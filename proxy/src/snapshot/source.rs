@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::config::ConfigError;
 use crate::model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
-    Upstream,
+    Ssl, Upstream,
 };
 use crate::store::sync::Change;
 use crate::store::Declarative;
@@ -30,6 +30,7 @@ pub struct Resources {
     consumer_groups: BTreeMap<String, Arc<ConsumerGroup>>,
     /// By `username/credentials/id`.
     credentials: BTreeMap<String, Arc<Credential>>,
+    ssls: BTreeMap<String, Arc<Ssl>>,
 }
 
 impl Resources {
@@ -109,6 +110,13 @@ impl Resources {
                         g.validate(check);
                     },
                 ),
+                ("ssls", Change::Put(e)) => {
+                    upsert(&mut self.ssls, id, &e.value, |s: &mut Ssl, id, c| {
+                        s.id = Some(id);
+                        s.validate(c);
+                    })
+                }
+                ("ssls", Change::Delete(_)) => self.ssls.remove(&id).is_some(),
                 ("consumers", Change::Delete(_)) if id.contains('/') => {
                     self.credentials.remove(&id).is_some()
                 }
@@ -146,6 +154,7 @@ impl Resources {
                     Some((user.to_owned(), id.to_owned(), c.clone()))
                 })
                 .collect(),
+            ssls: self.ssls.values().cloned().collect(),
         }
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::config::{substitute_env, ConfigError};
 use crate::model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
-    Upstream,
+    Ssl, Upstream,
 };
 
 /// The file formats.
@@ -59,6 +59,8 @@ pub struct Declarative {
     pub consumer_groups: Vec<Arc<ConsumerGroup>>,
     /// Valid credentials: (username, credential id, credential) (Admin API only).
     pub credentials: Vec<(String, String, Arc<Credential>)>,
+    /// Valid SSL objects (certificates served by SNI or presented to upstreams).
+    pub ssls: Vec<Arc<Ssl>>,
 }
 
 /// A parsed file: what applies and what was rejected.
@@ -95,8 +97,7 @@ pub enum FileError {
 }
 
 /// Resource keys this version accepts but does not act on yet.
-const NOT_YET_USED: [&str; 6] = [
-    "ssls",
+const NOT_YET_USED: [&str; 5] = [
     "plugin_metadata",
     "protos",
     "stream_routes",
@@ -155,12 +156,18 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
                 | "plugin_configs"
                 | "consumers"
                 | "consumer_groups"
+                | "ssls"
         ) {
             loaded.ignored.push(format!("{key}: unknown key"));
         }
     }
 
     let rejected = &mut loaded.rejected;
+    let ssls: Vec<Ssl> = items(&top, "ssls", rejected, |s: &mut Ssl, id, c| {
+        s.id = Some(id);
+        s.validate(c);
+        Ok(())
+    });
     let upstreams: Vec<Upstream> = items(&top, "upstreams", rejected, |u: &mut Upstream, id, c| {
         u.id = Some(id);
         u.validate(c);
@@ -235,6 +242,7 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         consumers: consumers.into_iter().map(Arc::new).collect(),
         consumer_groups: consumer_groups.into_iter().map(Arc::new).collect(),
         credentials: Vec::new(),
+        ssls: ssls.into_iter().map(Arc::new).collect(),
     };
     Ok(loaded)
 }

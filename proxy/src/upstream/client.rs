@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -31,6 +31,13 @@ pub struct ClientKey {
     pub verify: bool,
     /// Client certificate and key (PEM) for mTLS.
     pub client_cert: Option<(String, String)>,
+    /// The ssl object `client_cert` came from (`tls.client_cert_id`), if any.
+    pub client_cert_id: Option<String>,
+    /// The TLS server name (SNI, and the name verified) when not the node's host
+    /// (`upstream_host` with `pass_host: rewrite`).
+    pub sni: Option<String>,
+    /// Speak HTTP/2 only (gRPC upstreams): prior knowledge in cleartext, `h2` by ALPN over TLS.
+    pub http2: bool,
     /// Idle connections kept per node; 0 disables keep-alive.
     pub pool_size: usize,
     /// Idle time before a pooled connection is closed.
@@ -59,6 +66,9 @@ pub enum ClientError {
     /// The client certificate or key is not usable.
     #[error("invalid client certificate: {0}")]
     ClientCert(String),
+    /// `upstream_host` is not usable as a TLS server name.
+    #[error("invalid TLS server name {0}")]
+    ServerName(String),
 }
 
 impl ClientCache {
@@ -136,12 +146,24 @@ impl ClientCache {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(key.connect_timeout));
-        let connector = HttpsConnectorBuilder::new()
+        let builder = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            .https_or_http();
+        let builder = match &key.sni {
+            Some(name) => {
+                let name = ServerName::try_from(name.trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| ClientError::ServerName(format!("{name}: {e}")))?;
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = if key.http2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http1().wrap_connector(http)
+        };
         Ok(Client::builder(TokioExecutor::new())
+            .http2_only(key.http2)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(key.idle_timeout)

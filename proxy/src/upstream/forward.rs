@@ -219,6 +219,12 @@ fn build(
     if let Some(host) = host {
         request.headers_mut().insert(HOST, host);
     }
+    if backend.definition.is_grpc() {
+        // gRPC servers expect it; hop-by-hop removal took the client's.
+        request
+            .headers_mut()
+            .insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
     request
 }
 

@@ -99,7 +99,7 @@ impl Backend {
     /// Builds a backend from a validated upstream. Nodes whose address cannot form a URI are
     /// left out with an error log.
     pub fn new(key: String, definition: &model::Upstream) -> Backend {
-        let https = definition.scheme() == "https";
+        let https = definition.is_tls();
         let default_port = if https { 443 } else { 80 };
         let mut nodes = Vec::new();
         let mut addrs = Vec::new();
