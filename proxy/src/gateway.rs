@@ -362,9 +362,11 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let listener = bind(want).await?;
             let addr = local_addr(&listener, want)?;
             tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
+            let health_of = state.clone();
             management.push(tokio::spawn(crate::plugins::prometheus::serve(
                 listener,
                 attr.export_uri.clone(),
+                move || health_of.snapshot.load().health.clone(),
                 stopped(),
             )));
             Some(addr)

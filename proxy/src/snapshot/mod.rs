@@ -26,6 +26,7 @@ use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
+use crate::upstream::health::{self, Checker};
 use crate::upstream::{Backend, Timeouts};
 
 /// Where a matched route sends its requests.
@@ -84,6 +85,8 @@ pub struct Snapshot {
     pub global_plugins: Arc<Chain>,
     /// Every consumer, for authentication plugins.
     pub consumers: Arc<Consumers>,
+    /// The health checkers of the upstreams in use, by key (control API, metrics).
+    pub health: Vec<Arc<Checker>>,
 }
 
 impl Snapshot {
@@ -96,6 +99,7 @@ impl Snapshot {
             config: Arc::default(),
             global_plugins: Arc::default(),
             consumers: Arc::default(),
+            health: Vec::new(),
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct Builder {
     global: Option<(Vec<Arc<GlobalRule>>, Arc<Chain>)>,
     /// The consumer resources of the last build and their index.
     consumers: Option<(ConsumerSources, Arc<Consumers>)>,
+    /// Health checkers of the backends, started when a backend with `checks` is built and
+    /// stopped when its upstream is no longer used.
+    health: health::Registry,
     version: u64,
 }
 
@@ -265,6 +272,7 @@ impl Builder {
             generation: 0,
             global: None,
             consumers: None,
+            health: health::Registry::default(),
             version: 0,
         })
     }
@@ -386,6 +394,8 @@ impl Builder {
             let used: HashSet<ClientKey> = self.client_uses.keys().cloned().collect();
             self.clients.retain(&used);
         }
+        let backends = &self.backends;
+        self.health.retain(|key| backends.contains_key(key));
         self.version += 1;
         let router = Arc::new(Router::build_with_values(
             self.settings.router,
@@ -401,6 +411,7 @@ impl Builder {
             routes,
             global_plugins: self.global_plugins(&config.global_rules),
             consumers: self.consumers(&config),
+            health: self.health.list(),
             config,
         }
     }
@@ -671,11 +682,13 @@ impl Builder {
         let backend = match self.backends.get_mut(&key) {
             Some((b, _)) if b.definition == *definition => b.clone(),
             Some((b, _)) => {
-                *b = Arc::new(Backend::new(key.clone(), definition));
+                let checker = self.health.checker(&key, definition, &mut self.clients);
+                *b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
                 b.clone()
             }
             None => {
-                let b = Arc::new(Backend::new(key.clone(), definition));
+                let checker = self.health.checker(&key, definition, &mut self.clients);
+                let b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
                 self.backends.insert(key.clone(), (b.clone(), 0));
                 b
             }

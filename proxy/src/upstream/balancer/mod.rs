@@ -23,6 +23,12 @@
 //!   `ewma * (active + 1)`; two random untried nodes are compared and the lower score wins ("power of
 //!   two choices"). Nodes without samples score 0, so new nodes are tried.
 //!
+//! Health (see `super::health`): when the upstream has health checks, a pick first skips the nodes
+//! that are unhealthy, exactly as if they had been tried (so the priority group rule and chash's
+//! clockwise walk apply unchanged). When that leaves nothing — every node unhealthy, or every
+//! healthy one tried — the pick is made again ignoring health: APISIX's "all unhealthy: use all
+//! nodes", extended to retries so a request is never refused while some node is left untried.
+//!
 //! The single-node upstream is a fast path for every algorithm: no lock, no atomics beyond the
 //! in-flight counter.
 
@@ -33,7 +39,10 @@ mod least_conn;
 mod roundrobin;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::health::NodeHealth;
 
 pub use key::HashOn;
 
@@ -105,6 +114,21 @@ pub struct Balancer {
     ticket: AtomicU64,
     /// Time origin for ewma timestamps.
     epoch: std::time::Instant,
+    /// Health per node, by index (empty without health checks).
+    health: Vec<Arc<NodeHealth>>,
+}
+
+/// The nodes a pick must not return: those tried, and (first pass) the unhealthy ones.
+pub(crate) struct Skip<'a> {
+    tried: &'a [usize],
+    down: &'a [Arc<NodeHealth>],
+}
+
+impl Skip<'_> {
+    /// Whether node `i` is out.
+    pub(crate) fn contains(&self, i: &usize) -> bool {
+        self.tried.contains(i) || self.down.get(*i).is_some_and(|h| !h.is_healthy())
+    }
 }
 
 impl Balancer {
@@ -157,7 +181,14 @@ impl Balancer {
             ewma,
             ticket: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            health: Vec::new(),
         }
+    }
+
+    /// Makes picks skip nodes whose `health` (one per node, in node order) is unhealthy.
+    pub fn with_health(mut self, health: Vec<Arc<NodeHealth>>) -> Balancer {
+        self.health = health;
+        self
     }
 
     /// The nodes this balancer picks from, in the order given to [`Balancer::new`].
@@ -174,11 +205,25 @@ impl Balancer {
     ///
     /// Nodes of the highest priority come first; a lower group is used only when every node of all
     /// higher groups is in `tried`. Weight-0 nodes are never picked, except when the upstream has a
-    /// single node. Returns `None` when nothing is left.
+    /// single node. Unhealthy nodes are picked only when no healthy untried node is left.
+    /// Returns `None` when nothing is left.
     pub fn pick(&self, hash_key: Option<&str>, tried: &[usize]) -> Option<usize> {
         if self.nodes.len() == 1 {
             return (!tried.contains(&0)).then_some(0);
         }
+        if self.health.iter().any(|h| !h.is_healthy()) {
+            let healthy_only = Skip {
+                tried,
+                down: &self.health,
+            };
+            if let Some(i) = self.pick_skipping(hash_key, &healthy_only) {
+                return Some(i);
+            }
+        }
+        self.pick_skipping(hash_key, &Skip { tried, down: &[] })
+    }
+
+    fn pick_skipping(&self, hash_key: Option<&str>, tried: &Skip<'_>) -> Option<usize> {
         let group = self
             .groups
             .iter()
