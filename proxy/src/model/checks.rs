@@ -292,7 +292,10 @@ impl Checks {
             a.error("host", "must not be empty");
         }
         if http::Method::from_bytes(active.http_method.as_bytes()).is_err() {
-            a.error("http_method", format!("invalid method `{}`", active.http_method));
+            a.error(
+                "http_method",
+                format!("invalid method `{}`", active.http_method),
+            );
         }
         if !active.http_path.starts_with('/')
             || http::uri::PathAndQuery::try_from(active.http_path.as_str()).is_err()
@@ -312,7 +315,11 @@ impl Checks {
         }
         interval(&mut a, "healthy.interval", active.healthy.interval);
         interval(&mut a, "unhealthy.interval", active.unhealthy.interval);
-        statuses(&mut a, "healthy.http_statuses", &active.healthy.http_statuses);
+        statuses(
+            &mut a,
+            "healthy.http_statuses",
+            &active.healthy.http_statuses,
+        );
         statuses(
             &mut a,
             "unhealthy.http_statuses",
@@ -330,7 +337,11 @@ impl Checks {
         }
         if let Some(passive) = &self.passive {
             let mut p = check.nested("passive");
-            statuses(&mut p, "healthy.http_statuses", &passive.healthy.http_statuses);
+            statuses(
+                &mut p,
+                "healthy.http_statuses",
+                &passive.healthy.http_statuses,
+            );
             statuses(
                 &mut p,
                 "unhealthy.http_statuses",
@@ -352,7 +363,10 @@ impl Checks {
 
 fn interval(check: &mut Checker<'_>, field: &str, v: f64) {
     if !(v >= MIN_INTERVAL && v.is_finite()) {
-        check.error(field, format!("must be a number of at least {MIN_INTERVAL}"));
+        check.error(
+            field,
+            format!("must be a number of at least {MIN_INTERVAL}"),
+        );
     }
 }
 
@@ -459,8 +473,9 @@ mod tests {
     fn unknown_fields_and_types_are_refused() {
         assert!(serde_json::from_str::<Checks>(r#"{"active":{"type":"udp"}}"#).is_err());
         assert!(serde_json::from_str::<Checks>(r#"{"active":{"bogus":1}}"#).is_err());
-        assert!(serde_json::from_str::<Checks>(r#"{"active":{"healthy":{"successes":-1}}}"#)
-            .is_err());
+        assert!(
+            serde_json::from_str::<Checks>(r#"{"active":{"healthy":{"successes":-1}}}"#).is_err()
+        );
     }
 
     #[test]

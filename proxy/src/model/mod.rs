@@ -32,8 +32,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use checks::{
-    parse_header, ActiveCheck, ActiveHealthy, ActiveUnhealthy, Checks, PassiveCheck, PassiveHealthy,
-    PassiveUnhealthy, ProbeKind,
+    parse_header, ActiveCheck, ActiveHealthy, ActiveUnhealthy, Checks, PassiveCheck,
+    PassiveHealthy, PassiveUnhealthy, ProbeKind,
 };
 pub use consumer::{is_valid_username, Consumer, Credential};
 pub use consumer_group::ConsumerGroup;

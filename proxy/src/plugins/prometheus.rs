@@ -299,9 +299,11 @@ pub async fn serve(
 
 /// `apisix_upstream_status` for `checkers`.
 pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
-    let mut out = String::from("# HELP apisix_upstream_status Upstream status from health check
+    let mut out = String::from(
+        "# HELP apisix_upstream_status Upstream status from health check
 # TYPE apisix_upstream_status gauge
-");
+",
+    );
     for c in checkers {
         for node in c.targets().iter() {
             let _ = writeln!(

@@ -491,21 +491,19 @@ impl Prober {
         } else {
             "http"
         };
-        let uri: Uri = format!(
-            "{scheme}://{}:{port}{}",
-            node.host, self.active.http_path
-        )
-        .parse()
-        .ok()?;
+        let uri: Uri = format!("{scheme}://{}:{port}{}", node.host, self.active.http_path)
+            .parse()
+            .ok()?;
         let body = BodySlot::from_bytes(self.body.clone()).replay()?;
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = self.headers.clone();
         if !self.body.is_empty() {
-            request
-                .headers_mut()
-                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+            request.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(self.body.len()),
+            );
         }
         match client.request(request).await {
             Ok(response) => {
@@ -775,10 +773,8 @@ mod tests {
     fn passive_statuses_follow_the_lists() {
         let c = Checker::new(
             "k".into(),
-            serde_json::from_str(
-                r#"{"active":{},"passive":{"unhealthy":{"http_failures":2}}}"#,
-            )
-            .expect("checks"),
+            serde_json::from_str(r#"{"active":{},"passive":{"unhealthy":{"http_failures":2}}}"#)
+                .expect("checks"),
         );
         let n = c.set_targets(&[("a".into(), 1)]);
         c.report_passive_status(&n[0], 500);
