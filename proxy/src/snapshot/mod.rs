@@ -893,6 +893,49 @@ mod tests {
     }
 
     #[test]
+    fn health_checkers_follow_upstream_changes() {
+        let mut b = builder();
+        let config = |nodes: &str, checks: &str| {
+            let up: Arc<Upstream> = parse(&format!(
+                r#"{{"id":"u","nodes":{nodes},"checks":{{"active":{checks}}}}}"#
+            ));
+            let route: Arc<Route> = parse(r#"{"id":"1","uri":"/a","upstream_id":"u"}"#);
+            Arc::new(Declarative {
+                routes: vec![route],
+                upstreams: vec![up],
+                ..Declarative::default()
+            })
+        };
+        let hosts = |s: &Snapshot| -> Vec<String> {
+            s.health[0]
+                .targets()
+                .iter()
+                .map(|t| format!("{}:{}", t.host, t.port))
+                .collect()
+        };
+        let first = b.build(config(r#"{"127.0.0.1:1":1,"127.0.0.1:2":1}"#, "{}"));
+        assert_eq!(first.health.len(), 1);
+        assert_eq!(first.health[0].key(), "/apisix/upstreams/u");
+        assert_eq!(hosts(&first), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+
+        // Nodes change, checks do not: the same checker, probing the new node set.
+        let second = b.build(config(r#"{"127.0.0.1:2":1,"127.0.0.1:3":1}"#, "{}"));
+        assert!(Arc::ptr_eq(&first.health[0], &second.health[0]));
+        assert_eq!(hosts(&second), vec!["127.0.0.1:2", "127.0.0.1:3"]);
+
+        // Checks change: a new checker.
+        let third = b.build(config(
+            r#"{"127.0.0.1:2":1,"127.0.0.1:3":1}"#,
+            r#"{"type":"tcp"}"#,
+        ));
+        assert!(!Arc::ptr_eq(&second.health[0], &third.health[0]));
+
+        // No route uses the upstream: no checker.
+        let fourth = b.build(Arc::default());
+        assert!(fourth.health.is_empty());
+    }
+
+    #[test]
     fn old_routers_are_freed_by_the_builder() {
         let mut b = builder();
         let first = b.build(Arc::default());

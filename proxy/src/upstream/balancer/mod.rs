@@ -453,6 +453,108 @@ pub(crate) mod tests {
         assert_eq!(total, [1_000, 2_000, 7_000]);
     }
 
+    fn healths(n: usize) -> Vec<Arc<NodeHealth>> {
+        (0..n)
+            .map(|i| Arc::new(NodeHealth::new(format!("n{i}"), 80)))
+            .collect()
+    }
+
+    fn eject(h: &NodeHealth) {
+        let limits = super::super::health::Thresholds {
+            successes: 1,
+            http_failures: 1,
+            tcp_failures: 1,
+            timeouts: 1,
+        };
+        h.report(super::super::health::Outcome::TcpFailure, &limits);
+        assert!(!h.is_healthy());
+    }
+
+    #[test]
+    fn unhealthy_nodes_are_skipped_by_every_kind() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("a", 1, 0), node("b", 5, 0), node("c", 1, 0)],
+            )
+            .with_health(health.clone());
+            eject(&health[1]);
+            for k in 0..100 {
+                let key = format!("/k{k}");
+                let first = b.pick(Some(&key), &[]);
+                assert!(matches!(first, Some(0 | 2)), "{name}: {first:?}");
+                // A retry still prefers the other healthy node ...
+                let other = if first == Some(0) { 2 } else { 0 };
+                assert_eq!(
+                    b.pick(Some(&key), &[first.unwrap_or(0)]),
+                    Some(other),
+                    "{name}"
+                );
+                // ... and reaches the unhealthy one only when nothing else is left.
+                assert_eq!(b.pick(Some(&key), &[0, 2]), Some(1), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn all_unhealthy_uses_all_nodes() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("a", 1, 0), node("b", 1, 0), node("c", 1, 0)],
+            )
+            .with_health(health.clone());
+            health.iter().for_each(|h| eject(h));
+            let mut seen = [false; 3];
+            for k in 0..200 {
+                let i = b.pick(Some(&format!("/k{k}")), &[]).expect("a node");
+                seen[i] = true;
+            }
+            assert_eq!(seen, [true; 3], "{name}");
+        }
+    }
+
+    #[test]
+    fn unhealthy_primaries_hand_over_to_the_backup_group() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("p1", 1, 1), node("p2", 1, 1), node("backup", 1, 0)],
+            )
+            .with_health(health.clone());
+            eject(&health[0]);
+            assert_eq!(b.pick(Some("/x"), &[]), Some(1), "{name}");
+            eject(&health[1]);
+            assert_eq!(b.pick(Some("/x"), &[]), Some(2), "{name}");
+            eject(&health[2]);
+            // Everything down: the highest group again.
+            assert!(matches!(b.pick(Some("/x"), &[]), Some(0 | 1)), "{name}");
+        }
+    }
+
+    #[test]
+    fn chash_moves_only_the_keys_of_an_unhealthy_node() {
+        let health = healths(4);
+        let nodes: Vec<Node> = (0..4).map(|i| node(&format!("10.0.0.{i}"), 1, 0)).collect();
+        let b = Balancer::new(Kind::Chash(HashOn::Vars("uri".into())), nodes)
+            .with_health(health.clone());
+        let before: Vec<Option<usize>> = (0..1000)
+            .map(|k| b.pick(Some(&format!("/u/{k}")), &[]))
+            .collect();
+        eject(&health[2]);
+        for (k, was) in before.iter().enumerate() {
+            let now = b.pick(Some(&format!("/u/{k}")), &[]);
+            if *was == Some(2) {
+                assert_ne!(now, Some(2));
+            } else {
+                assert_eq!(now, *was, "a key of a healthy node moved");
+            }
+        }
+    }
+
     #[test]
     fn hash_is_stable() {
         // Fixed values: ring placement must not change between builds.
