@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +28,8 @@ struct Node {
     probes: Arc<AtomicUsize>,
     /// Other requests.
     hits: Arc<AtomicUsize>,
+    /// Method, Host and `X-Probe` of the last `/health` request.
+    last_probe: Arc<Mutex<Option<(String, String, String)>>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -40,6 +42,7 @@ impl Node {
             health: Arc::new(AtomicU16::new(200)),
             probes: Arc::default(),
             hits: Arc::default(),
+            last_probe: Arc::default(),
             task: None,
         };
         node.listen().await;
@@ -69,12 +72,13 @@ impl Node {
             }
         };
         self.port = listener.local_addr().expect("addr").port();
-        let (name, status, health, probes, hits) = (
+        let (name, status, health, probes, hits, last_probe) = (
             self.name,
             self.status.clone(),
             self.health.clone(),
             self.probes.clone(),
             self.hits.clone(),
+            self.last_probe.clone(),
         );
         self.task = Some(tokio::spawn(async move {
             // Dropping this task (kill) drops the set, which aborts every connection.
@@ -83,12 +87,31 @@ impl Node {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { return };
-                        let (status, health, probes, hits) =
-                            (status.clone(), health.clone(), probes.clone(), hits.clone());
+                        let (status, health, probes, hits, last_probe) = (
+                            status.clone(),
+                            health.clone(),
+                            probes.clone(),
+                            hits.clone(),
+                            last_probe.clone(),
+                        );
                         connections.spawn(async move {
                             let service = service_fn(move |req: Request<Incoming>| {
                                 let code = if req.uri().path() == "/health" {
                                     probes.fetch_add(1, Ordering::SeqCst);
+                                    let header = |n: &str| {
+                                        req.headers()
+                                            .get(n)
+                                            .and_then(|v| v.to_str().ok())
+                                            .unwrap_or("")
+                                            .to_owned()
+                                    };
+                                    if let Ok(mut last) = last_probe.lock() {
+                                        *last = Some((
+                                            req.method().to_string(),
+                                            header("host"),
+                                            header("x-probe"),
+                                        ));
+                                    }
                                     health.load(Ordering::SeqCst)
                                 } else {
                                     hits.fetch_add(1, Ordering::SeqCst);
@@ -620,5 +643,108 @@ async fn checkers_start_when_the_admin_api_writes_the_upstream() {
         let got = get(&gw.url("/r")).await;
         assert_eq!(got.status, 200);
         assert_eq!(got.header("x-upstream"), Some("a"));
+    }
+}
+
+#[tokio::test]
+async fn probes_send_the_configured_request_and_time_out() {
+    let a = Node::start("a").await;
+    let elsewhere = Node::start("elsewhere").await;
+    let hang = upstream("hang", Behaviour::Hang).await;
+    let config = format!(
+        "routes:\n  - id: 1\n    uri: /r\n    upstream:\n      nodes: {}\n      checks:\n        active:\n          http_method: HEAD\n          http_path: /health\n          host: probe.example\n          port: {}\n          req_headers: [\"X-Probe: yes\"]\n          healthy: {{interval: 0.1}}\n          unhealthy: {{interval: 0.1}}\n  - id: 2\n    uri: /h\n    upstream:\n      nodes: {}\n      checks:\n        active:\n          timeout: 0.2\n          healthy: {{interval: 0.1}}\n          unhealthy: {{interval: 0.1, timeouts: 2}}\n#END\n",
+        nodes_yaml(&[&a.addr()]),
+        elsewhere.port,
+        nodes_yaml(&[&hang.node()]),
+    );
+    let gw = gateway_with(&config, CONTROL).await;
+    wait_for_status(&gw, "/apisix/routes/2", &hang.node(), &["unhealthy"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while elsewhere.probes.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the port override is not probed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.probes.load(Ordering::SeqCst), 0);
+    let last = elsewhere.last_probe.lock().expect("lock").clone();
+    assert_eq!(
+        last,
+        Some((
+            "HEAD".to_owned(),
+            "probe.example".to_owned(),
+            "yes".to_owned()
+        ))
+    );
+}
+
+mod https {
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsAcceptor;
+
+    /// An https server with a self-signed certificate for `localhost`; counts requests.
+    async fn tls_node(hits: Arc<AtomicUsize>) -> u16 {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key"),
+            )
+            .expect("config");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, hits) = (acceptor.clone(), hits.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |_req: Request<Incoming>| {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        async {
+                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_verify_certificates_unless_told_not_to() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let port = tls_node(hits.clone()).await;
+        let route = |id: u8, verify: bool| {
+            format!(
+                "  - id: {id}\n    uri: /{id}\n    upstream:\n      scheme: https\n      nodes: [{{host: localhost, port: {port}, weight: 1}}]\n      checks:\n        active:\n          type: https\n          https_verify_certificate: {verify}\n          healthy: {{interval: 0.1}}\n          unhealthy: {{interval: 0.1, tcp_failures: 1}}\n"
+            )
+        };
+        let config = format!("routes:\n{}{}#END\n", route(1, true), route(2, false));
+        let gw = gateway_with(&config, CONTROL).await;
+        let node = format!("localhost:{port}");
+        wait_for_status(&gw, "/apisix/routes/1", &node, &["unhealthy"]).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hits.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < deadline, "no https probe got through");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let unverified = statuses(&gw, "/apisix/routes/2").await;
+        assert_eq!(unverified, vec![(node, "healthy".to_owned())]);
     }
 }
