@@ -301,3 +301,46 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules() {
+        use FailKind::*;
+        // (kind, idempotent) -> APISIX's rule
+        for (kind, idempotent, want) in [
+            (Connect, false, true),
+            (ConnectTimeout, false, true),
+            (Timeout, true, true),
+            (Timeout, false, false),
+            (Broken, true, true),
+            (Broken, false, false),
+            (RetryDeadline, true, false),
+        ] {
+            assert_eq!(retryable(None, kind, idempotent), want, "{kind:?}");
+        }
+        let only_timeout = RetryPolicy {
+            timeout: true,
+            ..RetryPolicy::default()
+        };
+        let p = Some(&only_timeout);
+        assert!(!retryable(p, Connect, true));
+        assert!(retryable(p, ConnectTimeout, false), "nothing was sent");
+        assert!(retryable(p, Timeout, true));
+        assert!(!retryable(p, Timeout, false));
+        assert!(!retryable(p, Broken, true));
+        let everything = RetryPolicy {
+            connect: true,
+            reset: true,
+            non_idempotent: true,
+            ..RetryPolicy::default()
+        };
+        let p = Some(&everything);
+        assert!(retryable(p, Connect, false));
+        assert!(retryable(p, ConnectTimeout, false));
+        assert!(retryable(p, Broken, false));
+        assert!(!retryable(p, Timeout, false), "timeout not listed");
+    }
+}
