@@ -216,8 +216,11 @@ fn load(url: String, stop: Arc<AtomicBool>) -> JoinHandle<Vec<(u16, String, Inst
     tokio::spawn(async move {
         let client = client();
         let mut seen = Vec::new();
+        let mut n = 0u32;
         while !stop.load(Ordering::SeqCst) {
-            let req = Request::get(&url)
+            n += 1;
+            // Varying keys, for chash.
+            let req = Request::get(format!("{url}?k={n}"))
                 .body(Full::new(Bytes::new()))
                 .expect("request");
             let got = send(&client, req).await;
@@ -234,11 +237,27 @@ fn load(url: String, stop: Arc<AtomicBool>) -> JoinHandle<Vec<(u16, String, Inst
 
 #[tokio::test]
 async fn a_killed_node_is_ejected_and_restored_with_zero_failed_requests() {
+    kill_and_restore("").await;
+}
+
+#[tokio::test]
+async fn kill_and_restore_with_chash() {
+    kill_and_restore("    type: chash\n    hash_on: vars\n    key: arg_k\n").await;
+}
+
+#[tokio::test]
+async fn kill_and_restore_with_least_conn() {
+    kill_and_restore("    type: least_conn\n").await;
+}
+
+/// Three nodes under steady GET traffic; one is killed, ejected, restarted and restored; every
+/// request must succeed and the ejected node must get nothing while it is out.
+async fn kill_and_restore(balancer: &str) {
     let a = Node::start("a").await;
     let mut b = Node::start("b").await;
     let c = Node::start("c").await;
     let config = format!(
-        "upstreams:\n  - id: u1\n    nodes: {}\n    checks:\n      active:\n        http_path: /health\n        timeout: 0.5\n        healthy: {{interval: 0.1, successes: 2}}\n        unhealthy: {{interval: 0.1, tcp_failures: 2}}\nroutes:\n  - id: 1\n    uri: /r\n    upstream_id: u1\n#END\n",
+        "upstreams:\n  - id: u1\n{balancer}    nodes: {}\n    checks:\n      active:\n        http_path: /health\n        timeout: 0.5\n        healthy: {{interval: 0.1, successes: 2}}\n        unhealthy: {{interval: 0.1, tcp_failures: 2}}\nroutes:\n  - id: 1\n    uri: /r\n    upstream_id: u1\n#END\n",
         nodes_yaml(&[&a.addr(), &b.addr(), &c.addr()])
     );
     let gw = gateway_with(&config, CONTROL).await;
