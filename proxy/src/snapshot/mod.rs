@@ -277,6 +277,12 @@ impl Builder {
         })
     }
 
+    /// Turns upstream health checks on (the default) or off; a node that serves no traffic (a
+    /// control plane) runs no checker.
+    pub fn set_health_checks(&mut self, on: bool) {
+        self.health.set_enabled(on);
+    }
+
     /// The router the snapshots use.
     pub fn router_kind(&self) -> RouterKind {
         self.settings.router
@@ -933,6 +939,11 @@ mod tests {
         // No route uses the upstream: no checker.
         let fourth = b.build(Arc::default());
         assert!(fourth.health.is_empty());
+
+        // Health checks off (a control plane): no checker at all.
+        b.set_health_checks(false);
+        let fifth = b.build(config(r#"{"127.0.0.1:5":1}"#, "{}"));
+        assert!(fifth.health.is_empty());
     }
 
     #[test]

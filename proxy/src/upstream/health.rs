@@ -593,12 +593,29 @@ fn record(
 }
 
 /// The checkers of one builder, by upstream key.
-#[derive(Default)]
 pub struct Registry {
     checkers: HashMap<String, Arc<Checker>>,
+    enabled: bool,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            checkers: HashMap::new(),
+            enabled: true,
+        }
+    }
 }
 
 impl Registry {
+    /// Turns health checking on or off (off: no checker, every node counts as healthy).
+    pub fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
+        if !on {
+            self.retain(|_| false);
+        }
+    }
+
     /// The checker for upstream `key` as `definition` configures it: the running one while its
     /// `checks` are unchanged, else a new one, started now. None (and any old one stopped) when
     /// the upstream has no `checks`.
@@ -608,7 +625,7 @@ impl Registry {
         definition: &model::Upstream,
         clients: &mut ClientCache,
     ) -> Option<Arc<Checker>> {
-        let Some(checks) = &definition.checks else {
+        let Some(checks) = definition.checks.as_ref().filter(|_| self.enabled) else {
             if let Some(old) = self.checkers.remove(key) {
                 old.stop();
             }
