@@ -199,7 +199,9 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         config.apisix.ssl.trusted_ca(),
     )?;
     // A control plane proxies nothing: probing upstreams would only add load.
-    builder.set_health_checks(role != Role::ControlPlane);
+    builder.set_health_checks(
+        role != Role::ControlPlane && !config.apisix.disable_upstream_healthcheck,
+    );
 
     let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();

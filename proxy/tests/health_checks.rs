@@ -767,3 +767,27 @@ mod https {
         assert_eq!(unverified, vec![(node, "healthy".to_owned())]);
     }
 }
+
+#[tokio::test]
+async fn disable_upstream_healthcheck_turns_checkers_off() {
+    let a = Node::start("a").await;
+    let config = format!(
+        "routes:\n  - id: 1\n    uri: /r\n    upstream:\n      nodes: {}\n      checks:\n        active:\n          http_path: /health\n          healthy: {{interval: 0.1}}\n#END\n",
+        nodes_yaml(&[&a.addr()])
+    );
+    let gw = gateway_with(
+        &config,
+        &format!("{CONTROL}  disable_upstream_healthcheck: true\n"),
+    )
+    .await;
+    assert_eq!(get(&gw.url("/r")).await.status, 200);
+    let control = gw.gateway.control_addr().expect("control API");
+    assert_eq!(
+        get(&format!("http://{control}/v1/healthcheck"))
+            .await
+            .json(),
+        serde_json::json!([])
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.probes.load(Ordering::SeqCst), 0);
+}
