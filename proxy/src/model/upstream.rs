@@ -95,7 +95,7 @@ pub struct Upstream {
 #[serde(untagged)]
 pub enum RetryOn {
     /// A status from the node (400-599), e.g. `502`.
-    Status(u16),
+    Status(i64),
     /// `connect`, `timeout`, `reset`, or a status written as a string (`"503"`).
     Name(String),
 }
@@ -104,7 +104,7 @@ impl RetryOn {
     /// The status this condition names, if it names one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RetryOn::Status(s) => Some(*s),
+            RetryOn::Status(s) => u16::try_from(*s).ok(),
             RetryOn::Name(n) => n.parse().ok(),
         }
     }
@@ -540,11 +540,12 @@ mod tests {
         )
         .is_empty());
         assert_eq!(
-            problems(r#"{"nodes":{"a:1":1},"retry_on":["5xx",200],"checks":{"active":{"concurrency":0}}}"#),
+            problems(r#"{"nodes":{"a:1":1},"retry_on":["5xx",200,70000],"checks":{"active":{"concurrency":0}}}"#),
             vec![
                 "upstreams[0].checks.active.concurrency: must be at least 1",
                 "upstreams[0].retry_on[0]: unknown retry condition `5xx`; expected connect, timeout, reset or a status 400-599",
                 "upstreams[0].retry_on[1]: unknown retry condition `200`; expected connect, timeout, reset or a status 400-599",
+                "upstreams[0].retry_on[2]: unknown retry condition `70000`; expected connect, timeout, reset or a status 400-599",
             ]
         );
         assert_eq!(
