@@ -228,6 +228,10 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         &config.apisix.ssl.protocols().unwrap_or_default(),
         config.apisix.ssl.fallback_sni.clone(),
     ));
+    // A control plane proxies nothing: probing upstreams would only add load.
+    builder.set_health_checks(
+        role != Role::ControlPlane && !config.apisix.disable_upstream_healthcheck,
+    );
 
     let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();
@@ -409,9 +413,11 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let listener = bind(want).await?;
             let addr = local_addr(&listener, want)?;
             tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
+            let health_of = state.clone();
             management.push(tokio::spawn(crate::plugins::prometheus::serve(
                 listener,
                 attr.export_uri.clone(),
+                move || health_of.snapshot.load().health.clone(),
                 stopped(),
             )));
             Some(addr)

@@ -12,7 +12,7 @@
 //! - [`store`]: where resources live: the embedded store, etcd, the standalone `apisix.yaml`.
 //! - [`snapshot`]: the immutable data-plane view, built from resources and swapped atomically.
 //! - [`router`]: the route index and matching; `router::expr` is the `vars` language.
-//! - [`upstream`]: balancers, connection pools, retries and timeouts.
+//! - [`upstream`]: balancers, connection pools, retries and timeouts, node health checks.
 //! - [`server`]: listeners, connections, the request pipeline, gateway-made responses.
 //! - [`plugins`]: the plugin runtime (phases, `_meta`, chains) and the built-in plugins.
 //! - [`runners`]: the external plugin runners (out-of-process and in-process Python) the

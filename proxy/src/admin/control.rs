@@ -2,7 +2,10 @@
 //! plane is serving right now, read from the current snapshot.
 //! - `GET /v1/routes`, `/v1/route/{id}`, `/v1/services`, `/v1/service/{id}`, `/v1/upstreams`,
 //!   `/v1/upstream/{id}`: the objects in memory (a list, or one object; 404 when unknown);
-//! - `GET /v1/healthcheck`: the health checkers (none until health checks exist: `[]`);
+//! - `GET /v1/healthcheck`: every health checker (one per upstream in use with `checks`, from
+//!   the moment its snapshot is built), as APISIX: `[{name, type, nodes: [{ip, port, hostname,
+//!   status, counter: {success, http_failure, tcp_failure, timeout_failure}}]}]`;
+//! - `GET /v1/healthcheck/{upstreams|routes|services}/{id}`: one checker (404 when none);
 //! - `GET /v1/schema`: the resource schemas.
 
 use std::future::Future;
@@ -45,7 +48,20 @@ fn answer(state: &State, method: &Method, path: &str) -> Reply {
         ["v1", "service", id] => one(&config.services, id, |s| s.id.as_ref()),
         ["v1", "upstreams"] => all(&config.upstreams),
         ["v1", "upstream", id] => one(&config.upstreams, id, |u| u.id.as_ref()),
-        ["v1", "healthcheck"] => json(StatusCode::OK, "[]"),
+        ["v1", "healthcheck"] => {
+            let all: Vec<Value> = snapshot.health.iter().map(|c| c.to_json()).collect();
+            json_value(StatusCode::OK, &Value::Array(all))
+        }
+        ["v1", "healthcheck", kind @ ("upstreams" | "routes" | "services"), id] => {
+            let key = format!("/apisix/{kind}/{id}");
+            match snapshot.health.iter().find(|c| c.key() == key) {
+                Some(c) => json_value(StatusCode::OK, &c.to_json()),
+                None => json_value(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "error_msg": format!("no checker for {kind}[{id}]") }),
+                ),
+            }
+        }
         ["v1", "schema"] => {
             let main: serde_json::Map<String, Value> = Resource::ALL
                 .iter()

@@ -100,6 +100,8 @@ pub struct ApisixSection {
     pub enable_control: bool,
     /// Control API address (default `127.0.0.1:9090`).
     pub control: StatusListen,
+    /// Turn every upstream health checker off (default false).
+    pub disable_upstream_healthcheck: bool,
 }
 
 /// A management listener: `apisix.status`, `apisix.control`.
@@ -248,6 +250,7 @@ impl Default for ApisixSection {
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: 9090,
             },
+            disable_upstream_healthcheck: false,
         }
     }
 }

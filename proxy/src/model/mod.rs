@@ -12,6 +12,7 @@
 //! [`Resource`] ties each Admin API resource to its type: [`Resource::check`] is the whole
 //! write-time check (types, then rules).
 
+pub mod checks;
 mod consumer;
 mod consumer_group;
 mod global_rule;
@@ -30,6 +31,10 @@ use regex::Regex;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use checks::{
+    parse_header, ActiveCheck, ActiveHealthy, ActiveUnhealthy, Checks, PassiveCheck,
+    PassiveHealthy, PassiveUnhealthy, ProbeKind,
+};
 pub use consumer::{is_valid_username, Consumer, Credential};
 pub use consumer_group::ConsumerGroup;
 pub use global_rule::GlobalRule;
@@ -38,7 +43,7 @@ pub use resource::{schema_of, Resource};
 pub use route::{parse_net, Route};
 pub use service::Service;
 pub use ssl::{certified_key, Ssl, SslClient, SslProtocol, SslType};
-pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, Upstream, UpstreamTls};
+pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, RetryOn, Upstream, UpstreamTls};
 
 use crate::config::ConfigError;
 

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Checker, Id, Labels, Timeout};
+use super::{Checker, Checks, Id, Labels, Timeout};
 
 /// An upstream as stored (APISIX's upstream schema).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -71,15 +71,43 @@ pub struct Upstream {
     /// Keep-alive pool of this upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalive_pool: Option<KeepalivePool>,
-    /// Health checks (accepted; checking arrives with the health-check work).
+    /// Health checks (active probes and passive counting).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub checks: Option<Value>,
+    pub checks: Option<Checks>,
+    /// Beyond APISIX: what makes a failed try retried (`connect`, `timeout`, `reset`, or a
+    /// status 400-599). Absent: APISIX's rule (errors and timeouts before the response head).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<RetryOn>>,
+    /// Beyond APISIX: with `retry_on`, also retry non-idempotent requests (POST, PATCH, LOCK)
+    /// that may have reached the node (default false; requests never sent are always retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_non_idempotent: Option<bool>,
     /// Creation time (unix seconds, server-managed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time: Option<i64>,
     /// Update time (unix seconds, server-managed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_time: Option<i64>,
+}
+
+/// One `retry_on` condition: a name or an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RetryOn {
+    /// A status from the node (400-599), e.g. `502`.
+    Status(i64),
+    /// `connect`, `timeout`, `reset`, or a status written as a string (`"503"`).
+    Name(String),
+}
+
+impl RetryOn {
+    /// The status this condition names, if it names one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RetryOn::Status(s) => u16::try_from(*s).ok(),
+            RetryOn::Name(n) => n.parse().ok(),
+        }
+    }
 }
 
 /// `nodes`: map form or list form.
@@ -403,9 +431,27 @@ impl Upstream {
             }
         }
         if let Some(checks) = &self.checks {
-            if checks.get("active").is_none() {
-                check.error("checks", "checks.active is required");
+            checks.validate(&mut check.nested("checks"));
+        }
+        for (i, on) in self.retry_on.iter().flatten().enumerate() {
+            let ok = match (on, on.status()) {
+                (_, Some(s)) => (400..=599).contains(&s),
+                (RetryOn::Name(n), None) => matches!(n.as_str(), "connect" | "timeout" | "reset"),
+                (RetryOn::Status(_), None) => false,
+            };
+            if !ok {
+                let shown = match on {
+                    RetryOn::Status(s) => s.to_string(),
+                    RetryOn::Name(n) => n.clone(),
+                };
+                check.error(
+                    &format!("retry_on[{i}]"),
+                    format!("unknown retry condition `{shown}`; expected connect, timeout, reset or a status 400-599"),
+                );
             }
+        }
+        if self.retry_non_idempotent.is_some() && self.retry_on.is_none() {
+            check.error("retry_non_idempotent", "needs retry_on");
         }
         check.metadata(
             self.name.as_deref(),
@@ -498,5 +544,34 @@ mod tests {
             problems(r#"{"type":"roundrobin"}"#),
             vec!["upstreams[0].nodes: nodes is required"]
         );
+    }
+
+    #[test]
+    fn retry_on_and_checks() {
+        assert!(problems(
+            r#"{"nodes":{"a:1":1},"retry_on":["connect","timeout","reset",502,"503"],"retry_non_idempotent":true}"#
+        )
+        .is_empty());
+        assert_eq!(
+            problems(r#"{"nodes":{"a:1":1},"retry_on":["5xx",200,70000],"checks":{"active":{"concurrency":0}}}"#),
+            vec![
+                "upstreams[0].checks.active.concurrency: must be at least 1",
+                "upstreams[0].retry_on[0]: unknown retry condition `5xx`; expected connect, timeout, reset or a status 400-599",
+                "upstreams[0].retry_on[1]: unknown retry condition `200`; expected connect, timeout, reset or a status 400-599",
+                "upstreams[0].retry_on[2]: unknown retry condition `70000`; expected connect, timeout, reset or a status 400-599",
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"nodes":{"a:1":1},"retry_non_idempotent":true}"#),
+            vec!["upstreams[0].retry_non_idempotent: needs retry_on"]
+        );
+        let u: Upstream = serde_json::from_str(
+            r#"{"nodes":{"a:1":1},"retry_on":[502,"connect"],"checks":{"active":{"type":"tcp"}}}"#,
+        )
+        .expect("parses");
+        let back = serde_json::to_value(&u).expect("serialises");
+        assert_eq!(back["retry_on"], serde_json::json!([502, "connect"]));
+        assert_eq!(back["checks"]["active"]["type"], "tcp");
+        assert_eq!(back["checks"]["active"]["healthy"]["successes"], 2);
     }
 }

@@ -10,7 +10,9 @@
 //! - `apisix_http_latency{type="request",route,service,node}` histogram in milliseconds, with
 //!   APISIX's default buckets (1 to 60000);
 //! - `apisix_bandwidth{type="egress",route,service,node}` counter of response body bytes (APISIX
-//!   counts the headers too).
+//!   counts the headers too);
+//! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
+//!   every upstream with health checks (from the gateway's current snapshot, not the registry).
 //!
 //! Cardinality is bounded: at most [`MAX_SERIES`] label sets per metric; a request with a new label
 //! set beyond that is counted under `route="other",service="other",node="other"` (the status code
@@ -39,6 +41,7 @@ use tokio::net::TcpListener;
 
 use super::{parse_conf, LogCtx, Plugin, PluginKind};
 use crate::admin::listener::{self, json, Reply};
+use crate::upstream::health::Checker;
 
 /// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
 pub const MAX_SERIES: usize = 10_000;
@@ -274,13 +277,19 @@ impl Plugin for Instance {
     }
 }
 
-/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics.
-pub async fn serve(listener: TcpListener, uri: String, stop: impl Future<Output = ()>) {
+/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics, with
+/// `upstreams()` (the health checkers in use) as `apisix_upstream_status`.
+pub async fn serve(
+    listener: TcpListener,
+    uri: String,
+    upstreams: impl Fn() -> Vec<Arc<Checker>> + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) {
     listener::serve(
         listener,
         "prometheus exporter",
         move |req, _| {
-            let reply = answer(req.method(), req.uri().path(), &uri);
+            let reply = answer(req.method(), req.uri().path(), &uri, &upstreams());
             async move { reply }
         },
         stop,
@@ -288,11 +297,37 @@ pub async fn serve(listener: TcpListener, uri: String, stop: impl Future<Output 
     .await;
 }
 
-fn answer(method: &Method, path: &str, uri: &str) -> Reply {
+/// `apisix_upstream_status` for `checkers`.
+pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
+    let mut out = String::from(
+        "# HELP apisix_upstream_status Upstream status from health check
+# TYPE apisix_upstream_status gauge
+",
+    );
+    for c in checkers {
+        for node in c.targets().iter() {
+            let _ = writeln!(
+                out,
+                "apisix_upstream_status{{name=\"{}\",ip=\"{}\",port=\"{}\"}} {}",
+                escape(c.key()),
+                escape(&node.host),
+                node.port,
+                u8::from(node.is_healthy())
+            );
+        }
+    }
+    out
+}
+
+fn answer(method: &Method, path: &str, uri: &str, upstreams: &[Arc<Checker>]) -> Reply {
     if (method != Method::GET && method != Method::HEAD) || path != uri {
         return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
     }
-    let mut reply = json(StatusCode::OK, METRICS.render());
+    let mut text = METRICS.render();
+    if !upstreams.is_empty() {
+        text.push_str(&render_upstream_status(upstreams));
+    }
+    let mut reply = json(StatusCode::OK, text);
     reply.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -372,13 +407,13 @@ mod tests {
         assert!(Prometheus.build(&json!({"prefer_name": 1})).is_err());
         assert!(Prometheus.build(&json!({"x": 1})).is_err());
         let uri = "/apisix/prometheus/metrics";
-        assert_eq!(answer(&Method::GET, uri, uri).status(), StatusCode::OK);
+        assert_eq!(answer(&Method::GET, uri, uri, &[]).status(), StatusCode::OK);
         assert_eq!(
-            answer(&Method::GET, "/other", uri).status(),
+            answer(&Method::GET, "/other", uri, &[]).status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            answer(&Method::POST, uri, uri).status(),
+            answer(&Method::POST, uri, uri, &[]).status(),
             StatusCode::NOT_FOUND
         );
     }

@@ -28,6 +28,7 @@ use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
 use crate::store::Declarative;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
+use crate::upstream::health::{self, Checker};
 use crate::upstream::{Backend, Timeouts};
 
 /// Where a matched route sends its requests.
@@ -88,6 +89,8 @@ pub struct Snapshot {
     pub consumers: Arc<Consumers>,
     /// The certificates served by SNI on the TLS listeners.
     pub tls: Arc<CertIndex>,
+    /// The health checkers of the upstreams in use, by key (control API, metrics).
+    pub health: Vec<Arc<Checker>>,
 }
 
 impl Snapshot {
@@ -101,6 +104,7 @@ impl Snapshot {
             global_plugins: Arc::default(),
             consumers: Arc::default(),
             tls: Arc::default(),
+            health: Vec::new(),
         }
     }
 }
@@ -144,6 +148,9 @@ pub struct Builder {
     tls: IndexBuilder,
     /// The ssl objects of the last build by id (for `tls.client_cert_id`).
     ssls: FastMap<String, Arc<Ssl>>,
+    /// Health checkers of the backends, started when a backend with `checks` is built and
+    /// stopped when its upstream is no longer used.
+    health: health::Registry,
     version: u64,
 }
 
@@ -276,6 +283,7 @@ impl Builder {
             consumers: None,
             tls: IndexBuilder::default(),
             ssls: FastMap::default(),
+            health: health::Registry::default(),
             version: 0,
         })
     }
@@ -283,6 +291,12 @@ impl Builder {
     /// Sets the node-level TLS settings (`apisix.ssl`) later builds use.
     pub fn set_tls(&mut self, settings: TlsSettings) {
         self.tls = IndexBuilder::new(settings);
+    }
+
+    /// Turns upstream health checks on (the default) or off; a node that serves no traffic (a
+    /// control plane) runs no checker.
+    pub fn set_health_checks(&mut self, on: bool) {
+        self.health.set_enabled(on);
     }
 
     /// The router the snapshots use.
@@ -405,6 +419,8 @@ impl Builder {
             let used: HashSet<ClientKey> = self.client_uses.keys().cloned().collect();
             self.clients.retain(&used);
         }
+        let backends = &self.backends;
+        self.health.retain(|key| backends.contains_key(key));
         self.version += 1;
         let router = Arc::new(Router::build_with_values(
             self.settings.router,
@@ -421,6 +437,7 @@ impl Builder {
             global_plugins: self.global_plugins(&config.global_rules),
             consumers: self.consumers(&config),
             tls: self.tls.build(&config.ssls),
+            health: self.health.list(),
             config,
         }
     }
@@ -713,11 +730,13 @@ impl Builder {
         let backend = match self.backends.get_mut(&key) {
             Some((b, _)) if b.definition == *definition => b.clone(),
             Some((b, _)) => {
-                *b = Arc::new(Backend::new(key.clone(), definition));
+                let checker = self.health.checker(&key, definition, &mut self.clients);
+                *b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
                 b.clone()
             }
             None => {
-                let b = Arc::new(Backend::new(key.clone(), definition));
+                let checker = self.health.checker(&key, definition, &mut self.clients);
+                let b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
                 self.backends.insert(key.clone(), (b.clone(), 0));
                 b
             }
@@ -938,6 +957,54 @@ mod tests {
         b.build(Arc::default());
         assert!(b.backends.is_empty());
         assert!(b.client_uses.is_empty());
+    }
+
+    #[test]
+    fn health_checkers_follow_upstream_changes() {
+        let mut b = builder();
+        let config = |nodes: &str, checks: &str| {
+            let up: Arc<Upstream> = parse(&format!(
+                r#"{{"id":"u","nodes":{nodes},"checks":{{"active":{checks}}}}}"#
+            ));
+            let route: Arc<Route> = parse(r#"{"id":"1","uri":"/a","upstream_id":"u"}"#);
+            Arc::new(Declarative {
+                routes: vec![route],
+                upstreams: vec![up],
+                ..Declarative::default()
+            })
+        };
+        let hosts = |s: &Snapshot| -> Vec<String> {
+            s.health[0]
+                .targets()
+                .iter()
+                .map(|t| format!("{}:{}", t.host, t.port))
+                .collect()
+        };
+        let first = b.build(config(r#"{"127.0.0.1:1":1,"127.0.0.1:2":1}"#, "{}"));
+        assert_eq!(first.health.len(), 1);
+        assert_eq!(first.health[0].key(), "/apisix/upstreams/u");
+        assert_eq!(hosts(&first), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+
+        // Nodes change, checks do not: the same checker, probing the new node set.
+        let second = b.build(config(r#"{"127.0.0.1:2":1,"127.0.0.1:3":1}"#, "{}"));
+        assert!(Arc::ptr_eq(&first.health[0], &second.health[0]));
+        assert_eq!(hosts(&second), vec!["127.0.0.1:2", "127.0.0.1:3"]);
+
+        // Checks change: a new checker.
+        let third = b.build(config(
+            r#"{"127.0.0.1:2":1,"127.0.0.1:3":1}"#,
+            r#"{"type":"tcp"}"#,
+        ));
+        assert!(!Arc::ptr_eq(&second.health[0], &third.health[0]));
+
+        // No route uses the upstream: no checker.
+        let fourth = b.build(Arc::default());
+        assert!(fourth.health.is_empty());
+
+        // Health checks off (a control plane): no checker at all.
+        b.set_health_checks(false);
+        let fifth = b.build(config(r#"{"127.0.0.1:5":1}"#, "{}"));
+        assert!(fifth.health.is_empty());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //!   when it may have been sent but the method is idempotent (not POST, PATCH, LOCK), and only if
 //!   the client's body has not started streaming to a node (see [`super::body`]).
 //! - An HTTP status from the upstream, 5xx included, is a response, never retried.
+//! - Beyond APISIX, an upstream's `retry_on` replaces the two rules above: a try is retried only
+//!   for the listed conditions (`connect`, `timeout`, `reset`, statuses), and one that may have
+//!   reached the node (timeout, reset, status) only for idempotent methods unless
+//!   `retry_non_idempotent` is set. When a retried status is followed by tries that all fail,
+//!   the client gets that status answer, not a 502.
+//! - Every try's outcome feeds the passive health checks (status, TCP failure or timeout).
 //! - Timeouts: `connect` bounds getting a usable connection (TCP and TLS, or a pooled one);
 //!   `send` + `read` bound the wait for the response head once connected (hyper writes the
 //!   request and waits for the answer in one future); `read` alone bounds every wait between two
@@ -23,7 +29,8 @@ use hyper_util::client::legacy::connect::capture_connection;
 
 use super::body::{BodySlot, RequestBody};
 use super::client::HttpClient;
-use super::{Backend, PassHost, Timeouts};
+use super::health::Outcome;
+use super::{Backend, PassHost, RetryPolicy, Timeouts};
 
 /// The parts of the client request that every try sends.
 pub struct RequestTemplate {
@@ -92,6 +99,7 @@ pub async fn forward(
 ) -> Result<Proxied, ForwardError> {
     let max_tries = backend.retries.saturating_add(1);
     let idempotent = !matches!(template.method.as_str(), "POST" | "PATCH" | "LOCK");
+    let policy = backend.retry_on.as_ref();
     let head_wait = timeouts.send + timeouts.read;
     let started = Instant::now();
     let mut tried: Vec<usize> = Vec::new();
@@ -100,6 +108,10 @@ pub async fn forward(
         node: None,
         tries: 0,
     };
+    // With `retry_on` statuses: the last answer that asked for a retry, returned if no later
+    // try answers.
+    let mut kept: Option<Proxied> = None;
+    let mut status_retry = false;
     while fail.tries < max_tries {
         if fail.tries > 0 {
             if backend
@@ -109,7 +121,8 @@ pub async fn forward(
                 fail.kind = FailKind::RetryDeadline;
                 break;
             }
-            if !idempotent && matches!(fail.kind, FailKind::Broken | FailKind::Timeout) {
+            // A status retry was decided when the answer came.
+            if !status_retry && !retryable(policy, fail.kind, idempotent) {
                 break;
             }
         }
@@ -135,15 +148,41 @@ pub async fn forward(
             Ok(response) => {
                 let upstream_time = try_started.elapsed();
                 backend.balancer.on_finish(node, Some(upstream_time));
-                return Ok(Proxied {
+                let status = response.status().as_u16();
+                backend.report_status(node, status);
+                let proxied = Proxied {
                     response,
                     node,
                     upstream_time,
+                };
+                let retry_status = policy.is_some_and(|p| {
+                    p.statuses.contains(&status) && (idempotent || p.non_idempotent)
                 });
+                if !retry_status || last {
+                    return Ok(proxied);
+                }
+                tracing::warn!(
+                    upstream = %backend.key,
+                    node = %backend.nodes[node].authority,
+                    status,
+                    try_number = fail.tries,
+                    "upstream answered a retry_on status; retrying"
+                );
+                kept = Some(proxied);
+                status_retry = true;
+                tried.push(node);
+                continue;
             }
             Err(kind) => kind,
         };
         backend.balancer.on_finish(node, None);
+        backend.report(
+            node,
+            match kind {
+                FailKind::ConnectTimeout | FailKind::Timeout => Outcome::Timeout,
+                _ => Outcome::TcpFailure,
+            },
+        );
         tracing::warn!(
             upstream = %backend.key,
             node = %backend.nodes[node].authority,
@@ -152,11 +191,39 @@ pub async fn forward(
             "upstream try failed"
         );
         fail.kind = kind;
+        status_retry = false;
         if max_tries > 1 {
             tried.push(node);
         }
     }
-    Err(fail)
+    match kept {
+        Some(answer) => Ok(answer),
+        None => Err(fail),
+    }
+}
+
+/// Whether a try that failed with `kind` may be retried: APISIX's rule without `retry_on`
+/// (errors before anything was sent always; timeouts and broken connections only for idempotent
+/// methods), else the policy's conditions, non-idempotent requests that may have been sent only
+/// with `retry_non_idempotent`.
+fn retryable(policy: Option<&RetryPolicy>, kind: FailKind, idempotent: bool) -> bool {
+    match policy {
+        None => match kind {
+            FailKind::Connect | FailKind::ConnectTimeout => true,
+            FailKind::Timeout | FailKind::Broken => idempotent,
+            FailKind::NoNode | FailKind::RetryDeadline => false,
+        },
+        Some(p) => {
+            let sent_ok = idempotent || p.non_idempotent;
+            match kind {
+                FailKind::Connect => p.connect,
+                FailKind::ConnectTimeout => p.connect || p.timeout,
+                FailKind::Timeout => p.timeout && sent_ok,
+                FailKind::Broken => p.reset && sent_ok,
+                FailKind::NoNode | FailKind::RetryDeadline => false,
+            }
+        }
+    }
 }
 
 /// Sends one request: `connect` bounds the wait for a usable connection (TCP and TLS, or one
@@ -239,4 +306,47 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules() {
+        use FailKind::*;
+        // (kind, idempotent) -> APISIX's rule
+        for (kind, idempotent, want) in [
+            (Connect, false, true),
+            (ConnectTimeout, false, true),
+            (Timeout, true, true),
+            (Timeout, false, false),
+            (Broken, true, true),
+            (Broken, false, false),
+            (RetryDeadline, true, false),
+        ] {
+            assert_eq!(retryable(None, kind, idempotent), want, "{kind:?}");
+        }
+        let only_timeout = RetryPolicy {
+            timeout: true,
+            ..RetryPolicy::default()
+        };
+        let p = Some(&only_timeout);
+        assert!(!retryable(p, Connect, true));
+        assert!(retryable(p, ConnectTimeout, false), "nothing was sent");
+        assert!(retryable(p, Timeout, true));
+        assert!(!retryable(p, Timeout, false));
+        assert!(!retryable(p, Broken, true));
+        let everything = RetryPolicy {
+            connect: true,
+            reset: true,
+            non_idempotent: true,
+            ..RetryPolicy::default()
+        };
+        let p = Some(&everything);
+        assert!(retryable(p, Connect, false));
+        assert!(retryable(p, ConnectTimeout, false));
+        assert!(retryable(p, Broken, false));
+        assert!(!retryable(p, Timeout, false), "timeout not listed");
+    }
 }

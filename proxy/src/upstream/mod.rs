@@ -8,13 +8,17 @@
 //! - `balancer`: the node pickers (roundrobin, chash, least_conn, ewma) and priority groups.
 //! - `client`: hyper-util clients with rustls, cached per connection policy.
 //! - `body`: the request body that can be re-sent until a try starts reading it.
-//! - `forward`: tries, retries, timeouts and failure classification.
+//! - `forward`: tries, retries (APISIX's rule, or the upstream's `retry_on`), timeouts and
+//!   failure classification.
+//! - `health`: node health from active probes and passive counting, shared with the balancer.
 
 pub mod balancer;
 pub mod body;
 pub mod client;
 pub mod forward;
+pub mod health;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderValue;
@@ -24,6 +28,52 @@ use crate::model;
 use crate::router::expr::Vars;
 use balancer::{Balancer, HashOn, Kind, Node};
 pub use forward::{forward, FailKind, ForwardError, Proxied, RequestTemplate};
+use health::{Checker, NodeHealth, Outcome};
+
+/// `retry_on` (beyond APISIX): which failed tries are retried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The connection could not be established.
+    pub connect: bool,
+    /// No connection, or no response head, in time.
+    pub timeout: bool,
+    /// The connection broke or the answer was not HTTP.
+    pub reset: bool,
+    /// Statuses that make a try fail (the last one is still answered with it).
+    pub statuses: Vec<u16>,
+    /// Retry POST, PATCH and LOCK even when they may have reached the node.
+    pub non_idempotent: bool,
+}
+
+impl RetryPolicy {
+    /// The policy of `retry_on`, if set.
+    pub fn from_model(u: &model::Upstream) -> Option<RetryPolicy> {
+        let list = u.retry_on.as_ref()?;
+        let mut p = RetryPolicy {
+            non_idempotent: u.retry_non_idempotent.unwrap_or(false),
+            ..RetryPolicy::default()
+        };
+        for on in list {
+            match (on.status(), on) {
+                (Some(s), _) => p.statuses.push(s),
+                (None, model::RetryOn::Name(n)) => match n.as_str() {
+                    "connect" => p.connect = true,
+                    "timeout" => p.timeout = true,
+                    "reset" => p.reset = true,
+                    _ => {}
+                },
+                (None, model::RetryOn::Status(_)) => {}
+            }
+        }
+        Some(p)
+    }
+}
+
+/// A backend's health checker and its nodes' health, in node order.
+struct BackendHealth {
+    checker: Arc<Checker>,
+    nodes: Vec<Arc<NodeHealth>>,
+}
 
 /// Timeouts of one try (APISIX: route `timeout` > upstream `timeout` > 60 s each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,12 +143,25 @@ pub struct Backend {
     pub scheme: Scheme,
     /// Host header policy.
     pub pass_host: PassHost,
+    /// `retry_on`, if set (else APISIX's rule).
+    pub retry_on: Option<RetryPolicy>,
+    health: Option<BackendHealth>,
 }
 
 impl Backend {
-    /// Builds a backend from a validated upstream. Nodes whose address cannot form a URI are
-    /// left out with an error log.
+    /// Builds a backend from a validated upstream, without health checks. Nodes whose address
+    /// cannot form a URI are left out with an error log.
     pub fn new(key: String, definition: &model::Upstream) -> Backend {
+        Backend::with_checker(key, definition, None)
+    }
+
+    /// Builds a backend whose nodes' health comes from `checker` (which then probes exactly
+    /// these nodes).
+    pub fn with_checker(
+        key: String,
+        definition: &model::Upstream,
+        checker: Option<Arc<Checker>>,
+    ) -> Backend {
         let https = definition.is_tls();
         let default_port = if https { 443 } else { 80 };
         let mut nodes = Vec::new();
@@ -157,16 +220,24 @@ impl Backend {
                 .map_or(PassHost::Pass, PassHost::Rewrite),
             _ => PassHost::Pass,
         };
-        if definition.checks.is_some() {
-            tracing::warn!(upstream = %key, "health checks are not implemented in this version; `checks` is ignored");
+        let health = checker.map(|checker| {
+            let addrs: Vec<(String, u16)> =
+                nodes.iter().map(|n| (n.host.clone(), n.port)).collect();
+            let nodes = checker.set_targets(&addrs);
+            BackendHealth { checker, nodes }
+        });
+        let node_count = nodes.len();
+        let mut balancer = Balancer::new(kind, nodes);
+        if let Some(h) = &health {
+            balancer = balancer.with_health(h.nodes.clone());
         }
         let retries = definition
             .retries
-            .unwrap_or_else(|| u32::try_from(nodes.len().saturating_sub(1)).unwrap_or(u32::MAX));
+            .unwrap_or_else(|| u32::try_from(node_count.saturating_sub(1)).unwrap_or(u32::MAX));
         Backend {
             key,
             definition: definition.clone(),
-            balancer: Balancer::new(kind, nodes),
+            balancer,
             nodes: addrs,
             retries,
             retry_timeout: definition
@@ -179,6 +250,31 @@ impl Backend {
                 .map_or(Timeouts::DEFAULT, Timeouts::from_model),
             scheme: if https { Scheme::HTTPS } else { Scheme::HTTP },
             pass_host,
+            retry_on: RetryPolicy::from_model(definition),
+            health,
+        }
+    }
+
+    /// The health checker, if the upstream has `checks`.
+    pub fn checker(&self) -> Option<&Arc<Checker>> {
+        self.health.as_ref().map(|h| &h.checker)
+    }
+
+    /// Counts a failed try on node `idx` (passive checks).
+    pub fn report(&self, idx: usize, outcome: Outcome) {
+        if let Some(h) = &self.health {
+            if let Some(node) = h.nodes.get(idx) {
+                h.checker.report_passive(node, outcome);
+            }
+        }
+    }
+
+    /// Counts the status node `idx` answered with (passive checks).
+    pub fn report_status(&self, idx: usize, status: u16) {
+        if let Some(h) = &self.health {
+            if let Some(node) = h.nodes.get(idx) {
+                h.checker.report_passive_status(node, status);
+            }
         }
     }
 

@@ -15,7 +15,7 @@
 //! same across builds and restarts. It is not APISIX's CRC32-based placement, so a key may land on a
 //! different node than it would under APISIX; only stickiness and spread are promised.
 
-use super::{hash64, Node};
+use super::{hash64, Node, Skip};
 
 /// Virtual points per unit of (gcd-normalised) weight.
 const POINTS_PER_UNIT: u64 = 160;
@@ -61,7 +61,7 @@ impl Ring {
     }
 
     /// The position in `members` for `key`, skipping members whose node is in `tried`.
-    pub(crate) fn pick(&self, key: &str, members: &[usize], tried: &[usize]) -> Option<usize> {
+    pub(crate) fn pick(&self, key: &str, members: &[usize], tried: &Skip<'_>) -> Option<usize> {
         let len = self.points.len();
         if len == 0 {
             return None;

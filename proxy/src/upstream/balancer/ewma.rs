@@ -17,7 +17,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{fmix64, Balancer, Group};
+use super::{fmix64, Balancer, Group, Skip};
 
 /// Time constant of the decay (APISIX `DECAY_TIME`).
 const DECAY: Duration = Duration::from_secs(10);
@@ -72,7 +72,7 @@ impl EwmaState {
 }
 
 /// The position in `group.members` chosen by two random choices among untried members.
-pub(crate) fn pick(b: &Balancer, group: &Group, tried: &[usize]) -> Option<usize> {
+pub(crate) fn pick(b: &Balancer, group: &Group, tried: &Skip<'_>) -> Option<usize> {
     let members = &group.members;
     let any_tried = members.iter().any(|m| tried.contains(m));
     // Only retries pay for the list of candidates; `Vec::new` does not allocate.

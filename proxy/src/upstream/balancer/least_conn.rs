@@ -5,10 +5,10 @@
 //! scan starts at a rotating offset and only a strictly lower score replaces the current best, so
 //! equally loaded nodes take turns instead of the first one always winning.
 
-use super::{Balancer, Group};
+use super::{Balancer, Group, Skip};
 
 /// The position in `group.members` with the lowest load per weight, skipping `tried`.
-pub(crate) fn pick(b: &Balancer, group: &Group, tried: &[usize]) -> Option<usize> {
+pub(crate) fn pick(b: &Balancer, group: &Group, tried: &Skip<'_>) -> Option<usize> {
     let n = group.members.len();
     if n == 0 {
         return None;

@@ -23,6 +23,12 @@
 //!   `ewma * (active + 1)`; two random untried nodes are compared and the lower score wins ("power of
 //!   two choices"). Nodes without samples score 0, so new nodes are tried.
 //!
+//! Health (see `super::health`): when the upstream has health checks, a pick first skips the nodes
+//! that are unhealthy, exactly as if they had been tried (so the priority group rule and chash's
+//! clockwise walk apply unchanged). When that leaves nothing — every node unhealthy, or every
+//! healthy one tried — the pick is made again ignoring health: APISIX's "all unhealthy: use all
+//! nodes", extended to retries so a request is never refused while some node is left untried.
+//!
 //! The single-node upstream is a fast path for every algorithm: no lock, no atomics beyond the
 //! in-flight counter.
 
@@ -33,7 +39,10 @@ mod least_conn;
 mod roundrobin;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::health::NodeHealth;
 
 pub use key::HashOn;
 
@@ -105,6 +114,21 @@ pub struct Balancer {
     ticket: AtomicU64,
     /// Time origin for ewma timestamps.
     epoch: std::time::Instant,
+    /// Health per node, by index (empty without health checks).
+    health: Vec<Arc<NodeHealth>>,
+}
+
+/// The nodes a pick must not return: those tried, and (first pass) the unhealthy ones.
+pub(crate) struct Skip<'a> {
+    tried: &'a [usize],
+    down: &'a [Arc<NodeHealth>],
+}
+
+impl Skip<'_> {
+    /// Whether node `i` is out.
+    pub(crate) fn contains(&self, i: &usize) -> bool {
+        self.tried.contains(i) || self.down.get(*i).is_some_and(|h| !h.is_healthy())
+    }
 }
 
 impl Balancer {
@@ -157,7 +181,14 @@ impl Balancer {
             ewma,
             ticket: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            health: Vec::new(),
         }
+    }
+
+    /// Makes picks skip nodes whose `health` (one per node, in node order) is unhealthy.
+    pub fn with_health(mut self, health: Vec<Arc<NodeHealth>>) -> Balancer {
+        self.health = health;
+        self
     }
 
     /// The nodes this balancer picks from, in the order given to [`Balancer::new`].
@@ -174,11 +205,25 @@ impl Balancer {
     ///
     /// Nodes of the highest priority come first; a lower group is used only when every node of all
     /// higher groups is in `tried`. Weight-0 nodes are never picked, except when the upstream has a
-    /// single node. Returns `None` when nothing is left.
+    /// single node. Unhealthy nodes are picked only when no healthy untried node is left.
+    /// Returns `None` when nothing is left.
     pub fn pick(&self, hash_key: Option<&str>, tried: &[usize]) -> Option<usize> {
         if self.nodes.len() == 1 {
             return (!tried.contains(&0)).then_some(0);
         }
+        if self.health.iter().any(|h| !h.is_healthy()) {
+            let healthy_only = Skip {
+                tried,
+                down: &self.health,
+            };
+            if let Some(i) = self.pick_skipping(hash_key, &healthy_only) {
+                return Some(i);
+            }
+        }
+        self.pick_skipping(hash_key, &Skip { tried, down: &[] })
+    }
+
+    fn pick_skipping(&self, hash_key: Option<&str>, tried: &Skip<'_>) -> Option<usize> {
         let group = self
             .groups
             .iter()
@@ -406,6 +451,108 @@ pub(crate) mod tests {
         }
         // 10 000 picks are 1 000 full rounds of the smooth algorithm, whatever the interleaving.
         assert_eq!(total, [1_000, 2_000, 7_000]);
+    }
+
+    fn healths(n: usize) -> Vec<Arc<NodeHealth>> {
+        (0..n)
+            .map(|i| Arc::new(NodeHealth::new(format!("n{i}"), 80)))
+            .collect()
+    }
+
+    fn eject(h: &NodeHealth) {
+        let limits = super::super::health::Thresholds {
+            successes: 1,
+            http_failures: 1,
+            tcp_failures: 1,
+            timeouts: 1,
+        };
+        h.report(super::super::health::Outcome::TcpFailure, &limits);
+        assert!(!h.is_healthy());
+    }
+
+    #[test]
+    fn unhealthy_nodes_are_skipped_by_every_kind() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("a", 1, 0), node("b", 5, 0), node("c", 1, 0)],
+            )
+            .with_health(health.clone());
+            eject(&health[1]);
+            for k in 0..100 {
+                let key = format!("/k{k}");
+                let first = b.pick(Some(&key), &[]);
+                assert!(matches!(first, Some(0 | 2)), "{name}: {first:?}");
+                // A retry still prefers the other healthy node ...
+                let other = if first == Some(0) { 2 } else { 0 };
+                assert_eq!(
+                    b.pick(Some(&key), &[first.unwrap_or(0)]),
+                    Some(other),
+                    "{name}"
+                );
+                // ... and reaches the unhealthy one only when nothing else is left.
+                assert_eq!(b.pick(Some(&key), &[0, 2]), Some(1), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn all_unhealthy_uses_all_nodes() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("a", 1, 0), node("b", 1, 0), node("c", 1, 0)],
+            )
+            .with_health(health.clone());
+            health.iter().for_each(|h| eject(h));
+            let mut seen = [false; 3];
+            for k in 0..200 {
+                let i = b.pick(Some(&format!("/k{k}")), &[]).expect("a node");
+                seen[i] = true;
+            }
+            assert_eq!(seen, [true; 3], "{name}");
+        }
+    }
+
+    #[test]
+    fn unhealthy_primaries_hand_over_to_the_backup_group() {
+        for (name, kind) in all_kinds() {
+            let health = healths(3);
+            let b = Balancer::new(
+                kind.clone(),
+                vec![node("p1", 1, 1), node("p2", 1, 1), node("backup", 1, 0)],
+            )
+            .with_health(health.clone());
+            eject(&health[0]);
+            assert_eq!(b.pick(Some("/x"), &[]), Some(1), "{name}");
+            eject(&health[1]);
+            assert_eq!(b.pick(Some("/x"), &[]), Some(2), "{name}");
+            eject(&health[2]);
+            // Everything down: the highest group again.
+            assert!(matches!(b.pick(Some("/x"), &[]), Some(0 | 1)), "{name}");
+        }
+    }
+
+    #[test]
+    fn chash_moves_only_the_keys_of_an_unhealthy_node() {
+        let health = healths(4);
+        let nodes: Vec<Node> = (0..4).map(|i| node(&format!("10.0.0.{i}"), 1, 0)).collect();
+        let b = Balancer::new(Kind::Chash(HashOn::Vars("uri".into())), nodes)
+            .with_health(health.clone());
+        let before: Vec<Option<usize>> = (0..1000)
+            .map(|k| b.pick(Some(&format!("/u/{k}")), &[]))
+            .collect();
+        eject(&health[2]);
+        for (k, was) in before.iter().enumerate() {
+            let now = b.pick(Some(&format!("/u/{k}")), &[]);
+            if *was == Some(2) {
+                assert_ne!(now, Some(2));
+            } else {
+                assert_eq!(now, *was, "a key of a healthy node moved");
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::Skip;
+
 /// Round robin state over the members of one priority group.
 pub(crate) struct RoundRobin {
     weights: Vec<i64>,
@@ -36,7 +38,7 @@ impl RoundRobin {
     }
 
     /// The position in `members` of the next member not in `tried`.
-    pub(crate) fn pick(&self, members: &[usize], tried: &[usize]) -> Option<usize> {
+    pub(crate) fn pick(&self, members: &[usize], tried: &Skip<'_>) -> Option<usize> {
         let n = members.len();
         if n == 0 {
             return None;
