@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,9 +30,10 @@ use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
 use crate::observe::{AccessLog, AccessLogWriter};
 use crate::plugins::drain::Drain;
+use crate::plugins::prometheus::NodeStatus;
 use crate::plugins::BuildContext;
 use crate::router::RouterKind;
-use crate::server::{self, Bound, ServerSettings, State};
+use crate::server::{self, Bound, Counts, ServerSettings, State};
 use crate::snapshot::live::{rebuild_loop, Shared};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
 use crate::store::embedded::EmbeddedStore;
@@ -341,8 +343,12 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             shutdown_timeout: config.nginx_config.worker_shutdown_timeout,
         },
         access_log,
+        counts: Counts::default(),
     });
 
+    // `apisix_etcd_reachable`: only a gateway on etcd has one (the first read worked).
+    let etcd_reachable =
+        (provider == ConfigProvider::Etcd).then(|| Arc::new(AtomicBool::new(true)));
     let mut background = Vec::new();
     match &store {
         Some(store) => {
@@ -350,6 +356,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
                 store.clone(),
                 shared.follower(),
                 loaded_listing,
+                etcd_reachable.clone().unwrap_or_default(),
             )));
             let publish_to = state.clone();
             background.push(tokio::spawn(rebuild_loop(shared, builder, move |s| {
@@ -413,11 +420,16 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let listener = bind(want).await?;
             let addr = local_addr(&listener, want)?;
             tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
-            let health_of = state.clone();
+            let node_of = state.clone();
+            let etcd = etcd_reachable.clone();
             management.push(tokio::spawn(crate::plugins::prometheus::serve(
                 listener,
                 attr.export_uri.clone(),
-                move || health_of.snapshot.load().health.clone(),
+                move || NodeStatus {
+                    upstreams: node_of.snapshot.load().health.clone(),
+                    counts: node_of.counts.now(),
+                    etcd_reachable: etcd.as_ref().map(|e| e.load(Ordering::Relaxed)),
+                },
                 stopped(),
             )));
             Some(addr)

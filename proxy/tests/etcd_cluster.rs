@@ -182,7 +182,12 @@ async fn a_compacted_watch_resyncs_only_the_differences() {
 
     let recorder = Recorder::default();
     let store: Arc<dyn Store> = Arc::new(store);
-    let task = tokio::spawn(follow(store.clone(), recorder.clone(), Some(loaded)));
+    let task = tokio::spawn(follow(
+        store.clone(),
+        recorder.clone(),
+        Some(loaded),
+        Default::default(),
+    ));
     let start = Instant::now();
     while recorder.0.lock().expect("lock").is_empty() {
         assert!(start.elapsed() < Duration::from_secs(5), "no resync");

@@ -97,6 +97,16 @@ async fn prometheus() {
     );
     assert!(text.lines().any(|l| l == latency), "{latency} in\n{text}");
     assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1","#));
+    // Node-level figures: this gateway's connections and requests (each `get` is a new
+    // connection), no etcd.
+    let gauge = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert!(gauge(r#"apisix_nginx_http_current_connections{state="accepted"}"#) >= 3);
+    assert!(gauge("apisix_http_requests_total") >= 3);
+    assert!(!text.contains("apisix_etcd_reachable"));
     let other = get(&format!("http://{exporter}/other")).await;
     assert_eq!(other.status, 404);
 }

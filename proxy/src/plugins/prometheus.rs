@@ -12,7 +12,16 @@
 //! - `apisix_bandwidth{type="egress",route,service,node}` counter of response body bytes (APISIX
 //!   counts the headers too);
 //! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
-//!   every upstream with health checks (from the gateway's current snapshot, not the registry).
+//!   every upstream with health checks (from the gateway's current snapshot, not the registry);
+//! - `apisix_nginx_http_current_connections{state}` gauge, nginx's stub_status states from the
+//!   proxy listeners' counts: `accepted`, `handled` (= accepted), `active` (open connections),
+//!   `writing` (requests being handled), `waiting` (open connections without one), `reading`
+//!   (not tracked separately: 0);
+//! - `apisix_http_requests_total` gauge, requests received;
+//! - `apisix_etcd_reachable` gauge, 1 when the last read or watch of etcd worked (only with the
+//!   etcd config provider).
+//!
+//! The node-level figures come from the gateway at each scrape ([`NodeStatus`]).
 //!
 //! Cardinality is bounded: at most [`MAX_SERIES`] label sets per metric; a request with a new label
 //! set beyond that is counted under `route="other",service="other",node="other"` (the status code
@@ -277,24 +286,78 @@ impl Plugin for Instance {
     }
 }
 
+/// What the exporter reads from its gateway at each scrape.
+#[derive(Default)]
+pub struct NodeStatus {
+    /// The health checkers in use (`apisix_upstream_status`).
+    pub upstreams: Vec<Arc<Checker>>,
+    /// Connection and request counts of the proxy listeners.
+    pub counts: crate::server::CountsNow,
+    /// Whether etcd is reachable; `None` when the gateway does not use etcd.
+    pub etcd_reachable: Option<bool>,
+}
+
 /// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics, with
-/// `upstreams()` (the health checkers in use) as `apisix_upstream_status`.
+/// the node-level ones from `node()`.
 pub async fn serve(
     listener: TcpListener,
     uri: String,
-    upstreams: impl Fn() -> Vec<Arc<Checker>> + Send + Sync + 'static,
+    node: impl Fn() -> NodeStatus + Send + Sync + 'static,
     stop: impl Future<Output = ()>,
 ) {
     listener::serve(
         listener,
         "prometheus exporter",
         move |req, _| {
-            let reply = answer(req.method(), req.uri().path(), &uri, &upstreams());
+            let reply = answer(req.method(), req.uri().path(), &uri, &node());
             async move { reply }
         },
         stop,
     )
     .await;
+}
+
+/// The node-level metrics: connections, requests, etcd.
+fn render_node(node: &NodeStatus) -> String {
+    let c = node.counts;
+    let mut out = String::from(
+        "# HELP apisix_nginx_http_current_connections Number of HTTP connections
+# TYPE apisix_nginx_http_current_connections gauge
+",
+    );
+    let waiting = c.active.saturating_sub(c.in_flight);
+    for (state, value) in [
+        ("accepted", c.accepted),
+        ("active", c.active),
+        ("handled", c.accepted),
+        ("reading", 0),
+        ("waiting", waiting),
+        ("writing", c.in_flight),
+    ] {
+        let _ = writeln!(
+            out,
+            "apisix_nginx_http_current_connections{{state=\"{state}\"}} {value}"
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP apisix_http_requests_total The total number of client requests
+# TYPE apisix_http_requests_total gauge
+apisix_http_requests_total {}
+",
+        c.requests
+    );
+    if let Some(up) = node.etcd_reachable {
+        let _ = write!(
+            out,
+            "# HELP apisix_etcd_reachable Config server etcd reachable from APISIX, 0 is unreachable
+# TYPE apisix_etcd_reachable gauge
+apisix_etcd_reachable {}
+",
+            u8::from(up)
+        );
+    }
+    out
 }
 
 /// `apisix_upstream_status` for `checkers`.
@@ -319,14 +382,15 @@ pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
     out
 }
 
-fn answer(method: &Method, path: &str, uri: &str, upstreams: &[Arc<Checker>]) -> Reply {
+fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> Reply {
     if (method != Method::GET && method != Method::HEAD) || path != uri {
         return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
     }
     let mut text = METRICS.render();
-    if !upstreams.is_empty() {
-        text.push_str(&render_upstream_status(upstreams));
+    if !node.upstreams.is_empty() {
+        text.push_str(&render_upstream_status(&node.upstreams));
     }
+    text.push_str(&render_node(node));
     let mut reply = json(StatusCode::OK, text);
     reply.headers_mut().insert(
         CONTENT_TYPE,
@@ -407,14 +471,46 @@ mod tests {
         assert!(Prometheus.build(&json!({"prefer_name": 1})).is_err());
         assert!(Prometheus.build(&json!({"x": 1})).is_err());
         let uri = "/apisix/prometheus/metrics";
-        assert_eq!(answer(&Method::GET, uri, uri, &[]).status(), StatusCode::OK);
+        let none = NodeStatus::default();
         assert_eq!(
-            answer(&Method::GET, "/other", uri, &[]).status(),
+            answer(&Method::GET, uri, uri, &none).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            answer(&Method::GET, "/other", uri, &none).status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            answer(&Method::POST, uri, uri, &[]).status(),
+            answer(&Method::POST, uri, uri, &none).status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn node_metrics() {
+        let node = NodeStatus {
+            upstreams: Vec::new(),
+            counts: crate::server::CountsNow {
+                accepted: 10,
+                active: 3,
+                requests: 42,
+                in_flight: 1,
+            },
+            etcd_reachable: Some(false),
+        };
+        let text = render_node(&node);
+        for line in [
+            "apisix_nginx_http_current_connections{state=\"accepted\"} 10",
+            "apisix_nginx_http_current_connections{state=\"handled\"} 10",
+            "apisix_nginx_http_current_connections{state=\"active\"} 3",
+            "apisix_nginx_http_current_connections{state=\"writing\"} 1",
+            "apisix_nginx_http_current_connections{state=\"waiting\"} 2",
+            "apisix_http_requests_total 42",
+            "apisix_etcd_reachable 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        let without_etcd = render_node(&NodeStatus::default());
+        assert!(!without_etcd.contains("apisix_etcd_reachable"));
     }
 }

@@ -28,6 +28,7 @@ mod vars;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +71,76 @@ pub struct State {
     pub settings: ServerSettings,
     /// Where access log lines go, if enabled.
     pub access_log: Option<AccessLog>,
+    /// Connection and request counts (`apisix_nginx_http_current_connections`).
+    pub counts: Counts,
+}
+
+/// Connection and request counts of the proxy listeners, as nginx's stub_status reports them.
+#[derive(Debug, Default)]
+pub struct Counts {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// A point-in-time read of [`Counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountsNow {
+    /// Connections accepted (plain and TLS) since start.
+    pub accepted: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Requests received since start.
+    pub requests: u64,
+    /// Requests being handled now (until their response head is ready).
+    pub in_flight: u64,
+}
+
+impl Counts {
+    /// Reads every count.
+    pub fn now(&self) -> CountsNow {
+        CountsNow {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counts a connection as open until dropped.
+struct OpenConnection(Arc<State>);
+
+impl OpenConnection {
+    fn new(state: Arc<State>) -> OpenConnection {
+        state.counts.accepted.fetch_add(1, Ordering::Relaxed);
+        state.counts.active.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.counts.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request as in flight until dropped.
+pub(crate) struct InFlight<'a>(&'a Counts);
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn new(counts: &'a Counts) -> InFlight<'a> {
+        counts.requests.fetch_add(1, Ordering::Relaxed);
+        counts.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(counts)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Addresses of one accepted connection.
@@ -364,6 +435,7 @@ fn serve_conn<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer_text = bytes::Bytes::from(conn.peer_ip().to_string());
+    let open = OpenConnection::new(state.clone());
     let gate = gate.map(Arc::new);
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let state = state.clone();
@@ -383,10 +455,16 @@ fn serve_conn<I>(
             .auto
             .serve_connection_with_upgrades(io, service)
             .into_owned();
-        tokio::spawn(drive(c, |c| c.graceful_shutdown(), stop, alive));
+        tokio::spawn(async move {
+            drive(c, |c| c.graceful_shutdown(), stop, alive).await;
+            drop(open);
+        });
     } else {
         let c = builders.http1.serve_connection(io, service).with_upgrades();
-        tokio::spawn(drive(c, |c| c.graceful_shutdown(), stop, alive));
+        tokio::spawn(async move {
+            drive(c, |c| c.graceful_shutdown(), stop, alive).await;
+            drop(open);
+        });
     }
 }
 

@@ -41,6 +41,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
+    let _in_flight = super::InFlight::new(&state.counts);
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
     let mut body = BodySlot::new(body);

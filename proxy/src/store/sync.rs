@@ -8,6 +8,7 @@
 //! doubling to 5 s); meanwhile the consumer keeps what it has, so the data plane serves on.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,8 +45,14 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Follows `store` forever (cancel by dropping the task). `loaded` is a read the follower has
 /// already applied (the gateway applies the first read itself before serving); without it the
-/// first call to the follower carries every entry.
-pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: Option<Listing>) {
+/// first call to the follower carries every entry. `reachable` says whether the last read or
+/// watch of the store worked (`apisix_etcd_reachable`).
+pub async fn follow(
+    store: Arc<dyn Store>,
+    mut follower: impl Follower,
+    loaded: Option<Listing>,
+    reachable: Arc<AtomicBool>,
+) {
     // Key -> mod revision of what the follower has.
     let mut known: HashMap<String, Revision> = HashMap::new();
     let mut delay = FIRST_RETRY;
@@ -64,6 +71,7 @@ pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: 
             None => match store.list("").await {
                 Ok(l) => (resync(&mut known, l.entries), l.revision),
                 Err(e) => {
+                    reachable.store(false, Ordering::Relaxed);
                     tracing::warn!(error = %e, retry_in = ?delay, "config store unavailable; serving the config in memory");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(LAST_RETRY);
@@ -80,8 +88,12 @@ pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: 
         }
         let mut next = revision + 1;
         let mut watch = match store.watch(next).await {
-            Ok(w) => w,
+            Ok(w) => {
+                reachable.store(true, Ordering::Relaxed);
+                w
+            }
             Err(e) => {
+                reachable.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, "cannot watch the config store; reading again");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(LAST_RETRY);
@@ -104,6 +116,7 @@ pub async fn follow(store: Arc<dyn Store>, mut follower: impl Follower, loaded: 
                     }
                 }
                 Err(e) => {
+                    reachable.store(!matches!(e, StoreError::Unavailable(_)), Ordering::Relaxed);
                     log_broken(&e);
                     break;
                 }
