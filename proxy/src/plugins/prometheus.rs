@@ -41,6 +41,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
+use arc_swap::ArcSwap;
+
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use schemars::JsonSchema;
@@ -73,6 +75,21 @@ struct Conf {
 
 struct Instance {
     prefer_name: bool,
+    /// The series this instance recorded into lately, found again without allocating or
+    /// touching the registry's lock (bounded: [`RECENT`] entries).
+    recent: ArcSwap<Vec<Recent>>,
+}
+
+/// How many label sets an instance remembers.
+const RECENT: usize = 32;
+
+/// A label set an instance recorded into, with its series.
+#[derive(Clone)]
+struct Recent {
+    code: u16,
+    labels: Labels,
+    status: Arc<AtomicU64>,
+    traffic: Arc<Traffic>,
 }
 
 impl PluginKind for Prometheus {
@@ -92,6 +109,7 @@ impl PluginKind for Prometheus {
         let conf: Conf = parse_conf(conf)?;
         Ok(Arc::new(Instance {
             prefer_name: conf.prefer_name,
+            recent: ArcSwap::default(),
         }))
     }
 }
@@ -159,21 +177,33 @@ where
     write.entry(key).or_default().clone()
 }
 
+/// Counts one finished request in its series.
+fn bump(status: &AtomicU64, traffic: &Traffic, latency_us: u64, bytes: u64) {
+    status.fetch_add(1, Ordering::Relaxed);
+    // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
+    if let Some(i) = BUCKETS.iter().position(|b| latency_us <= b * 1000) {
+        traffic.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+    traffic.count.fetch_add(1, Ordering::Relaxed);
+    traffic.sum_us.fetch_add(latency_us, Ordering::Relaxed);
+    traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+}
+
 impl Metrics {
-    /// Records one finished request.
-    fn record(&self, code: u16, labels: Labels, latency_us: u64, bytes: u64) {
+    /// The series of a label set, created when missing.
+    fn series(&self, code: u16, labels: &Labels) -> (Arc<AtomicU64>, Arc<Traffic>) {
         let status = series(&self.status, (code, labels.clone()), || {
             (code, Labels::other())
         });
-        status.fetch_add(1, Ordering::Relaxed);
-        let traffic = series(&self.traffic, labels, Labels::other);
-        // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
-        if let Some(i) = BUCKETS.iter().position(|b| latency_us <= b * 1000) {
-            traffic.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        traffic.count.fetch_add(1, Ordering::Relaxed);
-        traffic.sum_us.fetch_add(latency_us, Ordering::Relaxed);
-        traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+        let traffic = series(&self.traffic, labels.clone(), Labels::other);
+        (status, traffic)
+    }
+
+    /// Records one finished request (the tests' shorthand).
+    #[cfg(test)]
+    fn record(&self, code: u16, labels: Labels, latency_us: u64, bytes: u64) {
+        let (status, traffic) = self.series(code, &labels);
+        bump(&status, &traffic, latency_us, bytes);
     }
 
     /// The text exposition (format 0.0.4), series sorted by labels.
@@ -273,16 +303,46 @@ impl Plugin for Instance {
     fn log(&self, done: &LogCtx<'_>) {
         let req = done.request;
         let route = match (&req.route_name, self.prefer_name) {
-            (Some(name), true) if !name.is_empty() => name.clone(),
-            _ => req.route_id.clone(),
+            (Some(name), true) if !name.is_empty() => name.as_str(),
+            _ => req.route_id.as_str(),
         };
-        let labels = Labels {
-            route,
-            service: req.service_id.clone().unwrap_or_default(),
-            node: done.upstream.map(node_host).unwrap_or_default().to_owned(),
-        };
+        let service = req.service_id.as_deref().unwrap_or("");
+        let node = done.upstream.map(node_host).unwrap_or("");
+        let code = done.status.as_u16();
         let latency_us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
-        METRICS.record(done.status.as_u16(), labels, latency_us, done.bytes_sent);
+        let recent = self.recent.load();
+        let known = recent.iter().find(|r| {
+            r.code == code
+                && r.labels.node == node
+                && r.labels.route == route
+                && r.labels.service == service
+        });
+        if let Some(r) = known {
+            bump(&r.status, &r.traffic, latency_us, done.bytes_sent);
+            return;
+        }
+        let labels = Labels {
+            route: route.to_owned(),
+            service: service.to_owned(),
+            node: node.to_owned(),
+        };
+        let (status, traffic) = METRICS.series(code, &labels);
+        bump(&status, &traffic, latency_us, done.bytes_sent);
+        if recent.len() < RECENT {
+            let entry = Recent {
+                code,
+                labels,
+                status,
+                traffic,
+            };
+            self.recent.rcu(|old| {
+                let mut next = Vec::clone(old);
+                if next.len() < RECENT {
+                    next.push(entry.clone());
+                }
+                next
+            });
+        }
     }
 }
 
