@@ -205,6 +205,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let router = RouterKind::from_name(&config.apisix.router.http).unwrap_or(RouterKind::HostUri);
     let http = &config.nginx_config.http;
     let role = config.deployment.role;
+    crate::plugins::registry::enable_only(config.plugins.as_deref());
     // Runners serve the proxy: a control plane starts none.
     let runners = match (&config.ext_plugin, role) {
         (Some(ext), Role::Traditional | Role::DataPlane) => {

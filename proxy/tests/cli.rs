@@ -112,7 +112,9 @@ async fn bundled_quickstart_answers_and_sigterm_drains() {
         .replace("port: 7085", &format!("port: {status}"))
         .replace("port: 9180", &format!("port: {admin}"))
         .replace("port: 9090", &format!("port: {control}"))
-        .replace("access_log: stdout", "access_log: logs/access.log");
+        .replace("access_log: stdout", "access_log: logs/access.log")
+        // As APISIX, `plugins:` lists the enabled plugins (one process: the setting is global).
+        + "plugins: [key-auth, proxy-rewrite, prometheus]\n";
     let routes = std::fs::read_to_string(conf.join("apisix.yaml"))
         .expect("bundled routes")
         .replace("127.0.0.1:7085", &format!("127.0.0.1:{status}"));
@@ -172,6 +174,42 @@ async fn bundled_quickstart_answers_and_sigterm_drains() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(added, 200, "a route added through the Admin API serves");
+
+    let admin_call = |method: http::Method, path: &str, body: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{admin}/apisix/admin{path}"))
+            .header("x-api-key", key.trim())
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .expect("request")
+    };
+    let listed = send(
+        &client(),
+        admin_call(http::Method::GET, "/plugins/list", ""),
+    )
+    .await;
+    assert_eq!(
+        listed.json(),
+        serde_json::json!(["key-auth", "proxy-rewrite", "prometheus"]),
+        "only the enabled plugins, by priority"
+    );
+    let refused = send(
+        &client(),
+        admin_call(
+            http::Method::PUT,
+            "/routes/limited",
+            r#"{"uri":"/l","plugins":{"limit-count":{"count":1,"time_window":60}},"upstream":{"nodes":{"127.0.0.1:1":1}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("unknown plugin [limit-count]"),
+        "{:?}",
+        refused.body
+    );
 
     let in_flight =
         tokio::spawn(async move { get(&format!("http://127.0.0.1:{proxy}/slow")).await.status });

@@ -42,6 +42,8 @@ pub struct NodeConfig {
     /// several named `runners`.
     #[serde(rename = "ext-plugin")]
     pub ext_plugin: Option<crate::runners::RunnersConfig>,
+    /// The enabled plugins (`plugins:`, as APISIX); absent: every built-in plugin.
+    pub plugins: Option<Vec<String>>,
 }
 
 /// The `plugin_attr:` section; other plugins' entries are ignored (with a warning).
@@ -573,6 +575,11 @@ impl NodeConfig {
                 ),
             );
         }
+        for name in self.plugins.iter().flatten() {
+            if !crate::plugins::registry::exists(name) {
+                err("plugins", format!("unknown plugin `{name}`"));
+            }
+        }
         for problem in self.ext_plugin.iter().flat_map(|c| c.problems()) {
             err("ext-plugin", problem);
         }
@@ -737,12 +744,22 @@ mod tests {
     }
 
     #[test]
+    fn enabled_plugins_must_exist() {
+        let (c, _) = NodeConfig::parse("plugins: [key-auth, nope]\n").expect("parses");
+        assert_eq!(c.plugins.as_deref().map(<[String]>::len), Some(2));
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "plugins");
+        assert!(errors[0].message.contains("`nope`"), "{errors:?}");
+    }
+
+    #[test]
     fn unknown_keys_are_reported_not_fatal() {
         let (_, unknown) = NodeConfig::parse(
-            "apisix:\n  enable_ipv6: true\n  node_listen: [9080]\nplugins: [a]\n",
+            "apisix:\n  enable_ipv6: true\n  node_listen: [9080]\nplugin_attr: {x: 1}\n",
         )
         .expect("valid");
-        assert_eq!(unknown, vec!["apisix.enable_ipv6", "plugins"]);
+        assert_eq!(unknown, vec!["apisix.enable_ipv6", "plugin_attr.x"]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The built-in plugin kinds, by name; what the Admin API validates against and lists.
 
+use std::sync::{PoisonError, RwLock};
+
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, ext_plugin, fault_injection,
     file_logger, gzip, hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn,
@@ -43,14 +45,45 @@ static KINDS: &[&dyn PluginKind] = &[
     &ext_plugin::POST_RESP,
 ];
 
-/// The kind named `name`.
-pub fn kind(name: &str) -> Option<&'static dyn PluginKind> {
-    KINDS.iter().copied().find(|k| k.name() == name)
+/// The plugins config.yaml's `plugins:` enables; `None` (no such key) enables every one. Set
+/// once per process, when the gateway starts (as APISIX reads it at start).
+static ENABLED: RwLock<Option<Vec<String>>> = RwLock::new(None);
+
+/// Enables only `names` (`None`: every built-in plugin). The others are unknown plugins: the
+/// Admin API refuses them, `/plugins/list` leaves them out, routes using them answer 503.
+pub fn enable_only(names: Option<&[String]>) {
+    *ENABLED.write().unwrap_or_else(PoisonError::into_inner) = names.map(<[String]>::to_vec);
 }
 
-/// Every kind, higher priority first (APISIX's order for `/plugins/list`).
+fn enabled(name: &str) -> bool {
+    ENABLED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|n| n == name))
+}
+
+/// Whether a built-in plugin is named `name` (enabled or not).
+pub fn exists(name: &str) -> bool {
+    KINDS.iter().any(|k| k.name() == name)
+}
+
+/// The enabled kind named `name`.
+pub fn kind(name: &str) -> Option<&'static dyn PluginKind> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| k.name() == name)
+        .filter(|_| enabled(name))
+}
+
+/// Every enabled kind, higher priority first (APISIX's order for `/plugins/list`).
 pub fn all() -> Vec<&'static dyn PluginKind> {
-    let mut kinds = KINDS.to_vec();
+    let mut kinds: Vec<_> = KINDS
+        .iter()
+        .copied()
+        .filter(|k| enabled(k.name()))
+        .collect();
     kinds.sort_by(|a, b| b.priority().cmp(&a.priority()).then(a.name().cmp(b.name())));
     kinds
 }
