@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::{constant_time_eq, settle};
+use super::consumers::{admit, constant_time_eq};
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
@@ -129,20 +129,18 @@ impl Plugin for Instance {
         } else {
             "Invalid user authorization"
         };
-        let found = match settle(
-            found.ok_or(why),
+        let found = found.ok_or(why);
+        admit(
+            req,
+            found,
             self.anonymous_consumer.as_deref(),
-            req.consumers,
             &self.challenge,
-        ) {
-            Ok(found) => found,
-            Err(refusal) => return refusal,
-        };
-        if self.hide_credentials {
-            req.headers.remove(AUTHORIZATION);
-        }
-        *req.consumer = Some(found);
-        Flow::Continue
+            |req| {
+                if self.hide_credentials {
+                    req.headers.remove(AUTHORIZATION);
+                }
+            },
+        )
     }
 }
 

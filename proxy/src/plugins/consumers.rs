@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::chain::Chain;
-use super::{registry, BuildContext, Flow, Reply};
+use super::{registry, BuildContext, Flow, Reply, RequestCtx};
 use crate::model::{Consumer, ConsumerGroup, Credential};
 
 /// One consumer.
@@ -153,30 +153,32 @@ pub fn is_auth(name: &str) -> bool {
     registry::kind(name).is_some_and(|k| k.is_auth())
 }
 
-/// How an authentication plugin ends: the consumer it found, else the route's anonymous consumer
-/// (if configured), else 401 `{"message": why}` with `WWW-Authenticate: challenge`.
-///
-/// # Errors
-/// The 401 answer (built only on that path; boxing it would buy nothing).
-#[allow(clippy::result_large_err)]
-pub fn settle(
+/// How an authentication plugin ends: the request becomes the consumer it found, else the
+/// route's anonymous consumer (if configured), and `hide` then removes the credentials (the
+/// plugin's `hide_credentials`); else 401 `{"message": why}` with `WWW-Authenticate: challenge`.
+pub fn admit(
+    req: &mut RequestCtx<'_>,
     found: Result<Arc<Authenticated>, &str>,
     anonymous: Option<&str>,
-    consumers: &Consumers,
     challenge: &HeaderValue,
-) -> Result<Arc<Authenticated>, Flow> {
+    hide: impl FnOnce(&mut RequestCtx<'_>),
+) -> Flow {
     let refuse = |message: &str| {
         let mut reply = Reply::message(StatusCode::UNAUTHORIZED, message);
         reply.headers.insert(WWW_AUTHENTICATE, challenge.clone());
         Flow::Respond(reply)
     };
-    match (found, anonymous) {
-        (Ok(found), _) => Ok(found),
-        (Err(_), Some(name)) => consumers
-            .named(name)
-            .ok_or_else(|| refuse("Missing related consumer")),
-        (Err(why), None) => Err(refuse(why)),
-    }
+    let found = match (found, anonymous) {
+        (Ok(found), _) => found,
+        (Err(_), Some(name)) => match req.consumers.named(name) {
+            Some(found) => found,
+            None => return refuse("Missing related consumer"),
+        },
+        (Err(why), None) => return refuse(why),
+    };
+    hide(req);
+    *req.consumer = Some(found);
+    Flow::Continue
 }
 
 /// Compares secrets in time independent of where they differ.

@@ -38,7 +38,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::{constant_time_eq, settle, Authenticated, Consumers};
+use super::consumers::{admit, constant_time_eq, Authenticated, Consumers};
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 use crate::router::expr::Vars;
 
@@ -394,20 +394,18 @@ impl Instance {
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let found = self.authenticate(req, SystemTime::now()).await;
-        let found = match settle(
-            found.as_ref().map(Arc::clone).map_err(String::as_str),
+        let found = found.as_ref().map(Arc::clone).map_err(String::as_str);
+        admit(
+            req,
+            found,
             self.anonymous_consumer.as_deref(),
-            req.consumers,
             &self.challenge,
-        ) {
-            Ok(found) => found,
-            Err(refusal) => return refusal,
-        };
-        if self.hide_credentials {
-            req.headers.remove(AUTHORIZATION);
-        }
-        *req.consumer = Some(found);
-        Flow::Continue
+            |req| {
+                if self.hide_credentials {
+                    req.headers.remove(AUTHORIZATION);
+                }
+            },
+        )
     }
 }
 

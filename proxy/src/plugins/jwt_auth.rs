@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::settle;
+use super::consumers::admit;
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
@@ -263,20 +263,17 @@ impl Plugin for Instance {
             Some((t, _)) => self.verify(req, t),
             None => Err("Missing JWT token in request"),
         };
-        let found = match settle(
+        admit(
+            req,
             found,
             self.anonymous_consumer.as_deref(),
-            req.consumers,
             &self.challenge,
-        ) {
-            Ok(found) => found,
-            Err(refusal) => return refusal,
-        };
-        if self.hide_credentials && token.as_ref().is_some_and(|(_, header)| *header) {
-            req.headers.remove(&self.header);
-        }
-        *req.consumer = Some(found);
-        Flow::Continue
+            |req| {
+                if self.hide_credentials && token.as_ref().is_some_and(|(_, header)| *header) {
+                    req.headers.remove(&self.header);
+                }
+            },
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::settle;
+use super::consumers::admit;
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
@@ -127,24 +127,22 @@ impl Plugin for Instance {
         } else {
             "Invalid API key in request"
         };
-        let found = match settle(
-            found.ok_or(why),
+        let found = found.ok_or(why);
+        admit(
+            req,
+            found,
             self.anonymous_consumer.as_deref(),
-            req.consumers,
             &self.challenge,
-        ) {
-            Ok(found) => found,
-            Err(refusal) => return refusal,
-        };
-        if self.hide_credentials && key.is_some() {
-            if from_header.is_some() {
-                req.headers.remove(&self.header);
-            } else {
-                hide_query_arg(req, &self.query);
-            }
-        }
-        *req.consumer = Some(found);
-        Flow::Continue
+            |req| {
+                if self.hide_credentials && key.is_some() {
+                    if from_header.is_some() {
+                        req.headers.remove(&self.header);
+                    } else {
+                        hide_query_arg(req, &self.query);
+                    }
+                }
+            },
+        )
     }
 }
 

@@ -226,15 +226,16 @@ pub(super) fn response_reply(reply: HttpResponseReply, resp: &mut UpstreamRespon
             };
             headers.append(name, value);
         }
-        // The body's length is the gateway's business (hyper sets it).
-        headers.remove(CONTENT_LENGTH);
-        headers.remove(TRANSFER_ENCODING);
         *resp.headers = headers;
     }
+    let changed = !reply.headers.is_empty() || !reply.body.is_empty();
     if !reply.body.is_empty() {
+        *resp.body = ResponseBody::fixed(reply.body);
+    }
+    if changed {
+        // The body's length is the gateway's business (hyper sets it).
         resp.headers.remove(CONTENT_LENGTH);
         resp.headers.remove(TRANSFER_ENCODING);
-        *resp.body = ResponseBody::fixed(reply.body);
     }
 }
 
