@@ -384,7 +384,7 @@ impl Gate {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().host())
             .unwrap_or("");
-        let host = strip_port(host).to_ascii_lowercase();
+        let host = pipeline::strip_port(host).to_ascii_lowercase();
         let Some((by_host, _)) = snapshot.tls.find_name(&host) else {
             return true;
         };
@@ -399,18 +399,6 @@ impl Gate {
             return false;
         }
         true
-    }
-}
-
-/// `host` without its `:port` (IPv6 literals keep their brackets).
-fn strip_port(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((h, p))
-            if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
-        {
-            h
-        }
-        _ => host,
     }
 }
 

@@ -617,7 +617,7 @@ fn lowercase(s: &str) -> Cow<'_, str> {
 }
 
 /// The host without its port (`[v6]:80` keeps the brackets).
-fn strip_port(host: &str) -> &str {
+pub(super) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
     }
