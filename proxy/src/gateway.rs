@@ -30,6 +30,7 @@ use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
 use crate::observe::{AccessLog, AccessLogWriter};
 use crate::plugins::drain::Drain;
+use crate::plugins::ext_plugin::KnownRunners;
 use crate::plugins::prometheus::NodeStatus;
 use crate::plugins::BuildContext;
 use crate::router::RouterKind;
@@ -206,6 +207,15 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let http = &config.nginx_config.http;
     let role = config.deployment.role;
     crate::plugins::registry::enable_only(config.plugins.as_deref());
+    let unavailable = config.unavailable_plugins();
+    if !unavailable.is_empty() {
+        // Usually APISIX's whole default list, copied to enable one more plugin: serve the ones
+        // Ferrogate has; configs naming the others are refused as unknown plugins.
+        tracing::warn!(
+            plugins = %unavailable.join(", "),
+            "`plugins:` lists plugins Ferrogate does not have; they are ignored, and configs using them are refused"
+        );
+    }
     // Runners serve the proxy: a control plane starts none.
     let runners = match (&config.ext_plugin, role) {
         (Some(ext), Role::Traditional | Role::DataPlane) => {
@@ -213,6 +223,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         }
         _ => None,
     };
+    let known_runners = KnownRunners::of(config.ext_plugin.as_ref(), role);
     let drain = Arc::new(Drain::default());
     let mut builder = Builder::new(
         BuildSettings {
@@ -241,7 +252,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let store: Option<Arc<dyn Store>> = match provider {
         ConfigProvider::Embedded => {
             let store = EmbeddedStore::open(&loaded.data_dir())?;
-            seed(&store, &declarative_path).await?;
+            seed(&store, &declarative_path, &known_runners).await?;
             Some(Arc::new(store))
         }
         ConfigProvider::Etcd => Some(Arc::new(EtcdStore::connect(&config.deployment.etcd).await?)),
@@ -263,7 +274,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             (first, Some(listing), store.clone(), None, None)
         }
         None => {
-            let first = first_from_file(&declarative_path, &mut builder)?;
+            let first = first_from_file(&declarative_path, &mut builder, &known_runners)?;
             let name = if provider == ConfigProvider::Json {
                 "json"
             } else {
@@ -326,6 +337,18 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         });
     }
 
+    // Serving many connections needs more descriptors than the usual soft limit of 1024.
+    let fd_limit = server::limits::raise_fd_limit();
+    let worker_connections = config.nginx_config.event.worker_connections;
+    let max_connections = server::limits::connection_cap(worker_connections, fd_limit);
+    if max_connections < worker_connections {
+        tracing::info!(
+            worker_connections,
+            max_connections,
+            ?fd_limit,
+            "connection cap lowered to fit the open-file limit"
+        );
+    }
     let server_header = if config.apisix.enable_server_tokens {
         concat!("ferrogate/", env!("CARGO_PKG_VERSION"))
     } else {
@@ -342,6 +365,15 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             real_ip_header: HeaderName::from_bytes(http.real_ip_header.as_bytes())
                 .unwrap_or(HeaderName::from_static("x-real-ip")),
             shutdown_timeout: config.nginx_config.worker_shutdown_timeout,
+            client_body_timeout: http.client_body_timeout,
+            client_body_buffer_size: usize::try_from(http.client_body_buffer_size)
+                .unwrap_or(usize::MAX),
+            client_max_body_size: http.client_max_body_size,
+            http2_max_concurrent_streams: http.http2_max_concurrent_streams,
+            streamed_bodies: crate::upstream::body::StreamLimit::new(
+                http.streamed_bodies_per_client,
+            ),
+            max_connections,
         },
         access_log,
         counts: Counts::default(),
@@ -370,11 +402,20 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let watch_path = declarative_path.clone();
             let stamp = watch::stamp(&declarative_path);
             let shown = file_store.clone();
+            let runners = known_runners.clone();
             background.push(tokio::spawn(watch::watch_file(
                 declarative_path.clone(),
                 reload_interval,
                 stamp,
-                move || reload(&watch_path, &builder, &reload_state, shown.as_deref()),
+                move || {
+                    reload(
+                        &watch_path,
+                        &builder,
+                        &reload_state,
+                        shown.as_deref(),
+                        &runners,
+                    )
+                },
             )));
         }
     }
@@ -450,8 +491,9 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         let admin = Arc::new(Admin {
             store: admin_store,
             auth,
-            cors: settings.enable_admin_cors,
+            browser: admin::Browser::new(settings),
             read_only,
+            runners: known_runners,
         });
         management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
         Some(addr)
@@ -494,9 +536,13 @@ fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, 
 }
 
 /// The first snapshot of a standalone file (none yet: an empty one, with a warning).
-fn first_from_file(path: &Path, builder: &mut Builder) -> Result<Snapshot, StartError> {
+fn first_from_file(
+    path: &Path,
+    builder: &mut Builder,
+    runners: &KnownRunners,
+) -> Result<Snapshot, StartError> {
     let first = if path.exists() {
-        let file = declarative::read(path).map_err(|source| StartError::Declarative {
+        let file = read_file(path, runners).map_err(|source| StartError::Declarative {
             path: path.display().to_string(),
             source,
         })?;
@@ -517,12 +563,16 @@ fn first_from_file(path: &Path, builder: &mut Builder) -> Result<Snapshot, Start
 /// Fills a fresh, empty embedded store from the declarative file beside `config.yaml`, if there
 /// is one, so the bundled quickstart route serves on the first run. A store that was ever written
 /// is left alone.
-async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
+async fn seed(
+    store: &EmbeddedStore,
+    path: &Path,
+    runners: &KnownRunners,
+) -> Result<(), StartError> {
     let listing = store.list("").await?;
     if !listing.entries.is_empty() || listing.revision > 1 || !path.exists() {
         return Ok(());
     }
-    let file = declarative::read(path).map_err(|source| StartError::Declarative {
+    let file = read_file(path, runners).map_err(|source| StartError::Declarative {
         path: path.display().to_string(),
         source,
     })?;
@@ -584,8 +634,14 @@ async fn seed(store: &EmbeddedStore, path: &Path) -> Result<(), StartError> {
 
 /// Re-reads the file and swaps in a new snapshot (and shows it in `shown`); a file that cannot be
 /// applied changes nothing.
-fn reload(path: &Path, builder: &Mutex<Builder>, state: &State, shown: Option<&FileStore>) {
-    let file = match declarative::read(path) {
+fn reload(
+    path: &Path,
+    builder: &Mutex<Builder>,
+    state: &State,
+    shown: Option<&FileStore>,
+    runners: &KnownRunners,
+) {
+    let file = match read_file(path, runners) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, "config file not applied; the current config stays");
@@ -611,10 +667,57 @@ fn reload(path: &Path, builder: &Mutex<Builder>, state: &State, shown: Option<&F
     state.snapshot.store(Arc::new(snapshot));
 }
 
-fn report(path: &Path, file: &declarative::Loaded) {
-    for e in &file.rejected {
-        tracing::error!(path = %path.display(), item = %e.path, reason = %e.message, "config item rejected");
+/// Reads the standalone file; as the Admin API, it is refused when an `ext-plugin-*` config
+/// names a runner this node does not have (its routes would only answer 503).
+fn read_file(path: &Path, runners: &KnownRunners) -> Result<declarative::Loaded, FileError> {
+    let file = declarative::read(path)?;
+    let config = &file.config;
+    let plugins = config
+        .routes
+        .iter()
+        .map(|r| ("routes", r.plugins.as_ref()))
+        .chain(config.services.iter().map(|s| ("services", s.plugins.as_ref())))
+        .chain(config.consumers.iter().map(|c| ("consumers", c.plugins.as_ref())))
+        .chain(
+            config
+                .consumer_groups
+                .iter()
+                .map(|g| ("consumer_groups", Some(&g.plugins))),
+        )
+        .chain(
+            config
+                .plugin_configs
+                .iter()
+                .map(|p| ("plugin_configs", Some(&p.plugins))),
+        )
+        .chain(
+            config
+                .global_rules
+                .iter()
+                .map(|g| ("global_rules", Some(&g.plugins))),
+        );
+    // Every item of a valid file is kept, so an item's position in its list is its index in the
+    // file.
+    let mut positions = std::collections::HashMap::<&str, usize>::new();
+    let mut refused = Vec::new();
+    for (kind, map) in plugins {
+        let position = positions.entry(kind).or_default();
+        if let Some(Err(message)) = map.map(|m| runners.check(m)) {
+            refused.push(crate::config::ConfigError {
+                path: format!("{kind}[{position}].plugins"),
+                message,
+            });
+        }
+        *position += 1;
     }
+    if refused.is_empty() {
+        Ok(file)
+    } else {
+        Err(FileError::Invalid(refused))
+    }
+}
+
+fn report(path: &Path, file: &declarative::Loaded) {
     for key in &file.ignored {
         tracing::warn!(path = %path.display(), "{key}");
     }

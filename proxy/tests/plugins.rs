@@ -201,17 +201,25 @@ async fn global_rules_run_without_a_route() {
 async fn plugins_from_the_standalone_file() {
     let up = upstream("a", Behaviour::Echo).await;
     let yaml = format!(
-        "global_rules:\n  - id: g\n    plugins:\n      request-id: {{}}\nroutes:\n  - id: r\n    uri: /f\n    plugins:\n      ip-restriction: {{whitelist: [127.0.0.1]}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n  - id: bad\n    uri: /bad\n    plugins:\n      ip-restriction: {{whitelist: []}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n#END\n",
-        up.node(),
+        "global_rules:\n  - id: g\n    plugins:\n      request-id: {{}}\nroutes:\n  - id: r\n    uri: /f\n    plugins:\n      ip-restriction: {{whitelist: [127.0.0.1]}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n#END\n",
         up.node()
     );
     let gw = gateway(&yaml).await;
     let got = get(&gw.url("/f")).await;
     assert_eq!(got.status, 200);
     assert!(got.header("x-request-id").is_some(), "the global rule runs");
-    assert_eq!(
-        get(&gw.url("/bad")).await.status,
-        404,
-        "an item with an invalid plugin config is rejected"
-    );
+    // An item with an invalid plugin config refuses the whole file: the route it adds never
+    // serves and the current config stays.
+    let version = gw.gateway.snapshot_version();
+    gw.write_routes(&yaml.replace(
+        "#END",
+        &format!(
+            "  - id: bad\n    uri: /bad\n    plugins:\n      ip-restriction: {{whitelist: []}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n#END",
+            up.node()
+        ),
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(gw.gateway.snapshot_version(), version);
+    assert_eq!(get(&gw.url("/bad")).await.status, 404);
+    assert_eq!(get(&gw.url("/f")).await.status, 200);
 }

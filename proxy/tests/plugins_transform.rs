@@ -112,9 +112,33 @@ async fn proxy_rewrite() {
         "no captures: set to nothing, removed"
     );
 
-    // Refused configs.
+    // proxy-rewrite.t TEST 24/25: `uri` and `regex_uri` together are accepted and `uri` wins.
+    let conf = json!({"proxy-rewrite": {
+        "uri": "/hello",
+        "regex_uri": ["^/test/(.*)", "/${1}1"],
+        "headers": {"X-Cap": "c$1"},
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/pr",
+        route("/test/*", &up, conf),
+        "/test/hello",
+        |g| g.status == 200 && upstream_uri(g) == "/hello",
+    )
+    .await;
+    let got = get(&gw.url("/test/hello?a=1")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(upstream_uri(&got), "/hello?a=1");
+    assert_eq!(
+        got.upstream_header("x-cap").as_deref(),
+        Some("c"),
+        "regex_uri is not applied: no captures"
+    );
+
+    // Refused configs (proxy-rewrite.t TEST 26: an odd regex_uri, even next to `uri`).
     for bad in [
-        json!({"uri": "/a", "regex_uri": ["^/", "/b"]}),
+        json!({"uri": "/a", "regex_uri": ["^/test/(.*)"]}),
         json!({"regex_uri": ["^/(a"]}),
         json!({"method": "FETCH"}),
         json!({"host": "a b"}),

@@ -87,16 +87,31 @@ async fn reload_under_load_fails_no_request() {
 }
 
 #[tokio::test]
-async fn invalid_items_are_skipped_and_the_rest_applies() {
+async fn a_file_with_an_invalid_item_is_not_applied_at_all() {
     let a = upstream("a", Behaviour::Echo).await;
-    let gw = gateway(&format!(
-        "routes:\n  - {{id: good, uri: /good, upstream: {{nodes: {{\"{0}\": 1}}}}}}\n  - {{id: bad, uri: /bad, upstream: {{type: magic, nodes: {{\"{0}\": 1}}}}}}\n  - {{id: dangling, uri: /dangling, upstream_id: nope}}\n#END\n",
+    let good = format!(
+        "routes:\n  - {{id: good, uri: /good, upstream: {{nodes: {{\"{0}\": 1}}}}}}\n#END\n",
         a.node()
-    ))
-    .await;
-    assert_eq!(get(&gw.url("/good")).await.status, 200);
-    assert_eq!(get(&gw.url("/bad")).await.status, 404);
-    assert_eq!(get(&gw.url("/dangling")).await.status, 404);
+    );
+    let gw = gateway(&good).await;
+    let version = gw.gateway.snapshot_version();
+    // One invalid item or one dangling reference refuses the whole file: the new good route
+    // does not apply either, and the old one keeps serving.
+    let node = a.node();
+    for bad in [
+        format!(
+            "  - {{id: bad, uri: /bad, upstream: {{type: magic, nodes: {{\"{node}\": 1}}}}}}\n"
+        ),
+        "  - {id: dangling, uri: /dangling, upstream_id: nope}\n".to_owned(),
+    ] {
+        gw.write_routes(&format!(
+            "routes:\n  - {{id: new, uri: /new, upstream: {{nodes: {{\"{node}\": 1}}}}}}\n{bad}#END\n"
+        ));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(gw.gateway.snapshot_version(), version, "applied: {bad}");
+        assert_eq!(get(&gw.url("/good")).await.status, 200);
+        assert_eq!(get(&gw.url("/new")).await.status, 404);
+    }
 }
 
 #[tokio::test]

@@ -131,12 +131,13 @@ async fn reset_connections_are_502_and_retried_for_get() {
 #[tokio::test]
 async fn streamed_bodies_are_not_resent() {
     // The hanging node reads nothing; the body is handed to it, so a retry would lose it.
+    // Bodies larger than client_body_buffer_size stream instead of being buffered.
     let reset = upstream("reset", Behaviour::Reset).await;
     let good = upstream("good", Behaviour::Echo).await;
-    let gw = gateway(&route(
-        &[reset.node(), good.node()],
-        "      type: roundrobin\n",
-    ))
+    let gw = gateway_with(
+        &route(&[reset.node(), good.node()], "      type: roundrobin\n"),
+        "nginx_config:\n  http:\n    client_body_buffer_size: 64k\n",
+    )
     .await;
     let body = "z".repeat(200_000);
     let mut seen = Vec::new();
@@ -154,6 +155,28 @@ async fn streamed_bodies_are_not_resent() {
     // sent again: those requests fail with 502 instead of reaching the good node without a body.
     assert!(seen.contains(&502), "{seen:?}");
     assert!(seen.contains(&200), "{seen:?}");
+}
+
+#[tokio::test]
+async fn buffered_bodies_are_resent() {
+    // A body read whole before connecting (the default, up to client_body_buffer_size) is
+    // held in memory: a retry sends it again, as nginx does with a buffered body.
+    let reset = upstream("reset", Behaviour::Reset).await;
+    let good = upstream("good", Behaviour::Echo).await;
+    let gw = gateway(&route(
+        &[reset.node(), good.node()],
+        "      type: roundrobin\n",
+    ))
+    .await;
+    let body = "z".repeat(200_000);
+    for _ in 0..4 {
+        let req = http::Request::put(gw.url("/r"))
+            .body(Full::new(Bytes::from(body.clone())))
+            .expect("request");
+        let got = send(&client(), req).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.json()["body"].as_str().map(str::len), Some(body.len()));
+    }
 }
 
 #[tokio::test]

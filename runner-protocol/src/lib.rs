@@ -1,6 +1,6 @@
 //! The runner protocol: the wire contract between the gateway and out-of-process plugin runners,
 //! compatible with APISIX's ext-plugin protocol (schema family `A6`, 0.6.1). See
-//! `shared/docs/runner-protocol.md`.
+//! `docs/runner-protocol.md`.
 //!
 //! # Layout
 //! - [`byte_text`]: byte strings in JSON (text, or `{"hex": ...}` when not UTF-8).

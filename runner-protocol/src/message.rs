@@ -111,7 +111,8 @@ pub enum ErrorCode {
 pub struct PrepareConf {
     /// The plugin entries in order (name = runner plugin name, value = its config text).
     pub conf: Vec<TextEntry>,
-    /// A stable idempotency key such as `route#1#ext-plugin-pre-req#<version>`.
+    /// A stable idempotency key such as `route#1#ext-plugin-pre-req#7` (owner, plugin, a number
+    /// unique to each built plugin instance).
     #[serde(with = "crate::byte_text")]
     pub key: Bytes,
 }

@@ -247,7 +247,7 @@ def test_echo_pipelined_questions_bytes_and_chain(conn):
     action = conn.reply(rid)
     stop = action["Stop"]
     assert stop["status"] == 200
-    assert stop["headers"] == entries((b"Content-Type", b"application/json"))
+    assert stop["headers"] == entries((b"content-type", b"application/json"))
     assert json.loads(stop["body"]) == {
         "method": "GET",
         "path": "/p\ufffd",

@@ -16,7 +16,7 @@ from ferrogate_sdk.testing import call_request, call_response, chain
 
 def test_say_stops_with_the_body():
     action = call_request(say.Say(), '{"body": "hi", "status": 201}')
-    assert action == Stop(201, [(b"Content-Type", b"text/plain; charset=utf-8")], b"hi")
+    assert action == Stop(201, [(b"content-type", b"text/plain; charset=utf-8")], b"hi")
 
 
 def test_say_refuses_a_bad_conf():

@@ -95,7 +95,7 @@ impl Auth {
         self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
     }
 
-    /// Checks the key of a request.
+    /// Checks the key of a request; the role it grants (admin when keys are not required).
     ///
     /// # Errors
     /// Why it is refused.
@@ -104,9 +104,9 @@ impl Auth {
         method: &Method,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Result<(), Refusal> {
+    ) -> Result<AdminRole, Refusal> {
         if !self.required {
-            return Ok(());
+            return Ok(AdminRole::Admin);
         }
         let token = token(query, headers).ok_or(Refusal::MissingKey)?;
         let key = self
@@ -117,7 +117,7 @@ impl Auth {
         if key.role == AdminRole::Viewer && method != Method::GET {
             return Err(Refusal::ViewerMethod);
         }
-        Ok(())
+        Ok(key.role)
     }
 }
 
@@ -222,10 +222,10 @@ mod tests {
         assert_eq!(auth.check(&Method::GET, None, &h), Err(Refusal::WrongKey));
         assert_eq!(
             auth.check(&Method::GET, Some("api_key=adminkey1"), &h),
-            Ok(())
+            Ok(AdminRole::Admin)
         );
         h.insert("x-api-key", "viewkey12".parse().expect("value"));
-        assert_eq!(auth.check(&Method::GET, None, &h), Ok(()));
+        assert_eq!(auth.check(&Method::GET, None, &h), Ok(AdminRole::Viewer));
         assert_eq!(
             auth.check(&Method::PUT, None, &h),
             Err(Refusal::ViewerMethod)
@@ -235,7 +235,7 @@ mod tests {
             http::header::COOKIE,
             "a=b; X-API-KEY=adminkey1".parse().expect("value"),
         );
-        assert_eq!(auth.check(&Method::DELETE, None, &c), Ok(()));
+        assert_eq!(auth.check(&Method::DELETE, None, &c), Ok(AdminRole::Admin));
         assert!(
             !dir.path().join(KEY_FILE).exists(),
             "no key generated when keys are configured"

@@ -7,6 +7,9 @@
 //!   status, counter: {success, http_failure, tcp_failure, timeout_failure}}]}]`;
 //! - `GET /v1/healthcheck/{upstreams|routes|services}/{id}`: one checker (404 when none);
 //! - `GET /v1/schema`: the resource schemas.
+//!
+//! It has no authentication, so objects are shown without their secrets (upstream client keys,
+//! plugin credentials: [`super::redact`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use super::listener::{self, json, json_value, Reply};
+use super::redact::{redact, Audience};
 use crate::model::{Id, Resource};
 use crate::server::State;
 
@@ -42,12 +46,12 @@ fn answer(state: &State, method: &Method, path: &str) -> Reply {
     let config = &snapshot.config;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["v1", "routes"] => all(&config.routes),
-        ["v1", "route", id] => one(&config.routes, id, |r| r.id.as_ref()),
-        ["v1", "services"] => all(&config.services),
-        ["v1", "service", id] => one(&config.services, id, |s| s.id.as_ref()),
-        ["v1", "upstreams"] => all(&config.upstreams),
-        ["v1", "upstream", id] => one(&config.upstreams, id, |u| u.id.as_ref()),
+        ["v1", "routes"] => all(Resource::Route, &config.routes),
+        ["v1", "route", id] => one(Resource::Route, &config.routes, id, |r| r.id.as_ref()),
+        ["v1", "services"] => all(Resource::Service, &config.services),
+        ["v1", "service", id] => one(Resource::Service, &config.services, id, |s| s.id.as_ref()),
+        ["v1", "upstreams"] => all(Resource::Upstream, &config.upstreams),
+        ["v1", "upstream", id] => one(Resource::Upstream, &config.upstreams, id, |u| u.id.as_ref()),
         ["v1", "healthcheck"] => {
             let all: Vec<Value> = snapshot.health.iter().map(|c| c.to_json()).collect();
             json_value(StatusCode::OK, &Value::Array(all))
@@ -73,19 +77,26 @@ fn answer(state: &State, method: &Method, path: &str) -> Reply {
     }
 }
 
-fn all<T: Serialize>(items: &[T]) -> Reply {
-    json_value(
-        StatusCode::OK,
-        &serde_json::to_value(items).unwrap_or(Value::Null),
-    )
+/// An object as the control API shows it: without its secrets.
+fn shown<T: Serialize>(resource: Resource, item: &T) -> Value {
+    let mut value = serde_json::to_value(item).unwrap_or(Value::Null);
+    redact(resource, &mut value, Audience::Reader);
+    value
 }
 
-fn one<T: Serialize>(items: &[T], id: &str, id_of: impl Fn(&T) -> Option<&Id>) -> Reply {
+fn all<T: Serialize>(resource: Resource, items: &[T]) -> Reply {
+    let shown: Vec<Value> = items.iter().map(|i| shown(resource, i)).collect();
+    json_value(StatusCode::OK, &Value::Array(shown))
+}
+
+fn one<T: Serialize>(
+    resource: Resource,
+    items: &[T],
+    id: &str,
+    id_of: impl Fn(&T) -> Option<&Id>,
+) -> Reply {
     match items.iter().find(|i| id_of(i).is_some_and(|i| i.0 == id)) {
-        Some(item) => json_value(
-            StatusCode::OK,
-            &serde_json::to_value(item).unwrap_or(Value::Null),
-        ),
+        Some(item) => json_value(StatusCode::OK, &shown(resource, item)),
         None => json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#),
     }
 }

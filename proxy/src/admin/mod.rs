@@ -4,17 +4,20 @@
 //! The Admin API answers under `/apisix/admin` as APISIX's does: the same resources, methods,
 //! envelopes, status codes and error bodies, so scripts and tools written for APISIX work
 //! unchanged. Every write is validated whole (schema, rules, references) before it reaches the
-//! store; a rejected write changes nothing.
+//! store; a rejected write changes nothing. A web page cannot drive it ([`browser`]), and secrets
+//! are shown to admin keys only ([`redact`]).
 
 // Handlers return `Result<_, Reply>` to answer early with a ready error response; the response
 // is built only on that path, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod browser;
 pub mod control;
 mod list;
 pub(crate) mod listener;
 mod patch;
+mod redact;
 mod references;
 mod resources;
 pub mod status;
@@ -32,9 +35,12 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use auth::Auth;
+pub use browser::Browser;
 use listener::{json, json_value, Reply};
 
+use crate::config::AdminRole;
 use crate::store::{Store, StoreError};
+use redact::Audience;
 
 /// The largest Admin API request body (APISIX: 1.5 MiB).
 pub const MAX_BODY: usize = 1536 * 1024;
@@ -45,10 +51,12 @@ pub struct Admin {
     pub store: Arc<dyn Store>,
     /// Who may call.
     pub auth: Auth,
-    /// Add CORS headers and answer `OPTIONS`.
-    pub cors: bool,
+    /// What a browser may do: Host names, CORS origins, content types of writes.
+    pub browser: Browser,
     /// Why writes are refused, when the config comes from a file.
     pub read_only: Option<String>,
+    /// The runners `ext-plugin-*` configs may name (a write naming another is refused).
+    pub runners: crate::plugins::ext_plugin::KnownRunners,
 }
 
 /// A parsed Admin API request.
@@ -58,6 +66,8 @@ pub(crate) struct Call {
     segments: Vec<String>,
     args: Vec<(String, String)>,
     body: Bytes,
+    /// Who the answer is for: what it may show.
+    audience: Audience,
 }
 
 impl Call {
@@ -85,7 +95,8 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: impl Future<O
 
 impl Admin {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
-        let mut reply = self.answer(req, peer).await;
+        let cors_origin = self.browser.cors_origin(req.headers());
+        let mut reply = self.answer(req, peer, cors_origin.is_some()).await;
         let headers = reply.headers_mut();
         headers.insert(
             HeaderName::from_static("x-api-version"),
@@ -95,9 +106,13 @@ impl Admin {
             http::header::SERVER,
             HeaderValue::from_static(concat!("ferrogate/", env!("CARGO_PKG_VERSION"))),
         );
-        if self.cors {
+        if self.browser.varies() {
+            headers.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
+        // Only listed origins get CORS (APISIX answers `*` to every page).
+        if let Some(origin) = cors_origin {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             for (name, value) in [
-                ("access-control-allow-origin", "*"),
                 ("access-control-allow-credentials", "true"),
                 ("access-control-expose-headers", "*"),
                 ("access-control-max-age", "3600"),
@@ -111,13 +126,18 @@ impl Admin {
         reply
     }
 
-    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    /// `cors`: the request's origin is allowed CORS.
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr, cors: bool) -> Reply {
         if !self.auth.address_allowed(peer.ip()) {
             tracing::warn!(client = %peer.ip(), "Admin API request from a client outside allow_admin refused");
             return error(
                 StatusCode::FORBIDDEN,
                 "403 Forbidden: your address is not allowed to use the Admin API",
             );
+        }
+        if let Err(refused) = self.browser.check_host(req.uri(), req.headers()) {
+            tracing::warn!(client = %peer.ip(), ?refused, "Admin API request with a Host not allowed refused");
+            return refused.reply();
         }
         let path = req.uri().path().to_owned();
         let Some(rest) = path.strip_prefix("/apisix/admin") else {
@@ -130,25 +150,39 @@ impl Admin {
         if method == Method::HEAD && rest.trim_matches('/').is_empty() {
             return json(StatusCode::OK, "");
         }
-        if method == Method::OPTIONS && self.cors {
+        if method == Method::OPTIONS && self.browser.answers_preflight() {
             let mut reply = json(StatusCode::OK, "");
-            let headers = reply.headers_mut();
-            headers.insert(
-                HeaderName::from_static("access-control-allow-methods"),
-                HeaderValue::from_static("POST, GET, PUT, OPTIONS, DELETE, PATCH"),
-            );
-            headers.insert(
-                HeaderName::from_static("access-control-allow-headers"),
-                HeaderValue::from_static("*"),
-            );
+            if cors {
+                let headers = reply.headers_mut();
+                headers.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("POST, GET, PUT, OPTIONS, DELETE, PATCH"),
+                );
+                // The headers the page asks for (a literal `*` does not cover `Content-Type` on
+                // a request with credentials).
+                let asked = req
+                    .headers()
+                    .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static("*"));
+                headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+            }
             return reply;
         }
-        if let Err(refusal) = self.auth.check(&method, req.uri().query(), req.headers()) {
-            return json_value(
-                StatusCode::UNAUTHORIZED,
-                &json!({"error_msg": "failed to check token", "description": refusal.description()}),
-            );
+        if let Err(refused) = self.browser.check_write(&method, req.headers()) {
+            tracing::warn!(client = %peer.ip(), ?refused, "Admin API write from a browser context refused");
+            return refused.reply();
         }
+        let audience = match self.auth.check(&method, req.uri().query(), req.headers()) {
+            Ok(AdminRole::Admin) => Audience::Admin,
+            Ok(AdminRole::Viewer) => Audience::Reader,
+            Err(refusal) => {
+                return json_value(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error_msg": "failed to check token", "description": refusal.description()}),
+                )
+            }
+        };
         if !matches!(
             method,
             Method::GET | Method::PUT | Method::POST | Method::PATCH | Method::DELETE
@@ -188,6 +222,7 @@ impl Admin {
                 .collect(),
             args,
             body,
+            audience,
         };
         if call.method != Method::GET {
             if let Some(why) = &self.read_only {

@@ -158,8 +158,14 @@ async fn unique_identities(
         .await
         .map_err(|e| unavailable(&e))?;
     for entry in &listing.entries {
-        // Replacing an object does not conflict with its old self.
-        if entry.key == key {
+        // Replacing an object does not conflict with its old self, nor a consumer with its
+        // own credentials (APISIX's `is_self`).
+        let own_credential = !key.contains("/credentials/")
+            && entry
+                .key
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with("/credentials/"));
+        if entry.key == key || own_credential {
             continue;
         }
         let Ok(other) = serde_json::from_slice::<Value>(&entry.value) else {
@@ -167,13 +173,22 @@ async fn unique_identities(
         };
         let theirs = identities(other.get("plugins").and_then(Value::as_object));
         if let Some((plugin, _)) = mine.iter().find(|m| theirs.contains(m)) {
-            let owner = entry.key["consumers/".len()..]
-                .split('/')
-                .next()
-                .unwrap_or_default();
+            // APISIX's words: the field that must be unique, then who holds it.
+            let field = match plugin.as_str() {
+                "basic-auth" => "username",
+                "hmac-auth" => "key_id",
+                _ => "key",
+            };
+            let path = entry.key.strip_prefix("consumers/").unwrap_or(&entry.key);
+            let owner = match path.split_once("/credentials/") {
+                Some((consumer, credential)) => {
+                    format!("credential: {credential} of consumer: {consumer}")
+                }
+                None => format!("consumer: {path}"),
+            };
             return Err(error(
                 StatusCode::BAD_REQUEST,
-                &format!("duplicate {plugin} credential: already used by consumer {owner}"),
+                &format!("duplicate {field} of plugin {plugin} found with {owner}"),
             ));
         }
     }

@@ -1,5 +1,5 @@
 //! The resource endpoints: create, replace, patch, read, list and delete, with APISIX's ids,
-//! envelopes, status codes and messages (`../shared/docs/apisix-reference.md` §1.2-§1.8).
+//! envelopes, status codes and messages (APISIX's v3 Admin API; see docs/admin-api.md).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,11 +9,12 @@ use serde_json::{json, Map, Value};
 
 use super::list::ListQuery;
 use super::listener::{json, json_value, Reply};
+use super::redact::{redact, Audience};
 use super::references;
 use super::{error, patch, unavailable, Admin, Call};
-use crate::model::{is_valid_id, Resource};
+use crate::model::{is_valid_id, is_valid_id_value, is_valid_username, jsonschema, Resource};
 use crate::plugins::{registry, PluginKind};
-use crate::store::{declarative, Entry, Format};
+use crate::store::{declarative, Entry, FileError, Format};
 
 /// Where a collection lives and what it allows.
 struct Collection {
@@ -94,15 +95,12 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
     }
 }
 
-fn is_valid_username(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]) -> Reply {
+    // APISIX checks `ttl` before anything of the resource (its method, its id).
+    let ttl = match ttl(call) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     if !c.allows(&call.method) {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -120,12 +118,12 @@ async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]
     }
     match call.method {
         Method::GET => match id {
-            Some(id) => get_one(admin, c, id).await,
+            Some(id) => get_one(admin, c, id, call.audience).await,
             None => get_list(admin, call, c).await,
         },
-        Method::PUT => put(admin, call, c, id).await,
-        Method::POST => post(admin, call, c).await,
-        Method::PATCH => patch(admin, call, c, id, sub_path).await,
+        Method::PUT => put(admin, call, c, id, ttl).await,
+        Method::POST => post(admin, call, c, id, ttl).await,
+        Method::PATCH => patch(admin, call, c, id, sub_path, ttl).await,
         Method::DELETE => delete(admin, call, c, id).await,
         _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
     }
@@ -135,34 +133,33 @@ fn full_key(admin: &Admin, key: &str) -> String {
     format!("{}/{key}", admin.store.prefix())
 }
 
+/// APISIX's answer to an invalid id (its `id_schema`, plus `.` and `..` here).
+const INVALID_ID: &str =
+    "invalid configuration: property \"id\" validation failed: object matches none of the required";
+
 fn not_found() -> Reply {
     json(StatusCode::NOT_FOUND, r#"{"message":"Key not found"}"#)
 }
 
-/// The value of an entry as the Admin API shows it (SSL private keys never leave).
-fn shown(c: &Collection, entry: &Entry) -> Value {
+/// The value of an entry as the Admin API shows it to `audience` (see [`redact`]).
+fn shown(c: &Collection, entry: &Entry, audience: Audience) -> Value {
     let mut value: Value = serde_json::from_slice(&entry.value).unwrap_or(Value::Null);
-    if c.resource == Resource::Ssl {
-        if let Value::Object(map) = &mut value {
-            map.remove("key");
-            map.remove("keys");
-        }
-    }
+    redact(c.resource, &mut value, audience);
     value
 }
 
-fn item(admin: &Admin, c: &Collection, entry: &Entry) -> Value {
+fn item(admin: &Admin, c: &Collection, entry: &Entry, audience: Audience) -> Value {
     json!({
         "key": full_key(admin, &entry.key),
-        "value": shown(c, entry),
+        "value": shown(c, entry, audience),
         "createdIndex": entry.create_revision,
         "modifiedIndex": entry.mod_revision,
     })
 }
 
-async fn get_one(admin: &Admin, c: &Collection, id: &str) -> Reply {
+async fn get_one(admin: &Admin, c: &Collection, id: &str, audience: Audience) -> Reply {
     match admin.store.get(&c.key(id)).await {
-        Ok(Some(entry)) => json_value(StatusCode::OK, &item(admin, c, &entry)),
+        Ok(Some(entry)) => json_value(StatusCode::OK, &item(admin, c, &entry, audience)),
         Ok(None) => not_found(),
         Err(e) => unavailable(&e),
     }
@@ -189,7 +186,10 @@ async fn get_list(admin: &Admin, call: &Call, c: &Collection) -> Reply {
         })
         .collect();
     let (page, total) = query.apply(entries);
-    let list: Vec<Value> = page.iter().map(|(e, _)| item(admin, c, e)).collect();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|(e, _)| item(admin, c, e, call.audience))
+        .collect();
     json_value(StatusCode::OK, &json!({ "list": list, "total": total }))
 }
 
@@ -202,7 +202,12 @@ fn now() -> i64 {
 /// The JSON object of a body, or APISIX's error.
 fn body_object(call: &Call) -> Result<Map<String, Value>, Reply> {
     if call.body.iter().all(u8::is_ascii_whitespace) {
-        return Err(error(StatusCode::BAD_REQUEST, "missing new configuration"));
+        let message = if call.method == Method::PATCH {
+            "missing new configuration"
+        } else {
+            "missing configurations"
+        };
+        return Err(error(StatusCode::BAD_REQUEST, message));
     }
     match serde_json::from_slice::<Value>(&call.body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -269,6 +274,9 @@ async fn validate(
     value: &Map<String, Value>,
 ) -> Result<(), Reply> {
     let as_value = Value::Object(value.clone());
+    if let Err(message) = c.resource.check_as_apisix(&as_value) {
+        return Err(error(StatusCode::BAD_REQUEST, &message));
+    }
     if let Err(problems) = c.resource.check(&as_value) {
         let text = problems
             .iter()
@@ -280,10 +288,22 @@ async fn validate(
             &format!("invalid configuration: {text}"),
         ));
     }
+    if let Some(Value::Object(plugins)) = value.get("plugins") {
+        admin
+            .runners
+            .check(plugins)
+            .map_err(|message| error(StatusCode::BAD_REQUEST, &message))?;
+    }
     references::check_write(admin, c.resource, &c.key(id), id, value).await
 }
 
-async fn put(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Reply {
+async fn put(
+    admin: &Admin,
+    call: &Call,
+    c: &Collection,
+    id: Option<&str>,
+    ttl: Option<Duration>,
+) -> Reply {
     let mut value = match body_object(call) {
         Ok(v) => v,
         Err(r) => return r,
@@ -291,6 +311,13 @@ async fn put(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Re
     let noun = c.resource.noun();
     let field = c.id_field();
     let in_body = field.and_then(|f| body_id(&value, f));
+    // The id as APISIX stores it: the path's (text), else the body's as written, so that
+    // `"id": 1` stays the number 1.
+    let stored = match (id, field) {
+        (Some(url), _) => Value::String(url.to_owned()),
+        (None, Some(f)) => value.get(f).cloned().unwrap_or(Value::Null),
+        (None, None) => Value::Null,
+    };
     let id = match (id, in_body) {
         (Some(url), Some(body)) if url != body => {
             let message = if c.resource == Resource::Consumer {
@@ -304,21 +331,32 @@ async fn put(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Re
         (None, Some(body)) if c.resource != Resource::PluginMetadata => body,
         _ => return error(StatusCode::BAD_REQUEST, &format!("missing {noun} id")),
     };
+    // The body's id as written: its text may look valid when its JSON is not (`-1`, `1.5`).
+    let checks_id = !matches!(c.resource, Resource::Consumer | Resource::PluginMetadata);
+    if checks_id && value.get("id").is_some_and(|v| !is_valid_id_value(v)) {
+        return error(StatusCode::BAD_REQUEST, INVALID_ID);
+    }
     if let Some(field) = forbidden_times(&value) {
         return error(
             StatusCode::BAD_REQUEST,
             &format!("the property is forbidden:  {field}"),
         );
     }
-    store_item(admin, call, c, id, &mut value, None).await
+    store_item(admin, call, c, (id, stored), &mut value, None, ttl).await
 }
 
-async fn post(admin: &Admin, call: &Call, c: &Collection) -> Reply {
+async fn post(
+    admin: &Admin,
+    call: &Call,
+    c: &Collection,
+    path_id: Option<&str>,
+    ttl: Option<Duration>,
+) -> Reply {
     let mut value = match body_object(call) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if value.contains_key("id") {
+    if path_id.is_some() || value.contains_key("id") {
         return error(
             StatusCode::BAD_REQUEST,
             &format!("wrong {} id, do not need it", c.resource.noun()),
@@ -334,33 +372,29 @@ async fn post(admin: &Admin, call: &Call, c: &Collection) -> Reply {
         Ok(n) => format!("{n:020}"),
         Err(e) => return unavailable(&e),
     };
-    store_item(admin, call, c, id, &mut value, None).await
+    let stored = Value::String(id.clone());
+    store_item(admin, call, c, (id, stored), &mut value, None, ttl).await
 }
 
-/// Validates and writes a complete item; `expected` is the mod revision a PATCH read.
+/// Validates and writes a complete item; `id` is its key's id and the id as stored in the value
+/// (an integer when the client sent one); `expected` is the entry a PATCH read.
 async fn store_item(
     admin: &Admin,
     call: &Call,
     c: &Collection,
-    id: String,
+    (id, stored): (String, Value),
     value: &mut Map<String, Value>,
     expected: Option<&Entry>,
+    ttl: Option<Duration>,
 ) -> Reply {
     if c.resource != Resource::Consumer
         && !is_valid_id(&id)
         && c.resource != Resource::PluginMetadata
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid configuration: id: invalid id `{id}`: expected 1-64 characters of [a-zA-Z0-9-_.]"),
-        );
+        return error(StatusCode::BAD_REQUEST, INVALID_ID);
     }
-    let ttl = match ttl(call) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     if let Some(field) = c.id_field() {
-        value.insert(field.to_owned(), Value::String(id.clone()));
+        value.insert(field.to_owned(), stored);
     }
     let key = c.key(&id);
     let previous = match expected {
@@ -411,7 +445,7 @@ async fn store_item(
     };
     json_value(
         status,
-        &json!({ "key": full_key(admin, &written.entry.key), "value": shown(c, &written.entry) }),
+        &json!({ "key": full_key(admin, &written.entry.key), "value": shown(c, &written.entry, call.audience) }),
     )
 }
 
@@ -421,6 +455,7 @@ async fn patch(
     c: &Collection,
     id: Option<&str>,
     sub_path: &[&str],
+    ttl: Option<Duration>,
 ) -> Reply {
     let Some(id) = id else {
         return error(
@@ -464,7 +499,17 @@ async fn patch(
             );
         }
     }
-    store_item(admin, call, c, id.to_owned(), &mut value, Some(&entry)).await
+    let stored = Value::String(id.to_owned());
+    store_item(
+        admin,
+        call,
+        c,
+        (id.to_owned(), stored),
+        &mut value,
+        Some(&entry),
+        ttl,
+    )
+    .await
 }
 
 async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Reply {
@@ -490,24 +535,43 @@ async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) ->
     }
 }
 
-/// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`.
+/// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`, each with
+/// APISIX's `?subsystem=http|stream` (this gateway has no stream plugins).
 fn plugins(call: &Call, rest: &[&str]) -> Reply {
+    let subsystem = call.arg("subsystem").unwrap_or("http");
+    let http = subsystem == "http";
     match rest {
         ["reload"] if call.method == Method::PUT => json(StatusCode::OK, "done"),
         ["reload"] => error(
             StatusCode::METHOD_NOT_ALLOWED,
-            "please use PUT method to reload the plugins, GET method is not allowed",
+            &format!(
+                "please use PUT method to reload the plugins, {} method is not allowed.",
+                call.method
+            ),
         ),
         _ if call.method != Method::GET => {
             json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#)
         }
+        // APISIX answers this one with a bare string.
+        ["list"] if !matches!(subsystem, "http" | "stream") => {
+            json(StatusCode::BAD_REQUEST, "invalid subsystem passed")
+        }
         ["list"] => {
-            let names: Vec<&str> = registry::all().iter().map(|k| k.name()).collect();
+            let names: Vec<&str> = registry::all()
+                .iter()
+                .filter(|_| http)
+                .map(|k| k.name())
+                .collect();
             json_value(StatusCode::OK, &json!(names))
         }
-        [] => {
+        _ if !matches!(subsystem, "http" | "stream") => error(
+            StatusCode::BAD_REQUEST,
+            &format!("unsupported subsystem: {subsystem}"),
+        ),
+        _ if call.arg("all") == Some("true") => {
             let all: Map<String, Value> = registry::all()
                 .iter()
+                .filter(|_| http)
                 .map(|k| {
                     let about = json!({"priority": k.priority(), "schema": plugin_schema(*k), "version": 0.1});
                     (k.name().to_owned(), about)
@@ -515,7 +579,11 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
                 .collect();
             json_value(StatusCode::OK, &Value::Object(all))
         }
-        [name] => plugin_schema_reply(name),
+        [name] if http => plugin_schema_reply(name),
+        [] | [_] => error(
+            StatusCode::NOT_FOUND,
+            &format!("plugin not found in subsystem {subsystem}"),
+        ),
         _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
     }
 }
@@ -568,19 +636,29 @@ fn schema(call: &Call, rest: &[&str]) -> Reply {
         (Method::POST, ["validate", segment]) => {
             let Some(resource) = Resource::from_segment(segment) else {
                 return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("not found schema: {segment}"),
+                    StatusCode::NOT_FOUND,
+                    &format!("Unsupported resource type: {segment}"),
                 );
             };
             let value: Value = match serde_json::from_slice(&call.body) {
                 Ok(v) => v,
                 Err(e) => {
-                    return error(
+                    return json_value(
                         StatusCode::BAD_REQUEST,
-                        &format!("invalid request body: {e}"),
+                        &json!({
+                            "error_msg": format!("invalid request body: {e}"),
+                            "req_body": String::from_utf8_lossy(&call.body),
+                        }),
                     )
                 }
             };
+            // APISIX checks the schema only; this gateway's own rules come after it.
+            let apisix = resource
+                .apisix_schema()
+                .map_or(Ok(()), |schema| jsonschema::check(schema, &value));
+            if let Err(message) = apisix {
+                return error(StatusCode::BAD_REQUEST, &message);
+            }
             match resource.check(&value) {
                 Ok(()) => json(StatusCode::OK, ""),
                 Err(problems) => error(
@@ -602,12 +680,12 @@ fn schema(call: &Call, rest: &[&str]) -> Reply {
 fn validate_config(body: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(body);
     match declarative::parse(&text, Format::Json) {
-        Ok(loaded) if loaded.rejected.is_empty() => json(StatusCode::OK, ""),
-        Ok(loaded) => json_value(
+        Ok(_) => json(StatusCode::OK, ""),
+        Err(FileError::Invalid(errors)) => json_value(
             StatusCode::BAD_REQUEST,
             &json!({
                 "error_msg": "Configuration validation failed",
-                "errors": loaded.rejected.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
         ),
         Err(e) => error(

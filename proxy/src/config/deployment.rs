@@ -104,8 +104,16 @@ pub struct AdminSection {
     pub admin_key: Vec<AdminKey>,
     /// Client networks allowed to reach the Admin API (others get 403). Default: loopback only.
     pub allow_admin: Vec<String>,
-    /// Add APISIX's CORS headers to every answer and answer `OPTIONS`.
+    /// Answer `OPTIONS` and add CORS headers, for the origins in `cors_origins` only (APISIX
+    /// allows every origin).
     pub enable_admin_cors: bool,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the Admin API: they get CORS
+    /// headers and may write. Empty (the default): no CORS headers, and a write carrying an
+    /// `Origin` is refused.
+    pub cors_origins: Vec<String>,
+    /// Host names accepted in the `Host` header beside `localhost` and IP literals (others get
+    /// 403, which defeats DNS rebinding); `"*"` accepts any name.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for AdminSection {
@@ -116,6 +124,8 @@ impl Default for AdminSection {
             admin_key: Vec::new(),
             allow_admin: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
             enable_admin_cors: true,
+            cors_origins: Vec::new(),
+            allow_hosts: Vec::new(),
         }
     }
 }

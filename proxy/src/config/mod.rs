@@ -356,6 +356,27 @@ pub struct NginxConfigSection {
     pub worker_shutdown_timeout: Duration,
     /// HTTP server settings.
     pub http: HttpSection,
+    /// Connection processing (`event:`).
+    pub event: EventSection,
+}
+
+/// `nginx_config.event`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct EventSection {
+    /// Most client connections open at once across all proxy listeners (plain and TLS). The
+    /// gateway serves at most this many, and fewer when the file-descriptor limit is lower (see
+    /// [`crate::server::limits::connection_cap`]).
+    pub worker_connections: usize,
+}
+
+impl Default for EventSection {
+    fn default() -> Self {
+        // APISIX's default (config-default.yaml).
+        Self {
+            worker_connections: 10620,
+        }
+    }
 }
 
 impl Default for NginxConfigSection {
@@ -365,6 +386,7 @@ impl Default for NginxConfigSection {
             error_log_level: "warn".to_owned(),
             worker_shutdown_timeout: Duration::from_secs(240),
             http: HttpSection::default(),
+            event: EventSection::default(),
         }
     }
 }
@@ -413,6 +435,24 @@ pub struct HttpSection {
     pub real_ip_from: Vec<String>,
     /// Defaults for connections to upstreams.
     pub upstream: UpstreamDefaults,
+    /// Longest wait between two reads of a client's request body; expiry answers 408 (nginx's
+    /// `client_body_timeout`).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub client_body_timeout: Duration,
+    /// Request bodies up to this many bytes are read whole before the upstream is connected;
+    /// larger ones stream (nginx's `client_body_buffer_size`; nginx spills to a file instead).
+    #[serde(deserialize_with = "deserialize_size")]
+    pub client_body_buffer_size: u64,
+    /// Largest request body accepted, in bytes; larger gets 413. 0: no limit (APISIX's
+    /// default; nginx's `client_max_body_size`).
+    #[serde(deserialize_with = "deserialize_size")]
+    pub client_max_body_size: u64,
+    /// Concurrent streams one HTTP/2 connection may open (nginx's
+    /// `http2_max_concurrent_streams`).
+    pub http2_max_concurrent_streams: u32,
+    /// Request bodies one client address may stream to upstreams at once; more get 429. 0: no
+    /// limit (ferrogate setting).
+    pub streamed_bodies_per_client: usize,
 }
 
 impl HttpSection {
@@ -435,8 +475,40 @@ impl Default for HttpSection {
             real_ip_header: "X-Real-IP".to_owned(),
             real_ip_from: vec!["127.0.0.1".to_owned(), "unix:".to_owned()],
             upstream: UpstreamDefaults::default(),
+            client_body_timeout: Duration::from_secs(60),
+            client_body_buffer_size: 1024 * 1024,
+            client_max_body_size: 0,
+            http2_max_concurrent_streams: 128,
+            streamed_bodies_per_client: 16,
         }
     }
+}
+
+/// serde helper for byte sizes written as a number of bytes or nginx-style text (`16k`, `1m`,
+/// `1g`).
+fn deserialize_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Bytes(n) => return Ok(n),
+        Raw::Text(t) => t,
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1024),
+        Some(b'm') => (&lower[..lower.len() - 1], 1024 * 1024),
+        Some(b'g') => (&lower[..lower.len() - 1], 1024 * 1024 * 1024),
+        _ => (lower.as_str(), 1),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| serde::de::Error::custom(format!("invalid size `{text}`")))
 }
 
 /// `nginx_config.http.upstream`: the keep-alive pool used when an upstream has no `keepalive_pool`.
@@ -557,6 +629,22 @@ impl NodeConfig {
         Ok((config, unknown))
     }
 
+    /// The names in `plugins:` that are not built into Ferrogate, sorted, each once. APISIX's
+    /// whole default list is usually copied to enable one more plugin: these are warned about
+    /// at start, not refused, and configs using them are refused as unknown plugins.
+    pub fn unavailable_plugins(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .plugins
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|name| !crate::plugins::registry::exists(name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Checks values that types cannot express. Returns every error found.
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
@@ -574,11 +662,6 @@ impl NodeConfig {
                     self.apisix.router.http
                 ),
             );
-        }
-        for name in self.plugins.iter().flatten() {
-            if !crate::plugins::registry::exists(name) {
-                err("plugins", format!("unknown plugin `{name}`"));
-            }
         }
         for problem in self.ext_plugin.iter().flat_map(|c| c.problems()) {
             err("ext-plugin", problem);
@@ -678,6 +761,40 @@ impl NodeConfig {
                     .to_owned(),
             );
         }
+        // Exact origins only: a wildcard would let every web page drive the Admin API.
+        for (i, origin) in admin.cors_origins.iter().enumerate() {
+            let authority = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            let valid = authority.is_some_and(|a| {
+                !a.is_empty()
+                    && !a.contains(['/', '*', '@'])
+                    && a.parse::<http::uri::Authority>().is_ok()
+            });
+            if !valid {
+                err(
+                    &format!("deployment.admin.cors_origins[{i}]"),
+                    format!("invalid origin `{origin}`: expected scheme://host[:port] such as https://dashboard.example:8443, without path or wildcard"),
+                );
+            }
+        }
+        for (i, host) in admin.allow_hosts.iter().enumerate() {
+            let name = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if host == "*" && !admin.admin_key_required {
+                err(
+                    &format!("deployment.admin.allow_hosts[{i}]"),
+                    "`*` needs admin_key_required: true (any name lets a web page reach the Admin API by DNS rebinding)".to_owned(),
+                );
+            } else if host != "*" && !name {
+                err(
+                    &format!("deployment.admin.allow_hosts[{i}]"),
+                    format!("invalid host name `{host}`: expected a name without port, or `*`"),
+                );
+            }
+        }
         for (i, key) in admin.admin_key.iter().enumerate() {
             if key.key.len() < 8 {
                 err(
@@ -744,13 +861,13 @@ mod tests {
     }
 
     #[test]
-    fn enabled_plugins_must_exist() {
-        let (c, _) = NodeConfig::parse("plugins: [key-auth, nope]\n").expect("parses");
-        assert_eq!(c.plugins.as_deref().map(<[String]>::len), Some(2));
-        let errors = c.validate();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].path, "plugins");
-        assert!(errors[0].message.contains("`nope`"), "{errors:?}");
+    fn enabled_plugins_ferrogate_lacks_are_listed_not_fatal() {
+        let (c, _) = NodeConfig::parse("plugins: [key-auth, nope, zipkin, nope]\n").expect("parses");
+        assert_eq!(c.plugins.as_deref().map(<[String]>::len), Some(4));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.unavailable_plugins(), ["nope", "zipkin"]);
+        let (all, _) = NodeConfig::parse("").expect("parses");
+        assert!(all.unavailable_plugins().is_empty());
     }
 
     #[test]
@@ -825,6 +942,23 @@ mod tests {
             open.validate()[0].path,
             "deployment.admin.admin_key_required",
             "no open Admin API off loopback"
+        );
+    }
+
+    #[test]
+    fn admin_browser_settings_are_checked() {
+        let paths = |text: &str| -> Vec<String> {
+            let (c, _) = NodeConfig::parse(text).expect("parses");
+            c.validate().into_iter().map(|e| e.path).collect()
+        };
+        assert!(paths("deployment:\n  admin: {cors_origins: [\"https://dash.example:8443\", \"http://127.0.0.1:3000\"], allow_hosts: [apisix-admin.default.svc, \"*\"]}\n").is_empty());
+        assert_eq!(
+            paths("deployment:\n  admin: {cors_origins: [\"*\", \"dash.example\", \"https://dash.example/\", \"https://*.example\"]}\n"),
+            [0, 1, 2, 3].map(|i| format!("deployment.admin.cors_origins[{i}]"))
+        );
+        assert_eq!(
+            paths("deployment:\n  admin: {allow_hosts: [\"a.example:9180\", \"\", \"*\"], admin_key_required: false}\n"),
+            [0, 1, 2].map(|i| format!("deployment.admin.allow_hosts[{i}]"))
         );
     }
 

@@ -16,9 +16,11 @@ pub mod checks;
 mod consumer;
 mod consumer_group;
 mod global_rule;
+pub mod jsonschema;
 mod plugin_config;
 mod resource;
 mod route;
+mod schema_def;
 mod service;
 mod ssl;
 mod upstream;
@@ -67,7 +69,7 @@ impl<'de> Deserialize<'de> for Id {
                 "invalid id {n}: an integer id must be at least 1"
             ))),
             Ok(Raw::Text(s)) => Err(serde::de::Error::custom(format!(
-                "invalid id `{s}`: expected 1-64 characters of [a-zA-Z0-9-_.]"
+                "invalid id `{s}`: expected 1-64 characters of [a-zA-Z0-9-_.], not `.` or `..`"
             ))),
             Err(_) => Err(serde::de::Error::custom(
                 "invalid id: expected a string or an integer",
@@ -88,20 +90,34 @@ impl JsonSchema for Id {
     /// APISIX's `id_schema`; mirrors the `Deserialize` impl above.
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "Object id: 1-64 characters of [a-zA-Z0-9-_.], or an integer of at least 1",
+            "description": "Object id: 1-64 characters of [a-zA-Z0-9-_.] other than `.` and `..`, or an integer of at least 1",
             "oneOf": [
-                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-_.]+$"},
+                {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-_.]+$", "not": {"enum": [".", ".."]}},
                 {"type": "integer", "minimum": 1}
             ]
         })
     }
 }
 
-/// Whether `s` is a valid string id.
+/// Whether `s` is a valid string id: APISIX's `id_schema` (1-64 characters of
+/// `[a-zA-Z0-9-_.]`), except `.` and `..`, which APISIX accepts but which name a directory, not an
+/// object, wherever a key is read as a path.
 pub fn is_valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
+        && s != "."
+        && s != ".."
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether an id as written in a JSON body is valid: a valid string id ([`is_valid_id`]) or an
+/// integer of at least 1 (so `-1`, `1.5`, `true` are not).
+pub fn is_valid_id_value(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => is_valid_id(s),
+        serde_json::Value::Number(n) => n.as_u64().is_some_and(|n| n >= 1),
+        _ => false,
+    }
 }
 
 /// Labels: string keys to string values (1-256 characters, no whitespace).
@@ -298,5 +314,39 @@ mod tests {
         assert!(serde_json::from_str::<Id>("\"a b\"").is_err());
         assert!(serde_json::from_str::<Id>(&format!("\"{}\"", "x".repeat(65))).is_err());
         assert!(serde_json::from_str::<Id>("true").is_err());
+        assert!(serde_json::from_str::<Id>("-1").is_err());
+        assert!(serde_json::from_str::<Id>("1.5").is_err());
+        assert!(serde_json::from_str::<Id>("\".\"").is_err());
+        assert!(serde_json::from_str::<Id>("\"..\"").is_err());
+        let id: Id = serde_json::from_str("\"...\"").expect("dots beyond `..` are a name");
+        assert_eq!(id.0, "...");
+    }
+
+    #[test]
+    fn id_values_follow_apisix_id_schema() {
+        use serde_json::json;
+        for valid in [
+            json!(1),
+            json!("1"),
+            json!("a.b"),
+            json!("-1"),
+            json!("x".repeat(64)),
+        ] {
+            assert!(is_valid_id_value(&valid), "{valid}");
+        }
+        for invalid in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!(true),
+            json!(null),
+            json!(""),
+            json!("."),
+            json!(".."),
+            json!("a/b"),
+            json!("x".repeat(65)),
+        ] {
+            assert!(!is_valid_id_value(&invalid), "{invalid}");
+        }
     }
 }

@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    Checker, Consumer, ConsumerGroup, Credential, GlobalRule, PluginConfig, Route, Service, Ssl,
-    Upstream,
+    jsonschema, schema_def, Checker, Consumer, ConsumerGroup, Credential, GlobalRule, PluginConfig,
+    Route, Service, Ssl, Upstream,
 };
 use crate::config::ConfigError;
+use crate::plugins::registry;
 
 /// An object kind of the Admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,6 +131,75 @@ impl Resource {
         }
     }
 
+    /// APISIX's schema of the object (`apisix/schema_def.lua`); plugin metadata has none of
+    /// its own (each plugin's metadata schema applies).
+    pub fn apisix_schema(self) -> Option<&'static Value> {
+        Some(match self {
+            Resource::Route => &schema_def::ROUTE,
+            Resource::Service => &schema_def::SERVICE,
+            Resource::Upstream => &schema_def::UPSTREAM,
+            Resource::Consumer => &schema_def::CONSUMER,
+            Resource::Credential => &schema_def::CREDENTIAL,
+            Resource::ConsumerGroup => &schema_def::CONSUMER_GROUP,
+            Resource::Ssl => &schema_def::SSL,
+            Resource::GlobalRule => &schema_def::GLOBAL_RULE,
+            Resource::PluginConfig => &schema_def::PLUGIN_CONFIG,
+            Resource::PluginMetadata => return None,
+        })
+    }
+
+    /// APISIX's own checks of a write, in its order and with its `error_msg`: the conflicting
+    /// pairs of a route, the schema (`invalid configuration: property "uri" validation failed:
+    /// ...`), the upstream rules (`missing key`), then the plugins (`failed to check the
+    /// configuration of plugin limit-count err: ...`; for consumers and credentials under
+    /// `invalid plugins configuration: `). [`Resource::check`] runs after it for the rules
+    /// this gateway adds.
+    ///
+    /// # Errors
+    /// APISIX's message for the first failure.
+    pub fn check_as_apisix(self, value: &Value) -> Result<(), String> {
+        if self == Resource::Route {
+            for (one, many) in [("host", "hosts"), ("remote_addr", "remote_addrs")] {
+                if value.get(one).is_some() && value.get(many).is_some() {
+                    return Err(format!("only one of {one} or {many} is allowed"));
+                }
+            }
+        }
+        if self == Resource::Upstream {
+            return check_upstream(value);
+        }
+        let Some(schema) = self.apisix_schema() else {
+            return Ok(());
+        };
+        let value = jsonschema::with_defaults(schema, value)
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        if let Some(upstream) = value.get("upstream") {
+            check_upstream(upstream)?;
+        }
+        let plugins = value.get("plugins").and_then(Value::as_object);
+        match self {
+            Resource::Consumer | Resource::Credential => {
+                for (name, conf) in plugins.into_iter().flatten() {
+                    consumer_plugin(name, conf)
+                        .map_err(|e| format!("invalid plugins configuration: {e}"))?;
+                }
+                let only_auth = plugins.into_iter().flatten().all(|(name, conf)| {
+                    registry::kind(name).is_some_and(|k| k.consumer_identity(conf).is_some())
+                });
+                if self == Resource::Credential && !only_auth {
+                    return Err("only supports auth type plugins in consumer credential".to_owned());
+                }
+                Ok(())
+            }
+            _ => {
+                for (name, conf) in plugins.into_iter().flatten() {
+                    crate::plugins::chain::check(name, conf)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The JSON Schema (draft 7) of the object, generated from its model type. Object types
     /// that reject unknown fields have `"additionalProperties": false`. Rules that a schema
     /// cannot say (such as "exactly one of `sni` or `snis`") are only in [`Resource::check`].
@@ -199,6 +269,84 @@ fn check_as<T: Model>(value: &Value) -> Result<(), Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// A consumer's (or credential's) plugin: an authentication plugin with its consumer schema,
+/// another with its route schema (APISIX's `check_schema(..., TYPE_CONSUMER)`).
+fn consumer_plugin(name: &str, conf: &Value) -> Result<(), String> {
+    match registry::kind(name).and_then(|k| k.consumer_identity(conf)) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(why)) => Err(format!(
+            "failed to check the configuration of plugin {name} err: {why}"
+        )),
+        None => crate::plugins::chain::check(name, conf),
+    }
+}
+
+/// APISIX's `check_upstream_conf`: the schema, node ports, `pass_host: rewrite`, and the key of
+/// a `chash` balancer.
+fn check_upstream(upstream: &Value) -> Result<(), String> {
+    let invalid = |e: String| format!("invalid configuration: {e}");
+    for node in upstream
+        .get("nodes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let host = node.get("host").and_then(Value::as_str).unwrap_or_default();
+        if !host.starts_with('[') && host.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(invalid(
+                "IPv6 address must be enclosed with '[' and ']'".to_owned(),
+            ));
+        }
+    }
+    let upstream = jsonschema::with_defaults(&schema_def::UPSTREAM, upstream).map_err(invalid)?;
+    for address in upstream
+        .get("nodes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|nodes| nodes.keys())
+    {
+        if let Some(port) = address_port(address).filter(|p| !(1..=65535).contains(p)) {
+            return Err(format!("invalid port {port}"));
+        }
+    }
+    let text = |field: &str| upstream.get(field).and_then(Value::as_str);
+    if text("pass_host") == Some("rewrite") && text("upstream_host").unwrap_or_default().is_empty()
+    {
+        return Err("`upstream_host` can't be empty when `pass_host` is `rewrite`".to_owned());
+    }
+    if text("type") != Some("chash") {
+        return Ok(());
+    }
+    let hash_on = text("hash_on").unwrap_or("vars");
+    let Some(key) = upstream.get("key") else {
+        return if hash_on == "consumer" {
+            Ok(())
+        } else {
+            Err("missing key".to_owned())
+        };
+    };
+    match schema_def::chash_key(hash_on) {
+        Some(schema) => jsonschema::check(&schema, key).map_err(invalid),
+        None => Ok(()),
+    }
+}
+
+/// The port of a node address (`host:port`, `[v6]:port`), as APISIX's `parse_addr` reads it.
+fn address_port(address: &str) -> Option<i64> {
+    let port = match address.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:")?.1,
+        None => {
+            let (host, port) = address.rsplit_once(':')?;
+            if host.contains(':') {
+                // A bare IPv6 address has no port.
+                return None;
+            }
+            port
+        }
+    };
+    port.parse().ok()
 }
 
 /// The draft-07 JSON schema of a type (model objects, plugin configs).
@@ -869,9 +1017,9 @@ mod tests {
         assert_eq!(
             route["definitions"]["Id"],
             json!({
-                "description": "Object id: 1-64 characters of [a-zA-Z0-9-_.], or an integer of at least 1",
+                "description": "Object id: 1-64 characters of [a-zA-Z0-9-_.] other than `.` and `..`, or an integer of at least 1",
                 "oneOf": [
-                    {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-_.]+$"},
+                    {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-zA-Z0-9-_.]+$", "not": {"enum": [".", ".."]}},
                     {"type": "integer", "minimum": 1}
                 ]
             })

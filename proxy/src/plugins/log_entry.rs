@@ -356,6 +356,7 @@ mod tests {
             upstream: Some("127.0.0.1:8080"),
             upstream_status: Some(StatusCode::CREATED),
             state: &fake.state,
+            consumer_name: None,
         })
     }
 
@@ -432,6 +433,7 @@ mod tests {
             upstream: None,
             upstream_status: None,
             state: &state,
+            consumer_name: None,
         });
         assert_eq!(
             e["request"]["url"],

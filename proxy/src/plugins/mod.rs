@@ -39,6 +39,7 @@ pub mod log_entry;
 pub mod meta;
 pub mod mocking;
 pub mod prometheus;
+pub mod proxy_control;
 pub mod proxy_rewrite;
 pub mod real_ip;
 pub mod redirect;
@@ -201,6 +202,8 @@ pub struct LogCtx<'a> {
     pub upstream_status: Option<StatusCode>,
     /// Per-request state kept by the earlier phases.
     pub state: &'a http::Extensions,
+    /// The authenticated consumer's name, if any.
+    pub consumer_name: Option<&'a str>,
 }
 
 /// The request facts the log phase needs, captured when the request arrived.

@@ -4,13 +4,16 @@
 //! Config: `prefer_name` (default false: the `route` label is the route's name when it has one,
 //! else its id).
 //!
-//! Metrics (APISIX's names; the labels are a subset of APISIX's: `code`, `route`, `service`,
-//! `node`, the upstream node's host without port, empty when a plugin answered):
-//! - `apisix_http_status{code,route,service,node}` counter;
-//! - `apisix_http_latency{type="request",route,service,node}` histogram in milliseconds, with
-//!   APISIX's default buckets (1 to 60000);
-//! - `apisix_bandwidth{type="egress",route,service,node}` counter of response body bytes (APISIX
-//!   counts the headers too);
+//! Metrics (APISIX 3.18's names, labels and label order):
+//! - `apisix_http_status{code,route,matched_uri,matched_host,service,consumer,node,request_type,
+//!   request_llm_model,llm_model,response_source}` counter;
+//! - `apisix_http_latency{type,route,service,consumer,node,request_type,request_llm_model,
+//!   llm_model}` histogram in milliseconds with APISIX's default buckets (1 to 60000): `type`
+//!   `request` (the whole request), `upstream` (the node's time to answer, only when one
+//!   answered) and `apisix` (request minus upstream, at least 0);
+//! - `apisix_bandwidth{type,route,service,consumer,node,request_type,request_llm_model,llm_model}`
+//!   counter, `type="egress"`: response body bytes (APISIX counts the headers too, and has an
+//!   `ingress` series, not kept here);
 //! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
 //!   every upstream with health checks (from the gateway's current snapshot, not the registry);
 //! - `apisix_nginx_http_current_connections{state}` gauge, nginx's stub_status states from the
@@ -21,15 +24,24 @@
 //! - `apisix_etcd_reachable` gauge, 1 when the last read or watch of etcd worked (only with the
 //!   etcd config provider).
 //!
+//! Label values as APISIX's: `consumer` the authenticated consumer's name; `node` the address of
+//! the upstream node that answered (the node's host when it failed, empty when no upstream was
+//! tried); `request_type` `traditional_http` (no AI proxying here), `request_llm_model` and
+//! `llm_model` empty; `response_source` `upstream` (the upstream answered), `nginx` (the gateway
+//! answered for a failed upstream: 502, 504) or `apisix` (a plugin answered, no route).
+//! `matched_uri` and `matched_host` are empty: the router does not report which of a route's
+//! patterns matched (see docs/apisix-differences.md).
+//!
 //! The node-level figures come from the gateway at each scrape ([`NodeStatus`]).
 //!
 //! Cardinality is bounded: at most [`MAX_SERIES`] label sets per metric; a request with a new label
-//! set beyond that is counted under `route="other",service="other",node="other"` (the status code
-//! is kept: it is bounded by nature).
+//! set beyond that is counted under `route="other",service="other",consumer="other",
+//! node="other"` (the status code and response source are kept: they are bounded by nature).
 //!
 //! The registry is plain atomics behind a read-mostly lock and the exposition is written by hand:
 //! three fixed metric families do not need a metrics crate. `log` takes the read lock and bumps
-//! atomics; the write lock is taken only on the first request of a label set.
+//! atomics; the write lock is taken only on the first request of a label set, and each instance
+//! remembers its recent label sets, so a request of a known set allocates nothing.
 //!
 //! The exporter (`plugin_attr.prometheus` in config.yaml, see [`crate::config::PrometheusAttr`])
 //! serves `GET <export_uri>` (default `/apisix/prometheus/metrics`) on `export_addr` (default
@@ -40,6 +52,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -52,16 +65,19 @@ use tokio::net::TcpListener;
 
 use super::{parse_conf, LogCtx, Plugin, PluginKind};
 use crate::admin::listener::{self, json, Reply};
+use crate::server::vars::Balancer;
 use crate::upstream::health::Checker;
 
 /// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
 pub const MAX_SERIES: usize = 10_000;
 
-/// APISIX's default latency buckets, in milliseconds.
-const BUCKETS: [u64; 26] = [
-    1, 2, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 100, 200, 300, 400, 500, 1000, 2000,
-    5000, 10000, 30000, 60000,
+/// APISIX's default latency buckets (3.18), in milliseconds.
+const BUCKETS: [u64; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
 ];
+
+/// The labels every request has the same value for here: no AI proxying.
+const FIXED: &str = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
 
 /// The kind.
 pub struct Prometheus;
@@ -86,8 +102,7 @@ const RECENT: usize = 32;
 /// A label set an instance recorded into, with its series.
 #[derive(Clone)]
 struct Recent {
-    code: u16,
-    labels: Labels,
+    key: StatusKey,
     status: Arc<AtomicU64>,
     traffic: Arc<Traffic>,
 }
@@ -114,11 +129,34 @@ impl PluginKind for Prometheus {
     }
 }
 
-/// `route`, `service`, `node`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Who made the response (APISIX's `response_source`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Source {
+    /// The gateway itself: a plugin answered, or no route matched.
+    Apisix,
+    /// The gateway, for an upstream that failed (nginx's 502 / 504).
+    Nginx,
+    /// The upstream.
+    Upstream,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Apisix => "apisix",
+            Source::Nginx => "nginx",
+            Source::Upstream => "upstream",
+        }
+    }
+}
+
+/// `route`, `service`, `consumer`, `node`: the labels of `apisix_http_latency` and
+/// `apisix_bandwidth` (besides `type` and the fixed ones).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 struct Labels {
     route: String,
     service: String,
+    consumer: String,
     node: String,
 }
 
@@ -127,25 +165,104 @@ impl Labels {
         Labels {
             route: "other".to_owned(),
             service: "other".to_owned(),
+            consumer: "other".to_owned(),
             node: "other".to_owned(),
         }
     }
 }
 
-/// One latency histogram and the egress counter of a label set.
+/// The labels of one `apisix_http_status` series.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct StatusKey {
+    code: u16,
+    labels: Labels,
+    matched_uri: String,
+    matched_host: String,
+    source: Source,
+}
+
+/// The label values of one finished request, borrowed.
+struct Values<'a> {
+    code: u16,
+    route: &'a str,
+    matched_uri: &'a str,
+    matched_host: &'a str,
+    service: &'a str,
+    consumer: &'a str,
+    node: &'a str,
+    source: Source,
+}
+
+impl Values<'_> {
+    fn is(&self, key: &StatusKey) -> bool {
+        key.code == self.code
+            && key.source == self.source
+            && key.labels.node == self.node
+            && key.labels.route == self.route
+            && key.labels.service == self.service
+            && key.labels.consumer == self.consumer
+            && key.matched_uri == self.matched_uri
+            && key.matched_host == self.matched_host
+    }
+
+    fn key(&self) -> StatusKey {
+        StatusKey {
+            code: self.code,
+            labels: Labels {
+                route: self.route.to_owned(),
+                service: self.service.to_owned(),
+                consumer: self.consumer.to_owned(),
+                node: self.node.to_owned(),
+            },
+            matched_uri: self.matched_uri.to_owned(),
+            matched_host: self.matched_host.to_owned(),
+            source: self.source,
+        }
+    }
+}
+
+/// One latency histogram.
 #[derive(Default)]
-struct Traffic {
+struct Histogram {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     /// Microseconds (shown as milliseconds).
     sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
+        if let Some(i) = BUCKETS.iter().position(|b| us <= b * 1000) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// The latency histograms and the egress counter of a label set.
+#[derive(Default)]
+struct Traffic {
+    request: Histogram,
+    upstream: Histogram,
+    apisix: Histogram,
     egress: AtomicU64,
+}
+
+/// What one finished request adds.
+struct Sample {
+    latency: Duration,
+    /// The upstream's part, when one answered.
+    upstream: Option<Duration>,
+    bytes: u64,
 }
 
 /// The process-wide registry.
 #[derive(Default)]
 pub struct Metrics {
-    status: RwLock<HashMap<(u16, Labels), Arc<AtomicU64>>>,
+    status: RwLock<HashMap<StatusKey, Arc<AtomicU64>>>,
     traffic: RwLock<HashMap<Labels, Arc<Traffic>>>,
 }
 
@@ -178,32 +295,41 @@ where
 }
 
 /// Counts one finished request in its series.
-fn bump(status: &AtomicU64, traffic: &Traffic, latency_us: u64, bytes: u64) {
+fn bump(status: &AtomicU64, traffic: &Traffic, sample: &Sample) {
     status.fetch_add(1, Ordering::Relaxed);
-    // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
-    if let Some(i) = BUCKETS.iter().position(|b| latency_us <= b * 1000) {
-        traffic.buckets[i].fetch_add(1, Ordering::Relaxed);
-    }
-    traffic.count.fetch_add(1, Ordering::Relaxed);
-    traffic.sum_us.fetch_add(latency_us, Ordering::Relaxed);
-    traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+    traffic.request.observe(sample.latency);
+    // As APISIX's `latency_details_in_ms`: `apisix` is the request minus the upstream, never
+    // below 0.
+    let own = match sample.upstream {
+        Some(upstream) => {
+            traffic.upstream.observe(upstream);
+            sample.latency.saturating_sub(upstream)
+        }
+        None => sample.latency,
+    };
+    traffic.apisix.observe(own);
+    traffic.egress.fetch_add(sample.bytes, Ordering::Relaxed);
 }
 
 impl Metrics {
     /// The series of a label set, created when missing.
-    fn series(&self, code: u16, labels: &Labels) -> (Arc<AtomicU64>, Arc<Traffic>) {
-        let status = series(&self.status, (code, labels.clone()), || {
-            (code, Labels::other())
+    fn series(&self, key: &StatusKey) -> (Arc<AtomicU64>, Arc<Traffic>) {
+        let status = series(&self.status, key.clone(), || StatusKey {
+            code: key.code,
+            labels: Labels::other(),
+            matched_uri: "other".to_owned(),
+            matched_host: "other".to_owned(),
+            source: key.source,
         });
-        let traffic = series(&self.traffic, labels.clone(), Labels::other);
+        let traffic = series(&self.traffic, key.labels.clone(), Labels::other);
         (status, traffic)
     }
 
     /// Records one finished request (the tests' shorthand).
     #[cfg(test)]
-    fn record(&self, code: u16, labels: Labels, latency_us: u64, bytes: u64) {
-        let (status, traffic) = self.series(code, &labels);
-        bump(&status, &traffic, latency_us, bytes);
+    fn record(&self, key: StatusKey, sample: &Sample) {
+        let (status, traffic) = self.series(&key);
+        bump(&status, &traffic, sample);
     }
 
     /// The text exposition (format 0.0.4), series sorted by labels.
@@ -217,7 +343,7 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         traffic.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut status: Vec<((u16, Labels), u64)> = self
+        let mut status: Vec<(StatusKey, u64)> = self
             .status
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -230,50 +356,74 @@ impl Metrics {
         for (l, t) in &traffic {
             let _ = writeln!(
                 out,
-                "apisix_bandwidth{{type=\"egress\",{}}} {}",
+                "apisix_bandwidth{{type=\"egress\",{},{FIXED}}} {}",
                 labels(l),
                 t.egress.load(Ordering::Relaxed)
             );
         }
         out.push_str("# HELP apisix_http_latency HTTP request latency in milliseconds per service in APISIX\n# TYPE apisix_http_latency histogram\n");
         for (l, t) in &traffic {
-            let l = labels(l);
-            let mut cumulative = 0;
-            for (b, n) in BUCKETS.iter().zip(&t.buckets) {
-                cumulative += n.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "apisix_http_latency_bucket{{type=\"request\",{l},le=\"{b}\"}} {cumulative}"
-                );
+            let l = format!("{},{FIXED}", labels(l));
+            for (kind, h) in [
+                ("apisix", &t.apisix),
+                ("request", &t.request),
+                ("upstream", &t.upstream),
+            ] {
+                render_histogram(&mut out, kind, &l, h);
             }
-            let count = t.count.load(Ordering::Relaxed);
-            let sum_us = t.sum_us.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "apisix_http_latency_bucket{{type=\"request\",{l},le=\"+Inf\"}} {count}\n\
-                 apisix_http_latency_sum{{type=\"request\",{l}}} {}.{:03}\n\
-                 apisix_http_latency_count{{type=\"request\",{l}}} {count}",
-                sum_us / 1000,
-                sum_us % 1000
-            );
         }
         out.push_str("# HELP apisix_http_status HTTP status codes per service in APISIX\n# TYPE apisix_http_status counter\n");
-        for ((code, l), n) in &status {
+        for (k, n) in &status {
             let _ = writeln!(
                 out,
-                "apisix_http_status{{code=\"{code}\",{}}} {n}",
-                labels(l)
+                "apisix_http_status{{code=\"{}\",route=\"{}\",matched_uri=\"{}\",matched_host=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\",{FIXED},response_source=\"{}\"}} {n}",
+                k.code,
+                escape(&k.labels.route),
+                escape(&k.matched_uri),
+                escape(&k.matched_host),
+                escape(&k.labels.service),
+                escape(&k.labels.consumer),
+                escape(&k.labels.node),
+                k.source.as_str(),
             );
         }
         out
     }
 }
 
+/// One `apisix_http_latency` histogram of `type="kind"`; none before its first observation (an
+/// `upstream` one exists once an upstream answered).
+fn render_histogram(out: &mut String, kind: &str, l: &str, h: &Histogram) {
+    let count = h.count.load(Ordering::Relaxed);
+    if count == 0 {
+        return;
+    }
+    let mut cumulative = 0;
+    for (b, n) in BUCKETS.iter().zip(&h.buckets) {
+        cumulative += n.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "apisix_http_latency_bucket{{type=\"{kind}\",{l},le=\"{b}\"}} {cumulative}"
+        );
+    }
+    let sum_us = h.sum_us.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "apisix_http_latency_bucket{{type=\"{kind}\",{l},le=\"+Inf\"}} {count}\n\
+         apisix_http_latency_sum{{type=\"{kind}\",{l}}} {}.{:03}\n\
+         apisix_http_latency_count{{type=\"{kind}\",{l}}} {count}",
+        sum_us / 1000,
+        sum_us % 1000
+    );
+}
+
+/// `route`, `service`, `consumer` and `node`, as label pairs.
 fn labels(l: &Labels) -> String {
     format!(
-        "route=\"{}\",service=\"{}\",node=\"{}\"",
+        "route=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\"",
         escape(&l.route),
         escape(&l.service),
+        escape(&l.consumer),
         escape(&l.node)
     )
 }
@@ -306,32 +456,43 @@ impl Plugin for Instance {
             (Some(name), true) if !name.is_empty() => name.as_str(),
             _ => req.route_id.as_str(),
         };
-        let service = req.service_id.as_deref().unwrap_or("");
-        let node = done.upstream.map(node_host).unwrap_or("");
-        let code = done.status.as_u16();
-        let latency_us = u64::try_from(done.latency.as_micros()).unwrap_or(u64::MAX);
+        // The node that answered (its address), else the one that failed.
+        let answered = done.state.get::<Balancer>();
+        let node = match answered {
+            Some(b) => b.ip.as_str(),
+            None => done.upstream.map(node_host).unwrap_or(""),
+        };
+        let source = match (answered, done.upstream_status) {
+            (Some(_), _) => Source::Upstream,
+            (None, Some(_)) => Source::Nginx,
+            (None, None) => Source::Apisix,
+        };
+        let values = Values {
+            code: done.status.as_u16(),
+            route,
+            matched_uri: "",
+            matched_host: "",
+            service: req.service_id.as_deref().unwrap_or(""),
+            consumer: done.consumer_name.unwrap_or(""),
+            node,
+            source,
+        };
+        let sample = Sample {
+            latency: done.latency,
+            upstream: answered.map(|b| b.time),
+            bytes: done.bytes_sent,
+        };
         let recent = self.recent.load();
-        let known = recent.iter().find(|r| {
-            r.code == code
-                && r.labels.node == node
-                && r.labels.route == route
-                && r.labels.service == service
-        });
-        if let Some(r) = known {
-            bump(&r.status, &r.traffic, latency_us, done.bytes_sent);
+        if let Some(r) = recent.iter().find(|r| values.is(&r.key)) {
+            bump(&r.status, &r.traffic, &sample);
             return;
         }
-        let labels = Labels {
-            route: route.to_owned(),
-            service: service.to_owned(),
-            node: node.to_owned(),
-        };
-        let (status, traffic) = METRICS.series(code, &labels);
-        bump(&status, &traffic, latency_us, done.bytes_sent);
+        let key = values.key();
+        let (status, traffic) = METRICS.series(&key);
+        bump(&status, &traffic, &sample);
         if recent.len() < RECENT {
             let entry = Recent {
-                code,
-                labels,
+                key,
                 status,
                 traffic,
             };
@@ -464,36 +625,64 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn l(route: &str) -> Labels {
-        Labels {
-            route: route.to_owned(),
-            service: "s".to_owned(),
-            node: "10.0.0.1".to_owned(),
+    fn key(route: &str, code: u16) -> StatusKey {
+        StatusKey {
+            code,
+            labels: Labels {
+                route: route.to_owned(),
+                service: "s".to_owned(),
+                consumer: "jack".to_owned(),
+                node: "10.0.0.1".to_owned(),
+            },
+            matched_uri: String::new(),
+            matched_host: String::new(),
+            source: Source::Upstream,
+        }
+    }
+
+    fn sample(latency_us: u64, upstream_us: Option<u64>, bytes: u64) -> Sample {
+        Sample {
+            latency: Duration::from_micros(latency_us),
+            upstream: upstream_us.map(Duration::from_micros),
+            bytes,
         }
     }
 
     #[test]
     fn records_and_renders() {
         let m = Metrics::default();
-        m.record(200, l("r"), 1_500, 10);
-        m.record(200, l("r"), 1_000, 5);
-        m.record(404, l("r"), 70_000_000, 0);
+        m.record(key("r", 200), &sample(1_500, Some(500), 10));
+        m.record(key("r", 200), &sample(1_000, Some(1_200), 5));
+        let mut plugin_answered = key("r", 404);
+        plugin_answered.source = Source::Apisix;
+        m.record(plugin_answered, &sample(70_000_000, None, 0));
         let text = m.render();
         let has = |line: &str| assert!(text.lines().any(|x| x == line), "{line} in\n{text}");
-        has(r#"apisix_http_status{code="200",route="r",service="s",node="10.0.0.1"} 2"#);
-        has(r#"apisix_http_status{code="404",route="r",service="s",node="10.0.0.1"} 1"#);
-        has(r#"apisix_bandwidth{type="egress",route="r",service="s",node="10.0.0.1"} 15"#);
-        let lat = r#"type="request",route="r",service="s",node="10.0.0.1""#;
-        has(&format!(r#"apisix_http_latency_bucket{{{lat},le="1"}} 1"#));
-        has(&format!(r#"apisix_http_latency_bucket{{{lat},le="2"}} 2"#));
+        let fixed = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
+        let common = format!(r#"route="r",service="s",consumer="jack",node="10.0.0.1",{fixed}"#);
         has(&format!(
-            r#"apisix_http_latency_bucket{{{lat},le="60000"}} 2"#
+            r#"apisix_http_status{{code="200",route="r",matched_uri="",matched_host="",service="s",consumer="jack",node="10.0.0.1",{fixed},response_source="upstream"}} 2"#
         ));
         has(&format!(
-            r#"apisix_http_latency_bucket{{{lat},le="+Inf"}} 3"#
+            r#"apisix_http_status{{code="404",route="r",matched_uri="",matched_host="",service="s",consumer="jack",node="10.0.0.1",{fixed},response_source="apisix"}} 1"#
         ));
-        has(&format!(r#"apisix_http_latency_sum{{{lat}}} 70002.500"#));
-        has(&format!(r#"apisix_http_latency_count{{{lat}}} 3"#));
+        has(&format!(r#"apisix_bandwidth{{type="egress",{common}}} 15"#));
+        let req = format!(r#"type="request",{common}"#);
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="1"}} 1"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="2"}} 2"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="60000"}} 2"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="+Inf"}} 3"#));
+        has(&format!(r#"apisix_http_latency_sum{{{req}}} 70002.500"#));
+        has(&format!(r#"apisix_http_latency_count{{{req}}} 3"#));
+        // Only the requests an upstream answered have an upstream latency.
+        let up = format!(r#"type="upstream",{common}"#);
+        has(&format!(r#"apisix_http_latency_count{{{up}}} 2"#));
+        has(&format!(r#"apisix_http_latency_sum{{{up}}} 1.700"#));
+        // apisix = request - upstream, at least 0: 1.0 ms, 0 ms, 70000 ms.
+        let own = format!(r#"type="apisix",{common}"#);
+        has(&format!(r#"apisix_http_latency_count{{{own}}} 3"#));
+        has(&format!(r#"apisix_http_latency_sum{{{own}}} 70001.000"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{own},le="1"}} 2"#));
         assert!(text.contains("# TYPE apisix_http_latency histogram\n"));
     }
 
@@ -501,18 +690,19 @@ mod tests {
     fn label_sets_are_bounded() {
         let m = Metrics::default();
         for i in 0..MAX_SERIES + 5 {
-            m.record(200, l(&i.to_string()), 1, 1);
+            m.record(key(&i.to_string(), 200), &sample(1, None, 1));
         }
         assert_eq!(m.status.read().expect("lock").len(), MAX_SERIES + 1);
         assert_eq!(m.traffic.read().expect("lock").len(), MAX_SERIES + 1);
         let text = m.render();
         assert!(text.contains(
-            "apisix_http_status{code=\"200\",route=\"other\",service=\"other\",node=\"other\"} 5\n"
-        ));
+            "apisix_http_status{code=\"200\",route=\"other\",matched_uri=\"other\",matched_host=\"other\",service=\"other\",consumer=\"other\",node=\"other\","
+        ), "{text}");
+        assert!(text.contains("response_source=\"upstream\"} 5\n"));
         // Known label sets still count on their own.
-        m.record(200, l("0"), 1, 1);
+        m.record(key("0", 200), &sample(1, None, 1));
         assert!(m.render().contains(
-            "apisix_http_status{code=\"200\",route=\"0\",service=\"s\",node=\"10.0.0.1\"} 2\n"
+            "apisix_http_status{code=\"200\",route=\"0\",matched_uri=\"\",matched_host=\"\",service=\"s\",consumer=\"jack\",node=\"10.0.0.1\","
         ));
     }
 

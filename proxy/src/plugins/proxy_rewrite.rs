@@ -7,7 +7,8 @@
 //!   `%` included);
 //! - `regex_uri`: `[regex, template, regex, template, ...]`: the first regex that matches the
 //!   request path (`uri`) has its first match replaced by its template (`$1`, `${1}` captures,
-//!   `$0` the match, `$$` a `$`); no match keeps the path. Not with `uri`;
+//!   `$0` the match, `$$` a `$`); no match keeps the path. With `uri` also set, as APISIX, it
+//!   is still validated but `uri` wins and `regex_uri` is ignored;
 //! - `method`: one of GET POST PUT HEAD DELETE OPTIONS MKCOL COPY MOVE PROPFIND LOCK UNLOCK
 //!   PATCH TRACE;
 //! - `host`: the upstream `Host` (`name` or `name:port`); wins over the upstream's `pass_host`;
@@ -114,10 +115,32 @@ impl PluginKind for ProxyRewrite {
     }
 }
 
+/// The `[regex, template, ...]` pairs of `regex_uri`.
+fn regex_pairs(list: &[String]) -> Result<Vec<(Regex, Vec<Part>)>, String> {
+    if list.len() < 2 || list.len() % 2 != 0 {
+        return Err(
+            "regex_uri must be [regex, template, ...]: an even number of strings, at least 2"
+                .to_owned(),
+        );
+    }
+    list.chunks(2)
+        .map(|pair| {
+            let (regex, template) = (&pair[0], &pair[1]);
+            let re = Regex::new(regex)
+                .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
+            let parts = parse_template(template, re.captures_len() - 1)
+                .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
+            Ok((re, parts))
+        })
+        .collect()
+}
+
 fn instance(conf: Conf) -> Result<Instance, String> {
-    let path = match (conf.uri, conf.regex_uri) {
-        (Some(_), Some(_)) => return Err("only one of uri and regex_uri can be configured".into()),
-        (Some(uri), None) => {
+    // As APISIX, `regex_uri` is checked even when `uri` is also set, but `uri` then wins and
+    // `regex_uri` is not applied (nor are its captures taken).
+    let regex = conf.regex_uri.map(|list| regex_pairs(&list)).transpose()?;
+    let path = match (conf.uri, regex) {
+        (Some(uri), _) => {
             let len = uri.chars().count();
             if !uri.starts_with('/') || len > 4096 {
                 return Err(format!(
@@ -126,26 +149,7 @@ fn instance(conf: Conf) -> Result<Instance, String> {
             }
             PathRule::Template(uri)
         }
-        (None, Some(list)) => {
-            if list.len() < 2 || list.len() % 2 != 0 {
-                return Err(
-                    "regex_uri must be [regex, template, ...]: an even number of strings, at least 2"
-                        .to_owned(),
-                );
-            }
-            let pairs = list
-                .chunks(2)
-                .map(|pair| {
-                    let (regex, template) = (&pair[0], &pair[1]);
-                    let re = Regex::new(regex)
-                        .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
-                    let parts = parse_template(template, re.captures_len() - 1)
-                        .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
-                    Ok((re, parts))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            PathRule::Regex(pairs)
-        }
+        (None, Some(pairs)) => PathRule::Regex(pairs),
         (None, None) => PathRule::Keep,
     };
     let method = conf
@@ -491,6 +495,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn uri_wins_over_regex_uri() {
+        // proxy-rewrite.t TEST 24/25: both set, `uri` is used and `regex_uri` is not applied.
+        let fake = run(
+            json!({"uri": "/hello", "regex_uri": ["^/test/(.*)", "/${1}1"], "headers": {"X-C": "$1"}}),
+            &[("uri", "/test/hello")],
+        )
+        .await;
+        assert_eq!(target(&fake), Some("/hello"));
+        assert!(fake.headers.get("x-c").is_none(), "no regex_uri captures");
+    }
+
+    #[tokio::test]
     async fn real_request_uri() {
         let vars = [
             ("uri", "/a/b"),
@@ -620,13 +636,15 @@ mod tests {
             json!({"headers": {"add": {"X-A": 1}}}),
             json!({"headers": {"remove": ["X-A"]}}),
             json!({"use_real_request_uri_unsafe": true}),
+            json!({"uri": "/x", "regex_uri": ["a", "b"]}),
         ] {
             assert!(ProxyRewrite.build(&good).is_ok(), "{good}");
         }
         for bad in [
             json!({}),
             json!({"uri": "x"}),
-            json!({"uri": "/x", "regex_uri": ["a", "b"]}),
+            json!({"uri": "/x", "regex_uri": ["a"]}),
+            json!({"uri": "/x", "regex_uri": ["(bad", "b"]}),
             json!({"regex_uri": ["a"]}),
             json!({"regex_uri": ["a", "b", "c"]}),
             json!({"regex_uri": ["(bad", "b"]}),

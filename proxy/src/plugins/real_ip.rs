@@ -4,14 +4,17 @@
 //! `http_x_forwarded_for`, whose last address is used), `trusted_addresses` (IPs or CIDRs: when
 //! set, only requests whose peer is one of them are changed), `recursive` (default false: with
 //! `http_x_forwarded_for` and `trusted_addresses`, the right-most address that is not trusted,
-//! or the left-most if all are). The value may be `ip`, `ip:port`, `[v6]` or `[v6]:port`; one
-//! that is not an address (or has port 0) leaves the client as it was.
+//! or the left-most if all are). The value may be `ip`, `ip:port`, `v6`, `[v6]` or `[v6]:port`
+//! (read as APISIX's `core.utils.parse_addr`); one that is not an address, or whose port is
+//! outside 1-65535, leaves the client as it was. A port that is not a number is ignored (the
+//! address is still taken), as APISIX's `tonumber`.
 //!
 //! The new address is what later plugins see (`ip-restriction`, `remote_addr` in limit keys and
 //! `vars`), what the log phase and the access log record, and what goes upstream in `X-Real-IP`
-//! and at the end of `X-Forwarded-For`. Limit: `remote_port` stays the peer's port.
+//! and at the end of `X-Forwarded-For`. A port in the value becomes `remote_port`; without one,
+//! `remote_port` stays the peer's port (as APISIX's `set_real_ip`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -85,19 +88,41 @@ impl PluginKind for RealIp {
     }
 }
 
-/// The address (IPv4-mapped IPv6 as IPv4) in `ip`, `ip:port`, `[v6]` or `[v6]:port`; `None` for anything else or port 0.
-fn parse_addr(text: &str) -> Option<IpAddr> {
+/// The address (IPv4-mapped IPv6 as IPv4) and port in a value, as APISIX splits it
+/// (`core.utils.parse_addr`) and checks it: `[v6]` / `[v6]:port`; else, when a `.` comes before a
+/// second `:`, `v4` / `v4:port`; else a bare IPv6 address. `None` for a value that is not an
+/// address or whose port is outside 1-65535; a port that is not a number counts as none.
+fn parse_addr(text: &str) -> Option<(IpAddr, Option<u16>)> {
     let text = text.trim();
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some(ip.to_canonical());
-    }
-    if let Ok(sa) = text.parse::<SocketAddr>() {
-        return (sa.port() != 0).then(|| sa.ip().to_canonical());
-    }
-    text.strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
-        .map(|v6| IpAddr::V6(v6).to_canonical())
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        match rest.rsplit_once("]:") {
+            Some((v6, port)) => (v6, Some(port)),
+            None => (rest.strip_suffix(']')?, None),
+        }
+    } else {
+        let dot = text.find('.').unwrap_or(text.len());
+        let v6 = text.match_indices(':').nth(1).is_some_and(|(i, _)| i < dot);
+        if v6 {
+            (text, None)
+        } else {
+            match text.split_once(':') {
+                Some((v4, port)) => (v4, Some(port)),
+                None => (text, None),
+            }
+        }
+    };
+    let bracketed = text.starts_with('[');
+    let ip = if bracketed {
+        IpAddr::V6(host.parse::<Ipv6Addr>().ok()?)
+    } else {
+        host.parse::<IpAddr>().ok()?
+    };
+    // APISIX's `tonumber`: not a number, no port; a number outside 1-65535 refuses the value.
+    let port = match port.map(|p| p.parse::<u64>()) {
+        Some(Ok(p)) => Some(u16::try_from(p).ok().filter(|&p| p != 0)?),
+        Some(Err(_)) | None => None,
+    };
+    Some((ip.to_canonical(), port))
 }
 
 impl Instance {
@@ -129,7 +154,7 @@ impl Instance {
             .iter()
             .skip(1)
             .rev()
-            .find(|a| parse_addr(a).is_none_or(|ip| !self.trusts(ip)));
+            .find(|a| parse_addr(a).is_none_or(|(ip, _)| !self.trusts(ip)));
         Some(untrusted.copied().unwrap_or(addrs[0]).to_owned())
     }
 }
@@ -144,12 +169,12 @@ impl Plugin for Instance {
             tracing::debug!(source = %self.source, "real-ip: missing real address");
             return Flow::Continue;
         };
-        let Some(ip) = parse_addr(&text) else {
+        let Some((ip, port)) = parse_addr(&text) else {
             tracing::debug!(address = %text, "real-ip: bad address");
             return Flow::Continue;
         };
         req.client = ip;
-        req.vars.set_remote_addr(ip);
+        req.vars.set_remote_addr(ip, port);
         Flow::Continue
     }
 }
@@ -218,14 +243,29 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(parse_addr("1.2.3.4"), Some(ip("1.2.3.4")));
-        assert_eq!(parse_addr(" 1.2.3.4:80 "), Some(ip("1.2.3.4")));
+        let at = |s: &str, port: Option<u16>| Some((ip(s), port));
+        assert_eq!(parse_addr("1.2.3.4"), at("1.2.3.4", None));
+        // real-ip.t TEST 4 and TEST 13: the port is taken.
+        assert_eq!(parse_addr(" 1.1.1.1:80 "), at("1.1.1.1", Some(80)));
+        assert_eq!(parse_addr("1.1.1.1:7090"), at("1.1.1.1", Some(7090)));
+        // real-ip.t TEST 6 and TEST 7: a bad address or port changes nothing.
+        assert_eq!(parse_addr("1.1.1.1.1"), None);
+        assert_eq!(parse_addr("1.1.1.1:65536"), None);
         assert_eq!(parse_addr("1.2.3.4:0"), None);
-        assert_eq!(parse_addr("1.2.3.4:70000"), None);
-        assert_eq!(parse_addr("::1"), Some(ip("::1")));
-        assert_eq!(parse_addr("[::1]"), Some(ip("::1")));
-        assert_eq!(parse_addr("[::1]:8080"), Some(ip("::1")));
-        assert_eq!(parse_addr("::ffff:1.2.3.4"), Some(ip("1.2.3.4")));
+        assert_eq!(
+            parse_addr("1.2.3.4:abc"),
+            at("1.2.3.4", None),
+            "not a number: no port (APISIX's tonumber)"
+        );
+        // real-ip.t TEST 9-11: IPv6, bare, bracketed, with a port.
+        assert_eq!(parse_addr("::2"), at("::2", None));
+        assert_eq!(parse_addr("[::2]"), at("::2", None));
+        assert_eq!(parse_addr("[::2]:80"), at("::2", Some(80)));
+        assert_eq!(parse_addr("[::1]:65536"), None);
+        assert_eq!(parse_addr("[::1"), None);
+        assert_eq!(parse_addr("[1.2.3.4]"), None, "brackets hold IPv6 only");
+        assert_eq!(parse_addr("::ffff:1.2.3.4"), at("1.2.3.4", None));
+        assert_eq!(parse_addr("2001:db8::1"), at("2001:db8::1", None));
         assert_eq!(parse_addr("unknown"), None);
         assert_eq!(parse_addr(""), None);
     }

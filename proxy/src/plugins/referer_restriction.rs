@@ -5,15 +5,17 @@
 //! `*.suffix` for any host ending with `.suffix`, or `*` for any host), `bypass_missing`
 //! (default false), `message` (default `Your referer host is not allowed`, 1-1024 characters).
 //!
-//! As APISIX: a request without `Referer` is refused unless `bypass_missing`; a `Referer` that is
-//! not a URI is refused; otherwise its host (lowercased; none for a relative reference) must
-//! match the whitelist, or must not match the blacklist. A refused request gets 403
+//! As APISIX: the host is taken from `Referer` as lua-resty-http's `parse_uri` does
+//! (`[http[s]:]//host[:port]...`); a `Referer` it cannot parse (`www.x.com`, `/page`, `ftp://x`)
+//! is treated as missing. A request without a (parsable) `Referer` is refused unless
+//! `bypass_missing`; otherwise its host (lowercased, see docs/apisix-differences.md) must match
+//! the whitelist, or must not match the blacklist. A refused request gets 403
 //! `{"message": message}`.
 
 use std::sync::Arc;
 
 use http::header::REFERER;
-use http::{StatusCode, Uri};
+use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,7 +44,7 @@ fn default_message() -> String {
 #[derive(Debug, PartialEq)]
 enum Pattern {
     Any,
-    /// `*<suffix>`: hosts ending with the suffix and longer than it.
+    /// `*<suffix>`: hosts ending with the suffix.
     Suffix(String),
     Exact(String),
 }
@@ -72,11 +74,11 @@ impl Pattern {
         })
     }
 
-    fn matches(&self, host: &str) -> bool {
+    fn matches(&self, host: &[u8]) -> bool {
         match self {
             Pattern::Any => true,
-            Pattern::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
-            Pattern::Exact(s) => s == host,
+            Pattern::Suffix(s) => host.ends_with(s.as_bytes()),
+            Pattern::Exact(s) => s.as_bytes() == host,
         }
     }
 }
@@ -134,24 +136,44 @@ fn instance(conf: Conf) -> Result<Instance, String> {
 
 impl Instance {
     /// Whether a request with this `Referer` (if any) may pass.
-    fn admits(&self, referer: Option<&str>) -> bool {
-        let Some(referer) = referer else {
+    fn admits(&self, referer: Option<&[u8]>) -> bool {
+        let Some(host) = referer.and_then(referer_host) else {
             return self.bypass_missing;
         };
-        let Ok(uri) = referer.trim().parse::<Uri>() else {
-            return false;
-        };
-        // A relative reference has no host: it matches no pattern.
-        let host = uri.host().map(str::to_ascii_lowercase);
-        let matched = host.is_some_and(|h| self.patterns.iter().any(|p| p.matches(&h)));
-        matched == self.whitelist
+        let host = host.to_ascii_lowercase();
+        self.patterns.iter().any(|p| p.matches(&host)) == self.whitelist
     }
+}
+
+/// The host of a `Referer`, as lua-resty-http's `parse_uri` (used by APISIX) takes it with
+/// `^(?:(http[s]?):)?//((?:[^\[\]:/\?]+)|(?:\[.+\]))(?::(\d+))?([^\?]*)\??(.*)`: after an
+/// optional `http:`/`https:` and a mandatory `//`, either the longest run of characters other than
+/// `[]:/?`, or a bracketed literal up to the last `]`. The rest of that regex matches anything.
+///
+/// Bytes, not text: nginx hands APISIX the raw header, so a non-UTF-8 host is still a host.
+fn referer_host(referer: &[u8]) -> Option<&[u8]> {
+    let rest = referer
+        .strip_prefix(b"https:")
+        .or_else(|| referer.strip_prefix(b"http:"))
+        .unwrap_or(referer);
+    let rest = rest.strip_prefix(b"//")?;
+    if rest.first() == Some(&b'[') {
+        // `\[.+\]`: greedy, so up to the last `]`, with at least one character inside (`.`
+        // matches no newline, which a header value cannot hold anyway).
+        let end = rest.iter().rposition(|&b| b == b']').filter(|&end| end >= 2)?;
+        return Some(&rest[..=end]);
+    }
+    let end = rest
+        .iter()
+        .position(|b| b"[]:/?".contains(b))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
-        let referer = req.headers.get(REFERER).map(|v| v.to_str().unwrap_or(""));
+        let referer = req.headers.get(REFERER).map(http::HeaderValue::as_bytes);
         if self.admits(referer) {
             Flow::Continue
         } else {
@@ -183,6 +205,7 @@ mod tests {
             "case and port"
         );
         assert!(check(&conf, Some("http://a.b.good.com/")).await.is_none());
+        assert!(check(&conf, Some("//xx.com")).await.is_none(), "scheme-less");
         let reply = check(&conf, Some("http://good.com/"))
             .await
             .expect("refused");
@@ -194,8 +217,12 @@ mod tests {
         assert!(check(&conf, Some("http://yy.com/")).await.is_some());
         assert!(check(&conf, Some("/relative")).await.is_some(), "no host");
         assert!(
-            check(&conf, Some("http://x y")).await.is_some(),
-            "not a URI"
+            check(&conf, Some("xx.com")).await.is_some(),
+            "malformed: missing"
+        );
+        assert!(
+            check(&conf, Some("http://user@xx.com/")).await.is_some(),
+            "the host is `user@xx.com`, as lua-resty-http"
         );
         assert!(check(&conf, None).await.is_some(), "missing");
         let any = json!({"whitelist": ["*"]});
@@ -213,7 +240,7 @@ mod tests {
         assert!(check(&conf, Some("http://ok.com/")).await.is_none());
         assert!(
             check(&conf, Some("/relative")).await.is_none(),
-            "no host: not listed"
+            "malformed: missing, bypassed"
         );
         assert!(check(&conf, None).await.is_none(), "bypass_missing");
         let strict = json!({"blacklist": ["bad.com"]});
@@ -221,6 +248,47 @@ mod tests {
             check(&strict, None).await.is_some(),
             "missing refused by default"
         );
+        assert!(
+            check(&strict, Some("/relative")).await.is_some(),
+            "malformed refused by default, even by a blacklist"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_referer_is_missing() {
+        // referer-restriction.t TEST 6-8: whitelist `*.xx.com`, `yy.com`, bypass_missing.
+        let conf = json!({"bypass_missing": true, "whitelist": ["*.xx.com", "yy.com"]});
+        assert!(check(&conf, Some("www.yy.com")).await.is_none(), "TEST 8");
+        assert!(check(&conf, None).await.is_none(), "TEST 7");
+        assert!(check(&conf, Some("https://www.yy.com/am")).await.is_some());
+        for malformed in ["www.yy.com", "/am", "ftp://yy.com", "http:/yy.com", "http://", "//[]"] {
+            assert!(
+                check(&conf, Some(malformed)).await.is_none(),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_as_lua_resty_http() {
+        for (referer, host) in [
+            ("http://www.xx.com", Some("www.xx.com")),
+            ("https://yy.com/am", Some("yy.com")),
+            ("https://yy.com:8443/am?x", Some("yy.com")),
+            ("//yy.com", Some("yy.com")),
+            ("http://[::1]:80/x", Some("[::1]")),
+            ("http://a b/", Some("a b")),
+            ("HTTP://yy.com", None),
+            ("yy.com", None),
+            ("http://", None),
+            ("http://[]", None),
+        ] {
+            assert_eq!(
+                referer_host(referer.as_bytes()),
+                host.map(str::as_bytes),
+                "{referer}"
+            );
+        }
     }
 
     #[test]

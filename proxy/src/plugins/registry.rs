@@ -5,7 +5,7 @@ use std::sync::{PoisonError, RwLock};
 use super::{
     api_breaker, basic_auth, consumer_restriction, cors, csrf, echo, ext_plugin, fault_injection,
     file_logger, gzip, hmac_auth, http_logger, ip_restriction, jwt_auth, key_auth, limit_conn,
-    limit_count, limit_req, mocking, prometheus, proxy_rewrite, real_ip, redirect,
+    limit_count, limit_req, mocking, prometheus, proxy_control, proxy_rewrite, real_ip, redirect,
     referer_restriction, request_id, response_rewrite, traffic_split, ua_restriction, uri_blocker,
     PluginKind,
 };
@@ -13,6 +13,7 @@ use super::{
 /// Every built-in kind.
 static KINDS: &[&dyn PluginKind] = &[
     &real_ip::RealIp,
+    &proxy_control::ProxyControl,
     &ext_plugin::PRE_REQ,
     &request_id::RequestId,
     &fault_injection::FaultInjection,

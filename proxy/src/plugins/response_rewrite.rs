@@ -8,8 +8,9 @@
 //!   base64, sent decoded;
 //! - `headers`: `{add: ["name: value", ...], set: {name: value}, remove: [name]}` (applied in
 //!   that order) or the legacy flat map `{name: value}` (= `set`). Values are strings or numbers
-//!   with `$name` variables (request variables and `status`); a `set` value that resolves to the
-//!   empty string removes the header;
+//!   with `$name` variables (request variables, `status`, and `balancer_ip` / `balancer_port`,
+//!   the upstream node that answered); a `set` value that resolves to the empty string removes
+//!   the header;
 //! - `vars`: a `vars` expression (as a route's): the plugin acts only when it holds. It sees the
 //!   request variables and `status`, the response's status;
 //! - `filters`: regex replacements in the body, `[{regex, replace, scope, options}]`, applied in
@@ -18,7 +19,8 @@
 //!   PCRE-style letters (default `jo`: `i` case-insensitive, `m` multi-line, `s` dot matches
 //!   newline, `x` extended; `j`, `o`, `u` accepted and ignored). Not with `body`. A compressed
 //!   body (`Content-Encoding`) is sent unchanged;
-//! - `max_resp_body_size` (default 64 MiB): a body larger than this is sent unfiltered.
+//! - `max_resp_body_size` (default 64 MiB, at least 1): as APISIX, the `filters` see at most
+//!   this many bytes of the body: a longer body is truncated to it, then filtered.
 //!
 //! The request variables `vars` and the header values name are captured in the rewrite phase
 //! (the only time a plugin sees them); when a plugin that runs before this one answered the
@@ -44,6 +46,7 @@ use super::proxy_rewrite::{apply_headers, header_name, header_names, header_temp
 use super::redirect::resolve_vars;
 use super::{parse_conf, BodyFilter, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
 use crate::router::expr::{Expr, Vars};
+use crate::server::vars::Balancer;
 
 /// The kind.
 pub struct ResponseRewrite;
@@ -135,6 +138,9 @@ fn instance(conf: Conf) -> Result<Instance, String> {
     if conf.filters.is_some() && conf.body.is_some() {
         return Err("body and filters cannot be used together".to_owned());
     }
+    if conf.max_resp_body_size == 0 {
+        return Err("property \"max_resp_body_size\" validation failed: expected 0 to be at least 1".to_owned());
+    }
     let filters = conf
         .filters
         .map(|list| {
@@ -186,7 +192,8 @@ fn instance(conf: Conf) -> Result<Instance, String> {
         resolve_vars(template, &recorder);
     }
     needs.extend(recorder.0.into_inner());
-    needs.retain(|n| n != "status");
+    // Known only in the response phase.
+    needs.retain(|n| !["status", "balancer_ip", "balancer_port"].contains(&n.as_str()));
     needs.sort();
     needs.dedup();
     Ok(Instance {
@@ -222,35 +229,20 @@ fn replacement(f: FilterConf) -> Result<Replacement, String> {
     })
 }
 
-/// One response's body held back until it ends, then rewritten by the `filters`.
+/// One response's body held back until it ends (or reaches `max` bytes), then rewritten by the
+/// `filters`.
 struct Rewriting {
     filters: Arc<[Replacement]>,
     held: Vec<u8>,
     max: usize,
-    /// The body outgrew `max`: it passes unchanged.
-    passing: bool,
+    /// The body reached `max`: its first `max` bytes were filtered and sent, the rest is dropped
+    /// (APISIX's `hold_body_chunk`: larger responses are truncated).
+    done: bool,
 }
 
-impl BodyFilter for Rewriting {
-    fn chunk(&mut self, chunk: Bytes) -> Bytes {
-        if self.passing {
-            return chunk;
-        }
-        if self.held.len() + chunk.len() > self.max {
-            tracing::warn!(
-                max = self.max,
-                "response-rewrite: body too large to filter, sent as is"
-            );
-            self.passing = true;
-            let mut held = std::mem::take(&mut self.held);
-            held.extend_from_slice(&chunk);
-            return held.into();
-        }
-        self.held.extend_from_slice(&chunk);
-        Bytes::new()
-    }
-
-    fn finish(&mut self) -> Bytes {
+impl Rewriting {
+    /// The held body, filtered.
+    fn filtered(&mut self) -> Bytes {
         let mut body = std::mem::take(&mut self.held);
         for f in self.filters.iter() {
             let limit = if f.scope == Scope::Once { 1 } else { 0 };
@@ -259,6 +251,34 @@ impl BodyFilter for Rewriting {
             }
         }
         body.into()
+    }
+}
+
+impl BodyFilter for Rewriting {
+    fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        if self.done {
+            return Bytes::new();
+        }
+        self.held.extend_from_slice(&chunk);
+        if self.held.len() < self.max {
+            return Bytes::new();
+        }
+        if self.held.len() > self.max {
+            tracing::warn!(
+                max = self.max,
+                "response-rewrite: body longer than max_resp_body_size, truncated"
+            );
+        }
+        self.held.truncate(self.max);
+        self.done = true;
+        self.filtered()
+    }
+
+    fn finish(&mut self) -> Bytes {
+        if self.done {
+            return Bytes::new();
+        }
+        self.filtered()
     }
 }
 
@@ -354,14 +374,18 @@ struct Captured(HashMap<String, Option<String>>);
 struct ResponseVars<'a> {
     status: String,
     captured: Option<&'a Captured>,
+    /// The upstream node that answered; none when no upstream did.
+    balancer: Option<&'a Balancer>,
 }
 
 impl Vars for ResponseVars<'_> {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        if name == "status" {
-            return Some(Cow::Borrowed(&self.status));
+        match name {
+            "status" => Some(Cow::Borrowed(&self.status)),
+            "balancer_ip" => self.balancer.map(|b| Cow::Borrowed(b.ip.as_str())),
+            "balancer_port" => self.balancer.map(|b| Cow::Owned(b.port.to_string())),
+            _ => self.captured?.0.get(name)?.as_deref().map(Cow::Borrowed),
         }
-        self.captured?.0.get(name)?.as_deref().map(Cow::Borrowed)
     }
 }
 
@@ -387,10 +411,12 @@ impl Plugin for Instance {
 
     fn header_filter(&self, resp: &mut ResponseCtx<'_>) {
         let captured = resp.state.get::<Captured>();
+        let balancer = resp.state.get::<Balancer>();
         if let Some(rule) = &self.vars {
             let vars = ResponseVars {
                 status: resp.status.as_u16().to_string(),
                 captured,
+                balancer,
             };
             if !rule.eval(&vars) {
                 return;
@@ -416,13 +442,14 @@ impl Plugin for Instance {
                     filters: filters.clone(),
                     held: Vec::new(),
                     max: self.max_body,
-                    passing: false,
+                    done: false,
                 }));
             }
         }
         let vars = ResponseVars {
             status: resp.status.as_u16().to_string(),
             captured,
+            balancer,
         };
         apply_headers(&self.headers, resp.headers, &vars);
     }
@@ -629,6 +656,7 @@ mod tests {
             json!({"vars": [["status", "==", 200]]}),
             json!({"vars": []}),
             json!({"body": "x", "max_resp_body_size": 1024}),
+            json!({"filters": [{"regex": "a", "replace": "b"}], "max_resp_body_size": 1}),
         ] {
             assert!(ResponseRewrite.build(&good).is_ok(), "{good}");
         }
@@ -654,10 +682,48 @@ mod tests {
             json!({"filters": [{"regex": "a", "replace": "b", "scope": "all"}]}),
             json!({"filters": [{"regex": "a", "replace": "b", "options": "jz"}]}),
             json!({"filters": [{"regex": "a", "replace": "b"}], "body": "x"}),
+            json!({"filters": [{"regex": "a", "replace": "b"}], "max_resp_body_size": 0}),
             json!({"extra": 1}),
         ] {
             assert!(ResponseRewrite.build(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn balancer_variables() {
+        // response-rewrite.t TEST 23/24: `$balancer_ip:$balancer_port`, the node that answered.
+        let plugin = ResponseRewrite
+            .build(&json!({"headers": {"X-B": "to $balancer_ip:$balancer_port"}}))
+            .expect("valid");
+        let mut state = http::Extensions::new();
+        state.insert(Balancer {
+            ip: "127.0.0.1".to_owned(),
+            port: 1980,
+            time: std::time::Duration::ZERO,
+        });
+        let mut headers = HeaderMap::new();
+        let mut status = StatusCode::OK;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut headers,
+            replace_body: &mut None,
+            state: &mut state,
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
+        });
+        assert_eq!(header(&headers, "x-b"), Some("to 127.0.0.1:1980"));
+        // No upstream answered (a plugin did): the variables are empty.
+        let mut headers = HeaderMap::new();
+        let mut status = StatusCode::OK;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut headers,
+            replace_body: &mut None,
+            state: &mut http::Extensions::new(),
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
+        });
+        assert_eq!(header(&headers, "x-b"), Some("to :"));
     }
 
     /// The body sent for an upstream body in `chunks` with `headers`, through the filters the
@@ -716,10 +782,29 @@ mod tests {
             filtered(conf, &[("content-encoding", "identity")], &["aa"]).as_deref(),
             Some("bb")
         );
+        // response-rewrite.t TEST 28/29: the body is truncated to max_resp_body_size, then
+        // filtered ("hello world\n" with 5 bytes gives "HELLO").
+        let five = json!({"max_resp_body_size": 5,
+            "filters": [{"regex": "hello", "scope": "once", "replace": "HELLO"}]});
+        assert_eq!(
+            filtered(five.clone(), &[], &["hello world\n"]).as_deref(),
+            Some("HELLO")
+        );
+        assert_eq!(
+            filtered(five.clone(), &[], &["he", "llo", " world", "\n"]).as_deref(),
+            Some("HELLO"),
+            "across chunks, the rest dropped"
+        );
+        assert_eq!(
+            filtered(five, &[], &["hel", "lo"]).as_deref(),
+            Some("HELLO"),
+            "exactly the limit: whole"
+        );
         let small = json!({"filters": [{"regex": "a", "replace": "b"}], "max_resp_body_size": 4});
         assert_eq!(
-            filtered(small, &[], &["aa", "aaa", "a"]).as_deref(),
-            Some("aaaaaa")
+            filtered(small.clone(), &[], &["aa", "aaa", "a"]).as_deref(),
+            Some("baaa")
         );
+        assert_eq!(filtered(small, &[], &["ca"]).as_deref(), Some("cb"), "under the limit");
     }
 }

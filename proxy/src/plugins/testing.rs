@@ -179,5 +179,6 @@ fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &htt
         upstream: None,
         upstream_status: upstream.and_then(|s| StatusCode::from_u16(s).ok()),
         state,
+        consumer_name: None,
     });
 }

@@ -1,12 +1,13 @@
 //! `ua-restriction` (priority 2999, access): allow or deny clients by `User-Agent`.
 //!
-//! Config: `allowlist` and / or `denylist` (regexes, at least one each when given),
+//! Config: exactly one of `allowlist` and `denylist` (non-empty lists of non-empty regexes),
 //! `bypass_missing` (default false), `message` (default `Not allowed`, 1-1024 characters).
 //!
-//! As APISIX: a request without `User-Agent` is refused unless `bypass_missing`. Each
-//! `User-Agent` value (surrounding whitespace stripped) is checked against the allowlist first
-//! (a match lets that value pass) and then the denylist (a match refuses the request); a value
-//! that matches neither passes. A refused request gets 403 `{"message": message}`.
+//! As APISIX (3.x, `ua-restriction.lua`): a request without `User-Agent` is refused unless
+//! `bypass_missing`. Each `User-Agent` value is stripped of surrounding whitespace; with an
+//! allowlist the request passes only when some value matches some allowlist regex, with a
+//! denylist it is refused when some value matches some denylist regex. A refused request gets
+//! 403 `{"message": message}`.
 
 use std::sync::Arc;
 
@@ -38,22 +39,29 @@ fn default_message() -> String {
 }
 
 struct Instance {
-    allow: Vec<Regex>,
-    deny: Vec<Regex>,
+    /// The regexes, and whether they are an allowlist (else a denylist).
+    patterns: Vec<Regex>,
+    allowlist: bool,
     bypass_missing: bool,
     reply: Reply,
 }
 
-fn regexes(list: Option<&Vec<String>>, field: &str) -> Result<Vec<Regex>, String> {
-    let Some(list) = list else {
-        return Ok(Vec::new());
-    };
+fn regexes(list: &[String], field: &str) -> Result<Vec<Regex>, String> {
     if list.is_empty() {
-        return Err(format!("{field} must not be empty"));
+        return Err(format!(
+            "property \"{field}\" validation failed: expect array to have at least 1 items"
+        ));
     }
     list.iter()
         .enumerate()
         .map(|(i, r)| {
+            if r.is_empty() {
+                return Err(format!(
+                    "property \"{field}\" validation failed: failed to validate item {}: \
+                     string too short, expected at least 1, got 0",
+                    i + 1
+                ));
+            }
             Regex::new(r).map_err(|e| format!("{field}[{i}] `{r}` is not a valid regex: {e}"))
         })
         .collect()
@@ -82,32 +90,48 @@ fn instance(conf: Conf) -> Result<Instance, String> {
     if conf.message.is_empty() || conf.message.chars().count() > 1024 {
         return Err("message must be 1-1024 characters".to_owned());
     }
+    // APISIX's schema: `oneOf` {required allowlist} / {required denylist}.
+    let (patterns, allowlist) = match (&conf.allowlist, &conf.denylist) {
+        (Some(list), None) => (regexes(list, "allowlist")?, true),
+        (None, Some(list)) => (regexes(list, "denylist")?, false),
+        (Some(_), Some(_)) => {
+            return Err(
+                "value should match only one schema, but matches both schemas 1 and 2".to_owned(),
+            )
+        }
+        (None, None) => {
+            return Err("value should match only one schema, but matches none".to_owned())
+        }
+    };
     Ok(Instance {
-        allow: regexes(conf.allowlist.as_ref(), "allowlist")?,
-        deny: regexes(conf.denylist.as_ref(), "denylist")?,
+        patterns,
+        allowlist,
         bypass_missing: conf.bypass_missing,
         reply: Reply::message(StatusCode::FORBIDDEN, &conf.message),
     })
 }
 
 impl Instance {
-    /// Whether one `User-Agent` value is refused.
-    fn denies(&self, ua: &str) -> bool {
+    /// Whether one `User-Agent` value matches one of the regexes.
+    fn listed(&self, ua: &str) -> bool {
         let ua = ua.trim();
-        if self.allow.iter().any(|r| r.is_match(ua)) {
-            return false;
-        }
-        self.deny.iter().any(|r| r.is_match(ua))
+        self.patterns.iter().any(|r| r.is_match(ua))
     }
 
     /// Whether a request with these `User-Agent` values may pass.
-    fn admits<'a>(&self, mut agents: impl Iterator<Item = &'a str>) -> bool {
-        let Some(first) = agents.next() else {
+    fn admits<'a>(&self, agents: impl Iterator<Item = &'a str>) -> bool {
+        let mut agents = agents.peekable();
+        if agents.peek().is_none() {
             return self.bypass_missing;
-        };
-        !std::iter::once(first)
-            .chain(agents)
-            .any(|ua| self.denies(ua))
+        }
+        let mut listed = agents.map(|ua| self.listed(ua));
+        if self.allowlist {
+            // One allowed value lets the request pass (APISIX `check_with_allow_list`).
+            listed.any(|hit| hit)
+        } else {
+            // One denied value refuses it (APISIX TEST 8/9 of ua-restriction.t).
+            !listed.any(|hit| hit)
+        }
     }
 }
 
@@ -138,41 +162,37 @@ mod tests {
     }
 
     #[test]
-    fn lists() {
-        let deny = instance_of(json!({"denylist": ["curl", "^bot-[0-9]+$"]}));
-        assert!(!deny.admits(["curl/8.0"].into_iter()));
+    fn denylist() {
+        // ua-restriction.t TEST 6-11: denylist `my-bot1`, `(Baiduspider)/(\d+)\.(\d+)`.
+        let deny = instance_of(json!({"denylist": ["my-bot1", "(Baiduspider)/(\\d+)\\.(\\d+)"]}));
+        assert!(!deny.admits(["my-bot1"].into_iter()), "TEST 7");
+        assert!(!deny.admits(["my-bot1", "my-bot2"].into_iter()), "TEST 8");
+        assert!(!deny.admits(["my-bot2", "my-bot1"].into_iter()), "TEST 9");
+        assert!(!deny.admits(["Baiduspider/3.0"].into_iter()), "TEST 10");
+        assert!(deny.admits(["foo/bar"].into_iter()), "TEST 11");
+        assert!(!deny.admits(["  my-bot1 "].into_iter()), "values are stripped");
         assert!(
-            !deny.admits(["  bot-12 "].into_iter()),
-            "values are trimmed"
-        );
-        assert!(deny.admits(["Mozilla/5.0"].into_iter()));
-        assert!(
-            !deny.admits(["Mozilla/5.0", "curl/8.0"].into_iter()),
-            "any refused value refuses"
-        );
-
-        let both = instance_of(json!({"allowlist": ["curl/8"], "denylist": ["curl"]}));
-        assert!(
-            both.admits(["curl/8.1"].into_iter()),
-            "the allowlist is checked first"
-        );
-        assert!(!both.admits(["curl/7.1"].into_iter()));
-        assert!(
-            both.admits(["Mozilla/5.0"].into_iter()),
-            "neither list: passes"
-        );
-
-        let allow = instance_of(json!({"allowlist": ["Firefox"]}));
-        assert!(allow.admits(["Firefox/1"].into_iter()));
-        assert!(
-            allow.admits(["curl/8"].into_iter()),
-            "as APISIX, an allowlist alone refuses nothing"
+            !deny.admits(["foo/bar", "my-bot1"].into_iter()),
+            "any denied value refuses"
         );
     }
 
     #[test]
+    fn allowlist() {
+        // ua-restriction.t TEST 12-17: allowlist `my-bot1`, `(Baiduspider)/(\d+)\.(\d+)`.
+        let allow = instance_of(json!({"allowlist": ["my-bot1", "(Baiduspider)/(\\d+)\\.(\\d+)"]}));
+        assert!(allow.admits(["my-bot1"].into_iter()), "TEST 13");
+        assert!(allow.admits(["Baiduspider/3.0"].into_iter()), "TEST 14");
+        assert!(!allow.admits(["foo/bar"].into_iter()), "TEST 15: not listed, refused");
+        assert!(allow.admits(["foo/bar", "my-bot1"].into_iter()), "TEST 16");
+        assert!(allow.admits(["my-bot1", "foo/bar"].into_iter()), "TEST 17");
+        assert!(!allow.admits(["foo/bar", "curl"].into_iter()));
+    }
+
+    #[test]
     fn missing_user_agent() {
-        let strict = instance_of(json!({"denylist": ["curl"]}));
+        // ua-restriction.t TEST 30-33.
+        let strict = instance_of(json!({"allowlist": ["my-bot1"]}));
         assert!(!strict.admits(std::iter::empty()), "refused by default");
         let lenient = instance_of(json!({"denylist": ["curl"], "bypass_missing": true}));
         assert!(lenient.admits(std::iter::empty()));
@@ -204,13 +224,26 @@ mod tests {
     #[test]
     fn configs_are_checked() {
         for good in [
-            json!({}),
-            json!({"allowlist": ["a"], "denylist": ["b"], "bypass_missing": true, "message": "m"}),
+            json!({"allowlist": ["a"]}),
+            json!({"denylist": ["b"], "bypass_missing": true, "message": "m"}),
         ] {
             assert!(UaRestriction.build(&good).is_ok(), "{good}");
         }
+        // ua-restriction.t TEST 1 and TEST 29: exactly one list.
+        assert_eq!(
+            UaRestriction
+                .build(&json!({"allowlist": ["my-bot1"], "denylist": ["my-bot1"]}))
+                .err()
+                .as_deref(),
+            Some("value should match only one schema, but matches both schemas 1 and 2")
+        );
+        assert_eq!(
+            UaRestriction.build(&json!({})).err().as_deref(),
+            Some("value should match only one schema, but matches none")
+        );
         for bad in [
             json!({"allowlist": []}),
+            json!({"allowlist": [""]}),
             json!({"denylist": []}),
             json!({"denylist": ["(bad"]}),
             json!({"denylist": "curl"}),

@@ -1,4 +1,8 @@
 //! Route host patterns: exact names, leading-`*` wildcards, `*` alone, optionally with a port.
+//! Requests are matched by the host [`crate::server::host`] normalised; patterns are split at
+//! their port by the same code.
+
+use crate::server::host::split_port;
 
 /// A lowercased route host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -21,7 +25,7 @@ impl HostPattern {
     /// Parses a route host; the text is lowercased here.
     pub(crate) fn parse(host: &str) -> HostPattern {
         let host = host.trim().to_ascii_lowercase();
-        let with_port = has_port(&host);
+        let with_port = split_port(&host).1.is_some();
         let kind = if host == "*" {
             HostKind::Any
         } else if let Some(suffix) = host.strip_prefix('*') {
@@ -39,8 +43,8 @@ impl HostPattern {
         }
         match &self.kind {
             HostKind::Any => HostKind::Any,
-            HostKind::Suffix(s) => HostKind::Suffix(strip_port(s).into()),
-            HostKind::Exact(s) => HostKind::Exact(strip_port(s).into()),
+            HostKind::Suffix(s) => HostKind::Suffix(split_port(s).0.into()),
+            HostKind::Exact(s) => HostKind::Exact(split_port(s).0.into()),
         }
     }
 
@@ -59,22 +63,6 @@ impl HostKind {
             HostKind::Exact(s) => **s == *subject,
         }
     }
-}
-
-/// `foo.com:80` and `[::1]:80` have a port; `[::1]` and `foo.com` do not.
-fn has_port(host: &str) -> bool {
-    match host.rfind(']') {
-        Some(close) => host[close..].contains(':'),
-        None => host.contains(':'),
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if !has_port(host) {
-        return host;
-    }
-    // A port is present, so there is a ':' to cut at.
-    host.rfind(':').map_or(host, |i| &host[..i])
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! Hop-by-hop headers (`Connection` and the headers it names, `Keep-Alive`, `Proxy-Connection`,
 //! `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) never cross the gateway, except `Upgrade` and
-//! `Connection: upgrade` on a WebSocket route. Toward the upstream, as APISIX: `X-Real-IP` is the
+//! `Connection: upgrade` on a WebSocket route. The pipeline removes them from the client's headers
+//! before plugins run, so a client's `Connection` cannot name away a header the gateway or a
+//! plugin sets. Toward the upstream, as APISIX: `X-Real-IP` is the
 //! client address, `X-Forwarded-For` appends it to the incoming chain, `X-Forwarded-Proto`,
 //! `-Host` and `-Port` describe the request as the gateway received it, and `Forwarded` is removed.
 

@@ -10,20 +10,24 @@
 //! Layout:
 //! - `pipeline`: one request from arrival to response (route, forward, response headers).
 //! - `path`: path normalisation before routing.
+//! - `host`: the request's Host, checked and normalised once for every decision.
 //! - `vars`: request variables for `vars` expressions and chash keys.
 //! - `headers`: hop-by-hop removal and `X-Forwarded-*` for the upstream request.
 //! - `body`: the response body (upstream stream with read timeout, or a small fixed body) and the
 //!   access-log record written when it ends.
 //! - `error`: every response the gateway itself produces for a failure.
 //! - `tls`: the certificate index by SNI, per-object TLS configs and client verification.
+//! - `limits`: the open-file limit, the connection cap and accept failures.
 
 pub mod body;
 mod error;
 mod headers;
+pub mod host;
+pub mod limits;
 pub mod path;
 mod pipeline;
 pub mod tls;
-mod vars;
+pub mod vars;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +65,21 @@ pub struct ServerSettings {
     pub real_ip_header: http::header::HeaderName,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// Longest wait between two reads of a request body (`client_body_timeout`); 408 after it.
+    pub client_body_timeout: Duration,
+    /// Request bodies up to this size are read whole before connecting upstream; larger ones
+    /// stream (`client_body_buffer_size`).
+    pub client_body_buffer_size: usize,
+    /// Largest request body accepted (`client_max_body_size`, 0: no limit); 413 beyond it.
+    pub client_max_body_size: u64,
+    /// Concurrent streams per HTTP/2 connection (`http2_max_concurrent_streams`).
+    pub http2_max_concurrent_streams: u32,
+    /// Request bodies each client address may stream to upstreams at once, and their count
+    /// (`streamed_bodies_per_client`).
+    pub streamed_bodies: crate::upstream::body::StreamLimit,
+    /// Most client connections open at once across all listeners (see
+    /// [`limits::connection_cap`]).
+    pub max_connections: usize,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -109,20 +128,27 @@ impl Counts {
     }
 }
 
-/// Counts a connection as open until dropped.
-struct OpenConnection(Arc<State>);
+/// Counts a connection as open, and holds its place under the connection cap, until dropped.
+struct OpenConnection {
+    state: Arc<State>,
+    admitted: limits::Admitted,
+}
 
 impl OpenConnection {
-    fn new(state: Arc<State>) -> OpenConnection {
+    fn new(state: Arc<State>, admitted: limits::Admitted) -> OpenConnection {
         state.counts.accepted.fetch_add(1, Ordering::Relaxed);
         state.counts.active.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(state)
+        OpenConnection { state, admitted }
+    }
+
+    fn slot(&self) -> &Arc<limits::Slot> {
+        self.admitted.slot()
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.counts.active.fetch_sub(1, Ordering::Relaxed);
+        self.state.counts.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -142,6 +168,11 @@ impl Drop for InFlight<'_> {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// The first wait after an accept failure.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest wait between accepts while out of descriptors (nginx waits 500 ms).
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Addresses of one accepted connection.
 #[derive(Debug, Clone, Copy)]
@@ -177,10 +208,13 @@ pub async fn serve(listeners: Vec<Bound>, state: Arc<State>, shutdown: impl Futu
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut accept_loops = tokio::task::JoinSet::new();
+    // One table for every listener: the cap counts plain and TLS connections together.
+    let connections = Arc::new(limits::Connections::new(state.settings.max_connections));
     for bound in listeners {
         accept_loops.spawn(accept_loop(
             bound,
             state.clone(),
+            connections.clone(),
             stop_rx.clone(),
             alive_tx.clone(),
         ));
@@ -205,6 +239,7 @@ pub async fn serve(listeners: Vec<Bound>, state: Arc<State>, shutdown: impl Futu
 async fn accept_loop(
     bound: Bound,
     state: Arc<State>,
+    connections: Arc<limits::Connections>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -230,22 +265,49 @@ async fn accept_loop(
         .header_read_timeout(state.settings.idle_timeout);
     auto.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(state.settings.max_header_size).unwrap_or(u32::MAX))
+        .max_concurrent_streams(state.settings.http2_max_concurrent_streams);
     let builders = Arc::new(Builders { http1, auto });
+    // The wait after an accept failure: doubled while the process stays out of descriptors.
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             a = bound.listener.accept() => a,
             _ = stop.changed() => return,
         };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and similar: back off briefly instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+            Ok(a) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                a
+            }
+            Err(error) => {
+                let exhausted = limits::is_exhaustion(&error);
+                if let Some(suppressed) = connections.accept_errors.allow() {
+                    tracing::warn!(%error, suppressed, "accept failed");
+                }
+                // Retrying at once would fail the same way (the pending connection stays in
+                // the backlog): wait, without delaying shutdown. Out of descriptors, idle
+                // keep-alive connections give theirs back first.
+                let wait = if exhausted {
+                    connections.reap_idle();
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    wait
+                } else {
+                    ACCEPT_BACKOFF_MIN
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => return,
+                }
             }
         };
+        // Over the cap with nothing idle to close: the newest connection is closed at once.
+        let Some(admitted) = connections.admit() else {
+            drop(stream);
+            continue;
+        };
+        let open = OpenConnection::new(state.clone(), admitted);
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             peer,
@@ -258,21 +320,34 @@ async fn accept_loop(
             let (mut stop, alive) = (stop.clone(), alive.clone());
             let (misses, http2) = (misses.clone(), bound.http2);
             tokio::spawn(async move {
-                // A handshake in progress when shutdown starts is abandoned.
+                // A handshake in progress when shutdown starts, or when the connection is closed
+                // to make room, is abandoned.
                 let shaken = tokio::select! {
                     shaken = handshake(stream, &state, &misses, http2, conn) => shaken,
                     _ = stop.changed() => None,
+                    _ = open.slot().reaped() => None,
                 };
                 let Some((stream, gate)) = shaken else {
                     return;
                 };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                serve_conn(stream, conn, Some(gate), h2, &builders, state, stop, alive);
+                serve_conn(
+                    stream,
+                    conn,
+                    open,
+                    Some(gate),
+                    h2,
+                    &builders,
+                    state,
+                    stop,
+                    alive,
+                );
             });
         } else {
             serve_conn(
                 stream,
                 conn,
+                open,
                 None,
                 bound.http2,
                 &builders,
@@ -338,20 +413,26 @@ async fn handshake(
     };
     let presented = stream.get_ref().1.peer_certificates();
     if let Some(mtls) = &served.mtls {
-        if !tls::chain_within_depth(mtls, presented) {
-            tracing::info!(peer = %conn.peer, ssl = %served.id, depth = mtls.depth, "client certificate chain longer than client.depth; connection closed");
+        if !mtls.chain_within_depth(presented) {
+            tracing::info!(peer = %conn.peer, ssl = %served.id, depth = mtls.depth, "client certificate chain has more intermediate CAs than client.depth; connection closed");
             return None;
         }
     }
     let gate = Gate {
         verified: presented.is_some(),
-        sni: sni.map(|s| s.to_ascii_lowercase()),
+        // Normalised as the Host is, so the two compare; an SNI that is no host name matches
+        // no Host, and the request is refused (see `Gate::allows`).
+        sni: sni
+            .as_deref()
+            .and_then(|s| host::normalize(s).ok())
+            .map(|h| h.name.into_owned()),
         served,
     };
     Some((stream, gate))
 }
 
-/// What a TLS connection showed, checked on each of its requests (as APISIX's access phase):
+/// What a TLS connection showed, checked by the pipeline on each of its requests (as APISIX's
+/// access phase), with the same normalised path and host the router uses:
 /// - on an object that verifies clients, a connection without a certificate may only reach
 ///   paths matching `skip_mtls_uri_regex`;
 /// - a request whose Host names an object that verifies clients needs a certificate verified
@@ -359,14 +440,15 @@ async fn handshake(
 ///   without mTLS and the Host of one with it.
 struct Gate {
     served: Arc<tls::Served>,
+    /// The SNI, normalised as a host name (`None`: absent or not a host name).
     sni: Option<String>,
     verified: bool,
 }
 
 impl Gate {
-    /// Whether `req` may proceed; refusals get 400.
-    fn allows(&self, state: &State, req: &http::Request<hyper::body::Incoming>) -> bool {
-        let path = req.uri().path();
+    /// Whether a request for `path` (normalised) on `host` (normalised name, without port) may
+    /// proceed; refusals get 400.
+    fn allows(&self, snapshot: &Snapshot, path: &str, host: &str) -> bool {
         if !self.verified {
             if let Some(mtls) = &self.served.mtls {
                 if !mtls.allows_without_cert(path) {
@@ -374,18 +456,10 @@ impl Gate {
                 }
             }
         }
-        let snapshot = state.snapshot.load();
         if !snapshot.tls.has_mtls() {
             return true;
         }
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())
-            .unwrap_or("");
-        let host = pipeline::strip_port(host).to_ascii_lowercase();
-        let Some((by_host, _)) = snapshot.tls.find_name(&host) else {
+        let Some((by_host, _)) = snapshot.tls.find_name(host) else {
             return true;
         };
         let Some(mtls) = &by_host.mtls else {
@@ -394,7 +468,7 @@ impl Gate {
         if !self.verified {
             return mtls.allows_without_cert(path);
         }
-        if self.sni.as_deref() != Some(host.as_str()) {
+        if self.sni.as_deref() != Some(host) {
             tracing::warn!(sni = self.sni.as_deref().unwrap_or("-"), %host, ssl = %by_host.id, "client certificate verified for another name than the Host; request refused");
             return false;
         }
@@ -413,6 +487,7 @@ struct Builders {
 fn serve_conn<I>(
     stream: I,
     conn: ConnInfo,
+    open: OpenConnection,
     gate: Option<Gate>,
     http2: bool,
     builders: &Builders,
@@ -423,17 +498,17 @@ fn serve_conn<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer_text = bytes::Bytes::from(conn.peer_ip().to_string());
-    let open = OpenConnection::new(state.clone());
     let gate = gate.map(Arc::new);
+    let slot = open.slot().clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let state = state.clone();
         let peer_text = peer_text.clone();
-        let refused = gate.as_ref().is_some_and(|g| !g.allows(&state, &req));
+        let gate = gate.clone();
+        // Not idle while the request is handled: the connection is not closed to make room.
+        let busy = slot.request();
         async move {
-            if refused {
-                return Ok(no_client_cert(&state));
-            }
-            let response = pipeline::handle(&state, conn, &peer_text, req).await;
+            let _busy = busy;
+            let response = pipeline::handle(&state, conn, gate.as_deref(), &peer_text, req).await;
             Ok::<_, std::convert::Infallible>(response)
         }
     });
@@ -444,38 +519,25 @@ fn serve_conn<I>(
             .serve_connection_with_upgrades(io, service)
             .into_owned();
         tokio::spawn(async move {
-            drive(c, |c| c.graceful_shutdown(), stop, alive).await;
+            drive(c, |c| c.graceful_shutdown(), open.slot(), stop, alive).await;
             drop(open);
         });
     } else {
         let c = builders.http1.serve_connection(io, service).with_upgrades();
         tokio::spawn(async move {
-            drive(c, |c| c.graceful_shutdown(), stop, alive).await;
+            drive(c, |c| c.graceful_shutdown(), open.slot(), stop, alive).await;
             drop(open);
         });
     }
 }
 
-/// 400 for a request that needs a client certificate the connection did not show.
-fn no_client_cert(state: &State) -> http::Response<ResponseBody> {
-    let mut response = http::Response::new(ResponseBody::fixed(
-        "{\"error_msg\":\"client certificate required\"}\n",
-    ));
-    *response.status_mut() = http::StatusCode::BAD_REQUEST;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(http::header::SERVER, state.settings.server_header.clone());
-    response
-}
-
-/// Runs one connection to its end; when `stop` fires, asks it to finish the request in flight
-/// and close. Holding `alive` until then tells `serve` the connection is still open.
+/// Runs one connection to its end; when `stop` fires, or the connection is closed to make room
+/// (`slot`), asks it to finish the request in flight and close. Holding `alive` until then tells
+/// `serve` the connection is still open.
 async fn drive<C, E>(
     conn: C,
     drain: impl FnOnce(Pin<&mut C>),
+    slot: &limits::Slot,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) where
@@ -492,6 +554,14 @@ async fn drive<C, E>(
         _ = stop.changed() => {
             drain(conn.as_mut());
             let _ = conn.await;
+        }
+        _ = slot.reaped() => {
+            // A connection that never sent a request has nothing to finish (and hyper would
+            // wait for its first request before closing it): dropped at once.
+            if !slot.unused() {
+                drain(conn.as_mut());
+                let _ = conn.await;
+            }
         }
     }
     drop(alive);

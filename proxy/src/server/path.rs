@@ -1,6 +1,7 @@
 //! Path normalisation before routing, as nginx builds `$uri`.
 //!
-//! The router matches the normalised path and the upstream receives that same path (re-encoded),
+//! The router and the mTLS `skip_mtls_uri_regex` check match the normalised path and the upstream
+//! receives that same path (re-encoded),
 //! so a route cannot be reached, or dodged, by spelling a path differently:
 //! 1. percent-escapes are decoded (`%41` → `A`, `%2F` → `/`, `%2e` → `.`); an invalid escape or a
 //!    decoded NUL byte is a 400;

@@ -1,4 +1,5 @@
-//! One request: load the snapshot, normalise the path, route, forward, shape the response.
+//! One request: load the snapshot, normalise the Host and the path (once: the mTLS gate, the
+//! router, vars and plugins all use these), route, forward, shape the response.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -13,30 +14,33 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
-use super::error::GatewayError;
+use super::error::{Fault, GatewayError};
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
+use super::host::{self, Host, HostError};
 use super::path;
-use super::vars::{RealIp, RequestVars};
-use super::{ConnInfo, State};
+use super::vars::{Balancer, RealIp, RequestVars};
+use super::{ConnInfo, Gate, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::{Chain, Selection};
 use crate::plugins::consumers::Authenticated;
+use crate::plugins::proxy_control::RequestBuffering;
 use crate::plugins::traffic_split::UpstreamChoice;
 use crate::plugins::{
     Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
 };
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
-use crate::upstream::body::BodySlot;
+use crate::upstream::body::{BodySlot, Buffered, ClientFault};
 use crate::upstream::client::HttpClient;
 use crate::upstream::Backend;
-use crate::upstream::{forward, RequestTemplate};
+use crate::upstream::{forward, ForwardError, RequestTemplate};
 
-/// Handles one request and always produces a response. `peer_text` is the peer address as
-/// text, formatted once per connection.
+/// Handles one request and always produces a response. `gate` is the TLS connection's mTLS
+/// check, `peer_text` the peer address as text, formatted once per connection.
 pub async fn handle(
     state: &State,
     conn: ConnInfo,
+    gate: Option<&Gate>,
     peer_text: &Bytes,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -44,19 +48,19 @@ pub async fn handle(
     let _in_flight = super::InFlight::new(&state.counts);
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
-    let mut body = BodySlot::new(body);
+    let mut body = BodySlot::new(body, state.settings.client_body_timeout);
     let (mut client, mut client_text) = client_ip(state, conn, peer_text, &parts.headers);
-    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let raw_host = host_header
-        .as_ref()
-        .and_then(|h| h.to_str().ok())
-        .map_or(Cow::Borrowed(""), lowercase);
-    let host = strip_port(&raw_host);
+    // The one normalised host every decision below uses (router, mTLS gate, vars, plugins).
+    let authority = host::authority(&mut parts);
+    let host_header = authority.as_ref().ok().cloned().flatten();
+    let checked_host = match (authority, &host_header) {
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Ok(Host::default()),
+        (Ok(_), Some(h)) => h
+            .to_str()
+            .map_err(|_| HostError::BadName)
+            .and_then(host::normalize),
+    };
 
     let mut upstream = None;
     let mut upstream_time = None;
@@ -66,10 +70,19 @@ pub async fn handle(
         if head_size(&parts) > state.settings.max_header_size {
             break 'route Err(GatewayError::HeaderTooLarge);
         }
+        let (host, raw_host) = match &checked_host {
+            Ok(h) => (&*h.name, &*h.with_port),
+            Err(e) => break 'route Err(GatewayError::BadHost(*e)),
+        };
         let path = match path::normalize(parts.uri.path()) {
             Ok(p) => p,
             Err(e) => break 'route Err(GatewayError::BadPath(e)),
         };
+        // mTLS decides on the path and host the router sees, so `/public/../secret` cannot
+        // pass a `skip_mtls_uri_regex` meant for `/public`.
+        if gate.is_some_and(|g| !g.allows(&snapshot, &path, host)) {
+            break 'route Err(GatewayError::ClientCertRequired);
+        }
         let vars = RequestVars {
             parts: &parts,
             path: &path,
@@ -83,7 +96,7 @@ pub async fn handle(
         let found = snapshot.router.find(&RequestInfo {
             path: &path,
             host,
-            raw_host: &raw_host,
+            raw_host,
             method: &parts.method,
             remote_addr: client,
             vars: &vars,
@@ -92,7 +105,7 @@ pub async fn handle(
             // As APISIX, the global rules run on requests no route matched (a global
             // ip-restriction, prometheus, a logger); the 404 follows unless one of them answers.
             if !snapshot.global_plugins.is_empty() {
-                let mut headers = parts.headers.clone();
+                let mut headers = client_headers(parts.headers.clone(), false);
                 let mut run = PluginRun::new(&snapshot, None, &vars, start);
                 let flow = request_phases(
                     &snapshot,
@@ -114,9 +127,11 @@ pub async fn handle(
         let route_index = found.value as usize;
         let route = &snapshot.routes[route_index];
         let mut chosen = upstream_of(&route.target);
-        // Without traffic-split alternatives, a route that cannot be served fails before plugins.
-        if let (Err(e), true) = (&chosen, route.alternatives.is_empty()) {
-            break 'route Err(*e);
+        // As APISIX: a missing service fails before any plugin (global rules included); a
+        // missing upstream (none configured, or its id not found) only once the request would
+        // go upstream, so `redirect`, `mocking`, `echo` and the like answer on such routes.
+        if let Err(GatewayError::ServiceNotFound) = chosen {
+            break 'route Err(GatewayError::ServiceNotFound);
         }
         let route_vars = RequestVars {
             params: &found.params,
@@ -134,8 +149,10 @@ pub async fn handle(
         // upstream; without plugins the headers are moved, not copied.
         let plugins_on = !snapshot.global_plugins.is_empty() || !route.plugins.is_empty();
         let mut plugin_headers = None;
+        // What real-ip set (address and port), for the response phase's `remote_port`.
+        let mut real_ip = RealIp::default();
         if plugins_on {
-            let mut headers = parts.headers.clone();
+            let mut headers = client_headers(parts.headers.clone(), websocket);
             let mut run = PluginRun::new(&snapshot, Some(route_index), &route_vars, start);
             let flow = request_phases(
                 &snapshot,
@@ -153,6 +170,7 @@ pub async fn handle(
             }
             // The client address `real-ip` found goes upstream, to the log phase and the access log.
             if let Some(real) = route_vars.real_ip.get() {
+                real_ip = route_vars.real_ip.clone();
                 client = real;
                 client_text = Bytes::from(real.to_string());
                 run.request.client = real;
@@ -179,9 +197,8 @@ pub async fn handle(
         let hash_key = backend.hash_key(&route_vars);
         let mut upstream_headers = match plugin_headers {
             Some(h) => h,
-            None => std::mem::take(&mut parts.headers),
+            None => client_headers(std::mem::take(&mut parts.headers), websocket),
         };
-        headers::strip_hop_by_hop(&mut upstream_headers, websocket);
         upstream_headers.remove(header::HOST);
         headers::set_forwarded(
             &mut upstream_headers,
@@ -197,6 +214,31 @@ pub async fn handle(
             .as_mut()
             .map(|run| std::mem::take(&mut run.rewrite))
             .unwrap_or_default();
+        // The body is read whole before the upstream is connected (nginx's
+        // `proxy_request_buffering on`), so a client slow to send it holds no upstream
+        // connection; `proxy-control` turns that off per route, and gRPC streams (interactive)
+        // never wait. A body that streams counts against its client's cap.
+        let grpc = backend.definition.is_grpc();
+        let buffering = !grpc
+            && plugins
+                .as_ref()
+                .and_then(|run| run.state.get::<RequestBuffering>())
+                .is_none_or(|b| b.0);
+        let settings = &state.settings;
+        let in_memory = if buffering {
+            settings.client_body_buffer_size
+        } else {
+            0
+        };
+        match body.buffer(in_memory, settings.client_max_body_size).await {
+            Err(fault) => break 'route Err(GatewayError::Client(fault)),
+            Ok(Buffered::Held) => {}
+            Ok(Buffered::Streams) if grpc => {}
+            Ok(Buffered::Streams) => match settings.streamed_bodies.acquire(client) {
+                Some(permit) => body.hold_permit(permit),
+                None => break 'route Err(GatewayError::Client(ClientFault::TooManyStreams)),
+            },
+        }
         let template = RequestTemplate {
             method: rewrite.method.unwrap_or_else(|| parts.method.clone()),
             path_and_query: rewrite.path_and_query.unwrap_or(path_and_query),
@@ -218,6 +260,12 @@ pub async fn handle(
                 upstream = Some(backend.nodes()[proxied.node].authority.clone());
                 upstream_time = Some(proxied.upstream_time);
                 upstream_status = Some(proxied.response.status());
+                // `$balancer_ip` / `$balancer_port` for the response phase (response-rewrite).
+                if let Some(run) = plugins.as_mut() {
+                    let node = &backend.nodes()[proxied.node].authority;
+                    let answered = Balancer::of(&proxied.response, node, proxied.upstream_time);
+                    run.state.insert(answered);
+                }
                 let response =
                     downstream_response(state, proxied.response, client_upgrade, timeouts);
                 match plugins.as_mut() {
@@ -232,8 +280,9 @@ pub async fn handle(
                             conn,
                             params: &[],
                             route: Some(route),
-                            // `client` is the address real-ip found, if it ran.
-                            real_ip: RealIp::default(),
+                            // `client` is the address real-ip found, if it ran; its port
+                            // answers `remote_port`.
+                            real_ip,
                         };
                         upstream_response_phase(&snapshot, route, run, &vars, &mut body, response)
                             .await
@@ -242,9 +291,18 @@ pub async fn handle(
                 }
             }
             Err(failed) => {
-                upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
-                let error = GatewayError::Upstream(failed.kind);
-                upstream_status = Some(error.status_and_body().0);
+                let error = match failed {
+                    ForwardError::Client(fault) => GatewayError::Client(fault),
+                    ForwardError::Upstream(failed) => {
+                        upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
+                        GatewayError::Upstream(failed.kind)
+                    }
+                };
+                // Only an upstream's failure has an upstream status, the one api-breaker,
+                // loggers and metrics count against the upstream.
+                if error.fault() == Fault::Upstream {
+                    upstream_status = Some(error.status_and_body().0);
+                }
                 Err(error)
             }
         }
@@ -507,6 +565,7 @@ fn response_phases(
             upstream: upstream.as_deref(),
             upstream_status,
             state: &run.state,
+            consumer_name: run.consumer.as_ref().map(|c| c.consumer.username.as_str()),
         };
         snapshot.global_plugins.log(&run.global, &done);
         run.route_plugins(&snapshot).log(&run.route, &done);
@@ -561,6 +620,15 @@ fn downstream_response(
         tokio::spawn(splice(on_client, on_upstream));
     }
     let (mut head, body) = response.into_parts();
+    // The client gets the gateway's HTTP version, not the upstream's (as nginx): an HTTP/1.0
+    // upstream's answer reaches an HTTP/1.1 client as HTTP/1.1, kept alive, chunked when its
+    // length is unknown. (The server itself downgrades it for HTTP/1.0 clients.)
+    head.version = http::Version::HTTP_11;
+    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+        // Both framings (RFC 9112 6.3): the body was read by Transfer-Encoding, so a
+        // Content-Length passed on would truncate the client's response or leave it waiting.
+        head.headers.remove(header::CONTENT_LENGTH);
+    }
     headers::strip_hop_by_hop(&mut head.headers, upgraded);
     if state.settings.show_upstream_status || head.status.is_server_error() {
         head.headers.insert(
@@ -608,23 +676,13 @@ fn client_ip(
     (peer, peer_text.clone())
 }
 
-fn lowercase(s: &str) -> Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// The host without its port (`[v6]:80` keeps the brackets).
-pub(super) fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
+/// The client's headers as the upstream copy starts: hop-by-hop headers (and those the client's
+/// `Connection` names) are removed here, before plugins run, so a client cannot name a header
+/// the gateway or a plugin sets (`X-Consumer-Username`, `X-Real-IP`) and have it dropped; what
+/// plugins add is not filtered again. With `websocket`, the upgrade headers stay.
+fn client_headers(mut headers: HeaderMap, websocket: bool) -> HeaderMap {
+    headers::strip_hop_by_hop(&mut headers, websocket);
+    headers
 }
 
 /// Copies bytes both ways between an upgraded client and upstream connection.
@@ -640,19 +698,5 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     let mut upstream = TokioIo::new(upstream);
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(error = %e, "websocket connection ended with an error");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(strip_port("a.com:8080"), "a.com");
-        assert_eq!(strip_port("a.com"), "a.com");
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
-        assert_eq!(strip_port("[::1]"), "[::1]");
-        assert_eq!(strip_port(""), "");
     }
 }

@@ -17,8 +17,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use regex::RegexSet;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
@@ -98,15 +99,57 @@ impl Served {
 /// `client` of an ssl object: what a connection must show.
 #[derive(Debug)]
 pub struct Mtls {
-    /// Longest certificate chain a client may present (`depth`, default 1: a certificate signed
-    /// directly by `client.ca`).
+    /// Most intermediate CA certificates between the client's certificate and `client.ca` in
+    /// the verified chain (`depth`, default 1), as nginx's `ssl_verify_depth` (OpenSSL): neither
+    /// the client's certificate nor the trust anchor counts, so 0 allows only certificates
+    /// signed by `client.ca` itself.
     pub depth: u32,
     /// Request paths allowed without a client certificate (`skip_mtls_uri_regex`); when set, the
     /// handshake asks for a certificate without requiring one.
     pub skip: Option<RegexSet>,
+    /// `client.ca`, the trust anchors the chain is verified against.
+    roots: Arc<RootCertStore>,
+    /// The signature algorithms the handshake's verifier accepts.
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl Mtls {
+    /// Used by [`crate::server`] after the handshake (whose verifier checked the chain but does
+    /// not say which path it took): whether some verified path from the presented certificate
+    /// to `client.ca` has at most `depth` intermediates. Certificates the client sends that are
+    /// not on that path (the CA itself, as curl and OpenSSL send it) do not count. `None` (no
+    /// certificate) passes: the skip paths decide; an empty list fails.
+    pub fn chain_within_depth(&self, presented: Option<&[CertificateDer<'_>]>) -> bool {
+        let Some(presented) = presented else {
+            return true;
+        };
+        let Some((leaf, sent)) = presented.split_first() else {
+            return false;
+        };
+        let Ok(leaf) = webpki::EndEntityCert::try_from(leaf) else {
+            return false;
+        };
+        let depth = usize::try_from(self.depth).unwrap_or(usize::MAX);
+        // Rejecting a longer path makes webpki try the others, so a shorter one still passes.
+        let within = |path: &webpki::VerifiedPath<'_>| {
+            if path.intermediate_certificates().count() <= depth {
+                Ok(())
+            } else {
+                Err(webpki::Error::MaximumPathDepthExceeded)
+            }
+        };
+        leaf.verify_for_usage(
+            self.algorithms.all,
+            &self.roots.roots,
+            sent,
+            UnixTime::now(),
+            webpki::KeyUsage::client_auth(),
+            None,
+            Some(&within),
+        )
+        .is_ok()
+    }
+
     /// Whether a request for `path` may proceed on a connection that showed no certificate.
     pub fn allows_without_cert(&self, path: &str) -> bool {
         self.skip.as_ref().is_some_and(|s| s.is_match(path))
@@ -410,8 +453,9 @@ fn served(ssl: &Ssl, id: &str, settings: &TlsSettings) -> Result<(Served, Vec<St
                 ),
                 _ => None,
             };
+            let roots = Arc::new(roots);
             let mut verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
             if skip.is_some() {
                 verifier = verifier.allow_unauthenticated();
             }
@@ -419,6 +463,8 @@ fn served(ssl: &Ssl, id: &str, settings: &TlsSettings) -> Result<(Served, Vec<St
             let mtls = Mtls {
                 depth: client.depth.unwrap_or(1),
                 skip,
+                roots,
+                algorithms: provider.signature_verification_algorithms,
             };
             (builder.with_client_cert_verifier(verifier), Some(mtls))
         }
@@ -473,11 +519,6 @@ impl MissLog {
             tracing::debug!(sni = sni.unwrap_or("-"), reason = %why, "TLS handshake refused: no certificate");
         }
     }
-}
-
-/// Used by [`crate::server`] after the handshake: whether the presented chain respects `depth`.
-pub fn chain_within_depth(mtls: &Mtls, presented: Option<&[CertificateDer<'_>]>) -> bool {
-    presented.is_none_or(|chain| chain.len() <= mtls.depth.max(1) as usize)
 }
 
 #[cfg(test)]

@@ -36,9 +36,11 @@ pub struct RequestVars<'a> {
 }
 
 impl Vars for RequestVars<'_> {
-    fn set_remote_addr(&self, addr: IpAddr) -> bool {
+    fn set_remote_addr(&self, addr: IpAddr, port: Option<u16>) -> bool {
         if let Ok(mut slot) = self.real_ip.0.lock() {
-            *slot = Some(addr);
+            // Without a port, APISIX's `set_real_ip` keeps the client's port (one set before).
+            let port = port.or_else(|| slot.and_then(|(_, p)| p));
+            *slot = Some((addr, port));
         }
         true
     }
@@ -53,7 +55,12 @@ impl Vars for RequestVars<'_> {
             "remote_addr" => Some(Cow::Owned(
                 self.real_ip.get().unwrap_or(self.remote).to_string(),
             )),
-            "remote_port" => Some(Cow::Owned(self.conn.peer.port().to_string())),
+            "remote_port" => Some(Cow::Owned(
+                self.real_ip
+                    .port()
+                    .unwrap_or(self.conn.peer.port())
+                    .to_string(),
+            )),
             "server_addr" => Some(Cow::Owned(self.conn.local.ip().to_string())),
             "server_port" => Some(Cow::Owned(self.conn.local.port().to_string())),
             "scheme" => Some(b(if self.conn.tls { "https" } else { "http" })),
@@ -95,16 +102,63 @@ impl Vars for RequestVars<'_> {
     }
 }
 
-/// An address set by a plugin after the variables were made; empty until then. A lock (not a
-/// `OnceLock`) because `real-ip` may run twice (global rule and route); it is only taken when a
-/// plugin sets or reads `remote_addr`.
+/// An address (and maybe port) set by a plugin after the variables were made; empty until then.
+/// A lock (not a `OnceLock`) because `real-ip` may run twice (global rule and route); it is only
+/// taken when a plugin sets or reads `remote_addr` / `remote_port`.
 #[derive(Debug, Default)]
-pub struct RealIp(std::sync::Mutex<Option<IpAddr>>);
+pub struct RealIp(std::sync::Mutex<Option<(IpAddr, Option<u16>)>>);
 
 impl RealIp {
     /// The address set, if any.
     pub fn get(&self) -> Option<IpAddr> {
-        self.0.lock().ok().and_then(|g| *g)
+        self.0.lock().ok().and_then(|g| g.map(|(ip, _)| ip))
+    }
+
+    /// The port set, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.0.lock().ok().and_then(|g| g.and_then(|(_, port)| port))
+    }
+}
+
+impl Clone for RealIp {
+    fn clone(&self) -> RealIp {
+        RealIp(std::sync::Mutex::new(
+            self.0.lock().ok().and_then(|g| *g),
+        ))
+    }
+}
+
+/// The upstream node that answered (`balancer_ip`, `balancer_port`) and how long it took: the
+/// pipeline keeps it in the request's plugin state for the response and log phases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Balancer {
+    /// The address connected to (a domain node's resolved address), or the node's host.
+    pub ip: String,
+    /// The port connected to.
+    pub port: u16,
+    /// From the start of the answering try to the response head (the upstream latency).
+    pub time: std::time::Duration,
+}
+
+impl Balancer {
+    /// The peer of the connection that carried `response`, or else `node` (`host:port`).
+    pub fn of<B>(
+        response: &http::Response<B>,
+        node: &http::uri::Authority,
+        time: std::time::Duration,
+    ) -> Balancer {
+        use hyper_util::client::legacy::connect::HttpInfo;
+        let (ip, port) = match response.extensions().get::<HttpInfo>() {
+            Some(info) => (info.remote_addr().ip().to_string(), info.remote_addr().port()),
+            None => (
+                node.host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                node.port_u16().unwrap_or(80),
+            ),
+        };
+        Balancer { ip, port, time }
     }
 }
 
@@ -160,10 +214,15 @@ mod tests {
         assert_eq!(get("request_method").as_deref(), Some("POST"));
         assert_eq!(get("remote_addr").as_deref(), Some("10.0.0.1"));
         assert_eq!(get("remote_port").as_deref(), Some("5555"));
-        assert!(vars.set_remote_addr("2001:db8::1".parse().expect("ip")));
+        assert!(vars.set_remote_addr("2001:db8::1".parse().expect("ip"), None));
         assert_eq!(get("remote_addr").as_deref(), Some("2001:db8::1"));
-        vars.set_remote_addr("10.9.9.9".parse().expect("ip"));
+        assert_eq!(get("remote_port").as_deref(), Some("5555"), "no port: kept");
+        vars.set_remote_addr("10.9.9.9".parse().expect("ip"), Some(7090));
         assert_eq!(get("remote_addr").as_deref(), Some("10.9.9.9"), "set again");
+        assert_eq!(get("remote_port").as_deref(), Some("7090"));
+        vars.set_remote_addr("10.9.9.8".parse().expect("ip"), None);
+        assert_eq!(get("remote_port").as_deref(), Some("7090"), "the port set stays");
+        assert_eq!(vars.real_ip.clone().port(), Some(7090));
         assert_eq!(get("server_port").as_deref(), Some("9080"));
         assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
         assert_eq!(get("http_x_missing"), None);

@@ -2,10 +2,11 @@
 //!
 //! Top-level keys are arrays of resources (`routes`, `services`, `upstreams`, `global_rules`,
 //! `plugin_configs`, `consumers`, `ssls`, ...). A YAML file must end with the line `#END` so a
-//! half-written file is never applied. Whole-file problems (unreadable, no `#END`, syntax error)
-//! reject the file and keep what was loaded before. Item problems reject only that item, with a
-//! reason naming it (`routes[3].upstream.nodes: ...`); everything else applies. An item that
-//! references a rejected or missing item is rejected too, so a loaded config never points nowhere.
+//! half-written file is never applied. The file applies whole or not at all: any problem
+//! (unreadable, no `#END`, syntax error, an invalid item, an item referencing a missing or invalid
+//! one) rejects the whole file, naming every bad item by its path (`routes[3].upstream.nodes:
+//! ...`), and what was loaded before stays in force. Skipping only the bad item would fail open:
+//! a route whose auth plugin has a typo would vanish and its traffic fall to a catch-all route.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -63,13 +64,11 @@ pub struct Declarative {
     pub ssls: Vec<Arc<Ssl>>,
 }
 
-/// A parsed file: what applies and what was rejected.
+/// A parsed, fully valid file.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    /// The resources that apply.
+    /// The resources, all valid.
     pub config: Declarative,
-    /// One entry per rejected item, with the path of the problem.
-    pub rejected: Vec<ConfigError>,
     /// Keys that are accepted but not used by this version, or unknown (warned about).
     pub ignored: Vec<String>,
 }
@@ -94,6 +93,18 @@ pub enum FileError {
     /// The top level is not a map of resource arrays.
     #[error("the top level must be a map of resource arrays")]
     NotAMap,
+    /// One or more items are invalid or reference a missing or invalid item: every problem,
+    /// with its path. Nothing of the file applies.
+    #[error("{} invalid item(s), the file is not applied: {}", .0.len(), join(.0))]
+    Invalid(Vec<ConfigError>),
+}
+
+fn join(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Resource keys this version accepts but does not act on yet.
@@ -140,6 +151,7 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         _ => return Err(FileError::NotAMap),
     };
     let mut loaded = Loaded::default();
+    let mut rejected = Vec::new();
     for key in top.keys() {
         if NOT_YET_USED.contains(&key.as_str()) {
             if top[key].as_array().is_some_and(|a| !a.is_empty()) {
@@ -162,28 +174,33 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         }
     }
 
-    let rejected = &mut loaded.rejected;
-    let ssls: Vec<Ssl> = items(&top, "ssls", rejected, |s: &mut Ssl, id, c| {
+    let ssls: Vec<Ssl> = items(&top, "ssls", &mut rejected, |s: &mut Ssl, id, c| {
         s.id = Some(id);
         s.validate(c);
         Ok(())
     });
-    let upstreams: Vec<Upstream> = items(&top, "upstreams", rejected, |u: &mut Upstream, id, c| {
-        u.id = Some(id);
-        u.validate(c);
-        Ok(())
-    });
+    let upstreams: Vec<Upstream> = items(
+        &top,
+        "upstreams",
+        &mut rejected,
+        |u: &mut Upstream, id, c| {
+            u.id = Some(id);
+            u.validate(c);
+            Ok(())
+        },
+    );
     let upstream_ids: HashSet<&Id> = upstreams.iter().filter_map(|u| u.id.as_ref()).collect();
-    let services: Vec<Service> = items(&top, "services", rejected, |s: &mut Service, id, c| {
-        s.id = Some(id);
-        s.validate(c);
-        check_ref(&upstream_ids, "upstream", s.upstream_id.as_ref())
-    });
+    let services: Vec<Service> =
+        items(&top, "services", &mut rejected, |s: &mut Service, id, c| {
+            s.id = Some(id);
+            s.validate(c);
+            check_ref(&upstream_ids, "upstream", s.upstream_id.as_ref())
+        });
     let service_ids: HashSet<&Id> = services.iter().filter_map(|s| s.id.as_ref()).collect();
     let plugin_configs: Vec<PluginConfig> = items(
         &top,
         "plugin_configs",
-        rejected,
+        &mut rejected,
         |p: &mut PluginConfig, id, c| {
             p.id = Some(id);
             p.validate(c);
@@ -197,7 +214,7 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
     let consumer_groups: Vec<ConsumerGroup> = items(
         &top,
         "consumer_groups",
-        rejected,
+        &mut rejected,
         |g: &mut ConsumerGroup, id, c| {
             g.id = Some(id);
             g.validate(c);
@@ -208,21 +225,26 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         .iter()
         .filter_map(|g| g.id.as_ref())
         .collect();
-    let consumers: Vec<Consumer> = items(&top, "consumers", rejected, |u: &mut Consumer, _, c| {
-        u.validate(c);
-        check_ref(&group_ids, "consumer group", u.group_id.as_ref())
-    });
+    let consumers: Vec<Consumer> = items(
+        &top,
+        "consumers",
+        &mut rejected,
+        |u: &mut Consumer, _, c| {
+            u.validate(c);
+            check_ref(&group_ids, "consumer group", u.group_id.as_ref())
+        },
+    );
     let global_rules: Vec<GlobalRule> = items(
         &top,
         "global_rules",
-        rejected,
+        &mut rejected,
         |g: &mut GlobalRule, id, c| {
             g.id = Some(id);
             g.validate(c);
             Ok(())
         },
     );
-    let routes: Vec<Route> = items(&top, "routes", rejected, |r: &mut Route, id, c| {
+    let routes: Vec<Route> = items(&top, "routes", &mut rejected, |r: &mut Route, id, c| {
         r.id = Some(id);
         r.validate(c);
         check_ref(&upstream_ids, "upstream", r.upstream_id.as_ref())?;
@@ -244,6 +266,9 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         credentials: Vec::new(),
         ssls: ssls.into_iter().map(Arc::new).collect(),
     };
+    if !rejected.is_empty() {
+        return Err(FileError::Invalid(rejected));
+    }
     Ok(loaded)
 }
 
@@ -370,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_items_are_rejected_alone_and_named() {
+    fn one_invalid_item_rejects_the_whole_file_naming_every_problem() {
         let text = r#"
 upstreams:
   - id: u1
@@ -399,17 +424,10 @@ consumers:
   - username: jack
 #END
 "#;
-        let loaded = parse(text, Format::Yaml).expect("file parses");
-        let ids: Vec<_> = loaded
-            .config
-            .routes
-            .iter()
-            .map(|r| r.id.clone().map(|i| i.0))
-            .collect();
-        assert_eq!(ids, vec![Some("1".into()), Some("arr_4".into())]);
-        assert_eq!(loaded.config.upstreams.len(), 1);
-        assert!(loaded.config.services.is_empty());
-        let paths: Vec<_> = loaded.rejected.iter().map(|e| e.path.as_str()).collect();
+        let Err(FileError::Invalid(rejected)) = parse(text, Format::Yaml) else {
+            panic!("a file with invalid items must be refused whole");
+        };
+        let paths: Vec<_> = rejected.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             vec![
@@ -421,10 +439,25 @@ consumers:
             ]
         );
         assert!(
-            loaded.rejected[2].message.contains("upstrem_id"),
+            rejected[2].message.contains("upstrem_id"),
             "{:?}",
-            loaded.rejected[2]
+            rejected[2]
         );
+        let message = FileError::Invalid(rejected).to_string();
+        assert!(
+            message.starts_with("5 invalid item(s), the file is not applied: upstreams[1].nodes: "),
+            "{message}"
+        );
+        // The same file without its bad items applies, consumers included.
+        let good = "upstreams:\n  - id: u1\n    nodes: {\"127.0.0.1:1980\": 1}\nroutes:\n  - {id: 1, uri: /ok, upstream_id: u1}\n  - uri: /noid\n    upstream: {nodes: {\"127.0.0.1:1\": 1}}\nconsumers:\n  - username: jack\n#END\n";
+        let loaded = parse(good, Format::Yaml).expect("valid file");
+        let ids: Vec<_> = loaded
+            .config
+            .routes
+            .iter()
+            .map(|r| r.id.clone().map(|i| i.0))
+            .collect();
+        assert_eq!(ids, vec![Some("1".into()), Some("arr_1".into())]);
         assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
         assert_eq!(loaded.config.consumers.len(), 1, "consumers are read");
     }

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,22 +118,16 @@ fn now_ms() -> u64 {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`, creating the directory with mode 0700. Starts the
-    /// TTL sweeper, which ends when the last clone of the store is dropped.
+    /// Opens (or creates) the store in `dir`: see [`data_dir`] for the directory and
+    /// [`open_database`] for the file. Starts the TTL sweeper, which ends when the last clone of
+    /// the store is dropped.
     ///
     /// # Errors
-    /// The directory or database cannot be created or opened (another process holding it among
-    /// the reasons).
+    /// The directory is not private, the store file is damaged (empty, truncated, corrupted), or
+    /// the database cannot be created or opened (another process holding it among the reasons).
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
-        // An existing directory keeps its mode from DirBuilder; tighten it.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| unavailable(&format!("cannot restrict {}", dir.display()), e))?;
-        let path = dir.join("store.redb");
+        data_dir(dir)?;
+        let path = dir.join(STORE_FILE);
         let db = open_database(&path)?;
         let txn = db.begin_write().map_err(|e| unavailable("open", e))?;
         let (revision, next_expiry) = {
@@ -385,17 +379,79 @@ fn publish(state: &mut State, events: Vec<Event>) {
 /// Opens the database file. The lock of a store just dropped in this process can outlive it by a
 /// moment (a blocking task finishing), so "already open" is retried for up to a second; another
 /// process holding the store is refused after that.
+/// Creates `dir` with mode 0700 when it is missing. An existing directory is used as it is (its
+/// mode is never changed: it may be shared, like `/tmp`) if it is a directory owned by the
+/// gateway's user (or root) that no other user can write to; otherwise the start is refused, as
+/// another user could replace or plant the store file there. The store and key files are created
+/// mode 0600, so a readable directory (0755) does not show their contents.
+fn data_dir(dir: &Path) -> Result<(), StoreError> {
+    let fail = |what: String| {
+        StoreError::Unavailable(format!(
+            "embedded store: data directory {}: {what}",
+            dir.display()
+        ))
+    };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| fail(format!("cannot create: {e}")))?;
+    }
+    let meta = fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    let fix = "point deployment.embedded.data_dir at a directory only the gateway's user can \
+               write to (or remove it and the gateway creates it with mode 0700)";
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(fail(format!(
+            "owned by uid {}, not the gateway's uid {uid}: {fix}",
+            meta.uid()
+        )));
+    }
+    if mode & 0o022 != 0 {
+        return Err(fail(format!(
+            "mode {mode:o} lets other users write to it: {fix}"
+        )));
+    }
+    Ok(())
+}
+
+/// The store's file name in the data directory.
+const STORE_FILE: &str = "store.redb";
+
+/// Opens the store file, creating a fresh database when there is no file at all. A file that is
+/// there but empty, truncated or corrupted is refused with an error naming it: opening it as a
+/// fresh store would silently drop every route (and overwrite what a backup could restore).
+/// Every open verifies the checksums of the whole committed state, so a damaged file fails here
+/// rather than panicking later.
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
-        match Database::create(path) {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_database(path)?,
+            Err(e) => return Err(damaged(path, &format!("cannot inspect it: {e}"))),
+            Ok(meta) if !meta.is_file() => {
+                return Err(damaged(path, "not a regular file (symlinks are refused)"))
+            }
+            Ok(meta) if meta.len() == 0 => {
+                return Err(damaged(path, "the file is empty (0 bytes), not a store"))
+            }
+            Ok(_) => {}
+        }
+        let mut builder = redb::Builder::new();
+        builder.set_check_integrity_on_open(true);
+        match builder.open(path) {
             Ok(db) => return Ok(db),
             Err(redb::DatabaseError::DatabaseAlreadyOpen)
                 if std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => {
+            Err(e @ redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(unavailable(
                     &format!(
                         "cannot open {} (is another gateway using it?)",
@@ -404,8 +460,67 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
                     e,
                 ))
             }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                return Err(unavailable(&format!("cannot open {}", path.display()), e))
+            }
+            Err(e) => return Err(damaged(path, &e.to_string())),
         }
     }
+}
+
+/// The error for a store file that is there but cannot be used: nothing is overwritten.
+fn damaged(path: &Path, what: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "embedded store file {p} is damaged ({what}); the gateway does not start with it and \
+         leaves it unchanged. Restore {p} from a backup, or move it away to start with an empty \
+         store (seeded from apisix.yaml) and re-create the config",
+        p = path.display()
+    ))
+}
+
+/// Makes a fresh database at `path` (mode 0600): initialised under a temporary name, then linked
+/// into place, so a crash mid-creation never leaves an empty `store.redb` (which the next start
+/// would refuse as damaged). When another process linked its own first, that one is kept.
+fn create_database(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail =
+        |e: &dyn std::fmt::Display| unavailable(&format!("cannot create {}", path.display()), e);
+    let tmp = path.with_extension("redb.init");
+    // A leftover from a creation that crashed: it never became the store.
+    if let Err(e) = fs::remove_file(&tmp) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(fail(&e));
+        }
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| fail(&e))?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(&e))?;
+    let db = redb::Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| fail(&e))?;
+    drop(db);
+    let linked = fs::hard_link(&tmp, path);
+    let removed = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(&e)),
+    }
+    removed.map_err(|e| fail(&e))?;
+    // The new directory entries survive a power cut.
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(&e))?;
+    }
+    Ok(())
 }
 
 async fn sweep(inner: Weak<Inner>) {
@@ -552,8 +667,9 @@ mod tests {
 
     #[tokio::test]
     async fn revisions_survive_restart_and_writes_are_visible() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let store = EmbeddedStore::open(&dir).expect("open");
         let a = store.put("routes/1", value("{}"), None).await.expect("put");
         assert!(a.previous.is_none());
         let b = store
@@ -569,13 +685,131 @@ mod tests {
         let id = store.next_id().await.expect("id");
         assert!(id > b.entry.mod_revision);
         drop(store);
-        let store = EmbeddedStore::open(dir.path()).expect("reopen");
+        let store = EmbeddedStore::open(&dir).expect("reopen");
         let got = store.get("routes/1").await.expect("get").expect("present");
         assert_eq!(got, b.entry);
         let c = store.put("routes/2", value("{}"), None).await.expect("put");
         assert!(c.entry.mod_revision > id, "revisions never go back");
-        let mode = fs::metadata(dir.path()).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        let mode = |p: &Path| fs::metadata(p).expect("meta").mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "a missing data dir is created private");
+        assert_eq!(mode(&dir.join(STORE_FILE)), 0o600);
+        assert!(!dir.join("store.redb.init").exists());
+    }
+
+    #[tokio::test]
+    async fn an_existing_data_dir_keeps_its_mode_and_a_writable_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for (mode, works) in [
+            (0o755, true),
+            (0o750, true),
+            (0o1777, false),
+            (0o775, false),
+        ] {
+            let dir = tmp.path().join(format!("d{mode:o}"));
+            fs::create_dir(&dir).expect("mkdir");
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).expect("chmod");
+            let opened = EmbeddedStore::open(&dir);
+            assert_eq!(opened.is_ok(), works, "mode {mode:o}");
+            if let Err(e) = opened {
+                let e = e.to_string();
+                assert!(
+                    e.contains(&dir.display().to_string()) && e.contains("other users"),
+                    "{e}"
+                );
+            }
+            let after = fs::metadata(&dir).expect("meta").mode() & 0o7777;
+            assert_eq!(
+                after, mode,
+                "the mode of an existing directory is never changed"
+            );
+        }
+    }
+
+    /// A store with a few committed writes, closed; returns its file's bytes.
+    async fn written_store(dir: &Path) -> Vec<u8> {
+        let store = EmbeddedStore::open(dir).expect("open");
+        for i in 0..20 {
+            store
+                .put(&format!("routes/{i}"), value(&"x".repeat(300)), None)
+                .await
+                .expect("put");
+        }
+        drop(store);
+        fs::read(dir.join(STORE_FILE)).expect("read")
+    }
+
+    /// Opens `dir`, failing the test on a panic; the error as text.
+    fn open_damaged(dir: &Path, what: &str) -> Result<EmbeddedStore, String> {
+        std::panic::catch_unwind(|| EmbeddedStore::open(dir))
+            .unwrap_or_else(|_| panic!("{what}: opening panicked"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn damaged_store_files_are_refused_named_and_left_unchanged() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let good = written_store(&dir).await;
+        let path = dir.join(STORE_FILE);
+        let mut damaged: Vec<(String, Vec<u8>)> = vec![("empty".into(), Vec::new())];
+        for cut in [1, 64, 512, 4096, good.len() / 2, good.len() - 1] {
+            damaged.push((format!("truncated at {cut}"), good[..cut].to_vec()));
+        }
+        // A whole file of deterministic noise.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut noise = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        damaged.push((
+            "random bytes".into(),
+            (0..good.len()).map(|_| noise().to_le_bytes()[0]).collect(),
+        ));
+        for (what, bytes) in damaged {
+            fs::write(&path, &bytes).expect("write");
+            let Err(e) = open_damaged(&dir, &what) else {
+                panic!("{what}: a damaged store file opened");
+            };
+            assert!(
+                e.contains(&path.display().to_string())
+                    && e.contains("damaged")
+                    && e.contains("backup"),
+                "{what}: {e}"
+            );
+            assert_eq!(
+                fs::read(&path).expect("read"),
+                bytes,
+                "{what}: file changed"
+            );
+        }
+        // A flipped byte is refused the same way, unless it falls where redb keeps nothing of
+        // the committed state (padding, free pages, the slot of the previous commit): then the
+        // store opens with every write intact. Never a panic, never a silently partial store.
+        let mut refused = 0;
+        for at in (0..good.len()).step_by(509) {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0xff;
+            fs::write(&path, &bytes).expect("write");
+            let what = format!("byte {at} flipped");
+            match open_damaged(&dir, &what) {
+                Err(e) => {
+                    assert!(e.contains("damaged"), "{what}: {e}");
+                    refused += 1;
+                }
+                Ok(store) => {
+                    let listing = store.list("routes/").await.expect("list");
+                    assert_eq!(listing.entries.len(), 20, "{what}");
+                }
+            }
+        }
+        assert!(refused > 0, "no flipped byte was detected");
+        // The intact file still opens with every write.
+        fs::write(&path, &good).expect("write");
+        let store = EmbeddedStore::open(&dir).expect("intact file opens");
+        assert_eq!(store.list("routes/").await.expect("list").entries.len(), 20);
     }
 
     #[tokio::test]

@@ -5,6 +5,9 @@
 //! - A failed try is retried when the request was not sent (connect error, connect timeout), or
 //!   when it may have been sent but the method is idempotent (not POST, PATCH, LOCK), and only if
 //!   the client's body has not started streaming to a node (see [`super::body`]).
+//! - A try that failed because the client's body failed (malformed, cut short, timed out while
+//!   streaming) is the client's fault: it is not reported to passive health checks, not retried,
+//!   and [`forward`] returns [`ForwardError::Client`].
 //! - An HTTP status from the upstream, 5xx included, is a response, never retried.
 //! - Beyond APISIX, an upstream's `retry_on` replaces the two rules above: a try is retried only
 //!   for the listed conditions (`connect`, `timeout`, `reset`, statuses), and one that may have
@@ -12,11 +15,13 @@
 //!   `retry_non_idempotent` is set. When a retried status is followed by tries that all fail,
 //!   the client gets that status answer, not a 502.
 //! - Every try's outcome feeds the passive health checks (status, TCP failure or timeout).
-//! - Timeouts: `connect` bounds getting a usable connection (TCP and TLS, or a pooled one);
-//!   `send` + `read` bound the wait for the response head once connected (hyper writes the
-//!   request and waits for the answer in one future); `read` alone bounds every wait between two
-//!   response body chunks (see `server::body`). A connect timeout is retried like a connect
-//!   error, since nothing was sent.
+//! - Timeouts, as nginx's `proxy_*_timeout`: `connect` bounds getting a usable connection (TCP
+//!   and TLS, or a pooled one); `send` bounds each wait for the connection to take the next
+//!   chunk of the request while the client has one for it (a wait on the client is bounded by
+//!   `client_body_timeout` instead); `read` starts once the whole request has been handed to the
+//!   connection and bounds the wait for the response head, then every wait between two response
+//!   body chunks (see `server::body`). A hung upstream thus answers 504 after `read` (plus at
+//!   most `connect`). A connect timeout is retried like a connect error, since nothing was sent.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +32,7 @@ use hyper::body::Incoming;
 
 use hyper_util::client::legacy::connect::capture_connection;
 
-use super::body::{BodySlot, RequestBody};
+use super::body::{BodySlot, ClientFault, Progress, RequestBody, Sending};
 use super::client::HttpClient;
 use super::health::Outcome;
 use super::{Backend, PassHost, RetryPolicy, Timeouts};
@@ -73,9 +78,18 @@ pub enum FailKind {
     RetryDeadline,
 }
 
-/// Every try failed.
+/// Why no response came back.
 #[derive(Debug)]
-pub struct ForwardError {
+pub enum ForwardError {
+    /// The client's body failed while it streamed: nothing was counted against the node.
+    Client(ClientFault),
+    /// Every try failed.
+    Upstream(UpstreamFailure),
+}
+
+/// Every try failed, the upstream's doing.
+#[derive(Debug)]
+pub struct UpstreamFailure {
     /// How the last try failed.
     pub kind: FailKind,
     /// The last node tried, if any.
@@ -100,10 +114,9 @@ pub async fn forward(
     let max_tries = backend.retries.saturating_add(1);
     let idempotent = !matches!(template.method.as_str(), "POST" | "PATCH" | "LOCK");
     let policy = backend.retry_on.as_ref();
-    let head_wait = timeouts.send + timeouts.read;
     let started = Instant::now();
     let mut tried: Vec<usize> = Vec::new();
-    let mut fail = ForwardError {
+    let mut fail = UpstreamFailure {
         kind: FailKind::NoNode,
         node: None,
         tries: 0,
@@ -127,7 +140,7 @@ pub async fn forward(
             }
         }
         // Check the body first: a pick that is not used would still advance the balancer.
-        let Some(body) = body.replay() else {
+        let Some(to_send) = body.replay() else {
             break;
         };
         let Some(node) = backend.balancer.pick(hash_key, &tried) else {
@@ -139,12 +152,12 @@ pub async fn forward(
         } else {
             template.headers.clone()
         };
-        let request = build(backend, node, &template, headers, body);
+        let request = build(backend, node, &template, headers, to_send);
         fail.tries += 1;
         fail.node = Some(node);
         backend.balancer.on_start(node);
         let try_started = Instant::now();
-        let kind = match send_timed(client, request, timeouts.connect, head_wait).await {
+        let kind = match send_timed(client, request, timeouts).await {
             Ok(response) => {
                 let upstream_time = try_started.elapsed();
                 backend.balancer.on_finish(node, Some(upstream_time));
@@ -176,6 +189,15 @@ pub async fn forward(
             Err(kind) => kind,
         };
         backend.balancer.on_finish(node, None);
+        if let Some(fault) = body.fault() {
+            tracing::info!(
+                upstream = %backend.key,
+                node = %backend.nodes[node].authority,
+                %fault,
+                "request abandoned: the client's body failed"
+            );
+            return Err(ForwardError::Client(fault));
+        }
         backend.report(
             node,
             match kind {
@@ -198,7 +220,7 @@ pub async fn forward(
     }
     match kept {
         Some(answer) => Ok(answer),
-        None => Err(fail),
+        None => Err(ForwardError::Upstream(fail)),
     }
 }
 
@@ -227,17 +249,18 @@ fn retryable(policy: Option<&RetryPolicy>, kind: FailKind, idempotent: bool) -> 
 }
 
 /// Sends one request: `connect` bounds the wait for a usable connection (TCP and TLS, or one
-/// from the pool), then `head_wait` bounds the wait for the response head.
+/// from the pool), `send` each stall in handing the request to it, then `read` the wait for the
+/// response head (see the module docs).
 async fn send_timed(
     client: &HttpClient,
     mut request: Request<RequestBody>,
-    connect: Duration,
-    head_wait: Duration,
+    timeouts: Timeouts,
 ) -> Result<Response<Incoming>, FailKind> {
+    let progress = request.body().progress();
     let mut connection = capture_connection(&mut request);
     let response = client.request(request);
     tokio::pin!(response);
-    let connected = tokio::time::timeout(connect, async {
+    let connected = tokio::time::timeout(timeouts.connect, async {
         tokio::select! {
             biased;
             r = &mut response => Some(r),
@@ -248,15 +271,47 @@ async fn send_timed(
     .map_err(|_| FailKind::ConnectTimeout)?;
     let result = match connected {
         Some(done) => done,
-        None => tokio::time::timeout(head_wait, response)
-            .await
-            .map_err(|_| FailKind::Timeout)?,
+        None => {
+            // The upstream may answer before it has read the whole body.
+            let answered = tokio::select! {
+                r = &mut response => Some(r),
+                sent = all_sent(&progress, timeouts.send) => {
+                    sent?;
+                    None
+                }
+            };
+            match answered {
+                Some(done) => done,
+                None => tokio::time::timeout(timeouts.read, response)
+                    .await
+                    .map_err(|_| FailKind::Timeout)?,
+            }
+        }
     };
     result.map_err(|e| match (e.is_connect(), is_timeout(&e)) {
         (true, true) => FailKind::ConnectTimeout,
         (true, false) => FailKind::Connect,
         (false, _) => FailKind::Broken,
     })
+}
+
+/// Waits until the whole request has been handed to the connection; fails when the connection
+/// took nothing for `send` while the client had bytes for it.
+async fn all_sent(progress: &Progress, send: Duration) -> Result<(), FailKind> {
+    let connected = Instant::now();
+    loop {
+        let wait = match progress.sending(connected) {
+            Sending::Sent => return Ok(()),
+            Sending::Stalled(stalled) if stalled >= send => return Err(FailKind::Timeout),
+            Sending::Stalled(stalled) => send - stalled,
+            // Waiting on the client, whose own timeout ends the body if it sends nothing.
+            Sending::Going => send,
+        };
+        tokio::select! {
+            () = progress.sent() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 fn build(

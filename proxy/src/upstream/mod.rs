@@ -7,7 +7,8 @@
 //! Layout:
 //! - `balancer`: the node pickers (roundrobin, chash, least_conn, ewma) and priority groups.
 //! - `client`: hyper-util clients with rustls, cached per connection policy.
-//! - `body`: the request body that can be re-sent until a try starts reading it.
+//! - `body`: the client's request body, buffered before connecting or streamed (capped per
+//!   client), re-sendable until a try starts streaming it; client body faults.
 //! - `forward`: tries, retries (APISIX's rule, or the upstream's `retry_on`), timeouts and
 //!   failure classification.
 //! - `health`: node health from active probes and passive counting, shared with the balancer.
@@ -80,9 +81,10 @@ struct BackendHealth {
 pub struct Timeouts {
     /// Time to establish a connection.
     pub connect: Duration,
-    /// Time allowed for writing the request (bounded together with `read`, see `forward`).
+    /// Longest wait for the connection to take the next part of the request (see `forward`).
     pub send: Duration,
-    /// Time allowed between two reads from the upstream, and until the response head.
+    /// Time allowed between two reads from the upstream, and from the request sent until the
+    /// response head.
     pub read: Duration,
 }
 

@@ -95,11 +95,26 @@ impl Admin {
 
     /// Sends `method` to `/apisix/admin{path}` with a raw body.
     pub async fn call(&self, method: Method, path: &str, body: &str) -> Got {
+        self.call_with(method, path, &[], body).await
+    }
+
+    /// Sends `method` to `/apisix/admin{path}` with `headers` (a `host` replaces the real one)
+    /// and a raw body.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Got {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}/apisix/admin{path}", self.base));
         if !self.key.is_empty() {
             req = req.header("x-api-key", &self.key);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))

@@ -57,8 +57,9 @@ pub struct ExtPluginConfig {
     /// Our multi-runner form: runners by name, in order; the first is the default.
     #[serde(default)]
     pub runners: Option<NamedRunners>,
-    /// Where spawned runners' sockets live. Default: a fresh directory under the system temp dir.
-    /// Either way the directory is made mode 0700 (only the gateway's user can enter it).
+    /// Where spawned runners' sockets live: a fresh private directory (mode 0700, only the
+    /// gateway's user can enter it) is made inside it, by default inside the system temp dir.
+    /// Its own mode is never changed; one other users can write to must be sticky (like `/tmp`).
     #[serde(default)]
     pub socket_dir: Option<PathBuf>,
     /// Seconds a conf token lives on the runner side (`APISIX_CONF_EXPIRE_TIME`); tokens are

@@ -1,5 +1,5 @@
 //! Out-of-process plugin runners, spoken to over Unix sockets with the APISIX ext-plugin
-//! protocol (`runner-protocol`): the gateway's side of `shared/docs/runner-protocol.md`.
+//! protocol (`runner-protocol`): the gateway's side of `docs/runner-protocol.md`.
 //!
 //! This crate knows nothing of the gateway's router, config store or plugins: it takes the
 //! `ext-plugin` config section and neutral calls, and returns the runners' answers.
@@ -89,9 +89,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct ExtRunners {
     runners: Vec<ExtRunner>,
-    socket_dir: Option<PathBuf>,
-    /// Removes the default socket directory when dropped.
-    _temp_dir: Option<tempfile::TempDir>,
+    /// The private directory of spawned runners' sockets, removed when dropped.
+    socket_dir: Option<tempfile::TempDir>,
     shutdown: CancellationToken,
     supervisors: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -101,14 +100,15 @@ impl ExtRunners {
     /// `connect_timeout` for them). Needs a tokio runtime.
     ///
     /// # Errors
-    /// An invalid config, or a socket directory that cannot be made mode 0700.
+    /// An invalid config, or a socket directory that is not safe to use (see `socket_dir` in the
+    /// config) or where no private directory can be made.
     pub fn start(config: &ExtPluginConfig) -> Result<Self, StartError> {
         let specs = config.runner_specs()?;
         Self::start_specs(specs, config.socket_dir.as_deref())
     }
 
-    /// Starts `specs` (the first is the default), spawned runners' sockets in `socket_dir` (or a
-    /// fresh private directory under the system temp dir).
+    /// Starts `specs` (the first is the default), spawned runners' sockets in a fresh private
+    /// directory (mode 0700, removed on drop) inside `socket_dir`, or inside the system temp dir.
     ///
     /// # Errors
     /// As [`ExtRunners::start`]; also no spec, a duplicate name, an empty command or a socket
@@ -137,21 +137,14 @@ impl ExtRunners {
         let spawns = specs
             .iter()
             .any(|s| matches!(s.endpoint, Endpoint::Spawn(_)));
-        let (dir, temp) = match (spawns, socket_dir) {
-            (false, _) => (None, None),
-            (true, Some(dir)) => (Some(private_dir(dir)?), None),
-            (true, None) => {
-                let temp = tempfile::Builder::new()
-                    .prefix("ferrogate-runners-")
-                    .tempdir()
-                    .map_err(|e| StartError::SocketDir {
-                        path: std::env::temp_dir(),
-                        reason: e.to_string(),
-                    })?;
-                let dir = private_dir(temp.path())?;
-                (Some(dir), Some(temp))
-            }
+        let temp = if spawns {
+            Some(private_dir(
+                &socket_dir.map_or_else(std::env::temp_dir, Path::to_path_buf),
+            )?)
+        } else {
+            None
         };
+        let dir = temp.as_ref().map(|t| t.path().to_path_buf());
         // Checked before anything is spawned, so an error leaves nothing running.
         if let Some(dir) = &dir {
             for spec in &specs {
@@ -212,8 +205,7 @@ impl ExtRunners {
         }
         Ok(Self {
             runners,
-            socket_dir: dir,
-            _temp_dir: temp,
+            socket_dir: temp,
             shutdown,
             supervisors: Mutex::new(supervisors),
         })
@@ -245,7 +237,7 @@ impl ExtRunners {
 
     /// The directory holding spawned runners' sockets.
     pub fn socket_dir(&self) -> Option<&Path> {
-        self.socket_dir.as_deref()
+        self.socket_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// Waits until every runner accepts connections.
@@ -289,37 +281,46 @@ impl Drop for ExtRunners {
     }
 }
 
-/// Creates `dir` (mode 0700) or checks it: a directory (not a symlink) owned by us; a wider mode
-/// is narrowed to 0700.
-fn private_dir(dir: &Path) -> Result<PathBuf, StartError> {
+/// A fresh directory of our own (mode 0700 from its creation, random name, removed when dropped)
+/// inside `base`, which is created (mode 0700) when missing. The mode of an existing `base` is
+/// never changed (it may be shared, like `/tmp`); it must be a directory (not a symlink) owned by
+/// us or root where no other user can rename our directory away: not writable by others, or
+/// sticky like `/tmp`.
+fn private_dir(base: &Path) -> Result<tempfile::TempDir, StartError> {
     let fail = |reason: String| StartError::SocketDir {
-        path: dir.to_path_buf(),
+        path: base.to_path_buf(),
         reason,
     };
-    if let Err(e) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        return Err(fail(format!("cannot create: {e}")));
+    if !base.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(base)
+            .map_err(|e| fail(format!("cannot create: {e}")))?;
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(e.to_string()))?;
+    let meta = std::fs::symlink_metadata(base).map_err(|e| fail(e.to_string()))?;
     if !meta.is_dir() {
         return Err(fail("not a directory (symlinks are refused)".into()));
     }
     let uid = rustix::process::getuid().as_raw();
-    if meta.uid() != uid {
+    if meta.uid() != uid && meta.uid() != 0 {
         return Err(fail(format!(
             "owned by uid {}, not the gateway's uid {uid}",
             meta.uid()
         )));
     }
-    if meta.mode() & 0o777 != 0o700 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", meta.mode() & 0o777), "narrowing the socket directory's mode to 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| fail(format!("cannot set mode 0700: {e}")))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(fail(format!(
+            "mode {mode:o} lets other users replace the gateway's files (use a directory only \
+             the gateway's user can write to, or a sticky one like /tmp)"
+        )));
     }
-    Ok(dir.to_path_buf())
+    tempfile::Builder::new()
+        .prefix("ferrogate-runners-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)
+        .map_err(|e| fail(format!("cannot create a private directory in it: {e}")))
 }
 
 #[cfg(test)]
@@ -340,6 +341,46 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
         let e = super::private_dir(&link).expect_err("symlink");
         assert!(e.to_string().contains("symlinks are refused"), "{e}");
+    }
+
+    #[test]
+    fn a_private_directory_is_made_inside_and_the_base_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        for (base_mode, works) in [
+            (0o1777, true),
+            (0o755, true),
+            (0o777, false),
+            (0o775, false),
+        ] {
+            let base = tmp.path().join(format!("b{base_mode:o}"));
+            std::fs::create_dir(&base).expect("mkdir");
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(base_mode))
+                .expect("chmod");
+            match super::private_dir(&base) {
+                Ok(own) => {
+                    assert!(works, "{base_mode:o} accepted");
+                    assert_eq!(own.path().parent(), Some(base.as_path()));
+                    assert_eq!(mode(own.path()), 0o700);
+                }
+                Err(e) => {
+                    assert!(!works, "{base_mode:o}: {e}");
+                    assert!(e.to_string().contains("other users"), "{e}");
+                }
+            }
+            assert_eq!(mode(&base), base_mode, "the base keeps its mode");
+        }
+        let missing = tmp.path().join("new/socks");
+        let own = super::private_dir(&missing).expect("created");
+        assert_eq!(mode(&missing), 0o700, "a missing base is created private");
+        drop(own);
+        assert_eq!(
+            std::fs::read_dir(&missing).expect("list").count(),
+            0,
+            "removed on drop"
+        );
     }
 
     #[tokio::test]

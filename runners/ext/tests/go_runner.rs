@@ -240,14 +240,21 @@ async fn named_runners_in_a_private_socket_dir() {
     );
     let config: ExtPluginConfig = serde_yaml_ng::from_str(&text).unwrap();
     let runners = ExtRunners::start(&config).unwrap();
-    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "socket dir narrowed to 0700");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o755, "the configured directory keeps its mode");
+    let own = runners.socket_dir().unwrap().to_path_buf();
+    assert_eq!(own.parent(), Some(dir.as_path()));
+    assert_eq!(
+        mode(&own),
+        0o700,
+        "the sockets are in a private directory inside"
+    );
     within(8, runners.wait_ready(Duration::from_secs(8)))
         .await
         .unwrap();
     assert_eq!(runners.default_runner().name(), "first");
     let second = runners.get("second").unwrap();
-    assert_eq!(second.socket_path(), dir.join("second.sock"));
+    assert_eq!(second.socket_path(), own.join("second.sock"));
     assert!(runners.get("third").is_none());
     assert_eq!(runners.runner(None).unwrap().name(), "first");
     for r in runners.iter() {

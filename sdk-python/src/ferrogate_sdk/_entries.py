@@ -4,6 +4,10 @@ Names and values are `str`. Bytes that are not UTF-8 survive as lone surrogates
 (``errors="surrogateescape"``), so every value read from the wire is written back byte for byte;
 `raw()` gives the bytes. A value of ``None`` is an entry without a value: a query flag (``?flag``)
 in `Args`, a removal directive in `ResponseHeaders`.
+
+Header names are case-insensitive: lookups ignore case, and every header name a plugin writes
+(`set`, `add`, `delete`, `append_entry`) is stored and sent lower-cased, as the gateway sends
+them and as it applies them (HTTP/2 and the gateway's header maps only know lower-case names).
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ def to_bytes(value: Text) -> bytes:
     if isinstance(value, bytes):
         return value
     return value.encode(_ENC, _ERR)
+
+
+def lower_name(name: Text) -> str:
+    """A header name lower-cased (ASCII letters only, so any other byte is kept as it is)."""
+    name = to_str(name)
+    if name.isascii():
+        return name.lower()
+    return name.encode(_ENC, _ERR).lower().decode(_ENC, _ERR)
 
 
 def raw_entries(entries: Iterable[Entry]) -> List[RawEntry]:
@@ -114,7 +126,7 @@ class Headers(_Entries):
 
     Used for the upstream response's headers in the response phase, where a change to any header
     makes the reply carry the whole resulting set (the gateway, like APISIX, then replaces the
-    upstream's headers with it).
+    upstream's headers with it). Names written are lower-cased.
     """
 
     __slots__ = ("changed",)
@@ -133,24 +145,24 @@ class Headers(_Entries):
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with `value` (at the first one's place)."""
-        key = name.lower()
+        key = lower_name(name)
         out: List[Entry] = []
         placed = False
         for entry in self._entries:
             if entry[0].lower() == key:
                 if not placed:
-                    out.append((name, value))
+                    out.append((key, value))
                     placed = True
             else:
                 out.append(entry)
         if not placed:
-            out.append((name, value))
+            out.append((key, value))
         self._entries = out
         self.changed = True
 
     def add(self, name: str, value: str) -> None:
         """Add one more value for `name`."""
-        self._entries.append((name, value))
+        self._entries.append((lower_name(name), value))
         self.changed = True
 
     def delete(self, name: str) -> None:
@@ -166,7 +178,7 @@ class Headers(_Entries):
 
     def append_entry(self, name: Text, value: Optional[Text]) -> None:
         """Append one raw entry (``None``: an entry without value, sent as such)."""
-        self._entries.append((to_str(name), None if value is None else to_str(value)))
+        self._entries.append((lower_name(name), None if value is None else to_str(value)))
         self.changed = True
 
     __setitem__ = set
@@ -237,11 +249,11 @@ class RequestHeaders(_Entries):
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with `value`."""
-        self._change(name.lower(), value)
+        self._change(lower_name(name), value)
 
     def delete(self, name: str) -> None:
         """Remove `name` from the request."""
-        self._change(name.lower(), None)
+        self._change(lower_name(name), None)
 
     __setitem__ = set
     __delitem__ = delete
@@ -321,7 +333,7 @@ class ResponseHeaders(_Entries):
 
     The gateway applies the entries in order: the first entry of a name sets it, later ones add
     values, an entry without value (``None``) removes the header (also one the gateway or the
-    upstream would have sent).
+    upstream would have sent). Names written are lower-cased.
     """
 
     __slots__ = ()
@@ -329,21 +341,21 @@ class ResponseHeaders(_Entries):
 
     def set(self, name: str, value: str) -> None:
         """Make `value` the only value of `name`."""
-        key = name.lower()
+        key = lower_name(name)
         self._entries = [e for e in self._entries if e[0].lower() != key]
-        self._entries.append((name, value))
+        self._entries.append((key, value))
 
     def add(self, name: str, value: str) -> None:
         """Add one more value for `name`."""
-        self._entries.append((name, value))
+        self._entries.append((lower_name(name), value))
 
     def delete(self, name: str) -> None:
         """Remove `name` from the response (sends an entry without value)."""
-        self._entries.append((name, None))
+        self._entries.append((lower_name(name), None))
 
     def append_entry(self, name: Text, value: Optional[Text]) -> None:
         """Append one raw directive (``None`` = remove)."""
-        self._entries.append((to_str(name), None if value is None else to_str(value)))
+        self._entries.append((lower_name(name), None if value is None else to_str(value)))
 
     __setitem__ = set
     __delitem__ = delete

@@ -3,14 +3,18 @@
 ``call_request(MyPlugin(), '{"body": "hi"}', path="/x", headers=[("x-a", "1")])`` returns what
 the runner would answer: ``None``, a `Stop` or a `Rewrite` (compare with ``==``);
 `call_response` does the same for the response phase, `chain` builds a list of several plugins.
+
+Header names are lower-cased on the way in (the gateway sends them so) and in every result: a
+`Stop`'s headers, a `Rewrite`'s headers and response headers, a `ResponseReply`'s headers (the
+SDK writes every header name lower-cased, and the gateway applies them case-insensitively).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._drive import run
-from ._entries import Args, Headers, RequestHeaders, Text, to_bytes
+from ._entries import Args, Headers, RequestHeaders, Text, lower_name, to_bytes
 from ._http import (
     VAR,
     Action,
@@ -47,6 +51,13 @@ def _fetch(variables: Mapping[str, Optional[Text]], body: Optional[Text]) -> Fet
     return fetch
 
 
+def _lowered(
+    headers: Sequence[Tuple[Text, Optional[Text]]],
+) -> List[Tuple[Text, Optional[Text]]]:
+    """Header entries as the gateway sends them: names lower-cased."""
+    return [(lower_name(name), value) for name, value in headers]
+
+
 def _prepared(plugin: Union[Plugin[Any], PreparedConf], conf: str) -> PreparedConf:
     return plugin if isinstance(plugin, PreparedConf) else chain((plugin, conf))
 
@@ -69,7 +80,7 @@ def call_request(
         method=method,
         path=path,
         args=Args(args),
-        headers=RequestHeaders(headers),
+        headers=RequestHeaders(_lowered(headers)),
         src_ip=src_ip,
         fetch=_fetch(vars or {}, body),
     )
@@ -90,7 +101,9 @@ def call_response(
     vars: Optional[Dict[str, Optional[Text]]] = None,
 ) -> Optional[ResponseReply]:
     """The reply `plugin` gives to this upstream response (``None``: keep it unchanged)."""
-    resp = UpstreamResponse(status=status, headers=Headers(headers), fetch=_fetch(vars or {}, body))
+    resp = UpstreamResponse(
+        status=status, headers=Headers(_lowered(headers)), fetch=_fetch(vars or {}, body)
+    )
     pending = _prepared(plugin, conf).start_response(resp)
     if pending is not None:
         run(pending)

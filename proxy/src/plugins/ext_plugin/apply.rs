@@ -1,5 +1,5 @@
 //! A runner's answer applied to the request or response, as the protocol says
-//! (`shared/docs/runner-protocol.md`, "Conversation" 4 and 5).
+//! (`docs/runner-protocol.md`, "Conversation" 4 and 5).
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};

@@ -1,6 +1,6 @@
 //! `ext-plugin-pre-req` (priority 12000, rewrite), `ext-plugin-post-req` (-3000, access) and
 //! `ext-plugin-post-resp` (-4000, once the upstream answered): plugins run by an external
-//! runner over the runner protocol (`shared/docs/runner-protocol.md`).
+//! runner over the runner protocol (`docs/runner-protocol.md`).
 //!
 //! Config (APISIX's): `conf` (the runner's plugins in order, `[{name, value}]`; `name` 1-128
 //! characters, `value` an opaque string, usually JSON) and `allow_degradation` (default false:
@@ -19,6 +19,7 @@ mod call;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::config::Role;
 use crate::runners::Runner;
 use http::StatusCode;
 use runner_protocol::TextEntry;
@@ -133,6 +134,75 @@ impl PluginKind for ExtPlugin {
             key,
             allow_degradation: conf.allow_degradation,
         }))
+    }
+}
+
+/// The runners `ext-plugin-*` configs may name, known where configs are written (the Admin API,
+/// the standalone file) so a config naming a missing runner is refused there instead of making
+/// its route answer 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownRunners {
+    /// Not known on this node: a control plane without an `ext-plugin` section (its data planes
+    /// start the runners). Every config is accepted.
+    Elsewhere,
+    /// The runners of this node's `ext-plugin` section, in config order (empty: none).
+    Named(Vec<String>),
+}
+
+impl KnownRunners {
+    /// What a node with this `ext-plugin` section and role knows.
+    pub fn of(config: Option<&crate::runners::RunnersConfig>, role: Role) -> KnownRunners {
+        match (config, role) {
+            (None, Role::ControlPlane) => KnownRunners::Elsewhere,
+            (config, _) => KnownRunners::Named(config.map(|c| c.order.clone()).unwrap_or_default()),
+        }
+    }
+
+    /// Checks the `ext-plugin-*` entries of a `plugins` map: the runner each names (default the
+    /// first) must be configured. A disabled entry is not checked (as APISIX, which does not
+    /// check a disabled plugin's config).
+    ///
+    /// # Errors
+    /// APISIX's plugin check message: `failed to check the configuration of plugin <name> err:
+    /// ...`.
+    pub fn check(&self, plugins: &serde_json::Map<String, Value>) -> Result<(), String> {
+        let KnownRunners::Named(names) = self else {
+            return Ok(());
+        };
+        for (name, conf) in plugins {
+            if ![PRE_REQ, POST_REQ, POST_RESP]
+                .iter()
+                .any(|k| k.name() == name)
+            {
+                continue;
+            }
+            let Ok((conf, meta)) = super::meta::split(conf) else {
+                continue; // a bad `_meta` is the plugin check's to report
+            };
+            if meta.disable {
+                continue;
+            }
+            let failed = |why: String| {
+                format!("failed to check the configuration of plugin {name} err: {why}")
+            };
+            let runner = conf.get("runner").and_then(Value::as_str);
+            match runner {
+                _ if names.is_empty() => {
+                    return Err(failed(
+                        "no external plugin runner is configured (`ext-plugin` in config.yaml)"
+                            .to_owned(),
+                    ))
+                }
+                Some(runner) if !names.iter().any(|n| n == runner) => {
+                    return Err(failed(format!(
+                        "runner \"{runner}\" is not configured (configured: {})",
+                        names.join(", ")
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +354,42 @@ mod tests {
                 ("ext-plugin-post-req", -3000),
                 ("ext-plugin-post-resp", -4000)
             ]
+        );
+    }
+
+    #[test]
+    fn named_runners_must_be_configured() {
+        let plugins = |conf: Value| {
+            json!({"ext-plugin-post-req": conf, "key-auth": {"runner": "nope"}})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        let two = KnownRunners::Named(vec!["go".into(), "py".into()]);
+        assert_eq!(two.check(&plugins(json!({"runner": "py"}))), Ok(()));
+        assert_eq!(two.check(&plugins(json!({}))), Ok(()), "the default runner");
+        assert_eq!(
+            two.check(&plugins(json!({"runner": "java"}))),
+            Err("failed to check the configuration of plugin ext-plugin-post-req err: runner \"java\" is not configured (configured: go, py)".to_owned())
+        );
+        let disabled = json!({"runner": "java", "_meta": {"disable": true}});
+        assert_eq!(two.check(&plugins(disabled)), Ok(()));
+        let none = KnownRunners::Named(Vec::new());
+        assert_eq!(
+            none.check(&plugins(json!({}))),
+            Err("failed to check the configuration of plugin ext-plugin-post-req err: no external plugin runner is configured (`ext-plugin` in config.yaml)".to_owned())
+        );
+        assert_eq!(
+            KnownRunners::Elsewhere.check(&plugins(json!({"runner": "java"}))),
+            Ok(())
+        );
+        assert_eq!(
+            KnownRunners::of(None, Role::ControlPlane),
+            KnownRunners::Elsewhere
+        );
+        assert_eq!(
+            KnownRunners::of(None, Role::Traditional),
+            KnownRunners::Named(Vec::new())
         );
     }
 

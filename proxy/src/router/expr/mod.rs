@@ -53,9 +53,9 @@ pub trait Vars {
     /// The value of variable `name`, or `None` when it is not set.
     fn get(&self, name: &str) -> Option<Cow<'_, str>>;
 
-    /// Makes `remote_addr` answer `addr` from now on (the `real-ip` plugin); returns whether
-    /// these variables follow (a fixed set does not).
-    fn set_remote_addr(&self, _addr: std::net::IpAddr) -> bool {
+    /// Makes `remote_addr` answer `addr` (and `remote_port` answer `port`, when given) from now
+    /// on (the `real-ip` plugin); returns whether these variables follow (a fixed set does not).
+    fn set_remote_addr(&self, _addr: std::net::IpAddr, _port: Option<u16>) -> bool {
         false
     }
 }
