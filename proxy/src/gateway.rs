@@ -13,7 +13,7 @@
 //! gracefully.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -195,6 +195,55 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop_background();
     }
+}
+
+/// What [`check`] found in a config that [`start`] would accept.
+#[derive(Debug)]
+pub struct Checked {
+    /// `plugins:` names Ferrogate does not have: ignored, and configs using them are refused.
+    pub unavailable_plugins: Vec<String>,
+    /// The standalone file `start` would apply (yaml/json provider) or seed a fresh embedded
+    /// store from; `None` when it reads none (etcd, or an embedded store without the file).
+    pub file: Option<(PathBuf, declarative::Loaded)>,
+}
+
+/// Checks `loaded` as [`start`] does, short of binding listeners, opening the store and spawning
+/// runner processes (`ferrogate validate`): the enabled plugins, the in-process Python runners
+/// (their modules are imported) and the standalone file with the same rules as at start.
+///
+/// # Errors
+/// What `start` would refuse for the same reasons.
+pub async fn check(loaded: &LoadedConfig) -> Result<Checked, StartError> {
+    let config = &loaded.config;
+    let role = config.deployment.role;
+    crate::plugins::registry::enable_only(config.plugins.as_deref());
+    if let (Some(ext), Role::Traditional | Role::DataPlane) = (&config.ext_plugin, role) {
+        Runners::check_in_process(ext).await?;
+    }
+    let runners = KnownRunners::of(config.ext_plugin.as_ref(), role);
+    let path = loaded.declarative_path();
+    let read = match config.deployment.config_provider() {
+        ConfigProvider::Etcd => false,
+        ConfigProvider::Embedded => path.exists(),
+        ConfigProvider::Yaml | ConfigProvider::Json => true,
+    };
+    let file = if read {
+        let file = read_file(&path, &runners).map_err(|source| StartError::Declarative {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Some((path, file))
+    } else {
+        None
+    };
+    Ok(Checked {
+        unavailable_plugins: config
+            .unavailable_plugins()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        file,
+    })
 }
 
 /// Starts the gateway; `reload_interval` is how often a declarative file is checked.
@@ -676,8 +725,18 @@ fn read_file(path: &Path, runners: &KnownRunners) -> Result<declarative::Loaded,
         .routes
         .iter()
         .map(|r| ("routes", r.plugins.as_ref()))
-        .chain(config.services.iter().map(|s| ("services", s.plugins.as_ref())))
-        .chain(config.consumers.iter().map(|c| ("consumers", c.plugins.as_ref())))
+        .chain(
+            config
+                .services
+                .iter()
+                .map(|s| ("services", s.plugins.as_ref())),
+        )
+        .chain(
+            config
+                .consumers
+                .iter()
+                .map(|c| ("consumers", c.plugins.as_ref())),
+        )
         .chain(
             config
                 .consumer_groups

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ferrogate::config::{LoadedConfig, NodeConfig};
 use ferrogate::gateway;
-use ferrogate::store::{declarative, FileError};
+use ferrogate::store::FileError;
+
+/// mimalloc gives memory freed by a config that shrank back to the system within seconds; glibc's
+/// malloc kept most of it (a 100k-route standalone file shrunk to 2 routes: 108 MB resident with
+/// mimalloc, 796 MB with glibc; `cargo run --release -p ferrogate --example config_memory`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit status for configuration errors (EX_USAGE / EX_CONFIG family, as the issue asks: 64).
 const EXIT_CONFIG: u8 = 64;
@@ -127,25 +133,47 @@ fn validate(path: &Path) -> ExitCode {
     for key in &loaded.unknown_keys {
         eprintln!("{}: warning: unknown key `{key}` ignored", path.display());
     }
-    let file = loaded.declarative_path();
-    match declarative::read(&file) {
-        // One line per bad item, so every one is named (the gateway refuses the same file).
-        Err(FileError::Invalid(errors)) => {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The same checks `run` makes before it serves, so both accept and refuse the same configs.
+    let checked = match runtime.block_on(gateway::check(&loaded)) {
+        Ok(checked) => checked,
+        Err(gateway::StartError::Declarative {
+            path: file,
+            source: FileError::Invalid(errors),
+        }) => {
+            // One line per bad item, so every one is named (the gateway refuses the same file).
             for e in &errors {
-                eprintln!("{}: {e}", file.display());
+                eprintln!("{file}: {e}");
             }
             eprintln!(
-                "{}: {} invalid item(s): the gateway would not apply this file",
-                file.display(),
+                "{file}: {} invalid item(s): the gateway would not apply this file",
                 errors.len()
             );
-            ExitCode::from(EXIT_CONFIG)
+            return ExitCode::from(EXIT_CONFIG);
         }
         Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            ExitCode::from(EXIT_CONFIG)
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
-        Ok(parsed) => {
+    };
+    if !checked.unavailable_plugins.is_empty() {
+        eprintln!(
+            "{}: warning: `plugins:` lists plugins Ferrogate does not have (ignored; configs using them are refused): {}",
+            path.display(),
+            checked.unavailable_plugins.join(", ")
+        );
+    }
+    match checked.file {
+        Some((file, parsed)) => {
             for key in &parsed.ignored {
                 eprintln!("{}: warning: {key}", file.display());
             }
@@ -157,7 +185,8 @@ fn validate(path: &Path) -> ExitCode {
                 parsed.config.services.len(),
                 parsed.config.upstreams.len()
             );
-            ExitCode::SUCCESS
         }
+        None => println!("{} is valid", path.display()),
     }
+    ExitCode::SUCCESS
 }

@@ -205,6 +205,18 @@ impl Runners {
         Ok(Runners { ext, by_name })
     }
 
+    /// Loads every in-process Python runner of `config` (its plugin modules are imported) and
+    /// stops it again, without spawning any runner process: what `ferrogate validate` checks.
+    ///
+    /// # Errors
+    /// The first runner that does not load, as [`Runners::start`] would report it.
+    pub async fn check_in_process(config: &RunnersConfig) -> Result<(), StartError> {
+        for (name, conf) in &config.in_process {
+            PythonRunner::start(name, conf).await?.shutdown().await;
+        }
+        Ok(())
+    }
+
     /// The runner named `name`, or the default (the first) for `None`.
     pub fn runner(&self, name: Option<&str>) -> Option<&Runner> {
         match name {

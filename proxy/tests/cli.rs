@@ -233,3 +233,122 @@ async fn bundled_quickstart_answers_and_sigterm_drains() {
     );
     assert!(log.contains("\"GET /slow HTTP/1.1\" 200"), "{log}");
 }
+
+#[tokio::test]
+async fn apisix_default_plugin_list_runs_with_one_warning() {
+    let proxy = free_port();
+    let admin = free_port();
+    let up = upstream("a", Behaviour::Echo).await;
+    let config = format!(
+        "apisix:\n  node_listen: [{{ip: 127.0.0.1, port: {proxy}}}]\n  enable_control: false\nnginx_config:\n  http: {{enable_access_log: false}}\ndeployment:\n  role_traditional: {{config_provider: yaml}}\n  admin:\n    admin_listen: {{ip: 127.0.0.1, port: {admin}}}\n{}",
+        include_str!("fixtures/apisix-default-plugins.yaml")
+    );
+    let routes = format!(
+        "routes:\n  - {{id: 1, uri: /get, plugins: {{request-id: {{}}}}, upstream: {{nodes: {{\"{}\": 1}}}}}}\n#END\n",
+        up.node()
+    );
+    let dir = dir_with(&config, &routes);
+    let (code, _, err) = validate(dir.path());
+    assert_eq!(code, 0, "{err}");
+    let child = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(dir.path().join("config.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_until_listening(proxy).await;
+    let got = get(&format!("http://127.0.0.1:{proxy}/get")).await;
+    assert_eq!(got.status, 200);
+    assert!(got.upstream_header("x-request-id").is_some());
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lists plugins Ferrogate does not have"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("ai-proxy") && warnings[0].contains("zipkin"),
+        "{log}"
+    );
+    assert!(!warnings[0].contains("key-auth"), "{log}");
+}
+
+/// `run` with `config.yaml`, refused (exit 64) or started (then stopped): what validate must agree
+/// with.
+fn run_accepts(dir: &Path) -> bool {
+    let mut child = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(dir.join("config.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    true
+}
+
+const QUIET_PORTS: &str =
+    "apisix:\n  node_listen: [{ip: 127.0.0.1, port: 0}]\n  enable_control: false\n\
+     deployment:\n  admin: {admin_listen: {ip: 127.0.0.1, port: 0}}\n";
+
+/// An embedded store with no `apisix.yaml` beside `config.yaml` starts (the file only seeds a
+/// fresh store), so validate accepts it too.
+#[test]
+fn validate_accepts_an_embedded_store_without_apisix_yaml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.yaml"), QUIET_PORTS).expect("write");
+    let (code, stdout, stderr) = validate(dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(run_accepts(dir.path()));
+}
+
+/// An in-process Python runner whose plugin module does not import is refused by `run`, and so
+/// by validate, naming the module; one that imports passes both.
+#[test]
+fn validate_imports_in_process_python_plugins_as_run_does() {
+    let broken = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        broken.path().join("broken.py"),
+        "import no_such_module_anywhere\n",
+    )
+    .expect("write");
+    let fine = tempfile::tempdir().expect("tempdir");
+    std::fs::write(fine.path().join("fine.py"), "X = 1\n").expect("write");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk-python/src");
+    let config = |plugins: &Path| {
+        format!(
+            "{QUIET_PORTS}ext-plugin:\n  runners:\n    py: {{in_process: true, paths: [{:?}, {:?}]}}\n",
+            sdk.display().to_string(),
+            plugins.display().to_string()
+        )
+    };
+    let dir = dir_with(&config(broken.path()), "routes: []\n#END\n");
+    let (code, _, stderr) = validate(dir.path());
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("no_such_module_anywhere"), "{stderr}");
+    assert!(!run_accepts(dir.path()));
+
+    let dir = dir_with(&config(fine.path()), "routes: []\n#END\n");
+    let (code, _, stderr) = validate(dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(run_accepts(dir.path()));
+}

@@ -231,7 +231,7 @@ async fn the_admin_api_checks_consumer_plugin_configs() {
     );
     assert_eq!(
         dup.json()["error_msg"],
-        "duplicate basic-auth credential: already used by consumer jack"
+        "duplicate username of plugin basic-auth found with credential: c of consumer: jack"
     );
     ok(
         &admin,

@@ -54,13 +54,38 @@ async fn csrf() {
     assert_eq!(up.hits(), before + 1);
 }
 
+/// The exporter's text once `ready` holds for it (the log phase runs after the response is sent).
+async fn scrape_until(exporter: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        let got = get(&format!("http://{exporter}/apisix/prometheus/metrics")).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        text = String::from_utf8_lossy(&got.body).into_owned();
+        if ready(&text) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    text
+}
+
+/// The label values every request has here.
+const FIXED: &str = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
+
 #[tokio::test]
 async fn prometheus() {
     let up = upstream("a", Behaviour::Echo).await;
     let gw = gateway_with(
         &format!(
-            "routes:\n  - id: r1\n    uri: /metered\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"{}\": 1}}}}\n#END\n",
-            up.node()
+            "routes:\n  - id: r1\n    uri: /metered\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n  \
+             - id: r2\n    uri: /keyed\n    plugins: {{prometheus: {{}}, key-auth: {{}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n  \
+             - id: r3\n    uri: /down\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"127.0.0.1:1\": 1}}}}\n\
+             consumers:\n  - username: jack\n    plugins: {{key-auth: {{key: auth-one}}}}\n#END\n",
+            node = up.node()
         ),
         "plugin_attr:\n  prometheus:\n    export_addr: {ip: 127.0.0.1, port: 0}\n",
     )
@@ -74,29 +99,21 @@ async fn prometheus() {
     }
     let node = up.node();
     let host = node.rsplit_once(':').map_or(node.as_str(), |(h, _)| h);
-    let series =
-        format!(r#"apisix_http_status{{code="200",route="r1",service="",node="{host}"}} 3"#);
-    // The log phase runs after the response is sent: wait for the third request's record.
-    let mut text = String::new();
-    for _ in 0..200 {
-        let got = get(&format!("http://{exporter}/apisix/prometheus/metrics")).await;
-        assert_eq!(got.status, 200);
-        assert_eq!(
-            got.header("content-type"),
-            Some("text/plain; version=0.0.4; charset=utf-8")
-        );
-        text = String::from_utf8_lossy(&got.body).into_owned();
-        if text.lines().any(|l| l == series) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
-    let latency = format!(
-        r#"apisix_http_latency_count{{type="request",route="r1",service="",node="{host}"}} 3"#
+    // APISIX 3.18's label sets (prometheus.t, prometheus2.t TEST 7-8 for `consumer`).
+    let series = format!(
+        r#"apisix_http_status{{code="200",route="r1",matched_uri="",matched_host="",service="",consumer="",node="{host}",{FIXED},response_source="upstream"}} 3"#
     );
-    assert!(text.lines().any(|l| l == latency), "{latency} in\n{text}");
-    assert!(text.contains(r#"apisix_bandwidth{type="egress",route="r1","#));
+    let text = scrape_until(exporter, |t| t.lines().any(|l| l == series)).await;
+    assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+    let common = format!(r#"route="r1",service="",consumer="",node="{host}",{FIXED}"#);
+    for kind in ["request", "upstream", "apisix"] {
+        let latency = format!(r#"apisix_http_latency_count{{type="{kind}",{common}}} 3"#);
+        assert!(text.lines().any(|l| l == latency), "{latency} in\n{text}");
+    }
+    assert!(
+        text.contains(&format!(r#"apisix_bandwidth{{type="egress",{common}}} "#)),
+        "{text}"
+    );
     // Node-level figures: this gateway's connections and requests (each `get` is a new
     // connection), no etcd.
     let gauge = |name: &str| -> u64 {
@@ -109,4 +126,40 @@ async fn prometheus() {
     assert!(!text.contains("apisix_etcd_reachable"));
     let other = get(&format!("http://{exporter}/other")).await;
     assert_eq!(other.status, 404);
+
+    // The consumer label, and a response a plugin made (key-auth's 401): no node, no upstream
+    // latency, `response_source="apisix"`.
+    let got = request(Method::GET, &gw.url("/keyed"), &[("apikey", "auth-one")]).await;
+    assert_eq!(got.status, 200);
+    let got = get(&gw.url("/keyed")).await;
+    assert_eq!(got.status, 401);
+    assert_eq!(got.json(), json!({"message": "Missing API key in request"}));
+    // An upstream that cannot be reached: the gateway's 502, `response_source="nginx"`.
+    assert_eq!(get(&gw.url("/down")).await.status, 502);
+    let keyed = format!(
+        r#"apisix_http_status{{code="200",route="r2",matched_uri="",matched_host="",service="",consumer="jack",node="{host}",{FIXED},response_source="upstream"}} 1"#
+    );
+    let refused = format!(
+        r#"apisix_http_status{{code="401",route="r2",matched_uri="",matched_host="",service="",consumer="",node="",{FIXED},response_source="apisix"}} 1"#
+    );
+    let down = format!(
+        r#"apisix_http_status{{code="502",route="r3",matched_uri="",matched_host="",service="",consumer="",node="127.0.0.1",{FIXED},response_source="nginx"}} 1"#
+    );
+    let text = scrape_until(exporter, |t| {
+        [&keyed, &refused, &down]
+            .iter()
+            .all(|s| t.lines().any(|l| l == s.as_str()))
+    })
+    .await;
+    for s in [&keyed, &refused, &down] {
+        assert!(text.lines().any(|l| l == s.as_str()), "{s} in\n{text}");
+    }
+    let no_node = format!(r#"route="r2",service="",consumer="",node="",{FIXED}"#);
+    assert!(text
+        .lines()
+        .any(|l| l == format!(r#"apisix_http_latency_count{{type="request",{no_node}}} 1"#)));
+    assert!(
+        !text.contains(&format!(r#"type="upstream",{no_node}"#)),
+        "no upstream latency without an upstream"
+    );
 }

@@ -80,7 +80,9 @@ async fn uri_blocker() {
 async fn ua_restriction() {
     let up = upstream("a", Behaviour::Echo).await;
     let (gw, admin) = embedded_gateway().await;
-    let conf = json!({"ua-restriction": {"allowlist": ["^curl/8"], "denylist": ["curl", "bot"]}});
+    // ua-restriction.t TEST 6-11: a denylist.
+    let conf =
+        json!({"ua-restriction": {"denylist": ["my-bot1", "(Baiduspider)/(\\d+)\\.(\\d+)"]}});
     apply(
         &gw,
         &admin,
@@ -90,42 +92,76 @@ async fn ua_restriction() {
         403,
     )
     .await;
+    let ua = |agents: &'static [&'static str]| {
+        let url = gw.url("/ua");
+        async move {
+            let headers: Vec<_> = agents.iter().map(|a| ("user-agent", *a)).collect();
+            request(Method::GET, &url, &headers).await
+        }
+    };
     let before = up.hits();
     let got = get(&gw.url("/ua")).await;
-    assert_eq!(
-        got.json(),
-        json!({"message": "Not allowed"}),
-        "no User-Agent"
-    );
-    let got = get_with(&gw.url("/ua"), &[("user-agent", "curl/7.1")]).await;
-    assert_eq!(got.status, 403);
-    assert_eq!(got.json(), json!({"message": "Not allowed"}));
-    assert_eq!(
-        get_with(&gw.url("/ua"), &[("user-agent", "Googlebot")])
-            .await
-            .status,
-        403
-    );
+    assert_eq!(got.status, 403, "no User-Agent");
+    assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+    for agents in [
+        &["my-bot1"][..],            // TEST 7
+        &["my-bot1", "my-bot2"][..], // TEST 8
+        &["my-bot2", "my-bot1"][..], // TEST 9
+        &["Baiduspider/3.0"][..],    // TEST 10
+    ] {
+        let got = ua(agents).await;
+        assert_eq!(got.status, 403, "{agents:?}");
+        assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+    }
     assert_eq!(
         up.hits(),
         before,
         "refused requests never reach the upstream"
     );
-    let got = get_with(&gw.url("/ua"), &[("user-agent", "curl/8.4")]).await;
-    assert_eq!(got.status, 200, "the allowlist is checked first");
+    let got = ua(&["foo/bar"]).await; // TEST 11
+    assert_eq!(got.status, 200);
     assert_eq!(
         got.upstream_header("user-agent").as_deref(),
-        Some("curl/8.4")
+        Some("foo/bar")
     );
-    assert_eq!(
-        get_with(&gw.url("/ua"), &[("user-agent", "Mozilla/5.0")])
-            .await
-            .status,
-        200
-    );
-    assert_eq!(up.hits(), before + 2);
 
-    let conf = json!({"ua-restriction": {"denylist": ["bot"], "bypass_missing": true, "message": "no bots"}});
+    // ua-restriction.t TEST 12-17 and 30-31: an allowlist refuses every other User-Agent.
+    let conf =
+        json!({"ua-restriction": {"allowlist": ["my-bot1", "(Baiduspider)/(\\d+)\\.(\\d+)"]}});
+    apply(
+        &gw,
+        &admin,
+        "/routes/ua",
+        route("/ua", &up, conf),
+        "/ua",
+        403,
+    )
+    .await;
+    // The denylist above also refuses a request without User-Agent: wait for the allowlist.
+    for _ in 0..100 {
+        if ua(&["my-bot1"]).await.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for agents in [
+        &["my-bot1"][..],            // TEST 13
+        &["Baiduspider/3.0"][..],    // TEST 14
+        &["foo/bar", "my-bot1"][..], // TEST 16
+        &["my-bot1", "foo/bar"][..], // TEST 17
+    ] {
+        assert_eq!(ua(agents).await.status, 200, "{agents:?}");
+    }
+    for agents in [&["foo/bar"][..], &[][..]] {
+        // TEST 15, TEST 31
+        let got = ua(agents).await;
+        assert_eq!(got.status, 403, "{agents:?}");
+        assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+    }
+
+    // ua-restriction.t TEST 20-21 and 32-33: a custom message, bypass_missing.
+    let conf = json!({"ua-restriction": {"denylist": ["(Baiduspider)/(\\d+)\\.(\\d+)"],
+        "bypass_missing": true, "message": "Do you want to do something bad?"}});
     apply(
         &gw,
         &admin,
@@ -135,9 +171,36 @@ async fn ua_restriction() {
         200,
     )
     .await;
-    let got = get_with(&gw.url("/ua"), &[("user-agent", "bot")]).await;
+    let got = ua(&["Baiduspider/1.0"]).await;
     assert_eq!(got.status, 403);
-    assert_eq!(got.json(), json!({"message": "no bots"}));
+    assert_eq!(
+        got.body,
+        r#"{"message":"Do you want to do something bad?"}"#.as_bytes()
+    );
+
+    // ua-restriction.t TEST 1 and TEST 29: exactly one of the lists.
+    for (conf, why) in [
+        (
+            json!({"allowlist": ["my-bot1"], "denylist": ["my-bot1"]}),
+            "value should match only one schema, but matches both schemas 1 and 2",
+        ),
+        (
+            json!({}),
+            "value should match only one schema, but matches none",
+        ),
+    ] {
+        let put = admin
+            .put(
+                "/routes/bad",
+                route("/bad", &up, json!({"ua-restriction": conf})),
+            )
+            .await;
+        assert_eq!(put.status, 400);
+        assert_eq!(
+            put.json()["error_msg"],
+            format!("failed to check the configuration of plugin ua-restriction err: {why}")
+        );
+    }
 }
 
 #[tokio::test]

@@ -478,3 +478,166 @@ async fn real_ip_changes_the_client_for_plugins_and_upstream() {
     }
     panic!("an untrusted peer set the client address");
 }
+
+#[tokio::test]
+async fn referer_restriction_malformed_is_missing() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    // referer-restriction.t TEST 6-8: with bypass_missing, a Referer with no host to parse
+    // passes as a missing one.
+    let conf = json!({"referer-restriction": {"bypass_missing": true, "whitelist": ["*.xx.com", "yy.com"]}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/ref",
+        route("/ref", &up, conf),
+        "/ref",
+        |g| g.status == 200,
+    )
+    .await;
+    let status = |r: &'static str| {
+        let url = gw.url("/ref");
+        async move { get_with(&url, &[("Referer", r)]).await }
+    };
+    let got = status("www.yy.com").await;
+    assert_eq!(got.status, 200, "TEST 8");
+    assert_eq!(upstream_uri(&got), "/ref");
+    assert_eq!(status("/relative/page").await.status, 200);
+    assert_eq!(status("http://www.xx.com").await.status, 200, "TEST 2");
+    let got = status("https://www.yy.com/am").await;
+    assert_eq!(got.status, 403, "TEST 4");
+    assert_eq!(
+        got.body,
+        r#"{"message":"Your referer host is not allowed"}"#.as_bytes()
+    );
+
+    // Without bypass_missing a malformed Referer is refused, even by a blacklist.
+    let conf = json!({"referer-restriction": {"blacklist": ["*.xx.com"], "message": "Your referer host is deny"}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/ref",
+        route("/ref", &up, conf),
+        "/ref",
+        |g| g.status == 403,
+    )
+    .await;
+    let got = status("www.yy.com").await;
+    assert_eq!(got.status, 403);
+    assert_eq!(
+        got.body,
+        r#"{"message":"Your referer host is deny"}"#.as_bytes()
+    );
+    let got = status("http://www.xx.com").await;
+    assert_eq!(got.status, 403, "TEST 11");
+    assert_eq!(status("https://yy.com").await.status, 200, "TEST 12");
+}
+
+#[tokio::test]
+async fn real_ip_takes_the_port() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    // real-ip.t TEST 12-13: the port in the source becomes `$remote_port`.
+    let conf = json!({
+        "real-ip": {"source": "http_xff"},
+        "response-rewrite": {"headers": {"remote_port": "$remote_port", "remote_addr": "$remote_addr"}},
+    });
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/p",
+        route("/p", &up, conf),
+        "/p",
+        |g| g.status == 200,
+    )
+    .await;
+    let got = get_with(&gw.url("/p"), &[("xff", "1.1.1.1:7090")]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("remote_port"), Some("7090"));
+    assert_eq!(got.header("remote_addr"), Some("1.1.1.1"));
+    assert_eq!(got.upstream_header("x-real-ip").as_deref(), Some("1.1.1.1"));
+    let got = get_with(&gw.url("/p"), &[("xff", "[::2]:80")]).await;
+    assert_eq!(got.header("remote_port"), Some("80"));
+    assert_eq!(got.header("remote_addr"), Some("::2"));
+    // Without a port the peer's stays.
+    let got = get_with(&gw.url("/p"), &[("xff", "1.1.1.1")]).await;
+    assert_eq!(got.header("remote_addr"), Some("1.1.1.1"));
+    let port: u16 = got
+        .header("remote_port")
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    assert_ne!(port, 7090);
+
+    // real-ip.t TEST 2-11: ip-restriction sees the address; a bad port changes nothing.
+    let conf = json!({
+        "real-ip": {"source": "http_xff"},
+        "ip-restriction": {"whitelist": ["1.1.1.1", "::2"]},
+    });
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/p",
+        route("/p", &up, conf),
+        "/p",
+        |g| g.status == 403,
+    )
+    .await;
+    for (xff, status) in [
+        ("1.1.1.1", 200),       // TEST 3
+        ("1.1.1.1:80", 200),    // TEST 4
+        ("1.1.1.1.1", 403),     // TEST 6
+        ("1.1.1.1:65536", 403), // TEST 7
+        ("::2", 200),           // TEST 9
+        ("[::2]:80", 200),      // TEST 10
+        ("[::2]", 200),         // TEST 11
+    ] {
+        let got = get_with(&gw.url("/p"), &[("xff", xff)]).await;
+        assert_eq!(got.status, status, "{xff}");
+    }
+}
+
+#[tokio::test]
+async fn response_rewrite_balancer_and_max_body() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    // response-rewrite.t TEST 23-24: `$balancer_ip:$balancer_port`, the node that answered.
+    let conf = json!({"response-rewrite": {"headers": {
+        "X-A": "$remote_addr",
+        "X-B": "from $remote_addr to $balancer_ip:$balancer_port",
+    }}});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/wh",
+        route("/with_header", &up, conf),
+        "/with_header",
+        |g| g.status == 200,
+    )
+    .await;
+    let got = get(&gw.url("/with_header")).await;
+    assert_eq!(got.header("x-a"), Some("127.0.0.1"));
+    let to = format!("from 127.0.0.1 to {}", up.node());
+    assert_eq!(got.header("x-b"), Some(to.as_str()));
+
+    // response-rewrite.t TEST 28-29: the body is truncated to max_resp_body_size, then filtered.
+    let plain = get(&gw.url("/with_header")).await;
+    assert_eq!(plain.status, 200);
+    let conf = json!({"response-rewrite": {
+        "max_resp_body_size": 5,
+        "filters": [{"regex": "\"", "scope": "global", "replace": "'"}],
+    }});
+    apply_until(
+        &gw,
+        &admin,
+        "/routes/wh",
+        route("/with_header", &up, conf),
+        "/with_header",
+        |g| g.body.len() == 5,
+    )
+    .await;
+    let got = get(&gw.url("/with_header")).await;
+    assert_eq!(got.status, 200);
+    let expected = String::from_utf8_lossy(&plain.body[..5]).replace('"', "'");
+    assert_eq!(got.body, expected.as_bytes());
+    assert!(got.header("content-length").is_none_or(|l| l == "5"));
+}

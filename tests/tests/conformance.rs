@@ -563,8 +563,8 @@ async fn garbage_from_a_runner() {
     fake.abort();
 }
 
-/// The Admin API checks ext-plugin configs; a route naming a runner that is not configured
-/// answers 503 rather than skipping the plugin.
+/// The Admin API checks ext-plugin configs: an empty runner plugin name, or a runner that is not
+/// configured, is refused with APISIX's plugin-check message and nothing is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configs_are_checked() {
     let up = upstream("up", Behaviour::Echo).await;
@@ -575,15 +575,14 @@ async fn configs_are_checked() {
     assert_eq!(put.status, 400);
     let mut conf = ext(&[("conf-stop", json!({}))]);
     conf["runner"] = json!("nope");
-    route(
-        &gw,
-        &admin,
-        "1",
-        "/unknown",
-        &up.node(),
-        json!({"ext-plugin-pre-req": conf}),
-    )
-    .await;
-    assert_eq!(get(&gw.url("/unknown")).await.status, 503);
+    let body = json!({"uri": "/unknown", "plugins": {"ext-plugin-pre-req": conf},
+        "upstream": {"nodes": {up.node(): 1}}});
+    let put = admin.put("/routes/1", body).await;
+    assert_eq!(put.status, 400);
+    assert_eq!(
+        put.json()["error_msg"],
+        "failed to check the configuration of plugin ext-plugin-pre-req err: runner \"nope\" is not configured (configured: main)"
+    );
+    assert_eq!(get(&gw.url("/unknown")).await.status, 404);
     assert_eq!(up.hits(), 0);
 }

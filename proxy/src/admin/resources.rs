@@ -329,6 +329,15 @@ async fn put(
         }
         (Some(url), _) => url.to_owned(),
         (None, Some(body)) if c.resource != Resource::PluginMetadata => body,
+        // APISIX has no id to check for a consumer: its schema says what is missing.
+        (None, None) if c.resource == Resource::Consumer => {
+            let message = c
+                .resource
+                .check_as_apisix(&Value::Object(value))
+                .err()
+                .unwrap_or_else(|| format!("missing {noun} id"));
+            return error(StatusCode::BAD_REQUEST, &message);
+        }
         _ => return error(StatusCode::BAD_REQUEST, &format!("missing {noun} id")),
     };
     // The body's id as written: its text may look valid when its JSON is not (`-1`, `1.5`).

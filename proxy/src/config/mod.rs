@@ -862,7 +862,8 @@ mod tests {
 
     #[test]
     fn enabled_plugins_ferrogate_lacks_are_listed_not_fatal() {
-        let (c, _) = NodeConfig::parse("plugins: [key-auth, nope, zipkin, nope]\n").expect("parses");
+        let (c, _) =
+            NodeConfig::parse("plugins: [key-auth, nope, zipkin, nope]\n").expect("parses");
         assert_eq!(c.plugins.as_deref().map(<[String]>::len), Some(4));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(c.unavailable_plugins(), ["nope", "zipkin"]);

@@ -434,10 +434,13 @@ fn check_string(schema: &Map<String, Value>, v: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// A range keyword, when the number fails it, and the words of the message.
+type RangeCheck = (&'static str, fn(f64, f64) -> bool, &'static str);
+
 fn check_number(schema: &Map<String, Value>, v: &Value) -> Result<(), String> {
     let Some(n) = v.as_f64() else { return Ok(()) };
     let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
-    let checks: [(&str, fn(f64, f64) -> bool, &str); 4] = [
+    let checks: [RangeCheck; 4] = [
         ("minimum", |n, b| n < b, "at least"),
         ("exclusiveMinimum", |n, b| n <= b, "greater than"),
         ("maximum", |n, b| n > b, "at most"),

@@ -102,13 +102,14 @@ fn health_checker() -> Value {
             "http_path": {"type": "string", "default": "/"},
             "http_req_body": {"type": "string", "default": ""},
             "https_verify_certificate": {"type": "boolean", "default": true},
+            // Beyond APISIX (integer seconds): intervals may be fractions, down to 0.1 s.
             "healthy": {"type": "object", "properties": {
-                "interval": {"type": "integer", "minimum": 1, "default": 1},
+                "interval": {"type": "number", "minimum": 0.1, "default": 1},
                 "http_statuses": statuses(&[200, 302]),
                 "successes": bounded(1, 254, 2)
             }},
             "unhealthy": {"type": "object", "properties": {
-                "interval": {"type": "integer", "minimum": 1, "default": 1},
+                "interval": {"type": "number", "minimum": 0.1, "default": 1},
                 "http_statuses": statuses(&[429, 404, 500, 501, 502, 503, 504, 505]),
                 "http_failures": bounded(1, 254, 5),
                 "tcp_failures": bounded(1, 254, 2),
@@ -168,6 +169,9 @@ fn upstream() -> Value {
             "nodes": nodes(),
             "retries": {"type": "integer", "minimum": 0},
             "retry_timeout": {"type": "number", "minimum": 0},
+            // Ferrogate's own retry rules (beyond APISIX; checked by the upstream model).
+            "retry_on": {"type": "array"},
+            "retry_non_idempotent": {"type": "boolean"},
             "timeout": timeout(),
             "tls": {
                 "type": "object",

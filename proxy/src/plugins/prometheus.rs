@@ -670,8 +670,12 @@ mod tests {
         let req = format!(r#"type="request",{common}"#);
         has(&format!(r#"apisix_http_latency_bucket{{{req},le="1"}} 1"#));
         has(&format!(r#"apisix_http_latency_bucket{{{req},le="2"}} 2"#));
-        has(&format!(r#"apisix_http_latency_bucket{{{req},le="60000"}} 2"#));
-        has(&format!(r#"apisix_http_latency_bucket{{{req},le="+Inf"}} 3"#));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{req},le="60000"}} 2"#
+        ));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{req},le="+Inf"}} 3"#
+        ));
         has(&format!(r#"apisix_http_latency_sum{{{req}}} 70002.500"#));
         has(&format!(r#"apisix_http_latency_count{{{req}}} 3"#));
         // Only the requests an upstream answered have an upstream latency.

@@ -160,7 +160,10 @@ fn referer_host(referer: &[u8]) -> Option<&[u8]> {
     if rest.first() == Some(&b'[') {
         // `\[.+\]`: greedy, so up to the last `]`, with at least one character inside (`.`
         // matches no newline, which a header value cannot hold anyway).
-        let end = rest.iter().rposition(|&b| b == b']').filter(|&end| end >= 2)?;
+        let end = rest
+            .iter()
+            .rposition(|&b| b == b']')
+            .filter(|&end| end >= 2)?;
         return Some(&rest[..=end]);
     }
     let end = rest
@@ -205,7 +208,10 @@ mod tests {
             "case and port"
         );
         assert!(check(&conf, Some("http://a.b.good.com/")).await.is_none());
-        assert!(check(&conf, Some("//xx.com")).await.is_none(), "scheme-less");
+        assert!(
+            check(&conf, Some("//xx.com")).await.is_none(),
+            "scheme-less"
+        );
         let reply = check(&conf, Some("http://good.com/"))
             .await
             .expect("refused");
@@ -261,11 +267,15 @@ mod tests {
         assert!(check(&conf, Some("www.yy.com")).await.is_none(), "TEST 8");
         assert!(check(&conf, None).await.is_none(), "TEST 7");
         assert!(check(&conf, Some("https://www.yy.com/am")).await.is_some());
-        for malformed in ["www.yy.com", "/am", "ftp://yy.com", "http:/yy.com", "http://", "//[]"] {
-            assert!(
-                check(&conf, Some(malformed)).await.is_none(),
-                "{malformed}"
-            );
+        for malformed in [
+            "www.yy.com",
+            "/am",
+            "ftp://yy.com",
+            "http:/yy.com",
+            "http://",
+            "//[]",
+        ] {
+            assert!(check(&conf, Some(malformed)).await.is_none(), "{malformed}");
         }
     }
 

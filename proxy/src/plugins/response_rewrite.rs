@@ -139,7 +139,10 @@ fn instance(conf: Conf) -> Result<Instance, String> {
         return Err("body and filters cannot be used together".to_owned());
     }
     if conf.max_resp_body_size == 0 {
-        return Err("property \"max_resp_body_size\" validation failed: expected 0 to be at least 1".to_owned());
+        return Err(
+            "property \"max_resp_body_size\" validation failed: expected 0 to be at least 1"
+                .to_owned(),
+        );
     }
     let filters = conf
         .filters
@@ -805,6 +808,10 @@ mod tests {
             filtered(small.clone(), &[], &["aa", "aaa", "a"]).as_deref(),
             Some("baaa")
         );
-        assert_eq!(filtered(small, &[], &["ca"]).as_deref(), Some("cb"), "under the limit");
+        assert_eq!(
+            filtered(small, &[], &["ca"]).as_deref(),
+            Some("cb"),
+            "under the limit"
+        );
     }
 }

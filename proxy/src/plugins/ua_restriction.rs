@@ -170,7 +170,10 @@ mod tests {
         assert!(!deny.admits(["my-bot2", "my-bot1"].into_iter()), "TEST 9");
         assert!(!deny.admits(["Baiduspider/3.0"].into_iter()), "TEST 10");
         assert!(deny.admits(["foo/bar"].into_iter()), "TEST 11");
-        assert!(!deny.admits(["  my-bot1 "].into_iter()), "values are stripped");
+        assert!(
+            !deny.admits(["  my-bot1 "].into_iter()),
+            "values are stripped"
+        );
         assert!(
             !deny.admits(["foo/bar", "my-bot1"].into_iter()),
             "any denied value refuses"
@@ -183,7 +186,10 @@ mod tests {
         let allow = instance_of(json!({"allowlist": ["my-bot1", "(Baiduspider)/(\\d+)\\.(\\d+)"]}));
         assert!(allow.admits(["my-bot1"].into_iter()), "TEST 13");
         assert!(allow.admits(["Baiduspider/3.0"].into_iter()), "TEST 14");
-        assert!(!allow.admits(["foo/bar"].into_iter()), "TEST 15: not listed, refused");
+        assert!(
+            !allow.admits(["foo/bar"].into_iter()),
+            "TEST 15: not listed, refused"
+        );
         assert!(allow.admits(["foo/bar", "my-bot1"].into_iter()), "TEST 16");
         assert!(allow.admits(["my-bot1", "foo/bar"].into_iter()), "TEST 17");
         assert!(!allow.admits(["foo/bar", "curl"].into_iter()));

@@ -116,15 +116,16 @@ impl RealIp {
 
     /// The port set, if any.
     pub fn port(&self) -> Option<u16> {
-        self.0.lock().ok().and_then(|g| g.and_then(|(_, port)| port))
+        self.0
+            .lock()
+            .ok()
+            .and_then(|g| g.and_then(|(_, port)| port))
     }
 }
 
 impl Clone for RealIp {
     fn clone(&self) -> RealIp {
-        RealIp(std::sync::Mutex::new(
-            self.0.lock().ok().and_then(|g| *g),
-        ))
+        RealIp(std::sync::Mutex::new(self.0.lock().ok().and_then(|g| *g)))
     }
 }
 
@@ -149,7 +150,10 @@ impl Balancer {
     ) -> Balancer {
         use hyper_util::client::legacy::connect::HttpInfo;
         let (ip, port) = match response.extensions().get::<HttpInfo>() {
-            Some(info) => (info.remote_addr().ip().to_string(), info.remote_addr().port()),
+            Some(info) => (
+                info.remote_addr().ip().to_string(),
+                info.remote_addr().port(),
+            ),
             None => (
                 node.host()
                     .trim_start_matches('[')
@@ -221,7 +225,11 @@ mod tests {
         assert_eq!(get("remote_addr").as_deref(), Some("10.9.9.9"), "set again");
         assert_eq!(get("remote_port").as_deref(), Some("7090"));
         vars.set_remote_addr("10.9.9.8".parse().expect("ip"), None);
-        assert_eq!(get("remote_port").as_deref(), Some("7090"), "the port set stays");
+        assert_eq!(
+            get("remote_port").as_deref(),
+            Some("7090"),
+            "the port set stays"
+        );
         assert_eq!(vars.real_ip.clone().port(), Some(7090));
         assert_eq!(get("server_port").as_deref(), Some("9080"));
         assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
