@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::admin::{embedded_config, Admin};
@@ -12,7 +11,7 @@ use ferrogate::config::NodeConfig;
 use ferrogate::gateway;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// APISIX's default `plugins:` list (names only), as users copy it into `config.yaml`.
 const APISIX_PLUGINS: &str = include_str!("fixtures/apisix-default-plugins.yaml");
@@ -309,31 +308,12 @@ consumers:
 
 /// A raw TCP upstream answering HTTP/1.0, then closing: `/len` with a Content-Length, any other
 /// path with a close-delimited body.
-async fn http10_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer: &[u8] = if head.starts_with(b"GET /len ") {
-                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
-                } else {
-                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body"
-                };
-                let _ = s.write_all(answer).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    (addr, task)
+fn http10_answer(head: &[u8]) -> &'static [u8] {
+    if head.starts_with(b"GET /len ") {
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    } else {
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body"
+    }
 }
 
 /// Reads more of `s` onto `rest`; the bytes read (0: closed).
@@ -401,7 +381,7 @@ async fn read_response(s: &mut TcpStream) -> (String, String, String) {
 
 #[tokio::test]
 async fn http10_upstream_answers_an_http11_client_in_http11_kept_alive() {
-    let (addr, task) = http10_upstream().await;
+    let (addr, task) = raw_upstream(http10_answer).await;
     let file = format!(
         "routes:\n  - id: 1\n    uri: /*\n    upstream:\n      nodes: {{\"{addr}\": 1}}\n#END\n"
     );

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::admin::{embedded_config, Admin};
+use common::pki::Pki;
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::KeyPair;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -26,41 +27,9 @@ use tokio_rustls::TlsConnector;
 
 const RSA_KEY: &str = include_str!("fixtures/rsa2048.key");
 
-/// A CA that signs leaf certificates.
-struct Pki {
-    ca_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
-        let ca = params.self_signed(&key).expect("ca");
-        Pki {
-            ca_pem: ca.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// An ECDSA P-256 leaf for `names` (its SANs).
-    fn leaf(&self, names: &[&str]) -> (String, String) {
-        self.leaf_with(names, KeyPair::generate().expect("key"))
-    }
-
-    /// An RSA leaf for `names`.
-    fn rsa_leaf(&self, names: &[&str]) -> (String, String) {
-        self.leaf_with(names, KeyPair::from_pem(RSA_KEY).expect("rsa key"))
-    }
-
-    fn leaf_with(&self, names: &[&str], key: KeyPair) -> (String, String) {
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
-        (cert.pem(), key.serialize_pem())
-    }
+/// An RSA leaf for `names`, signed by `pki`.
+fn rsa_leaf(pki: &Pki, names: &[&str]) -> (String, String) {
+    pki.leaf_with(names, KeyPair::from_pem(RSA_KEY).expect("rsa key"))
 }
 
 fn der(pem: &str) -> CertificateDer<'static> {
@@ -329,7 +298,7 @@ async fn certificates_are_chosen_by_sni() {
 async fn rsa_and_ecdsa_on_one_object() {
     let pki = Pki::new();
     let (ec, ec_key) = pki.leaf(&["both.test"]);
-    let (rsa, rsa_key) = pki.rsa_leaf(&["both.test"]);
+    let (rsa, rsa_key) = rsa_leaf(&pki, &["both.test"]);
     let up = upstream("u", Behaviour::Echo).await;
     let ssls = json!([{"id": "1", "cert": rsa, "key": rsa_key, "certs": [ec], "keys": [ec_key], "snis": ["both.test"]}]);
     let gw = gateway_with(&declarative(&up, ssls), &tls_config("")).await;

@@ -5,42 +5,14 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::pki::Pki;
 use common::*;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, Certificate, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-struct Pki {
-    ca: Certificate,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
-        let ca = params.self_signed(&key).expect("ca");
-        Pki {
-            ca,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf certificate for `names`, signed by the CA.
-    fn leaf(&self, names: &[&str]) -> (String, String) {
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 fn der_chain(pem: &str) -> Vec<CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
@@ -129,7 +101,7 @@ async fn upstream_certificates_are_verified_by_default() {
 
     // Trusted through apisix.ssl.ssl_trusted_certificate.
     let ca_file = tempfile::NamedTempFile::new().expect("tmp");
-    std::fs::write(ca_file.path(), pki.ca.pem()).expect("write ca");
+    std::fs::write(ca_file.path(), pki.ca_pem.clone()).expect("write ca");
     let gw = gateway_with(
         &route(addr, ""),
         &format!(
@@ -159,7 +131,7 @@ async fn wrong_name_fails_and_verify_false_opts_out() {
 async fn client_certificates_for_mtls() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf(&["localhost"]);
-    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca_pem.clone())).await;
     let (client_cert, client_key) = pki.leaf(&["gateway-client"]);
     let indent = |pem: &str| {
         pem.lines()
@@ -185,7 +157,7 @@ async fn client_certificates_for_mtls() {
 async fn client_certificate_from_an_ssl_object() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf(&["localhost"]);
-    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca_pem.clone())).await;
     let (client_cert, client_key) = pki.leaf(&["gateway-client"]);
     let doc = serde_json::json!({
         "ssls": [{"id": "c1", "type": "client", "cert": client_cert, "key": client_key}],
@@ -204,7 +176,7 @@ async fn sni_is_upstream_host_when_pass_host_rewrites() {
     let (cert, key) = pki.leaf(&["api.internal"]);
     let addr = tls_upstream(&cert, &key, None).await;
     let ca_file = tempfile::NamedTempFile::new().expect("tmp");
-    std::fs::write(ca_file.path(), pki.ca.pem()).expect("write ca");
+    std::fs::write(ca_file.path(), pki.ca_pem.clone()).expect("write ca");
     let config = format!(
         "apisix:\n  ssl: {{ssl_trusted_certificate: {}}}\n",
         ca_file.path().display()
@@ -235,7 +207,7 @@ async fn sni_is_upstream_host_when_pass_host_rewrites() {
 async fn changing_the_client_cert_ssl_object_rebuilds_the_client() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf(&["localhost"]);
-    let addr = tls_upstream(&cert, &key, Some(&pki.ca.pem())).await;
+    let addr = tls_upstream(&cert, &key, Some(&pki.ca_pem.clone())).await;
     let (stranger, stranger_key) = Pki::new().leaf(&["gateway-client"]);
     let (trusted, trusted_key) = pki.leaf(&["gateway-client"]);
     let (gw, admin) = common::admin::embedded_gateway().await;

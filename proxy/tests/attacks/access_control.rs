@@ -11,43 +11,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common::pki::Pki;
 use crate::common::*;
-
-/// A CA signing leaf certificates (PEM).
-struct Pki {
-    ca_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
-        let ca = params.self_signed(&key).expect("ca");
-        Pki {
-            ca_pem: ca.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf for `names`: (certificate, key).
-    fn leaf(&self, names: &[&str]) -> (String, String) {
-        let key = KeyPair::generate().expect("key");
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 fn der(pem: &str) -> CertificateDer<'static> {
     CertificateDer::from_pem_slice(pem.as_bytes()).expect("cert")

@@ -1,42 +1,15 @@
 //! What an upstream's response framing and silence can do to a client. See main.rs.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
 use crate::common::*;
-
-/// A raw TCP upstream that reads a request head and answers `answer` verbatim, then closes.
-async fn raw_upstream(answer: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s.write_all(answer).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    (addr, task)
-}
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_dropped() {
     // Content-Length says 5, the chunked body carries 26 bytes: RFC 9112 6.3, chunked wins.
-    let (addr, task) = raw_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\nabcdefghijklmnop\r\na\r\nqrstuvwxyz\r\n0\r\n\r\n",
-    )
+    let (addr, task) = raw_upstream(|_| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\nabcdefghijklmnop\r\na\r\nqrstuvwxyz\r\n0\r\n\r\n"
+    })
     .await;
     let echo = upstream("echo", Behaviour::Echo).await;
     let config = format!(

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod etcd;
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -106,6 +107,32 @@ pub async fn upstream(name: &'static str, behaviour: Behaviour) -> Upstream {
         }
     });
     Upstream { addr, hits, task }
+}
+
+/// A raw TCP upstream: for each connection, reads one request head, writes `answer(head)`
+/// verbatim and closes. For framings a real HTTP server would not produce.
+pub async fn raw_upstream(
+    answer: fn(&[u8]) -> &'static [u8],
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(answer(&head)).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
 }
 
 /// An address where nothing listens (connections are refused).
