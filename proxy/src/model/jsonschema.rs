@@ -38,6 +38,88 @@ pub fn with_defaults(schema: &Value, value: &Value) -> Result<Value, String> {
     Ok(copy)
 }
 
+/// A schema generated from Rust types (schemars, draft-07) in the shape APISIX's hand-written
+/// schemas have, so that [`check`] answers for it as APISIX does: `$ref`s to `definitions`
+/// inlined, and `null` dropped from an optional field's types (`Option<T>` means "may be
+/// absent", which is how APISIX's schemas say it).
+#[must_use]
+pub fn from_rust_types(schema: &Value) -> Value {
+    let definitions = schema.get("definitions").cloned().unwrap_or(Value::Null);
+    let mut shaped = schema.clone();
+    if let Value::Object(root) = &mut shaped {
+        for key in ["definitions", "$schema", "title"] {
+            root.remove(key);
+        }
+    }
+    reshape(&mut shaped, &definitions, 0);
+    shaped
+}
+
+fn reshape(schema: &mut Value, definitions: &Value, depth: usize) {
+    // Recursive types would inline forever; past this depth a part is left unchecked.
+    const DEEPEST: usize = 32;
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if depth > DEEPEST {
+        map.clear();
+        return;
+    }
+    if let Some(Value::String(target)) = map.remove("$ref") {
+        let name = target.trim_start_matches("#/definitions/");
+        if let Some(Value::Object(found)) = definitions.get(name) {
+            for (k, v) in found {
+                map.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".to_owned(), only);
+        }
+    }
+    if let Some(Value::Array(any)) = map.get("anyOf") {
+        let not_null: Vec<&Value> = any
+            .iter()
+            .filter(|s| s.get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        if let [only] = not_null[..] {
+            let only = only.clone();
+            map.remove("anyOf");
+            if let Value::Object(only) = only {
+                for (k, v) in only {
+                    map.entry(k).or_insert(v);
+                }
+            }
+            // The merged keys may hold a `$ref` of their own.
+            return reshape(schema, definitions, depth + 1);
+        }
+    }
+    for (key, sub) in map.iter_mut() {
+        match key.as_str() {
+            "properties" | "patternProperties" | "definitions" => {
+                if let Value::Object(props) = sub {
+                    for prop in props.values_mut() {
+                        reshape(prop, definitions, depth + 1);
+                    }
+                }
+            }
+            "enum" | "const" | "default" | "required" | "examples" => {}
+            _ => match sub {
+                Value::Array(items) => {
+                    for item in items {
+                        reshape(item, definitions, depth + 1);
+                    }
+                }
+                Value::Object(_) => reshape(sub, definitions, depth + 1),
+                _ => {}
+            },
+        }
+    }
+}
+
 /// Checks `value` and writes the defaults of absent properties into it, as the Lua validator
 /// does to the table it is given.
 fn validate(schema: &Value, v: &mut Value) -> Result<(), String> {

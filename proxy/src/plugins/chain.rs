@@ -49,7 +49,11 @@ pub fn check(name: &str, conf: &Value) -> Result<(), String> {
         |why: String| format!("failed to check the configuration of plugin {name} err: {why}");
     let (conf, meta) = meta::split(conf).map_err(failed)?;
     let kind = registry::kind(name).ok_or_else(|| format!("unknown plugin [{name}]"))?;
-    match kind.build(&conf) {
+    // The schema first, for APISIX's wording; then the plugin's own checks.
+    let schema = crate::model::jsonschema::from_rust_types(&kind.schema());
+    let checked =
+        crate::model::jsonschema::check(&schema, &conf).and_then(|()| kind.build(&conf).map(drop));
+    match checked {
         Ok(_) => Ok(()),
         // APISIX accepts a disabled plugin whose config fails its check.
         Err(_) if meta.disable => Ok(()),

@@ -277,6 +277,11 @@ pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
 
 /// The base config with `extra` merged over it.
 pub fn merged_config(extra: &str) -> String {
+    merge_yaml(BASE_CONFIG, extra)
+}
+
+/// `over` (YAML text) merged over `base`: maps merged key by key, anything else replaced.
+pub fn merge_yaml(base: &str, over: &str) -> String {
     fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
         match (base, over) {
             (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(o)) => {
@@ -292,11 +297,11 @@ pub fn merged_config(extra: &str) -> String {
             (b, o) => *b = o,
         }
     }
-    let mut base: serde_yaml_ng::Value = serde_yaml_ng::from_str(BASE_CONFIG).expect("base");
-    if !extra.trim().is_empty() {
+    let mut base: serde_yaml_ng::Value = serde_yaml_ng::from_str(base).expect("base is YAML");
+    if !over.trim().is_empty() {
         merge(
             &mut base,
-            serde_yaml_ng::from_str(extra).expect("extra config is YAML"),
+            serde_yaml_ng::from_str(over).expect("extra config is YAML"),
         );
     }
     serde_yaml_ng::to_string(&base).expect("config text")
