@@ -283,6 +283,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
                 owner: String::new(),
                 runners: runners.clone(),
                 drain: Some(drain.clone()),
+                limit_counts: Arc::default(),
             },
         },
         config.apisix.ssl.trusted_ca(),
@@ -408,6 +409,9 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         settings: ServerSettings {
             server_header: HeaderValue::from_static(server_header),
             show_upstream_status: config.apisix.show_upstream_status_in_response_header,
+            match_uri_encoded_slash: config.apisix.match_uri_encoded_slash,
+            normalize_uri_like_servlet: config.apisix.normalize_uri_like_servlet,
+            delete_uri_tail_slash: config.apisix.delete_uri_tail_slash,
             max_header_size: http.max_header_size,
             idle_timeout: http.keepalive_timeout,
             real_ip_from: http.real_ip_nets(),

@@ -112,16 +112,53 @@ async fn file_logger_writes_a_json_line_per_request() {
 }
 
 #[tokio::test]
-async fn file_logger_refuses_bodies() {
+async fn file_logger_logs_bodies_and_only_matching_requests() {
     let up = upstream("a", Behaviour::Echo).await;
-    let (_gw, admin) = embedded_gateway().await;
-    let bad = admin
-        .put(
-            "/routes/fl2",
-            json!({"uri": "/x", "plugins": {"file-logger": {"path": "a.log", "include_req_body": true}}, "upstream": {"nodes": {up.node(): 1}}}),
-        )
-        .await;
-    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    let (gw, admin) = embedded_gateway().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bodies.log");
+    let route = json!({
+        "uri": "/fb",
+        "plugins": {"file-logger": {
+            "path": path.to_str().expect("utf-8"),
+            "include_req_body": true,
+            "include_resp_body": true,
+            "include_resp_body_expr": [["arg_resp", "==", "yes"]],
+            "max_req_body_bytes": 5,
+            "match": [["http_x_skip", "!", "==", "1"]]
+        }},
+        "upstream": {"nodes": {up.node(): 1}}
+    });
+    apply(&gw, &admin, "/routes/fb", route, "/fb", 200).await;
+    let before = lines(&path, 1).await.len();
+    let post = |uri: &str, skip: bool| {
+        let mut req = http::Request::post(gw.url(uri));
+        if skip {
+            req = req.header("x-skip", "1");
+        }
+        req.body(Full::new(Bytes::from_static(b"hello body")))
+            .expect("request")
+    };
+    let client = client();
+    let got = send(&client, post("/fb?resp=yes", false)).await;
+    assert_eq!(got.status, 200);
+    let echoed = String::from_utf8_lossy(&got.body).into_owned();
+    assert!(echoed.contains("hello body"), "{echoed}");
+    // Not logged: `match` does not hold.
+    assert_eq!(send(&client, post("/fb?resp=yes", true)).await.status, 200);
+    // Logged without the response body: its condition does not hold.
+    assert_eq!(send(&client, post("/fb", false)).await.status, 200);
+    let got = lines(&path, before + 2).await;
+    assert_eq!(got.len(), before + 2, "{got:?}");
+    let (with, without) = (&got[before], &got[before + 1]);
+    assert_eq!(
+        with["request"]["body"], "hello",
+        "capped at max_req_body_bytes"
+    );
+    assert_eq!(with["response"]["body"], echoed.as_str());
+    assert_eq!(without["request"]["uri"], "/fb");
+    assert_eq!(without["request"]["body"], "hello");
+    assert!(without["response"].get("body").is_none(), "{without}");
 }
 
 /// What the collector received: one body per POST.

@@ -83,7 +83,10 @@ async fn prometheus() {
         &format!(
             "routes:\n  - id: r1\n    uri: /metered\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n  \
              - id: r2\n    uri: /keyed\n    plugins: {{prometheus: {{}}, key-auth: {{}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n  \
-             - id: r3\n    uri: /down\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"127.0.0.1:1\": 1}}}}\n\
+             - id: r3\n    uri: /down\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"127.0.0.1:1\": 1}}}}\n  \
+             - id: r4\n    uris: [/foo*, /bar/*]\n    hosts: [foo.com, \"*.Bar.com\"]\n    plugins: {{prometheus: {{}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n  \
+             - id: r5\n    uri: /logged\n    plugins: {{http-logger: {{uri: \"http://127.0.0.1:9/\", inactive_timeout: 30}}}}\n    upstream: {{nodes: {{\"{node}\": 1}}}}\n\
+             global_rules:\n  - id: g1\n    plugins: {{prometheus: {{}}}}\n\
              consumers:\n  - username: jack\n    plugins: {{key-auth: {{key: auth-one}}}}\n#END\n",
             node = up.node()
         ),
@@ -99,9 +102,10 @@ async fn prometheus() {
     }
     let node = up.node();
     let host = node.rsplit_once(':').map_or(node.as_str(), |(h, _)| h);
-    // APISIX 3.18's label sets (prometheus.t, prometheus2.t TEST 7-8 for `consumer`).
+    // APISIX 3.18's label sets (prometheus.t, prometheus2.t TEST 7-8 for `consumer`); the
+    // global rule's instance stands aside for the route's, so each request counts once.
     let series = format!(
-        r#"apisix_http_status{{code="200",route="r1",matched_uri="",matched_host="",service="",consumer="",node="{host}",{FIXED},response_source="upstream"}} 3"#
+        r#"apisix_http_status{{code="200",route="r1",matched_uri="/metered",matched_host="",service="",consumer="",node="{host}",{FIXED},response_source="upstream"}} 3"#
     );
     let text = scrape_until(exporter, |t| t.lines().any(|l| l == series)).await;
     assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
@@ -110,10 +114,18 @@ async fn prometheus() {
         let latency = format!(r#"apisix_http_latency_count{{type="{kind}",{common}}} 3"#);
         assert!(text.lines().any(|l| l == latency), "{latency} in\n{text}");
     }
-    assert!(
-        text.contains(&format!(r#"apisix_bandwidth{{type="egress",{common}}} "#)),
-        "{text}"
-    );
+    // Egress: the echoed bodies; ingress: the requests' heads (no bodies).
+    for kind in ["egress", "ingress"] {
+        let bytes = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(r#"apisix_bandwidth{{type="{kind}",{common}}} "#))?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{kind} bandwidth in\n{text}"));
+        assert!(bytes > 3 * 40, "{kind}: {bytes}");
+    }
     // Node-level figures: this gateway's connections and requests (each `get` is a new
     // connection), no etcd.
     let gauge = |name: &str| -> u64 {
@@ -137,13 +149,13 @@ async fn prometheus() {
     // An upstream that cannot be reached: the gateway's 502, `response_source="nginx"`.
     assert_eq!(get(&gw.url("/down")).await.status, 502);
     let keyed = format!(
-        r#"apisix_http_status{{code="200",route="r2",matched_uri="",matched_host="",service="",consumer="jack",node="{host}",{FIXED},response_source="upstream"}} 1"#
+        r#"apisix_http_status{{code="200",route="r2",matched_uri="/keyed",matched_host="",service="",consumer="jack",node="{host}",{FIXED},response_source="upstream"}} 1"#
     );
     let refused = format!(
-        r#"apisix_http_status{{code="401",route="r2",matched_uri="",matched_host="",service="",consumer="",node="",{FIXED},response_source="apisix"}} 1"#
+        r#"apisix_http_status{{code="401",route="r2",matched_uri="/keyed",matched_host="",service="",consumer="",node="",{FIXED},response_source="apisix"}} 1"#
     );
     let down = format!(
-        r#"apisix_http_status{{code="502",route="r3",matched_uri="",matched_host="",service="",consumer="",node="127.0.0.1",{FIXED},response_source="nginx"}} 1"#
+        r#"apisix_http_status{{code="502",route="r3",matched_uri="/down",matched_host="",service="",consumer="",node="127.0.0.1",{FIXED},response_source="nginx"}} 1"#
     );
     let text = scrape_until(exporter, |t| {
         [&keyed, &refused, &down]
@@ -162,4 +174,34 @@ async fn prometheus() {
         !text.contains(&format!(r#"type="upstream",{no_node}"#)),
         "no upstream latency without an upstream"
     );
+
+    // The patterns that matched (prometheus2.t TEST 12-15): the route's `uri` and host patterns
+    // as configured (hosts lowercased), whichever of them matched the request.
+    for (path, host) in [("/foo1", "foo.com"), ("/bar/x", "a.bar.com")] {
+        let got = request(Method::GET, &gw.url(path), &[("host", host)]).await;
+        assert_eq!(got.status, 200);
+    }
+    // A logger's batch queue, under the route and server address of its first request.
+    assert_eq!(get(&gw.url("/logged")).await.status, 200);
+    // A request no route matched counts under the global rule's instance, without patterns.
+    assert_eq!(get(&gw.url("/nowhere")).await.status, 404);
+    let foo = format!(
+        r#"apisix_http_status{{code="200",route="r4",matched_uri="/foo*",matched_host="foo.com",service="",consumer="",node="{host}",{FIXED},response_source="upstream"}} 1"#
+    );
+    let bar = format!(
+        r#"apisix_http_status{{code="200",route="r4",matched_uri="/bar/*",matched_host="*.bar.com",service="",consumer="",node="{host}",{FIXED},response_source="upstream"}} 1"#
+    );
+    let none = format!(
+        r#"apisix_http_status{{code="404",route="",matched_uri="",matched_host="",service="",consumer="",node="",{FIXED},response_source="apisix"}} 1"#
+    );
+    let batch = r#"apisix_batch_process_entries{name="http logger",route_id="r5",server_addr="127.0.0.1"} 1"#.to_owned();
+    let text = scrape_until(exporter, |t| {
+        [&foo, &bar, &none, &batch]
+            .iter()
+            .all(|s| t.lines().any(|l| l == s.as_str()))
+    })
+    .await;
+    for s in [&foo, &bar, &none, &batch] {
+        assert!(text.lines().any(|l| l == s.as_str()), "{s} in\n{text}");
+    }
 }

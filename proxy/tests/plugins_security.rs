@@ -102,7 +102,7 @@ async fn ua_restriction() {
     let before = up.hits();
     let got = get(&gw.url("/ua")).await;
     assert_eq!(got.status, 403, "no User-Agent");
-    assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+    assert_eq!(got.body, "{\"message\":\"Not allowed\"}\n".as_bytes());
     for agents in [
         &["my-bot1"][..],            // TEST 7
         &["my-bot1", "my-bot2"][..], // TEST 8
@@ -111,7 +111,7 @@ async fn ua_restriction() {
     ] {
         let got = ua(agents).await;
         assert_eq!(got.status, 403, "{agents:?}");
-        assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+        assert_eq!(got.body, "{\"message\":\"Not allowed\"}\n".as_bytes());
     }
     assert_eq!(
         up.hits(),
@@ -156,7 +156,7 @@ async fn ua_restriction() {
         // TEST 15, TEST 31
         let got = ua(agents).await;
         assert_eq!(got.status, 403, "{agents:?}");
-        assert_eq!(got.body, r#"{"message":"Not allowed"}"#.as_bytes());
+        assert_eq!(got.body, "{\"message\":\"Not allowed\"}\n".as_bytes());
     }
 
     // ua-restriction.t TEST 20-21 and 32-33: a custom message, bypass_missing.
@@ -175,7 +175,7 @@ async fn ua_restriction() {
     assert_eq!(got.status, 403);
     assert_eq!(
         got.body,
-        r#"{"message":"Do you want to do something bad?"}"#.as_bytes()
+        "{\"message\":\"Do you want to do something bad?\"}\n".as_bytes()
     );
 
     // ua-restriction.t TEST 1 and TEST 29: exactly one of the lists.
@@ -447,13 +447,18 @@ async fn redirect() {
         &admin,
         "/routes/r",
         route("/r/*", &up, conf),
-        "/r/x",
+        "/r/x/v1",
         307,
     )
     .await;
     let got = get(&gw.url("/r/users/v2")).await;
     assert_eq!(got.status, 307);
     assert_eq!(got.header("location"), Some("/api/v2/users"));
+    let got = get(&gw.url("/r/x")).await;
+    assert_eq!(
+        got.status, 200,
+        "a path the regex does not match is not redirected"
+    );
 
     let conf = json!({"redirect": {"http_to_https": true}});
     apply(
@@ -479,10 +484,10 @@ async fn redirect() {
         got.header("location"),
         Some(format!("https://{host}:8443/r/p").as_str())
     );
-    assert_eq!(up.hits(), 0);
+    assert_eq!(up.hits(), 1, "only the path regex_uri did not match");
     let got = get_with(&gw.url("/r/p"), &[("x-forwarded-proto", "https")]).await;
     assert_eq!(got.status, 200, "already https: proxied");
-    assert_eq!(up.hits(), 1);
+    assert_eq!(up.hits(), 2);
 
     let bad = admin
         .put(

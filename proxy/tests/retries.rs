@@ -68,7 +68,7 @@ async fn read_timeout_on_the_last_try_is_504() {
     let start = Instant::now();
     let got = get(&gw.url("/r")).await;
     assert_eq!(got.status, 504);
-    assert_eq!(got.json()["error_msg"], "504 Gateway Timeout");
+    assert_eq!(got.json()["error_msg"], "504 Gateway Time-out");
     assert!(
         start.elapsed() < Duration::from_secs(3),
         "{:?}",

@@ -55,6 +55,12 @@ fn check_file(name: &str, file: &CaseFile, differences_doc: &str) -> Vec<String>
         ));
     }
     for skipped in &file.skipped {
+        if skipped.why.trim().is_empty() {
+            problems.push(format!(
+                "{name}: skipped {:?} without a reason",
+                skipped.tests
+            ));
+        }
         for test in &skipped.tests {
             if numbers.contains(test) {
                 problems.push(format!("{name}: TEST {test} both ported and skipped"));
@@ -75,22 +81,26 @@ fn check_file(name: &str, file: &CaseFile, differences_doc: &str) -> Vec<String>
     problems
 }
 
-async fn run_file(path: PathBuf, server: Arc<test_server::TestServer>, doc: Arc<String>) -> Tally {
+/// Reads a case file: its name under the suite, and the file or why it is not one.
+fn read_file(path: &Path) -> (String, Result<CaseFile, String>) {
     let name = path
         .strip_prefix(suite_dir())
-        .unwrap_or(&path)
+        .unwrap_or(path)
         .display()
         .to_string();
-    let text = std::fs::read_to_string(&path).expect("read case file");
-    let file: CaseFile = match serde_yaml_ng::from_str(&text) {
-        Ok(file) => file,
-        Err(e) => {
-            return Tally {
-                failures: vec![format!("{name}: not a case file: {e}")],
-                ..Tally::default()
-            }
-        }
-    };
+    let file = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{name}: not a case file: {e}"));
+    (name, file)
+}
+
+async fn run_file(
+    name: String,
+    file: CaseFile,
+    server: Arc<test_server::TestServer>,
+    doc: Arc<String>,
+) -> Tally {
     let mut tally = Tally {
         cases: file.blocks.len(),
         differences: file
@@ -113,6 +123,7 @@ async fn run_file(path: PathBuf, server: Arc<test_server::TestServer>, doc: Arc<
         proxy: gw.addr(),
         admin: gw.gateway.admin_addr().expect("Admin API enabled"),
         admin_key: ADMIN_KEY.to_owned(),
+        prometheus: gw.gateway.prometheus_addr(),
         ports,
     };
     for block in &file.blocks {
@@ -149,14 +160,27 @@ async fn apisix_test_cases_answer_as_apisix() {
         .expect("docs/apisix-differences.md");
     let doc = Arc::new(doc);
     let server = Arc::new(test_server::start().await);
-    // A few files at a time: each has its own gateway, and timing cases want a calm machine.
-    let limit = Arc::new(tokio::sync::Semaphore::new(4));
+    // A few files at a time: each has its own gateway. A file whose answers depend on timing
+    // (`alone: true`) runs when no other does.
+    const AT_ONCE: u32 = 4;
+    let limit = Arc::new(tokio::sync::Semaphore::new(AT_ONCE as usize));
     let mut running = tokio::task::JoinSet::new();
-    for path in files.iter().cloned() {
+    for path in &files {
+        let (name, file) = read_file(path);
         let (server, doc, limit) = (server.clone(), doc.clone(), limit.clone());
         running.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore");
-            run_file(path, server, doc).await
+            let file = match file {
+                Ok(file) => file,
+                Err(e) => {
+                    return Tally {
+                        failures: vec![e],
+                        ..Tally::default()
+                    }
+                }
+            };
+            let permits = if file.alone { AT_ONCE } else { 1 };
+            let _permits = limit.acquire_many_owned(permits).await.expect("semaphore");
+            run_file(name, file, server, doc).await
         });
     }
     let mut total = Tally::default();

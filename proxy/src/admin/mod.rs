@@ -71,6 +71,19 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// Whether the answer names the API version: APISIX's resource handler (resources, their
+    /// schemas, plugin schemas) sets `X-API-VERSION`; its refusals of the key and its other
+    /// endpoints (`plugins/list`, `plugins/reload`, `schema/validate`, `configs`) do not.
+    fn answers_api_version(&self) -> bool {
+        let segments: Vec<&str> = self.segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            ["plugins", "list" | "reload", ..] | ["schema", "validate", ..] => false,
+            ["plugins" | "schema", ..] => true,
+            [first, ..] => crate::model::Resource::from_segment(first).is_some(),
+            [] => false,
+        }
+    }
+
     fn arg(&self, name: &str) -> Option<&str> {
         self.args
             .iter()
@@ -98,10 +111,6 @@ impl Admin {
         let cors_origin = self.browser.cors_origin(req.headers());
         let mut reply = self.answer(req, peer, cors_origin.is_some()).await;
         let headers = reply.headers_mut();
-        headers.insert(
-            HeaderName::from_static("x-api-version"),
-            HeaderValue::from_static("v3"),
-        );
         headers.insert(
             http::header::SERVER,
             HeaderValue::from_static(concat!("ferrogate/", env!("CARGO_PKG_VERSION"))),
@@ -235,7 +244,14 @@ impl Admin {
                 }
             }
         }
-        resources::dispatch(self, &call).await
+        let mut reply = resources::dispatch(self, &call).await;
+        if call.answers_api_version() {
+            reply.headers_mut().insert(
+                HeaderName::from_static("x-api-version"),
+                HeaderValue::from_static("v3"),
+            );
+        }
+        reply
     }
 }
 

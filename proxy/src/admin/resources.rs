@@ -14,7 +14,7 @@ use super::references;
 use super::{error, patch, unavailable, Admin, Call};
 use crate::model::{is_valid_id, is_valid_id_value, is_valid_username, jsonschema, Resource};
 use crate::plugins::{registry, PluginKind};
-use crate::store::{declarative, Entry, FileError, Format};
+use crate::store::Entry;
 
 /// Where a collection lives and what it allows.
 struct Collection {
@@ -57,7 +57,7 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
         [] => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
         ["plugins", rest @ ..] => plugins(call, rest),
         ["schema", rest @ ..] => schema(call, rest),
-        ["configs", "validate"] if call.method == Method::POST => validate_config(&call.body),
+        ["configs", "validate"] if call.method == Method::POST => validate_config(admin, call),
         ["stream_routes", ..] => error(
             StatusCode::BAD_REQUEST,
             "stream mode is disabled, can not add stream routes",
@@ -70,9 +70,12 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
             if !is_valid_username(username) {
                 return error(StatusCode::BAD_REQUEST, "invalid consumer username");
             }
-            if call.method == Method::PUT {
+            // A write needs the consumer; so does a listing (APISIX: its key is not found).
+            let listing = call.method == Method::GET && rest.is_empty();
+            if call.method == Method::PUT || listing {
                 match admin.store.get(&format!("consumers/{username}")).await {
                     Ok(Some(_)) => {}
+                    Ok(None) if listing => return not_found(),
                     Ok(None) => return error(StatusCode::NOT_FOUND, "consumer not found"),
                     Err(e) => return unavailable(&e),
                 }
@@ -168,6 +171,10 @@ async fn get_one(admin: &Admin, c: &Collection, id: &str, audience: Audience) ->
 async fn get_list(admin: &Admin, call: &Call, c: &Collection) -> Reply {
     let query = match ListQuery::parse(&call.args) {
         Ok(q) => q,
+        // APISIX answers a bad page size with the bare message.
+        Err(message) if message.starts_with("page_size") => {
+            return json(StatusCode::BAD_REQUEST, message)
+        }
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let listing = match admin.store.list(&format!("{}/", c.base)).await {
@@ -273,28 +280,27 @@ async fn validate(
     id: &str,
     value: &Map<String, Value>,
 ) -> Result<(), Reply> {
-    let as_value = Value::Object(value.clone());
-    if let Err(message) = c.resource.check_as_apisix(&as_value) {
-        return Err(error(StatusCode::BAD_REQUEST, &message));
-    }
-    if let Err(problems) = c.resource.check(&as_value) {
+    check_value(admin, c.resource, &Value::Object(value.clone()))
+        .map_err(|message| error(StatusCode::BAD_REQUEST, &message))?;
+    references::check_write(admin, c.resource, &c.key(id), id, value).await
+}
+
+/// The checks of a write that need no other object: APISIX's (schema and rules), this
+/// gateway's, then the plugin runners'. The error is the answer's `error_msg`.
+fn check_value(admin: &Admin, resource: Resource, value: &Value) -> Result<(), String> {
+    resource.check_as_apisix(value)?;
+    if let Err(problems) = resource.check(value) {
         let text = problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid configuration: {text}"),
-        ));
+        return Err(format!("invalid configuration: {text}"));
     }
-    if let Some(Value::Object(plugins)) = value.get("plugins") {
-        admin
-            .runners
-            .check(plugins)
-            .map_err(|message| error(StatusCode::BAD_REQUEST, &message))?;
+    match value.get("plugins") {
+        Some(Value::Object(plugins)) => admin.runners.check(plugins),
+        _ => Ok(()),
     }
-    references::check_write(admin, c.resource, &c.key(id), id, value).await
 }
 
 async fn put(
@@ -327,16 +333,20 @@ async fn put(
             };
             return error(StatusCode::BAD_REQUEST, &message);
         }
-        (Some(url), _) => url.to_owned(),
-        (None, Some(body)) if c.resource != Resource::PluginMetadata => body,
-        // APISIX has no id to check for a consumer: its schema says what is missing.
-        (None, None) if c.resource == Resource::Consumer => {
+        // APISIX has no id to check for a consumer, even with one in the path: the body's
+        // `username` is required by its schema, which says what is missing.
+        (_, None) if c.resource == Resource::Consumer => {
             let message = c
                 .resource
                 .check_as_apisix(&Value::Object(value))
                 .err()
                 .unwrap_or_else(|| format!("missing {noun} id"));
             return error(StatusCode::BAD_REQUEST, &message);
+        }
+        (Some(url), _) => url.to_owned(),
+        (None, Some(body)) if c.resource != Resource::PluginMetadata => body,
+        (None, _) if c.resource == Resource::PluginMetadata => {
+            return error(StatusCode::BAD_REQUEST, "missing plugin name")
         }
         _ => return error(StatusCode::BAD_REQUEST, &format!("missing {noun} id")),
     };
@@ -350,6 +360,9 @@ async fn put(
             StatusCode::BAD_REQUEST,
             &format!("the property is forbidden:  {field}"),
         );
+    }
+    if c.resource == Resource::PluginMetadata && registry::kind(&id).is_none() {
+        return error(StatusCode::BAD_REQUEST, "invalid plugin name");
     }
     store_item(admin, call, c, (id, stored), &mut value, None, ttl).await
 }
@@ -414,12 +427,19 @@ async fn store_item(
         },
     };
     let now = now();
-    let created = previous
-        .as_ref()
-        .and_then(|p| serde_json::from_slice::<Value>(&p.value).ok())
-        .and_then(|v| v.get("create_time").and_then(Value::as_i64))
+    // A PATCH keeps the time stamps its merged value holds (APISIX stores what it is given);
+    // a PUT or POST cannot hold them (forbidden above) and keeps the stored creation time.
+    let created = value
+        .get("create_time")
+        .and_then(Value::as_i64)
+        .or_else(|| {
+            previous
+                .as_ref()
+                .and_then(|p| serde_json::from_slice::<Value>(&p.value).ok())
+                .and_then(|v| v.get("create_time").and_then(Value::as_i64))
+        })
         .unwrap_or(now);
-    if expected.is_none() || !value.contains_key("update_time") {
+    if !value.contains_key("update_time") {
         value.insert("update_time".to_owned(), json!(now));
     }
     value.insert("create_time".to_owned(), json!(created));
@@ -490,7 +510,11 @@ async fn patch(
             Ok(v) => v,
             Err(r) => return r,
         };
+        let stamped = changes.contains_key("update_time");
         patch::merge(&mut value, changes);
+        if !stamped {
+            value.remove("update_time");
+        }
     } else {
         let new = match serde_json::from_slice::<Value>(&call.body) {
             Ok(v) => v,
@@ -507,6 +531,7 @@ async fn patch(
                 &format!("invalid sub-path: /{}", sub_path.join("/")),
             );
         }
+        value.remove("update_time");
     }
     let stored = Value::String(id.to_owned());
     store_item(
@@ -588,6 +613,15 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
                 .collect();
             json_value(StatusCode::OK, &Value::Object(all))
         }
+        [name] if http && call.arg("schema_type") == Some("consumer") => {
+            match registry::kind(name) {
+                Some(kind) => kind.consumer_schema().map_or_else(
+                    || error(StatusCode::BAD_REQUEST, "not found schema"),
+                    |schema| json_value(StatusCode::OK, &schema),
+                ),
+                None => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
+            }
+        }
         [name] if http => plugin_schema_reply(name),
         [] | [_] => error(
             StatusCode::NOT_FOUND,
@@ -613,8 +647,8 @@ fn plugin_schema(kind: &dyn PluginKind) -> Value {
                     "additionalProperties": false,
                     "properties": {
                         "disable": {"type": "boolean"},
-                        "priority": {"type": "integer"},
-                        "filter": {"type": "array"},
+                        "priority": {"type": "integer", "description": "priority of plugins by customized order"},
+                        "filter": {"type": "array", "description": "filter determines whether the plugin needs to be executed at runtime"},
                         "error_response": {"oneOf": [{"type": "string"}, {"type": "object"}]}
                     }
                 }),
@@ -634,9 +668,20 @@ fn plugin_schema_reply(name: &str) -> Reply {
 /// `GET /schema/{name}`, `GET /schema/plugins/{name}`, `POST /schema/validate/{resource}`.
 fn schema(call: &Call, rest: &[&str]) -> Reply {
     match (call.method.clone(), rest) {
+        // `?schema_type=consumer`: an authentication plugin's consumer schema.
+        (Method::GET, ["plugins", name]) if call.arg("schema_type") == Some("consumer") => {
+            match registry::kind(name).and_then(|k| k.consumer_schema()) {
+                Some(consumer) => json_value(StatusCode::OK, &consumer),
+                None => plugin_schema_reply(name),
+            }
+        }
         (Method::GET, ["plugins", name]) => plugin_schema_reply(name),
         (Method::GET, [name]) => match Resource::ALL.iter().find(|r| r.schema_name() == *name) {
-            Some(r) => json_value(StatusCode::OK, &r.schema()),
+            // APISIX's schema, as APISIX serves it, where the resource has one.
+            Some(r) => match r.apisix_schema() {
+                Some(schema) => json_value(StatusCode::OK, schema),
+                None => json_value(StatusCode::OK, &r.schema()),
+            },
             None => error(
                 StatusCode::BAD_REQUEST,
                 &format!("not found schema: {name}"),
@@ -684,22 +729,101 @@ fn schema(call: &Call, rest: &[&str]) -> Reply {
     }
 }
 
-/// `POST /configs/validate`: a whole declarative config (JSON), checked as the standalone file
-/// would be; 200 when every item is valid, else 400 listing every problem.
-fn validate_config(body: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(body);
-    match declarative::parse(&text, Format::Json) {
-        Ok(_) => json(StatusCode::OK, ""),
-        Err(FileError::Invalid(errors)) => json_value(
+/// `POST /configs/validate`: every item of a declarative config (JSON) checked as the Admin API checks a write, without its references, as
+/// APISIX does: 200 `{}` when all pass, else 400 listing each failing item (`resource_type`,
+/// `resource_id`, `index`, `error`) and each repeated id.
+fn validate_config(admin: &Admin, call: &Call) -> Reply {
+    let invalid_body = |why: &str| {
+        error(
             StatusCode::BAD_REQUEST,
-            &json!({
-                "error_msg": "Configuration validation failed",
-                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }),
-        ),
-        Err(e) => error(
+            &format!("invalid request body: {why}"),
+        )
+    };
+    if call.body.is_empty() {
+        return invalid_body("empty request body");
+    }
+    let config = match serde_json::from_slice(&call.body) {
+        Ok(Value::Object(config)) => config,
+        Ok(_) => return invalid_body("expected an object"),
+        Err(why) => return invalid_body(&why.to_string()),
+    };
+    let mut errors = Vec::new();
+    for resource in Resource::ALL {
+        if resource == Resource::Credential {
+            // Credentials come among the consumers, by their `.../credentials/...` id.
+            continue;
+        }
+        let key = resource.segment();
+        let version_key = format!("{key}_conf_version");
+        if let Some(version) = config.get(&version_key).filter(|v| !v.is_number()) {
+            errors.push(json!({
+                "resource_type": key,
+                "error": format!("{version_key} must be a number, got {}", lua_type(version)),
+            }));
+        }
+        let Some(Value::Array(items)) = config.get(key) else {
+            continue;
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (index, item) in items.iter().enumerate() {
+            let id = item.get("id").filter(|v| !v.is_null());
+            let resource_id = id
+                .or_else(|| item.get("username"))
+                .cloned()
+                .unwrap_or_else(|| json!(""));
+            let is_credential = resource == Resource::Consumer
+                && id
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| id.contains("/credentials/"));
+            let checked_as = if is_credential {
+                Resource::Credential
+            } else {
+                resource
+            };
+            let mut fail = |message: String| {
+                errors.push(json!({
+                    "resource_type": key,
+                    "resource_id": resource_id.clone(),
+                    "index": index,
+                    "error": message,
+                }));
+            };
+            if let Err(message) = check_value(admin, checked_as, item) {
+                fail(message);
+            }
+            let (identifier, kind) = match (resource, id) {
+                (Resource::Consumer, None) => (item.get("username"), "username"),
+                (Resource::Consumer, Some(_)) => (id, "credential id"),
+                _ => (id, "id"),
+            };
+            let Some(identifier) = identifier else {
+                continue;
+            };
+            let text = identifier
+                .as_str()
+                .map_or_else(|| identifier.to_string(), str::to_owned);
+            if !seen.insert(text.clone()) {
+                fail(format!("found duplicate {kind} {text} in {key}"));
+            }
+        }
+    }
+    if errors.is_empty() {
+        json(StatusCode::OK, "{}")
+    } else {
+        json_value(
             StatusCode::BAD_REQUEST,
-            &format!("invalid configuration: {e}"),
-        ),
+            &json!({"error_msg": "Configuration validation failed", "errors": errors}),
+        )
+    }
+}
+
+/// The name Lua gives a JSON value's type, for APISIX's messages.
+fn lua_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nil",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) | Value::Object(_) => "table",
     }
 }

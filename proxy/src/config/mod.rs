@@ -104,6 +104,14 @@ pub struct ApisixSection {
     pub control: StatusListen,
     /// Turn every upstream health checker off (default false).
     pub disable_upstream_healthcheck: bool,
+    /// Match routes on the path with `%2F` kept encoded, so that it can be part of a path
+    /// parameter (default false).
+    pub match_uri_encoded_slash: bool,
+    /// Route on the path without its `;` parameters, as a Java servlet container reads it
+    /// (default false).
+    pub normalize_uri_like_servlet: bool,
+    /// Route on the path without its trailing `/` (default false).
+    pub delete_uri_tail_slash: bool,
 }
 
 /// A management listener: `apisix.status`, `apisix.control`.
@@ -253,6 +261,9 @@ impl Default for ApisixSection {
                 port: 9090,
             },
             disable_upstream_healthcheck: false,
+            match_uri_encoded_slash: false,
+            normalize_uri_like_servlet: false,
+            delete_uri_tail_slash: false,
         }
     }
 }

@@ -673,7 +673,7 @@ fn lua_eq(a: &Value, b: &Value) -> bool {
 }
 
 /// A number as Lua's `tostring` prints it (`%.14g`): integers without a fraction.
-fn lua_number(n: f64) -> String {
+pub(crate) fn lua_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         // Checked above: integral and in range, so the cast is exact.
         #[allow(clippy::cast_possible_truncation)]

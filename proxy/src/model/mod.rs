@@ -43,6 +43,7 @@ pub use global_rule::GlobalRule;
 pub use plugin_config::PluginConfig;
 pub use resource::{schema_of, Resource};
 pub use route::{parse_net, Route};
+pub(crate) use schema_def::ip_def;
 pub use service::Service;
 pub use ssl::{certified_key, Ssl, SslClient, SslProtocol, SslType};
 pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, RetryOn, Upstream, UpstreamTls};

@@ -176,6 +176,9 @@ impl Resource {
         if let Some(upstream) = value.get("upstream") {
             check_upstream(upstream)?;
         }
+        if self == Resource::Ssl {
+            return super::ssl::check_as_apisix(&value);
+        }
         let plugins = value.get("plugins").and_then(Value::as_object);
         match self {
             Resource::Consumer | Resource::Credential => {
@@ -195,7 +198,14 @@ impl Resource {
                 for (name, conf) in plugins.into_iter().flatten() {
                     crate::plugins::chain::check(name, conf)?;
                 }
-                Ok(())
+                match value.get("vars") {
+                    Some(vars) if self == Resource::Route => {
+                        crate::router::expr::Expr::compile(vars)
+                            .map(drop)
+                            .map_err(|e| format!("failed to validate the 'vars' expression: {e}"))
+                    }
+                    _ => Ok(()),
+                }
             }
         }
     }
@@ -274,6 +284,9 @@ fn check_as<T: Model>(value: &Value) -> Result<(), Vec<ConfigError>> {
 /// A consumer's (or credential's) plugin: an authentication plugin with its consumer schema,
 /// another with its route schema (APISIX's `check_schema(..., TYPE_CONSUMER)`).
 fn consumer_plugin(name: &str, conf: &Value) -> Result<(), String> {
+    if !conf.is_object() {
+        return Err(format!("invalid plugin conf {conf} for plugin [{name}]"));
+    }
     match registry::kind(name).and_then(|k| k.consumer_identity(conf)) {
         Some(Ok(_)) => Ok(()),
         Some(Err(why)) => Err(format!(
@@ -586,7 +599,7 @@ mod tests {
         );
         assert_eq!(
             problems(r, with(valid.clone(), "plugins", json!({"key-auth": {}}))),
-            vec!["plugins.key-auth: failed to check the configuration of plugin key-auth err: missing field `key`"]
+            vec!["plugins.key-auth: failed to check the configuration of plugin key-auth err: property \"key\" is required"]
         );
         assert_eq!(
             problems(r, with(valid, "desc", json!("d".repeat(257)))),
@@ -626,8 +639,8 @@ mod tests {
             ),
             vec![
                 "plugins: must contain at most 1 plugin",
-                "plugins.basic-auth: failed to check the configuration of plugin basic-auth err: missing field `username`",
-                "plugins.key-auth: failed to check the configuration of plugin key-auth err: missing field `key`",
+                "plugins.basic-auth: failed to check the configuration of plugin basic-auth err: property \"password\" is required",
+                "plugins.key-auth: failed to check the configuration of plugin key-auth err: property \"key\" is required",
             ]
         );
         assert_eq!(

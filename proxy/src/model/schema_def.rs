@@ -24,20 +24,21 @@ fn hosts() -> Value {
     json!({"type": "array", "items": host(), "minItems": 1, "uniqueItems": true})
 }
 
-fn remote_addr() -> Value {
+/// `ip_def`: an IPv4 or IPv6 address or CIDR, as the branches of an `anyOf`.
+pub(crate) fn ip_def() -> Value {
     let ipv4 = "([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])";
     let ipv4 = [ipv4; 4].join(r"\.");
     let ipv6 = "([a-fA-F0-9]{0,4}:){1,8}(:[a-fA-F0-9]{0,4}){0,8}([a-fA-F0-9]{0,4})?";
-    json!({
-        "description": "client IP",
-        "type": "string",
-        "anyOf": [
-            {"title": "IPv4", "type": "string", "format": "ipv4"},
-            {"title": "IPv4/CIDR", "type": "string", "pattern": format!("^{ipv4}/([12]?[0-9]|3[0-2])$")},
-            {"title": "IPv6", "type": "string", "format": "ipv6"},
-            {"title": "IPv6/CIDR", "type": "string", "pattern": format!("^{ipv6}/[0-9]{{1,3}}$")}
-        ]
-    })
+    json!([
+        {"title": "IPv4", "type": "string", "format": "ipv4"},
+        {"title": "IPv4/CIDR", "type": "string", "pattern": format!("^{ipv4}/([12]?[0-9]|3[0-2])$")},
+        {"title": "IPv6", "type": "string", "format": "ipv6"},
+        {"title": "IPv6/CIDR", "type": "string", "pattern": format!("^{ipv6}/[0-9]{{1,3}}$")}
+    ])
+}
+
+fn remote_addr() -> Value {
+    json!({"description": "client IP", "type": "string", "anyOf": ip_def()})
 }
 
 fn labels() -> Value {

@@ -7,6 +7,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{is_host_pattern, one_or_many, Checker, Id, Labels};
 
@@ -202,6 +203,76 @@ pub fn certified_key(
         rustls::Error::InconsistentKeys(_) => "the key does not match the certificate".to_owned(),
         other => format!("unusable key: {other}"),
     })
+}
+
+/// APISIX's checks of an SSL's PEM texts, after its schema and with its messages (OpenSSL's
+/// wording for what does not parse): `cert`/`key`, then (servers only) as many `certs` as `keys`
+/// and each pair, then `client.ca`. Whether a key is its certificate's is left to
+/// [`Ssl::validate`], as APISIX does not check it.
+///
+/// # Errors
+/// APISIX's message for the first failure.
+pub fn check_as_apisix(value: &Value) -> Result<(), String> {
+    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+    let list = |name: &str| -> Vec<String> {
+        value
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let (Some(cert), Some(key)) = (text(value, "cert"), text(value, "key")) {
+        parse_pem_pair(&cert, Some(&key))?;
+    }
+    if text(value, "type").as_deref() == Some("client") {
+        return Ok(());
+    }
+    let (certs, keys) = (list("certs"), list("keys"));
+    if certs.len() != keys.len() {
+        return Err("mismatched number of certs and keys".to_owned());
+    }
+    for (i, (cert, key)) in certs.iter().zip(&keys).enumerate() {
+        parse_pem_pair(cert, Some(key))
+            .map_err(|e| format!("failed to handle cert-key pair[{}]: {e}", i + 1))?;
+    }
+    if let Some(ca) = value.get("client").and_then(|c| text(c, "ca")) {
+        parse_pem_pair(&ca, None).map_err(|e| format!("failed to validate client_cert: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Whether a PEM certificate chain (and a PEM private key) parse, as APISIX's `validate`
+/// answers; secret references are left alone.
+fn parse_pem_pair(cert: &str, key: Option<&str>) -> Result<(), String> {
+    if is_secret_ref(cert) || key.is_some_and(is_secret_ref) {
+        return Ok(());
+    }
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>();
+    let parsed = chain.is_ok_and(|chain| {
+        !chain.is_empty()
+            && chain
+                .iter()
+                .all(|der| webpki::EndEntityCert::try_from(der).is_ok())
+    });
+    if !parsed {
+        return Err("failed to parse cert: PEM_read_bio_X509_AUX() failed".to_owned());
+    }
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let usable = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .is_ok_and(|der| rustls::crypto::ring::sign::any_supported_type(&der).is_ok());
+    if usable {
+        Ok(())
+    } else {
+        Err("failed to parse key: PEM_read_bio_PrivateKey() failed".to_owned())
+    }
 }
 
 /// Whether `s` is a secret reference (`$secret://...`, `$env://...`) rather than a value.

@@ -288,10 +288,25 @@ impl Upstream {
                 .collect(),
             Some(Nodes::List(list)) => list
                 .iter()
-                .map(|n| NodeSpec {
-                    port: Some(n.port.unwrap_or(default_port)),
-                    priority: Some(n.priority.unwrap_or(0)),
-                    ..n.clone()
+                .map(|n| {
+                    // Without `port`, a host written as `host:port` gives the port (as APISIX
+                    // reads such a node); otherwise the scheme's default applies.
+                    let (host, port) = match (n.port, HostPort::parse(&n.host)) {
+                        (
+                            None,
+                            Ok(HostPort {
+                                host,
+                                port: Some(p),
+                            }),
+                        ) => (host, p),
+                        (port, _) => (n.host.clone(), port.unwrap_or(default_port)),
+                    };
+                    NodeSpec {
+                        host,
+                        port: Some(port),
+                        priority: Some(n.priority.unwrap_or(0)),
+                        ..n.clone()
+                    }
                 })
                 .collect(),
         }
@@ -327,10 +342,10 @@ impl Upstream {
             Some(Nodes::List(list)) => {
                 for (i, n) in list.iter().enumerate() {
                     match HostPort::parse(&n.host) {
-                        Ok(hp) if hp.port.is_none() => {}
+                        Ok(hp) if hp.port.is_none() || n.port.is_none() => {}
                         Ok(_) => check.error(
                             &format!("nodes[{i}].host"),
-                            "host must not contain a port; use `port`",
+                            "host must not contain a port when `port` is set",
                         ),
                         Err(e) => check.error(&format!("nodes[{i}].host"), e),
                     }
@@ -512,6 +527,17 @@ mod tests {
         assert_eq!(
             (n[1].port, n[1].priority, n[1].weight),
             (Some(81), Some(0), 0)
+        );
+        // Without `port`, a `host:port` host gives the port; with it, the host is refused.
+        let u: Upstream =
+            serde_json::from_str(r#"{"nodes":[{"host":"127.0.0.1:1980","weight":1}]}"#)
+                .expect("host with port");
+        let n = u.node_list();
+        assert_eq!((n[0].host.as_str(), n[0].port), ("127.0.0.1", Some(1980)));
+        assert!(problems(r#"{"nodes":[{"host":"127.0.0.1:1980","weight":1}]}"#).is_empty());
+        assert_eq!(
+            problems(r#"{"nodes":[{"host":"127.0.0.1:1980","port":80,"weight":1}]}"#),
+            vec!["upstreams[0].nodes[0].host: host must not contain a port when `port` is set"]
         );
     }
 

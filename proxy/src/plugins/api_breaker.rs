@@ -10,7 +10,7 @@
 //!
 //! APISIX's counting, per instance (one per config version of the route): each unhealthy status
 //! adds to the unhealthy count, and every `failures`-th one trips the breaker. While tripped,
-//! requests get the break response for `2^ceil(unhealthy / failures)` seconds (2, 4, 8, ...),
+//! requests get the break response for `2^floor(unhealthy / failures)` seconds (2, 4, 8, ...),
 //! at most `max_breaker_sec`. Once the count is non-zero, healthy statuses add to a healthy
 //! count, and `successes` of them clear everything. Other statuses change nothing, and the break
 //! responses themselves are not counted. The status counted is the upstream's, as APISIX's
@@ -36,10 +36,12 @@ pub struct ApiBreaker;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
+    #[schemars(range(min = 200, max = 599))]
     break_response_code: u16,
     break_response_body: Option<String>,
     break_response_headers: Option<Vec<HeaderConf>>,
     #[serde(default = "default_max")]
+    #[schemars(range(min = 3))]
     max_breaker_sec: u64,
     #[serde(default)]
     unhealthy: Unhealthy,
@@ -48,9 +50,10 @@ struct Conf {
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct HeaderConf {
+    #[schemars(length(min = 1))]
     key: String,
+    #[schemars(length(min = 1))]
     value: String,
 }
 
@@ -58,8 +61,10 @@ struct HeaderConf {
 #[serde(deny_unknown_fields)]
 struct Unhealthy {
     #[serde(default = "default_unhealthy_statuses")]
+    #[schemars(length(min = 1), inner(range(min = 500, max = 599)), extend("uniqueItems" = true))]
     http_statuses: Vec<u16>,
     #[serde(default = "three")]
+    #[schemars(range(min = 1))]
     failures: u64,
 }
 
@@ -76,8 +81,10 @@ impl Default for Unhealthy {
 #[serde(deny_unknown_fields)]
 struct Healthy {
     #[serde(default = "default_healthy_statuses")]
+    #[schemars(length(min = 1), inner(range(min = 200, max = 499)), extend("uniqueItems" = true))]
     http_statuses: Vec<u16>,
     #[serde(default = "three")]
+    #[schemars(range(min = 1))]
     successes: u64,
 }
 
@@ -130,7 +137,8 @@ impl Breaker {
         if self.unhealthy == 0 {
             return false;
         }
-        let trips = self.unhealthy.div_ceil(rules.failures).max(1);
+        // As APISIX: whole multiples of `failures` double the time.
+        let trips = (self.unhealthy / rules.failures.max(1)).max(1);
         let secs = 1u64
             .checked_shl(u32::try_from(trips).unwrap_or(u32::MAX))
             .unwrap_or(u64::MAX);
@@ -274,7 +282,12 @@ impl Instance {
         for (name, value) in &self.headers {
             let value = value.key(req.vars).unwrap_or_default();
             if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.append(name.clone(), value);
+                // nginx keeps one Content-Type: the last one set wins.
+                if *name == CONTENT_TYPE {
+                    headers.insert(name.clone(), value);
+                } else {
+                    headers.append(name.clone(), value);
+                }
             }
         }
         if !headers.contains_key(CONTENT_TYPE) {

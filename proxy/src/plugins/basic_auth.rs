@@ -4,7 +4,9 @@
 //! goes upstream, `anonymous_consumer` (a consumer username) is used when the credentials are
 //! missing or wrong, `realm` (default `basic`) goes into `WWW-Authenticate`. Consumer (or
 //! credential) config: `username` (required, unique) and `password` (required). Answers 401
-//! `{"message":"Missing authorization in request"}` or `{"message":"Invalid user authorization"}`.
+//! `{"message":"Missing authorization in request"}`, `{"message":"Invalid authorization in
+//! request"}` (not `Basic <base64 of user:password>`) or `{"message":"Invalid user
+//! authorization"}`.
 
 use std::sync::Arc;
 
@@ -14,24 +16,26 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::{admit, constant_time_eq};
+use super::consumers::{admit, constant_time_eq, consumer_conf};
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct BasicAuth;
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(title = "work with route or service object")]
 struct Conf {
     #[serde(default)]
     hide_credentials: bool,
+    #[schemars(length(min = 1))]
     anonymous_consumer: Option<String>,
     #[serde(default = "default_realm")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[ -!#-\[\]-~]+$"))]
     realm: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(title = "work with consumer object")]
 struct ConsumerConf {
     username: String,
     password: String,
@@ -76,7 +80,7 @@ impl PluginKind for BasicAuth {
     }
 
     fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
-        Some(parse_conf::<ConsumerConf>(conf).and_then(|c| {
+        Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             if c.username.is_empty() || c.password.is_empty() {
                 Err("username and password must not be empty".to_owned())
             } else {
@@ -124,10 +128,10 @@ impl Plugin for Instance {
             }
             _ => None,
         };
-        let why = if given.is_none() {
-            "Missing authorization in request"
-        } else {
-            "Invalid user authorization"
+        let why = match given {
+            None => "Missing authorization in request",
+            Some(None) => "Invalid authorization in request",
+            Some(Some(_)) => "Invalid user authorization",
         };
         let found = found.ok_or(why);
         admit(
@@ -172,7 +176,10 @@ mod tests {
         assert!(BasicAuth
             .build(&json!({"hide_credentials": true, "realm": "x"}))
             .is_ok());
-        assert!(BasicAuth.build(&json!({"username": "x"})).is_err());
+        assert!(
+            BasicAuth.build(&json!({"username": "x"})).is_ok(),
+            "unknown fields are ignored"
+        );
         assert_eq!(
             BasicAuth.consumer_identity(&json!({"username": "u", "password": "p"})),
             Some(Ok("u".to_owned()))

@@ -140,6 +140,24 @@ impl Chain {
         )
     }
 
+    /// [`Chain::select`] for the global rules of a request to a route with the plugins
+    /// `route`: a plugin that defers to the route's own config ([`Plugin::prefers_route`],
+    /// APISIX's `run_policy = "prefer_route"`) is left out when the route has it too.
+    pub fn select_beside(&self, vars: &dyn Vars, route: Option<&Chain>) -> Selection {
+        let mut selection = self.select(vars);
+        if let Some(route) = route {
+            for (on, entry) in selection.0.iter_mut().zip(&self.entries) {
+                if *on
+                    && entry.plugin.prefers_route()
+                    && route.entries.iter().any(|r| r.name == entry.name)
+                {
+                    *on = false;
+                }
+            }
+        }
+        selection
+    }
+
     fn active<'a>(&'a self, selection: &'a Selection) -> impl Iterator<Item = &'a Entry> {
         self.entries
             .iter()

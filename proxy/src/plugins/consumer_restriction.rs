@@ -1,11 +1,15 @@
 //! `consumer-restriction` (priority 2400, access): allows or refuses requests by who they
 //! authenticated as (or by service or route).
 //!
-//! Config: `type` `consumer_name` (default) | `consumer_group_id` | `service_id` | `route_id`;
-//! `whitelist` or `blacklist` (at least one entry; one of them, or `allowed_by_methods`
-//! `[{user, methods}]` which limits what a consumer may call); `rejected_code` (default 403);
-//! `rejected_msg` (default `The <type> is forbidden.`). Without an authenticated consumer, the
-//! consumer types answer 401 `{"message":"Missing authentication or identity verification."}`.
+//! Config: `type` `consumer_name` (default) | `consumer_group_id` | `service_id` | `route_id`
+//! says which value of the request is checked; `blacklist` and `whitelist` (each at least one
+//! entry) and `allowed_by_methods` (`[{user, methods}]`: the methods a value may call), at least
+//! one of them; `rejected_code` (default 403, at least 200); `rejected_msg` (default `The <type>
+//! is forbidden.`). As APISIX: a blacklisted value is refused, then a whitelisted one passes;
+//! with a whitelist, any other value is refused; else a value named as a `user` of
+//! `allowed_by_methods` may only use its methods. A request without the value (no consumer, no
+//! service) answers 401 `{"message":"The request is rejected, please check the <type> for this
+//! request"}`.
 
 use std::sync::Arc;
 
@@ -24,29 +28,81 @@ pub struct ConsumerRestriction;
 enum Kind {
     #[default]
     ConsumerName,
-    ConsumerGroupId,
     ServiceId,
     RouteId,
+    ConsumerGroupId,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::ConsumerName => "consumer_name",
+            Kind::ConsumerGroupId => "consumer_group_id",
+            Kind::ServiceId => "service_id",
+            Kind::RouteId => "route_id",
+        }
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    {"required": ["blacklist"]},
+    {"required": ["whitelist"]},
+    {"required": ["allowed_by_methods"]}
+]))]
 struct Conf {
     #[serde(default, rename = "type")]
     kind: Kind,
-    whitelist: Option<Vec<String>>,
+    #[schemars(length(min = 1))]
     blacklist: Option<Vec<String>>,
+    #[schemars(length(min = 1))]
+    whitelist: Option<Vec<String>>,
     allowed_by_methods: Option<Vec<UserMethods>>,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200))]
     rejected_code: u16,
     rejected_msg: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct UserMethods {
-    user: String,
-    methods: Vec<String>,
+    user: Option<String>,
+    #[schemars(length(min = 1))]
+    methods: Vec<HttpMethod>,
+}
+
+/// The methods APISIX's schemas name.
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Debug)]
+#[allow(clippy::upper_case_acronyms)]
+enum HttpMethod {
+    GET,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    HEAD,
+    OPTIONS,
+    CONNECT,
+    TRACE,
+    PURGE,
+}
+
+impl HttpMethod {
+    fn is(self, method: &str) -> bool {
+        let name = match self {
+            HttpMethod::GET => "GET",
+            HttpMethod::POST => "POST",
+            HttpMethod::PUT => "PUT",
+            HttpMethod::DELETE => "DELETE",
+            HttpMethod::PATCH => "PATCH",
+            HttpMethod::HEAD => "HEAD",
+            HttpMethod::OPTIONS => "OPTIONS",
+            HttpMethod::CONNECT => "CONNECT",
+            HttpMethod::TRACE => "TRACE",
+            HttpMethod::PURGE => "PURGE",
+        };
+        name == method
+    }
 }
 
 fn default_code() -> u16 {
@@ -84,35 +140,13 @@ impl PluginKind for ConsumerRestriction {
         {
             return Err("one of whitelist, blacklist or allowed_by_methods is required".to_owned());
         }
-        if conf.whitelist.is_some() && conf.blacklist.is_some() {
-            return Err("only one of whitelist or blacklist is allowed".to_owned());
-        }
-        const METHODS: [&str; 10] = [
-            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "PURGE",
-        ];
-        for m in conf
-            .allowed_by_methods
-            .iter()
-            .flatten()
-            .flat_map(|u| &u.methods)
-        {
-            if !METHODS.contains(&m.as_str()) {
-                return Err(format!("allowed_by_methods: unknown method `{m}`"));
-            }
-        }
         let status = StatusCode::from_u16(conf.rejected_code)
             .ok()
             .filter(|s| s.as_u16() >= 200)
             .ok_or_else(|| format!("invalid rejected_code {}", conf.rejected_code))?;
-        let name = match conf.kind {
-            Kind::ConsumerName => "consumer_name",
-            Kind::ConsumerGroupId => "consumer_group_id",
-            Kind::ServiceId => "service_id",
-            Kind::RouteId => "route_id",
-        };
         let message = conf
             .rejected_msg
-            .unwrap_or_else(|| format!("The {name} is forbidden."));
+            .unwrap_or_else(|| format!("The {} is forbidden.", conf.kind.name()));
         Ok(Arc::new(Instance {
             kind: conf.kind,
             whitelist: conf.whitelist,
@@ -124,26 +158,23 @@ impl PluginKind for ConsumerRestriction {
 }
 
 impl Instance {
-    /// Whether `value` (and, for consumers, `method`) may pass.
-    fn admits(&self, value: &str, user: Option<&str>, method: &str) -> bool {
-        if self
-            .blacklist
-            .as_ref()
-            .is_some_and(|b| b.iter().any(|v| v == value))
-        {
+    /// Whether `value` may call `method`.
+    fn admits(&self, value: &str, method: &str) -> bool {
+        let listed =
+            |list: &Option<Vec<String>>| list.as_ref().map(|l| l.iter().any(|v| v == value));
+        if listed(&self.blacklist) == Some(true) {
             return false;
         }
-        if self
-            .whitelist
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|v| v == value))
-        {
-            return false;
+        let whitelisted = listed(&self.whitelist);
+        if whitelisted == Some(true) {
+            return true;
         }
-        match user.and_then(|u| self.allowed_by_methods.iter().find(|m| m.user == u)) {
-            Some(rule) => rule.methods.iter().any(|m| m == method),
-            None => true,
-        }
+        let by_method = self
+            .allowed_by_methods
+            .iter()
+            .find(|m| m.user.as_deref() == Some(value))
+            .is_none_or(|rule| rule.methods.iter().any(|m| m.is(method)));
+        whitelisted.is_none() && by_method
     }
 }
 
@@ -157,22 +188,21 @@ impl Plugin for Instance {
             Kind::ServiceId => req.vars.get("service_id").map(|v| v.into_owned()),
             Kind::RouteId => req.vars.get("route_id").map(|v| v.into_owned()),
         };
-        let Some(value) = value else {
-            if matches!(self.kind, Kind::ConsumerName | Kind::ConsumerGroupId) {
-                return Flow::Respond(Reply::message(
-                    StatusCode::UNAUTHORIZED,
-                    "Missing authentication or identity verification.",
-                ));
-            }
-            return Flow::Respond(self.refusal.clone());
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Flow::Respond(Reply::message(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "The request is rejected, please check the {} for this request",
+                    self.kind.name()
+                ),
+            ));
         };
         let method = req
             .vars
             .get("request_method")
             .map(|m| m.into_owned())
             .unwrap_or_default();
-        let user = consumer.map(|c| c.username.as_str());
-        if self.admits(&value, user, &method) {
+        if self.admits(&value, &method) {
             Flow::Continue
         } else {
             Flow::Respond(self.refusal.clone())
@@ -199,15 +229,23 @@ mod tests {
     #[test]
     fn lists_and_methods() {
         let w = instance(json!({"whitelist": ["jack"]}));
-        assert!(w.admits("jack", Some("jack"), "GET"));
-        assert!(!w.admits("rose", Some("rose"), "GET"));
+        assert!(w.admits("jack", "GET"));
+        assert!(!w.admits("rose", "GET"));
         let b = instance(json!({"blacklist": ["jack"]}));
-        assert!(!b.admits("jack", Some("jack"), "GET"));
-        assert!(b.admits("rose", Some("rose"), "GET"));
+        assert!(!b.admits("jack", "GET"));
+        assert!(b.admits("rose", "GET"));
         let m = instance(json!({"allowed_by_methods": [{"user": "jack", "methods": ["GET"]}]}));
-        assert!(m.admits("jack", Some("jack"), "GET"));
-        assert!(!m.admits("jack", Some("jack"), "POST"));
-        assert!(m.admits("rose", Some("rose"), "POST"));
+        assert!(m.admits("jack", "GET"));
+        assert!(!m.admits("jack", "POST"));
+        assert!(m.admits("rose", "POST"));
+        // A whitelisted value skips allowed_by_methods; the blacklist comes first.
+        let wm = instance(
+            json!({"whitelist": ["jack"], "allowed_by_methods": [{"user": "jack", "methods": ["POST"]}]}),
+        );
+        assert!(wm.admits("jack", "GET"));
+        assert!(!wm.admits("rose", "GET"));
+        let both = instance(json!({"whitelist": ["jack"], "blacklist": ["jack"]}));
+        assert!(!both.admits("jack", "GET"));
     }
 
     #[test]
@@ -215,11 +253,13 @@ mod tests {
         assert!(ConsumerRestriction
             .build(&json!({"whitelist": ["a"]}))
             .is_ok());
+        assert!(ConsumerRestriction
+            .build(&json!({"whitelist": ["a"], "blacklist": ["b"]}))
+            .is_ok());
         assert!(ConsumerRestriction.build(&json!({"type": "route_id", "blacklist": ["1"], "rejected_code": 401, "rejected_msg": "x"})).is_ok());
         for bad in [
             json!({}),
             json!({"whitelist": []}),
-            json!({"whitelist": ["a"], "blacklist": ["b"]}),
             json!({"type": "nobody", "whitelist": ["a"]}),
             json!({"whitelist": ["a"], "rejected_code": 99}),
             json!({"allowed_by_methods": [{"user": "a", "methods": ["FETCH"]}]}),

@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::StatusCode;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::chain::Chain;
-use super::{registry, BuildContext, Flow, Reply, RequestCtx};
-use crate::model::{Consumer, ConsumerGroup, Credential};
+use super::{parse_conf, registry, BuildContext, Flow, Reply, RequestCtx};
+use crate::model::{jsonschema, Consumer, ConsumerGroup, Credential};
 
 /// One consumer.
 pub struct ConsumerEntry {
@@ -115,6 +117,11 @@ impl Consumers {
         else {
             return;
         };
+        if has_secret_ref(conf) {
+            // References are not resolved here; their text must never pass as the secret.
+            tracing::error!(plugin, consumer = %entry.username, "a secret reference in an authentication config is not resolved; the config is not used");
+            return;
+        }
         let found = Arc::new(Authenticated {
             consumer: entry.clone(),
             credential_id: credential,
@@ -148,6 +155,25 @@ impl Consumers {
     }
 }
 
+/// Whether a config holds a secret reference (`$env://...`, `$secret://...`) as a value.
+fn has_secret_ref(conf: &Value) -> bool {
+    conf.as_object().into_iter().flatten().any(|(_, v)| {
+        v.as_str()
+            .is_some_and(|s| s.starts_with("$env://") || s.starts_with("$secret://"))
+    })
+}
+
+/// Parses an authentication plugin's consumer (or credential) config: its schema first, for
+/// APISIX's wording of a failure, then the plugin's own type.
+///
+/// # Errors
+/// The first failure.
+pub fn consumer_conf<T: DeserializeOwned + JsonSchema>(conf: &Value) -> Result<T, String> {
+    let schema = jsonschema::from_rust_types(&crate::model::schema_of::<T>());
+    jsonschema::check(&schema, conf)?;
+    parse_conf(conf)
+}
+
 /// Whether `name` is an authentication plugin.
 pub fn is_auth(name: &str) -> bool {
     registry::kind(name).is_some_and(|k| k.is_auth())
@@ -172,7 +198,7 @@ pub fn admit(
         (Ok(found), _) => found,
         (Err(_), Some(name)) => match req.consumers.named(name) {
             Some(found) => found,
-            None => return refuse("Missing related consumer"),
+            None => return refuse("Invalid user authorization"),
         },
         (Err(why), None) => return refuse(why),
     };

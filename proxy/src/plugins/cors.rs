@@ -3,26 +3,30 @@
 //! Config: `allow_origins` (default `*`; `*`, `**`, `null` or a comma-separated list of
 //! `scheme://host[:port]`), `allow_methods` (default `*`), `allow_headers` (default `*`),
 //! `expose_headers` (optional), `max_age` (seconds, default 5), `allow_credential` (default
-//! false), `allow_origins_by_regex` (optional, at least one regex). With `allow_credential` no
-//! field may be a plain `*` (use `**` or explicit lists). `allow_origins_by_metadata` and
-//! `timing_allow_origins` are not supported (refused as unknown fields).
+//! false), `allow_origins_by_regex` (optional, at least one regex), `timing_allow_origins` (as
+//! `allow_origins`, for `Timing-Allow-Origin`) and `timing_allow_origins_by_regex`. With
+//! `allow_credential` no field may be a plain `*` (use `**` or explicit lists).
+//! `allow_origins_by_metadata` is refused: plugin metadata does not reach plugins. As in APISIX,
+//! fields the plugin does not know are accepted and ignored.
 //!
 //! As APISIX: every `OPTIONS` request is answered directly with 200 and an empty body. Every
 //! response (the upstream's or a plugin's) then gets the CORS headers, decided from the request's
 //! `Origin`:
 //! - with `allow_origins_by_regex`, only those regexes decide: a matching origin is reflected,
 //!   else no CORS headers;
-//! - `**` reflects the origin (`*` without one); a list with several origins reflects a listed
-//!   origin and adds nothing for others; a single value (`*`, `null`, one origin) is sent as is.
+//! - `**` reflects the origin (`*` without one); a list reflects a listed origin; `*` is sent
+//!   as is; any other origin gets no CORS headers.
 //!
 //! `Access-Control-Allow-Methods` is `allow_methods` (`**`: every method), `-Allow-Headers` is
 //! `allow_headers` (`**`: the request's `Access-Control-Request-Headers`), `-Max-Age`,
-//! `-Expose-Headers` when set, `-Allow-Credentials: true` when allowed, and `Vary: Origin` is
-//! added when the allowed origin is not `*`.
+//! `-Expose-Headers` when set and not empty, `-Allow-Credentials: true` when allowed. `Origin`
+//! joins `Vary` whenever `allow_origins` is not `*`, allowed or not. `Timing-Allow-Origin` is
+//! decided the same way from the timing fields, and sent only when it is `*` or the request's
+//! origin.
 
 use std::sync::Arc;
 
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue, VARY};
 use http::{HeaderMap, Method, StatusCode};
 use regex::Regex;
 use schemars::JsonSchema;
@@ -35,9 +39,9 @@ use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx
 pub struct Cors;
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Conf {
     #[serde(default = "star")]
+    #[schemars(regex(pattern = ORIGINS_PATTERN))]
     allow_origins: String,
     #[serde(default = "star")]
     allow_methods: String,
@@ -48,7 +52,14 @@ struct Conf {
     max_age: i64,
     #[serde(default)]
     allow_credential: bool,
+    #[schemars(length(min = 1), inner(length(min = 1, max = 4096)), extend("uniqueItems" = true))]
     allow_origins_by_regex: Option<Vec<String>>,
+    #[schemars(length(min = 1), inner(length(min = 1, max = 4096)), extend("uniqueItems" = true))]
+    allow_origins_by_metadata: Option<Vec<String>>,
+    #[schemars(regex(pattern = ORIGINS_PATTERN))]
+    timing_allow_origins: Option<String>,
+    #[schemars(length(min = 1), inner(length(min = 1, max = 4096)), extend("uniqueItems" = true))]
+    timing_allow_origins_by_regex: Option<Vec<String>>,
 }
 
 fn star() -> String {
@@ -60,26 +71,29 @@ fn default_max_age() -> i64 {
 
 const ALL_METHODS: &str = "GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS,CONNECT,TRACE";
 
-/// How the allowed origin is decided.
+/// How an allowed origin is decided.
 enum Origins {
     /// `**`: the request's origin, `*` without one.
     Any,
-    /// One value sent as is (`*`, `null`, an origin).
+    /// One value (`*`, `null`, an origin), allowed when `*` or the request's own.
     Fixed(HeaderValue),
     /// Several origins: the request's when listed.
     List(Vec<String>),
-    /// `allow_origins_by_regex`: the request's when one matches.
+    /// A `*_by_regex` field: the request's when one matches.
     Regex(Vec<Regex>),
 }
 
 struct Instance {
     origins: Origins,
+    /// `allow_origins` is not `*`: `Origin` joins `Vary`.
+    vary: bool,
     methods: HeaderValue,
     /// None: `**` (reflect the requested headers).
     headers: Option<HeaderValue>,
     expose: Option<HeaderValue>,
     max_age: HeaderValue,
     credential: bool,
+    timing: Option<Origins>,
 }
 
 /// What the request asked, kept from `rewrite` for `header_filter`.
@@ -91,22 +105,6 @@ struct Asked {
 
 fn value(field: &str, text: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(text).map_err(|_| format!("{field} `{text}` is not a valid header value"))
-}
-
-/// APISIX's pattern: `*`, `**`, `null`, or `scheme://host` items separated by commas.
-fn origins_pattern_ok(s: &str) -> bool {
-    if matches!(s, "*" | "**" | "null") {
-        return true;
-    }
-    !s.is_empty()
-        && s.split(',').all(|item| match item.split_once("://") {
-            Some((scheme, rest)) => {
-                !scheme.is_empty()
-                    && scheme.chars().all(|c| c.is_alphanumeric() || c == '_')
-                    && !rest.is_empty()
-            }
-            None => false,
-        })
 }
 
 impl PluginKind for Cors {
@@ -128,43 +126,66 @@ impl PluginKind for Cors {
     }
 }
 
-fn instance(conf: Conf) -> Result<Instance, String> {
-    if !origins_pattern_ok(&conf.allow_origins) {
+fn regexes(field: &str, list: &[String]) -> Result<Origins, String> {
+    if list.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Regex::new(r).map_err(|e| format!("{field}[{i}] `{r}` is not a valid regex: {e}"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Origins::Regex)
+}
+
+/// APISIX's pattern of `allow_origins` and `timing_allow_origins`.
+const ORIGINS_PATTERN: &str = r"^(\*|\*\*|null|\w+://[^,]+(,\w+://[^,]+)*)$";
+
+/// `allow_origins` or `timing_allow_origins`.
+fn origin_list(field: &str, text: &str) -> Result<Origins, String> {
+    static PATTERN: std::sync::LazyLock<Regex> =
+        std::sync::LazyLock::new(|| Regex::new(ORIGINS_PATTERN).expect("valid pattern"));
+    if !PATTERN.is_match(text) {
         return Err(format!(
-            "allow_origins `{}` must be `*`, `**`, `null` or comma-separated `scheme://host[:port]` origins",
-            conf.allow_origins
+            "{field} `{text}` must be `*`, `**`, `null` or comma-separated `scheme://host[:port]` origins"
         ));
+    }
+    Ok(if text == "**" {
+        Origins::Any
+    } else if text.contains(',') {
+        Origins::List(text.split(',').map(str::to_owned).collect())
+    } else {
+        Origins::Fixed(value(field, text)?)
+    })
+}
+
+fn instance(conf: Conf) -> Result<Instance, String> {
+    if conf.allow_origins_by_metadata.is_some() {
+        return Err("allow_origins_by_metadata is not supported".to_owned());
     }
     if conf.allow_credential
         && (conf.allow_origins == "*"
             || conf.allow_methods == "*"
             || conf.allow_headers == "*"
-            || conf.expose_headers.as_deref() == Some("*"))
+            || conf.expose_headers.as_deref() == Some("*")
+            || conf.timing_allow_origins.as_deref() == Some("*"))
     {
         return Err(
             "you can not set '*' for other option when 'allow_credential' is true".to_owned(),
         );
     }
-    let origins = if let Some(list) = &conf.allow_origins_by_regex {
-        if list.is_empty() {
-            return Err("allow_origins_by_regex must not be empty".to_owned());
-        }
-        Origins::Regex(
-            list.iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    Regex::new(r).map_err(|e| {
-                        format!("allow_origins_by_regex[{i}] `{r}` is not a valid regex: {e}")
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        )
-    } else if conf.allow_origins == "**" {
-        Origins::Any
-    } else if conf.allow_origins.contains(',') {
-        Origins::List(conf.allow_origins.split(',').map(str::to_owned).collect())
-    } else {
-        Origins::Fixed(value("allow_origins", &conf.allow_origins)?)
+    let origins = match &conf.allow_origins_by_regex {
+        Some(list) => regexes("allow_origins_by_regex", list)?,
+        None => origin_list("allow_origins", &conf.allow_origins)?,
+    };
+    let timing = match (
+        &conf.timing_allow_origins_by_regex,
+        &conf.timing_allow_origins,
+    ) {
+        (Some(list), _) => Some(regexes("timing_allow_origins_by_regex", list)?),
+        (None, Some(text)) => Some(origin_list("timing_allow_origins", text)?),
+        (None, None) => None,
     };
     let methods = if conf.allow_methods == "**" {
         ALL_METHODS
@@ -173,6 +194,7 @@ fn instance(conf: Conf) -> Result<Instance, String> {
     };
     Ok(Instance {
         origins,
+        vary: conf.allow_origins != "*",
         methods: value("allow_methods", methods)?,
         headers: if conf.allow_headers == "**" {
             None
@@ -182,18 +204,25 @@ fn instance(conf: Conf) -> Result<Instance, String> {
         expose: conf
             .expose_headers
             .as_deref()
+            .filter(|e| !e.is_empty())
             .map(|e| value("expose_headers", e))
             .transpose()?,
         max_age: HeaderValue::from(conf.max_age),
         credential: conf.allow_credential,
+        timing,
     })
 }
 
-impl Instance {
-    /// The `Access-Control-Allow-Origin` for a request from `origin`, if any.
-    fn allowed_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+impl Origins {
+    /// The allowed origin for a request from `origin`, if any: `*` or the request's own.
+    fn allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        self.decide(origin)
+            .filter(|allowed| allowed == "*" || Some(allowed) == origin)
+    }
+
+    fn decide(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         let text = origin.and_then(|o| o.to_str().ok());
-        match &self.origins {
+        match self {
             Origins::Any => Some(origin.cloned().unwrap_or(HeaderValue::from_static("*"))),
             Origins::Fixed(v) => Some(v.clone()),
             Origins::List(list) => {
@@ -209,40 +238,60 @@ impl Instance {
             }
         }
     }
+}
 
+/// Adds `token` to the response's `Vary`, joined to a value already there (one header line,
+/// as a client reading several lines joins them).
+pub(crate) fn add_vary(headers: &mut HeaderMap, token: &'static str) {
+    let joined = headers
+        .get(VARY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("{v}, {token}"));
+    match joined.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        Some(v) => headers.insert(VARY, v),
+        None => headers.insert(VARY, HeaderValue::from_static(token)),
+    };
+}
+
+impl Instance {
     /// Sets the CORS headers of a response.
     fn apply(&self, asked: &Asked, headers: &mut HeaderMap) {
-        let Some(origin) = self.allowed_origin(asked.origin.as_ref()) else {
-            return;
-        };
-        let star = origin == "*";
-        headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        if !star {
-            headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+        if self.vary {
+            add_vary(headers, "Origin");
         }
-        headers.insert(
-            http::header::ACCESS_CONTROL_ALLOW_METHODS,
-            self.methods.clone(),
-        );
-        headers.insert(http::header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
-        if let Some(expose) = &self.expose {
-            headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
-        }
-        let allow_headers = match &self.headers {
-            Some(h) => Some(h.clone()),
-            None => asked.request_headers.clone(),
-        };
-        if let Some(h) = allow_headers {
-            headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, h);
-        }
-        if self.credential {
+        if let Some(origin) = self.origins.allowed(asked.origin.as_ref()) {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
-                http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
+                http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                self.methods.clone(),
             );
+            headers.insert(http::header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
+            if let Some(expose) = &self.expose {
+                headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+            }
+            match self.headers.as_ref().or(asked.request_headers.as_ref()) {
+                Some(h) => headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone()),
+                None => headers.remove(http::header::ACCESS_CONTROL_ALLOW_HEADERS),
+            };
+            if self.credential {
+                headers.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+        }
+        let timing = self
+            .timing
+            .as_ref()
+            .and_then(|t| t.allowed(asked.origin.as_ref()));
+        if let Some(timing) = timing {
+            headers.insert(TIMING_ALLOW_ORIGIN, timing);
         }
     }
 }
+
+const TIMING_ALLOW_ORIGIN: HeaderName = HeaderName::from_static("timing-allow-origin");
 
 fn header_of(req: &RequestCtx<'_>, var: &str) -> Option<HeaderValue> {
     req.vars
@@ -386,14 +435,22 @@ mod tests {
             "unlisted origin: nothing"
         );
         let (_, h) = run(list, &[]).await;
-        assert!(h.is_empty(), "no origin: nothing");
+        assert!(
+            NAMES.iter().all(|n| h.get(n).is_none()),
+            "no origin: nothing"
+        );
+        assert_eq!(header(&h, "vary"), Some("Origin"), "Vary whenever not `*`");
 
         let single = json!({"allow_origins": "http://z.com"});
-        let (_, h) = run(single, &GET_FROM_A).await;
+        let (_, h) = run(single.clone(), &GET_FROM_A).await;
+        assert!(
+            h.get("access-control-allow-origin").is_none(),
+            "another origin"
+        );
+        let (_, h) = run(single, &[("http_origin", "http://z.com")]).await;
         assert_eq!(
             header(&h, "access-control-allow-origin"),
-            Some("http://z.com"),
-            "a single origin is sent as is"
+            Some("http://z.com")
         );
     }
 
@@ -440,6 +497,7 @@ mod tests {
             json!({"allow_origins": "**", "allow_methods": "GET", "allow_headers": "**", "allow_credential": true}),
             json!({"allow_origins": "http://a.com", "allow_methods": "GET,POST", "allow_headers": "X-A", "expose_headers": "X-B", "allow_credential": true}),
             json!({"allow_origins_by_regex": [".*"], "max_age": -1}),
+            json!({"extra": 1}),
         ] {
             assert!(Cors.build(&good).is_ok(), "{good}");
         }
@@ -454,7 +512,6 @@ mod tests {
             json!({"allow_methods": "GET\n"}),
             json!({"max_age": "5"}),
             json!({"allow_origins_by_metadata": ["x"]}),
-            json!({"extra": 1}),
         ] {
             assert!(Cors.build(&bad).is_err(), "{bad}");
         }

@@ -11,11 +11,11 @@
 //! ...}`: `no csrf token in headers`, `no csrf cookie`, `csrf token mismatch`, `csrf token has
 //! expired` or `Failed to verify the csrf token signature`.
 //!
-//! A token is the standard base64 of the JSON `{"random": <32 hex digits>, "expires": <unix seconds it
-//! was issued>, "sign": <hex>}` (APISIX's shape; `expires` is the issue time, as there). The
-//! signature differs from APISIX's plain SHA-256 of a JSON holding the key: here it is
-//! HMAC-SHA256 with `key` of `<random>:<expires>` (the JSON texts of both), checked in constant
-//! time. Tokens minted by APISIX are therefore not accepted (nor the reverse).
+//! A token is the standard base64 of the JSON `{"random": <a number below 1>, "expires": <unix
+//! seconds it was issued>, "sign": <hex>}` (`expires` is the issue time, as in APISIX), signed
+//! as APISIX signs it, so tokens pass between the two: the hex SHA-256 of
+//! `{expires:<expires>,random:<random>,key:<key>}`, numbers as Lua prints them, compared in
+//! constant time.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,11 +25,12 @@ use bytes::Bytes;
 use http::header::{HeaderValue, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
 use rand::Rng;
-use ring::hmac;
+use ring::digest;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::consumers::constant_time_eq;
 use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
@@ -53,7 +54,7 @@ fn default_expires() -> u64 {
 }
 
 struct Instance {
-    key: hmac::Key,
+    key: String,
     name: String,
     /// `http_<name>` for the vars lookup (lowercase, `_` for `-`).
     header_var: String,
@@ -106,7 +107,7 @@ impl Instance {
         }
         let var = conf.name.to_ascii_lowercase().replace('-', "_");
         Ok(Instance {
-            key: hmac::Key::new(hmac::HMAC_SHA256, conf.key.as_bytes()),
+            key: conf.key.clone(),
             header_var: format!("http_{var}"),
             cookie_var: format!("cookie_{}", conf.name),
             name: conf.name,
@@ -114,18 +115,38 @@ impl Instance {
         })
     }
 
-    fn message(random: &Value, expires: &Value) -> String {
-        format!("{random}:{expires}")
+    /// APISIX's signature of a token's fields: a JSON number as Lua prints it, a string as is.
+    fn sign(&self, random: &Value, expires: &Value) -> String {
+        let lua = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n
+                .as_f64()
+                .map_or_else(|| n.to_string(), crate::model::jsonschema::lua_number),
+            other => other.to_string(),
+        };
+        let text = format!(
+            "{{expires:{},random:{},key:{}}}",
+            lua(expires),
+            lua(random),
+            self.key
+        );
+        digest::digest(&digest::SHA256, text.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// A fresh token issued at `now` (unix seconds).
     fn token(&self, now: u64) -> String {
-        // A string, not a float: a float may not survive a JSON round trip to the last digit,
-        // which would break the signature.
-        let random = json!(format!("{:032x}", rand::rng().random::<u128>()));
+        // 14 decimal digits, as many as Lua prints: the number reads back to the same text.
+        let digits = rand::rng().random_range(1..100_000_000_000_000_u64);
+        let random = format!("0.{digits:014}")
+            .trim_end_matches('0')
+            .parse::<f64>()
+            .map_or(Value::Null, |f| json!(f));
         let expires = json!(now);
-        let tag = hmac::sign(&self.key, Self::message(&random, &expires).as_bytes());
-        let sign: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let sign = self.sign(&random, &expires);
         let token = json!({"random": random, "expires": expires, "sign": sign});
         base64::engine::general_purpose::STANDARD.encode(token.to_string())
     }
@@ -138,16 +159,17 @@ impl Instance {
         let parsed: Value = serde_json::from_slice(&raw).map_err(|_| Refused::Invalid)?;
         let random = parsed.get("random").ok_or(Refused::Invalid)?;
         let expires = parsed.get("expires").ok_or(Refused::Invalid)?;
+        let issued = expires.as_u64().ok_or(Refused::Invalid)?;
+        if self.expires > 0 && now.saturating_sub(issued) > self.expires {
+            return Err(Refused::Expired);
+        }
         let sign = parsed
             .get("sign")
             .and_then(Value::as_str)
             .ok_or(Refused::Invalid)?;
-        let sign = hex(sign).ok_or(Refused::Invalid)?;
-        hmac::verify(&self.key, Self::message(random, expires).as_bytes(), &sign)
-            .map_err(|_| Refused::Invalid)?;
-        let issued = expires.as_u64().ok_or(Refused::Invalid)?;
-        if self.expires > 0 && now.saturating_sub(issued) > self.expires {
-            return Err(Refused::Expired);
+        let expected = self.sign(random, expires);
+        if !constant_time_eq(expected.as_bytes(), sign.as_bytes()) {
+            return Err(Refused::Invalid);
         }
         Ok(())
     }
@@ -170,16 +192,6 @@ impl Instance {
     }
 }
 
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -191,7 +203,7 @@ fn refuse(msg: &str) -> Flow {
     Flow::Respond(Reply {
         status: StatusCode::UNAUTHORIZED,
         headers: HeaderMap::new(),
-        body: Bytes::from(json!({ "error_msg": msg }).to_string()),
+        body: Bytes::from(format!("{}\n", json!({ "error_msg": msg }))),
     })
 }
 
@@ -275,7 +287,7 @@ mod tests {
         let p = instance(json!({"key": "secret"}));
         let token = p.token(now_secs());
         assert_eq!(post(&p, Some(&token), Some(&token)).await, None);
-        let msg = |m: &str| Some(json!({ "error_msg": m }).to_string());
+        let msg = |m: &str| Some(format!("{}\n", json!({ "error_msg": m })));
         assert_eq!(
             post(&p, None, Some(&token)).await,
             msg("no csrf token in headers")

@@ -33,6 +33,7 @@ pub struct FaultInjection;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
 struct Conf {
     abort: Option<AbortConf>,
     delay: Option<DelayConf>,
@@ -41,19 +42,44 @@ struct Conf {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AbortConf {
+    #[schemars(range(min = 200))]
     http_status: u16,
     body: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "headers_schema")]
+    headers: Option<BTreeMap<String, HeaderConf>>,
+    #[schemars(range(max = 100))]
     percentage: Option<u8>,
-    vars: Option<Vec<Value>>,
+    #[schemars(length(max = 20))]
+    vars: Option<Vec<Vec<Value>>>,
+}
+
+/// A header's value: a string (with variables) or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HeaderConf {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+/// APISIX's schema of `abort.headers`: at least one, names without `:`, string or number values.
+fn headers_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "minProperties": 1,
+        "patternProperties": {"^[^:]+$": {"oneOf": [{"type": "string"}, {"type": "number"}]}}
+    })
 }
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DelayConf {
+    #[schemars(range(min = 0))]
     duration: f64,
+    #[schemars(range(max = 100))]
     percentage: Option<u8>,
-    vars: Option<Vec<Value>>,
+    #[schemars(length(max = 20))]
+    vars: Option<Vec<Vec<Value>>>,
 }
 
 /// When a fault applies: a sampled percentage and `vars` rules (any one matching).
@@ -79,7 +105,11 @@ struct Instance {
     delay: Option<Delay>,
 }
 
-fn when(percentage: Option<u8>, vars: Option<&Vec<Value>>, field: &str) -> Result<When, String> {
+fn when(
+    percentage: Option<u8>,
+    vars: Option<Vec<Vec<Value>>>,
+    field: &str,
+) -> Result<When, String> {
     if let Some(p) = percentage {
         if p > 100 {
             return Err(format!("{field}.percentage must be 0-100, got {p}"));
@@ -88,9 +118,8 @@ fn when(percentage: Option<u8>, vars: Option<&Vec<Value>>, field: &str) -> Resul
     let vars = vars
         .map(|rules| {
             rules
-                .iter()
-                .enumerate()
-                .map(|(i, rule)| Expr::compile(rule).map_err(|e| format!("{field}.vars[{i}]: {e}")))
+                .into_iter()
+                .map(|rule| Expr::compile(&Value::Array(rule)).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
@@ -145,6 +174,10 @@ impl PluginKind for FaultInjection {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(name, value)| {
+                        let value = match value {
+                            HeaderConf::Text(text) => text,
+                            HeaderConf::Number(n) => n.to_string(),
+                        };
                         let name = HeaderName::from_bytes(name.as_bytes())
                             .map_err(|_| format!("abort.headers: invalid header name `{name}`"))?;
                         HeaderValue::from_str(&value)
@@ -156,7 +189,7 @@ impl PluginKind for FaultInjection {
                     status,
                     body: a.body,
                     headers,
-                    when: when(a.percentage, a.vars.as_ref(), "abort")?,
+                    when: when(a.percentage, a.vars, "abort")?,
                 })
             })
             .transpose()?;
@@ -171,7 +204,7 @@ impl PluginKind for FaultInjection {
                 })?;
                 Ok(Delay {
                     duration,
-                    when: when(d.percentage, d.vars.as_ref(), "delay")?,
+                    when: when(d.percentage, d.vars, "delay")?,
                 })
             })
             .transpose()?;

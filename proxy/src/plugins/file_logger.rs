@@ -1,8 +1,12 @@
 //! `file-logger` (priority 399, log): one JSON line per request appended to a file.
 //!
-//! Config: `path` (required, non-empty), `log_format` (optional object, see [`super::log_entry`];
-//! default: APISIX's default entry), `include_req_body` / `include_resp_body` (default false;
-//! true is refused: bodies are not buffered yet).
+//! Config: `path` (required, non-empty: there is no plugin metadata to take it from),
+//! `log_format` (optional object, see [`super::log_entry`]; default: APISIX's default entry),
+//! `log_format_extra`, `include_req_body` / `include_resp_body` (default false) with
+//! `include_req_body_expr` / `include_resp_body_expr` and `max_req_body_bytes` /
+//! `max_resp_body_bytes` (default 524288, see [`super::log_entry::Bodies`]), and `match` (a
+//! `vars` rule, at most 20 expressions: only requests it holds for are logged; evaluated on the
+//! request's variables in `rewrite`).
 //!
 //! The `log` phase only formats the line and appends it to an in-memory buffer; a writer thread
 //! per instance (started on the first entry, so validating a config opens nothing) opens the file
@@ -23,8 +27,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::drain::Drain;
-use super::log_entry::Format;
+use super::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES};
 use super::{parse_conf, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use crate::router::expr::Expr;
 
 /// The kind.
 pub struct FileLogger;
@@ -32,13 +37,35 @@ pub struct FileLogger;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
-    path: String,
+    path: Option<String>,
     log_format: Option<Map<String, Value>>,
+    log_format_extra: Option<Map<String, Value>>,
     #[serde(default)]
     include_req_body: bool,
+    #[schemars(length(min = 1))]
+    include_req_body_expr: Option<Vec<Vec<Value>>>,
     #[serde(default)]
     include_resp_body: bool,
+    #[schemars(length(min = 1))]
+    include_resp_body_expr: Option<Vec<Vec<Value>>>,
+    #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
+    max_req_body_bytes: u64,
+    #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
+    max_resp_body_bytes: u64,
+    #[serde(rename = "match")]
+    #[schemars(length(max = 20))]
+    when: Option<Vec<Vec<Value>>>,
 }
+
+fn default_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+/// The `file-logger` instances (by address) whose `match` did not hold for a request.
+#[derive(Clone, Default)]
+struct Unmatched(Vec<usize>);
 
 /// Entries waiting for the writer beyond which new ones are dropped.
 pub const MAX_PENDING: usize = 10_000;
@@ -50,6 +77,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 struct Instance {
     path: PathBuf,
     format: Format,
+    /// `match`: only requests it holds for are logged.
+    when: Option<Expr>,
     /// Started on the first entry; `None` inside when the thread could not start.
     writer: OnceLock<Option<Writer>>,
     max_pending: usize,
@@ -88,15 +117,9 @@ impl Drop for Writer {
     }
 }
 
-fn refuse_bodies(req: bool, resp: bool) -> Result<(), String> {
-    for (field, on) in [("include_req_body", req), ("include_resp_body", resp)] {
-        if on {
-            return Err(format!(
-                "{field}: true is not supported (bodies are not buffered yet); use false"
-            ));
-        }
-    }
-    Ok(())
+/// A `vars` rule written as a list of expressions.
+fn rule(expressions: &[Vec<Value>]) -> Value {
+    Value::Array(expressions.iter().cloned().map(Value::Array).collect())
 }
 
 impl PluginKind for FileLogger {
@@ -118,13 +141,34 @@ impl PluginKind for FileLogger {
 
     fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
         let conf: Conf = parse_conf(conf)?;
-        if conf.path.is_empty() {
+        let when = conf
+            .when
+            .as_deref()
+            .map(|w| Expr::compile(&rule(w)))
+            .transpose()
+            .map_err(|e| format!("failed to validate the 'match' expression: {e}"))?;
+        let path = conf.path.as_deref().ok_or(
+            "property \"path\" is not set in either the plugin conf or the metadata".to_owned(),
+        )?;
+        if path.is_empty() {
             return Err("path must not be empty".to_owned());
         }
-        refuse_bodies(conf.include_req_body, conf.include_resp_body)?;
+        let bodies = Bodies::new(
+            BodyConf {
+                include: conf.include_req_body,
+                expr: conf.include_req_body_expr.as_deref(),
+                max: conf.max_req_body_bytes,
+            },
+            BodyConf {
+                include: conf.include_resp_body,
+                expr: conf.include_resp_body_expr.as_deref(),
+                max: conf.max_resp_body_bytes,
+            },
+        )?;
         Ok(Arc::new(Instance {
-            path: PathBuf::from(conf.path),
-            format: Format::new(conf.log_format)?,
+            path: PathBuf::from(path),
+            format: Format::with(conf.log_format, conf.log_format_extra, bodies)?,
+            when,
             writer: OnceLock::new(),
             max_pending: MAX_PENDING,
             drain: ctx.drain.clone(),
@@ -133,6 +177,11 @@ impl PluginKind for FileLogger {
 }
 
 impl Instance {
+    /// This instance's identity among a request's loggers.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     fn writer(&self) -> Option<&Writer> {
         self.writer
             .get_or_init(|| {
@@ -182,7 +231,14 @@ impl Instance {
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
+        if self.when.as_ref().is_some_and(|w| !w.eval(req.vars)) {
+            let mut unmatched = req.state.remove::<Unmatched>().unwrap_or_default();
+            unmatched.0.push(self.id());
+            req.state.insert(unmatched);
+            return Flow::Continue;
+        }
         self.format.capture(req);
+        self.format.capture_bodies(req).await;
         Flow::Continue
     }
 
@@ -191,6 +247,14 @@ impl Plugin for Instance {
     }
 
     fn log(&self, done: &LogCtx<'_>) {
+        let id = self.id();
+        if done
+            .state
+            .get::<Unmatched>()
+            .is_some_and(|u| u.0.contains(&id))
+        {
+            return;
+        }
         let mut line = self.format.entry(done).to_string().into_bytes();
         line.push(b'\n');
         self.push(&line);
@@ -284,8 +348,9 @@ mod tests {
     fn instance(conf: Value) -> Instance {
         let conf: Conf = parse_conf(&conf).expect("valid");
         Instance {
-            path: PathBuf::from(conf.path),
+            path: PathBuf::from(conf.path.expect("a path")),
             format: Format::new(conf.log_format).expect("format"),
+            when: None,
             writer: OnceLock::new(),
             max_pending: MAX_PENDING,
             drain: None,
@@ -390,16 +455,25 @@ mod tests {
             json!({"path": "a.log", "log_format": "x"}),
             json!({"path": "a.log", "log_format": {"a": "$"}}),
             json!({"path": "a.log", "unknown": 1}),
+            json!({"path": "a.log", "max_resp_body_bytes": 0}),
+            json!({"path": "a.log", "match": [["arg_a", "<>", "1"]]}),
         ] {
             assert!(FileLogger.build(&bad).is_err(), "{bad}");
         }
-        let Err(why) = FileLogger.build(&json!({"path": "a.log", "include_req_body": true})) else {
-            panic!("include_req_body: true accepted");
+        let Err(why) = FileLogger.build(&json!({})) else {
+            panic!("no path accepted");
         };
-        assert!(why.contains("not buffered yet"), "{why}");
+        assert_eq!(
+            why,
+            "property \"path\" is not set in either the plugin conf or the metadata"
+        );
         assert!(FileLogger
-            .build(&json!({"path": "a.log", "include_resp_body": true}))
-            .is_err());
+            .build(
+                &json!({"path": "a.log", "include_req_body": true, "include_resp_body": true,
+                "include_req_body_expr": [["arg_a", "==", "1"]], "match": [["arg_b", "==", "2"]],
+                "log_format_extra": {"x": "$host"}})
+            )
+            .is_ok());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use http::header::{self, HeaderValue};
 use http::HeaderMap;
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -33,12 +33,17 @@ pub struct Gzip;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
+    #[serde(default)]
+    #[schemars(schema_with = "types_schema")]
     types: Option<Types>,
     #[serde(default = "default_min_length")]
+    #[schemars(range(min = 1))]
     min_length: u64,
     #[serde(default = "default_level")]
+    #[schemars(range(min = 1, max = 9))]
     comp_level: u32,
     #[serde(default = "default_http_version")]
+    #[schemars(extend("enum" = [1.1, 1.0]))]
     http_version: f64,
     buffers: Option<Buffers>,
     #[serde(default)]
@@ -55,8 +60,18 @@ enum Types {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Buffers {
+    #[schemars(range(min = 1))]
     number: Option<u32>,
+    #[schemars(range(min = 1))]
     size: Option<u32>,
+}
+
+/// APISIX's schema of `types`: a list of at least one type, or `"*"`.
+fn types_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"anyOf": [
+        {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        {"enum": ["*"]}
+    ]})
 }
 
 fn default_min_length() -> u64 {
@@ -218,7 +233,7 @@ impl Encoding for GzipEncoding {
             return None;
         }
         if self.vary {
-            headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            super::cors::add_vary(headers, "Accept-Encoding");
         }
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         headers.remove(header::CONTENT_LENGTH);

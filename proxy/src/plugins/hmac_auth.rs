@@ -10,7 +10,8 @@
 //!
 //! Route config: `allowed_algorithms` (default `hmac-sha1`, `hmac-sha256`, `hmac-sha512`),
 //! `clock_skew` (seconds, default 300, at least 1: the `Date` header must be within that of the
-//! gateway's clock), `signed_headers` (names that must be in the signature's `headers`),
+//! gateway's clock), `signed_headers` (names that must be in the signature's `headers`; default
+//! `["date"]`, `[]` for none),
 //! `validate_request_body` (see below), `max_req_body_size`, `hide_credentials` (removes
 //! `Authorization` before the request goes upstream), `anonymous_consumer`, `realm` (default
 //! `hmac`, in `WWW-Authenticate: hmac realm="..."`). Consumer (or credential) config: `key_id`
@@ -35,10 +36,10 @@ use http::header::{HeaderValue, AUTHORIZATION, DATE};
 use http::HeaderMap;
 use ring::hmac;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::consumers::{admit, constant_time_eq, Authenticated, Consumers};
+use super::consumers::{admit, constant_time_eq, consumer_conf, Authenticated, Consumers};
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 use crate::router::expr::Vars;
 
@@ -46,7 +47,7 @@ use crate::router::expr::Vars;
 pub struct HmacAuth;
 
 /// A signature algorithm.
-#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Eq, Debug)]
 enum Algorithm {
     #[serde(rename = "hmac-sha1")]
     Sha1,
@@ -76,7 +77,7 @@ impl Algorithm {
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(title = "work with route or service object")]
 struct Conf {
     /// The algorithms a client may sign with (at least one).
     #[serde(default = "default_algorithms")]
@@ -86,10 +87,13 @@ struct Conf {
     #[serde(default = "default_clock_skew")]
     #[schemars(range(min = 1))]
     clock_skew: u64,
-    /// Headers every signature must cover.
-    signed_headers: Option<Vec<String>>,
+    /// Headers every signature must cover (default `date`; `[]` for none).
+    #[serde(default = "default_signed_headers")]
+    #[schemars(inner(length(min = 1, max = 50)))]
+    signed_headers: Vec<String>,
     /// Check the `Digest` header against the body.
     #[serde(default)]
+    #[schemars(description = "A boolean value telling the plugin to enable body validation")]
     validate_request_body: bool,
     /// Largest body read for `validate_request_body`, in bytes.
     #[serde(default = "default_max_body")]
@@ -99,14 +103,16 @@ struct Conf {
     #[serde(default)]
     hide_credentials: bool,
     /// The consumer used when authentication fails.
+    #[schemars(length(min = 1))]
     anonymous_consumer: Option<String>,
     /// The realm of `WWW-Authenticate`.
     #[serde(default = "default_realm")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[ -!#-\[\]-~]+$"))]
     realm: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(title = "work with consumer object")]
 struct ConsumerConf {
     /// The consumer's identity, sent as `keyId`.
     #[schemars(length(min = 1, max = 256))]
@@ -118,6 +124,9 @@ struct ConsumerConf {
 
 fn default_algorithms() -> Vec<Algorithm> {
     vec![Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512]
+}
+fn default_signed_headers() -> Vec<String> {
+    vec!["date".to_owned()]
 }
 fn default_clock_skew() -> u64 {
     300
@@ -152,7 +161,16 @@ impl PluginKind for HmacAuth {
     }
 
     fn schema(&self) -> Value {
-        crate::model::schema_of::<Conf>()
+        // In the shape APISIX's Admin API shows it: definitions inlined, with its title.
+        let mut schema =
+            crate::model::jsonschema::from_rust_types(&crate::model::schema_of::<Conf>());
+        if let Value::Object(map) = &mut schema {
+            map.insert(
+                "title".to_owned(),
+                "work with route or service object".into(),
+            );
+        }
+        schema
     }
 
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
@@ -171,7 +189,7 @@ impl PluginKind for HmacAuth {
                     .to_owned(),
             );
         }
-        let signed_headers = conf.signed_headers.unwrap_or_default();
+        let signed_headers = conf.signed_headers;
         if let Some(bad) = signed_headers
             .iter()
             .find(|h| h.is_empty() || h.chars().count() > 50)
@@ -200,7 +218,7 @@ impl PluginKind for HmacAuth {
     }
 
     fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
-        Some(parse_conf::<ConsumerConf>(conf).and_then(|c| {
+        Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             let ok = |s: &str| (1..=256).contains(&s.chars().count());
             if ok(&c.key_id) && ok(&c.secret_key) {
                 Ok(c.key_id)
@@ -328,17 +346,13 @@ impl Instance {
             .duration_since(sent)
             .or_else(|_| sent.duration_since(now))
             .unwrap_or_default();
-        if skew > self.clock_skew {
+        // Whole seconds, as nginx's clock.
+        if skew.as_secs() > self.clock_skew.as_secs() {
             return Err("Clock skew exceeded".to_owned());
         }
         let names = params.headers.as_deref().unwrap_or_default();
-        if !self.signed_headers.is_empty() {
-            if params.headers.is_none() {
-                return Err("headers missing".to_owned());
-            }
-            if let Some(missing) = self.signed_headers.iter().find(|h| !names.contains(*h)) {
-                return Err(format!("expected header \"{missing}\" missing in signing"));
-            }
+        if let Some(missing) = self.signed_headers.iter().find(|h| !names.contains(*h)) {
+            return Err(format!("expected header \"{missing}\" missing in signing"));
         }
         let secret = found
             .conf
@@ -493,7 +507,6 @@ mod tests {
             json!({"max_req_body_size": 0}),
             json!({"validate_request_body": "yes"}),
             json!({"realm": "bad\nrealm"}),
-            json!({"key_id": "on-a-route"}),
         ] {
             assert!(HmacAuth.build(&bad).is_err(), "{bad}");
         }
@@ -506,7 +519,6 @@ mod tests {
             json!({"secret_key": "s"}),
             json!({"key_id": "", "secret_key": "s"}),
             json!({"key_id": "k", "secret_key": "s".repeat(257)}),
-            json!({"key_id": "k", "secret_key": "s", "algorithm": "hmac-sha1"}),
         ] {
             assert!(
                 matches!(HmacAuth.consumer_identity(&bad), Some(Err(_))),
@@ -778,6 +790,6 @@ mod tests {
         let missing = build(json!({"anonymous_consumer": "ghost"}));
         let mut f = fake(None, Some(&date));
         let reply = f.rewrite(&*missing).await.expect("refused");
-        assert_eq!(message(&reply), "Missing related consumer");
+        assert_eq!(message(&reply), "Invalid user authorization");
     }
 }

@@ -4,11 +4,13 @@
 //! as `Authorization`), `timeout` (seconds, default 3, ≥ 1: connecting and answering each POST),
 //! `log_format` (optional object, see [`super::log_entry`]), `concat_method` `json` (default: the
 //! batch is a JSON array, `Content-Type: application/json`) or `new_line` (one JSON entry per
-//! line, `Content-Type: text/plain`), `ssl_verify` (default true), `include_req_body` /
-//! `include_resp_body` (default false; true is refused: bodies are not buffered yet), and the
-//! batch processor's `batch_max_size` (1000, ≥ 1), `inactive_timeout` (seconds, 5, ≥ 1),
-//! `buffer_duration` (seconds, 60, ≥ 1), `max_retry_count` (0), `retry_delay` (seconds, 1),
-//! `max_pending_entries` (default [`DEFAULT_MAX_PENDING`], ≥ 1).
+//! line, `Content-Type: text/plain`), `ssl_verify` (default true), `log_format_extra`,
+//! `include_req_body` / `include_resp_body` (default false) with `include_req_body_expr` /
+//! `include_resp_body_expr` and `max_req_body_bytes` / `max_resp_body_bytes` (default 524288, see
+//! [`super::log_entry::Bodies`]), and the batch processor's `name` (default `http logger`),
+//! `batch_max_size` (1000, ≥ 1), `inactive_timeout` (seconds, 5, ≥ 1), `buffer_duration`
+//! (seconds, 60, ≥ 1), `max_retry_count` (0), `retry_delay` (seconds, 1), `max_pending_entries`
+//! (default [`DEFAULT_MAX_PENDING`], ≥ 1).
 //!
 //! The `log` phase formats the entry and hands it to the instance's background task (started on
 //! the first entry, on the request's runtime) without waiting. The task sends a batch when it
@@ -39,7 +41,8 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::drain::Drain;
-use super::log_entry::Format;
+use super::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES};
+use super::prometheus::{watch_batch, BatchQueue};
 use super::{parse_conf, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx};
 use crate::upstream::client::NoVerification;
 
@@ -57,14 +60,27 @@ struct Conf {
     #[serde(default = "default_timeout")]
     timeout: u64,
     log_format: Option<Map<String, Value>>,
+    log_format_extra: Option<Map<String, Value>>,
     #[serde(default)]
     concat_method: Concat,
     #[serde(default = "yes")]
     ssl_verify: bool,
     #[serde(default)]
     include_req_body: bool,
+    #[schemars(length(min = 1))]
+    include_req_body_expr: Option<Vec<Vec<Value>>>,
     #[serde(default)]
     include_resp_body: bool,
+    #[schemars(length(min = 1))]
+    include_resp_body_expr: Option<Vec<Vec<Value>>>,
+    #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
+    max_req_body_bytes: u64,
+    #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
+    max_resp_body_bytes: u64,
+    #[serde(default = "default_name")]
+    name: String,
     #[serde(default = "default_batch_max_size")]
     batch_max_size: usize,
     #[serde(default = "default_inactive_timeout")]
@@ -88,6 +104,12 @@ enum Concat {
 
 fn default_timeout() -> u64 {
     3
+}
+fn default_max_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_name() -> String {
+    "http logger".to_owned()
 }
 fn yes() -> bool {
     true
@@ -119,6 +141,8 @@ struct Settings {
     max_retry_count: u32,
     retry_delay: Duration,
     max_pending: usize,
+    /// The batch processor's name, in its reports.
+    name: String,
 }
 
 impl Settings {
@@ -153,16 +177,6 @@ impl Settings {
                 return Err(format!("{field} must be at least {min}"));
             }
         }
-        for (field, on) in [
-            ("include_req_body", conf.include_req_body),
-            ("include_resp_body", conf.include_resp_body),
-        ] {
-            if on {
-                return Err(format!(
-                    "{field}: true is not supported (bodies are not buffered yet); use false"
-                ));
-            }
-        }
         Ok(Settings {
             uri,
             auth_header,
@@ -175,6 +189,7 @@ impl Settings {
             max_retry_count: conf.max_retry_count,
             retry_delay: Duration::from_secs(conf.retry_delay),
             max_pending: conf.max_pending_entries.unwrap_or(DEFAULT_MAX_PENDING),
+            name: conf.name.clone(),
         })
     }
 }
@@ -186,6 +201,8 @@ struct Instance {
     queue: OnceLock<Option<Queue>>,
     /// The gateway's shutdown drain: the task counts in it until it ends.
     drain: Option<Arc<Drain>>,
+    /// Set once the queue is reported in the metrics.
+    watched: OnceLock<()>,
 }
 
 /// The instance's end of its task's queue; dropping it lets the task flush and end.
@@ -193,6 +210,11 @@ struct Queue {
     tx: mpsc::UnboundedSender<String>,
     counts: Arc<Counts>,
 }
+
+/// The address a request came in on (`server_addr`), kept by `rewrite` for the batch queue's
+/// metric labels until the queue is watched.
+#[derive(Clone)]
+struct ServerAddr(String);
 
 /// Shared between the instance and its task.
 #[derive(Default)]
@@ -225,11 +247,29 @@ impl PluginKind for HttpLogger {
         let settings = Settings::from_conf(&conf)?;
         Ok(Arc::new(Instance {
             settings: Arc::new(settings),
-            format: Format::new(conf.log_format)?,
+            format: format(conf)?,
             queue: OnceLock::new(),
             drain: ctx.drain.clone(),
+            watched: OnceLock::new(),
         }))
     }
+}
+
+/// The entries' format: `log_format`, `log_format_extra` and the bodies.
+fn format(conf: Conf) -> Result<Format, String> {
+    let bodies = Bodies::new(
+        BodyConf {
+            include: conf.include_req_body,
+            expr: conf.include_req_body_expr.as_deref(),
+            max: conf.max_req_body_bytes,
+        },
+        BodyConf {
+            include: conf.include_resp_body,
+            expr: conf.include_resp_body_expr.as_deref(),
+            max: conf.max_resp_body_bytes,
+        },
+    )?;
+    Format::with(conf.log_format, conf.log_format_extra, bodies)
 }
 
 /// The runtime the task runs on: the caller's, else a small one of the plugin's own.
@@ -289,10 +329,22 @@ impl Instance {
     }
 }
 
+impl BatchQueue for Counts {
+    fn entries(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         self.format.capture(req);
+        self.format.capture_bodies(req).await;
+        if self.watched.get().is_none() && req.state.get::<ServerAddr>().is_none() {
+            if let Some(addr) = req.vars.get("server_addr") {
+                req.state.insert(ServerAddr(addr.into_owned()));
+            }
+        }
         Flow::Continue
     }
 
@@ -302,6 +354,20 @@ impl Plugin for Instance {
 
     fn log(&self, done: &LogCtx<'_>) {
         self.push(self.format.entry(done).to_string());
+        // As APISIX's batch processor: the queue is reported under the route and server address
+        // of the request that started it.
+        self.watched.get_or_init(|| {
+            if let Some(queue) = self.queue() {
+                let counts: Arc<dyn BatchQueue> = queue.counts.clone();
+                let addr = done.state.get::<ServerAddr>().map_or("", |a| a.0.as_str());
+                watch_batch(
+                    &self.settings.name,
+                    &done.request.route_id,
+                    addr,
+                    Arc::downgrade(&counts),
+                );
+            }
+        });
     }
 }
 
@@ -449,7 +515,7 @@ async fn send(
             Err(e) if attempt >= s.max_retry_count => return Err(e),
             Err(e) => {
                 attempt += 1;
-                tracing::debug!(uri = %s.uri, error = %e, attempt, "http-logger: retrying a batch");
+                tracing::debug!(processor = %s.name, uri = %s.uri, error = %e, attempt, "http-logger: retrying a batch");
                 tokio::time::sleep(s.retry_delay).await;
             }
         }
@@ -479,12 +545,12 @@ async fn run(s: Arc<Settings>, mut rx: mpsc::UnboundedReceiver<String>, counts: 
         };
         let dropped = counts.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            tracing::warn!(uri = %s.uri, dropped, "http-logger: queue full, entries dropped");
+            tracing::warn!(processor = %s.name, uri = %s.uri, dropped, "http-logger: queue full, entries dropped");
         }
         if due && !batch.entries.is_empty() {
             let entries = batch.take();
             if let Err(e) = send(&mut client, &s, &entries).await {
-                tracing::error!(uri = %s.uri, error = %e, entries = entries.len(), "http-logger: batch dropped");
+                tracing::error!(processor = %s.name, uri = %s.uri, error = %e, entries = entries.len(), "http-logger: batch dropped");
             }
             counts.pending.fetch_sub(entries.len(), Ordering::AcqRel);
         }
@@ -512,9 +578,10 @@ mod tests {
         let parsed: Conf = parse_conf(&conf).expect("valid");
         Instance {
             settings: Arc::new(settings(conf)),
-            format: Format::new(parsed.log_format).expect("format"),
+            format: format(parsed).expect("format"),
             queue: OnceLock::new(),
             drain: None,
+            watched: OnceLock::new(),
         }
     }
 
@@ -682,16 +749,29 @@ mod tests {
             json!({"uri": "http://x", "max_pending_entries": 0}),
             json!({"uri": "http://x", "ssl_verify": "no"}),
             json!({"uri": "http://x", "log_format": {"a": "$"}}),
-            json!({"uri": "http://x", "include_resp_body": true}),
+            json!({"uri": "http://x", "max_req_body_bytes": 0}),
+            json!({"uri": "http://x", "include_resp_body_expr": []}),
+            json!({"uri": "http://x", "include_req_body_expr": ["a"]}),
             json!({"uri": "http://x", "unknown": 1}),
         ] {
             assert!(HttpLogger.build(&bad).is_err(), "{bad}");
         }
-        let Err(why) = HttpLogger.build(&json!({"uri": "http://x", "include_req_body": true}))
+        assert!(HttpLogger
+            .build(
+                &json!({"uri": "http://x", "name": "n", "include_req_body": true,
+                "include_resp_body": true, "include_resp_body_expr": [["arg_a", "==", "1"]],
+                "max_resp_body_bytes": 10, "log_format_extra": {"x": "$host"}})
+            )
+            .is_ok());
+        let Err(why) = HttpLogger
+            .build(&json!({"uri": "http://x", "include_resp_body_expr": [["bar", "<>", "foo"]]}))
         else {
-            panic!("include_req_body: true accepted");
+            panic!("a bad expression accepted");
         };
-        assert!(why.contains("not buffered yet"), "{why}");
+        assert_eq!(
+            why,
+            "failed to validate the 'include_resp_body_expr' expression: invalid operator '<>'"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use ipnet::IpNet;
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,13 +21,25 @@ pub struct IpRestriction;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["whitelist"]}, {"required": ["blacklist"]}]))]
 struct Conf {
+    #[serde(default)]
+    #[schemars(schema_with = "ip_list")]
     whitelist: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(schema_with = "ip_list")]
     blacklist: Option<Vec<String>>,
     #[serde(default = "default_message")]
+    #[schemars(length(min = 1, max = 1024))]
     message: String,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 403, max = 404))]
     response_code: u16,
+}
+
+/// Schema of a list of addresses and CIDRs: APISIX's `ip_def` items, at least one.
+pub(crate) fn ip_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "array", "items": {"anyOf": crate::model::ip_def()}, "minItems": 1})
 }
 
 fn default_message() -> String {
@@ -49,7 +61,7 @@ fn nets(list: &[String], field: &str) -> Result<Vec<IpNet>, String> {
         return Err(format!("{field} must not be empty"));
     }
     list.iter()
-        .map(|n| parse_net(n).ok_or_else(|| format!("{field}: invalid IP address or CIDR `{n}`")))
+        .map(|n| parse_net(n).ok_or_else(|| format!("invalid ip address: {n}")))
         .collect()
 }
 

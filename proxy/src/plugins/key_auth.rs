@@ -15,14 +15,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::consumers::admit;
+use super::consumers::{admit, consumer_conf};
 use super::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct KeyAuth;
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct Conf {
     #[serde(default = "default_name")]
     header: String,
@@ -30,13 +29,14 @@ struct Conf {
     query: String,
     #[serde(default)]
     hide_credentials: bool,
+    #[schemars(length(min = 1))]
     anonymous_consumer: Option<String>,
     #[serde(default = "default_realm")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[ -!#-\[\]-~]+$"))]
     realm: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct ConsumerConf {
     key: String,
 }
@@ -92,7 +92,7 @@ impl PluginKind for KeyAuth {
     }
 
     fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
-        Some(parse_conf::<ConsumerConf>(conf).and_then(|c| {
+        Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             if c.key.is_empty() {
                 Err("key must not be empty".to_owned())
             } else {
@@ -128,18 +128,24 @@ impl Plugin for Instance {
             "Invalid API key in request"
         };
         let found = found.ok_or(why);
+        let authenticated = found.is_ok();
         admit(
             req,
             found,
             self.anonymous_consumer.as_deref(),
             &self.challenge,
             |req| {
-                if self.hide_credentials && key.is_some() {
-                    if from_header.is_some() {
-                        req.headers.remove(&self.header);
-                    } else {
-                        hide_query_arg(req, &self.query);
-                    }
+                if !self.hide_credentials || key.is_none() {
+                    return;
+                }
+                // The key that authenticated is removed; on the anonymous fallback, the key
+                // wherever it was sent.
+                let in_query = req.vars.get(&format!("arg_{}", self.query)).is_some();
+                if from_header.is_some() {
+                    req.headers.remove(&self.header);
+                }
+                if (from_header.is_none() || !authenticated) && in_query {
+                    hide_query_arg(req, &self.query);
                 }
             },
         )
@@ -147,7 +153,7 @@ impl Plugin for Instance {
 }
 
 /// Removes argument `name` from the query sent upstream.
-fn hide_query_arg(req: &mut RequestCtx<'_>, name: &str) {
+pub(super) fn hide_query_arg(req: &mut RequestCtx<'_>, name: &str) {
     let uri = req
         .vars
         .get("uri")
@@ -185,7 +191,8 @@ mod tests {
         assert!(KeyAuth.build(&json!({"header": "x-key", "query": "k", "hide_credentials": true, "anonymous_consumer": "anon", "realm": "r"})).is_ok());
         assert!(KeyAuth.build(&json!({"header": "bad header"})).is_err());
         assert!(KeyAuth.build(&json!({"query": ""})).is_err());
-        assert!(KeyAuth.build(&json!({"key": "on-a-route"})).is_err());
+        // Unknown fields are ignored, as APISIX does.
+        assert!(KeyAuth.build(&json!({"key": "on-a-route"})).is_ok());
         assert_eq!(
             KeyAuth.consumer_identity(&json!({"key": "k1"})),
             Some(Ok("k1".to_owned()))
@@ -198,9 +205,9 @@ mod tests {
             KeyAuth.consumer_identity(&json!({"key": ""})),
             Some(Err(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             KeyAuth.consumer_identity(&json!({"key": "k", "x": 1})),
-            Some(Err(_))
-        ));
+            Some(Ok("k".to_owned()))
+        );
     }
 }

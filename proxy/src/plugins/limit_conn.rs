@@ -1,13 +1,17 @@
 //! `limit-conn` (priority 1003, access + log): at most `conn` concurrent requests per key, as
 //! nginx's `limit_conn`.
 //!
-//! Config: `conn` (required, > 0), `burst` (required, >= 0), `default_conn_delay` (required,
-//! seconds, > 0), `only_use_default_delay` (default false), `key` (required), `key_type` `var`
-//! (default) | `var_combination` (see [`super::limit_key`]), `rejected_code` (default 503,
-//! 200-599), `rejected_msg` (optional, 1+ characters: the body is `{"error_msg": msg}`, else
-//! empty), `allow_degradation` (default false; accepted, local counts cannot fail), `policy`
-//! (`local`, the default; `redis*` are refused: not supported), `key_ttl` (accepted and unused:
-//! it only matters to the redis policies).
+//! Config: `default_conn_delay` (required, seconds, > 0) and either `conn` (> 0), `burst` (>= 0)
+//! and `key`, or `rules`: a list of `{conn, burst, key}` where `key` is a template of request
+//! variables; a rule applies when its numbers resolve and its key resolves at least one
+//! variable, and every applying rule counts the request. `conn` and `burst` are numbers or
+//! templates resolved per request (`"${http_conn ?? 5}"`). `only_use_default_delay` (default
+//! false), `key_type` `var` (default) | `var_combination` (see [`super::limit_key`]),
+//! `rejected_code` (default 503, 200-599), `rejected_msg` (optional, 1+ characters: the body is
+//! `{"error_msg": msg}`, else empty), `allow_degradation` (default false: a `conn` or `burst`
+//! that does not resolve to a valid number, or no rule applying, answers 500; true lets the
+//! request through), `policy` (`local`, the default; `redis*` are refused: not supported),
+//! `key_ttl` (accepted and unused: it only matters to the redis policies).
 //!
 //! As lua-resty-limit-traffic's `limit.conn`: the request that makes the key's count `n` is
 //! rejected (and not counted) when `n > conn + burst`; within the burst it waits
@@ -21,12 +25,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::limit_key::{check_policy, rejection, KeySource, KeyType};
+use super::limit_key::{
+    check_policy, non_negative_or_var, positive_or_var, rejection, resolve_var, Amount, KeySource,
+    KeyType,
+};
 use super::{parse_conf, Flow, LogCtx, Plugin, PluginKind, Reply, RequestCtx};
+use crate::router::expr::Vars;
 
 /// The kind.
 pub struct LimitConn;
@@ -34,16 +44,23 @@ pub struct LimitConn;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
-    conn: u64,
-    burst: u64,
-    default_conn_delay: f64,
+    #[serde(default)]
+    #[schemars(schema_with = "positive_or_var")]
+    conn: Option<Amount>,
+    #[serde(default)]
+    #[schemars(schema_with = "non_negative_or_var")]
+    burst: Option<Amount>,
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    default_conn_delay: Option<f64>,
     #[serde(default)]
     only_use_default_delay: bool,
-    key: String,
+    key: Option<String>,
     #[serde(default)]
     key_type: KeyType,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200, max = 599))]
     rejected_code: u16,
+    #[schemars(length(min = 1))]
     rejected_msg: Option<String>,
     #[serde(default)]
     allow_degradation: bool,
@@ -52,6 +69,16 @@ struct Conf {
     /// Only used by the redis policies; accepted for compatibility.
     #[serde(default)]
     key_ttl: Option<u64>,
+    rules: Option<Vec<RuleConf>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RuleConf {
+    #[schemars(schema_with = "positive_or_var")]
+    conn: Amount,
+    #[schemars(schema_with = "non_negative_or_var")]
+    burst: Amount,
+    key: String,
 }
 
 fn default_code() -> u16 {
@@ -147,13 +174,64 @@ impl Drop for Held {
 #[derive(Clone, Default)]
 struct HeldConns(Vec<Arc<Held>>);
 
-struct Instance {
-    source: KeySource,
-    counts: Arc<Counts>,
+/// Where the counted keys come from.
+enum Mode {
+    /// `conn`, `burst` and `key`.
+    Single {
+        conn: Amount,
+        burst: Amount,
+        source: KeySource,
+    },
+    /// `rules`, each keyed by a template.
+    Rules(Vec<RuleConf>),
+}
+
+/// One key to count a request under.
+struct Check {
+    key: String,
     conn: u64,
     burst: u64,
+}
+
+struct Instance {
+    mode: Mode,
+    counts: Arc<Counts>,
     adapt: bool,
+    allow_degradation: bool,
     reply: Reply,
+}
+
+impl Instance {
+    /// The keys this request is counted under, or why it cannot be counted.
+    fn checks(&self, vars: &dyn Vars) -> Result<Vec<Check>, String> {
+        match &self.mode {
+            Mode::Single {
+                conn,
+                burst,
+                source,
+            } => Ok(vec![Check {
+                conn: conn.resolve(vars, true)?,
+                burst: burst.resolve(vars, false)?,
+                key: source.of(vars),
+            }]),
+            Mode::Rules(rules) => {
+                // A rule whose numbers or key do not resolve for this request does not apply.
+                let checks: Vec<Check> = rules
+                    .iter()
+                    .filter_map(|rule| {
+                        let conn = rule.conn.resolve(vars, true).ok()?;
+                        let burst = rule.burst.resolve(vars, false).ok()?;
+                        let (key, resolved) = resolve_var(&rule.key, vars);
+                        (resolved > 0).then_some(Check { key, conn, burst })
+                    })
+                    .collect();
+                if checks.is_empty() {
+                    return Err("no rule applies".to_owned());
+                }
+                Ok(checks)
+            }
+        }
+    }
 }
 
 impl PluginKind for LimitConn {
@@ -176,32 +254,46 @@ impl PluginKind for LimitConn {
 
 fn build(conf: &Value) -> Result<Instance, String> {
     let conf: Conf = parse_conf(conf)?;
-    if conf.conn == 0 {
+    if conf.conn == Some(Amount::Fixed(0)) {
         return Err("conn must be greater than 0".to_owned());
     }
-    if !(conf.default_conn_delay.is_finite() && conf.default_conn_delay > 0.0) {
+    // APISIX's `oneOf`: conn, burst, default_conn_delay and key, or default_conn_delay and rules.
+    let delay = conf.default_conn_delay;
+    let mode = match (delay, conf.conn, conf.burst, conf.key, conf.rules) {
+        (Some(_), Some(_), Some(_), Some(_), Some(_)) => {
+            return Err(
+                "value should match only one schema, but matches both schemas 1 and 2".into(),
+            )
+        }
+        (Some(_), Some(conn), Some(burst), Some(key), None) => Mode::Single {
+            conn,
+            burst,
+            source: KeySource::new(
+                &key,
+                conf.key_type,
+                &[KeyType::Var, KeyType::VarCombination],
+            )?,
+        },
+        (Some(_), _, _, _, Some(rules)) => Mode::Rules(rules),
+        _ => return Err("value should match only one schema, but matches none".into()),
+    };
+    let delay = delay.unwrap_or_default();
+    if !(delay.is_finite() && delay > 0.0) {
         return Err(format!(
-            "default_conn_delay must be greater than 0, got {}",
-            conf.default_conn_delay
+            "default_conn_delay must be greater than 0, got {delay}"
         ));
     }
     check_policy(&conf.policy)?;
-    let source = KeySource::new(
-        &conf.key,
-        conf.key_type,
-        &[KeyType::Var, KeyType::VarCombination],
-    )?;
     let reply = rejection(conf.rejected_code, conf.rejected_msg.as_deref())?;
-    let _ = (conf.allow_degradation, conf.key_ttl);
+    let _ = conf.key_ttl;
     Ok(Instance {
-        source,
+        mode,
         counts: Arc::new(Counts {
             by_key: Mutex::new(HashMap::new()),
-            unit_delay: Mutex::new(conf.default_conn_delay),
+            unit_delay: Mutex::new(delay),
         }),
-        conn: conf.conn,
-        burst: conf.burst,
         adapt: !conf.only_use_default_delay,
+        allow_degradation: conf.allow_degradation,
         reply,
     })
 }
@@ -209,29 +301,44 @@ fn build(conf: &Value) -> Result<Instance, String> {
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
-        let key = self.source.of(req.vars);
-        let Some(delay) = self.counts.incoming(&key, self.conn, self.burst) else {
-            return Flow::Respond(self.reply.clone());
-        };
-        let held = Arc::new(Held {
-            counts: self.counts.clone(),
-            key,
-            since: {
-                let now = Instant::now();
-                now.checked_add(delay).unwrap_or(now)
-            },
-            adapt: self.adapt,
-            released: AtomicBool::new(false),
-        });
-        // Kept before the wait: a request dropped while it waits gives its count back.
-        match req.state.get_mut::<HeldConns>() {
-            Some(list) => list.0.push(held),
-            None => {
-                req.state.insert(HeldConns(vec![held]));
+        let checks = match self.checks(req.vars) {
+            Ok(checks) => checks,
+            Err(e) => {
+                tracing::error!(error = %e, "limit-conn: failed to get limit conn rules");
+                if self.allow_degradation {
+                    return Flow::Continue;
+                }
+                return Flow::Respond(Reply {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    headers: http::HeaderMap::new(),
+                    body: Bytes::new(),
+                });
             }
-        }
-        if delay >= Duration::from_millis(1) {
-            tokio::time::sleep(delay).await;
+        };
+        for check in checks {
+            let Some(delay) = self.counts.incoming(&check.key, check.conn, check.burst) else {
+                return Flow::Respond(self.reply.clone());
+            };
+            let held = Arc::new(Held {
+                counts: self.counts.clone(),
+                key: check.key,
+                since: {
+                    let now = Instant::now();
+                    now.checked_add(delay).unwrap_or(now)
+                },
+                adapt: self.adapt,
+                released: AtomicBool::new(false),
+            });
+            // Kept before the wait: a request dropped while it waits gives its count back.
+            match req.state.get_mut::<HeldConns>() {
+                Some(list) => list.0.push(held),
+                None => {
+                    req.state.insert(HeldConns(vec![held]));
+                }
+            }
+            if delay >= Duration::from_millis(1) {
+                tokio::time::sleep(delay).await;
+            }
         }
         Flow::Continue
     }
@@ -318,7 +425,7 @@ mod tests {
             .0
             .expect("rejected");
         assert_eq!(reply.status, 503);
-        assert_eq!(&reply.body[..], br#"{"error_msg":"busy"}"#);
+        assert_eq!(&reply.body[..], b"{\"error_msg\":\"busy\"}\n");
         // The rejected request's log takes nothing back.
         testing::log(&i, 503, &second);
         assert_eq!(i.counts.count("1.1.1.1"), 1);
@@ -366,6 +473,47 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn variables_and_rules() {
+        let i = instance(
+            json!({"conn": "${http_conn ?? 1}", "burst": "${http_burst ?? 0}", "default_conn_delay": 0.1, "key": "remote_addr"}),
+        );
+        let one = [("remote_addr", "1.1.1.1")];
+        let mut held = http::Extensions::new();
+        assert!(testing::access(&i, &one, &mut held).await.0.is_none());
+        assert!(testing::access(&i, &one, &mut http::Extensions::new())
+            .await
+            .0
+            .is_some());
+        let two = [("remote_addr", "1.1.1.1"), ("http_conn", "2")];
+        assert!(testing::access(&i, &two, &mut http::Extensions::new())
+            .await
+            .0
+            .is_none());
+        let bad = [("remote_addr", "1.1.1.1"), ("http_burst", "-1")];
+        let reply = testing::access(&i, &bad, &mut http::Extensions::new())
+            .await
+            .0;
+        assert_eq!(reply.expect("failed").status, 500);
+
+        let rules = instance(
+            json!({"default_conn_delay": 0.1, "rules": [{"conn": 1, "burst": 0, "key": "${http_user}"}, {"conn": "$http_n", "burst": 0, "key": "${http_project}"}]}),
+        );
+        let jack = [("http_user", "jack")];
+        let mut held = http::Extensions::new();
+        assert!(testing::access(&rules, &jack, &mut held).await.0.is_none());
+        assert!(testing::access(&rules, &jack, &mut http::Extensions::new())
+            .await
+            .0
+            .is_some());
+        // A rule whose conn does not resolve does not apply; no rule applying fails.
+        let project = [("http_project", "p")];
+        let reply = testing::access(&rules, &project, &mut http::Extensions::new())
+            .await
+            .0;
+        assert_eq!(reply.expect("no rule").status, 500);
+    }
+
     #[test]
     fn configs_are_checked() {
         let base = json!({"conn": 1, "burst": 0, "default_conn_delay": 0.1, "key": "remote_addr"});
@@ -400,6 +548,10 @@ mod tests {
             };
             assert!(err.contains(why), "{bad}: {err}");
         }
+        let both =
+            json!({"conn": 1, "burst": 0, "default_conn_delay": 0.1, "key": "k", "rules": []});
+        let err = LimitConn.build(&both).err().unwrap_or_default();
+        assert!(err.contains("matches both schemas"), "{err}");
         for missing in ["conn", "burst", "default_conn_delay", "key"] {
             let mut bad = base.clone();
             bad.as_object_mut().expect("object").remove(missing);

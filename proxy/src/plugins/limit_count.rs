@@ -1,47 +1,76 @@
 //! `limit-count` (priority 1002, access): at most `count` requests per key in a time window.
 //!
-//! Config: `count` (required, > 0), `time_window` (required, seconds, > 0), `window_type` `fixed`
-//! (default: the window starts with the key's first request and its count resets when it ends)
-//! or `sliding` (the previous window's count, weighted by how much of it still overlaps the last
-//! `time_window` seconds, is added to the current one), `key` (default `remote_addr`), `key_type`
-//! `var` (default) | `var_combination` | `constant` (see [`super::limit_key`]), `rejected_code`
-//! (default 503, 200-599), `rejected_msg` (optional, 1+ characters: the body is
-//! `{"error_msg": msg}`, else empty), `policy` (`local`, the default; `redis*` are refused: not
-//! supported), `show_limit_quota_header` (default true: `X-RateLimit-Limit`,
-//! `X-RateLimit-Remaining` and `X-RateLimit-Reset`, the whole seconds until the window ends, on
-//! passed and rejected responses), `allow_degradation` (default false; accepted, local counters
-//! cannot fail).
+//! Config: either `count` and `time_window` (seconds), each a number above 0 or a template of
+//! request variables resolved per request (`"${http_count ?? 5}"`), or `rules`: a list of
+//! `{count, time_window, key, header_prefix}` where `key` is a template; a rule applies to a
+//! request when its key resolves at least one variable, and every applying rule counts (the
+//! first to reject answers). `window_type` `fixed` (default: the window starts with the key's
+//! first request and its count resets when it ends) or `sliding` (the previous window's count,
+//! weighted by how much of it still overlaps the last `time_window` seconds, is added to the
+//! current one), `key` (default `remote_addr`), `key_type` `var` (default) | `var_combination` |
+//! `constant` (see [`super::limit_key`]), `group` (routes with the same group share counters; a
+//! group's config must be the same everywhere), `rejected_code` (default 503, 200-599),
+//! `rejected_msg` (optional, 1+ characters: the body is `{"error_msg": msg}`, else empty),
+//! `policy` (`local`, the default; `redis*` are refused: not supported),
+//! `show_limit_quota_header` (default true: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+//! `X-RateLimit-Reset`, the whole seconds until the window ends, on passed and rejected
+//! responses; a rule's headers are `X-<header_prefix or its position>-RateLimit-*`),
+//! `allow_degradation` (default false: a variable that does not resolve to a valid number, or
+//! no rule applying, answers 500; true lets the request through).
 //!
-//! Counters live in the instance (one per config version of the route) and per node; at most
-//! [`MAX_KEYS`] keys are kept, expired windows first to go.
+//! Counters live in the gateway ([`Counters`]), as APISIX's shared dictionary: a key is counted
+//! under its object and a hash of the plugin config (or its group), so rewriting a route with
+//! the same config keeps its counts and a changed config starts afresh. At most [`MAX_KEYS`]
+//! keys are kept, expired windows first to go.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::limit_key::{check_policy, rejection, Expiring, KeySource, KeyType, Keys, MAX_KEYS};
-use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use super::limit_key::{
+    check_policy, positive_or_var, rejection, resolve_var, Amount, Expiring, KeySource, KeyType,
+    Keys, MAX_KEYS,
+};
+use super::{parse_conf, BuildContext, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use crate::router::expr::Vars;
 
 /// The kind.
 pub struct LimitCount;
 
-#[derive(Deserialize, JsonSchema)]
+/// APISIX's `oneOf`: `count` and `time_window`, or `rules`. The first excludes `rules` so that a
+/// config with both passes the schema and gets APISIX's own message from [`build`].
+#[derive(Deserialize, JsonSchema, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["count", "time_window"], "not": {"required": ["rules"]}},
+    {"required": ["rules"]}
+]))]
 struct Conf {
-    count: u64,
-    time_window: u64,
+    #[serde(default)]
+    #[schemars(schema_with = "positive_or_var")]
+    count: Option<Amount>,
+    #[serde(default)]
+    #[schemars(schema_with = "positive_or_var")]
+    time_window: Option<Amount>,
     #[serde(default)]
     window_type: WindowType,
+    rules: Option<Vec<RuleConf>>,
+    group: Option<String>,
     #[serde(default = "default_key")]
     key: String,
     #[serde(default)]
     key_type: KeyType,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200, max = 599))]
     rejected_code: u16,
+    #[schemars(length(min = 1))]
     rejected_msg: Option<String>,
     #[serde(default = "default_policy")]
     policy: String,
@@ -49,6 +78,18 @@ struct Conf {
     show_limit_quota_header: bool,
     #[serde(default)]
     allow_degradation: bool,
+    /// Only used by the redis policies; accepted for compatibility.
+    sync_interval: Option<f64>,
+}
+
+#[derive(Deserialize, JsonSchema, Clone, PartialEq)]
+struct RuleConf {
+    #[schemars(schema_with = "positive_or_var")]
+    count: Amount,
+    #[schemars(schema_with = "positive_or_var")]
+    time_window: Amount,
+    key: String,
+    header_prefix: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq, Eq, Debug)]
@@ -76,6 +117,8 @@ fn yes() -> bool {
 struct Window {
     /// When the current window started.
     start: Instant,
+    /// Its length (the `time_window` of the request that opened it).
+    length: Duration,
     /// Requests counted in it.
     count: u64,
     /// Requests counted in the window before (sliding windows only).
@@ -93,77 +136,90 @@ struct Decision {
     reset: u64,
 }
 
-struct Limiter {
+/// The counters of one gateway, shared by every `limit-count` instance it builds (APISIX's
+/// `plugin-limit-count` shared dictionary).
+pub struct Counters {
+    keys: Mutex<Keys<Window>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::with_cap(MAX_KEYS)
+    }
+}
+
+impl Counters {
+    fn with_cap(cap: usize) -> Self {
+        Counters {
+            keys: Mutex::new(Keys::new(cap)),
+        }
+    }
+}
+
+/// Counts one request of `key` against `limit` per `window`.
+fn incoming(
+    keys: &mut Keys<Window>,
+    key: &str,
+    now: Instant,
     limit: u64,
     window: Duration,
     sliding: bool,
-    keys: Keys<Window>,
-}
-
-impl Limiter {
-    fn new(limit: u64, window: Duration, sliding: bool, cap: usize) -> Self {
-        Limiter {
-            limit,
-            window,
-            sliding,
-            keys: Keys::new(cap),
+) -> Decision {
+    let keep = if sliding {
+        window.saturating_mul(2)
+    } else {
+        window
+    };
+    let w = keys.entry(key, now, || Window {
+        start: now,
+        length: window,
+        count: 0,
+        previous: 0,
+        keep,
+    });
+    let elapsed = now.saturating_duration_since(w.start);
+    if elapsed >= w.length {
+        if sliding {
+            // Move to the window holding `now`; only an adjacent one keeps its count.
+            let n = elapsed.as_nanos() / w.length.as_nanos().max(1);
+            w.previous = if n == 1 { w.count } else { 0 };
+            let step = u32::try_from(n).unwrap_or(u32::MAX);
+            w.start = w
+                .length
+                .checked_mul(step)
+                .and_then(|d| w.start.checked_add(d))
+                .unwrap_or(now);
+        } else {
+            w.previous = 0;
+            w.start = now;
+            w.length = window;
+            w.keep = keep;
         }
+        w.count = 0;
     }
-
-    fn incoming(&mut self, key: &str, now: Instant) -> Decision {
-        let (limit, window, sliding) = (self.limit, self.window, self.sliding);
-        let keep = if sliding {
-            window.saturating_mul(2)
-        } else {
-            window
-        };
-        let w = self.keys.entry(key, now, || Window {
-            start: now,
-            count: 0,
-            previous: 0,
-            keep,
-        });
-        let elapsed = now.saturating_duration_since(w.start);
-        if elapsed >= window {
-            if sliding {
-                // Move to the window holding `now`; only an adjacent one keeps its count.
-                let n = elapsed.as_nanos() / window.as_nanos().max(1);
-                w.previous = if n == 1 { w.count } else { 0 };
-                let step = u32::try_from(n).unwrap_or(u32::MAX);
-                w.start = window
-                    .checked_mul(step)
-                    .and_then(|d| w.start.checked_add(d))
-                    .unwrap_or(now);
-            } else {
-                w.previous = 0;
-                w.start = now;
-            }
-            w.count = 0;
-        }
-        let into = now.saturating_duration_since(w.start);
-        let left = window.saturating_sub(into);
-        let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        // The previous window's share of the last `window` seconds.
-        let carried = if sliding && w.previous > 0 {
-            let overlap = left.as_secs_f64() / window.as_secs_f64();
-            (w.previous as f64 * overlap).floor() as u64
-        } else {
-            0
-        };
-        let used = carried.saturating_add(w.count);
-        if used >= limit {
-            return Decision {
-                passed: false,
-                remaining: 0,
-                reset,
-            };
-        }
-        w.count += 1;
-        Decision {
-            passed: true,
-            remaining: limit - used - 1,
+    let into = now.saturating_duration_since(w.start);
+    let left = w.length.saturating_sub(into);
+    let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    // The previous window's share of the last `window` seconds.
+    let carried = if sliding && w.previous > 0 {
+        let overlap = left.as_secs_f64() / w.length.as_secs_f64();
+        (w.previous as f64 * overlap).floor() as u64
+    } else {
+        0
+    };
+    let used = carried.saturating_add(w.count);
+    if used >= limit {
+        return Decision {
+            passed: false,
+            remaining: 0,
             reset,
-        }
+        };
+    }
+    w.count += 1;
+    Decision {
+        passed: true,
+        remaining: limit - used - 1,
+        reset,
     }
 }
 
@@ -177,11 +233,63 @@ impl Expiring for Window {
     }
 }
 
+/// The first config seen for each `group`: every other use of the group must be the same.
+static GROUPS: LazyLock<Mutex<HashMap<String, Conf>>> = LazyLock::new(Mutex::default);
+
+/// Where the counted key comes from.
+enum Mode {
+    /// `count`, `time_window` and `key`.
+    Single {
+        count: Amount,
+        time_window: Amount,
+        source: KeySource,
+    },
+    /// `rules`: each with its key template and header names.
+    Rules(Vec<Rule>),
+}
+
+struct Rule {
+    count: Amount,
+    time_window: Amount,
+    key: String,
+    headers: HeaderNames,
+}
+
+#[derive(Clone)]
+struct HeaderNames {
+    limit: HeaderName,
+    remaining: HeaderName,
+    reset: HeaderName,
+}
+
+impl HeaderNames {
+    /// `X-RateLimit-*`, or `X-<prefix>-RateLimit-*`.
+    fn new(prefix: Option<&str>) -> Result<Self, String> {
+        let name = |what: &str| {
+            let text = match prefix {
+                Some(p) => format!("X-{p}-RateLimit-{what}"),
+                None => format!("X-RateLimit-{what}"),
+            };
+            HeaderName::from_bytes(text.as_bytes())
+                .map_err(|_| format!("header_prefix {prefix:?} does not make a header name"))
+        };
+        Ok(HeaderNames {
+            limit: name("Limit")?,
+            remaining: name("Remaining")?,
+            reset: name("Reset")?,
+        })
+    }
+}
+
 struct Instance {
-    source: KeySource,
-    limiter: Mutex<Limiter>,
+    mode: Mode,
+    /// What every counted key starts with: the object and config version, or the group.
+    prefix: String,
+    sliding: bool,
+    counters: Arc<Counters>,
     show_headers: bool,
-    limit_header: HeaderValue,
+    headers: HeaderNames,
+    allow_degradation: bool,
     reply: Reply,
 }
 
@@ -199,63 +307,193 @@ impl PluginKind for LimitCount {
     }
 
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(conf, MAX_KEYS)?))
+        self.build_with(conf, &BuildContext::default())
+    }
+
+    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(build(conf, ctx)?))
     }
 }
 
-fn build(conf: &Value, cap: usize) -> Result<Instance, String> {
-    let conf: Conf = parse_conf(conf)?;
-    if conf.count == 0 {
-        return Err("count must be greater than 0".to_owned());
+/// A hash of the config: counts survive a rewrite of their object with the same config.
+fn conf_version(conf: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    conf.to_string().hash(&mut h);
+    h.finish()
+}
+
+fn build(raw: &Value, ctx: &BuildContext) -> Result<Instance, String> {
+    let conf: Conf = parse_conf(raw)?;
+    let single = conf.count.is_some() && conf.time_window.is_some();
+    if let Some(rules) = &conf.rules {
+        if conf.count.is_some() || conf.time_window.is_some() {
+            return Err("count/time_window and rules cannot be specified at the same time".into());
+        }
+        if conf.group.is_some() {
+            return Err("group and rules cannot be specified at the same time".into());
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if rules[..i].iter().any(|r| r.key == rule.key) {
+                return Err(format!("duplicate key '{}' in rules", rule.key));
+            }
+        }
+    } else if !single {
+        return Err("value should match only one schema, but matches none".into());
     }
-    if conf.time_window == 0 {
-        return Err("time_window must be greater than 0".to_owned());
+    for amount in [&conf.count, &conf.time_window].into_iter().flatten() {
+        if *amount == Amount::Fixed(0) {
+            return Err("count and time_window must be greater than 0".to_owned());
+        }
     }
     check_policy(&conf.policy)?;
-    let source = KeySource::new(
-        &conf.key,
-        conf.key_type,
-        &[KeyType::Var, KeyType::VarCombination, KeyType::Constant],
-    )?;
+    if let Some(group) = &conf.group {
+        let mut groups = GROUPS.lock().map_err(|_| "group registry unavailable")?;
+        match groups.get(group) {
+            Some(first) if *first != conf => return Err("group conf mismatched".to_owned()),
+            Some(_) => {}
+            None => {
+                groups.insert(group.clone(), conf.clone());
+            }
+        }
+    }
     let reply = rejection(conf.rejected_code, conf.rejected_msg.as_deref())?;
-    let _ = conf.allow_degradation;
+    let mode = match (conf.rules, conf.count, conf.time_window) {
+        (Some(rules), _, _) => Mode::Rules(
+            rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let prefix = r.header_prefix.unwrap_or_else(|| (i + 1).to_string());
+                    Ok(Rule {
+                        headers: HeaderNames::new(Some(&prefix))?,
+                        count: r.count,
+                        time_window: r.time_window,
+                        key: r.key,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (None, Some(count), Some(time_window)) => Mode::Single {
+            count,
+            time_window,
+            source: KeySource::new(
+                &conf.key,
+                conf.key_type,
+                &[KeyType::Var, KeyType::VarCombination, KeyType::Constant],
+            )?,
+        },
+        _ => return Err("value should match only one schema, but matches none".into()),
+    };
+    let prefix = match &conf.group {
+        Some(group) => format!("{group}:"),
+        None => format!("{}:{}:", ctx.owner, conf_version(raw)),
+    };
     Ok(Instance {
-        source,
-        limiter: Mutex::new(Limiter::new(
-            conf.count,
-            Duration::from_secs(conf.time_window),
-            conf.window_type == WindowType::Sliding,
-            cap,
-        )),
+        mode,
+        prefix,
+        sliding: conf.window_type == WindowType::Sliding,
+        counters: ctx.limit_counts.clone(),
         show_headers: conf.show_limit_quota_header,
-        limit_header: HeaderValue::from(conf.count),
+        headers: HeaderNames::new(None)?,
+        allow_degradation: conf.allow_degradation,
         reply,
     })
+}
+
+/// One limit to apply to a request.
+struct Check<'a> {
+    key: String,
+    limit: u64,
+    window: u64,
+    headers: &'a HeaderNames,
+}
+
+impl Instance {
+    /// The limits this request is counted against, or why it cannot be counted.
+    fn checks(&self, vars: &dyn Vars) -> Result<Vec<Check<'_>>, String> {
+        match &self.mode {
+            Mode::Single {
+                count,
+                time_window,
+                source,
+            } => Ok(vec![Check {
+                limit: count.resolve(vars, true)?,
+                window: time_window.resolve(vars, true)?,
+                key: source.of(vars),
+                headers: &self.headers,
+            }]),
+            Mode::Rules(rules) => {
+                let mut checks = Vec::new();
+                for rule in rules {
+                    // A rule keyed on variables this request does not have does not apply.
+                    let (key, resolved) = resolve_var(&rule.key, vars);
+                    if resolved == 0 {
+                        continue;
+                    }
+                    checks.push(Check {
+                        limit: rule.count.resolve(vars, true)?,
+                        window: rule.time_window.resolve(vars, true)?,
+                        key,
+                        headers: &rule.headers,
+                    });
+                }
+                if checks.is_empty() {
+                    return Err("no rule applies".to_owned());
+                }
+                Ok(checks)
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
-        let key = self.source.of(req.vars);
-        let decision = match self.limiter.lock() {
-            Ok(mut limiter) => limiter.incoming(&key, Instant::now()),
-            // A panic elsewhere poisoned the counters; let traffic through rather than block it.
-            Err(_) => return Flow::Continue,
+        let checks = match self.checks(req.vars) {
+            Ok(checks) => checks,
+            Err(e) => {
+                tracing::error!(error = %e, "limit-count: failed to get rate limit rules");
+                if self.allow_degradation {
+                    return Flow::Continue;
+                }
+                return Flow::Respond(Reply {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    headers: http::HeaderMap::new(),
+                    body: Bytes::new(),
+                });
+            }
         };
-        if self.show_headers {
-            let h = &mut *req.response_headers;
-            h.insert("x-ratelimit-limit", self.limit_header.clone());
-            h.insert(
-                "x-ratelimit-remaining",
-                HeaderValue::from(decision.remaining),
-            );
-            h.insert("x-ratelimit-reset", HeaderValue::from(decision.reset));
+        let now = Instant::now();
+        for check in checks {
+            let decision = match self.counters.keys.lock() {
+                Ok(mut keys) => incoming(
+                    &mut keys,
+                    &format!("{}{}", self.prefix, check.key),
+                    now,
+                    check.limit,
+                    Duration::from_secs(check.window),
+                    self.sliding,
+                ),
+                // A panic elsewhere poisoned the counters; let traffic through rather than block it.
+                Err(_) => return Flow::Continue,
+            };
+            if self.show_headers {
+                let h = &mut *req.response_headers;
+                h.insert(check.headers.limit.clone(), HeaderValue::from(check.limit));
+                h.insert(
+                    check.headers.remaining.clone(),
+                    HeaderValue::from(decision.remaining),
+                );
+                h.insert(
+                    check.headers.reset.clone(),
+                    HeaderValue::from(decision.reset),
+                );
+            }
+            if !decision.passed {
+                return Flow::Respond(self.reply.clone());
+            }
         }
-        if decision.passed {
-            Flow::Continue
-        } else {
-            Flow::Respond(self.reply.clone())
-        }
+        Flow::Continue
     }
 }
 
@@ -281,50 +519,49 @@ mod tests {
     #[test]
     fn fixed_windows_count_and_reset() {
         let t0 = Instant::now();
-        let mut l = Limiter::new(2, secs(10), false, 100);
-        assert_eq!(l.incoming("a", t0), decision(true, 1, 10));
-        assert_eq!(l.incoming("a", t0 + secs(1)), decision(true, 0, 9));
+        let mut l = Keys::new(100);
+        let mut inc = |k: &str, at| incoming(&mut l, k, at, 2, secs(10), false);
+        assert_eq!(inc("a", t0), decision(true, 1, 10));
+        assert_eq!(inc("a", t0 + secs(1)), decision(true, 0, 9));
         assert_eq!(
-            l.incoming("a", t0 + Duration::from_millis(1500)),
+            inc("a", t0 + Duration::from_millis(1500)),
             decision(false, 0, 9),
             "partial seconds round up"
         );
-        assert_eq!(
-            l.incoming("b", t0 + secs(2)),
-            decision(true, 1, 10),
-            "own key"
-        );
+        assert_eq!(inc("b", t0 + secs(2)), decision(true, 1, 10), "own key");
         // The window ends; the next one starts with the next request.
-        assert_eq!(l.incoming("a", t0 + secs(13)), decision(true, 1, 10));
-        assert_eq!(l.incoming("a", t0 + secs(22)), decision(true, 0, 1));
-        assert_eq!(l.incoming("a", t0 + secs(22)), decision(false, 0, 1));
+        assert_eq!(inc("a", t0 + secs(13)), decision(true, 1, 10));
+        assert_eq!(inc("a", t0 + secs(22)), decision(true, 0, 1));
+        assert_eq!(inc("a", t0 + secs(22)), decision(false, 0, 1));
     }
 
     #[test]
     fn sliding_windows_carry_the_overlap() {
         let t0 = Instant::now();
-        let mut l = Limiter::new(4, secs(10), true, 100);
+        let mut l = Keys::new(100);
+        let mut inc = |k: &str, at| incoming(&mut l, k, at, 4, secs(10), true);
         for left in (0..4).rev() {
-            assert_eq!(l.incoming("a", t0), decision(true, left, 10));
+            assert_eq!(inc("a", t0), decision(true, left, 10));
         }
-        assert!(!l.incoming("a", t0 + secs(9)).passed);
+        assert!(!inc("a", t0 + secs(9)).passed);
         // A fixed window would reopen at 10 s; the sliding one still sees the 4 requests.
-        assert!(!l.incoming("a", t0 + secs(10)).passed);
+        assert!(!inc("a", t0 + secs(10)).passed);
         // Half the previous window overlaps: 2 carried, 2 more allowed.
-        assert_eq!(l.incoming("a", t0 + secs(15)), decision(true, 1, 5));
-        assert_eq!(l.incoming("a", t0 + secs(15)), decision(true, 0, 5));
-        assert!(!l.incoming("a", t0 + secs(15)).passed);
+        assert_eq!(inc("a", t0 + secs(15)), decision(true, 1, 5));
+        assert_eq!(inc("a", t0 + secs(15)), decision(true, 0, 5));
+        assert!(!inc("a", t0 + secs(15)).passed);
         // Two windows later nothing is carried.
-        assert_eq!(l.incoming("a", t0 + secs(31)), decision(true, 3, 9));
+        assert_eq!(inc("a", t0 + secs(31)), decision(true, 3, 9));
     }
 
     #[test]
     fn keys_are_bounded() {
         let t0 = Instant::now();
-        let mut l = Limiter::new(1, secs(60), false, 64);
+        let mut l = Keys::new(64);
         for i in 0..10_000u64 {
-            l.incoming(&i.to_string(), t0 + Duration::from_millis(i));
-            assert!(l.keys.len() <= 64);
+            let at = t0 + Duration::from_millis(i);
+            incoming(&mut l, &i.to_string(), at, 1, secs(60), false);
+            assert!(l.len() <= 64);
         }
     }
 
@@ -341,10 +578,7 @@ mod tests {
 
     #[test]
     fn access_sets_headers_and_rejects() {
-        let i = build(
-            &json!({"count": 1, "time_window": 60, "rejected_code": 429, "rejected_msg": "too many"}),
-            MAX_KEYS,
-        )
+        let i = build(&json!({"count": 1, "time_window": 60, "rejected_code": 429, "rejected_msg": "too many"}), &BuildContext::default())
         .expect("valid");
         let (reply, h) = access(&i, &[("remote_addr", "1.1.1.1")]);
         assert!(reply.is_none());
@@ -354,7 +588,7 @@ mod tests {
         let (reply, h) = access(&i, &[("remote_addr", "1.1.1.1")]);
         let reply = reply.expect("rejected");
         assert_eq!(reply.status, 429);
-        assert_eq!(&reply.body[..], br#"{"error_msg":"too many"}"#);
+        assert_eq!(&reply.body[..], b"{\"error_msg\":\"too many\"}\n");
         assert_eq!(h["x-ratelimit-remaining"], "0");
         let (reply, _) = access(&i, &[("remote_addr", "2.2.2.2")]);
         assert!(reply.is_none(), "another client has its own count");
@@ -363,7 +597,11 @@ mod tests {
     #[test]
     fn defaults_keys_and_quiet_mode() {
         // Default: remote_addr, 503 without a body, headers on.
-        let i = build(&json!({"count": 1, "time_window": 1}), MAX_KEYS).expect("valid");
+        let i = build(
+            &json!({"count": 1, "time_window": 1}),
+            &BuildContext::default(),
+        )
+        .expect("valid");
         assert!(access(&i, &[("remote_addr", "1.1.1.1")]).0.is_none());
         let (reply, h) = access(&i, &[("remote_addr", "1.1.1.1")]);
         let reply = reply.expect("rejected");
@@ -373,23 +611,20 @@ mod tests {
 
         let quiet = build(
             &json!({"count": 1, "time_window": 1, "show_limit_quota_header": false}),
-            MAX_KEYS,
+            &BuildContext::default(),
         )
         .expect("valid");
         assert!(access(&quiet, &[]).1.is_empty());
 
         let constant = build(
             &json!({"count": 1, "time_window": 60, "key": "all", "key_type": "constant"}),
-            MAX_KEYS,
+            &BuildContext::default(),
         )
         .expect("valid");
         assert!(access(&constant, &[("remote_addr", "1.1.1.1")]).0.is_none());
         assert!(access(&constant, &[("remote_addr", "2.2.2.2")]).0.is_some());
 
-        let combo = build(
-            &json!({"count": 1, "time_window": 60, "key": "$remote_addr $http_x_user", "key_type": "var_combination"}),
-            MAX_KEYS,
-        )
+        let combo = build(&json!({"count": 1, "time_window": 60, "key": "$remote_addr $http_x_user", "key_type": "var_combination"}), &BuildContext::default())
         .expect("valid");
         let bob = [("remote_addr", "1.1.1.1"), ("http_x_user", "bob")];
         let amy = [("remote_addr", "1.1.1.1"), ("http_x_user", "amy")];
@@ -399,7 +634,7 @@ mod tests {
 
         let header = build(
             &json!({"count": 1, "time_window": 60, "key": "http_x_user"}),
-            MAX_KEYS,
+            &BuildContext::default(),
         )
         .expect("valid");
         assert!(access(&header, &bob).0.is_none());
@@ -407,6 +642,55 @@ mod tests {
         // Without the header the key falls back to remote_addr.
         assert!(access(&header, &[("remote_addr", "3.3.3.3")]).0.is_none());
         assert!(access(&header, &[("remote_addr", "3.3.3.3")]).0.is_some());
+    }
+
+    #[test]
+    fn variables_rules_and_shared_counters() {
+        let ctx = BuildContext {
+            owner: "route#1".into(),
+            ..BuildContext::default()
+        };
+        let conf = json!({"count": "${http_count ?? 2}", "time_window": 60});
+        let i = build(&conf, &ctx).expect("valid");
+        let (reply, h) = access(&i, &[("remote_addr", "1.1.1.1"), ("http_count", "3")]);
+        assert!(reply.is_none());
+        assert_eq!(
+            (&h["x-ratelimit-limit"], &h["x-ratelimit-remaining"]),
+            (&"3".parse().expect("v"), &"2".parse().expect("v"))
+        );
+        // The same config rebuilt (the route rewritten) keeps its counts; another starts afresh.
+        let again = build(&conf, &ctx).expect("valid");
+        let (_, h) = access(&again, &[("remote_addr", "1.1.1.1")]);
+        assert_eq!(h["x-ratelimit-remaining"], "0");
+        let changed = build(&json!({"count": 2, "time_window": 60}), &ctx).expect("valid");
+        let (_, h) = access(&changed, &[("remote_addr", "1.1.1.1")]);
+        assert_eq!(h["x-ratelimit-remaining"], "1");
+        // A variable that is not a positive whole number fails the request.
+        let (reply, _) = access(&i, &[("remote_addr", "1.1.1.1"), ("http_count", "1.5")]);
+        assert_eq!(reply.expect("failed").status, 500);
+
+        let rules = json!({"rules": [
+            {"count": 1, "time_window": 60, "key": "${http_user}", "header_prefix": "u"},
+            {"count": 5, "time_window": 60, "key": "${http_project}"}
+        ]});
+        let i = build(&rules, &ctx).expect("valid");
+        let (reply, h) = access(&i, &[("http_user", "jack"), ("http_project", "p")]);
+        assert!(reply.is_none());
+        assert_eq!(h["x-u-ratelimit-remaining"], "0");
+        assert_eq!(h["x-2-ratelimit-remaining"], "4");
+        assert!(
+            access(&i, &[("http_user", "jack")]).0.is_some(),
+            "rule 1 rejects"
+        );
+        assert!(access(&i, &[("http_user", "rose")]).0.is_none(), "own key");
+        let (reply, _) = access(&i, &[("remote_addr", "1.1.1.1")]);
+        assert_eq!(reply.expect("no rule applies").status, 500);
+        let lenient = build(
+            &json!({"allow_degradation": true, "rules": [{"count": 1, "time_window": 1, "key": "$http_x"}]}),
+            &ctx,
+        )
+        .expect("valid");
+        assert!(access(&lenient, &[]).0.is_none());
     }
 
     #[test]
@@ -418,8 +702,20 @@ mod tests {
             assert!(LimitCount.build(&good).is_ok(), "{good}");
         }
         for (bad, why) in [
-            (json!({"time_window": 1}), "count"),
-            (json!({"count": 1}), "time_window"),
+            (json!({"time_window": 1}), "matches none"),
+            (json!({"count": 1}), "matches none"),
+            (
+                json!({"count": 1, "rules": [{"count": 1, "time_window": 1, "key": "$a"}]}),
+                "cannot be specified at the same time",
+            ),
+            (
+                json!({"rules": [{"count": 1, "time_window": 1, "key": "$a"}, {"count": 2, "time_window": 1, "key": "$a"}]}),
+                "duplicate key '$a' in rules",
+            ),
+            (
+                json!({"group": "g", "rules": [{"count": 1, "time_window": 1, "key": "$a"}]}),
+                "group and rules",
+            ),
             (json!({"count": 0, "time_window": 1}), "count"),
             (json!({"count": -1, "time_window": 1}), "count"),
             (json!({"count": 1, "time_window": 0}), "time_window"),
@@ -461,6 +757,15 @@ mod tests {
             };
             assert!(err.contains(why), "{bad}: {err}");
         }
+        // A group's config must stay the same.
+        let group = json!({"count": 1, "time_window": 60, "group": "configs_are_checked"});
+        assert!(LimitCount.build(&group).is_ok());
+        assert!(LimitCount.build(&group).is_ok());
+        let other = json!({"count": 2, "time_window": 60, "group": "configs_are_checked"});
+        assert_eq!(
+            LimitCount.build(&other).err().as_deref(),
+            Some("group conf mismatched")
+        );
         assert_eq!(LimitCount.priority(), 1002);
         assert_eq!(LimitCount.name(), "limit-count");
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use super::Reply;
@@ -103,7 +103,7 @@ pub fn rejection(code: u16, msg: Option<&str>) -> Result<Reply, String> {
     let status = StatusCode::from_u16(code).map_err(|e| e.to_string())?;
     let body = match msg {
         Some("") => return Err("rejected_msg must not be empty".to_owned()),
-        Some(m) => Bytes::from(serde_json::json!({ "error_msg": m }).to_string()),
+        Some(m) => Bytes::from(format!("{}\n", serde_json::json!({ "error_msg": m }))),
         None => Bytes::new(),
     };
     Ok(Reply {
@@ -111,6 +111,116 @@ pub fn rejection(code: u16, msg: Option<&str>) -> Result<Reply, String> {
         headers: http::HeaderMap::new(),
         body,
     })
+}
+
+/// Expands APISIX's variable references in `template` (`core.utils.resolve_var`): `$name`,
+/// `${name}` and `${name ?? default}` (the default when the variable is not set); `\$` is kept
+/// as written and a missing variable without a default expands to nothing. Also returns how
+/// many references resolved to a value.
+pub fn resolve_var(template: &str, vars: &dyn Vars) -> (String, usize) {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let mut out = String::with_capacity(template.len());
+    let mut resolved = 0;
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if at > 0 && rest.as_bytes()[at - 1] == b'\\' {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let (reference, next) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) if !braced[..end].trim().is_empty() => {
+                    (braced[..end].trim(), &braced[end + 1..])
+                }
+                _ => ("", after),
+            },
+            None => {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if reference.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let (name, default) = match reference.split_once("??") {
+            Some((name, default)) => (name.trim(), Some(default.trim())),
+            None => (reference, None),
+        };
+        match vars.get(name) {
+            Some(value) => {
+                out.push_str(&value);
+                resolved += 1;
+            }
+            None => {
+                if let Some(default) = default {
+                    out.push_str(default);
+                    resolved += 1;
+                }
+            }
+        }
+        rest = next;
+    }
+    out.push_str(rest);
+    (out, resolved)
+}
+
+/// A limit given as a number or as a template of request variables (`"${http_count ?? 5}"`),
+/// resolved per request.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Amount {
+    /// A fixed number.
+    Fixed(u64),
+    /// Resolved per request; must give a whole number.
+    Var(String),
+}
+
+impl Amount {
+    /// The value for this request; `positive` refuses 0.
+    ///
+    /// # Errors
+    /// A template that does not resolve to a whole number in range (the request then fails).
+    pub fn resolve(&self, vars: &dyn Vars, positive: bool) -> Result<u64, String> {
+        let template = match self {
+            Amount::Fixed(n) => return Ok(*n),
+            Amount::Var(template) => template,
+        };
+        let (text, _) = resolve_var(template, vars);
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("resolved value is not a number: {text:?}"))?;
+        if value < 0.0 || (positive && value == 0.0) || value.is_nan() {
+            return Err(format!(
+                "resolved value must be a positive number, got: {text}"
+            ));
+        }
+        if value.fract() != 0.0 {
+            return Err(format!("resolved value must be an integer, got: {text}"));
+        }
+        // Beyond 2^53 - 1 a double no longer holds every integer.
+        if value > 9_007_199_254_740_991.0 {
+            return Err(format!(
+                "resolved value exceeds safe integer range (2^53-1), got: {text}"
+            ));
+        }
+        Ok(value as u64)
+    }
+}
+
+/// Schema of a positive [`Amount`]: APISIX's `oneOf` integer above 0 or string.
+pub fn positive_or_var(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"oneOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "string"}]})
+}
+
+/// Schema of an [`Amount`] that may be 0: APISIX's `oneOf` integer of at least 0 or string.
+pub fn non_negative_or_var(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]})
 }
 
 /// Per-key state that becomes useless after a while.
@@ -202,11 +312,35 @@ mod tests {
         assert!(check_policy("memcached").is_err());
         let r = rejection(429, Some("slow down")).expect("valid");
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(&r.body[..], br#"{"error_msg":"slow down"}"#);
+        assert_eq!(&r.body[..], b"{\"error_msg\":\"slow down\"}\n");
         assert!(rejection(503, None).expect("valid").body.is_empty());
         assert!(rejection(199, None).is_err());
         assert!(rejection(600, None).is_err());
         assert!(rejection(503, Some("")).is_err());
+    }
+
+    #[test]
+    fn variables_resolve_with_defaults() {
+        let vars: HashMap<&str, &str> = [("http_count", "5"), ("remote_addr", "10.0.0.1")]
+            .into_iter()
+            .collect();
+        assert_eq!(resolve_var("${http_count ?? 2}", &vars), ("5".into(), 1));
+        assert_eq!(resolve_var("${http_none ?? 2}", &vars), ("2".into(), 1));
+        assert_eq!(resolve_var("$http_none", &vars), (String::new(), 0));
+        assert_eq!(
+            resolve_var("${remote_addr}_2s", &vars),
+            ("10.0.0.1_2s".into(), 1)
+        );
+        assert_eq!(resolve_var("plain", &vars), ("plain".into(), 0));
+        let count = Amount::Var("${http_count ?? 2}".into());
+        assert_eq!(count.resolve(&vars, true), Ok(5));
+        for bad in ["0", "-1", "1.5", "9999999999999999", "x"] {
+            let vars: HashMap<&str, &str> = [("http_count", bad)].into_iter().collect();
+            assert!(count.resolve(&vars, true).is_err(), "{bad}");
+        }
+        let zero: HashMap<&str, &str> = [("http_count", "0")].into_iter().collect();
+        assert_eq!(count.resolve(&zero, false), Ok(0));
+        assert_eq!(Amount::Fixed(3).resolve(&vars, true), Ok(3));
     }
 
     struct Stamp(Instant, bool);

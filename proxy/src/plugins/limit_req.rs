@@ -17,7 +17,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -27,16 +27,27 @@ use super::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
 /// The kind.
 pub struct LimitReq;
 
+/// APISIX's `key_type` for this plugin: `constant` is not among its values.
+fn key_type_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["var", "var_combination"], "default": "var"})
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
+    #[schemars(extend("exclusiveMinimum" = 0))]
     rate: f64,
+    #[schemars(range(min = 0))]
     burst: f64,
     key: String,
     #[serde(default)]
+    #[schemars(schema_with = "key_type_schema")]
     key_type: KeyType,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200, max = 599))]
     rejected_code: u16,
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1))]
     rejected_msg: Option<String>,
     #[serde(default)]
     nodelay: bool,
@@ -277,7 +288,7 @@ mod tests {
             .0
             .expect("rejected");
         assert_eq!(reply.status, 503);
-        assert_eq!(&reply.body[..], br#"{"error_msg":"slow down"}"#);
+        assert_eq!(&reply.body[..], b"{\"error_msg\":\"slow down\"}\n");
     }
 
     #[tokio::test]

@@ -6,7 +6,16 @@
 //! {`status`, `size` (body bytes sent), `headers`}, `server` {`hostname`, `version`}, `upstream`
 //! (the node's `host:port`, left out when no node answered), `latency` (ms, float), `client_ip`,
 //! `route_id`, `service_id` (`""` when none), `route_name` (when set) and `start_time` (ms since
-//! the epoch). The request size is not known and left out.
+//! the epoch). The request size is not known and left out. `log_format_extra` (an object,
+//! resolved as `log_format`) adds its fields to the default entry, never replacing one.
+//!
+//! Bodies ([`Bodies`]): with `include_req_body` the entry's `request.body` is the request body
+//! (its first `max_req_body_bytes` bytes; read into memory by the logger's `rewrite` phase: a
+//! body longer than [`DEFAULT_MAX_BODY_BYTES`] and than that cap streams upstream and is left
+//! out), with `include_resp_body`
+//! `response.body` is the response body as sent before any content encoding (its first
+//! `max_resp_body_bytes` bytes). Their `include_*_body_expr` conditions are evaluated on the
+//! request's variables in `rewrite`.
 //!
 //! With `log_format` (an object), the entry has exactly its fields: a string `"$name"` is the
 //! request variable `name` (JSON `null` when unset), nested objects are resolved the same way and
@@ -18,20 +27,125 @@
 //! request state until `log`.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
-use super::{LogCtx, RequestCtx, ResponseCtx};
+use super::{BodyFilter, LogCtx, RequestCtx, ResponseCtx};
+use crate::router::expr::Expr;
+use crate::upstream::body::Buffered;
 
 /// How entries are made: APISIX's default object or a `log_format`.
 pub struct Format {
     /// The `log_format`, if given.
     custom: Option<Map<String, Value>>,
+    /// `log_format_extra`: fields added to the default entry.
+    extra: Option<Map<String, Value>>,
     /// The variables of `custom` read in `rewrite` (the ones not known at `log`).
     request_vars: Vec<String>,
+    bodies: Bodies,
+}
+
+/// The bodies an entry carries: `include_req_body` and `include_resp_body`, each with its
+/// `include_*_body_expr` condition and its byte cap.
+#[derive(Default)]
+pub struct Bodies {
+    request: Option<BodyRule>,
+    response: Option<BodyRule>,
+}
+
+struct BodyRule {
+    when: Option<Expr>,
+    max: usize,
+}
+
+/// One body setting of a logger's config.
+pub struct BodyConf<'a> {
+    /// `include_req_body` / `include_resp_body`.
+    pub include: bool,
+    /// `include_req_body_expr` / `include_resp_body_expr`.
+    pub expr: Option<&'a [Vec<Value>]>,
+    /// `max_req_body_bytes` / `max_resp_body_bytes`.
+    pub max: u64,
+}
+
+/// APISIX's default `max_req_body_bytes` and `max_resp_body_bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 524_288;
+
+impl Bodies {
+    /// The body settings of a logger.
+    ///
+    /// # Errors
+    /// APISIX's message for an `_expr` that does not compile (checked even when its body is not
+    /// included).
+    pub fn new(request: BodyConf<'_>, response: BodyConf<'_>) -> Result<Bodies, String> {
+        let rule = |conf: BodyConf<'_>, field: &str| -> Result<Option<BodyRule>, String> {
+            if conf.max == 0 {
+                return Err(format!("max_{field}_bytes must be at least 1"));
+            }
+            if conf.expr.is_some_and(<[_]>::is_empty) {
+                return Err(format!("include_{field}_expr must not be empty"));
+            }
+            let when = conf
+                .expr
+                .map(|rule| {
+                    Expr::compile(&Value::Array(
+                        rule.iter().map(|e| Value::Array(e.clone())).collect(),
+                    ))
+                })
+                .transpose()
+                .map_err(|e| {
+                    format!("failed to validate the 'include_{field}_expr' expression: {e}")
+                })?;
+            Ok(conf.include.then(|| BodyRule {
+                when,
+                max: usize::try_from(conf.max).unwrap_or(usize::MAX),
+            }))
+        };
+        Ok(Bodies {
+            request: rule(request, "req_body")?,
+            response: rule(response, "resp_body")?,
+        })
+    }
+}
+
+/// The bodies of one request, shared by its loggers: which loggers (by [`Format::id`]) include
+/// which body, and the bodies.
+#[derive(Clone, Default)]
+struct BodyState {
+    request_for: Vec<usize>,
+    request: Option<Bytes>,
+    response_for: Vec<usize>,
+    /// The largest `max_resp_body_bytes` of `response_for`.
+    response_max: usize,
+    response: Option<Arc<Mutex<Vec<u8>>>>,
+}
+
+/// Copies the first bytes of a response body as it streams.
+struct Tap {
+    kept: Arc<Mutex<Vec<u8>>>,
+    max: usize,
+}
+
+impl BodyFilter for Tap {
+    fn chunk(&mut self, chunk: Bytes) -> Bytes {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = self.max.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        chunk
+    }
+
+    fn finish(&mut self) -> Bytes {
+        Bytes::new()
+    }
+}
+
+/// The first `max` bytes of `body`, as text.
+fn body_text(body: &[u8], max: usize) -> Value {
+    json!(String::from_utf8_lossy(&body[..body.len().min(max)]))
 }
 
 /// Request facts captured by a logger's `rewrite` phase, shared by every logger of the request.
@@ -70,9 +184,21 @@ impl Format {
     /// # Errors
     /// When a `$` variable has no name.
     pub fn new(log_format: Option<Map<String, Value>>) -> Result<Format, String> {
+        Format::with(log_format, None, Bodies::default())
+    }
+
+    /// A format with `log_format_extra` fields and the bodies to include.
+    ///
+    /// # Errors
+    /// When a `$` variable has no name.
+    pub fn with(
+        log_format: Option<Map<String, Value>>,
+        extra: Option<Map<String, Value>>,
+        bodies: Bodies,
+    ) -> Result<Format, String> {
         let mut request_vars = Vec::new();
-        if let Some(custom) = &log_format {
-            collect_vars(custom, &mut request_vars)?;
+        for map in [&log_format, &extra].into_iter().flatten() {
+            collect_vars(map, &mut request_vars)?;
         }
         request_vars.sort();
         request_vars.dedup();
@@ -80,8 +206,46 @@ impl Format {
         hostname();
         Ok(Format {
             custom: log_format,
+            extra: extra.filter(|e| !e.is_empty()),
             request_vars,
+            bodies,
         })
+    }
+
+    /// This format's identity among a request's loggers.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Reads what the entry needs of the request body, when it includes it (`rewrite` phase,
+    /// after [`Format::capture`]); also decides whether it includes the response body.
+    pub async fn capture_bodies(&self, req: &mut RequestCtx<'_>) {
+        let wants = |rule: &Option<BodyRule>| {
+            rule.as_ref()
+                .filter(|r| r.when.as_ref().is_none_or(|w| w.eval(req.vars)))
+                .map(|r| r.max)
+        };
+        let (request, response) = (wants(&self.bodies.request), wants(&self.bodies.response));
+        if request.is_none() && response.is_none() {
+            return;
+        }
+        let mut state = req.state.remove::<BodyState>().unwrap_or_default();
+        if let Some(max) = response {
+            state.response_for.push(self.id());
+            state.response_max = state.response_max.max(max);
+        }
+        if let Some(max) = request {
+            state.request_for.push(self.id());
+            // Held in memory (up to the default cap, or this logger's when larger); a longer
+            // body streams upstream untouched.
+            let hold = max.max(DEFAULT_MAX_BODY_BYTES as usize);
+            if state.request.is_none()
+                && matches!(req.body.buffer(hold, 0).await, Ok(Buffered::Held))
+            {
+                state.request = req.body.read(hold).await.ok();
+            }
+        }
+        req.state.insert(state);
     }
 
     /// Keeps what the entry needs from the request (`rewrite` phase).
@@ -107,14 +271,50 @@ impl Format {
             resp.state
                 .insert(ResponseHeaders(headers_json(resp.headers)));
         }
+        if let Some(state) = resp.state.get_mut::<BodyState>() {
+            if state.response.is_none() && state.response_for.contains(&self.id()) {
+                let kept = Arc::new(Mutex::new(Vec::new()));
+                state.response = Some(kept.clone());
+                let max = state.response_max;
+                resp.body_filters.push(Box::new(Tap { kept, max }));
+            }
+        }
     }
 
     /// The entry for a finished request.
     pub fn entry(&self, done: &LogCtx<'_>) -> Value {
         let captured = done.state.get::<Captured>();
-        match &self.custom {
-            Some(custom) => resolve(custom, done, captured),
-            None => default_entry(done, captured, done.state.get::<ResponseHeaders>()),
+        let Some(custom) = &self.custom else {
+            let mut entry = default_entry(done, captured, done.state.get::<ResponseHeaders>());
+            self.add_bodies(&mut entry, done.state.get::<BodyState>());
+            if let (Some(extra), Value::Object(fields)) = (&self.extra, &mut entry) {
+                if let Value::Object(added) = resolve(extra, done, captured) {
+                    for (field, value) in added {
+                        fields.entry(field).or_insert(value);
+                    }
+                }
+            }
+            return entry;
+        };
+        resolve(custom, done, captured)
+    }
+
+    /// `request.body` and `response.body` of a default entry, for the bodies it includes.
+    fn add_bodies(&self, entry: &mut Value, state: Option<&BodyState>) {
+        let Some(state) = state else {
+            return;
+        };
+        let id = self.id();
+        if let (Some(rule), Some(body)) = (&self.bodies.request, &state.request) {
+            if state.request_for.contains(&id) {
+                entry["request"]["body"] = body_text(body, rule.max);
+            }
+        }
+        if let (Some(rule), Some(body)) = (&self.bodies.response, &state.response) {
+            if state.response_for.contains(&id) {
+                let body = body.lock().unwrap_or_else(PoisonError::into_inner);
+                entry["response"]["body"] = body_text(&body, rule.max);
+            }
         }
     }
 }
@@ -292,7 +492,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// This machine's name (read once).
-fn hostname() -> &'static str {
+pub(crate) fn hostname() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -320,6 +520,10 @@ mod tests {
             route_id: "r1".to_owned(),
             service_id: None,
             route_name: Some("named".to_owned()),
+            service_name: None,
+            matched_uri: "/a".to_owned(),
+            matched_host: String::new(),
+            request_length: 120,
         }
     }
 

@@ -6,7 +6,8 @@
 //! `response_example` (the body; `$var` / `${var}` replaced by request variables),
 //! `response_schema` (a JSON schema object; a body is generated from it when there is no
 //! `response_example`), `with_mock_header` (default true), `response_headers` (a map of headers
-//! set on the response). At least one of `response_example` / `response_schema` is required.
+//! set on the response, `$var` in values replaced as in the body). At least one of
+//! `response_example` / `response_schema` is required.
 //!
 //! Generation follows APISIX: for each of `properties`, a `string` is its `example` or 1-10
 //! random lowercase letters, a `number` its `example` or a random number below 10000, an
@@ -84,6 +85,8 @@ struct Instance {
     delay: Duration,
     status: StatusCode,
     headers: HeaderMap,
+    /// `response_headers`, their values templates with request variables.
+    extra_headers: Vec<(HeaderName, String)>,
     body: Body,
 }
 
@@ -162,12 +165,13 @@ impl PluginKind for Mocking {
         if conf.with_mock_header {
             headers.insert("x-mock-by", HeaderValue::from_static(MOCK_BY));
         }
+        let mut extra_headers = Vec::new();
         for (name, value) in conf.response_headers.unwrap_or_default() {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("response_headers: invalid header name `{name}`"))?;
-            let value = HeaderValue::from_str(&value)
+            HeaderValue::from_str(&value)
                 .map_err(|_| format!("response_headers: invalid value for `{name}`"))?;
-            headers.insert(header, value);
+            extra_headers.push((header, value));
         }
         let body = match (conf.response_example, conf.response_schema) {
             (Some(example), _) => Body::Example(example),
@@ -189,6 +193,7 @@ impl PluginKind for Mocking {
             delay: Duration::from_secs(conf.delay),
             status,
             headers,
+            extra_headers,
             body,
         }))
     }
@@ -259,9 +264,16 @@ impl Plugin for Instance {
             Body::Example(template) => resolve_vars(template, req.vars),
             Body::Schema(schema) => gen_object(schema).to_string(),
         };
+        let mut headers = self.headers.clone();
+        for (name, template) in &self.extra_headers {
+            // A variable holding bytes a header cannot carry leaves the header out.
+            if let Ok(value) = HeaderValue::from_str(&resolve_vars(template, req.vars)) {
+                headers.insert(name.clone(), value);
+            }
+        }
         Flow::Respond(Reply {
             status: self.status,
-            headers: self.headers.clone(),
+            headers,
             body: Bytes::from(body),
         })
     }

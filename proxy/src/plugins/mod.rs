@@ -86,12 +86,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// APISIX's usual plugin answer: `{"message": message}`.
+    /// APISIX's usual plugin answer: `{"message": message}` and a new line (as
+    /// `core.response.exit` ends a table body).
     pub fn message(status: StatusCode, message: &str) -> Reply {
         Reply {
             status,
             headers: HeaderMap::new(),
-            body: Bytes::from(serde_json::json!({ "message": message }).to_string()),
+            body: Bytes::from(format!("{}\n", serde_json::json!({ "message": message }))),
         }
     }
 }
@@ -223,6 +224,15 @@ pub struct RequestSummary {
     pub service_id: Option<String>,
     /// Its name, if any.
     pub route_name: Option<String>,
+    /// Its service's name, if any.
+    pub service_name: Option<String>,
+    /// The route's `uri` pattern that matched (empty without a route).
+    pub matched_uri: String,
+    /// The route's host pattern that matched (empty without one).
+    pub matched_host: String,
+    /// The request's size as received: request line, headers and body (nginx's
+    /// `request_length`).
+    pub request_length: u64,
 }
 
 /// A configured plugin instance. Every phase has a default that does nothing.
@@ -260,6 +270,12 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Runs after the response was sent.
     fn log(&self, _done: &LogCtx<'_>) {}
+
+    /// Whether a global rule's instance stands aside for the route's own when the route has
+    /// this plugin too (APISIX's `run_policy = "prefer_route"`).
+    fn prefers_route(&self) -> bool {
+        false
+    }
 }
 
 /// What an instance is built for, besides its config.
@@ -271,6 +287,8 @@ pub struct BuildContext {
     pub runners: Option<Arc<crate::runners::Runners>>,
     /// The gateway's shutdown drain, which loggers join (`None` when only checking a config).
     pub drain: Option<Arc<drain::Drain>>,
+    /// The gateway's `limit-count` counters.
+    pub limit_counts: Arc<limit_count::Counters>,
 }
 
 /// A plugin kind: its identity and how to build instances from configs.

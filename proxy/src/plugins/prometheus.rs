@@ -1,8 +1,11 @@
 //! `prometheus` (priority 500, log phase): request metrics in a process-wide registry, served in
 //! Prometheus' text format by the exporter (see [`serve`]).
 //!
-//! Config: `prefer_name` (default false: the `route` label is the route's name when it has one,
-//! else its id).
+//! Config: `prefer_name` (default false; true: the `route` and `service` labels are the route's
+//! and its service's names when they have one, else their ids).
+//!
+//! As APISIX's (`run_policy = "prefer_route"`), an instance in a global rule stands aside for
+//! requests to a route that has the plugin too, so they are counted once.
 //!
 //! Metrics (APISIX 3.18's names, labels and label order):
 //! - `apisix_http_status{code,route,matched_uri,matched_host,service,consumer,node,request_type,
@@ -12,8 +15,11 @@
 //!   `request` (the whole request), `upstream` (the node's time to answer, only when one
 //!   answered) and `apisix` (request minus upstream, at least 0);
 //! - `apisix_bandwidth{type,route,service,consumer,node,request_type,request_llm_model,llm_model}`
-//!   counter, `type="egress"`: response body bytes (APISIX counts the headers too, and has an
-//!   `ingress` series, not kept here);
+//!   counter, `type="ingress"`: the request's size (request line, headers, body), and
+//!   `type="egress"`: response body bytes (APISIX counts the headers too);
+//! - `apisix_batch_process_entries{name,route_id,server_addr}` gauge: the entries waiting in each
+//!   logger's batch queue (see [`watch_batch`]), labelled with the queue's name and the route and
+//!   server address of the request that started it;
 //! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
 //!   every upstream with health checks (from the gateway's current snapshot, not the registry);
 //! - `apisix_nginx_http_current_connections{state}` gauge, nginx's stub_status states from the
@@ -22,15 +28,16 @@
 //!   (not tracked separately: 0);
 //! - `apisix_http_requests_total` gauge, requests received;
 //! - `apisix_etcd_reachable` gauge, 1 when the last read or watch of etcd worked (only with the
-//!   etcd config provider).
+//!   etcd config provider);
+//! - `apisix_node_info{hostname,version}` gauge, always 1 (the version is Ferrogate's).
 //!
 //! Label values as APISIX's: `consumer` the authenticated consumer's name; `node` the address of
 //! the upstream node that answered (the node's host when it failed, empty when no upstream was
 //! tried); `request_type` `traditional_http` (no AI proxying here), `request_llm_model` and
 //! `llm_model` empty; `response_source` `upstream` (the upstream answered), `nginx` (the gateway
-//! answered for a failed upstream: 502, 504) or `apisix` (a plugin answered, no route).
-//! `matched_uri` and `matched_host` are empty: the router does not report which of a route's
-//! patterns matched (see docs/apisix-differences.md).
+//! answered for a failed upstream: 502, 504) or `apisix` (a plugin answered, no route);
+//! `matched_uri` and `matched_host` the route's `uri` and host patterns that matched the request
+//! (`/foo*`, `*.foo.com`; empty without a route, and `matched_host` for a route without hosts).
 //!
 //! The node-level figures come from the gateway at each scrape ([`NodeStatus`]).
 //!
@@ -51,7 +58,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -242,12 +249,13 @@ impl Histogram {
     }
 }
 
-/// The latency histograms and the egress counter of a label set.
+/// The latency histograms and the bandwidth counters of a label set.
 #[derive(Default)]
 struct Traffic {
     request: Histogram,
     upstream: Histogram,
     apisix: Histogram,
+    ingress: AtomicU64,
     egress: AtomicU64,
 }
 
@@ -256,6 +264,8 @@ struct Sample {
     latency: Duration,
     /// The upstream's part, when one answered.
     upstream: Option<Duration>,
+    /// The request's size.
+    received: u64,
     bytes: u64,
 }
 
@@ -264,6 +274,39 @@ struct Sample {
 pub struct Metrics {
     status: RwLock<HashMap<StatusKey, Arc<AtomicU64>>>,
     traffic: RwLock<HashMap<Labels, Arc<Traffic>>>,
+    batches: Mutex<Vec<Batch>>,
+}
+
+/// A logger's batch queue, as `apisix_batch_process_entries` reports it.
+pub trait BatchQueue: Send + Sync {
+    /// Entries waiting in the queue (or being sent).
+    fn entries(&self) -> usize;
+}
+
+/// A watched batch queue and its labels.
+struct Batch {
+    name: String,
+    route_id: String,
+    server_addr: String,
+    queue: Weak<dyn BatchQueue>,
+}
+
+/// Reports `queue` in `apisix_batch_process_entries{name,route_id,server_addr}` for as long as it
+/// lives (at most [`MAX_SERIES`] queues at a time).
+pub fn watch_batch(name: &str, route_id: &str, server_addr: &str, queue: Weak<dyn BatchQueue>) {
+    let mut batches = METRICS
+        .batches
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    batches.retain(|b| b.queue.strong_count() > 0);
+    if batches.len() < MAX_SERIES {
+        batches.push(Batch {
+            name: name.to_owned(),
+            route_id: route_id.to_owned(),
+            server_addr: server_addr.to_owned(),
+            queue,
+        });
+    }
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -308,6 +351,9 @@ fn bump(status: &AtomicU64, traffic: &Traffic, sample: &Sample) {
         None => sample.latency,
     };
     traffic.apisix.observe(own);
+    traffic
+        .ingress
+        .fetch_add(sample.received, Ordering::Relaxed);
     traffic.egress.fetch_add(sample.bytes, Ordering::Relaxed);
 }
 
@@ -353,14 +399,45 @@ impl Metrics {
         status.sort_by(|a, b| a.0.cmp(&b.0));
 
         out.push_str("# HELP apisix_bandwidth Total bandwidth in bytes consumed per service in APISIX\n# TYPE apisix_bandwidth counter\n");
-        for (l, t) in &traffic {
+        for (kind, count) in [
+            (
+                "egress",
+                (|t: &Traffic| &t.egress) as fn(&Traffic) -> &AtomicU64,
+            ),
+            ("ingress", |t: &Traffic| &t.ingress),
+        ] {
+            for (l, t) in &traffic {
+                let _ = writeln!(
+                    out,
+                    "apisix_bandwidth{{type=\"{kind}\",{},{FIXED}}} {}",
+                    labels(l),
+                    count(t).load(Ordering::Relaxed)
+                );
+            }
+        }
+        let mut batches: std::collections::BTreeMap<(&str, &str, &str), usize> =
+            std::collections::BTreeMap::new();
+        let watched = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        for b in watched.iter() {
+            if let Some(queue) = b.queue.upgrade() {
+                *batches
+                    .entry((&b.name, &b.route_id, &b.server_addr))
+                    .or_default() += queue.entries();
+            }
+        }
+        if !batches.is_empty() {
+            out.push_str("# HELP apisix_batch_process_entries batch process remaining entries\n# TYPE apisix_batch_process_entries gauge\n");
+        }
+        for ((name, route_id, server_addr), entries) in batches {
             let _ = writeln!(
                 out,
-                "apisix_bandwidth{{type=\"egress\",{},{FIXED}}} {}",
-                labels(l),
-                t.egress.load(Ordering::Relaxed)
+                "apisix_batch_process_entries{{name=\"{}\",route_id=\"{}\",server_addr=\"{}\"}} {entries}",
+                escape(name),
+                escape(route_id),
+                escape(server_addr)
             );
         }
+        drop(watched);
         out.push_str("# HELP apisix_http_latency HTTP request latency in milliseconds per service in APISIX\n# TYPE apisix_http_latency histogram\n");
         for (l, t) in &traffic {
             let l = format!("{},{FIXED}", labels(l));
@@ -450,6 +527,10 @@ fn node_host(node: &str) -> &str {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn prefers_route(&self) -> bool {
+        true
+    }
+
     fn log(&self, done: &LogCtx<'_>) {
         let req = done.request;
         let route = match (&req.route_name, self.prefer_name) {
@@ -467,12 +548,16 @@ impl Plugin for Instance {
             (None, Some(_)) => Source::Nginx,
             (None, None) => Source::Apisix,
         };
+        let service = match (&req.service_name, self.prefer_name) {
+            (Some(name), true) if !name.is_empty() => name.as_str(),
+            _ => req.service_id.as_deref().unwrap_or(""),
+        };
         let values = Values {
             code: done.status.as_u16(),
             route,
-            matched_uri: "",
-            matched_host: "",
-            service: req.service_id.as_deref().unwrap_or(""),
+            matched_uri: &req.matched_uri,
+            matched_host: &req.matched_host,
+            service,
             consumer: done.consumer_name.unwrap_or(""),
             node,
             source,
@@ -480,6 +565,7 @@ impl Plugin for Instance {
         let sample = Sample {
             latency: done.latency,
             upstream: answered.map(|b| b.time),
+            received: req.request_length,
             bytes: done.bytes_sent,
         };
         let recent = self.recent.load();
@@ -568,6 +654,15 @@ apisix_http_requests_total {}
 ",
         c.requests
     );
+    let _ = write!(
+        out,
+        "# HELP apisix_node_info Info of APISIX node
+# TYPE apisix_node_info gauge
+apisix_node_info{{hostname=\"{}\",version=\"{}\"}} 1
+",
+        escape(super::log_entry::hostname()),
+        env!("CARGO_PKG_VERSION")
+    );
     if let Some(up) = node.etcd_reachable {
         let _ = write!(
             out,
@@ -644,6 +739,7 @@ mod tests {
         Sample {
             latency: Duration::from_micros(latency_us),
             upstream: upstream_us.map(Duration::from_micros),
+            received: bytes * 2,
             bytes,
         }
     }
@@ -667,6 +763,9 @@ mod tests {
             r#"apisix_http_status{{code="404",route="r",matched_uri="",matched_host="",service="s",consumer="jack",node="10.0.0.1",{fixed},response_source="apisix"}} 1"#
         ));
         has(&format!(r#"apisix_bandwidth{{type="egress",{common}}} 15"#));
+        has(&format!(
+            r#"apisix_bandwidth{{type="ingress",{common}}} 30"#
+        ));
         let req = format!(r#"type="request",{common}"#);
         has(&format!(r#"apisix_http_latency_bucket{{{req},le="1"}} 1"#));
         has(&format!(r#"apisix_http_latency_bucket{{{req},le="2"}} 2"#));
@@ -761,6 +860,11 @@ mod tests {
             "apisix_nginx_http_current_connections{state=\"waiting\"} 2",
             "apisix_http_requests_total 42",
             "apisix_etcd_reachable 0",
+            &format!(
+                "apisix_node_info{{hostname=\"{}\",version=\"{}\"}} 1",
+                super::super::log_entry::hostname(),
+                env!("CARGO_PKG_VERSION")
+            ),
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

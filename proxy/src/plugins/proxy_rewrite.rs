@@ -13,12 +13,13 @@
 //!   PATCH TRACE;
 //! - `host`: the upstream `Host` (`name` or `name:port`); wins over the upstream's `pass_host`;
 //! - `headers`: `{add: {name: value}, set: {name: value}, remove: [name]}` (applied in that
-//!   order), or the legacy flat map `{name: value}` (= `set`). Values are strings or numbers with
+//!   order), or the legacy flat map `{name: value}` (= `set`). In `add` and `set` an array of
+//!   values sends the header once per value. Values are strings or numbers with
 //!   `$name` request variables and `$1` captures of the matching `regex_uri`; a `set` value that
 //!   resolves to the empty string removes the header (as nginx), an empty `add` adds nothing;
 //! - `use_real_request_uri_unsafe` (default false): start from the request URI as received
 //!   (`request_uri`, with its query) instead of the normalised path, and send the result as is:
-//!   no escaping and no query appended.
+//!   no escaping; a `uri` template gets the received query appended as it came.
 //!
 //! As APISIX, the new path is escaped (up to a `?` the `uri` template wrote) and the request's
 //! query string is appended (with `&` when the new URI has a query already). A rewritten URI that
@@ -50,8 +51,11 @@ pub struct ProxyRewrite;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^\/.*"))]
     uri: Option<String>,
+    #[schemars(length(min = 2))]
     regex_uri: Option<Vec<String>>,
+    #[schemars(extend("enum" = METHODS))]
     method: Option<String>,
     host: Option<String>,
     headers: Option<Map<String, Value>>,
@@ -79,7 +83,8 @@ enum PathRule {
 pub(crate) struct HeaderOps {
     /// Appended.
     pub(crate) add: Vec<(HeaderName, String)>,
-    /// Replacing every value (an empty result removes).
+    /// Replacing every value (an empty result removes); a name listed several times gets all
+    /// of its values.
     pub(crate) set: Vec<(HeaderName, String)>,
     /// Removed.
     pub(crate) remove: Vec<HeaderName>,
@@ -201,25 +206,24 @@ fn valid_host(host: &str) -> bool {
         && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// A header name from the config.
+/// A header name from the config (refused in APISIX's words).
 pub(crate) fn header_name(name: &str) -> Result<HeaderName, String> {
+    if name.is_empty() {
+        return Err("invalid field length in header".to_owned());
+    }
     HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("`{name}` is not a valid header name"))
+        .map_err(|_| "invalid field character in header".to_owned())
 }
 
-/// A header value template from the config: a string or a number.
-pub(crate) fn header_template(name: &str, value: &Value) -> Result<String, String> {
+/// A header value template from the config: a string or a number (refused in APISIX's words).
+pub(crate) fn header_template(value: &Value) -> Result<String, String> {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => {
-            return Err(format!(
-                "header `{name}` must be a string or a number, got {other}"
-            ))
-        }
+        _ => return Err("invalid type as header value".to_owned()),
     };
     if HeaderValue::from_str(&text).is_err() {
-        return Err(format!("header `{name}` has an invalid value `{text}`"));
+        return Err("invalid value character in header".to_owned());
     }
     Ok(text)
 }
@@ -232,9 +236,20 @@ fn header_map(map: &Value, field: &str) -> Result<Vec<(HeaderName, String)>, Str
     if map.is_empty() {
         return Err(format!("headers.{field} must not be empty"));
     }
-    map.iter()
-        .map(|(k, v)| Ok((header_name(k)?, header_template(k, v)?)))
-        .collect()
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let name = header_name(k)?;
+        match v {
+            // Several values: the header once per value.
+            Value::Array(items) if !items.is_empty() => {
+                for item in items {
+                    out.push((name.clone(), header_template(item)?));
+                }
+            }
+            _ => out.push((name, header_template(v)?)),
+        }
+    }
+    Ok(out)
 }
 
 /// A list of header names.
@@ -262,7 +277,7 @@ fn parse_headers(map: &Map<String, Value>) -> Result<HeaderOps, String> {
     if !new_form {
         let set = map
             .iter()
-            .map(|(k, v)| Ok((header_name(k)?, header_template(k, v)?)))
+            .map(|(k, v)| Ok((header_name(k)?, header_template(v)?)))
             .collect::<Result<_, String>>()?;
         return Ok(HeaderOps {
             set,
@@ -327,17 +342,41 @@ pub(crate) fn apply_headers(ops: &HeaderOps, headers: &mut HeaderMap, vars: &dyn
             headers.append(name.clone(), value);
         }
     }
+    // A name listed several times is set to all of its values.
+    let mut replaced: Vec<&HeaderName> = Vec::new();
     for (name, template) in &ops.set {
+        if !replaced.contains(&name) {
+            replaced.push(name);
+            headers.remove(name);
+        }
         let value = resolve_vars(template, vars);
         if value.is_empty() {
-            headers.remove(name);
-        } else if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name.clone(), value);
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(name.clone(), value);
         }
     }
     for name in &ops.remove {
         headers.remove(name);
     }
+}
+
+/// The query a template wrote, its delimiters kept, with control characters (CR, LF, ...)
+/// percent-encoded so they cannot reach the upstream request line, as APISIX.
+fn escape_controls(query: &str) -> Cow<'_, str> {
+    if !query.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Cow::Borrowed(query);
+    }
+    let mut out = String::with_capacity(query.len() + 8);
+    for c in query.chars() {
+        if c.is_ascii_control() {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl Instance {
@@ -365,19 +404,30 @@ impl Instance {
                             .collect();
                         (substitute(&base, &caps, parts), !base.contains('?'))
                     }
-                    None if self.unsafe_uri => (base.into_owned(), false),
+                    None if self.unsafe_uri => (base.to_string(), false),
                     None => return (None, captures),
                 }
             }
-            PathRule::Keep if self.unsafe_uri => (base.into_owned(), false),
+            PathRule::Keep if self.unsafe_uri => (base.to_string(), false),
             PathRule::Keep => return (None, captures),
         };
         if self.unsafe_uri {
-            return (Some(uri), captures);
+            // As APISIX: a `uri` template keeps the query of the request as received, merged
+            // with `&` when the template wrote a query of its own.
+            let query = match (&self.path, base.find('?')) {
+                (PathRule::Template(_), Some(at)) => &base[at + 1..],
+                _ => return (Some(uri), captures),
+            };
+            let joiner = if uri.contains('?') { '&' } else { '?' };
+            return (Some(format!("{uri}{joiner}{query}")), captures);
         }
         let query_at = if query_in_uri { uri.find('?') } else { None };
         let mut out = match query_at {
-            Some(at) => format!("{}{}", crate::server::path::encode(&uri[..at]), &uri[at..]),
+            Some(at) => format!(
+                "{}{}",
+                crate::server::path::encode(&uri[..at]),
+                escape_controls(&uri[at..])
+            ),
             None => crate::server::path::encode(&uri).into_owned(),
         };
         if let Some(args) = vars.get("query_string") {

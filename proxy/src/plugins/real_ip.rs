@@ -36,7 +36,8 @@ struct Conf {
     #[schemars(length(min = 1))]
     source: String,
     /// Peers allowed to set the client address (IPs or CIDRs, at least one).
-    #[schemars(length(min = 1))]
+    #[serde(default)]
+    #[schemars(schema_with = "super::ip_restriction::ip_list")]
     trusted_addresses: Option<Vec<String>>,
     /// With `http_x_forwarded_for`: skip trusted addresses from the right.
     #[serde(default)]

@@ -6,9 +6,9 @@
 //!   keeps a literal `$`;
 //! - `regex_uri`: `[regex, template]`: the first match of the regex in the request path (`uri`)
 //!   is replaced by the template (`$1`, `${1}` captures, `$0` the match, `$$` a `$`); a path that
-//!   does not match is kept as is (APISIX redirects to it);
-//! - `http_to_https: true`: a request whose scheme is http (`X-Forwarded-Proto` wins over the
-//!   connection) goes to `https://$host$request_uri`, with the `X-Forwarded-Port` when it is a
+//!   does not match is not redirected;
+//! - `http_to_https: true`: a request whose scheme is not https (`X-Forwarded-Proto` wins over
+//!   the connection) goes to `https://$host$request_uri`, with the `X-Forwarded-Port` when it is a
 //!   valid port other than 443; 301 for GET and HEAD, 308 otherwise. An https request passes.
 //!
 //! and `ret_code` (default 302, at least 200), `encode_uri` (default false: percent-encode the
@@ -35,11 +35,19 @@ pub struct Redirect;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["uri"]},
+    {"required": ["regex_uri"]},
+    {"required": ["http_to_https"]}
+]))]
 struct Conf {
+    #[schemars(length(min = 2))]
     uri: Option<String>,
+    #[schemars(length(min = 2, max = 2))]
     regex_uri: Option<Vec<String>>,
     http_to_https: Option<bool>,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200))]
     ret_code: u16,
     #[serde(default)]
     encode_uri: bool,
@@ -273,17 +281,16 @@ impl Instance {
             Target::Uri(template) => resolve_vars(template, vars),
             Target::Regex(re, parts) => {
                 let path = vars.get("uri").unwrap_or_default();
-                match re.captures(&path) {
-                    Some(caps) => substitute(&path, &caps, parts),
-                    None => path.into_owned(),
-                }
+                // As APISIX: a path the regex does not match is not redirected.
+                let caps = re.captures(&path)?;
+                substitute(&path, &caps, parts)
             }
             Target::Https => {
                 let scheme = vars
                     .get("http_x_forwarded_proto")
                     .or_else(|| vars.get("scheme"))
                     .unwrap_or(Cow::Borrowed("http"));
-                if scheme != "http" {
+                if scheme == "https" {
                     return None;
                 }
                 let port = vars
@@ -427,8 +434,10 @@ mod tests {
             .await
             .expect("redirect");
         assert_eq!(location(&reply), "/v2/users");
-        let reply = run(conf, &[("uri", "/other")]).await.expect("redirect");
-        assert_eq!(location(&reply), "/other", "no match: the path as is");
+        assert!(
+            run(conf, &[("uri", "/other")]).await.is_none(),
+            "no match: no redirect"
+        );
         let reply = run(json!({"regex_uri": ["b+", "[$0]"]}), &[("uri", "/abbc/b")])
             .await
             .expect("redirect");

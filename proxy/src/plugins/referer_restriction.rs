@@ -27,12 +27,16 @@ pub struct RefererRestriction;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["whitelist"]}, {"required": ["blacklist"]}]))]
 struct Conf {
+    #[schemars(length(min = 1))]
     whitelist: Option<Vec<String>>,
+    #[schemars(length(min = 1))]
     blacklist: Option<Vec<String>>,
     #[serde(default)]
     bypass_missing: bool,
     #[serde(default = "default_message")]
+    #[schemars(length(min = 1, max = 1024))]
     message: String,
 }
 
@@ -218,7 +222,7 @@ mod tests {
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         assert_eq!(
             reply.body,
-            r#"{"message":"Your referer host is not allowed"}"#
+            "{\"message\":\"Your referer host is not allowed\"}\n"
         );
         assert!(check(&conf, Some("http://yy.com/")).await.is_some());
         assert!(check(&conf, Some("/relative")).await.is_some(), "no host");
@@ -242,7 +246,7 @@ mod tests {
         let reply = check(&conf, Some("http://x.bad.com/"))
             .await
             .expect("refused");
-        assert_eq!(reply.body, r#"{"message":"go away"}"#);
+        assert_eq!(reply.body, "{\"message\":\"go away\"}\n");
         assert!(check(&conf, Some("http://ok.com/")).await.is_none());
         assert!(
             check(&conf, Some("/relative")).await.is_none(),

@@ -17,8 +17,9 @@
 //!   order to the whole body (held back until it ended): `scope` `once` (default, the first
 //!   match) or `global` (every match), `replace` with `$0`, `$1`, `${name}` groups, `options`
 //!   PCRE-style letters (default `jo`: `i` case-insensitive, `m` multi-line, `s` dot matches
-//!   newline, `x` extended; `j`, `o`, `u` accepted and ignored). Not with `body`. A compressed
-//!   body (`Content-Encoding`) is sent unchanged;
+//!   newline, `x` extended; `j`, `o`, `u` accepted and ignored). Not with `body`. As APISIX,
+//!   `Content-Encoding` is dropped: a gzip body is decompressed before the filters, a body with
+//!   another encoding is sent unfiltered;
 //! - `max_resp_body_size` (default 64 MiB, at least 1): as APISIX, the `filters` see at most
 //!   this many bytes of the body: a longer body is truncated to it, then filtered.
 //!
@@ -38,9 +39,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_ENCODING, ETAG, LAST_MODIFIED};
 use http::StatusCode;
 use regex::bytes::{Regex, RegexBuilder};
-use schemars::JsonSchema;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::proxy_rewrite::{apply_headers, header_name, header_names, header_template, HeaderOps};
 use super::redirect::resolve_vars;
@@ -53,21 +54,53 @@ pub struct ResponseRewrite;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("dependencies" = {
+    "body": {"not": {"required": ["filters"]}},
+    "filters": {"not": {"required": ["body"]}}
+}))]
 struct Conf {
+    #[schemars(range(min = 200, max = 598))]
     status_code: Option<u16>,
     body: Option<String>,
     #[serde(default)]
     body_base64: bool,
+    #[serde(default)]
+    #[schemars(schema_with = "headers_schema")]
     headers: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[schemars(schema_with = "vars_schema")]
     vars: Option<Value>,
+    #[schemars(length(min = 1))]
     filters: Option<Vec<FilterConf>>,
     #[serde(default = "default_max_body")]
+    #[schemars(range(min = 1))]
     max_resp_body_size: usize,
+}
+
+/// APISIX's schema of `headers`: the flat map, or `{add, set, remove}`.
+fn headers_schema(_: &mut SchemaGenerator) -> Schema {
+    let value = json!({"oneOf": [{"type": "string"}, {"type": "number"}]});
+    json_schema!({"anyOf": [
+        {"type": "object", "minProperties": 1, "patternProperties": {"^[^:]+$": value}},
+        {"properties": {
+            "add": {"type": "array", "minItems": 1,
+                    "items": {"type": "string", "pattern": "^[^:]+:[^:]*[^/]$"}},
+            "set": {"type": "object", "minProperties": 1, "patternProperties": {"^[^:]+$": value}},
+            "remove": {"type": "array", "minItems": 1,
+                       "items": {"type": "string", "pattern": "^[^:]+$"}}
+        }}
+    ]})
+}
+
+/// APISIX's schema of `vars`: an array (the expression is checked when compiled).
+fn vars_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "array"})
 }
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FilterConf {
+    #[schemars(length(min = 1))]
     regex: String,
     replace: String,
     #[serde(default)]
@@ -172,7 +205,7 @@ fn instance(conf: Conf) -> Result<Instance, String> {
                 .filter(|b| !b.is_empty())
                 .ok_or("invalid base64 content")?,
         )),
-        (None, true) => return Err("invalid base64 content: body_base64 needs a body".into()),
+        (None, true) => return Err("invalid base64 content".into()),
         (body, false) => body.map(Bytes::from),
     };
     let headers = match &conf.headers {
@@ -219,7 +252,12 @@ fn replacement(f: FilterConf) -> Result<Replacement, String> {
             's' => builder.dot_matches_new_line(true),
             'x' => builder.ignore_whitespace(true),
             'j' | 'o' | 'u' => &mut builder,
-            other => return Err(format!("filters: unknown regex option {other:?}")),
+            other => {
+                return Err(format!(
+                    "regex \"{}\" validation failed: unknown flag \"{other}\" (flags \"{}\")",
+                    f.regex, f.options
+                ))
+            }
         };
     }
     let regex = builder
@@ -236,6 +274,8 @@ fn replacement(f: FilterConf) -> Result<Replacement, String> {
 /// `filters`.
 struct Rewriting {
     filters: Arc<[Replacement]>,
+    /// The body arrives gzip-compressed: it is decompressed for the filters and sent so.
+    gzip: bool,
     held: Vec<u8>,
     max: usize,
     /// The body reached `max`: its first `max` bytes were filtered and sent, the rest is dropped
@@ -247,6 +287,20 @@ impl Rewriting {
     /// The held body, filtered.
     fn filtered(&mut self) -> Bytes {
         let mut body = std::mem::take(&mut self.held);
+        if self.gzip {
+            let mut plain = Vec::new();
+            match std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&body[..]),
+                &mut plain,
+            ) {
+                Ok(_) => body = plain,
+                Err(e) => {
+                    // As APISIX: a body that does not decode is sent as it came.
+                    tracing::warn!(error = %e, "response-rewrite: filters skipped, body not gzip");
+                    return body.into();
+                }
+            }
+        }
         for f in self.filters.iter() {
             let limit = if f.scope == Scope::Once { 1 } else { 0 };
             if let Cow::Owned(changed) = f.regex.replacen(&body, limit, f.replace.as_slice()) {
@@ -296,7 +350,7 @@ fn parse_headers(map: &Map<String, Value>) -> Result<HeaderOps, String> {
         .any(|k| map.get(*k).is_some_and(|v| v.is_object() || v.is_array()));
     let pairs = |map: &Map<String, Value>| -> Result<Vec<(HeaderName, String)>, String> {
         map.iter()
-            .map(|(k, v)| Ok((header_name(k)?, header_template(k, v)?)))
+            .map(|(k, v)| Ok((header_name(k)?, header_template(v)?)))
             .collect()
     };
     if !new_form {
@@ -322,8 +376,7 @@ fn parse_headers(map: &Map<String, Value>) -> Result<HeaderOps, String> {
                             })?;
                     let name = name.trim();
                     let value = Value::String(value.trim().to_owned());
-                    ops.add
-                        .push((header_name(name)?, header_template(name, &value)?));
+                    ops.add.push((header_name(name)?, header_template(&value)?));
                 }
             }
             "set" => {
@@ -434,15 +487,26 @@ impl Plugin for Instance {
             resp.headers.remove(LAST_MODIFIED);
         }
         if let Some(filters) = &self.filters {
-            let encoded = resp
+            // As APISIX: the body is about to change, so its encoding header goes; a gzip body
+            // is decompressed for the filters, another encoding is sent unfiltered.
+            let encoding = resp
                 .headers
-                .get(CONTENT_ENCODING)
-                .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
-            if encoded {
-                tracing::warn!("response-rewrite: filters skipped on an encoded body");
+                .remove(CONTENT_ENCODING)
+                .filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+            resp.headers.remove(ETAG);
+            resp.headers.remove(LAST_MODIFIED);
+            let gzip = encoding
+                .as_ref()
+                .is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"));
+            if encoding.is_some() && !gzip {
+                tracing::warn!(
+                    encoding = ?encoding,
+                    "response-rewrite: filters skipped on a body with an unsupported encoding"
+                );
             } else {
                 resp.body_filters.push(Box::new(Rewriting {
                     filters: filters.clone(),
+                    gzip,
                     held: Vec::new(),
                     max: self.max_body,
                     done: false,
@@ -778,9 +842,30 @@ mod tests {
     }
 
     #[test]
-    fn filters_leave_encoded_and_oversize_bodies_alone() {
+    fn filters_decode_gzip_and_leave_other_encodings_and_oversize_bodies_alone() {
         let conf = json!({"filters": [{"regex": "a", "replace": "b", "scope": "global"}]});
-        assert!(filtered(conf.clone(), &[("content-encoding", "gzip")], &["a"]).is_none());
+        assert!(filtered(conf.clone(), &[("content-encoding", "deflate")], &["a"]).is_none());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"aa").expect("write");
+        let gz = gz.finish().expect("gzip");
+        let plugin = ResponseRewrite.build(&conf).expect("valid");
+        let mut map = HeaderMap::new();
+        map.insert(CONTENT_ENCODING, "gzip".parse().expect("value"));
+        let mut filters = Vec::new();
+        let mut status = StatusCode::OK;
+        plugin.header_filter(&mut ResponseCtx {
+            status: &mut status,
+            headers: &mut map,
+            replace_body: &mut None,
+            state: &mut http::Extensions::new(),
+            body_filters: &mut filters,
+            encoding: &mut None,
+        });
+        assert!(map.get(CONTENT_ENCODING).is_none(), "the encoding goes");
+        let mut filter = filters.pop().expect("filtered");
+        let mut out = filter.chunk(Bytes::from(gz)).to_vec();
+        out.extend_from_slice(&filter.finish());
+        assert_eq!(out, b"bb", "decompressed, then filtered");
         assert_eq!(
             filtered(conf, &[("content-encoding", "identity")], &["aa"]).as_deref(),
             Some("bb")

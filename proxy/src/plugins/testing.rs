@@ -170,6 +170,10 @@ fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &htt
         route_id: "1".to_owned(),
         service_id: None,
         route_name: None,
+        service_name: None,
+        matched_uri: String::new(),
+        matched_host: String::new(),
+        request_length: 0,
     };
     plugin.log(&LogCtx {
         status: StatusCode::from_u16(status).unwrap_or_default(),

@@ -160,10 +160,10 @@ impl PluginKind for TrafficSplit {
         let mut next = 0;
         for (r, rule) in conf.rules.into_iter().enumerate() {
             let mut matches = Vec::new();
-            for (m, single) in rule.matches.into_iter().flatten().enumerate() {
+            for single in rule.matches.into_iter().flatten() {
                 let vars = single.vars.unwrap_or_else(|| Value::Array(Vec::new()));
-                let expr =
-                    Expr::compile(&vars).map_err(|e| format!("rules[{r}].match[{m}].vars: {e}"))?;
+                let expr = Expr::compile(&vars)
+                    .map_err(|e| format!("failed to validate the 'vars' expression: {e}"))?;
                 matches.push(expr);
             }
             let mut upstreams = Vec::new();

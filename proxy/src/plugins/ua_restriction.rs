@@ -25,12 +25,16 @@ pub struct UaRestriction;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["allowlist"]}, {"required": ["denylist"]}]))]
 struct Conf {
+    #[schemars(length(min = 1), inner(length(min = 1)))]
     allowlist: Option<Vec<String>>,
+    #[schemars(length(min = 1), inner(length(min = 1)))]
     denylist: Option<Vec<String>>,
     #[serde(default)]
     bypass_missing: bool,
     #[serde(default = "default_message")]
+    #[schemars(length(min = 1, max = 1024))]
     message: String,
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Config: `block_rules` (required, at least one, unique regexes of 1-4096 characters),
 //! `rejected_code` (default 403, at least 200), `rejected_msg` (optional, at least one character),
-//! `case_insensitive` (default false). The rules are matched anywhere in the request URI as the
-//! client sent it, query included (`request_uri`). A blocked request gets `rejected_code` with
-//! `{"error_msg": rejected_msg}` when a message is set, else an empty body.
+//! `case_insensitive` (default false). As APISIX, the rules are matched anywhere in the
+//! normalised path followed by the query (so `/./admin` is `/admin`). A blocked request gets
+//! `rejected_code` with `{"error_msg": rejected_msg}` and a new line when a message is set, else
+//! an empty body.
 
 use std::sync::Arc;
 
@@ -23,9 +24,12 @@ pub struct UriBlocker;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Conf {
+    #[schemars(length(min = 1), inner(length(min = 1, max = 4096)), extend("uniqueItems" = true))]
     block_rules: Vec<String>,
     #[serde(default = "default_code")]
+    #[schemars(range(min = 200))]
     rejected_code: u16,
+    #[schemars(length(min = 1))]
     rejected_msg: Option<String>,
     #[serde(default)]
     case_insensitive: bool,
@@ -53,8 +57,7 @@ fn compile(rules: &[String], case_insensitive: bool) -> Result<Regex, String> {
         if rules[..i].contains(rule) {
             return Err(format!("block_rules[{i}] `{rule}` is listed twice"));
         }
-        Regex::new(rule)
-            .map_err(|e| format!("block_rules[{i}] `{rule}` is not a valid regex: {e}"))?;
+        Regex::new(rule).map_err(|e| pcre_message(rule, &e))?;
     }
     let joined = rules
         .iter()
@@ -65,6 +68,22 @@ fn compile(rules: &[String], case_insensitive: bool) -> Result<Regex, String> {
         .case_insensitive(case_insensitive)
         .build()
         .map_err(|e| format!("block_rules cannot be compiled together: {e}"))
+}
+
+/// The error as APISIX reports a rule PCRE cannot compile, for the mistakes both engines name
+/// alike; other mistakes keep the regex engine's own words.
+fn pcre_message(rule: &str, err: &regex::Error) -> String {
+    let text = err.to_string();
+    let pcre = if text.contains("unclosed group") {
+        "missing )"
+    } else if text.contains("unopened group") {
+        "unmatched parentheses"
+    } else if text.contains("unclosed character class") {
+        "missing terminating ] for character class"
+    } else {
+        return format!("pcre_compile() failed: {text} in \"{rule}\"");
+    };
+    format!("pcre_compile() failed: {pcre} in \"{rule}\"")
 }
 
 impl PluginKind for UriBlocker {
@@ -96,7 +115,7 @@ impl PluginKind for UriBlocker {
             Some(msg) if msg.is_empty() => {
                 return Err("rejected_msg must not be empty".to_owned());
             }
-            Some(msg) => Bytes::from(serde_json::json!({ "error_msg": msg }).to_string()),
+            Some(msg) => Bytes::from(format!("{}\n", serde_json::json!({ "error_msg": msg }))),
             None => Bytes::new(),
         };
         Ok(Arc::new(Instance {
@@ -119,7 +138,12 @@ impl Instance {
 #[async_trait::async_trait]
 impl Plugin for Instance {
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
-        let uri = req.vars.get("request_uri").unwrap_or_default();
+        // As APISIX: the normalised path with the query, so `/./x` cannot pass for `/x`.
+        let mut uri = req.vars.get("uri").unwrap_or_default().into_owned();
+        if let Some(args) = req.vars.get("args") {
+            uri.push('?');
+            uri.push_str(&args);
+        }
         if self.blocks(&uri) {
             Flow::Respond(self.reply.clone())
         } else {
@@ -165,14 +189,14 @@ mod tests {
 
     #[tokio::test]
     async fn replies() {
-        let uri = [("request_uri", "/admin?x=1")];
+        let uri = [("uri", "/admin"), ("args", "x=1")];
         let plain = UriBlocker
             .build(&json!({"block_rules": ["^/admin"]}))
             .expect("valid");
         let reply = Fake::new(&uri).rewrite(&*plain).await.expect("blocked");
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "403 by default");
         assert!(reply.body.is_empty(), "no body without rejected_msg");
-        assert!(Fake::new(&[("request_uri", "/ok")])
+        assert!(Fake::new(&[("uri", "/ok")])
             .rewrite(&*plain)
             .await
             .is_none());

@@ -10,6 +10,8 @@ pub(crate) struct HostPattern {
     pub(crate) kind: HostKind,
     /// The pattern names a port (`foo.com:8080`), so it is compared with the raw `Host` header.
     pub(crate) with_port: bool,
+    /// The pattern as written, lowercased (reported by [`super::Match::host`]).
+    pub(crate) text: Box<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,9 +33,13 @@ impl HostPattern {
         } else if let Some(suffix) = host.strip_prefix('*') {
             HostKind::Suffix(suffix.into())
         } else {
-            HostKind::Exact(host.into())
+            HostKind::Exact(host.as_str().into())
         };
-        HostPattern { kind, with_port }
+        HostPattern {
+            kind,
+            with_port,
+            text: host.into(),
+        }
     }
 
     /// The pattern without its port, for indexing by the request's port-less host.

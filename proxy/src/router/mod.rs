@@ -187,6 +187,12 @@ pub struct Match<'r, 'p> {
     /// Captured `(name, value)` pairs in pattern order; empty unless
     /// [`RouterKind::UriWithParameter`].
     pub params: Vec<(&'r str, &'p str)>,
+    /// The route's `uri` pattern that matched, as configured (APISIX's
+    /// `curr_req_matched._path`).
+    pub uri: &'r str,
+    /// The route's host pattern that matched, lowercased (APISIX's `curr_req_matched._host`);
+    /// `None` when the route has no hosts.
+    pub host: Option<&'r str>,
 }
 
 /// The compiled route index. Build once per configuration version; share immutably.
@@ -197,6 +203,8 @@ pub struct Router {
     hosts: HostIndex,
     /// Host-less routes for [`RouterKind::HostUri`]; all routes otherwise.
     uris: UriIndex,
+    /// Some route's `vars` reads `post_arg_*` (form fields of the request body).
+    reads_post_args: bool,
 }
 
 impl fmt::Debug for Router {
@@ -229,6 +237,10 @@ struct Entry {
     uri_len: usize,
     /// Set when the entry was indexed under a host written with a port.
     port_host: Option<HostPattern>,
+    /// The route's `uri` pattern, as configured (reported by [`Match::uri`]).
+    uri: Box<str>,
+    /// The host pattern the entry was indexed under ([`RouterKind::HostUri`] routes with hosts).
+    host: Option<Box<str>>,
 }
 
 /// What [`Router::check`] needs from a route that has nothing to check but standard methods
@@ -426,7 +438,7 @@ impl UriIndex {
         if let Some(list) = self.exact.get(req.path) {
             for entry in list {
                 if let Some(value) = router.check(entry, req, &mut params) {
-                    return Some(Match { value, params });
+                    return Some(router.found(entry, req, value, params));
                 }
             }
         }
@@ -438,7 +450,7 @@ impl UriIndex {
                 .unwrap_or_default();
             for entry in list {
                 if let Some(value) = router.check(entry, req, &mut params) {
-                    return Some(Match { value, params });
+                    return Some(router.found(entry, req, value, params));
                 }
             }
         }
@@ -573,6 +585,7 @@ impl Router {
             routes: Vec::with_capacity(routes.size_hint().0),
             hosts: HostIndex::default(),
             uris: UriIndex::default(),
+            reads_post_args: false,
         };
         for input in routes {
             let (value, spec) = (input.value(), input.spec());
@@ -608,6 +621,8 @@ impl Router {
                             pattern: pattern.clone(),
                             uri_len: uri.len(),
                             port_host: host.with_port.then(|| host.clone()),
+                            uri: uri.as_str().into(),
+                            host: Some(host.text.clone()),
                         };
                         router.hosts.sub_index(host.without_port()).insert(entry);
                     }
@@ -618,11 +633,14 @@ impl Router {
                         pattern,
                         uri_len: uri.len(),
                         port_host: None,
+                        uri: uri.as_str().into(),
+                        host: None,
                     });
                 }
             }
             let priority = spec.priority;
             let (id, remote_addrs, vars) = input.into_parts();
+            router.reads_post_args |= vars.as_ref().is_some_and(|v| v.reads("post_arg_"));
             router.routes.push(RouteData {
                 value,
                 id,
@@ -653,6 +671,12 @@ impl Router {
         self.kind
     }
 
+    /// Whether some route's `vars` reads `post_arg_<name>`, so that a form body must be read
+    /// before routing.
+    pub fn reads_post_args(&self) -> bool {
+        self.reads_post_args
+    }
+
     /// Number of routes indexed.
     pub fn len(&self) -> usize {
         self.routes.len()
@@ -661,6 +685,32 @@ impl Router {
     /// Whether no route is indexed.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    /// The match on `entry` (which passed [`Router::check`]), with the patterns that matched:
+    /// the entry's host, else (per-route host filters) the first of the route's hosts that
+    /// matches.
+    fn found<'r, 'p>(
+        &'r self,
+        entry: &'r Entry,
+        req: &RequestInfo<'p>,
+        value: u32,
+        params: Vec<(&'r str, &'p str)>,
+    ) -> Match<'r, 'p> {
+        let host = entry.host.as_deref().or_else(|| {
+            self.routes
+                .get(entry.route as usize)?
+                .hosts
+                .iter()
+                .find(|h| h.matches(req.host, req.raw_host))
+                .map(|h| &*h.text)
+        });
+        Match {
+            value,
+            params,
+            uri: &entry.uri,
+            host,
+        }
     }
 
     /// Runs every check but the path key on one candidate; on success returns its value with

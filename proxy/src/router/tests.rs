@@ -430,6 +430,21 @@ fn vars_filter_and_uri_params() {
 }
 
 #[test]
+fn knows_when_a_route_reads_post_args() {
+    let plain = vec![route("a", &["/a"]).vars(json!([["arg_k", "==", "v"]]))];
+    assert!(!Router::build(RouterKind::Uri, plain).reads_post_args());
+    let nested = vec![
+        route("a", &["/a"]),
+        route("b", &["/b"]).vars(json!([
+            "OR",
+            ["arg_k", "v"],
+            ["!AND", ["post_arg_k", "v"], ["uri", "/"]]
+        ])),
+    ];
+    assert!(Router::build(RouterKind::HostUri, nested).reads_post_args());
+}
+
+#[test]
 fn params_only_with_parameter_kind() {
     let routes = || {
         vec![

@@ -102,9 +102,13 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"error_msg":"no valid upstream node"}"#,
             ),
+            GatewayError::Upstream(FailKind::Resolve) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"error_msg":"failed to resolve the upstream node's host"}"#,
+            ),
             GatewayError::Upstream(FailKind::Timeout | FailKind::ConnectTimeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
-                r#"{"error_msg":"504 Gateway Timeout"}"#,
+                r#"{"error_msg":"504 Gateway Time-out"}"#,
             ),
             GatewayError::Upstream(
                 FailKind::Connect | FailKind::Broken | FailKind::RetryDeadline,

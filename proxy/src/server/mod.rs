@@ -54,6 +54,15 @@ pub struct ServerSettings {
     pub server_header: HeaderValue,
     /// Send `X-APISIX-Upstream-Status` on every proxied response, not only on 5xx.
     pub show_upstream_status: bool,
+    /// Route on the path with `%2F` kept encoded (`apisix.match_uri_encoded_slash`); see
+    /// [`path::keep_encoded_slash`].
+    pub match_uri_encoded_slash: bool,
+    /// Route on the path without its `;` parameters (`apisix.normalize_uri_like_servlet`); see
+    /// [`path::like_servlet`].
+    pub normalize_uri_like_servlet: bool,
+    /// Route on the path without its trailing `/` (`apisix.delete_uri_tail_slash`; with
+    /// `normalize_uri_like_servlet` on, as in APISIX, the servlet form wins and keeps it).
+    pub delete_uri_tail_slash: bool,
     /// Largest request head accepted; larger gets 431.
     pub max_header_size: usize,
     /// Time a client connection may wait for its next request head to arrive complete (idle

@@ -33,6 +33,10 @@ pub enum PathError {
     /// The decoded path is not UTF-8.
     #[error("the decoded path is not UTF-8")]
     NotUtf8,
+    /// With servlet normalisation, a segment with `;` parameters that is a dot segment (also
+    /// `%2e`), or empty but not the last one.
+    #[error("a dot or empty path segment has `;` parameters")]
+    SegmentParameters,
 }
 
 /// Normalises a raw request path (without the query).
@@ -76,6 +80,64 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     String::from_utf8(out)
         .map(Cow::Owned)
         .map_err(|_| PathError::NotUtf8)
+}
+
+/// The normalised path as a Java servlet container reads it (`apisix.normalize_uri_like_servlet`):
+/// each segment loses its `;` parameters (`/a;x=1/b;y` is `/a/b`). `None` when there is no `;`.
+///
+/// # Errors
+/// [`PathError::SegmentParameters`] for a segment with parameters that is `.`, `..`, a still
+/// encoded dot (`%2e`, `%2e%2e`, from a doubly encoded request), or empty and not the last one
+/// (`/;/a`): such paths would reach a servlet as something else than what was routed.
+pub fn like_servlet(path: &str) -> Result<Option<String>, PathError> {
+    if !path.contains(';') {
+        return Ok(None);
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len() - 1;
+    let mut out = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.into_iter().enumerate() {
+        let Some((kept, _)) = segment.split_once(';') else {
+            out.push(segment);
+            continue;
+        };
+        let dot = matches!(kept, "." | "..")
+            || kept.eq_ignore_ascii_case("%2e")
+            || kept.eq_ignore_ascii_case("%2e%2e");
+        if dot || (kept.is_empty() && i < last) {
+            return Err(PathError::SegmentParameters);
+        }
+        out.push(kept);
+    }
+    Ok(Some(out.join("/")))
+}
+
+/// The path the router matches with `apisix.match_uri_encoded_slash`: `raw` (the path as sent)
+/// decoded except its encoded slashes, which stay as `%2F` (upper case, whatever the client
+/// wrote), so that `/v1/a%2Fb/list` matches `/v1/:id/list` with `id` = `a%2Fb`. Only when
+/// decoding `raw` alone gives `normalized` (no dot segment was resolved, no slashes were
+/// merged), so that the result differs from `normalized` in nothing but the shown `%2F`;
+/// `None` otherwise, and when `raw` has no encoded slash.
+pub fn keep_encoded_slash(raw: &str, normalized: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    if !lower.contains("%2f") || decode(raw.as_bytes()).ok()? != normalized.as_bytes() {
+        return None;
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|b| *b == b'%') {
+        out.extend_from_slice(&decode(&rest[..at]).ok()?);
+        let escape = rest.get(at..at + 3)?;
+        if escape.eq_ignore_ascii_case(b"%2f") {
+            out.extend_from_slice(b"%2F");
+        } else {
+            out.extend_from_slice(&decode(escape).ok()?);
+        }
+        rest = &rest[at + 3..];
+    }
+    out.extend_from_slice(rest);
+    String::from_utf8(out).ok()
 }
 
 fn decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
@@ -166,6 +228,38 @@ mod tests {
         for (raw, want) in cases {
             let got = normalize(raw);
             assert_eq!(got.as_deref().map_err(|e| *e), *want, "normalize({raw:?})");
+        }
+    }
+
+    #[test]
+    fn encoded_slashes_kept_only_when_nothing_but_decoding_happened() {
+        let keep = |raw: &str| {
+            let normalized = normalize(raw).expect("valid");
+            keep_encoded_slash(raw, &normalized)
+        };
+        assert_eq!(keep("/v1/te%2Fst/x").as_deref(), Some("/v1/te%2Fst/x"));
+        assert_eq!(keep("/v1/te%2fst/x").as_deref(), Some("/v1/te%2Fst/x"));
+        assert_eq!(keep("/a%41%2Fb").as_deref(), Some("/aA%2Fb"));
+        assert_eq!(keep("/a%2F%2F/"), None, "decoded slashes merged");
+        assert_eq!(keep("/caf%C3%A9%2F").as_deref(), Some("/café%2F"));
+        assert_eq!(keep("/v1/test/x"), None, "no encoded slash");
+        assert_eq!(keep("/x%2Fy/../.."), None, "dot segments resolved");
+        assert_eq!(keep("/a%2Fb/%2e%2e/%2e%2e"), None);
+        assert_eq!(keep("/a//b%2F"), None, "slashes merged");
+    }
+
+    #[test]
+    fn servlet_paths_lose_their_parameters() {
+        let servlet = |p: &str| like_servlet(p).map(|o| o.unwrap_or_else(|| p.to_owned()));
+        assert_eq!(servlet("/hello"), Ok("/hello".to_owned()));
+        assert_eq!(servlet("/hello;world"), Ok("/hello".to_owned()));
+        assert_eq!(
+            servlet("/hello;a=b/world;a/;"),
+            Ok("/hello/world/".to_owned())
+        );
+        assert_eq!(servlet("/a;x/"), Ok("/a/".to_owned()));
+        for bad in ["/;/a", "/.;", "/..;", "/b/;/c", "/%2E;", "/%2e%2E;x/y"] {
+            assert_eq!(servlet(bad), Err(PathError::SegmentParameters), "{bad}");
         }
     }
 

@@ -18,7 +18,7 @@ use super::error::{Fault, GatewayError};
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::host::{self, Host, HostError};
 use super::path;
-use super::vars::{Balancer, RealIp, RequestVars};
+use super::vars::{Balancer, PostArgs, RealIp, RequestVars};
 use super::{ConnInfo, Gate, State};
 use crate::observe::AccessRecord;
 use crate::plugins::chain::{Chain, Selection};
@@ -32,6 +32,7 @@ use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::{BodySlot, Buffered, ClientFault};
 use crate::upstream::client::HttpClient;
+use crate::upstream::forward::upstream_status_header;
 use crate::upstream::Backend;
 use crate::upstream::{forward, ForwardError, RequestTemplate};
 
@@ -65,6 +66,8 @@ pub async fn handle(
     let mut upstream = None;
     let mut upstream_time = None;
     let mut upstream_status = None;
+    // `X-APISIX-Upstream-Status` when every try failed.
+    let mut tried_statuses = None;
     let mut plugins: Option<PluginRun> = None;
     let outcome = 'route: {
         if head_size(&parts) > state.settings.max_header_size {
@@ -74,15 +77,47 @@ pub async fn handle(
             Ok(h) => (&*h.name, &*h.with_port),
             Err(e) => break 'route Err(GatewayError::BadHost(*e)),
         };
+        if snapshot.router.reads_post_args() {
+            // A body over `client_max_body_size` is left for the 413 below.
+            let settings = &state.settings;
+            let limit = match usize::try_from(settings.client_max_body_size) {
+                Ok(max) if max > 0 => max.min(settings.client_body_buffer_size),
+                _ => settings.client_body_buffer_size,
+            };
+            if let Some(args) = PostArgs::read(&parts, &mut body, limit).await {
+                parts.extensions.insert(args);
+            }
+        }
         let path = match path::normalize(parts.uri.path()) {
             Ok(p) => p,
             Err(e) => break 'route Err(GatewayError::BadPath(e)),
+        };
+        // With `normalize_uri_like_servlet` (or else `delete_uri_tail_slash`), routing, plugins
+        // and logs see the path without its `;` parameters (its trailing `/`), and the upstream
+        // gets it as it was (`sent`).
+        let (path, sent) = if state.settings.normalize_uri_like_servlet {
+            match path::like_servlet(&path) {
+                Err(e) => break 'route Err(GatewayError::BadPath(e)),
+                Ok(Some(servlet)) => (Cow::Owned(servlet), Some(path)),
+                Ok(None) => (path, None),
+            }
+        } else if state.settings.delete_uri_tail_slash && path.ends_with('/') {
+            (Cow::Owned(path[..path.len() - 1].to_owned()), Some(path))
+        } else {
+            (path, None)
         };
         // mTLS decides on the path and host the router sees, so `/public/../secret` cannot
         // pass a `skip_mtls_uri_regex` meant for `/public`.
         if gate.is_some_and(|g| !g.allows(&snapshot, &path, host)) {
             break 'route Err(GatewayError::ClientCertRequired);
         }
+        // With `match_uri_encoded_slash`, only the router sees `%2F` kept encoded (so it can
+        // be part of a path parameter), and the request goes upstream as it was sent.
+        let match_path = if state.settings.match_uri_encoded_slash {
+            path::keep_encoded_slash(parts.uri.path(), &path)
+        } else {
+            None
+        };
         let vars = RequestVars {
             parts: &parts,
             path: &path,
@@ -94,7 +129,7 @@ pub async fn handle(
             route: None,
         };
         let found = snapshot.router.find(&RequestInfo {
-            path: &path,
+            path: match_path.as_deref().unwrap_or(&path),
             host,
             raw_host,
             method: &parts.method,
@@ -139,9 +174,9 @@ pub async fn handle(
             real_ip: RealIp::default(),
             ..vars
         };
-        let changed = match &path {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(p) => Some(p.as_str()),
+        let changed = match (sent.as_ref().unwrap_or(&path), &match_path) {
+            (Cow::Owned(p), None) => Some(p.as_str()),
+            _ => None,
         };
         let path_and_query = upstream_path(&parts.uri, changed);
         let websocket = route.enable_websocket && headers::wants_websocket(&parts.headers);
@@ -154,6 +189,8 @@ pub async fn handle(
         if plugins_on {
             let mut headers = client_headers(parts.headers.clone(), websocket);
             let mut run = PluginRun::new(&snapshot, Some(route_index), &route_vars, start);
+            run.request.matched_uri = found.uri.to_owned();
+            run.request.matched_host = found.host.unwrap_or_default().to_owned();
             let flow = request_phases(
                 &snapshot,
                 &route.plugins,
@@ -266,8 +303,13 @@ pub async fn handle(
                     let answered = Balancer::of(&proxied.response, node, proxied.upstream_time);
                     run.state.insert(answered);
                 }
-                let response =
-                    downstream_response(state, proxied.response, client_upgrade, timeouts);
+                let response = downstream_response(
+                    state,
+                    proxied.response,
+                    &proxied.earlier,
+                    client_upgrade,
+                    timeouts,
+                );
                 match plugins.as_mut() {
                     Some(run) => {
                         // The request's headers are still there: with plugins, a copy went
@@ -295,6 +337,8 @@ pub async fn handle(
                     ForwardError::Client(fault) => GatewayError::Client(fault),
                     ForwardError::Upstream(failed) => {
                         upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
+                        tried_statuses =
+                            upstream_status_header(&failed.statuses, settings.show_upstream_status);
                         GatewayError::Upstream(failed.kind)
                     }
                 };
@@ -308,6 +352,11 @@ pub async fn handle(
         }
     };
     let mut response = outcome.unwrap_or_else(GatewayError::response);
+    if let Some(statuses) = tried_statuses {
+        response
+            .headers_mut()
+            .insert(X_APISIX_UPSTREAM_STATUS.clone(), statuses);
+    }
     set_server_header(response.headers_mut(), &state.settings.server_header);
     if let Some(run) = plugins {
         let answered = upstream.as_ref().map(ToString::to_string);
@@ -341,6 +390,8 @@ struct PluginRun {
     route_index: Option<usize>,
     /// Who the request authenticated as.
     consumer: Option<Arc<Authenticated>>,
+    /// Which of the consumer's plugins run (chosen when it authenticated).
+    consumer_plugins: Selection,
     state: http::Extensions,
     response_headers: HeaderMap,
     rewrite: Rewrite,
@@ -360,10 +411,13 @@ impl PluginRun {
         let route = route_index.map(|i| &snapshot.routes[i]);
         let parts = vars.parts;
         PluginRun {
-            global: snapshot.global_plugins.select(vars),
+            global: snapshot
+                .global_plugins
+                .select_beside(vars, route.map(|r| &r.plugins)),
             route: route.map(|r| r.plugins.select(vars)).unwrap_or_default(),
             route_index,
             consumer: None,
+            consumer_plugins: Selection::default(),
             state: http::Extensions::new(),
             response_headers: HeaderMap::new(),
             rewrite: Rewrite::default(),
@@ -378,6 +432,10 @@ impl PluginRun {
                 route_id: route.map(|r| r.id.clone()).unwrap_or_default(),
                 service_id: route.and_then(|r| r.service_id.clone()),
                 route_name: route.and_then(|r| r.name.clone()),
+                service_name: route.and_then(|r| r.service_name.clone()),
+                matched_uri: String::new(),
+                matched_host: String::new(),
+                request_length: request_length(parts),
             },
             start,
         }
@@ -419,12 +477,13 @@ async fn request_phases(
         }
     }
     // An authenticated consumer: its identity goes upstream, and its own plugins (merged over
-    // its group's) run after the route's in each phase.
+    // its group's) run after the route's in each phase, the response phases included.
     let consumer_chain = match ctx.consumer.clone() {
         Some(found) => {
             identify(ctx.headers, &found);
             let chain = &found.consumer.chain;
             let selection = chain.select(vars);
+            run.consumer_plugins = selection.clone();
             if let flow @ Flow::Respond(_) = chain.rewrite(&selection, &mut ctx).await {
                 return flow;
             }
@@ -496,6 +555,13 @@ fn identify(headers: &mut HeaderMap, found: &Authenticated) {
     if let Some(custom) = &found.consumer.custom_id {
         set("x-consumer-custom-id", custom);
     }
+    // As APISIX, a client's copy of a header the consumer has no value for is not passed on.
+    if found.credential_id.is_none() {
+        headers.remove("x-credential-identifier");
+    }
+    if found.consumer.custom_id.is_none() {
+        headers.remove("x-consumer-custom-id");
+    }
 }
 
 /// A plugin's answer as a response.
@@ -526,6 +592,7 @@ fn response_phases(
         head.headers.append(name, value.clone());
     }
     let route_plugins = run.route_plugins(snapshot);
+    let consumer = run.consumer.clone();
     let mut replace_body = None;
     let mut body_filters = Vec::new();
     let mut encoding = None;
@@ -539,6 +606,12 @@ fn response_phases(
     };
     snapshot.global_plugins.header_filter(&run.global, &mut ctx);
     route_plugins.header_filter(&run.route, &mut ctx);
+    if let Some(found) = &consumer {
+        found
+            .consumer
+            .chain
+            .header_filter(&run.consumer_plugins, &mut ctx);
+    }
     if let Some(new_body) = replace_body {
         // The new body's length is known: hyper sends it as Content-Length.
         head.headers.remove(header::CONTENT_LENGTH);
@@ -569,6 +642,9 @@ fn response_phases(
         };
         snapshot.global_plugins.log(&run.global, &done);
         run.route_plugins(&snapshot).log(&run.route, &done);
+        if let Some(found) = &consumer {
+            found.consumer.chain.log(&run.consumer_plugins, &done);
+        }
     }));
     Response::from_parts(head, body)
 }
@@ -611,6 +687,7 @@ fn upstream_path(uri: &http::Uri, changed: Option<&str>) -> PathAndQuery {
 fn downstream_response(
     state: &State,
     mut response: Response<Incoming>,
+    earlier: &[StatusCode],
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     timeouts: crate::upstream::Timeouts,
 ) -> Response<ResponseBody> {
@@ -630,11 +707,9 @@ fn downstream_response(
         head.headers.remove(header::CONTENT_LENGTH);
     }
     headers::strip_hop_by_hop(&mut head.headers, upgraded);
-    if state.settings.show_upstream_status || head.status.is_server_error() {
-        head.headers.insert(
-            X_APISIX_UPSTREAM_STATUS.clone(),
-            HeaderValue::from(head.status.as_u16()),
-        );
+    let statuses: Vec<StatusCode> = earlier.iter().copied().chain([head.status]).collect();
+    if let Some(value) = upstream_status_header(&statuses, state.settings.show_upstream_status) {
+        head.headers.insert(X_APISIX_UPSTREAM_STATUS.clone(), value);
     }
     Response::from_parts(head, ResponseBody::upstream(body, timeouts.read))
 }
@@ -648,6 +723,18 @@ fn head_size(parts: &http::request::Parts) -> usize {
         .headers
         .iter()
         .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
+/// nginx's `request_length`: the head as received and the body its `Content-Length` announces.
+fn request_length(parts: &http::request::Parts) -> u64 {
+    let body = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    u64::try_from(head_size(parts))
+        .unwrap_or(u64::MAX)
+        .saturating_add(body)
 }
 
 fn set_server_header(headers: &mut HeaderMap, value: &HeaderValue) {

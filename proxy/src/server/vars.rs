@@ -4,16 +4,19 @@
 //! Names: `uri` (normalised path), `request_uri` (as sent, with query), `host`, `request_method`,
 //! `remote_addr`, `remote_port`, `server_addr`, `server_port`, `scheme`, `query_string` / `args`,
 //! `http_<header>` (lowercase, `_` for `-`), `arg_<name>` (raw, not decoded), `cookie_<name>`,
-//! `uri_param_<name>`, and after routing `route_id`, `route_name`, `service_id`.
+//! `uri_param_<name>`, `post_arg_<name>` (a form body's field, decoded; see [`PostArgs`]), and
+//! after routing `route_id`, `route_name`, `service_id`.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
 use super::ConnInfo;
 use crate::router::expr::Vars;
 use crate::snapshot::RouteEntry;
+use crate::upstream::body::BodySlot;
 
 /// The variables of one request.
 pub struct RequestVars<'a> {
@@ -78,9 +81,11 @@ impl Vars for RequestVars<'_> {
             _ => {
                 if let Some(h) = name.strip_prefix("http_") {
                     let header = h.replace('_', "-");
+                    // nginx reads `_` in a header's name as `-` too (`underscores_in_headers`).
                     self.parts
                         .headers
                         .get(header.as_str())
+                        .or_else(|| self.parts.headers.get(h))
                         .map(|v| String::from_utf8_lossy(v.as_bytes()))
                 } else if let Some(a) = name.strip_prefix("arg_") {
                     query_arg(self.parts.uri.query()?, a).map(b)
@@ -94,11 +99,54 @@ impl Vars for RequestVars<'_> {
                         .map(b)
                 } else if let Some(p) = name.strip_prefix("uri_param_") {
                     self.params.iter().find(|(n, _)| *n == p).map(|(_, v)| b(v))
+                } else if let Some(p) = name.strip_prefix("post_arg_") {
+                    self.parts.extensions.get::<PostArgs>()?.get(p).map(b)
                 } else {
                     None
                 }
             }
         }
+    }
+}
+
+/// The fields of an `application/x-www-form-urlencoded` request body (`post_arg_<name>`), read
+/// before routing when a route's `vars` asks for one, and kept in the request's extensions. As
+/// in APISIX, other content types have none, and a repeated field gives its first value.
+#[derive(Debug, Clone, Default)]
+pub struct PostArgs(Vec<(String, String)>);
+
+impl PostArgs {
+    /// Reads the form fields of the request's body, which then goes upstream from memory. Only
+    /// a body whose `Content-Length` is at most `limit` is read; a longer one, one without a
+    /// length, or one that fails to arrive has no fields (a failure stays recorded in `body`).
+    pub async fn read(parts: &Parts, body: &mut BodySlot, limit: usize) -> Option<PostArgs> {
+        let form = parts
+            .headers
+            .get(CONTENT_TYPE)?
+            .as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded");
+        let length: usize = parts
+            .headers
+            .get(CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if !form || length > limit {
+            return None;
+        }
+        let bytes = body.read(limit).await.ok()?;
+        Some(PostArgs(
+            form_urlencoded::parse(&bytes).into_owned().collect(),
+        ))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -195,7 +243,12 @@ mod tests {
             .header("cookie", "sid=abc; theme=dark")
             .body(())
             .expect("request");
-        let (parts, _) = req.into_parts();
+        let (mut parts, _) = req.into_parts();
+        parts.extensions.insert(PostArgs(
+            form_urlencoded::parse(b"k=a+b%21&k=2&e=")
+                .into_owned()
+                .collect(),
+        ));
         let conn = ConnInfo {
             peer: "10.0.0.1:5555".parse().expect("addr"),
             local: "127.0.0.1:9080".parse().expect("addr"),
@@ -241,6 +294,9 @@ mod tests {
         assert_eq!(get("cookie_theme").as_deref(), Some("dark"));
         assert_eq!(get("cookie_none"), None);
         assert_eq!(get("uri_param_id").as_deref(), Some("x"));
+        assert_eq!(get("post_arg_k").as_deref(), Some("a b!"), "decoded, first");
+        assert_eq!(get("post_arg_e").as_deref(), Some(""));
+        assert_eq!(get("post_arg_z"), None);
         assert_eq!(get("route_id"), None);
         assert_eq!(get("no_such_var"), None);
     }

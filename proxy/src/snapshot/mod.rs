@@ -27,6 +27,7 @@ use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
 use crate::store::Declarative;
+use crate::upstream::balancer::Latencies;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
 use crate::upstream::health::{self, Checker};
 use crate::upstream::{Backend, Timeouts};
@@ -61,6 +62,8 @@ pub struct RouteEntry {
     pub name: Option<String>,
     /// Service id, if any.
     pub service_id: Option<String>,
+    /// The service's name, if it has one (prometheus' `prefer_name`).
+    pub service_name: Option<String>,
     /// Where requests go.
     pub target: Target,
     /// Proxy WebSocket upgrades.
@@ -151,6 +154,8 @@ pub struct Builder {
     /// Health checkers of the backends, started when a backend with `checks` is built and
     /// stopped when its upstream is no longer used.
     health: health::Registry,
+    /// The ewma balancers' latency averages, by node address (see `balancer::Latencies`).
+    latencies: Latencies,
     version: u64,
 }
 
@@ -284,6 +289,7 @@ impl Builder {
             tls: IndexBuilder::default(),
             ssls: FastMap::default(),
             health: health::Registry::default(),
+            latencies: Latencies::default(),
             version: 0,
         })
     }
@@ -663,6 +669,7 @@ impl Builder {
             id,
             name: route.name.clone(),
             service_id: route.service_id.as_ref().map(|s| s.0.clone()),
+            service_name: service.flatten().and_then(|s| s.name.clone()),
             target,
             enable_websocket,
             plugins: route_plugins(
@@ -731,12 +738,22 @@ impl Builder {
             Some((b, _)) if b.definition == *definition => b.clone(),
             Some((b, _)) => {
                 let checker = self.health.checker(&key, definition, &mut self.clients);
-                *b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
+                *b = Arc::new(Backend::with_checker(
+                    key.clone(),
+                    definition,
+                    checker,
+                    &self.latencies,
+                ));
                 b.clone()
             }
             None => {
                 let checker = self.health.checker(&key, definition, &mut self.clients);
-                let b = Arc::new(Backend::with_checker(key.clone(), definition, checker));
+                let b = Arc::new(Backend::with_checker(
+                    key.clone(),
+                    definition,
+                    checker,
+                    &self.latencies,
+                ));
                 self.backends.insert(key.clone(), (b.clone(), 0));
                 b
             }

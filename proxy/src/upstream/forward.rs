@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, HOST};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
 use hyper_util::client::legacy::connect::capture_connection;
@@ -59,6 +59,8 @@ pub struct Proxied {
     pub node: usize,
     /// Time from the start of the answering try to the response head.
     pub upstream_time: Duration,
+    /// The statuses of the tries before the answering one (nginx's `$upstream_status`).
+    pub earlier: Vec<StatusCode>,
 }
 
 /// How the last try failed.
@@ -68,6 +70,8 @@ pub enum FailKind {
     NoNode,
     /// The connection could not be established.
     Connect,
+    /// The node's host name did not resolve (APISIX answers 503 when a domain node does not).
+    Resolve,
     /// No connection in time (nothing was sent).
     ConnectTimeout,
     /// No response head in time after the request was sent.
@@ -76,6 +80,31 @@ pub enum FailKind {
     Broken,
     /// `retry_timeout` passed before a retry could start.
     RetryDeadline,
+}
+
+impl FailKind {
+    /// The status nginx records for a try that failed this way (`$upstream_status`).
+    pub fn try_status(self) -> StatusCode {
+        match self {
+            FailKind::Timeout | FailKind::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
+            FailKind::NoNode | FailKind::Resolve => StatusCode::SERVICE_UNAVAILABLE,
+            FailKind::Connect | FailKind::Broken | FailKind::RetryDeadline => {
+                StatusCode::BAD_GATEWAY
+            }
+        }
+    }
+}
+
+/// The `X-APISIX-Upstream-Status` value for tries that ended with `statuses` (the last is the
+/// client's answer), as APISIX sends it: every status, comma separated, when `show_all`
+/// (`show_upstream_status_in_response_header`), else only when the last one is a 5xx.
+pub fn upstream_status_header(statuses: &[StatusCode], show_all: bool) -> Option<HeaderValue> {
+    let last = statuses.last()?;
+    if !show_all && !last.is_server_error() {
+        return None;
+    }
+    let text: Vec<&str> = statuses.iter().map(StatusCode::as_str).collect();
+    HeaderValue::from_str(&text.join(", ")).ok()
 }
 
 /// Why no response came back.
@@ -96,6 +125,8 @@ pub struct UpstreamFailure {
     pub node: Option<usize>,
     /// Number of tries made.
     pub tries: u32,
+    /// The status of each try (nginx's `$upstream_status`).
+    pub statuses: Vec<StatusCode>,
 }
 
 /// Sends the request to the backend, retrying per the module rules. `hash_key` is the chash key
@@ -120,6 +151,7 @@ pub async fn forward(
         kind: FailKind::NoNode,
         node: None,
         tries: 0,
+        statuses: Vec::new(),
     };
     // With `retry_on` statuses: the last answer that asked for a retry, returned if no later
     // try answers.
@@ -161,12 +193,14 @@ pub async fn forward(
             Ok(response) => {
                 let upstream_time = try_started.elapsed();
                 backend.balancer.on_finish(node, Some(upstream_time));
-                let status = response.status().as_u16();
+                let status_code = response.status();
+                let status = status_code.as_u16();
                 backend.report_status(node, status);
                 let proxied = Proxied {
                     response,
                     node,
                     upstream_time,
+                    earlier: fail.statuses.clone(),
                 };
                 let retry_status = policy.is_some_and(|p| {
                     p.statuses.contains(&status) && (idempotent || p.non_idempotent)
@@ -182,6 +216,7 @@ pub async fn forward(
                     "upstream answered a retry_on status; retrying"
                 );
                 kept = Some(proxied);
+                fail.statuses.push(status_code);
                 status_retry = true;
                 tried.push(node);
                 continue;
@@ -213,6 +248,7 @@ pub async fn forward(
             "upstream try failed"
         );
         fail.kind = kind;
+        fail.statuses.push(kind.try_status());
         status_retry = false;
         if max_tries > 1 {
             tried.push(node);
@@ -231,14 +267,14 @@ pub async fn forward(
 fn retryable(policy: Option<&RetryPolicy>, kind: FailKind, idempotent: bool) -> bool {
     match policy {
         None => match kind {
-            FailKind::Connect | FailKind::ConnectTimeout => true,
+            FailKind::Connect | FailKind::Resolve | FailKind::ConnectTimeout => true,
             FailKind::Timeout | FailKind::Broken => idempotent,
             FailKind::NoNode | FailKind::RetryDeadline => false,
         },
         Some(p) => {
             let sent_ok = idempotent || p.non_idempotent;
             match kind {
-                FailKind::Connect => p.connect,
+                FailKind::Connect | FailKind::Resolve => p.connect,
                 FailKind::ConnectTimeout => p.connect || p.timeout,
                 FailKind::Timeout => p.timeout && sent_ok,
                 FailKind::Broken => p.reset && sent_ok,
@@ -290,9 +326,23 @@ async fn send_timed(
     };
     result.map_err(|e| match (e.is_connect(), is_timeout(&e)) {
         (true, true) => FailKind::ConnectTimeout,
+        (true, false) if is_dns_error(&e) => FailKind::Resolve,
         (true, false) => FailKind::Connect,
         (false, _) => FailKind::Broken,
     })
+}
+
+/// Whether a connect error is the host name lookup failing (hyper-util's connector reports it
+/// as `dns error`).
+fn is_dns_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if cause.to_string() == "dns error" {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Waits until the whole request has been handed to the connection; fails when the connection

@@ -27,7 +27,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::model;
 use crate::router::expr::Vars;
-use balancer::{Balancer, HashOn, Kind, Node};
+use balancer::{Balancer, HashOn, Kind, Latencies, Node};
 pub use forward::{forward, FailKind, ForwardError, Proxied, RequestTemplate};
 use health::{Checker, NodeHealth, Outcome};
 
@@ -154,15 +154,16 @@ impl Backend {
     /// Builds a backend from a validated upstream, without health checks. Nodes whose address
     /// cannot form a URI are left out with an error log.
     pub fn new(key: String, definition: &model::Upstream) -> Backend {
-        Backend::with_checker(key, definition, None)
+        Backend::with_checker(key, definition, None, &Latencies::default())
     }
 
     /// Builds a backend whose nodes' health comes from `checker` (which then probes exactly
-    /// these nodes).
+    /// these nodes) and whose ewma latencies are kept in `latencies`.
     pub fn with_checker(
         key: String,
         definition: &model::Upstream,
         checker: Option<Arc<Checker>>,
+        latencies: &Latencies,
     ) -> Backend {
         let https = definition.is_tls();
         let default_port = if https { 443 } else { 80 };
@@ -229,7 +230,7 @@ impl Backend {
             BackendHealth { checker, nodes }
         });
         let node_count = nodes.len();
-        let mut balancer = Balancer::new(kind, nodes);
+        let mut balancer = Balancer::new(kind, nodes).with_latencies(latencies);
         if let Some(h) = &health {
             balancer = balancer.with_health(h.nodes.clone());
         }

@@ -30,6 +30,9 @@ pub struct CaseFile {
     /// The blocks left out, each group with its reason.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// Run when no other file runs (answers that depend on timing).
+    #[serde(default)]
+    pub alone: bool,
 }
 
 /// Blocks left out of a file, and why.
@@ -77,6 +80,10 @@ pub struct Step {
     /// Send this many times, each expecting the same.
     #[serde(default)]
     pub times: Option<u32>,
+    /// Send this many copies at once (concurrent requests); `expect.statuses` then counts their
+    /// answers' statuses, and nothing else is checked.
+    #[serde(default)]
+    pub parallel: Option<u32>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -103,6 +110,15 @@ pub struct Expect {
     /// Regular expressions header values match.
     #[serde(default)]
     pub headers_like: BTreeMap<String, String>,
+    /// With `times`: how many answers had each body, in any order (a balancer's distribution).
+    #[serde(default)]
+    pub counts: Option<BTreeMap<String, u32>>,
+    /// With `times`: how many different bodies the answers had (1: the same node every time).
+    #[serde(default)]
+    pub distinct: Option<usize>,
+    /// With `parallel`: how many answers had each status, in any order.
+    #[serde(default)]
+    pub statuses: Option<BTreeMap<u16, u32>>,
 }
 
 /// Where a file's requests go, and the real ports standing for APISIX's fixed ones.
@@ -110,6 +126,10 @@ pub struct Target {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     pub admin_key: String,
+    /// The Prometheus exporter, when the file's config serves one (`plugin_attr.prometheus`):
+    /// requests to [`METRICS_PATH`] go there (APISIX's tests reach it through a `public-api`
+    /// route on the proxy port).
+    pub prometheus: Option<SocketAddr>,
     /// (APISIX's port, the real one): the test server's 1980-1982 and the gateway's 1984.
     pub ports: Vec<(u16, u16)>,
 }
@@ -139,6 +159,9 @@ impl Target {
     }
 }
 
+/// The exporter's default path.
+pub const METRICS_PATH: &str = "/apisix/prometheus/metrics";
+
 /// The outcome of one step, for the failure report.
 type Outcome = Result<(), String>;
 
@@ -148,6 +171,10 @@ impl Step {
             tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
             return Ok(());
         }
+        if let (Some(n), Some(line)) = (self.parallel, &self.request) {
+            return self.run_parallel(target, n, line).await;
+        }
+        let mut counts = BTreeMap::<String, u32>::new();
         for _ in 0..self.times.unwrap_or(1) {
             if let Some(line) = &self.admin {
                 let (method, path) = split_line(line)?;
@@ -167,11 +194,43 @@ impl Step {
                 let (method, path) = split_line(line)?;
                 let got = self.send(target, &method, &path, false).await?;
                 self.check_request(target, &got)?;
+                if self.expect.counts.is_some() || self.expect.distinct.is_some() {
+                    let body = target.to_apisix(&String::from_utf8_lossy(&got.body));
+                    *counts.entry(body).or_default() += 1;
+                }
             } else {
                 return Err("a step needs `admin`, `request` or `sleep`".into());
             }
         }
-        Ok(())
+        match (&self.expect.counts, self.expect.distinct) {
+            (Some(want), _) if *want != counts => {
+                Err(format!("expected answers {want:?}, got {counts:?}"))
+            }
+            (_, Some(want)) if want != counts.len() => {
+                Err(format!("expected {want} different answers, got {counts:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends `n` copies of the request at once and counts their statuses.
+    async fn run_parallel(&self, target: &Target, n: u32, line: &str) -> Outcome {
+        let (method, path) = split_line(line)?;
+        let mut running = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            running.spawn(fetch(self.build(target, &method, &path, false)?));
+        }
+        let mut statuses = BTreeMap::<u16, u32>::new();
+        while let Some(got) = running.join_next().await {
+            let got = got.map_err(|e| format!("request task failed: {e}"))??;
+            *statuses.entry(got.status.as_u16()).or_default() += 1;
+        }
+        match &self.expect.statuses {
+            Some(want) if *want != statuses => {
+                Err(format!("expected statuses {want:?}, got {statuses:?}"))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn send(
@@ -181,8 +240,23 @@ impl Step {
         path: &str,
         admin_helper: bool,
     ) -> Result<Got, String> {
+        fetch(self.build(target, method, path, admin_helper)?).await
+    }
+
+    /// The request this step sends.
+    fn build(
+        &self,
+        target: &Target,
+        method: &Method,
+        path: &str,
+        admin_helper: bool,
+    ) -> Result<Request<Full<Bytes>>, String> {
         let to_admin = path.starts_with("/apisix/admin");
-        let addr = if to_admin { target.admin } else { target.proxy };
+        let addr = match target.prometheus {
+            _ if to_admin => target.admin,
+            Some(exporter) if path.starts_with(METRICS_PATH) => exporter,
+            _ => target.proxy,
+        };
         let mut req = Request::builder()
             .method(method.clone())
             .uri(format!("http://{addr}{}", target.to_real(path)));
@@ -204,26 +278,8 @@ impl Step {
             Some(Value::String(text)) => target.to_real(text),
             Some(json) => target.to_real(&json.to_string()),
         };
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("bad request in case file: {e}"))?;
-        let client = common::client();
-        match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-            Err(_) => Err("no answer in 10 s".into()),
-            Ok(Err(e)) => Err(format!("request failed: {e}")),
-            Ok(Ok(response)) => {
-                let (parts, body) = response.into_parts();
-                let body = http_body_util::BodyExt::collect(body)
-                    .await
-                    .map_err(|e| format!("body failed: {e}"))?
-                    .to_bytes();
-                Ok(Got {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                })
-            }
-        }
+        req.body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("bad request in case file: {e}"))
     }
 
     /// `t()`'s answer: the raw body from 300 up, else `passed` when the pattern matches.
@@ -306,6 +362,27 @@ impl Step {
             }
         }
         Ok(())
+    }
+}
+
+/// Sends a request and reads its answer whole (10 s at most).
+async fn fetch(req: Request<Full<Bytes>>) -> Result<Got, String> {
+    let client = common::client();
+    match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
+        Err(_) => Err("no answer in 10 s".into()),
+        Ok(Err(e)) => Err(format!("request failed: {e}")),
+        Ok(Ok(response)) => {
+            let (parts, body) = response.into_parts();
+            let body = http_body_util::BodyExt::collect(body)
+                .await
+                .map_err(|e| format!("body failed: {e}"))?
+                .to_bytes();
+            Ok(Got {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        }
     }
 }
 

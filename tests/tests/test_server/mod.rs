@@ -4,7 +4,7 @@
 //!
 //! A path names its handler with `/`, `.` and `-` read as `_` (`/print_uri_3` → `print_uri_3`);
 //! request headers `resp-<name>` come back as response headers `<name>`; an unknown path is
-//! nginx's 404 page.
+//! nginx's 404 page. `/websocket_handshake` answers a WebSocket upgrade and sends `hello`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,7 +56,7 @@ async fn serve(listener: TcpListener, logical: u16) {
         tokio::spawn(async move {
             let service = service_fn(move |req| answer(req, logical));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }
@@ -207,7 +207,14 @@ async fn handle(seen: &Seen) -> Option<Reply> {
         "old_uri" => ok(format!("uri: {}\n{}", seen.uri, seen.sorted_headers(&[]))),
         "opentracing" => ok("opentracing\n"),
         "with_header" => ok("hello\nworld\n!\n"),
-        "api_breaker" => nginx_page(seen.arg("code").and_then(|c| c.parse().ok())?),
+        // `ngx.exit(code)`: below 300 an empty answer (`text/plain`), else nginx's page.
+        "api_breaker" => match seen.arg("code").and_then(|c| c.parse::<u16>().ok())? {
+            code if code < 300 => Reply {
+                status: code,
+                ..ok("")
+            },
+            code => nginx_page(code),
+        },
         "mysleep" => {
             let seconds = seen.arg("seconds").unwrap_or("0");
             tokio::time::sleep(Duration::from_secs_f64(seconds.parse().unwrap_or(0.0))).await;
@@ -236,15 +243,20 @@ async fn handle(seen: &Seen) -> Option<Reply> {
         }
         "echo" | "v1_responses" => {
             let mut reply = ok(String::from_utf8_lossy(&seen.body).into_owned());
-            for (name, value) in &seen.headers {
+            for name in seen.headers.keys() {
                 if !matches!(
                     name.as_str(),
                     "content-length" | "transfer-encoding" | "connection" | "keep-alive"
                 ) {
-                    reply.headers.push((
-                        name.to_string(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    ));
+                    // A repeated header comes back as one line, its values joined as
+                    // Test::Nginx reads several lines of one name.
+                    let values: Vec<String> = seen
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect();
+                    reply.headers.push((name.to_string(), values.join(", ")));
                 }
             }
             reply
@@ -267,15 +279,72 @@ async fn handle(seen: &Seen) -> Option<Reply> {
             ok(out)
         }
         a if a.starts_with("print_uri_") => ok(format!("{}\n", seen.uri)),
+        // The `location /echo/` of radixtree-uri-with-parameter-encoded-slash.t's
+        // upstream_server_config: the URI of the request line as received.
+        _ if seen.uri.starts_with("/echo/") => ok(format!("{}\n", seen.request_uri)),
         _ => nginx_page(404),
     };
     Some(reply)
 }
 
+/// `/websocket_handshake` (and `/websocket_handshake/route`): `resty.websocket.server`'s
+/// handshake, then one text frame `hello`; a request that is not a WebSocket upgrade gets 400.
+fn websocket_handshake(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let upgrade = header("upgrade").is_some_and(|v| v.contains("websocket"));
+    let connection = header("connection").is_some_and(|v| v.contains("upgrade"));
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (true, true, Some(key)) = (upgrade, connection, key) else {
+        let page = nginx_page(400);
+        return Response::builder()
+            .status(page.status)
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from(page.body)))
+            .expect("response");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut *req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let mut io = TokioIo::new(upgraded);
+            // FIN + text opcode, unmasked, 5 bytes.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut io, b"\x81\x05hello").await;
+        }
+    });
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+    );
+    let accept = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .header("sec-websocket-accept", accept);
+    if let Some(protocol) = req.headers().get("sec-websocket-protocol") {
+        response = response.header("sec-websocket-protocol", protocol.clone());
+    }
+    response.body(Full::new(Bytes::new())).expect("response")
+}
+
 async fn answer(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     port: u16,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    if matches!(
+        req.uri().path(),
+        "/websocket_handshake" | "/websocket_handshake/route"
+    ) {
+        return Ok(websocket_handshake(&mut req));
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()

@@ -5,7 +5,15 @@
 //! rule is true. An array whose first element is one of the logical heads `"AND"`, `"OR"`,
 //! `"!AND"` (not-and) or `"!OR"` (nor) combines the remaining elements (at least two), which are
 //! themselves rules, so heads nest freely. An expression is `[var, op, value]`,
-//! `[var, "!", op, value]` (the result negated) or `[var, value]` (meaning `==`).
+//! `[var, "!", op, value]` (the result negated) or `[var, value]`: with an operator as `value`,
+//! that operator against a missing value (`["arg_a", "=="]` holds when `arg_a` is missing), else
+//! `==` with `value` lower-cased (as lua-resty-expr reads it). Logical heads and operators are
+//! case-insensitive.
+//!
+//! Errors are worded as lua-resty-expr words them where it refuses a rule too (`rule should be
+//! wrapped inside brackets`, `rule too short`, `bad 'not' expression`, `invalid expression`,
+//! `invalid operator '<op>'` with the operator lower-cased, `invalid ip address`); the checks it
+//! leaves to request time (regexes, value types) have their own wording.
 //!
 //! Variables are looked up by name through [`Vars`]; the caller decides what `uri`, `http_*`,
 //! `arg_*`, `cookie_*`, `uri_param_*`… mean. Values are text.
@@ -76,6 +84,15 @@ pub enum ExprError {
     /// A single expression was given where a list of expressions was expected.
     #[error("rule should be wrapped inside brackets")]
     NotWrapped,
+    /// A nested rule is empty, or a logical head has fewer than two operands.
+    #[error("rule too short")]
+    TooShort,
+    /// A 4-element expression whose second element is not `"!"`.
+    #[error("bad 'not' expression")]
+    BadNot,
+    /// An expression without an operator or a value (`[var]`).
+    #[error("invalid expression")]
+    Incomplete,
     /// An expression has the wrong shape (length, variable name…).
     #[error("invalid expression {expr}: {reason}")]
     InvalidExpression {
@@ -84,12 +101,9 @@ pub enum ExprError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The operator is not one of the supported ones.
+    /// The operator (lower-cased) is not one of the supported ones.
     #[error("invalid operator '{0}'")]
     InvalidOperator(String),
-    /// A logical head with fewer than two operands.
-    #[error("logical operator '{0}' needs at least two operands")]
-    TooFewOperands(&'static str),
     /// The right-hand value does not suit the operator.
     #[error("invalid value for operator '{op}': {reason}")]
     InvalidValue {
@@ -107,8 +121,11 @@ pub enum ExprError {
         source: regex::Error,
     },
     /// An `ipmatch` operand is neither an IP address nor a CIDR.
-    #[error("invalid IP or CIDR '{0}'")]
+    #[error("invalid ip address: {0}")]
     InvalidIp(String),
+    /// `ipmatch` without any address.
+    #[error("invalid ip address")]
+    NoIp,
 }
 
 /// A compiled `vars` rule.
@@ -203,8 +220,11 @@ enum Head {
     NotOr,
 }
 
-fn head_of(s: &str) -> Option<(&'static str, Head)> {
-    HEADS.iter().find(|(name, _)| *name == s).copied()
+fn head_of(s: &str) -> Option<Head> {
+    HEADS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(_, head)| *head)
 }
 
 impl Expr {
@@ -212,25 +232,33 @@ impl Expr {
     ///
     /// # Errors
     /// [`ExprError`] when the rule is malformed: not an array, a bare expression at the top
-    /// level, an unknown operator, a logical head with fewer than two operands, a bad regex or
-    /// IP/CIDR, or a value that does not suit its operator.
+    /// level, an empty nested rule, an unknown operator, a logical head with fewer than two
+    /// operands, a bad regex or IP/CIDR, or a value that does not suit its operator.
     pub fn compile(rule: &Value) -> Result<Expr, ExprError> {
         let items = rule
             .as_array()
             .ok_or_else(|| ExprError::NotArray(rule.to_string()))?;
-        if let Some(Value::String(first)) = items.first() {
-            if head_of(first).is_none() {
-                return Err(ExprError::NotWrapped);
+        match items.first() {
+            // An empty rule is true.
+            None => Ok(Expr {
+                root: Node::All(Vec::new()),
+            }),
+            Some(Value::Array(_)) => compile_rule(rule).map(|root| Expr { root }),
+            Some(Value::String(first)) if head_of(first).is_some() => {
+                compile_rule(rule).map(|root| Expr { root })
             }
+            Some(_) => Err(ExprError::NotWrapped),
         }
-        Ok(Expr {
-            root: compile_rule(rule)?,
-        })
     }
 
     /// Evaluates the rule against the request's variables.
     pub fn eval(&self, vars: &dyn Vars) -> bool {
         self.root.eval(vars)
+    }
+
+    /// Whether the rule reads a variable whose name starts with `prefix`.
+    pub fn reads(&self, prefix: &str) -> bool {
+        self.root.reads(prefix)
     }
 }
 
@@ -240,12 +268,12 @@ fn compile_rule(rule: &Value) -> Result<Node, ExprError> {
         .as_array()
         .ok_or_else(|| ExprError::NotArray(rule.to_string()))?;
     match items.first() {
-        None => Ok(Node::All(Vec::new())),
+        None => Err(ExprError::TooShort),
         Some(Value::String(first)) => match head_of(first) {
-            Some((name, head)) => {
+            Some(head) => {
                 let operands = &items[1..];
                 if operands.len() < 2 {
-                    return Err(ExprError::TooFewOperands(name));
+                    return Err(ExprError::TooShort);
                 }
                 let nodes = operands
                     .iter()
@@ -272,6 +300,23 @@ fn compile_rule(rule: &Value) -> Result<Node, ExprError> {
     }
 }
 
+/// An operator as lua-resty-expr reads it: a string, or a number (as its text), lower-cased.
+fn op_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_ascii_lowercase()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether `op` (lower-cased) is an operator.
+fn is_operator(op: &str) -> bool {
+    matches!(
+        op,
+        "==" | "~=" | ">" | ">=" | "<" | "<=" | "~~" | "~*" | "in" | "has" | "ipmatch"
+    )
+}
+
 fn compile_cmp(rule: &Value, items: &[Value]) -> Result<Cmp, ExprError> {
     let invalid = |reason| ExprError::InvalidExpression {
         expr: rule.to_string(),
@@ -281,24 +326,31 @@ fn compile_cmp(rule: &Value, items: &[Value]) -> Result<Cmp, ExprError> {
         Some(Value::String(v)) => v.as_str(),
         _ => return Err(invalid("the variable name must be a string")),
     };
-    let (negate, op, value) = match items {
-        [_, value] => (false, "==", value.clone()),
-        [_, Value::String(bang), Value::String(op)] if bang == "!" => {
-            (true, op.as_str(), Value::Null)
-        }
-        [_, Value::String(bang), Value::String(op), value] if bang == "!" => {
-            (true, op.as_str(), value.clone())
-        }
-        [_, Value::String(op), value] => (false, op.as_str(), value.clone()),
-        [_, Value::String(_), _, _] => {
-            return Err(invalid(
-                "a 4-element expression needs \"!\" as its second element",
-            ))
-        }
-        [_, _, _] | [_, _, _, _] => return Err(invalid("the operator must be a string")),
+    // As lua-resty-expr: `[var, x]` is `[var, x, nil]` when `x` is an operator, else
+    // `[var, "==", x]` (with `x` lower-cased as the operator would have been).
+    let (negate, lower, value) = match items {
+        [_] => return Err(ExprError::Incomplete),
+        [_, x] => match op_text(x) {
+            Some(op) if is_operator(&op) => (false, op, Value::Null),
+            Some(text) => (false, "==".to_owned(), Value::String(text)),
+            // `[var, null]`: the variable is missing.
+            None if x.is_null() => (false, "==".to_owned(), Value::Null),
+            None => return Err(ExprError::Incomplete),
+        },
+        [_, op, value] => (
+            false,
+            op_text(op).ok_or(ExprError::Incomplete)?,
+            value.clone(),
+        ),
+        [_, Value::String(bang), op, value] if bang == "!" => (
+            true,
+            op_text(op).ok_or(ExprError::Incomplete)?,
+            value.clone(),
+        ),
+        [_, _, _, _] => return Err(ExprError::BadNot),
         _ => return Err(invalid("an expression has 2 to 4 elements")),
     };
-    let lower = op.to_ascii_lowercase();
+    let op = lower.as_str();
     let bad_value = |reason| ExprError::InvalidValue {
         op: op.to_owned(),
         reason,
@@ -353,8 +405,13 @@ fn compile_cmp(rule: &Value, items: &[Value]) -> Result<Cmp, ExprError> {
         "ipmatch" => {
             let texts: Vec<&Value> = match &value {
                 Value::Array(list) => list.iter().collect(),
+                Value::Null => Vec::new(),
+                Value::String(s) if s.is_empty() => Vec::new(),
                 single => vec![single],
             };
+            if texts.is_empty() {
+                return Err(ExprError::NoIp);
+            }
             let nets = texts
                 .into_iter()
                 .map(|v| {
@@ -420,6 +477,14 @@ fn list_contains(left: &str, item: &str) -> bool {
 }
 
 impl Node {
+    fn reads(&self, prefix: &str) -> bool {
+        match self {
+            Node::All(nodes) | Node::Any(nodes) => nodes.iter().any(|n| n.reads(prefix)),
+            Node::Not(node) => node.reads(prefix),
+            Node::Cmp(cmp) => cmp.var.starts_with(prefix),
+        }
+    }
+
     fn eval(&self, vars: &dyn Vars) -> bool {
         match self {
             Node::All(nodes) => nodes.iter().all(|n| n.eval(vars)),

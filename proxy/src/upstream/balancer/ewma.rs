@@ -13,9 +13,15 @@
 //!
 //! The random draws come from a per-balancer counter run through a bijective mixer: cheap, lock-free
 //! and reproducible in tests, and good enough to decorrelate concurrent pickers.
+//!
+//! As in APISIX, whose averages live in a shared dict keyed by `host:port`, a node's average belongs
+//! to its address, not to one balancer: [`Latencies`] hands every balancer built from one config
+//! source the same state for the same address, so a rebuilt upstream (a node added or removed) or
+//! another upstream with that node keeps what was learned.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use super::{fmix64, Balancer, Group, Skip};
 
@@ -68,6 +74,46 @@ impl EwmaState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.ewma * decay_weight(s.stamp, now)
+    }
+}
+
+/// The latency averages of node addresses, shared by the balancers that use them. An address's
+/// state lives as long as some balancer holds it.
+pub struct Latencies {
+    states: Mutex<HashMap<String, Weak<EwmaState>>>,
+    /// The time origin of every shared state's stamps.
+    epoch: Instant,
+}
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        Latencies {
+            states: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Latencies {
+    /// The state of `address` (`host:port`), shared with every balancer holding it.
+    pub(crate) fn state(&self, address: &str) -> Arc<EwmaState> {
+        // Entries are only inserted or dropped whole, so a poisoned map is still consistent.
+        let mut states = self
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(state) = states.get(address).and_then(Weak::upgrade) {
+            return state;
+        }
+        states.retain(|_, state| state.strong_count() > 0);
+        let state = Arc::new(EwmaState::default());
+        states.insert(address.to_owned(), Arc::downgrade(&state));
+        state
+    }
+
+    /// The time origin of the shared states.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 }
 

@@ -48,6 +48,7 @@ pub use key::HashOn;
 
 use chash::Ring;
 use ewma::EwmaState;
+pub use ewma::Latencies;
 use roundrobin::RoundRobin;
 
 /// One upstream node after normalisation (map form `"host:port": weight` or array form).
@@ -109,7 +110,7 @@ pub struct Balancer {
     /// In-flight requests per node (least_conn and ewma scoring).
     active: Vec<AtomicUsize>,
     /// Latency state per node (ewma only; empty otherwise).
-    ewma: Vec<EwmaState>,
+    ewma: Vec<Arc<EwmaState>>,
     /// Rotating offset for least_conn ties and the seed sequence of ewma's random choices.
     ticket: AtomicU64,
     /// Time origin for ewma timestamps.
@@ -168,7 +169,7 @@ impl Balancer {
             .collect();
         let active = nodes.iter().map(|_| AtomicUsize::new(0)).collect();
         let ewma = if matches!(algo, Algo::Ewma) {
-            nodes.iter().map(|_| EwmaState::default()).collect()
+            nodes.iter().map(|_| Arc::default()).collect()
         } else {
             Vec::new()
         };
@@ -183,6 +184,20 @@ impl Balancer {
             epoch: std::time::Instant::now(),
             health: Vec::new(),
         }
+    }
+
+    /// Makes an ewma balancer keep its latency averages in `shared`, by node address, so that
+    /// other balancers with the same nodes see and feed the same averages (no-op for other kinds).
+    pub fn with_latencies(mut self, shared: &Latencies) -> Balancer {
+        if matches!(self.algo, Algo::Ewma) {
+            self.ewma = self
+                .nodes
+                .iter()
+                .map(|n| shared.state(&format!("{}:{}", n.host, n.port)))
+                .collect();
+            self.epoch = shared.epoch();
+        }
+        self
     }
 
     /// Makes picks skip nodes whose `health` (one per node, in node order) is unhealthy.
