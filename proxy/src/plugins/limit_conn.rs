@@ -25,15 +25,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::limit_key::{
-    check_policy, non_negative_or_var, positive_or_var, rejection, resolve_var, Amount, KeySource,
-    KeyType,
+    check_policy, non_negative_or_var, positive_or_var, rejection, resolve_var, unusable_limits,
+    Amount, KeySource, KeyType,
 };
 use super::{parse_conf, Flow, LogCtx, Plugin, PluginKind, Reply, RequestCtx};
 use crate::router::expr::Vars;
@@ -304,15 +302,11 @@ impl Plugin for Instance {
         let checks = match self.checks(req.vars) {
             Ok(checks) => checks,
             Err(e) => {
-                tracing::error!(error = %e, "limit-conn: failed to get limit conn rules");
-                if self.allow_degradation {
-                    return Flow::Continue;
-                }
-                return Flow::Respond(Reply {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    headers: http::HeaderMap::new(),
-                    body: Bytes::new(),
-                });
+                return unusable_limits(
+                    "limit-conn: failed to get limit conn rules",
+                    &e,
+                    self.allow_degradation,
+                )
             }
         };
         for check in checks {

@@ -28,15 +28,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::limit_key::{
-    check_policy, positive_or_var, rejection, resolve_var, Amount, Expiring, KeySource, KeyType,
-    Keys, MAX_KEYS,
+    check_policy, positive_or_var, rejection, resolve_var, unusable_limits, Amount, Expiring,
+    KeySource, KeyType, Keys, MAX_KEYS,
 };
 use super::{parse_conf, BuildContext, Flow, Plugin, PluginKind, Reply, RequestCtx};
 use crate::router::expr::Vars;
@@ -452,15 +451,11 @@ impl Plugin for Instance {
         let checks = match self.checks(req.vars) {
             Ok(checks) => checks,
             Err(e) => {
-                tracing::error!(error = %e, "limit-count: failed to get rate limit rules");
-                if self.allow_degradation {
-                    return Flow::Continue;
-                }
-                return Flow::Respond(Reply {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    headers: http::HeaderMap::new(),
-                    body: Bytes::new(),
-                });
+                return unusable_limits(
+                    "limit-count: failed to get rate limit rules",
+                    &e,
+                    self.allow_degradation,
+                )
             }
         };
         let now = Instant::now();

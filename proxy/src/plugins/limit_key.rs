@@ -13,7 +13,7 @@ use http::StatusCode;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
-use super::Reply;
+use super::{Flow, Reply};
 use crate::router::expr::Vars;
 use crate::upstream::balancer::HashOn;
 
@@ -110,6 +110,21 @@ pub fn rejection(code: u16, msg: Option<&str>) -> Result<Reply, String> {
         status,
         headers: http::HeaderMap::new(),
         body,
+    })
+}
+
+/// What a limit does when the limits of a request cannot be worked out (a variable with no
+/// usable value): logs `what` and answers 500, or lets the request through with
+/// `allow_degradation`.
+pub fn unusable_limits(what: &str, error: &str, allow_degradation: bool) -> Flow {
+    tracing::error!(error = %error, "{what}");
+    if allow_degradation {
+        return Flow::Continue;
+    }
+    Flow::Respond(Reply {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: http::HeaderMap::new(),
+        body: Bytes::new(),
     })
 }
 
