@@ -800,16 +800,27 @@ mod tests {
         headers: &[(&'static str, &'static str)],
         chunks: &[&str],
     ) -> Option<String> {
-        let plugin = ResponseRewrite.build(&conf).expect("valid");
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.append(*k, v.parse().expect("value"));
         }
+        let chunks: Vec<Bytes> = chunks
+            .iter()
+            .map(|c| Bytes::copy_from_slice(c.as_bytes()))
+            .collect();
+        let out = filter_through(conf, &mut map, &chunks)?;
+        Some(String::from_utf8(out).expect("utf-8"))
+    }
+
+    /// The body sent for an upstream body in `chunks` whose response headers are `map` (as the
+    /// plugin leaves them), through the filters the plugin attached (`None`: it attached none).
+    fn filter_through(conf: Value, map: &mut HeaderMap, chunks: &[Bytes]) -> Option<Vec<u8>> {
+        let plugin = ResponseRewrite.build(&conf).expect("valid");
         let mut filters = Vec::new();
         let mut status = StatusCode::OK;
         plugin.header_filter(&mut ResponseCtx {
             status: &mut status,
-            headers: &mut map,
+            headers: map,
             replace_body: &mut None,
             state: &mut http::Extensions::new(),
             body_filters: &mut filters,
@@ -818,10 +829,10 @@ mod tests {
         let mut filter = filters.pop()?;
         let mut out = Vec::new();
         for c in chunks {
-            out.extend_from_slice(&filter.chunk(Bytes::copy_from_slice(c.as_bytes())));
+            out.extend_from_slice(&filter.chunk(c.clone()));
         }
         out.extend_from_slice(&filter.finish());
-        Some(String::from_utf8(out).expect("utf-8"))
+        Some(out)
     }
 
     #[test]
@@ -848,23 +859,10 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, b"aa").expect("write");
         let gz = gz.finish().expect("gzip");
-        let plugin = ResponseRewrite.build(&conf).expect("valid");
         let mut map = HeaderMap::new();
         map.insert(CONTENT_ENCODING, "gzip".parse().expect("value"));
-        let mut filters = Vec::new();
-        let mut status = StatusCode::OK;
-        plugin.header_filter(&mut ResponseCtx {
-            status: &mut status,
-            headers: &mut map,
-            replace_body: &mut None,
-            state: &mut http::Extensions::new(),
-            body_filters: &mut filters,
-            encoding: &mut None,
-        });
+        let out = filter_through(conf.clone(), &mut map, &[Bytes::from(gz)]).expect("filtered");
         assert!(map.get(CONTENT_ENCODING).is_none(), "the encoding goes");
-        let mut filter = filters.pop().expect("filtered");
-        let mut out = filter.chunk(Bytes::from(gz)).to_vec();
-        out.extend_from_slice(&filter.finish());
         assert_eq!(out, b"bb", "decompressed, then filtered");
         assert_eq!(
             filtered(conf, &[("content-encoding", "identity")], &["aa"]).as_deref(),
