@@ -173,15 +173,11 @@ mod tests {
             .expect("valid");
         let mut headers = http::HeaderMap::new();
         headers.insert("x-echo", HeaderValue::from_static("old"));
-        let mut status = http::StatusCode::OK;
-        plugin.header_filter(&mut ResponseCtx {
-            status: &mut status,
-            headers: &mut headers,
-            replace_body: &mut None,
-            state: &mut http::Extensions::new(),
-            body_filters: &mut Vec::new(),
-            encoding: &mut None,
-        });
+        let headers = crate::plugins::testing::Fake::new(&[]).header_filter(
+            &*plugin,
+            http::StatusCode::OK,
+            headers,
+        );
         assert_eq!(headers.get("x-echo").map(|v| v.as_bytes()), Some(&b"1"[..]));
     }
 

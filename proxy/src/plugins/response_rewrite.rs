@@ -762,34 +762,16 @@ mod tests {
         let plugin = ResponseRewrite
             .build(&json!({"headers": {"X-B": "to $balancer_ip:$balancer_port"}}))
             .expect("valid");
-        let mut state = http::Extensions::new();
-        state.insert(Balancer {
+        let mut fake = Fake::new(&[]);
+        fake.state.insert(Balancer {
             ip: "127.0.0.1".to_owned(),
             port: 1980,
             time: std::time::Duration::ZERO,
         });
-        let mut headers = HeaderMap::new();
-        let mut status = StatusCode::OK;
-        plugin.header_filter(&mut ResponseCtx {
-            status: &mut status,
-            headers: &mut headers,
-            replace_body: &mut None,
-            state: &mut state,
-            body_filters: &mut Vec::new(),
-            encoding: &mut None,
-        });
+        let headers = fake.header_filter(&*plugin, StatusCode::OK, HeaderMap::new());
         assert_eq!(header(&headers, "x-b"), Some("to 127.0.0.1:1980"));
         // No upstream answered (a plugin did): the variables are empty.
-        let mut headers = HeaderMap::new();
-        let mut status = StatusCode::OK;
-        plugin.header_filter(&mut ResponseCtx {
-            status: &mut status,
-            headers: &mut headers,
-            replace_body: &mut None,
-            state: &mut http::Extensions::new(),
-            body_filters: &mut Vec::new(),
-            encoding: &mut None,
-        });
+        let headers = Fake::new(&[]).header_filter(&*plugin, StatusCode::OK, HeaderMap::new());
         assert_eq!(header(&headers, "x-b"), Some("to :"));
     }
 
