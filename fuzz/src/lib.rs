@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrogate::model::expr::Expr;
 use ferrogate::model::Resource;
-use ferrogate::router::expr::Expr;
+use ferrogate::plugin_api::registry::Registry;
 use ferrogate::router::RouterKind;
 use ferrogate::server::vars::{RealIp, RequestVars};
 use ferrogate::server::{path, ConnInfo};
@@ -36,12 +37,18 @@ thread_local! {
     static BUILDER: RefCell<Option<Builder>> = RefCell::new(new_builder());
 }
 
+/// Every plugin a gateway has, as config.yaml without a `plugins:` list enables them.
+fn registry() -> Registry {
+    ferrogate::gateway::plugin_registry(None, None, &[])
+}
+
 fn new_builder() -> Option<Builder> {
     let mut builder = Builder::new(
         BuildSettings {
             router: RouterKind::HostUri,
             keepalive: 320,
             keepalive_timeout: Duration::from_secs(60),
+            registry: registry(),
             plugins: Default::default(),
         },
         None,
@@ -78,7 +85,7 @@ pub fn admin_json(data: &[u8]) -> Outcome {
     if !value.is_object() {
         return Err("the body must be a JSON object".to_owned());
     }
-    kind.check(&value).map_err(|problems| {
+    kind.check(&value, &registry()).map_err(|problems| {
         problems
             .iter()
             .map(ToString::to_string)
@@ -96,7 +103,7 @@ pub fn admin_json(data: &[u8]) -> Outcome {
         ),
         _ => format!("{}/1", kind.segment()),
     };
-    let mut resources = Resources::default();
+    let mut resources = Resources::new(registry());
     resources.apply(vec![Change::Put(Entry {
         key,
         value: Bytes::from(body.to_vec()),
@@ -122,7 +129,7 @@ pub fn standalone_file(data: &[u8]) -> Outcome {
         Format::Json
     };
     let text = String::from_utf8_lossy(text);
-    let loaded = declarative::parse(&text, format).map_err(|e| e.to_string())?;
+    let loaded = declarative::parse(&text, format, &registry()).map_err(|e| e.to_string())?;
     build(loaded.config);
     Ok(())
 }

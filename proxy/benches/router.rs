@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use ferrogate::router::expr::{Expr, Vars};
+use ferrogate::model::expr::{Expr, Vars};
 use ferrogate::router::{RequestInfo, RouteSpec, Router, RouterKind};
 use http::Method;
 

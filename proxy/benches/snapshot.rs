@@ -28,7 +28,7 @@ fn put(key: String, json: String) -> Change {
 
 /// 10k routes as the Admin API stores them: half on a shared upstream, half with an inline one.
 fn loaded() -> Resources {
-    let mut resources = Resources::default();
+    let mut resources = Resources::new(ferrogate::gateway::plugin_registry(None, None, &[]));
     let mut changes = vec![put(
         "upstreams/u".into(),
         r#"{"id":"u","nodes":{"127.0.0.1:1980":1}}"#.into(),
@@ -55,6 +55,7 @@ fn builder() -> Builder {
             router: RouterKind::HostUri,
             keepalive: 320,
             keepalive_timeout: Duration::from_secs(60),
+            registry: ferrogate::gateway::plugin_registry(None, None, &[]),
             plugins: Default::default(),
         },
         None,

@@ -57,7 +57,7 @@ async fn main() {
     std::fs::write(dir.path().join("apisix.yaml"), routes(2)).expect("write apisix.yaml");
     let loaded = ferrogate::config::NodeConfig::load(&dir.path().join("config.yaml"))
         .expect("load config.yaml");
-    let gateway = ferrogate::gateway::start(loaded, Duration::from_millis(100))
+    let gateway = ferrogate::gateway::start(loaded, Duration::from_millis(100), &[])
         .await
         .expect("start");
     println!("2 routes: {}", resident());

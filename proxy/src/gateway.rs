@@ -28,12 +28,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
+use crate::observe::prometheus::NodeStatus;
 use crate::observe::{AccessLog, AccessLogWriter};
-use crate::plugins::drain::Drain;
-use crate::plugins::ext_plugin::KnownRunners;
-use crate::plugins::prometheus::NodeStatus;
-use crate::plugins::BuildContext;
 use crate::router::RouterKind;
+use crate::runners::ext_plugin::{ExtPlugin, KnownRunners};
 use crate::server::{self, Bound, Counts, ServerSettings, State};
 use crate::snapshot::live::{rebuild_loop, Shared};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
@@ -41,6 +39,9 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::etcd::EtcdStore;
 use crate::store::file::FileStore;
 use crate::store::{declarative, sync, watch, FileError, Store, StoreError};
+use plugin_api::drain::Drain;
+use plugin_api::registry::Registry;
+use plugin_api::{BuildContext, PluginKind};
 
 /// How often the declarative file is checked for changes by default (as APISIX).
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -197,6 +198,21 @@ impl Drop for Gateway {
     }
 }
 
+/// The plugin kinds of a gateway: the built-in plugins, the gateway's own (`ext-plugin-*`
+/// calling `runners`, `prometheus`) and `extra` (a user's), narrowed to config.yaml's
+/// `plugins:` list (`enabled`; `None` enables every one).
+pub fn plugin_registry(
+    enabled: Option<&[String]>,
+    runners: Option<Arc<Runners>>,
+    extra: &[Arc<dyn PluginKind>],
+) -> Registry {
+    let mut kinds = plugins::builtin();
+    kinds.extend(ExtPlugin::kinds(runners));
+    kinds.push(Arc::new(crate::observe::prometheus::Prometheus));
+    kinds.extend(extra.iter().cloned());
+    Registry::new(kinds).enable_only(enabled)
+}
+
 /// What [`check`] found in a config that [`start`] would accept.
 #[derive(Debug)]
 pub struct Checked {
@@ -213,10 +229,13 @@ pub struct Checked {
 ///
 /// # Errors
 /// What `start` would refuse for the same reasons.
-pub async fn check(loaded: &LoadedConfig) -> Result<Checked, StartError> {
+pub async fn check(
+    loaded: &LoadedConfig,
+    extra: &[Arc<dyn PluginKind>],
+) -> Result<Checked, StartError> {
     let config = &loaded.config;
     let role = config.deployment.role;
-    crate::plugins::registry::enable_only(config.plugins.as_deref());
+    let registry = plugin_registry(config.plugins.as_deref(), None, extra);
     if let (Some(ext), Role::Traditional | Role::DataPlane) = (&config.ext_plugin, role) {
         Runners::check_in_process(ext).await?;
     }
@@ -228,17 +247,18 @@ pub async fn check(loaded: &LoadedConfig) -> Result<Checked, StartError> {
         ConfigProvider::Yaml | ConfigProvider::Json => true,
     };
     let file = if read {
-        let file = read_file(&path, &runners).map_err(|source| StartError::Declarative {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let file =
+            read_file(&path, &registry, &runners).map_err(|source| StartError::Declarative {
+                path: path.display().to_string(),
+                source,
+            })?;
         Some((path, file))
     } else {
         None
     };
     Ok(Checked {
         unavailable_plugins: config
-            .unavailable_plugins()
+            .unavailable_plugins(&registry)
             .into_iter()
             .map(str::to_owned)
             .collect(),
@@ -246,17 +266,21 @@ pub async fn check(loaded: &LoadedConfig) -> Result<Checked, StartError> {
     })
 }
 
-/// Starts the gateway; `reload_interval` is how often a declarative file is checked.
+/// Starts the gateway with the plugin kinds `extra` beside the built-in ones;
+/// `reload_interval` is how often a declarative file is checked.
 ///
 /// # Errors
 /// See [`StartError`].
-pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Gateway, StartError> {
+pub async fn start(
+    loaded: LoadedConfig,
+    reload_interval: Duration,
+    extra: &[Arc<dyn PluginKind>],
+) -> Result<Gateway, StartError> {
     let config = &loaded.config;
     let router = RouterKind::from_name(&config.apisix.router.http).unwrap_or(RouterKind::HostUri);
     let http = &config.nginx_config.http;
     let role = config.deployment.role;
-    crate::plugins::registry::enable_only(config.plugins.as_deref());
-    let unavailable = config.unavailable_plugins();
+    let unavailable = config.unavailable_plugins(&plugin_registry(None, None, extra));
     if !unavailable.is_empty() {
         // Usually APISIX's whole default list, copied to enable one more plugin: serve the ones
         // Ferrogate has; configs naming the others are refused as unknown plugins.
@@ -273,17 +297,18 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
         _ => None,
     };
     let known_runners = KnownRunners::of(config.ext_plugin.as_ref(), role);
+    let registry = plugin_registry(config.plugins.as_deref(), runners.clone(), extra);
     let drain = Arc::new(Drain::default());
     let mut builder = Builder::new(
         BuildSettings {
             router,
             keepalive: http.upstream.keepalive,
             keepalive_timeout: http.upstream.keepalive_timeout,
+            registry: registry.clone(),
             plugins: BuildContext {
                 owner: String::new(),
-                runners: runners.clone(),
                 drain: Some(drain.clone()),
-                limit_counts: Arc::default(),
+                batches: Some(Arc::new(crate::observe::prometheus::Batches)),
             },
         },
         config.apisix.ssl.trusted_ca(),
@@ -302,7 +327,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     let store: Option<Arc<dyn Store>> = match provider {
         ConfigProvider::Embedded => {
             let store = EmbeddedStore::open(&loaded.data_dir())?;
-            seed(&store, &declarative_path, &known_runners).await?;
+            seed(&store, &declarative_path, &registry, &known_runners).await?;
             Some(Arc::new(store))
         }
         ConfigProvider::Etcd => Some(Arc::new(EtcdStore::connect(&config.deployment.etcd).await?)),
@@ -310,7 +335,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
     };
     // With a store, the first read is applied before serving (a store that cannot be read fails
     // the start, as APISIX does without etcd); later reads follow in the background.
-    let shared = Shared::default();
+    let shared = Shared::new(registry.clone());
     // The Admin API works on the store; with the standalone file it shows the file, read-only.
     let (first, loaded_listing, admin_store, file_store, read_only) = match &store {
         Some(store) => {
@@ -324,7 +349,8 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             (first, Some(listing), store.clone(), None, None)
         }
         None => {
-            let first = first_from_file(&declarative_path, &mut builder, &known_runners)?;
+            let first =
+                first_from_file(&declarative_path, &mut builder, &registry, &known_runners)?;
             let name = if provider == ConfigProvider::Json {
                 "json"
             } else {
@@ -456,6 +482,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             let stamp = watch::stamp(&declarative_path);
             let shown = file_store.clone();
             let runners = known_runners.clone();
+            let plugins = registry.clone();
             background.push(tokio::spawn(watch::watch_file(
                 declarative_path.clone(),
                 reload_interval,
@@ -466,6 +493,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
                         &builder,
                         &reload_state,
                         shown.as_deref(),
+                        &plugins,
                         &runners,
                     )
                 },
@@ -517,7 +545,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
             let node_of = state.clone();
             let etcd = etcd_reachable.clone();
-            management.push(tokio::spawn(crate::plugins::prometheus::serve(
+            management.push(tokio::spawn(crate::observe::prometheus::serve(
                 listener,
                 attr.export_uri.clone(),
                 move || NodeStatus {
@@ -546,6 +574,7 @@ pub async fn start(loaded: LoadedConfig, reload_interval: Duration) -> Result<Ga
             auth,
             browser: admin::Browser::new(settings),
             read_only,
+            plugins: registry,
             runners: known_runners,
         });
         management.push(tokio::spawn(admin::serve(listener, admin, stopped())));
@@ -592,13 +621,15 @@ fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, 
 fn first_from_file(
     path: &Path,
     builder: &mut Builder,
+    registry: &Registry,
     runners: &KnownRunners,
 ) -> Result<Snapshot, StartError> {
     let first = if path.exists() {
-        let file = read_file(path, runners).map_err(|source| StartError::Declarative {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let file =
+            read_file(path, registry, runners).map_err(|source| StartError::Declarative {
+                path: path.display().to_string(),
+                source,
+            })?;
         report(path, &file);
         builder.build(Arc::new(file.config))
     } else {
@@ -619,13 +650,14 @@ fn first_from_file(
 async fn seed(
     store: &EmbeddedStore,
     path: &Path,
+    registry: &Registry,
     runners: &KnownRunners,
 ) -> Result<(), StartError> {
     let listing = store.list("").await?;
     if !listing.entries.is_empty() || listing.revision > 1 || !path.exists() {
         return Ok(());
     }
-    let file = read_file(path, runners).map_err(|source| StartError::Declarative {
+    let file = read_file(path, registry, runners).map_err(|source| StartError::Declarative {
         path: path.display().to_string(),
         source,
     })?;
@@ -692,9 +724,10 @@ fn reload(
     builder: &Mutex<Builder>,
     state: &State,
     shown: Option<&FileStore>,
+    registry: &Registry,
     runners: &KnownRunners,
 ) {
-    let file = match read_file(path, runners) {
+    let file = match read_file(path, registry, runners) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, "config file not applied; the current config stays");
@@ -722,8 +755,12 @@ fn reload(
 
 /// Reads the standalone file; as the Admin API, it is refused when an `ext-plugin-*` config
 /// names a runner this node does not have (its routes would only answer 503).
-fn read_file(path: &Path, runners: &KnownRunners) -> Result<declarative::Loaded, FileError> {
-    let file = declarative::read(path)?;
+fn read_file(
+    path: &Path,
+    registry: &Registry,
+    runners: &KnownRunners,
+) -> Result<declarative::Loaded, FileError> {
+    let file = declarative::read(path, registry)?;
     let config = &file.config;
     let plugins = config
         .routes

@@ -32,7 +32,7 @@ async fn try_start(config_yaml: &str, apisix_yaml: &str) -> Result<TestGateway, 
     std::fs::write(dir.path().join("apisix.yaml"), apisix_yaml).expect("write routes");
     std::fs::write(dir.path().join("config.yaml"), merged_config(config_yaml)).expect("config");
     let loaded = NodeConfig::load(&dir.path().join("config.yaml")).map_err(|e| format!("{e:?}"))?;
-    match gateway::start(loaded, Duration::from_millis(20)).await {
+    match gateway::start(loaded, Duration::from_millis(20), &[]).await {
         Ok(gateway) => Ok(TestGateway {
             gateway,
             dir,
@@ -47,7 +47,7 @@ async fn apisix_default_plugin_list_starts_and_its_missing_plugins_are_unknown()
     let config = format!("{}{APISIX_PLUGINS}", embedded_config());
     let (c, _) = NodeConfig::parse(&config).expect("parses");
     assert!(c.validate().is_empty(), "{:?}", c.validate());
-    let missing = c.unavailable_plugins();
+    let missing = c.unavailable_plugins(&gateway::plugin_registry(None, None, &[]));
     assert!(missing.contains(&"zipkin") && missing.contains(&"openid-connect"));
     assert!(!missing.contains(&"key-auth") && !missing.contains(&"ext-plugin-post-resp"));
 

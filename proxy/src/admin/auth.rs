@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 use crate::config::{AdminKey, AdminRole, AdminSection};
-use crate::plugins::consumers::constant_time_eq;
+use plugin_api::consumer::constant_time_eq;
 
 /// The Admin API's access rules.
 pub struct Auth {
@@ -63,7 +63,7 @@ impl Auth {
         let allow = config
             .allow_admin
             .iter()
-            .filter_map(|n| crate::model::parse_net(n))
+            .filter_map(|n| model::parse_net(n))
             .collect();
         let keys = if config.admin_key.is_empty() && config.admin_key_required {
             vec![AdminKey {

@@ -21,8 +21,8 @@ use tokio::net::TcpListener;
 
 use super::listener::{self, json, json_value, Reply};
 use super::redact::{redact, Audience};
-use crate::model::{Id, Resource};
 use crate::server::State;
+use model::{Id, Resource};
 
 /// Serves the control API on `listener` until `stop` completes.
 pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<Output = ()>) {

@@ -55,8 +55,10 @@ pub struct Admin {
     pub browser: Browser,
     /// Why writes are refused, when the config comes from a file.
     pub read_only: Option<String>,
+    /// The plugins configs may use.
+    pub plugins: plugin_api::registry::Registry,
     /// The runners `ext-plugin-*` configs may name (a write naming another is refused).
-    pub runners: crate::plugins::ext_plugin::KnownRunners,
+    pub runners: crate::runners::ext_plugin::KnownRunners,
 }
 
 /// A parsed Admin API request.
@@ -79,7 +81,7 @@ impl Call {
         match segments.as_slice() {
             ["plugins", "list" | "reload", ..] | ["schema", "validate", ..] => false,
             ["plugins" | "schema", ..] => true,
-            [first, ..] => crate::model::Resource::from_segment(first).is_some(),
+            [first, ..] => model::Resource::from_segment(first).is_some(),
             [] => false,
         }
     }

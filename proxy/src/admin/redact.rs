@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::model::Resource;
+use model::Resource;
 
 /// Who a resource is shown to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,8 @@ mod tests {
     fn plugins_named_here_exist() {
         for name in SECRET_KEY_PLUGINS {
             assert!(
-                crate::plugins::registry::all()
+                plugin_api::registry::Registry::new(plugins::builtin())
+                    .all()
                     .iter()
                     .any(|k| k.name() == *name),
                 "{name}"

@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 
 use super::listener::Reply;
 use super::{error, unavailable, Admin};
-use crate::model::Resource;
-use crate::plugins::registry;
+use model::Resource;
 
 /// The references a value of `resource` holds: (field, referenced resource).
 fn references(resource: Resource) -> &'static [(&'static str, Resource)] {
@@ -143,7 +142,7 @@ async fn unique_identities(
             .into_iter()
             .flatten()
             .filter_map(|(name, conf)| {
-                let identity = registry::kind(name)?.consumer_identity(conf)?.ok()?;
+                let identity = admin.plugins.kind(name)?.consumer_identity(conf)?.ok()?;
                 Some((name.clone(), identity))
             })
             .collect()

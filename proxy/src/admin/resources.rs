@@ -12,9 +12,10 @@ use super::listener::{json, json_value, Reply};
 use super::redact::{redact, Audience};
 use super::references;
 use super::{error, patch, unavailable, Admin, Call};
-use crate::model::{is_valid_id, is_valid_id_value, is_valid_username, jsonschema, Resource};
-use crate::plugins::{registry, PluginKind};
 use crate::store::Entry;
+use model::{is_valid_id, is_valid_id_value, is_valid_username, jsonschema, Resource};
+use plugin_api::registry::Registry;
+use plugin_api::PluginKind;
 
 /// Where a collection lives and what it allows.
 struct Collection {
@@ -55,8 +56,8 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
         [] => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
-        ["plugins", rest @ ..] => plugins(call, rest),
-        ["schema", rest @ ..] => schema(call, rest),
+        ["plugins", rest @ ..] => plugins(&admin.plugins, call, rest),
+        ["schema", rest @ ..] => schema(&admin.plugins, call, rest),
         ["configs", "validate"] if call.method == Method::POST => validate_config(admin, call),
         ["stream_routes", ..] => error(
             StatusCode::BAD_REQUEST,
@@ -288,8 +289,8 @@ async fn validate(
 /// The checks of a write that need no other object: APISIX's (schema and rules), this
 /// gateway's, then the plugin runners'. The error is the answer's `error_msg`.
 fn check_value(admin: &Admin, resource: Resource, value: &Value) -> Result<(), String> {
-    resource.check_as_apisix(value)?;
-    if let Err(problems) = resource.check(value) {
+    resource.check_as_apisix(value, &admin.plugins)?;
+    if let Err(problems) = resource.check(value, &admin.plugins) {
         let text = problems
             .iter()
             .map(ToString::to_string)
@@ -338,7 +339,7 @@ async fn put(
         (_, None) if c.resource == Resource::Consumer => {
             let message = c
                 .resource
-                .check_as_apisix(&Value::Object(value))
+                .check_as_apisix(&Value::Object(value), &admin.plugins)
                 .err()
                 .unwrap_or_else(|| format!("missing {noun} id"));
             return error(StatusCode::BAD_REQUEST, &message);
@@ -361,7 +362,7 @@ async fn put(
             &format!("the property is forbidden:  {field}"),
         );
     }
-    if c.resource == Resource::PluginMetadata && registry::kind(&id).is_none() {
+    if c.resource == Resource::PluginMetadata && admin.plugins.kind(&id).is_none() {
         return error(StatusCode::BAD_REQUEST, "invalid plugin name");
     }
     store_item(admin, call, c, (id, stored), &mut value, None, ttl).await
@@ -571,7 +572,7 @@ async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) ->
 
 /// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`, each with
 /// APISIX's `?subsystem=http|stream` (this gateway has no stream plugins).
-fn plugins(call: &Call, rest: &[&str]) -> Reply {
+fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
     let subsystem = call.arg("subsystem").unwrap_or("http");
     let http = subsystem == "http";
     match rest {
@@ -591,7 +592,8 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
             json(StatusCode::BAD_REQUEST, "invalid subsystem passed")
         }
         ["list"] => {
-            let names: Vec<&str> = registry::all()
+            let names: Vec<&str> = registry
+                .all()
                 .iter()
                 .filter(|_| http)
                 .map(|k| k.name())
@@ -603,18 +605,18 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
             &format!("unsupported subsystem: {subsystem}"),
         ),
         _ if call.arg("all") == Some("true") => {
-            let all: Map<String, Value> = registry::all()
+            let all: Map<String, Value> = registry.all()
                 .iter()
                 .filter(|_| http)
                 .map(|k| {
-                    let about = json!({"priority": k.priority(), "schema": plugin_schema(*k), "version": 0.1});
+                    let about = json!({"priority": k.priority(), "schema": plugin_schema(k.as_ref()), "version": 0.1});
                     (k.name().to_owned(), about)
                 })
                 .collect();
             json_value(StatusCode::OK, &Value::Object(all))
         }
         [name] if http && call.arg("schema_type") == Some("consumer") => {
-            match registry::kind(name) {
+            match registry.kind(name) {
                 Some(kind) => kind.consumer_schema().map_or_else(
                     || error(StatusCode::BAD_REQUEST, "not found schema"),
                     |schema| json_value(StatusCode::OK, &schema),
@@ -622,7 +624,7 @@ fn plugins(call: &Call, rest: &[&str]) -> Reply {
                 None => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
             }
         }
-        [name] if http => plugin_schema_reply(name),
+        [name] if http => plugin_schema_reply(registry, name),
         [] | [_] => error(
             StatusCode::NOT_FOUND,
             &format!("plugin not found in subsystem {subsystem}"),
@@ -658,24 +660,24 @@ fn plugin_schema(kind: &dyn PluginKind) -> Value {
     schema
 }
 
-fn plugin_schema_reply(name: &str) -> Reply {
-    match registry::kind(name) {
-        Some(kind) => json_value(StatusCode::OK, &plugin_schema(kind)),
+fn plugin_schema_reply(registry: &Registry, name: &str) -> Reply {
+    match registry.kind(name) {
+        Some(kind) => json_value(StatusCode::OK, &plugin_schema(kind.as_ref())),
         None => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
     }
 }
 
 /// `GET /schema/{name}`, `GET /schema/plugins/{name}`, `POST /schema/validate/{resource}`.
-fn schema(call: &Call, rest: &[&str]) -> Reply {
+fn schema(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
     match (call.method.clone(), rest) {
         // `?schema_type=consumer`: an authentication plugin's consumer schema.
         (Method::GET, ["plugins", name]) if call.arg("schema_type") == Some("consumer") => {
-            match registry::kind(name).and_then(|k| k.consumer_schema()) {
+            match registry.kind(name).and_then(|k| k.consumer_schema()) {
                 Some(consumer) => json_value(StatusCode::OK, &consumer),
-                None => plugin_schema_reply(name),
+                None => plugin_schema_reply(registry, name),
             }
         }
-        (Method::GET, ["plugins", name]) => plugin_schema_reply(name),
+        (Method::GET, ["plugins", name]) => plugin_schema_reply(registry, name),
         (Method::GET, [name]) => match Resource::ALL.iter().find(|r| r.schema_name() == *name) {
             // APISIX's schema, as APISIX serves it, where the resource has one.
             Some(r) => match r.apisix_schema() {
@@ -713,7 +715,7 @@ fn schema(call: &Call, rest: &[&str]) -> Reply {
             if let Err(message) = apisix {
                 return error(StatusCode::BAD_REQUEST, &message);
             }
-            match resource.check(&value) {
+            match resource.check(&value, registry) {
                 Ok(()) => json(StatusCode::OK, ""),
                 Err(problems) => error(
                     StatusCode::BAD_REQUEST,

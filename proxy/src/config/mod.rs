@@ -25,6 +25,7 @@ pub use duration::deserialize as deserialize_duration;
 pub use env::substitute as substitute_env;
 
 use crate::router::RouterKind;
+pub use model::ConfigError;
 
 /// The whole node configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -471,7 +472,7 @@ impl HttpSection {
     pub fn real_ip_nets(&self) -> Vec<ipnet::IpNet> {
         self.real_ip_from
             .iter()
-            .filter_map(|s| crate::model::parse_net(s))
+            .filter_map(|s| model::parse_net(s))
             .collect()
     }
 }
@@ -538,25 +539,6 @@ impl Default for UpstreamDefaults {
         Self {
             keepalive: 320,
             keepalive_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// A configuration error, with the path of the offending key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path of the key, such as `apisix.node_listen[1].port`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
         }
     }
 }
@@ -643,13 +625,13 @@ impl NodeConfig {
     /// The names in `plugins:` that are not built into Ferrogate, sorted, each once. APISIX's
     /// whole default list is usually copied to enable one more plugin: these are warned about
     /// at start, not refused, and configs using them are refused as unknown plugins.
-    pub fn unavailable_plugins(&self) -> Vec<&str> {
+    pub fn unavailable_plugins(&self, known: &plugin_api::registry::Registry) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .plugins
             .iter()
             .flatten()
             .map(String::as_str)
-            .filter(|name| !crate::plugins::registry::exists(name))
+            .filter(|name| !known.exists(name))
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -723,7 +705,7 @@ impl NodeConfig {
         }
         let http = &self.nginx_config.http;
         for (i, from) in http.real_ip_from.iter().enumerate() {
-            if from != "unix:" && crate::model::parse_net(from).is_none() {
+            if from != "unix:" && model::parse_net(from).is_none() {
                 err(
                     &format!("nginx_config.http.real_ip_from[{i}]"),
                     format!("invalid IP address or CIDR `{from}`"),
@@ -758,7 +740,7 @@ impl NodeConfig {
         }
         let admin = &self.deployment.admin;
         for (i, net) in admin.allow_admin.iter().enumerate() {
-            if crate::model::parse_net(net).is_none() {
+            if model::parse_net(net).is_none() {
                 err(
                     &format!("deployment.admin.allow_admin[{i}]"),
                     format!("invalid IP address or CIDR `{net}`"),
@@ -877,9 +859,10 @@ mod tests {
             NodeConfig::parse("plugins: [key-auth, nope, zipkin, nope]\n").expect("parses");
         assert_eq!(c.plugins.as_deref().map(<[String]>::len), Some(4));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
-        assert_eq!(c.unavailable_plugins(), ["nope", "zipkin"]);
+        let known = crate::gateway::plugin_registry(None, None, &[]);
+        assert_eq!(c.unavailable_plugins(&known), ["nope", "zipkin"]);
         let (all, _) = NodeConfig::parse("").expect("parses");
-        assert!(all.unavailable_plugins().is_empty());
+        assert!(all.unavailable_plugins(&known).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Logs: the error log through `tracing` (level from config, `RUST_LOG` wins) and the access log.
 
 mod access_log;
+pub mod prometheus;
 
 pub use access_log::{AccessLog, AccessLogWriter, AccessRecord};
 

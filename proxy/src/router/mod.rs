@@ -45,7 +45,6 @@
 //! yields a route, the host-less index. So a route with hosts beats every route without hosts,
 //! whatever their priorities. Host lookup is one hash lookup per candidate suffix.
 
-pub mod expr;
 mod host;
 mod path;
 mod radix;
@@ -62,10 +61,10 @@ use std::net::IpAddr;
 use http::Method;
 use ipnet::IpNet;
 
-use self::expr::{Expr, Vars};
 use self::host::{HostKind, HostPattern};
 use self::path::PathPattern;
 use self::radix::RadixTree;
+use model::expr::{Expr, Vars};
 
 /// Which router APISIX's `apisix.router.http` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use http::Method;
 use serde_json::json;
 
-use super::expr::{Expr, Vars};
 use super::{RequestInfo, RouteSpec, Router, RouterKind};
+use model::expr::{Expr, Vars};
 
 fn route(id: &str, uris: &[&str]) -> RouteSpec {
     RouteSpec {
@@ -45,7 +45,7 @@ impl Build for RouteSpec {
     fn addrs(mut self, addrs: &[&str]) -> Self {
         self.remote_addrs = addrs
             .iter()
-            .map(|a| super::expr::parse_ip_or_cidr(a).expect("test CIDR"))
+            .map(|a| model::expr::parse_ip_or_cidr(a).expect("test CIDR"))
             .collect();
         self
     }

@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::observe::AccessRecord;
-use crate::plugins::BodyFilter;
+use plugin_api::BodyFilter;
 
 enum Inner {
     Fixed(Option<Bytes>),
@@ -129,6 +129,17 @@ impl ResponseBody {
     /// Runs `f` when the body ends (before the access log line is written).
     pub fn on_end(&mut self, f: OnEnd) {
         self.on_end = Some(f);
+    }
+}
+
+#[async_trait::async_trait]
+impl plugin_api::body::ResponseBody for ResponseBody {
+    async fn read_all(&mut self, limit: usize) -> Result<Bytes, plugin_api::body::BodyError> {
+        ResponseBody::read_all(self, limit).await
+    }
+
+    fn replace(&mut self, bytes: Bytes) {
+        *self = ResponseBody::fixed(bytes);
     }
 }
 

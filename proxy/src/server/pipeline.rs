@@ -18,16 +18,9 @@ use super::error::{Fault, GatewayError};
 use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::host::{self, Host, HostError};
 use super::path;
-use super::vars::{Balancer, PostArgs, RealIp, RequestVars};
+use super::vars::{answered_by, PostArgs, RealIp, RequestVars};
 use super::{ConnInfo, Gate, State};
 use crate::observe::AccessRecord;
-use crate::plugins::chain::{Chain, Selection};
-use crate::plugins::consumers::Authenticated;
-use crate::plugins::proxy_control::RequestBuffering;
-use crate::plugins::traffic_split::UpstreamChoice;
-use crate::plugins::{
-    Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
-};
 use crate::router::RequestInfo;
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::{BodySlot, Buffered, ClientFault};
@@ -35,6 +28,13 @@ use crate::upstream::client::HttpClient;
 use crate::upstream::forward::upstream_status_header;
 use crate::upstream::Backend;
 use crate::upstream::{forward, ForwardError, RequestTemplate};
+use plugin_api::chain::{Chain, Selection};
+use plugin_api::consumer::Authenticated;
+use plugin_api::{
+    Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
+};
+use plugins::traffic::proxy_control::RequestBuffering;
+use plugins::traffic::traffic_split::UpstreamChoice;
 
 /// Handles one request and always produces a response. `gate` is the TLS connection's mTLS
 /// check, `peer_text` the peer address as text, formatted once per connection.
@@ -300,7 +300,7 @@ pub async fn handle(
                 // `$balancer_ip` / `$balancer_port` for the response phase (response-rewrite).
                 if let Some(run) = plugins.as_mut() {
                     let node = &backend.nodes()[proxied.node].authority;
-                    let answered = Balancer::of(&proxied.response, node, proxied.upstream_time);
+                    let answered = answered_by(&proxied.response, node, proxied.upstream_time);
                     run.state.insert(answered);
                 }
                 let response = downstream_response(
@@ -465,7 +465,7 @@ async fn request_phases(
         headers: upstream_headers,
         response_headers: &mut run.response_headers,
         rewrite: &mut run.rewrite,
-        consumers: &snapshot.consumers,
+        consumers: &*snapshot.consumers,
         consumer: &mut run.consumer,
         state: &mut run.state,
         body,
@@ -671,7 +671,7 @@ fn upstream_path(uri: &http::Uri, changed: Option<&str>) -> PathAndQuery {
     match changed {
         None => uri.path_and_query().cloned(),
         Some(p) => {
-            let encoded = path::encode(p);
+            let encoded = plugin_api::path::encode(p);
             let text = match uri.query() {
                 Some(q) => format!("{encoded}?{q}"),
                 None => encoded.into_owned(),

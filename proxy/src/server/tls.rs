@@ -24,7 +24,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use crate::model::{certified_key, Ssl, SslProtocol, SslType};
+use model::{certified_key, Ssl, SslProtocol, SslType};
 
 /// Node-level TLS settings that shape every index (`apisix.ssl`).
 #[derive(Debug, Clone)]
@@ -524,7 +524,7 @@ impl MissLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Id;
+    use model::Id;
 
     fn ssl(id: &str, snis: &[&str], sans: &[&str]) -> Arc<Ssl> {
         let key = rcgen::KeyPair::generate().expect("key");

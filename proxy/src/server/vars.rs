@@ -14,9 +14,10 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
 use super::ConnInfo;
-use crate::router::expr::Vars;
 use crate::snapshot::RouteEntry;
 use crate::upstream::body::BodySlot;
+use model::expr::Vars;
+use plugin_api::Balancer;
 
 /// The variables of one request.
 pub struct RequestVars<'a> {
@@ -177,41 +178,29 @@ impl Clone for RealIp {
     }
 }
 
-/// The upstream node that answered (`balancer_ip`, `balancer_port`) and how long it took: the
-/// pipeline keeps it in the request's plugin state for the response and log phases.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Balancer {
-    /// The address connected to (a domain node's resolved address), or the node's host.
-    pub ip: String,
-    /// The port connected to.
-    pub port: u16,
-    /// From the start of the answering try to the response head (the upstream latency).
-    pub time: std::time::Duration,
-}
-
-impl Balancer {
-    /// The peer of the connection that carried `response`, or else `node` (`host:port`).
-    pub fn of<B>(
-        response: &http::Response<B>,
-        node: &http::uri::Authority,
-        time: std::time::Duration,
-    ) -> Balancer {
-        use hyper_util::client::legacy::connect::HttpInfo;
-        let (ip, port) = match response.extensions().get::<HttpInfo>() {
-            Some(info) => (
-                info.remote_addr().ip().to_string(),
-                info.remote_addr().port(),
-            ),
-            None => (
-                node.host()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                node.port_u16().unwrap_or(80),
-            ),
-        };
-        Balancer { ip, port, time }
-    }
+/// The upstream node that answered `response` (the peer of its connection, or else `node`, as
+/// `host:port`) and how long it took: the pipeline keeps it in the request's plugin state for the
+/// response and log phases (`balancer_ip`, `balancer_port`).
+pub fn answered_by<B>(
+    response: &http::Response<B>,
+    node: &http::uri::Authority,
+    time: std::time::Duration,
+) -> Balancer {
+    use hyper_util::client::legacy::connect::HttpInfo;
+    let (ip, port) = match response.extensions().get::<HttpInfo>() {
+        Some(info) => (
+            info.remote_addr().ip().to_string(),
+            info.remote_addr().port(),
+        ),
+        None => (
+            node.host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            node.port_u16().unwrap_or(80),
+        ),
+    };
+    Balancer { ip, port, time }
 }
 
 /// The first value of `name` in a query string (raw; a bare `name` gives "").

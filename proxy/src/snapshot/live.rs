@@ -13,6 +13,7 @@ use super::source::Resources;
 use super::{Builder, Snapshot};
 use crate::store::sync::{Change, Follower};
 use crate::store::{Entry, Revision};
+use plugin_api::registry::Registry;
 
 /// Feeds store changes to the rebuild loop.
 pub struct Live {
@@ -21,13 +22,21 @@ pub struct Live {
 }
 
 /// The state shared by [`Live`] and [`rebuild_loop`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shared {
     resources: Arc<Mutex<Resources>>,
     wake: Arc<Notify>,
 }
 
 impl Shared {
+    /// Nothing read yet; plugin configs are checked against `plugins`.
+    pub fn new(plugins: Registry) -> Shared {
+        Shared {
+            resources: Arc::new(Mutex::new(Resources::new(plugins))),
+            wake: Arc::default(),
+        }
+    }
+
     /// Applies a first read and builds its snapshot on the spot, before the node serves.
     pub fn load(&self, entries: &[Entry], builder: &mut Builder) -> Snapshot {
         let changes = entries.iter().cloned().map(Change::Put).collect();

@@ -8,6 +8,7 @@
 //! reused (balancer state and connection pools survive a reload), and clients are cached per
 //! connection policy.
 
+pub mod consumers;
 pub mod live;
 pub mod source;
 
@@ -16,21 +17,22 @@ use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{
-    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Ssl,
-    Upstream,
-};
-use crate::plugins::chain::Chain;
-use crate::plugins::consumers::Consumers;
-use crate::plugins::traffic_split::{self, Alternative};
-use crate::plugins::BuildContext;
 use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
 use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
+use crate::snapshot::consumers::Consumers;
 use crate::store::Declarative;
 use crate::upstream::balancer::Latencies;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
 use crate::upstream::health::{self, Checker};
 use crate::upstream::{Backend, Timeouts};
+use model::{
+    Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Ssl,
+    Upstream,
+};
+use plugin_api::chain::Chain;
+use plugin_api::registry::Registry;
+use plugin_api::BuildContext;
+use plugins::traffic::traffic_split::{self, Alternative};
 
 /// Where a matched route sends its requests.
 // Nearly every route is `Upstream`; boxing it would add a pointer chase per request to save
@@ -120,6 +122,8 @@ pub struct BuildSettings {
     pub keepalive: usize,
     /// Keep-alive idle time when an upstream sets none.
     pub keepalive_timeout: std::time::Duration,
+    /// The plugin kinds chains are built from.
+    pub registry: Registry,
     /// What plugin instances are built with (its `owner` is set per object).
     pub plugins: BuildContext,
 }
@@ -217,6 +221,7 @@ fn route_plugins(
     route: &Route,
     service: Option<&Arc<Service>>,
     plugin_config: Option<&Arc<PluginConfig>>,
+    registry: &Registry,
     base: &BuildContext,
 ) -> Chain {
     if let (Some(id), None) = (&route.plugin_config_id, plugin_config) {
@@ -240,7 +245,7 @@ fn route_plugins(
         owner: format!("route#{}", route.id.as_ref().map_or("", |i| i.0.as_str())),
         ..base.clone()
     };
-    Chain::build(&merged, &ctx)
+    Chain::build(registry, &merged, &ctx)
 }
 
 /// The route's `traffic-split` config, by precedence (route > plugin config > service).
@@ -490,6 +495,7 @@ impl Builder {
             &config.consumers,
             &config.credentials,
             &config.consumer_groups,
+            &self.settings.registry,
             &self.settings.plugins,
         ));
         self.consumers = Some((sources, index.clone()));
@@ -522,7 +528,7 @@ impl Builder {
             owner: "global_rules".to_owned(),
             ..self.settings.plugins.clone()
         };
-        let chain = Arc::new(Chain::build(&merged, &ctx));
+        let chain = Arc::new(Chain::build(&self.settings.registry, &merged, &ctx));
         self.global = Some((rules.to_vec(), chain.clone()));
         chain
     }
@@ -676,6 +682,7 @@ impl Builder {
                 route,
                 service.flatten(),
                 plugin_config,
+                &self.settings.registry,
                 &self.settings.plugins,
             ),
             alternatives,
@@ -851,6 +858,7 @@ mod tests {
                 router: RouterKind::HostUri,
                 keepalive: 320,
                 keepalive_timeout: std::time::Duration::from_secs(60),
+                registry: crate::gateway::plugin_registry(None, None, &[]),
                 plugins: BuildContext::default(),
             },
             None,

@@ -11,16 +11,19 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::config::ConfigError;
-use crate::model::{
+use crate::store::sync::Change;
+use crate::store::Declarative;
+use model::PluginCatalog;
+use model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
     Ssl, Upstream,
 };
-use crate::store::sync::Change;
-use crate::store::Declarative;
+use plugin_api::registry::Registry;
 
 /// The typed resources the data plane uses, by id.
-#[derive(Default)]
 pub struct Resources {
+    /// The plugins configs may use.
+    plugins: Registry,
     routes: BTreeMap<String, Arc<Route>>,
     services: BTreeMap<String, Arc<Service>>,
     upstreams: BTreeMap<String, Arc<Upstream>>,
@@ -34,6 +37,22 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// No resources yet; plugin configs are checked against `plugins`.
+    pub fn new(plugins: Registry) -> Resources {
+        Resources {
+            plugins,
+            routes: BTreeMap::new(),
+            services: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
+            global_rules: BTreeMap::new(),
+            plugin_configs: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
+            credentials: BTreeMap::new(),
+            ssls: BTreeMap::new(),
+        }
+    }
+
     /// Applies changes; returns whether anything the data plane uses changed.
     pub fn apply(&mut self, changes: Vec<Change>) -> bool {
         let mut changed = false;
@@ -43,13 +62,18 @@ impl Resources {
             };
             let id = id.to_owned();
             changed |= match (kind, &change) {
-                ("routes", Change::Put(e)) => {
-                    upsert(&mut self.routes, id, &e.value, |r: &mut Route, id, c| {
+                ("routes", Change::Put(e)) => upsert(
+                    &self.plugins,
+                    &mut self.routes,
+                    id,
+                    &e.value,
+                    |r: &mut Route, id, c| {
                         r.id = Some(id);
                         r.validate(c);
-                    })
-                }
+                    },
+                ),
                 ("services", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.services,
                     id,
                     &e.value,
@@ -59,6 +83,7 @@ impl Resources {
                     },
                 ),
                 ("upstreams", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.upstreams,
                     id,
                     &e.value,
@@ -68,6 +93,7 @@ impl Resources {
                     },
                 ),
                 ("global_rules", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.global_rules,
                     id,
                     &e.value,
@@ -77,6 +103,7 @@ impl Resources {
                     },
                 ),
                 ("plugin_configs", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.plugin_configs,
                     id,
                     &e.value,
@@ -86,6 +113,7 @@ impl Resources {
                     },
                 ),
                 ("consumers", Change::Put(e)) if id.contains('/') => upsert(
+                    &self.plugins,
                     &mut self.credentials,
                     id,
                     &e.value,
@@ -94,6 +122,7 @@ impl Resources {
                     },
                 ),
                 ("consumers", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.consumers,
                     id,
                     &e.value,
@@ -102,6 +131,7 @@ impl Resources {
                     },
                 ),
                 ("consumer_groups", Change::Put(e)) => upsert(
+                    &self.plugins,
                     &mut self.consumer_groups,
                     id,
                     &e.value,
@@ -110,12 +140,16 @@ impl Resources {
                         g.validate(check);
                     },
                 ),
-                ("ssls", Change::Put(e)) => {
-                    upsert(&mut self.ssls, id, &e.value, |s: &mut Ssl, id, c| {
+                ("ssls", Change::Put(e)) => upsert(
+                    &self.plugins,
+                    &mut self.ssls,
+                    id,
+                    &e.value,
+                    |s: &mut Ssl, id, c| {
                         s.id = Some(id);
                         s.validate(c);
-                    })
-                }
+                    },
+                ),
                 ("ssls", Change::Delete(_)) => self.ssls.remove(&id).is_some(),
                 ("consumers", Change::Delete(_)) if id.contains('/') => {
                     self.credentials.remove(&id).is_some()
@@ -162,6 +196,7 @@ impl Resources {
 /// Parses and checks one entry into `map`; an invalid entry removes the previous one (the store no
 /// longer holds it). Returns whether the map changed.
 fn upsert<T: DeserializeOwned>(
+    plugins: &dyn PluginCatalog,
     map: &mut BTreeMap<String, Arc<T>>,
     id: String,
     value: &[u8],
@@ -174,7 +209,7 @@ fn upsert<T: DeserializeOwned>(
             check(
                 &mut item,
                 Id(id.clone()),
-                &mut Checker::new("", &mut problems),
+                &mut Checker::new("", &mut problems, plugins),
             );
             if problems.is_empty() {
                 map.insert(id, Arc::new(item));
@@ -209,7 +244,7 @@ mod tests {
 
     #[test]
     fn valid_items_apply_and_invalid_ones_are_dropped() {
-        let mut r = Resources::default();
+        let mut r = Resources::new(crate::gateway::plugin_registry(None, None, &[]));
         assert!(r.apply(vec![
             put("routes/1", r#"{"uri":"/a","upstream_id":"u"}"#),
             put("upstreams/u", r#"{"nodes":{"127.0.0.1:1980":1}}"#),

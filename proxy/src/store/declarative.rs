@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::config::{substitute_env, ConfigError};
-use crate::model::{
+use model::PluginCatalog;
+use model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
     Ssl, Upstream,
 };
@@ -120,19 +121,19 @@ const NOT_YET_USED: [&str; 5] = [
 ///
 /// # Errors
 /// See [`FileError`].
-pub fn read(path: &Path) -> Result<Loaded, FileError> {
+pub fn read(path: &Path, plugins: &dyn PluginCatalog) -> Result<Loaded, FileError> {
     let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, Format::of(path))
+    parse(&text, Format::of(path), plugins)
 }
 
-/// Parses file text.
+/// Parses file text; plugin configs are checked against `plugins`.
 ///
 /// # Errors
 /// See [`FileError`].
-pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
+pub fn parse(text: &str, format: Format, plugins: &dyn PluginCatalog) -> Result<Loaded, FileError> {
     if format == Format::Yaml && !has_end_marker(text) {
         return Err(FileError::MissingEnd);
     }
@@ -174,15 +175,22 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         }
     }
 
-    let ssls: Vec<Ssl> = items(&top, "ssls", &mut rejected, |s: &mut Ssl, id, c| {
-        s.id = Some(id);
-        s.validate(c);
-        Ok(())
-    });
+    let ssls: Vec<Ssl> = items(
+        &top,
+        "ssls",
+        &mut rejected,
+        plugins,
+        |s: &mut Ssl, id, c| {
+            s.id = Some(id);
+            s.validate(c);
+            Ok(())
+        },
+    );
     let upstreams: Vec<Upstream> = items(
         &top,
         "upstreams",
         &mut rejected,
+        plugins,
         |u: &mut Upstream, id, c| {
             u.id = Some(id);
             u.validate(c);
@@ -190,17 +198,23 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         },
     );
     let upstream_ids: HashSet<&Id> = upstreams.iter().filter_map(|u| u.id.as_ref()).collect();
-    let services: Vec<Service> =
-        items(&top, "services", &mut rejected, |s: &mut Service, id, c| {
+    let services: Vec<Service> = items(
+        &top,
+        "services",
+        &mut rejected,
+        plugins,
+        |s: &mut Service, id, c| {
             s.id = Some(id);
             s.validate(c);
             check_ref(&upstream_ids, "upstream", s.upstream_id.as_ref())
-        });
+        },
+    );
     let service_ids: HashSet<&Id> = services.iter().filter_map(|s| s.id.as_ref()).collect();
     let plugin_configs: Vec<PluginConfig> = items(
         &top,
         "plugin_configs",
         &mut rejected,
+        plugins,
         |p: &mut PluginConfig, id, c| {
             p.id = Some(id);
             p.validate(c);
@@ -215,6 +229,7 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         &top,
         "consumer_groups",
         &mut rejected,
+        plugins,
         |g: &mut ConsumerGroup, id, c| {
             g.id = Some(id);
             g.validate(c);
@@ -229,6 +244,7 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         &top,
         "consumers",
         &mut rejected,
+        plugins,
         |u: &mut Consumer, _, c| {
             u.validate(c);
             check_ref(&group_ids, "consumer group", u.group_id.as_ref())
@@ -238,23 +254,30 @@ pub fn parse(text: &str, format: Format) -> Result<Loaded, FileError> {
         &top,
         "global_rules",
         &mut rejected,
+        plugins,
         |g: &mut GlobalRule, id, c| {
             g.id = Some(id);
             g.validate(c);
             Ok(())
         },
     );
-    let routes: Vec<Route> = items(&top, "routes", &mut rejected, |r: &mut Route, id, c| {
-        r.id = Some(id);
-        r.validate(c);
-        check_ref(&upstream_ids, "upstream", r.upstream_id.as_ref())?;
-        check_ref(&service_ids, "service", r.service_id.as_ref())?;
-        check_ref(
-            &plugin_config_ids,
-            "plugin config",
-            r.plugin_config_id.as_ref(),
-        )
-    });
+    let routes: Vec<Route> = items(
+        &top,
+        "routes",
+        &mut rejected,
+        plugins,
+        |r: &mut Route, id, c| {
+            r.id = Some(id);
+            r.validate(c);
+            check_ref(&upstream_ids, "upstream", r.upstream_id.as_ref())?;
+            check_ref(&service_ids, "service", r.service_id.as_ref())?;
+            check_ref(
+                &plugin_config_ids,
+                "plugin config",
+                r.plugin_config_id.as_ref(),
+            )
+        },
+    );
     loaded.config = Declarative {
         routes: routes.into_iter().map(Arc::new).collect(),
         services: services.into_iter().map(Arc::new).collect(),
@@ -294,6 +317,7 @@ fn items<T: DeserializeOwned>(
     top: &Map<String, Value>,
     key: &str,
     rejected: &mut Vec<ConfigError>,
+    plugins: &dyn PluginCatalog,
     mut check: impl FnMut(&mut T, Id, &mut Checker<'_>) -> Result<(), String>,
 ) -> Vec<T> {
     let Some(value) = top.get(key) else {
@@ -336,7 +360,7 @@ fn items<T: DeserializeOwned>(
         let refs = check(
             &mut item,
             id.clone(),
-            &mut Checker::new(base.clone(), &mut problems),
+            &mut Checker::new(base.clone(), &mut problems, plugins),
         );
         if let Err(message) = refs {
             problems.push(ConfigError {
@@ -366,30 +390,65 @@ mod tests {
     #[test]
     fn end_marker_is_required_for_yaml() {
         assert!(matches!(
-            parse("routes: []\n", Format::Yaml),
+            parse(
+                "routes: []\n",
+                Format::Yaml,
+                &crate::gateway::plugin_registry(None, None, &[])
+            ),
             Err(FileError::MissingEnd)
         ));
-        assert!(parse("routes: []\n#END\n", Format::Yaml).is_ok());
-        assert!(parse("routes: []\n#END   \n\n", Format::Yaml).is_ok());
+        assert!(parse(
+            "routes: []\n#END\n",
+            Format::Yaml,
+            &crate::gateway::plugin_registry(None, None, &[])
+        )
+        .is_ok());
+        assert!(parse(
+            "routes: []\n#END   \n\n",
+            Format::Yaml,
+            &crate::gateway::plugin_registry(None, None, &[])
+        )
+        .is_ok());
         assert!(matches!(
-            parse("#END\nroutes: []\n", Format::Yaml),
+            parse(
+                "#END\nroutes: []\n",
+                Format::Yaml,
+                &crate::gateway::plugin_registry(None, None, &[])
+            ),
             Err(FileError::MissingEnd)
         ));
-        assert!(parse(r#"{"routes": []}"#, Format::Json).is_ok());
+        assert!(parse(
+            r#"{"routes": []}"#,
+            Format::Json,
+            &crate::gateway::plugin_registry(None, None, &[])
+        )
+        .is_ok());
     }
 
     #[test]
     fn whole_file_errors() {
         assert!(matches!(
-            parse("routes: [\n#END", Format::Yaml),
+            parse(
+                "routes: [\n#END",
+                Format::Yaml,
+                &crate::gateway::plugin_registry(None, None, &[])
+            ),
             Err(FileError::Syntax(_))
         ));
         assert!(matches!(
-            parse("- a\n#END", Format::Yaml),
+            parse(
+                "- a\n#END",
+                Format::Yaml,
+                &crate::gateway::plugin_registry(None, None, &[])
+            ),
             Err(FileError::NotAMap)
         ));
         assert!(matches!(
-            parse("{", Format::Json),
+            parse(
+                "{",
+                Format::Json,
+                &crate::gateway::plugin_registry(None, None, &[])
+            ),
             Err(FileError::Syntax(_))
         ));
     }
@@ -424,7 +483,11 @@ consumers:
   - username: jack
 #END
 "#;
-        let Err(FileError::Invalid(rejected)) = parse(text, Format::Yaml) else {
+        let Err(FileError::Invalid(rejected)) = parse(
+            text,
+            Format::Yaml,
+            &crate::gateway::plugin_registry(None, None, &[]),
+        ) else {
             panic!("a file with invalid items must be refused whole");
         };
         let paths: Vec<_> = rejected.iter().map(|e| e.path.as_str()).collect();
@@ -450,7 +513,12 @@ consumers:
         );
         // The same file without its bad items applies, consumers included.
         let good = "upstreams:\n  - id: u1\n    nodes: {\"127.0.0.1:1980\": 1}\nroutes:\n  - {id: 1, uri: /ok, upstream_id: u1}\n  - uri: /noid\n    upstream: {nodes: {\"127.0.0.1:1\": 1}}\nconsumers:\n  - username: jack\n#END\n";
-        let loaded = parse(good, Format::Yaml).expect("valid file");
+        let loaded = parse(
+            good,
+            Format::Yaml,
+            &crate::gateway::plugin_registry(None, None, &[]),
+        )
+        .expect("valid file");
         let ids: Vec<_> = loaded
             .config
             .routes

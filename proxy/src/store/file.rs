@@ -41,7 +41,7 @@ impl FileStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let revision = state.revision + 1;
         let mut entries = BTreeMap::new();
-        let mut add = |kind: &str, id: Option<&crate::model::Id>, json: String| {
+        let mut add = |kind: &str, id: Option<&model::Id>, json: String| {
             let Some(id) = id else { return };
             let key = format!("{kind}/{}", id.0);
             let value = Bytes::from(json);
@@ -153,12 +153,14 @@ mod tests {
         let first = declarative::parse(
             "routes:\n  - {id: 1, uri: /a, upstream_id: u}\n  - {id: 2, uri: /b, upstream_id: u}\nupstreams:\n  - {id: u, nodes: {\"127.0.0.1:1\": 1}}\n#END\n",
             Format::Yaml,
+            &model::NoPlugins,
         )
         .expect("parses");
         store.load(&first.config);
         let second = declarative::parse(
             "routes:\n  - {id: 1, uri: /a, upstream_id: u}\n  - {id: 2, uri: /c, upstream_id: u}\nupstreams:\n  - {id: u, nodes: {\"127.0.0.1:1\": 1}}\n#END\n",
             Format::Yaml,
+            &model::NoPlugins,
         )
         .expect("parses");
         store.load(&second.config);

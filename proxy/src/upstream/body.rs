@@ -274,6 +274,21 @@ impl BodySlot {
     }
 }
 
+#[async_trait::async_trait]
+impl plugin_api::body::RequestBody for BodySlot {
+    async fn read(&mut self, limit: usize) -> Result<Bytes, plugin_api::body::BodyError> {
+        Ok(BodySlot::read(self, limit).await?)
+    }
+
+    fn replace(&mut self, bytes: Bytes) {
+        BodySlot::replace(self, bytes);
+    }
+
+    async fn hold(&mut self, limit: usize) -> bool {
+        matches!(self.buffer(limit, 0).await, Ok(Buffered::Held))
+    }
+}
+
 /// The client's body as read from its connection: a prefix already read (when buffering gave
 /// up), then the rest, at most `timeout` apart.
 struct ClientBody {

@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use super::body::BodySlot;
 use super::client::{ClientCache, ClientKey, HttpClient};
-use crate::model::{self, Checks, ProbeKind};
+use model::{self, Checks, ProbeKind};
 
 /// The four states of lua-resty-healthcheck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

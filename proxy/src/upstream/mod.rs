@@ -25,11 +25,11 @@ use std::time::Duration;
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 
-use crate::model;
-use crate::router::expr::Vars;
 use balancer::{Balancer, HashOn, Kind, Latencies, Node};
 pub use forward::{forward, FailKind, ForwardError, Proxied, RequestTemplate};
 use health::{Checker, NodeHealth, Outcome};
+use model;
+use model::expr::Vars;
 
 /// `retry_on` (beyond APISIX): which failed tries are retried.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -49,7 +49,7 @@ fn seed_file(node: &str) -> String {
 /// Starts the gateway of `dir` in this process; the start error as text.
 async fn start_error(dir: &Path) -> String {
     let loaded = NodeConfig::load(&dir.join("config.yaml")).expect("valid config");
-    match gateway::start(loaded, Duration::from_millis(20)).await {
+    match gateway::start(loaded, Duration::from_millis(20), &[]).await {
         Ok(gw) => {
             gw.shutdown().await;
             panic!("the gateway started");
@@ -199,7 +199,7 @@ async fn damaged_store_files_stop_the_start_naming_the_file_and_are_left_unchang
     // A store the gateway wrote (seeded), closed.
     {
         let loaded = NodeConfig::load(&tmp.path().join("config.yaml")).expect("config");
-        let gw = gateway::start(loaded, Duration::from_millis(20))
+        let gw = gateway::start(loaded, Duration::from_millis(20), &[])
             .await
             .expect("first start");
         gw.shutdown().await;

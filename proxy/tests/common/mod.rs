@@ -265,7 +265,7 @@ pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
     ferrogate::observe::init_tracing("error");
     std::fs::write(dir.path().join("config.yaml"), merged_config(extra)).expect("write config");
     let loaded = NodeConfig::load(&dir.path().join("config.yaml")).expect("valid config");
-    let gateway = gateway::start(loaded, Duration::from_millis(20))
+    let gateway = gateway::start(loaded, Duration::from_millis(20), &[])
         .await
         .expect("gateway starts");
     TestGateway {

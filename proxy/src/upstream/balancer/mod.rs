@@ -34,7 +34,6 @@
 
 mod chash;
 mod ewma;
-mod key;
 mod least_conn;
 mod roundrobin;
 
@@ -44,7 +43,7 @@ use std::time::Duration;
 
 use super::health::NodeHealth;
 
-pub use key::HashOn;
+pub use model::HashOn;
 
 use chash::Ring;
 use ewma::EwmaState;
@@ -64,7 +63,7 @@ pub struct Node {
     pub priority: i32,
 }
 
-pub use crate::router::expr::Vars;
+pub use model::expr::Vars;
 
 /// The balancing algorithm of an upstream (APISIX `type`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,70 @@
+//! Ferrogate's built-in plugins, in folders by APISIX's categories, written against the plugin
+//! API (`plugin_api`) like a plugin in a user's crate. [`builtin`] lists their kinds; a gateway
+//! builds its registry from them (with its own kinds and a user's).
+
+pub mod auth;
+pub mod observability;
+pub mod security;
+pub mod support;
+pub mod traffic;
+pub mod transform;
+
+use std::sync::Arc;
+
+use plugin_api::PluginKind;
+
+/// The kinds of the built-in plugins. Each call makes new kinds: state a kind shares between
+/// its instances (limit-count's counters) belongs to one gateway.
+pub fn builtin() -> Vec<Arc<dyn PluginKind>> {
+    vec![
+        Arc::new(security::real_ip::RealIp),
+        Arc::new(traffic::proxy_control::ProxyControl),
+        Arc::new(traffic::request_id::RequestId),
+        Arc::new(transform::fault_injection::FaultInjection),
+        Arc::new(transform::mocking::Mocking),
+        Arc::new(security::cors::Cors),
+        Arc::new(security::ip_restriction::IpRestriction),
+        Arc::new(security::ua_restriction::UaRestriction),
+        Arc::new(security::referer_restriction::RefererRestriction),
+        Arc::new(security::csrf::Csrf),
+        Arc::new(security::uri_blocker::UriBlocker),
+        Arc::new(auth::hmac_auth::HmacAuth),
+        Arc::new(auth::basic_auth::BasicAuth),
+        Arc::new(auth::jwt_auth::JwtAuth),
+        Arc::new(auth::key_auth::KeyAuth),
+        Arc::new(security::consumer_restriction::ConsumerRestriction),
+        Arc::new(transform::proxy_rewrite::ProxyRewrite),
+        Arc::new(traffic::api_breaker::ApiBreaker),
+        Arc::new(traffic::limit_conn::LimitConn),
+        Arc::new(traffic::limit_count::LimitCount::default()),
+        Arc::new(traffic::limit_req::LimitReq),
+        Arc::new(traffic::traffic_split::TrafficSplit),
+        Arc::new(transform::redirect::Redirect),
+        Arc::new(transform::response_rewrite::ResponseRewrite),
+        Arc::new(transform::gzip::Gzip),
+        Arc::new(transform::echo::Echo),
+        Arc::new(observability::http_logger::HttpLogger),
+        Arc::new(observability::file_logger::FileLogger),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::registry::Registry;
+
+    #[test]
+    fn names_are_unique_and_found() {
+        let registry = Registry::new(super::builtin());
+        let kinds = registry.all();
+        for (i, k) in kinds.iter().enumerate() {
+            assert!(
+                kinds[..i].iter().all(|o| o.name() != k.name()),
+                "{} twice",
+                k.name()
+            );
+            assert_eq!(registry.kind(k.name()).map(|f| f.name()), Some(k.name()));
+        }
+        assert!(registry.kind("no-such-plugin").is_none());
+        assert!(kinds.windows(2).all(|w| w[0].priority() >= w[1].priority()));
+    }
+}

@@ -1,0 +1,5 @@
+//! Shared support of the built-in plugins (no plugin imports another).
+
+pub mod headers;
+pub mod limit_key;
+pub mod log_entry;

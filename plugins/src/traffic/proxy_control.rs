@@ -1,0 +1,97 @@
+//! `proxy-control` (priority 21990, rewrite): how the request goes upstream, per route.
+//!
+//! Config: `request_buffering` (boolean, default true). `false` streams the request body to the
+//! upstream as it arrives instead of reading it whole first (nginx's
+//! `proxy_request_buffering off`), for uploads the upstream should see as they come. Streamed
+//! bodies still count against `streamed_bodies_per_client` and `client_body_timeout`. As
+//! APISIX, it runs in `rewrite`, before authentication, and its schema allows other keys.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+
+/// The kind.
+pub struct ProxyControl;
+
+#[derive(Deserialize, JsonSchema)]
+struct Conf {
+    #[serde(default = "yes")]
+    request_buffering: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Whether the request body is read whole before the upstream is connected (the default when
+/// no `proxy-control` ran); the pipeline reads it from the request's plugin state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBuffering(pub bool);
+
+struct Instance {
+    request_buffering: bool,
+}
+
+impl PluginKind for ProxyControl {
+    fn name(&self) -> &'static str {
+        "proxy-control"
+    }
+
+    fn priority(&self) -> i32 {
+        21990
+    }
+
+    fn schema(&self) -> Value {
+        plugin_api::schema::schema_of::<Conf>()
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(conf)?;
+        Ok(Arc::new(Instance {
+            request_buffering: conf.request_buffering,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
+        req.state.insert(RequestBuffering(self.request_buffering));
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::testing::Fake;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn sets_the_request_buffering_of_the_request() {
+        for (conf, want) in [
+            (json!({}), true),
+            (json!({"request_buffering": false}), false),
+            (json!({"request_buffering": true}), true),
+        ] {
+            let plugin = ProxyControl.build(&conf).expect("valid");
+            let mut fake = Fake::new(&[]);
+            assert!(
+                fake.rewrite(plugin.as_ref()).await.is_none(),
+                "never answers"
+            );
+            assert_eq!(
+                fake.state.get::<RequestBuffering>(),
+                Some(&RequestBuffering(want)),
+                "{conf}"
+            );
+        }
+        assert!(ProxyControl
+            .build(&json!({"request_buffering": "no"}))
+            .is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! `traffic-split` (priority 966, access): sends a share of a route's requests to other upstreams.
+//!
+//! Config: `rules`, each with `match` (a list of `{vars: [...]}`; the rule holds when any of them
+//! does; no list, or an empty one, always holds) and `weighted_upstreams` (default
+//! `[{"weight": 1}]`), each `{upstream_id | upstream, weight}` (weight default 1, at least 0).
+//! The first rule that holds picks one of its weighted upstreams by smooth weighted round robin
+//! (per rule); an entry with only `weight` stands for the route's own upstream. No rule holding
+//! leaves the route's upstream.
+//!
+//! Upstreams are resolved when the snapshot is built, never per request: the builder reads the
+//! same config with [`alternatives`] and gives the route one target per entry that names an
+//! upstream ([`crate::snapshot::RouteEntry::alternatives`]); the plugin leaves an
+//! [`UpstreamChoice`] (an index into them) in the request state, which the pipeline uses instead
+//! of the route's target. The choice carries a fingerprint of the `rules` it indexes, so a
+//! traffic-split configured elsewhere than on the route, its service or its plugin config (a
+//! consumer, a consumer group, a global rule) whose rules differ from the route's is ignored
+//! rather than picking a wrong upstream.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use model::expr::Expr;
+use model::{Id, Resource, Upstream};
+use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+
+/// The kind.
+pub struct TrafficSplit;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    /// Rules, tried in order.
+    #[serde(default)]
+    rules: Vec<RuleConf>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RuleConf {
+    /// The rule holds when any of these does (always when absent or empty).
+    #[serde(rename = "match")]
+    matches: Option<Vec<MatchConf>>,
+    /// Where requests go, by weight.
+    #[serde(default = "default_weighted")]
+    weighted_upstreams: Vec<WeightedConf>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct MatchConf {
+    /// A `vars` expression (lua-resty-expr).
+    vars: Option<Value>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WeightedConf {
+    /// A stored upstream.
+    upstream_id: Option<Id>,
+    /// An inline upstream.
+    upstream: Option<Value>,
+    /// The share of requests (at least 0).
+    #[serde(default = "default_weight")]
+    weight: i64,
+}
+
+fn default_weighted() -> Vec<WeightedConf> {
+    vec![WeightedConf {
+        upstream_id: None,
+        upstream: None,
+        weight: 1,
+    }]
+}
+fn default_weight() -> i64 {
+    1
+}
+
+/// An upstream a traffic-split config names, in the order of the route's alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Alternative {
+    /// A stored upstream, by id.
+    Id(Id),
+    /// An inline upstream (the position of its entry among all entries, to name its backend).
+    Inline(usize, Box<Upstream>),
+}
+
+/// The index the access phase chose in the route's alternatives, with the fingerprint of the
+/// rules it indexes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpstreamChoice {
+    /// Into [`crate::snapshot::RouteEntry::alternatives`].
+    pub index: usize,
+    /// [`fingerprint`] of the config that chose.
+    pub rules: u64,
+}
+
+/// A fingerprint of a config's `rules`, to tell whether a choice indexes a route's alternatives.
+pub fn fingerprint(conf: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    conf.get("rules")
+        .map(Value::to_string)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+/// The upstreams a valid config names, in order: every `weighted_upstreams` entry with an
+/// `upstream_id` (which wins) or an `upstream`, rule after rule. Empty for an invalid config.
+pub fn alternatives(conf: &Value) -> Vec<Alternative> {
+    let Ok(conf) = parse_conf::<Conf>(conf) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let entries = conf.rules.into_iter().flat_map(|r| r.weighted_upstreams);
+    for (position, entry) in entries.enumerate() {
+        if let Some(id) = entry.upstream_id {
+            out.push(Alternative::Id(id));
+        } else if let Some(inline) = entry.upstream {
+            match serde_json::from_value::<Upstream>(inline) {
+                Ok(u) => out.push(Alternative::Inline(position, Box::new(u))),
+                // Checked when written; keep the indexes aligned with the plugin's.
+                Err(_) => out.push(Alternative::Inline(position, Box::default())),
+            }
+        }
+    }
+    out
+}
+
+struct Rule {
+    /// Any holds; empty: always.
+    matches: Vec<Expr>,
+    /// (alternative index or `None` for the route's upstream, weight > 0).
+    upstreams: Vec<(Option<usize>, i64)>,
+    /// Smooth weighted round robin state, one current weight per upstream.
+    current: Mutex<Vec<i64>>,
+}
+
+struct Instance {
+    rules: Vec<Rule>,
+    fingerprint: u64,
+}
+
+impl PluginKind for TrafficSplit {
+    fn name(&self) -> &'static str {
+        "traffic-split"
+    }
+
+    fn priority(&self) -> i32 {
+        966
+    }
+
+    fn schema(&self) -> Value {
+        plugin_api::schema::schema_of::<Conf>()
+    }
+
+    fn build(&self, raw: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(raw)?;
+        let mut rules = Vec::with_capacity(conf.rules.len());
+        let mut next = 0;
+        for (r, rule) in conf.rules.into_iter().enumerate() {
+            let mut matches = Vec::new();
+            for single in rule.matches.into_iter().flatten() {
+                let vars = single.vars.unwrap_or_else(|| Value::Array(Vec::new()));
+                let expr = Expr::compile(&vars)
+                    .map_err(|e| format!("failed to validate the 'vars' expression: {e}"))?;
+                matches.push(expr);
+            }
+            let mut upstreams = Vec::new();
+            for (w, entry) in rule.weighted_upstreams.into_iter().enumerate() {
+                let at = format!("rules[{r}].weighted_upstreams[{w}]");
+                if entry.weight < 0 {
+                    return Err(format!(
+                        "{at}.weight: expected {} to be at least 0",
+                        entry.weight
+                    ));
+                }
+                let index = if entry.upstream_id.is_some() {
+                    Some(next)
+                } else if let Some(inline) = &entry.upstream {
+                    Resource::Upstream
+                        .check(inline, &model::NoPlugins)
+                        .map_err(|errors| {
+                            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                            format!("{at}.upstream: {}", all.join("; "))
+                        })?;
+                    Some(next)
+                } else {
+                    None
+                };
+                if index.is_some() {
+                    next += 1;
+                }
+                if entry.weight > 0 {
+                    upstreams.push((index, entry.weight));
+                }
+            }
+            rules.push(Rule {
+                matches,
+                current: Mutex::new(vec![0; upstreams.len()]),
+                upstreams,
+            });
+        }
+        Ok(Arc::new(Instance {
+            rules,
+            fingerprint: fingerprint(raw),
+        }))
+    }
+}
+
+impl Rule {
+    /// The next upstream by smooth weighted round robin; `None` when it has none with weight.
+    fn pick(&self) -> Option<Option<usize>> {
+        let total: i64 = self.upstreams.iter().map(|(_, w)| w).sum();
+        let mut current = self.current.lock().ok()?;
+        let mut best: Option<usize> = None;
+        for (i, (_, weight)) in self.upstreams.iter().enumerate() {
+            current[i] += weight;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let best = best?;
+        current[best] -= total;
+        Some(self.upstreams[best].0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.eval(req.vars)));
+        if let Some(Some(Some(index))) = rule.map(Rule::pick) {
+            req.state.insert(UpstreamChoice {
+                index,
+                rules: self.fingerprint,
+            });
+        } else {
+            req.state.remove::<UpstreamChoice>();
+        }
+        Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::testing::access;
+    use serde_json::json;
+
+    fn build(conf: &Value) -> Arc<dyn Plugin> {
+        TrafficSplit.build(conf).expect("valid config")
+    }
+
+    /// The choice of `n` requests with `vars` (None: the route's upstream).
+    async fn choices(plugin: &dyn Plugin, vars: &[(&str, &str)], n: usize) -> Vec<Option<usize>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut state = http::Extensions::new();
+            let (reply, _) = access(plugin, vars, &mut state).await;
+            assert!(reply.is_none());
+            out.push(state.get::<UpstreamChoice>().map(|c| c.index));
+        }
+        out
+    }
+
+    #[test]
+    fn configs_are_checked() {
+        let ok = [
+            json!({}),
+            json!({"rules": []}),
+            json!({"rules": [{}]}),
+            json!({"rules": [{"match": [], "weighted_upstreams": [{"weight": 0}]}]}),
+            json!({"rules": [{"match": [{"vars": [["arg_x", "==", "1"]]}, {}], "weighted_upstreams": [{"upstream_id": 1, "weight": 2}, {"upstream": {"nodes": {"127.0.0.1:1980": 1}}}, {"weight": 1}]}]}),
+        ];
+        for conf in ok {
+            assert!(TrafficSplit.build(&conf).is_ok(), "{conf}");
+        }
+        for bad in [
+            json!({"rules": {}}),
+            json!({"rules": [{"match": [{"vars": "x"}]}]}),
+            json!({"rules": [{"match": [{"vars": [["arg_x", "~~~", "1"]]}]}]}),
+            json!({"rules": [{"weighted_upstreams": [{"weight": -1}]}]}),
+            json!({"rules": [{"weighted_upstreams": [{"weight": "1"}]}]}),
+            json!({"rules": [{"weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1980": 1}, "type": "nope"}}]}]}),
+            json!({"rules": [{"weighted_upstreams": [{"upstream": {"bogus": 1}}]}]}),
+            json!({"rules": [{"weighted_upstreams": [{"upstream_id": {"x": 1}}]}]}),
+            json!({"other": 1}),
+        ] {
+            assert!(TrafficSplit.build(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn alternatives_follow_the_entries() {
+        let conf = json!({"rules": [
+            {"weighted_upstreams": [{"upstream_id": "a"}, {"weight": 3}]},
+            {"weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1": 1}}, "weight": 0}, {"upstream_id": 7, "upstream": {"nodes": {"127.0.0.1:2": 1}}}]}
+        ]});
+        let alts = alternatives(&conf);
+        assert_eq!(alts.len(), 3);
+        assert_eq!(alts[0], Alternative::Id(Id("a".into())));
+        assert!(matches!(&alts[1], Alternative::Inline(2, _)));
+        assert_eq!(alts[2], Alternative::Id(Id("7".into())), "upstream_id wins");
+        assert!(alternatives(&json!({"rules": 1})).is_empty());
+        assert_ne!(fingerprint(&conf), fingerprint(&json!({})));
+        assert_eq!(
+            fingerprint(&conf),
+            fingerprint(&json!({"rules": conf["rules"].clone(), "_meta": {"priority": 1}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn weighted_round_robin() {
+        let p = build(
+            &json!({"rules": [{"weighted_upstreams": [{"upstream_id": "a"}, {"upstream_id": "b"}]}]}),
+        );
+        assert_eq!(
+            choices(&*p, &[], 4).await,
+            vec![Some(0), Some(1), Some(0), Some(1)],
+            "1:1 alternates"
+        );
+        let p = build(
+            &json!({"rules": [{"weighted_upstreams": [{"upstream_id": "a", "weight": 3}, {"weight": 1}]}]}),
+        );
+        let got = choices(&*p, &[], 8).await;
+        assert_eq!(got.iter().filter(|c| c.is_none()).count(), 2, "{got:?}");
+        assert_eq!(got.iter().filter(|c| **c == Some(0)).count(), 6);
+        assert_ne!(
+            got[..4].to_vec(),
+            vec![Some(0), Some(0), Some(0), None],
+            "smooth: {got:?}"
+        );
+        // Weight 0 is never picked; only weight 0: the route's upstream.
+        let p = build(
+            &json!({"rules": [{"weighted_upstreams": [{"upstream_id": "a", "weight": 0}, {"upstream_id": "b"}]}]}),
+        );
+        assert_eq!(choices(&*p, &[], 3).await, vec![Some(1); 3]);
+        let p =
+            build(&json!({"rules": [{"weighted_upstreams": [{"upstream_id": "a", "weight": 0}]}]}));
+        assert_eq!(choices(&*p, &[], 2).await, vec![None; 2]);
+        // Default weighted_upstreams: the route's own.
+        let p = build(&json!({"rules": [{}]}));
+        assert_eq!(choices(&*p, &[], 1).await, vec![None]);
+    }
+
+    #[tokio::test]
+    async fn the_first_matching_rule_chooses() {
+        let p = build(&json!({"rules": [
+            {"match": [{"vars": [["http_x_canary", "==", "1"]]}, {"vars": [["arg_beta", "==", "yes"]]}], "weighted_upstreams": [{"upstream_id": "canary"}]},
+            {"match": [{"vars": [["http_x_region", "==", "eu"]]}], "weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1": 1}}}]}
+        ]}));
+        assert_eq!(
+            choices(&*p, &[("http_x_canary", "1")], 1).await,
+            vec![Some(0)]
+        );
+        assert_eq!(
+            choices(&*p, &[("arg_beta", "yes")], 1).await,
+            vec![Some(0)],
+            "any match item"
+        );
+        assert_eq!(
+            choices(&*p, &[("http_x_canary", "1"), ("http_x_region", "eu")], 1).await,
+            vec![Some(0)],
+            "the first rule wins"
+        );
+        assert_eq!(
+            choices(&*p, &[("http_x_region", "eu")], 1).await,
+            vec![Some(1)]
+        );
+        assert_eq!(choices(&*p, &[], 1).await, vec![None], "no rule holds");
+        let mut state = http::Extensions::new();
+        access(&*p, &[("http_x_canary", "1")], &mut state).await;
+        assert_eq!(
+            state.get::<UpstreamChoice>().map(|c| c.rules),
+            Some(fingerprint(&json!({"rules": [
+                {"match": [{"vars": [["http_x_canary", "==", "1"]]}, {"vars": [["arg_beta", "==", "yes"]]}], "weighted_upstreams": [{"upstream_id": "canary"}]},
+                {"match": [{"vars": [["http_x_region", "==", "eu"]]}], "weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1": 1}}}]}
+            ]})))
+        );
+    }
+}

@@ -1,0 +1,559 @@
+//! `redirect` (priority 900, rewrite): answer with a redirect.
+//!
+//! Config: exactly one of
+//! - `uri`: the `Location` (at least 2 characters); `$name` / `${name}` are replaced by request
+//!   variables (`$uri`, `$request_uri`, `$host`, `$arg_x`, ...; a missing one is empty), `\$`
+//!   keeps a literal `$`;
+//! - `regex_uri`: `[regex, template]`: the first match of the regex in the request path (`uri`)
+//!   is replaced by the template (`$1`, `${1}` captures, `$0` the match, `$$` a `$`); a path that
+//!   does not match is not redirected;
+//! - `http_to_https: true`: a request whose scheme is not https (`X-Forwarded-Proto` wins over
+//!   the connection) goes to `https://$host$request_uri`, with the `X-Forwarded-Port` when it is a
+//!   valid port other than 443; 301 for GET and HEAD, 308 otherwise. An https request passes.
+//!
+//! and `ret_code` (default 302, at least 200), `encode_uri` (default false: percent-encode the
+//! new URI's path, up to any `?`), `append_query_string` (default false: add the request's query
+//! string; not with `http_to_https`). The answer has the status, `Location` and an empty body.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, LOCATION};
+use http::{HeaderMap, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+
+use plugin_api::Vars;
+use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+
+/// The kind.
+pub struct Redirect;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["uri"]},
+    {"required": ["regex_uri"]},
+    {"required": ["http_to_https"]}
+]))]
+struct Conf {
+    #[schemars(length(min = 2))]
+    uri: Option<String>,
+    #[schemars(length(min = 2, max = 2))]
+    regex_uri: Option<Vec<String>>,
+    http_to_https: Option<bool>,
+    #[serde(default = "default_code")]
+    #[schemars(range(min = 200))]
+    ret_code: u16,
+    #[serde(default)]
+    encode_uri: bool,
+    #[serde(default)]
+    append_query_string: bool,
+}
+
+fn default_code() -> u16 {
+    302
+}
+
+/// Replaces `$name` and `${name}` in `template` by request variables (a missing one by
+/// nothing), as APISIX's `resolve_var`; `\$name` is kept as written, and a `$` not followed by a
+/// name stays.
+pub(crate) fn resolve_vars(template: &str, vars: &dyn Vars) -> String {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        if at > 0 && rest.as_bytes()[at - 1] == b'\\' {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, next) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) if end > 0 && braced[..end].chars().all(is_name) => {
+                    (&braced[..end], &braced[end + 1..])
+                }
+                _ => ("", after),
+            }
+        } else {
+            let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else if let Some(value) = vars.get(name) {
+            out.push_str(&value);
+        }
+        rest = next;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A part of a `regex_uri` template.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Part {
+    Text(String),
+    Group(usize),
+}
+
+/// Parses a `regex_uri` template: `$N`, `${N}`, `$$`; any other `$` is an error.
+pub(crate) fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut chars = template.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '$' {
+            text.push(c);
+            continue;
+        }
+        let rest = &template[i + 1..];
+        let (digits, skip) = if rest.starts_with('$') {
+            text.push('$');
+            chars.next();
+            continue;
+        } else if let Some(braced) = rest.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{template}`"))?;
+            (&braced[..end], end + 2)
+        } else {
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            (&rest[..end], end)
+        };
+        let group: usize = digits
+            .parse()
+            .map_err(|_| format!("`$` must be followed by a group number in `{template}`"))?;
+        if group > groups {
+            return Err(format!(
+                "`${group}` in `{template}` but the regex has {groups} groups"
+            ));
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(std::mem::take(&mut text)));
+        }
+        parts.push(Part::Group(group));
+        for _ in 0..skip {
+            chars.next();
+        }
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(parts)
+}
+
+/// `subject` with the match `caps` of a regex in it replaced by the template `parts` (as
+/// `ngx.re.sub`: the first match only).
+pub(crate) fn substitute(subject: &str, caps: &regex::Captures<'_>, parts: &[Part]) -> String {
+    let whole = caps.get(0).map_or(0..0, |m| m.range());
+    let mut out = String::with_capacity(subject.len());
+    out.push_str(&subject[..whole.start]);
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
+        }
+    }
+    out.push_str(&subject[whole.end..]);
+    out
+}
+
+enum Target {
+    Uri(String),
+    Regex(Regex, Vec<Part>),
+    Https,
+}
+
+struct Instance {
+    target: Target,
+    status: StatusCode,
+    encode_uri: bool,
+    append_query_string: bool,
+}
+
+impl PluginKind for Redirect {
+    fn name(&self) -> &'static str {
+        "redirect"
+    }
+
+    fn priority(&self) -> i32 {
+        900
+    }
+
+    fn schema(&self) -> Value {
+        plugin_api::schema::schema_of::<Conf>()
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(conf)?;
+        let target = match (&conf.uri, &conf.regex_uri, conf.http_to_https) {
+            (Some(uri), None, None) => {
+                if uri.chars().count() < 2 {
+                    return Err("uri must be at least 2 characters".to_owned());
+                }
+                Target::Uri(uri.clone())
+            }
+            (None, Some(pair), None) => {
+                let [regex, template] = pair.as_slice() else {
+                    return Err("regex_uri must be [regex, template]".to_owned());
+                };
+                let re = Regex::new(regex)
+                    .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
+                let parts = parse_template(template, re.captures_len() - 1)
+                    .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
+                Target::Regex(re, parts)
+            }
+            (None, None, Some(_)) => {
+                if conf.append_query_string {
+                    return Err(
+                        "only one of `http_to_https` and `append_query_string` can be configured."
+                            .to_owned(),
+                    );
+                }
+                Target::Https
+            }
+            _ => {
+                return Err("exactly one of uri, regex_uri or http_to_https is required".to_owned())
+            }
+        };
+        let status = StatusCode::from_u16(conf.ret_code)
+            .ok()
+            .filter(|_| conf.ret_code >= 200)
+            .ok_or_else(|| {
+                format!(
+                    "ret_code must be an HTTP status of at least 200, got {}",
+                    conf.ret_code
+                )
+            })?;
+        if conf.http_to_https == Some(false) {
+            // APISIX accepts `false`: the plugin then does nothing.
+            return Ok(Arc::new(Noop));
+        }
+        Ok(Arc::new(Instance {
+            target,
+            status,
+            encode_uri: conf.encode_uri,
+            append_query_string: conf.append_query_string,
+        }))
+    }
+}
+
+/// `http_to_https: false` and nothing else to do.
+struct Noop;
+
+impl Plugin for Noop {}
+
+/// What `encode_uri` leaves alone: unreserved characters, `/` and the sub-delimiters, `:` `@`.
+const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=');
+
+impl Instance {
+    /// The redirect for a request, or None to let it pass (https already).
+    fn location(&self, vars: &dyn Vars) -> Option<(StatusCode, String)> {
+        let mut status = self.status;
+        let mut uri = match &self.target {
+            Target::Uri(template) => resolve_vars(template, vars),
+            Target::Regex(re, parts) => {
+                let path = vars.get("uri").unwrap_or_default();
+                // As APISIX: a path the regex does not match is not redirected.
+                let caps = re.captures(&path)?;
+                substitute(&path, &caps, parts)
+            }
+            Target::Https => {
+                let scheme = vars
+                    .get("http_x_forwarded_proto")
+                    .or_else(|| vars.get("scheme"))
+                    .unwrap_or(Cow::Borrowed("http"));
+                if scheme == "https" {
+                    return None;
+                }
+                let port = vars
+                    .get("http_x_forwarded_port")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                    .filter(|p| *p != 0 && *p != 443);
+                let method = vars.get("request_method").unwrap_or_default();
+                status = if method == "GET" || method == "HEAD" {
+                    StatusCode::MOVED_PERMANENTLY
+                } else {
+                    StatusCode::PERMANENT_REDIRECT
+                };
+                let host = vars.get("host").unwrap_or_default();
+                let request_uri = vars.get("request_uri").unwrap_or_default();
+                match port {
+                    Some(port) => format!("https://{host}:{port}{request_uri}"),
+                    None => format!("https://{host}{request_uri}"),
+                }
+            }
+        };
+        let query_at = uri.find('?');
+        if self.encode_uri {
+            let (path, query) = uri.split_at(query_at.unwrap_or(uri.len()));
+            uri = format!("{}{query}", utf8_percent_encode(path, KEEP));
+        }
+        if self.append_query_string {
+            if let Some(args) = vars.get("query_string") {
+                uri.push(if uri.contains('?') { '&' } else { '?' });
+                uri.push_str(&args);
+            }
+        }
+        Some((status, uri))
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
+        let Some((status, location)) = self.location(req.vars) else {
+            return Flow::Continue;
+        };
+        let mut headers = HeaderMap::new();
+        match HeaderValue::from_str(&location) {
+            Ok(value) => {
+                headers.insert(LOCATION, value);
+            }
+            // A variable brought something no header can carry: APISIX answers 500 when it
+            // cannot build the new URI.
+            Err(_) => {
+                return Flow::Respond(Reply {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    headers,
+                    body: Bytes::new(),
+                })
+            }
+        }
+        Flow::Respond(Reply {
+            status,
+            headers,
+            body: Bytes::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::testing::{header, Fake};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    fn vars(list: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        list.iter().copied().collect()
+    }
+
+    #[test]
+    fn variables_are_resolved() {
+        let v = vars(&[("uri", "/a"), ("host", "h.com"), ("arg_x", "1")]);
+        assert_eq!(
+            resolve_vars("https://$host$uri?x=${arg_x}", &v),
+            "https://h.com/a?x=1"
+        );
+        assert_eq!(resolve_vars("/$missing/b", &v), "//b");
+        assert_eq!(resolve_vars("/\\$uri", &v), "/\\$uri");
+        assert_eq!(resolve_vars("$ and $", &v), "$ and $");
+        assert_eq!(resolve_vars("${uri", &v), "${uri");
+        assert_eq!(resolve_vars("${uri}x", &v), "/ax");
+        assert_eq!(resolve_vars("no vars", &v), "no vars");
+    }
+
+    #[test]
+    fn templates_are_parsed() {
+        assert_eq!(
+            parse_template("/x/$1-${2}a$$", 2).expect("valid"),
+            vec![
+                Part::Text("/x/".into()),
+                Part::Group(1),
+                Part::Text("-".into()),
+                Part::Group(2),
+                Part::Text("a$".into()),
+            ]
+        );
+        assert!(parse_template("$3", 2).is_err());
+        assert!(parse_template("$name", 2).is_err());
+        assert!(parse_template("${1", 2).is_err());
+    }
+
+    async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Option<Reply> {
+        let plugin = Redirect.build(&conf).expect("valid");
+        Fake::new(vars).rewrite(&*plugin).await
+    }
+
+    fn location(reply: &Reply) -> &str {
+        header(&reply.headers, "location").expect("Location")
+    }
+
+    #[tokio::test]
+    async fn uri() {
+        let reply = run(json!({"uri": "/new$uri"}), &[("uri", "/old")])
+            .await
+            .expect("redirect");
+        assert_eq!(reply.status, StatusCode::FOUND, "302 by default");
+        assert_eq!(location(&reply), "/new/old");
+        assert!(reply.body.is_empty());
+        assert!(reply.headers.get("content-type").is_none());
+
+        let reply = run(
+            json!({"uri": "https://x.com$request_uri", "ret_code": 301}),
+            &[("request_uri", "/a?b=1")],
+        )
+        .await
+        .expect("redirect");
+        assert_eq!(reply.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(location(&reply), "https://x.com/a?b=1");
+    }
+
+    #[tokio::test]
+    async fn regex_uri() {
+        let conf = json!({"regex_uri": ["^/api/(.*)/v([0-9])$", "/v$2/${1}"]});
+        let reply = run(conf.clone(), &[("uri", "/api/users/v2")])
+            .await
+            .expect("redirect");
+        assert_eq!(location(&reply), "/v2/users");
+        assert!(
+            run(conf, &[("uri", "/other")]).await.is_none(),
+            "no match: no redirect"
+        );
+        let reply = run(json!({"regex_uri": ["b+", "[$0]"]}), &[("uri", "/abbc/b")])
+            .await
+            .expect("redirect");
+        assert_eq!(location(&reply), "/a[bb]c/b", "the first match only");
+    }
+
+    #[tokio::test]
+    async fn http_to_https() {
+        let conf = json!({"http_to_https": true});
+        let get = [
+            ("scheme", "http"),
+            ("host", "h.com"),
+            ("request_uri", "/p?q=1"),
+            ("request_method", "GET"),
+        ];
+        let reply = run(conf.clone(), &get).await.expect("redirect");
+        assert_eq!(reply.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(location(&reply), "https://h.com/p?q=1");
+        let mut post = get;
+        post[3] = ("request_method", "POST");
+        let reply = run(conf.clone(), &post).await.expect("redirect");
+        assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
+        let mut ported = get.to_vec();
+        ported.push(("http_x_forwarded_port", "8443"));
+        let reply = run(conf.clone(), &ported).await.expect("redirect");
+        assert_eq!(location(&reply), "https://h.com:8443/p?q=1");
+        ported[4] = ("http_x_forwarded_port", "443");
+        let reply = run(conf.clone(), &ported).await.expect("redirect");
+        assert_eq!(location(&reply), "https://h.com/p?q=1");
+        let mut proxied = get.to_vec();
+        proxied.push(("http_x_forwarded_proto", "https"));
+        assert!(run(conf.clone(), &proxied).await.is_none(), "already https");
+        let reply = run(json!({"http_to_https": true, "ret_code": 307}), &get)
+            .await
+            .expect("redirect");
+        assert_eq!(
+            reply.status,
+            StatusCode::MOVED_PERMANENTLY,
+            "ret_code is not used"
+        );
+        assert!(run(json!({"http_to_https": false}), &get).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn encode_and_append() {
+        let reply = run(
+            json!({"uri": "/a b/ü$request_uri", "encode_uri": true}),
+            &[("request_uri", "?x=a b")],
+        )
+        .await
+        .expect("redirect");
+        assert_eq!(
+            location(&reply),
+            "/a%20b/%C3%BC?x=a b",
+            "the path is encoded, the query kept"
+        );
+        let reply = run(json!({"uri": "/x:y@z/(a)"}), &[])
+            .await
+            .expect("redirect");
+        assert_eq!(location(&reply), "/x:y@z/(a)", "not encoded by default");
+
+        let append = json!({"uri": "/new", "append_query_string": true});
+        let reply = run(append.clone(), &[("query_string", "a=1&b=2")])
+            .await
+            .expect("redirect");
+        assert_eq!(location(&reply), "/new?a=1&b=2");
+        let reply = run(append, &[]).await.expect("redirect");
+        assert_eq!(location(&reply), "/new", "no query, nothing added");
+        let reply = run(
+            json!({"uri": "/new?k=v", "append_query_string": true}),
+            &[("query_string", "a=1")],
+        )
+        .await
+        .expect("redirect");
+        assert_eq!(location(&reply), "/new?k=v&a=1");
+        let reply = run(json!({"uri": "/new"}), &[("query_string", "a=1")])
+            .await
+            .expect("redirect");
+        assert_eq!(location(&reply), "/new", "not appended by default");
+    }
+
+    #[tokio::test]
+    async fn unfit_location() {
+        let reply = run(json!({"uri": "/$arg_x"}), &[("arg_x", "a\nb")])
+            .await
+            .expect("answered");
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn configs_are_checked() {
+        for good in [
+            json!({"uri": "/x"}),
+            json!({"uri": "/x", "ret_code": 307, "encode_uri": true, "append_query_string": true}),
+            json!({"regex_uri": ["^/(.*)", "/b/$1"]}),
+            json!({"http_to_https": true}),
+            json!({"http_to_https": false}),
+        ] {
+            assert!(Redirect.build(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            json!({}),
+            json!({"uri": "/"}),
+            json!({"uri": "/x", "http_to_https": true}),
+            json!({"uri": "/x", "regex_uri": ["a", "b"]}),
+            json!({"regex_uri": ["a"]}),
+            json!({"regex_uri": ["a", "b", "c"]}),
+            json!({"regex_uri": ["(bad", "b"]}),
+            json!({"regex_uri": ["(a)", "$2"]}),
+            json!({"http_to_https": true, "append_query_string": true}),
+            json!({"uri": "/x", "ret_code": 199}),
+            json!({"uri": "/x", "ret_code": 1000}),
+            json!({"uri": "/x", "encode_uri": "yes"}),
+            json!({"uri": "/x", "extra": 1}),
+        ] {
+            assert!(Redirect.build(&bad).is_err(), "{bad}");
+        }
+    }
+}

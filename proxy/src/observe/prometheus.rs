@@ -1,0 +1,877 @@
+//! `prometheus` (priority 500, log phase): request metrics in a process-wide registry, served in
+//! Prometheus' text format by the exporter (see [`serve`]).
+//!
+//! Config: `prefer_name` (default false; true: the `route` and `service` labels are the route's
+//! and its service's names when they have one, else their ids).
+//!
+//! As APISIX's (`run_policy = "prefer_route"`), an instance in a global rule stands aside for
+//! requests to a route that has the plugin too, so they are counted once.
+//!
+//! Metrics (APISIX 3.18's names, labels and label order):
+//! - `apisix_http_status{code,route,matched_uri,matched_host,service,consumer,node,request_type,
+//!   request_llm_model,llm_model,response_source}` counter;
+//! - `apisix_http_latency{type,route,service,consumer,node,request_type,request_llm_model,
+//!   llm_model}` histogram in milliseconds with APISIX's default buckets (1 to 60000): `type`
+//!   `request` (the whole request), `upstream` (the node's time to answer, only when one
+//!   answered) and `apisix` (request minus upstream, at least 0);
+//! - `apisix_bandwidth{type,route,service,consumer,node,request_type,request_llm_model,llm_model}`
+//!   counter, `type="ingress"`: the request's size (request line, headers, body), and
+//!   `type="egress"`: response body bytes (APISIX counts the headers too);
+//! - `apisix_batch_process_entries{name,route_id,server_addr}` gauge: the entries waiting in each
+//!   logger's batch queue (see [`watch_batch`]), labelled with the queue's name and the route and
+//!   server address of the request that started it;
+//! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
+//!   every upstream with health checks (from the gateway's current snapshot, not the registry);
+//! - `apisix_nginx_http_current_connections{state}` gauge, nginx's stub_status states from the
+//!   proxy listeners' counts: `accepted`, `handled` (= accepted), `active` (open connections),
+//!   `writing` (requests being handled), `waiting` (open connections without one), `reading`
+//!   (not tracked separately: 0);
+//! - `apisix_http_requests_total` gauge, requests received;
+//! - `apisix_etcd_reachable` gauge, 1 when the last read or watch of etcd worked (only with the
+//!   etcd config provider);
+//! - `apisix_node_info{hostname,version}` gauge, always 1 (the version is Ferrogate's).
+//!
+//! Label values as APISIX's: `consumer` the authenticated consumer's name; `node` the address of
+//! the upstream node that answered (the node's host when it failed, empty when no upstream was
+//! tried); `request_type` `traditional_http` (no AI proxying here), `request_llm_model` and
+//! `llm_model` empty; `response_source` `upstream` (the upstream answered), `nginx` (the gateway
+//! answered for a failed upstream: 502, 504) or `apisix` (a plugin answered, no route);
+//! `matched_uri` and `matched_host` the route's `uri` and host patterns that matched the request
+//! (`/foo*`, `*.foo.com`; empty without a route, and `matched_host` for a route without hosts).
+//!
+//! The node-level figures come from the gateway at each scrape ([`NodeStatus`]).
+//!
+//! Cardinality is bounded: at most [`MAX_SERIES`] label sets per metric; a request with a new label
+//! set beyond that is counted under `route="other",service="other",consumer="other",
+//! node="other"` (the status code and response source are kept: they are bounded by nature).
+//!
+//! The registry is plain atomics behind a read-mostly lock and the exposition is written by hand:
+//! three fixed metric families do not need a metrics crate. `log` takes the read lock and bumps
+//! atomics; the write lock is taken only on the first request of a label set, and each instance
+//! remembers its recent label sets, so a request of a known set allocates nothing.
+//!
+//! The exporter (`plugin_attr.prometheus` in config.yaml, see [`crate::config::PrometheusAttr`])
+//! serves `GET <export_uri>` (default `/apisix/prometheus/metrics`) on `export_addr` (default
+//! `127.0.0.1:9091`).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::admin::listener::{self, json, Reply};
+use plugin_api::Balancer;
+use crate::upstream::health::Checker;
+use plugin_api::{parse_conf, BatchQueue, BatchWatch, LogCtx, Plugin, PluginKind};
+
+/// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
+pub const MAX_SERIES: usize = 10_000;
+
+/// APISIX's default latency buckets (3.18), in milliseconds.
+const BUCKETS: [u64; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
+];
+
+/// The labels every request has the same value for here: no AI proxying.
+const FIXED: &str = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
+
+/// The kind.
+pub struct Prometheus;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Conf {
+    #[serde(default)]
+    prefer_name: bool,
+}
+
+struct Instance {
+    prefer_name: bool,
+    /// The series this instance recorded into lately, found again without allocating or
+    /// touching the registry's lock (bounded: [`RECENT`] entries).
+    recent: ArcSwap<Vec<Recent>>,
+}
+
+/// How many label sets an instance remembers.
+const RECENT: usize = 32;
+
+/// A label set an instance recorded into, with its series.
+#[derive(Clone)]
+struct Recent {
+    key: StatusKey,
+    status: Arc<AtomicU64>,
+    traffic: Arc<Traffic>,
+}
+
+impl PluginKind for Prometheus {
+    fn name(&self) -> &'static str {
+        "prometheus"
+    }
+
+    fn priority(&self) -> i32 {
+        500
+    }
+
+    fn schema(&self) -> Value {
+        model::schema_of::<Conf>()
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let conf: Conf = parse_conf(conf)?;
+        Ok(Arc::new(Instance {
+            prefer_name: conf.prefer_name,
+            recent: ArcSwap::default(),
+        }))
+    }
+}
+
+/// Who made the response (APISIX's `response_source`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Source {
+    /// The gateway itself: a plugin answered, or no route matched.
+    Apisix,
+    /// The gateway, for an upstream that failed (nginx's 502 / 504).
+    Nginx,
+    /// The upstream.
+    Upstream,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Apisix => "apisix",
+            Source::Nginx => "nginx",
+            Source::Upstream => "upstream",
+        }
+    }
+}
+
+/// `route`, `service`, `consumer`, `node`: the labels of `apisix_http_latency` and
+/// `apisix_bandwidth` (besides `type` and the fixed ones).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct Labels {
+    route: String,
+    service: String,
+    consumer: String,
+    node: String,
+}
+
+impl Labels {
+    fn other() -> Labels {
+        Labels {
+            route: "other".to_owned(),
+            service: "other".to_owned(),
+            consumer: "other".to_owned(),
+            node: "other".to_owned(),
+        }
+    }
+}
+
+/// The labels of one `apisix_http_status` series.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct StatusKey {
+    code: u16,
+    labels: Labels,
+    matched_uri: String,
+    matched_host: String,
+    source: Source,
+}
+
+/// The label values of one finished request, borrowed.
+struct Values<'a> {
+    code: u16,
+    route: &'a str,
+    matched_uri: &'a str,
+    matched_host: &'a str,
+    service: &'a str,
+    consumer: &'a str,
+    node: &'a str,
+    source: Source,
+}
+
+impl Values<'_> {
+    fn is(&self, key: &StatusKey) -> bool {
+        key.code == self.code
+            && key.source == self.source
+            && key.labels.node == self.node
+            && key.labels.route == self.route
+            && key.labels.service == self.service
+            && key.labels.consumer == self.consumer
+            && key.matched_uri == self.matched_uri
+            && key.matched_host == self.matched_host
+    }
+
+    fn key(&self) -> StatusKey {
+        StatusKey {
+            code: self.code,
+            labels: Labels {
+                route: self.route.to_owned(),
+                service: self.service.to_owned(),
+                consumer: self.consumer.to_owned(),
+                node: self.node.to_owned(),
+            },
+            matched_uri: self.matched_uri.to_owned(),
+            matched_host: self.matched_host.to_owned(),
+            source: self.source,
+        }
+    }
+}
+
+/// One latency histogram.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Microseconds (shown as milliseconds).
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        // Stored per bucket (`le`: at most the bound), made cumulative when rendered.
+        if let Some(i) = BUCKETS.iter().position(|b| us <= b * 1000) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+/// The latency histograms and the bandwidth counters of a label set.
+#[derive(Default)]
+struct Traffic {
+    request: Histogram,
+    upstream: Histogram,
+    apisix: Histogram,
+    ingress: AtomicU64,
+    egress: AtomicU64,
+}
+
+/// What one finished request adds.
+struct Sample {
+    latency: Duration,
+    /// The upstream's part, when one answered.
+    upstream: Option<Duration>,
+    /// The request's size.
+    received: u64,
+    bytes: u64,
+}
+
+/// The process-wide registry.
+#[derive(Default)]
+pub struct Metrics {
+    status: RwLock<HashMap<StatusKey, Arc<AtomicU64>>>,
+    traffic: RwLock<HashMap<Labels, Arc<Traffic>>>,
+    batches: Mutex<Vec<Batch>>,
+}
+
+/// A watched batch queue and its labels.
+struct Batch {
+    name: String,
+    route_id: String,
+    server_addr: String,
+    queue: Weak<dyn BatchQueue>,
+}
+
+/// Reports plugins' batch queues in `apisix_batch_process_entries`.
+pub struct Batches;
+
+impl BatchWatch for Batches {
+    fn watch(&self, name: &str, route_id: &str, server_addr: &str, queue: Weak<dyn BatchQueue>) {
+        watch_batch(name, route_id, server_addr, queue);
+    }
+}
+
+/// Reports `queue` in `apisix_batch_process_entries{name,route_id,server_addr}` for as long as it
+/// lives (at most [`MAX_SERIES`] queues at a time).
+fn watch_batch(name: &str, route_id: &str, server_addr: &str, queue: Weak<dyn BatchQueue>) {
+    let mut batches = METRICS
+        .batches
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    batches.retain(|b| b.queue.strong_count() > 0);
+    if batches.len() < MAX_SERIES {
+        batches.push(Batch {
+            name: name.to_owned(),
+            route_id: route_id.to_owned(),
+            server_addr: server_addr.to_owned(),
+            queue,
+        });
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// The registry every `prometheus` instance records into.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The series for `key`, created when missing (or `other`'s when the map is full).
+fn series<K, V>(map: &RwLock<HashMap<K, Arc<V>>>, key: K, other: impl FnOnce() -> K) -> Arc<V>
+where
+    K: Eq + std::hash::Hash,
+    V: Default,
+{
+    {
+        let read = map.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = read.get(&key) {
+            return v.clone();
+        }
+    }
+    let mut write = map.write().unwrap_or_else(|e| e.into_inner());
+    let key = if write.len() >= MAX_SERIES && !write.contains_key(&key) {
+        other()
+    } else {
+        key
+    };
+    write.entry(key).or_default().clone()
+}
+
+/// Counts one finished request in its series.
+fn bump(status: &AtomicU64, traffic: &Traffic, sample: &Sample) {
+    status.fetch_add(1, Ordering::Relaxed);
+    traffic.request.observe(sample.latency);
+    // As APISIX's `latency_details_in_ms`: `apisix` is the request minus the upstream, never
+    // below 0.
+    let own = match sample.upstream {
+        Some(upstream) => {
+            traffic.upstream.observe(upstream);
+            sample.latency.saturating_sub(upstream)
+        }
+        None => sample.latency,
+    };
+    traffic.apisix.observe(own);
+    traffic
+        .ingress
+        .fetch_add(sample.received, Ordering::Relaxed);
+    traffic.egress.fetch_add(sample.bytes, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The series of a label set, created when missing.
+    fn series(&self, key: &StatusKey) -> (Arc<AtomicU64>, Arc<Traffic>) {
+        let status = series(&self.status, key.clone(), || StatusKey {
+            code: key.code,
+            labels: Labels::other(),
+            matched_uri: "other".to_owned(),
+            matched_host: "other".to_owned(),
+            source: key.source,
+        });
+        let traffic = series(&self.traffic, key.labels.clone(), Labels::other);
+        (status, traffic)
+    }
+
+    /// Records one finished request (the tests' shorthand).
+    #[cfg(test)]
+    fn record(&self, key: StatusKey, sample: &Sample) {
+        let (status, traffic) = self.series(&key);
+        bump(&status, &traffic, sample);
+    }
+
+    /// The text exposition (format 0.0.4), series sorted by labels.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut traffic: Vec<(Labels, Arc<Traffic>)> = self
+            .traffic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        traffic.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut status: Vec<(StatusKey, u64)> = self
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect();
+        status.sort_by(|a, b| a.0.cmp(&b.0));
+
+        out.push_str("# HELP apisix_bandwidth Total bandwidth in bytes consumed per service in APISIX\n# TYPE apisix_bandwidth counter\n");
+        for (kind, count) in [
+            (
+                "egress",
+                (|t: &Traffic| &t.egress) as fn(&Traffic) -> &AtomicU64,
+            ),
+            ("ingress", |t: &Traffic| &t.ingress),
+        ] {
+            for (l, t) in &traffic {
+                let _ = writeln!(
+                    out,
+                    "apisix_bandwidth{{type=\"{kind}\",{},{FIXED}}} {}",
+                    labels(l),
+                    count(t).load(Ordering::Relaxed)
+                );
+            }
+        }
+        let mut batches: std::collections::BTreeMap<(&str, &str, &str), usize> =
+            std::collections::BTreeMap::new();
+        let watched = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        for b in watched.iter() {
+            if let Some(queue) = b.queue.upgrade() {
+                *batches
+                    .entry((&b.name, &b.route_id, &b.server_addr))
+                    .or_default() += queue.entries();
+            }
+        }
+        if !batches.is_empty() {
+            out.push_str("# HELP apisix_batch_process_entries batch process remaining entries\n# TYPE apisix_batch_process_entries gauge\n");
+        }
+        for ((name, route_id, server_addr), entries) in batches {
+            let _ = writeln!(
+                out,
+                "apisix_batch_process_entries{{name=\"{}\",route_id=\"{}\",server_addr=\"{}\"}} {entries}",
+                escape(name),
+                escape(route_id),
+                escape(server_addr)
+            );
+        }
+        drop(watched);
+        out.push_str("# HELP apisix_http_latency HTTP request latency in milliseconds per service in APISIX\n# TYPE apisix_http_latency histogram\n");
+        for (l, t) in &traffic {
+            let l = format!("{},{FIXED}", labels(l));
+            for (kind, h) in [
+                ("apisix", &t.apisix),
+                ("request", &t.request),
+                ("upstream", &t.upstream),
+            ] {
+                render_histogram(&mut out, kind, &l, h);
+            }
+        }
+        out.push_str("# HELP apisix_http_status HTTP status codes per service in APISIX\n# TYPE apisix_http_status counter\n");
+        for (k, n) in &status {
+            let _ = writeln!(
+                out,
+                "apisix_http_status{{code=\"{}\",route=\"{}\",matched_uri=\"{}\",matched_host=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\",{FIXED},response_source=\"{}\"}} {n}",
+                k.code,
+                escape(&k.labels.route),
+                escape(&k.matched_uri),
+                escape(&k.matched_host),
+                escape(&k.labels.service),
+                escape(&k.labels.consumer),
+                escape(&k.labels.node),
+                k.source.as_str(),
+            );
+        }
+        out
+    }
+}
+
+/// One `apisix_http_latency` histogram of `type="kind"`; none before its first observation (an
+/// `upstream` one exists once an upstream answered).
+fn render_histogram(out: &mut String, kind: &str, l: &str, h: &Histogram) {
+    let count = h.count.load(Ordering::Relaxed);
+    if count == 0 {
+        return;
+    }
+    let mut cumulative = 0;
+    for (b, n) in BUCKETS.iter().zip(&h.buckets) {
+        cumulative += n.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "apisix_http_latency_bucket{{type=\"{kind}\",{l},le=\"{b}\"}} {cumulative}"
+        );
+    }
+    let sum_us = h.sum_us.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "apisix_http_latency_bucket{{type=\"{kind}\",{l},le=\"+Inf\"}} {count}\n\
+         apisix_http_latency_sum{{type=\"{kind}\",{l}}} {}.{:03}\n\
+         apisix_http_latency_count{{type=\"{kind}\",{l}}} {count}",
+        sum_us / 1000,
+        sum_us % 1000
+    );
+}
+
+/// `route`, `service`, `consumer` and `node`, as label pairs.
+fn labels(l: &Labels) -> String {
+    format!(
+        "route=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\"",
+        escape(&l.route),
+        escape(&l.service),
+        escape(&l.consumer),
+        escape(&l.node)
+    )
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `host:port` (or `[v6]:port`) without the port.
+fn node_host(node: &str) -> &str {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']').map_or(node, |(h, _)| h);
+    }
+    match node.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => node,
+    }
+}
+
+#[async_trait::async_trait]
+impl Plugin for Instance {
+    fn prefers_route(&self) -> bool {
+        true
+    }
+
+    fn log(&self, done: &LogCtx<'_>) {
+        let req = done.request;
+        let route = match (&req.route_name, self.prefer_name) {
+            (Some(name), true) if !name.is_empty() => name.as_str(),
+            _ => req.route_id.as_str(),
+        };
+        // The node that answered (its address), else the one that failed.
+        let answered = done.state.get::<Balancer>();
+        let node = match answered {
+            Some(b) => b.ip.as_str(),
+            None => done.upstream.map(node_host).unwrap_or(""),
+        };
+        let source = match (answered, done.upstream_status) {
+            (Some(_), _) => Source::Upstream,
+            (None, Some(_)) => Source::Nginx,
+            (None, None) => Source::Apisix,
+        };
+        let service = match (&req.service_name, self.prefer_name) {
+            (Some(name), true) if !name.is_empty() => name.as_str(),
+            _ => req.service_id.as_deref().unwrap_or(""),
+        };
+        let values = Values {
+            code: done.status.as_u16(),
+            route,
+            matched_uri: &req.matched_uri,
+            matched_host: &req.matched_host,
+            service,
+            consumer: done.consumer_name.unwrap_or(""),
+            node,
+            source,
+        };
+        let sample = Sample {
+            latency: done.latency,
+            upstream: answered.map(|b| b.time),
+            received: req.request_length,
+            bytes: done.bytes_sent,
+        };
+        let recent = self.recent.load();
+        if let Some(r) = recent.iter().find(|r| values.is(&r.key)) {
+            bump(&r.status, &r.traffic, &sample);
+            return;
+        }
+        let key = values.key();
+        let (status, traffic) = METRICS.series(&key);
+        bump(&status, &traffic, &sample);
+        if recent.len() < RECENT {
+            let entry = Recent {
+                key,
+                status,
+                traffic,
+            };
+            self.recent.rcu(|old| {
+                let mut next = Vec::clone(old);
+                if next.len() < RECENT {
+                    next.push(entry.clone());
+                }
+                next
+            });
+        }
+    }
+}
+
+/// What the exporter reads from its gateway at each scrape.
+#[derive(Default)]
+pub struct NodeStatus {
+    /// The health checkers in use (`apisix_upstream_status`).
+    pub upstreams: Vec<Arc<Checker>>,
+    /// Connection and request counts of the proxy listeners.
+    pub counts: crate::server::CountsNow,
+    /// Whether etcd is reachable; `None` when the gateway does not use etcd.
+    pub etcd_reachable: Option<bool>,
+}
+
+/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics, with
+/// the node-level ones from `node()`.
+pub async fn serve(
+    listener: TcpListener,
+    uri: String,
+    node: impl Fn() -> NodeStatus + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) {
+    listener::serve(
+        listener,
+        "prometheus exporter",
+        move |req, _| {
+            let reply = answer(req.method(), req.uri().path(), &uri, &node());
+            async move { reply }
+        },
+        stop,
+    )
+    .await;
+}
+
+/// The node-level metrics: connections, requests, etcd.
+fn render_node(node: &NodeStatus) -> String {
+    let c = node.counts;
+    let mut out = String::from(
+        "# HELP apisix_nginx_http_current_connections Number of HTTP connections
+# TYPE apisix_nginx_http_current_connections gauge
+",
+    );
+    let waiting = c.active.saturating_sub(c.in_flight);
+    for (state, value) in [
+        ("accepted", c.accepted),
+        ("active", c.active),
+        ("handled", c.accepted),
+        ("reading", 0),
+        ("waiting", waiting),
+        ("writing", c.in_flight),
+    ] {
+        let _ = writeln!(
+            out,
+            "apisix_nginx_http_current_connections{{state=\"{state}\"}} {value}"
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP apisix_http_requests_total The total number of client requests
+# TYPE apisix_http_requests_total gauge
+apisix_http_requests_total {}
+",
+        c.requests
+    );
+    let _ = write!(
+        out,
+        "# HELP apisix_node_info Info of APISIX node
+# TYPE apisix_node_info gauge
+apisix_node_info{{hostname=\"{}\",version=\"{}\"}} 1
+",
+        escape(plugins::support::log_entry::hostname()),
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(up) = node.etcd_reachable {
+        let _ = write!(
+            out,
+            "# HELP apisix_etcd_reachable Config server etcd reachable from APISIX, 0 is unreachable
+# TYPE apisix_etcd_reachable gauge
+apisix_etcd_reachable {}
+",
+            u8::from(up)
+        );
+    }
+    out
+}
+
+/// `apisix_upstream_status` for `checkers`.
+pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
+    let mut out = String::from(
+        "# HELP apisix_upstream_status Upstream status from health check
+# TYPE apisix_upstream_status gauge
+",
+    );
+    for c in checkers {
+        for node in c.targets().iter() {
+            let _ = writeln!(
+                out,
+                "apisix_upstream_status{{name=\"{}\",ip=\"{}\",port=\"{}\"}} {}",
+                escape(c.key()),
+                escape(&node.host),
+                node.port,
+                u8::from(node.is_healthy())
+            );
+        }
+    }
+    out
+}
+
+fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> Reply {
+    if (method != Method::GET && method != Method::HEAD) || path != uri {
+        return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
+    }
+    let mut text = METRICS.render();
+    if !node.upstreams.is_empty() {
+        text.push_str(&render_upstream_status(&node.upstreams));
+    }
+    text.push_str(&render_node(node));
+    let mut reply = json(StatusCode::OK, text);
+    reply.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(route: &str, code: u16) -> StatusKey {
+        StatusKey {
+            code,
+            labels: Labels {
+                route: route.to_owned(),
+                service: "s".to_owned(),
+                consumer: "jack".to_owned(),
+                node: "10.0.0.1".to_owned(),
+            },
+            matched_uri: String::new(),
+            matched_host: String::new(),
+            source: Source::Upstream,
+        }
+    }
+
+    fn sample(latency_us: u64, upstream_us: Option<u64>, bytes: u64) -> Sample {
+        Sample {
+            latency: Duration::from_micros(latency_us),
+            upstream: upstream_us.map(Duration::from_micros),
+            received: bytes * 2,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn records_and_renders() {
+        let m = Metrics::default();
+        m.record(key("r", 200), &sample(1_500, Some(500), 10));
+        m.record(key("r", 200), &sample(1_000, Some(1_200), 5));
+        let mut plugin_answered = key("r", 404);
+        plugin_answered.source = Source::Apisix;
+        m.record(plugin_answered, &sample(70_000_000, None, 0));
+        let text = m.render();
+        let has = |line: &str| assert!(text.lines().any(|x| x == line), "{line} in\n{text}");
+        let fixed = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
+        let common = format!(r#"route="r",service="s",consumer="jack",node="10.0.0.1",{fixed}"#);
+        has(&format!(
+            r#"apisix_http_status{{code="200",route="r",matched_uri="",matched_host="",service="s",consumer="jack",node="10.0.0.1",{fixed},response_source="upstream"}} 2"#
+        ));
+        has(&format!(
+            r#"apisix_http_status{{code="404",route="r",matched_uri="",matched_host="",service="s",consumer="jack",node="10.0.0.1",{fixed},response_source="apisix"}} 1"#
+        ));
+        has(&format!(r#"apisix_bandwidth{{type="egress",{common}}} 15"#));
+        has(&format!(
+            r#"apisix_bandwidth{{type="ingress",{common}}} 30"#
+        ));
+        let req = format!(r#"type="request",{common}"#);
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="1"}} 1"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{req},le="2"}} 2"#));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{req},le="60000"}} 2"#
+        ));
+        has(&format!(
+            r#"apisix_http_latency_bucket{{{req},le="+Inf"}} 3"#
+        ));
+        has(&format!(r#"apisix_http_latency_sum{{{req}}} 70002.500"#));
+        has(&format!(r#"apisix_http_latency_count{{{req}}} 3"#));
+        // Only the requests an upstream answered have an upstream latency.
+        let up = format!(r#"type="upstream",{common}"#);
+        has(&format!(r#"apisix_http_latency_count{{{up}}} 2"#));
+        has(&format!(r#"apisix_http_latency_sum{{{up}}} 1.700"#));
+        // apisix = request - upstream, at least 0: 1.0 ms, 0 ms, 70000 ms.
+        let own = format!(r#"type="apisix",{common}"#);
+        has(&format!(r#"apisix_http_latency_count{{{own}}} 3"#));
+        has(&format!(r#"apisix_http_latency_sum{{{own}}} 70001.000"#));
+        has(&format!(r#"apisix_http_latency_bucket{{{own},le="1"}} 2"#));
+        assert!(text.contains("# TYPE apisix_http_latency histogram\n"));
+    }
+
+    #[test]
+    fn label_sets_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..MAX_SERIES + 5 {
+            m.record(key(&i.to_string(), 200), &sample(1, None, 1));
+        }
+        assert_eq!(m.status.read().expect("lock").len(), MAX_SERIES + 1);
+        assert_eq!(m.traffic.read().expect("lock").len(), MAX_SERIES + 1);
+        let text = m.render();
+        assert!(text.contains(
+            "apisix_http_status{code=\"200\",route=\"other\",matched_uri=\"other\",matched_host=\"other\",service=\"other\",consumer=\"other\",node=\"other\","
+        ), "{text}");
+        assert!(text.contains("response_source=\"upstream\"} 5\n"));
+        // Known label sets still count on their own.
+        m.record(key("0", 200), &sample(1, None, 1));
+        assert!(m.render().contains(
+            "apisix_http_status{code=\"200\",route=\"0\",matched_uri=\"\",matched_host=\"\",service=\"s\",consumer=\"jack\",node=\"10.0.0.1\","
+        ));
+    }
+
+    #[test]
+    fn labels_are_escaped_and_nodes_lose_their_port() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(node_host("10.0.0.1:8080"), "10.0.0.1");
+        assert_eq!(node_host("[::1]:80"), "::1");
+        assert_eq!(node_host("example.com"), "example.com");
+    }
+
+    #[test]
+    fn configs_are_checked_and_the_exporter_answers_its_uri() {
+        assert!(Prometheus.build(&json!({})).is_ok());
+        assert!(Prometheus.build(&json!({"prefer_name": true})).is_ok());
+        assert!(Prometheus.build(&json!({"prefer_name": 1})).is_err());
+        assert!(Prometheus.build(&json!({"x": 1})).is_err());
+        let uri = "/apisix/prometheus/metrics";
+        let none = NodeStatus::default();
+        assert_eq!(
+            answer(&Method::GET, uri, uri, &none).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            answer(&Method::GET, "/other", uri, &none).status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            answer(&Method::POST, uri, uri, &none).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn node_metrics() {
+        let node = NodeStatus {
+            upstreams: Vec::new(),
+            counts: crate::server::CountsNow {
+                accepted: 10,
+                active: 3,
+                requests: 42,
+                in_flight: 1,
+            },
+            etcd_reachable: Some(false),
+        };
+        let text = render_node(&node);
+        for line in [
+            "apisix_nginx_http_current_connections{state=\"accepted\"} 10",
+            "apisix_nginx_http_current_connections{state=\"handled\"} 10",
+            "apisix_nginx_http_current_connections{state=\"active\"} 3",
+            "apisix_nginx_http_current_connections{state=\"writing\"} 1",
+            "apisix_nginx_http_current_connections{state=\"waiting\"} 2",
+            "apisix_http_requests_total 42",
+            "apisix_etcd_reachable 0",
+            &format!(
+                "apisix_node_info{{hostname=\"{}\",version=\"{}\"}} 1",
+                plugins::support::log_entry::hostname(),
+                env!("CARGO_PKG_VERSION")
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        let without_etcd = render_node(&NodeStatus::default());
+        assert!(!without_etcd.contains("apisix_etcd_reachable"));
+    }
+}
