@@ -1,6 +1,7 @@
 // Package plugin is the API for writing gateway plugins in Go: a plugin has a name, parses its
-// conf once per prepare into a type of its own, and filters requests (answer through the
-// http.ResponseWriter to stop, or change the Request to rewrite it) and responses.
+// conf once per prepare into a type of its own, and filters client requests (change the Request
+// to rewrite it, or answer through the http.ResponseWriter to stop the chain) and upstream
+// responses (change the UpstreamResponse the client gets).
 //
 // A minimal plugin:
 //
@@ -28,20 +29,6 @@ import (
 	"github.com/ferrogate/ferrogate/sdk-go/internal/runtime"
 )
 
-// Request is the client request in a request call (ext-plugin-pre-req, ext-plugin-post-req):
-// read it, change it (path, headers, args, body, response headers). See its methods.
-type Request = runtime.Request
-
-// Response is the upstream response in a response call (ext-plugin-post-resp): read it, change
-// the status, headers and body. See its methods.
-type Response = runtime.Response
-
-// Fields is an ordered list of name/value pairs: headers or query arguments.
-type Fields = runtime.Fields
-
-// Field is one entry of a Fields list.
-type Field = runtime.Field
-
 // OrderedHeader returns headers for a stop answer that keep their order, for when the order or
 // the exact entries matter (an http.Header has no order; its names are sent sorted). They are sent
 // after w.Header()'s: Set/Add send values (the gateway's rule: the first entry of a name sets the
@@ -49,7 +36,10 @@ type Field = runtime.Field
 // Changing them stops the chain like writing to w. It returns nil when w is neither the runner's
 // writer nor a plugintest.ResponseRecorder.
 func OrderedHeader(w http.ResponseWriter) *Fields {
-	if o, ok := w.(interface{ OrderedHeader() *Fields }); ok {
+	switch o := w.(type) {
+	case interface{ OrderedHeader() *runtime.Fields }: // the runner's writer
+		return (*Fields)(o.OrderedHeader())
+	case interface{ OrderedHeader() *Fields }: // plugintest.ResponseRecorder
 		return o.OrderedHeader()
 	}
 	return nil
@@ -80,7 +70,7 @@ type Plugin[C any] interface {
 	RequestFilter(ctx context.Context, conf C, w http.ResponseWriter, r *Request) error
 	// ResponseFilter filters a response call: w holds the upstream's status and headers, and
 	// changes made to it go to the client.
-	ResponseFilter(ctx context.Context, conf C, w *Response) error
+	ResponseFilter(ctx context.Context, conf C, w *UpstreamResponse) error
 }
 
 // Default is the type to embed in a plugin: it parses the conf as JSON into C (an empty value
@@ -103,7 +93,7 @@ func (Default[C]) RequestFilter(context.Context, C, http.ResponseWriter, *Reques
 }
 
 // ResponseFilter does nothing.
-func (Default[C]) ResponseFilter(context.Context, C, *Response) error { return nil }
+func (Default[C]) ResponseFilter(context.Context, C, *UpstreamResponse) error { return nil }
 
 // Registry is the set of plugins a runner serves. The zero value is empty and ready to use; it
 // is safe for concurrent use.
@@ -149,10 +139,10 @@ type bound[C any] struct {
 	conf C
 }
 
-func (b *bound[C]) Request(ctx context.Context, w http.ResponseWriter, r *Request) error {
-	return b.p.RequestFilter(ctx, b.conf, w, r)
+func (b *bound[C]) Request(ctx context.Context, w http.ResponseWriter, r *runtime.Request) error {
+	return b.p.RequestFilter(ctx, b.conf, w, (*Request)(r))
 }
 
-func (b *bound[C]) Response(ctx context.Context, w *Response) error {
-	return b.p.ResponseFilter(ctx, b.conf, w)
+func (b *bound[C]) Response(ctx context.Context, w *runtime.UpstreamResponse) error {
+	return b.p.ResponseFilter(ctx, b.conf, (*UpstreamResponse)(w))
 }

@@ -1,6 +1,7 @@
 // Package plugintest is for unit-testing plugins without a gateway, in the manner of
-// net/http/httptest: build a Request or Response as the gateway would send it, run the filter
-// with a ResponseRecorder, then check what the plugin answered or changed.
+// net/http/httptest: build a Request or UpstreamResponse as the gateway would send it, run the
+// filter (with a ResponseRecorder for a request filter), then check what the plugin answered or
+// changed.
 //
 //	req := plugintest.NewRequest("GET", "/hello?name=x", plugintest.Header("authorization", "t"))
 //	rec := plugintest.NewRecorder()
@@ -27,7 +28,7 @@ type config struct {
 	id      uint32
 }
 
-// Option sets up a Request or Response.
+// Option sets up a Request or UpstreamResponse.
 type Option func(*config)
 
 // Header adds a header (one entry per call, names lower-cased as the gateway sends them).
@@ -37,8 +38,8 @@ func Header(name, value string) Option {
 	}
 }
 
-// Var gives a gateway variable a value (Var on the request or response returns it; variables not
-// given have no value).
+// Var gives a gateway variable a value (Var on the request or upstream response returns it;
+// variables not given have no value).
 func Var(name, value string) Option {
 	return func(c *config) {
 		if c.local.Vars == nil {
@@ -48,7 +49,7 @@ func Var(name, value string) Option {
 	}
 }
 
-// Body sets the request body (NewRequest) or the upstream's body (NewResponse).
+// Body sets the request body (NewRequest) or the upstream's body (NewUpstreamResponse).
 func Body(body []byte) Option {
 	return func(c *config) { c.local.Body, c.local.HaveBody = body, true }
 }
@@ -95,13 +96,22 @@ func NewRequest(method, target string, opts ...Option) *plugin.Request {
 		}
 		args = append(args, runtime.Field{Name: k, Value: v, HasValue: hasValue})
 	}
-	return runtime.NewLocalRequest(context.Background(), c.id, c.srcIP, strings.ToUpper(method), path, args, c.headers, &c.local)
+	r := runtime.NewLocalRequest(context.Background(), c.id, c.srcIP, strings.ToUpper(method), path, args, c.headers, &c.local)
+	return (*plugin.Request)(r)
 }
 
-// NewResponse returns an upstream response as the gateway sends it in a response call.
-func NewResponse(status int, opts ...Option) *plugin.Response {
+// NewUpstreamResponse returns an upstream response as the gateway sends it in a response call.
+func NewUpstreamResponse(status int, opts ...Option) *plugin.UpstreamResponse {
 	c := build(opts)
-	return runtime.NewLocalResponse(context.Background(), c.id, status, c.headers, &c.local)
+	w := runtime.NewLocalUpstreamResponse(context.Background(), c.id, status, c.headers, &c.local)
+	return (*plugin.UpstreamResponse)(w)
+}
+
+// NewResponse is the former name of NewUpstreamResponse.
+//
+// Deprecated: use NewUpstreamResponse.
+func NewResponse(status int, opts ...Option) *plugin.UpstreamResponse {
+	return NewUpstreamResponse(status, opts...)
 }
 
 // ResponseRecorder is the http.ResponseWriter of a request filter under test: it records the
@@ -170,7 +180,7 @@ func RunRequest[C any](p plugin.Plugin[C], conf string, rec http.ResponseWriter,
 }
 
 // RunResponse parses conf with p as a prepare would, then runs p's response filter on w.
-func RunResponse[C any](p plugin.Plugin[C], conf string, w *plugin.Response) error {
+func RunResponse[C any](p plugin.Plugin[C], conf string, w *plugin.UpstreamResponse) error {
 	c, err := p.ParseConf([]byte(conf))
 	if err != nil {
 		return err

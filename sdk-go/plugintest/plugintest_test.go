@@ -79,7 +79,7 @@ func (echoStatus) RequestFilter(ctx context.Context, c struct{ Status int }, w h
 	w.WriteHeader(c.Status)
 	return nil
 }
-func (echoStatus) ResponseFilter(_ context.Context, c struct{ Status int }, w *plugin.Response) error {
+func (echoStatus) ResponseFilter(_ context.Context, c struct{ Status int }, w *plugin.UpstreamResponse) error {
 	w.WriteHeader(c.Status)
 	w.Header().Del("server")
 	return nil
@@ -93,7 +93,7 @@ func TestRun(t *testing.T) {
 	if err := plugintest.RunRequest(echoStatus{}, `{`, rec, plugintest.NewRequest("GET", "/")); err == nil {
 		t.Errorf("bad conf accepted")
 	}
-	w := plugintest.NewResponse(200, plugintest.Header("Server", "up"))
+	w := plugintest.NewUpstreamResponse(200, plugintest.Header("Server", "up"))
 	if err := plugintest.RunResponse(echoStatus{}, `{"Status":201}`, w); err != nil {
 		t.Fatal(err)
 	}
@@ -124,3 +124,19 @@ func TestOrderedHeader(t *testing.T) {
 }
 
 type httptestWriter struct{ http.ResponseWriter }
+
+// oldStatus is written against the former names: plugin.Response and plugintest.NewResponse.
+type oldStatus struct{ plugin.Default[struct{}] }
+
+func (oldStatus) Name() string { return "old-status" }
+func (oldStatus) ResponseFilter(_ context.Context, _ struct{}, w *plugin.Response) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+func TestFormerNames(t *testing.T) {
+	w := plugintest.NewResponse(200) //nolint:staticcheck // the deprecated name must keep working
+	if err := plugintest.RunResponse(oldStatus{}, "", w); err != nil || w.StatusCode() != 204 {
+		t.Errorf("%d %v", w.StatusCode(), err)
+	}
+}

@@ -59,7 +59,7 @@ type fn[C any] struct {
 	plugin.Default[C]
 	name string
 	req  func(ctx context.Context, conf C, w httpWriter, r *plugin.Request) error
-	resp func(ctx context.Context, conf C, w *plugin.Response) error
+	resp func(ctx context.Context, conf C, w *plugin.UpstreamResponse) error
 }
 
 func (p fn[C]) Name() string { return p.name }
@@ -71,7 +71,7 @@ func (p fn[C]) RequestFilter(ctx context.Context, conf C, w httpWriter, r *plugi
 	return p.req(ctx, conf, w, r)
 }
 
-func (p fn[C]) ResponseFilter(ctx context.Context, conf C, w *plugin.Response) error {
+func (p fn[C]) ResponseFilter(ctx context.Context, conf C, w *plugin.UpstreamResponse) error {
 	if p.resp == nil {
 		return nil
 	}

@@ -248,7 +248,7 @@ func TestStatusOutOfRange(t *testing.T) {
 			w.WriteHeader(s)
 			return nil
 		},
-		resp: func(_ context.Context, s int, w *plugin.Response) error {
+		resp: func(_ context.Context, s int, w *plugin.UpstreamResponse) error {
 			w.WriteHeader(s)
 			return nil
 		}})
@@ -259,5 +259,27 @@ func TestStatusOutOfRange(t *testing.T) {
 	}
 	if r, err := c.Response(pc.HTTPResponse{ID: 1, ConfToken: tok}, nil); err != nil || r.Type != 0 {
 		t.Errorf("response status 70000: %+v %v", r, err)
+	}
+}
+
+func TestOrderedHeaderOfTheRunnersWriter(t *testing.T) {
+	reg := plugin.NewRegistry()
+	plugin.MustRegister(reg, fn[struct{}]{name: "ordered", req: func(_ context.Context, _ struct{}, w httpWriter, _ *plugin.Request) error {
+		h := plugin.OrderedHeader(w)
+		if h == nil {
+			return errors.New("no ordered headers on the runner's writer")
+		}
+		h.Add("x-z", "1")
+		h.Add("x-a", "2")
+		return nil
+	}})
+	c := client(t, serve(t, reg, runner.Options{}))
+	tok, _ := c.MustPrepare("", pc.E("ordered", ""))
+	reply, err := c.Request(pc.HTTPRequest{ID: 1, ConfToken: tok}, nil)
+	if err != nil || reply.Stop == nil {
+		t.Fatalf("%+v %v, want a Stop", reply, err)
+	}
+	if h := reply.Stop.Headers; len(h) != 2 || h[0].Name != "x-z" || h[1].Name != "x-a" {
+		t.Errorf("stop headers %+v", h)
 	}
 }

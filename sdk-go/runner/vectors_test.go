@@ -101,7 +101,7 @@ func TestVectorsToRunner(t *testing.T) {
 			w.WriteHeader(200)
 			return nil
 		},
-		resp: func(_ context.Context, _ struct{}, w *plugin.Response) error {
+		resp: func(_ context.Context, _ struct{}, w *plugin.UpstreamResponse) error {
 			rec.add(canon("HttpResponse", &vm.HTTPResponseMsg{ID: w.ID(), Status: uint16(w.UpstreamStatus()), Headers: modelEntries(w.Header().All())}))
 			return nil
 		}})
@@ -264,7 +264,7 @@ func TestVectorsToGateway(t *testing.T) {
 			}
 			return nil
 		},
-		resp: func(_ context.Context, name string, w *plugin.Response) error {
+		resp: func(_ context.Context, name string, w *plugin.UpstreamResponse) error {
 			m := byName[name].Message.Body.(*vm.HTTPResponseReplyMsg)
 			if m.Status != 0 {
 				w.WriteHeader(int(m.Status))
@@ -285,7 +285,7 @@ func TestVectorsToGateway(t *testing.T) {
 			_, _, err := r.Var(what)
 			return err
 		},
-		resp: func(_ context.Context, _ string, w *plugin.Response) error {
+		resp: func(_ context.Context, _ string, w *plugin.UpstreamResponse) error {
 			_, err := w.ReadBody()
 			return err
 		}})

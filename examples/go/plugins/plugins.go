@@ -114,7 +114,7 @@ type ReplaceBody struct {
 
 func (ReplaceBody) Name() string { return "replace-body" }
 
-func (ReplaceBody) ResponseFilter(_ context.Context, conf ReplaceBodyConf, w *plugin.Response) error {
+func (ReplaceBody) ResponseFilter(_ context.Context, conf ReplaceBodyConf, w *plugin.UpstreamResponse) error {
 	if conf.Find == "" {
 		return nil
 	}

@@ -85,7 +85,7 @@ func TestServedBy(t *testing.T) {
 }
 
 func TestReplaceBody(t *testing.T) {
-	resp := plugintest.NewResponse(200, plugintest.Header("content-type", "text/plain"), plugintest.Body([]byte("hello world")))
+	resp := plugintest.NewUpstreamResponse(200, plugintest.Header("content-type", "text/plain"), plugintest.Body([]byte("hello world")))
 	if err := plugintest.RunResponse(plugins.ReplaceBody{}, `{"find":"world","replace":"gopher"}`, resp); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestReplaceBody(t *testing.T) {
 	}
 
 	// nothing to replace: the upstream's response is kept as is
-	resp = plugintest.NewResponse(200, plugintest.Body([]byte("bye")))
+	resp = plugintest.NewUpstreamResponse(200, plugintest.Body([]byte("bye")))
 	_ = plugintest.RunResponse(plugins.ReplaceBody{}, `{"find":"world","replace":"gopher"}`, resp)
 	if _, wrote := resp.NewBody(); wrote || resp.Header().Changed() {
 		t.Errorf("response changed without a match")

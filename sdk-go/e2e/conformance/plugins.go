@@ -256,7 +256,7 @@ type Response struct{ plugin.Default[ResponseConf] }
 
 func (Response) Name() string { return "conf-response" }
 
-func (Response) ResponseFilter(_ context.Context, conf ResponseConf, w *plugin.Response) error {
+func (Response) ResponseFilter(_ context.Context, conf ResponseConf, w *plugin.UpstreamResponse) error {
 	if conf.Status != 0 {
 		w.WriteHeader(conf.Status)
 	}

@@ -48,7 +48,7 @@ type conn struct {
 	qbuf    []byte
 
 	req    Request
-	resp   Response
+	resp   UpstreamResponse
 	stop   StopWriter
 	plugin string // the plugin running, for error messages
 
@@ -480,7 +480,7 @@ func (c *conn) framed(b *flatbuffers.Builder, ty byte, scratch *[]byte) ([]byte,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Extra information: conn is the source of the call's Request or Response.
+// Extra information: conn is the source of the call's Request or UpstreamResponse.
 
 func (c *conn) setDeadline(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {

@@ -14,4 +14,8 @@
 //   - extra.go: the per-call cache of variables and bodies asked from the gateway.
 //   - ctx.go: the call's context, whose timer exists only if a plugin waits on it.
 //   - local.go: requests and responses without a gateway, for plugintest.
+//
+// Package plugin declares Request, UpstreamResponse and Fields as its own types over the ones here
+// (a pointer conversion, no copy) with methods that call these, so that its documentation lists
+// them; Bound receives the types of this package.
 package runtime

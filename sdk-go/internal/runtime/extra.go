@@ -25,7 +25,7 @@ type varEntry struct {
 	ok    bool
 }
 
-// extra is the per-call cache of extra information, shared by Request and Response.
+// extra is the per-call cache of extra information, shared by Request and UpstreamResponse.
 type extra struct {
 	ctx      context.Context
 	src      source

@@ -2,19 +2,20 @@ package runtime
 
 import "strings"
 
-// Field is one name/value pair as the protocol carries it. HasValue is false for an entry
-// without value: a query flag (`?flag`); in what the runner sends back, "remove this name".
-type Field struct {
+// Field is one name/value pair as the protocol carries it: package plugin's Field, which
+// documents it.
+type Field fieldStruct
+
+// fieldStruct is the struct type of Field, which package plugin's Field shares (see All).
+type fieldStruct = struct {
 	Name     string
 	Value    string
 	HasValue bool
 }
 
-// Fields is an ordered list of name/value pairs with case-insensitive names (header names are
-// compared in lower case, arguments exactly): request headers, query arguments, response headers.
-// It records which names a plugin changed, so the runner sends only those.
-//
-// The zero value is an empty list. Fields is not safe for concurrent use.
+// Fields is an ordered list of name/value pairs that records which names a plugin changed, so
+// that the runner sends only those: package plugin's Fields, which documents its methods. Names
+// are case-insensitive when fold is set (headers). The zero value is an empty list.
 type Fields struct {
 	list    []Field
 	touched []string // changed names, in order of first change
@@ -145,10 +146,19 @@ func (f *Fields) Values(name string) []string {
 	return out
 }
 
-// All returns a copy of the list in order, entries without value included.
-func (f *Fields) All() []Field {
+// All returns a copy of f's list in order, entries without value included, as a slice of T:
+// Field, or package plugin's Field (a type of its own with the same fields, converted while
+// copying). It returns nil for an empty list.
+func All[T ~fieldStruct](f *Fields) []T {
 	f.ensure()
-	return append([]Field(nil), f.list...)
+	if len(f.list) == 0 {
+		return nil
+	}
+	out := make([]T, len(f.list))
+	for i, e := range f.list {
+		out[i] = T(e)
+	}
+	return out
 }
 
 // Len returns the number of entries.

@@ -70,7 +70,7 @@ func TestFieldsRead(t *testing.T) {
 	}
 	f.Del("x-multi")
 	if f.Has("x-multi") || f.Get("x-multi") != "" || f.Len() != 2 {
-		t.Errorf("after Del: %v", f.All())
+		t.Errorf("after Del: %v", All[Field](f))
 	}
 
 	// arguments: exact names, flags without value
@@ -79,7 +79,7 @@ func TestFieldsRead(t *testing.T) {
 	a.appendRaw("flag", "", false)
 	a.appendRaw("A", "1", true)
 	if !a.Has("flag") || a.Get("flag") != "" || a.Has("a") || a.Get("A") != "1" {
-		t.Errorf("args %v", a.All())
+		t.Errorf("args %v", All[Field](a))
 	}
 }
 
@@ -115,7 +115,7 @@ func TestFieldsSetBeforeLoad(t *testing.T) {
 	}
 	// reading afterwards sees the gateway's entries with the changes applied
 	var names []string
-	for _, e := range f.All() {
+	for _, e := range All[Field](f) {
 		names = append(names, e.Name+"="+e.Value)
 	}
 	if got := strings.Join(names, ","); got != "host=h,x-a=2,x-new=n" || loads != 1 {

@@ -41,12 +41,13 @@ func NewLocalRequest(ctx context.Context, id uint32, srcIP netip.Addr, method, p
 	return r
 }
 
-// NewLocalResponse returns a response that does not come from a gateway (unit tests).
-func NewLocalResponse(ctx context.Context, id uint32, status int, headers []Field, l *Local) *Response {
+// NewLocalUpstreamResponse returns an upstream response that does not come from a gateway (unit
+// tests).
+func NewLocalUpstreamResponse(ctx context.Context, id uint32, status int, headers []Field, l *Local) *UpstreamResponse {
 	if l == nil {
 		l = &Local{}
 	}
-	w := newLocalResponse(id, status, headers, l)
+	w := newLocalUpstreamResponse(id, status, headers, l)
 	w.extra.ctx = ctx
 	return w
 }

@@ -11,7 +11,7 @@ import (
 // Bound is a plugin together with one parsed conf, ready to filter calls.
 type Bound interface {
 	Request(ctx context.Context, w http.ResponseWriter, r *Request) error
-	Response(ctx context.Context, w *Response) error
+	Response(ctx context.Context, w *UpstreamResponse) error
 }
 
 // Entry is a registered plugin: its name and how to parse a conf value into a Bound.

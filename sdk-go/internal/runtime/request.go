@@ -7,12 +7,8 @@ import (
 	"github.com/ferrogate/ferrogate/sdk-go/internal/a6/A6/HTTPReqCall"
 )
 
-// Request is the client request as the gateway describes it in a request call (ext-plugin-pre-req
-// or ext-plugin-post-req). A plugin reads it and changes it: path, headers, query arguments and
-// body go upstream rewritten, response headers are added to the client's response. A later plugin
-// of the same chain sees the changes of the earlier ones.
-//
-// A Request is valid only during the call; do not keep it or use it from other goroutines.
+// Request is the client request in a request call (ext-plugin-pre-req, ext-plugin-post-req):
+// package plugin's Request, which documents its methods.
 type Request struct {
 	extra
 

@@ -5,12 +5,9 @@ import (
 	flatbuffers "github.com/google/flatbuffers/go"
 )
 
-// Response is the upstream's response in a response call (ext-plugin-post-resp). A plugin reads
-// it and changes the status, the headers and the body the client gets. The plugins of a chain run
-// in order and each sees the changes of the earlier ones.
-//
-// A Response is valid only during the call; do not keep it or use it from other goroutines.
-type Response struct {
+// UpstreamResponse is the upstream's response in a response call (ext-plugin-post-resp): package
+// plugin's UpstreamResponse, which documents its methods.
+type UpstreamResponse struct {
 	extra
 
 	fb       HTTPRespCall.Req
@@ -28,7 +25,7 @@ type Response struct {
 
 func flatbufRoot(buf []byte) flatbuffers.UOffsetT { return flatbuffers.GetUOffsetT(buf) }
 
-func (w *Response) initWire(buf []byte) {
+func (w *UpstreamResponse) initWire(buf []byte) {
 	w.fb.Init(buf, flatbufRoot(buf))
 	w.fromWire = true
 	w.id = w.fb.Id()
@@ -41,8 +38,8 @@ func (w *Response) initWire(buf []byte) {
 	w.header.reset(true, w.loadHeaderFn)
 }
 
-func newLocalResponse(id uint32, status int, headers []Field, src source) *Response {
-	w := &Response{id: id, upstream: status}
+func newLocalUpstreamResponse(id uint32, status int, headers []Field, src source) *UpstreamResponse {
+	w := &UpstreamResponse{id: id, upstream: status}
 	w.header.reset(true, nil)
 	for _, f := range headers {
 		w.header.appendRaw(f.Name, f.Value, f.HasValue)
@@ -51,17 +48,17 @@ func newLocalResponse(id uint32, status int, headers []Field, src source) *Respo
 	return w
 }
 
-func (w *Response) loadHeaders(f *Fields) { loadEntries(f, w.fb.HeadersLength(), w.fb.Headers) }
+func (w *UpstreamResponse) loadHeaders(f *Fields) { loadEntries(f, w.fb.HeadersLength(), w.fb.Headers) }
 
 // ID returns the gateway's id of this call.
-func (w *Response) ID() uint32 { return w.id }
+func (w *UpstreamResponse) ID() uint32 { return w.id }
 
 // UpstreamStatus returns the status the upstream answered.
-func (w *Response) UpstreamStatus() int { return w.upstream }
+func (w *UpstreamResponse) UpstreamStatus() int { return w.upstream }
 
 // StatusCode returns the status the client will get: the one set with WriteHeader, else the
 // upstream's.
-func (w *Response) StatusCode() int {
+func (w *UpstreamResponse) StatusCode() int {
 	if w.status != 0 {
 		return w.status
 	}
@@ -69,33 +66,33 @@ func (w *Response) StatusCode() int {
 }
 
 // WriteHeader sets the status the client gets (the last call wins).
-func (w *Response) WriteHeader(status int) { w.status = status }
+func (w *UpstreamResponse) WriteHeader(status int) { w.status = status }
 
 // Header returns the upstream's response headers. When a plugin changes them the runner sends the
 // whole resulting list, which replaces the upstream's headers (APISIX's rule); a header removed
 // with Del is also sent as an entry without value.
-func (w *Response) Header() *Fields { return &w.header }
+func (w *UpstreamResponse) Header() *Fields { return &w.header }
 
 // Write appends to the body the client gets instead of the upstream's (an empty body leaves the
 // upstream's).
-func (w *Response) Write(p []byte) (int, error) {
+func (w *UpstreamResponse) Write(p []byte) (int, error) {
 	w.body = append(w.body, p...)
 	w.wrote = true
 	return len(p), nil
 }
 
 // WriteString is Write for a string.
-func (w *Response) WriteString(s string) (int, error) {
+func (w *UpstreamResponse) WriteString(s string) (int, error) {
 	w.body = append(w.body, s...)
 	w.wrote = true
 	return len(s), nil
 }
 
 // ReadBody returns the upstream's response body, asking the gateway for it once per call.
-func (w *Response) ReadBody() ([]byte, error) { return w.fetchBody() }
+func (w *UpstreamResponse) ReadBody() ([]byte, error) { return w.fetchBody() }
 
 // NewBody returns what the plugins wrote and whether they wrote at all.
-func (w *Response) NewBody() ([]byte, bool) { return w.body, w.wrote }
+func (w *UpstreamResponse) NewBody() ([]byte, bool) { return w.body, w.wrote }
 
 // NewStatus returns the status set with WriteHeader, 0 when none.
-func (w *Response) NewStatus() int { return w.status }
+func (w *UpstreamResponse) NewStatus() int { return w.status }
