@@ -14,16 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrogate::config::RouterKind;
 use ferrogate::model::expr::Expr;
 use ferrogate::model::Resource;
 use ferrogate::plugin_api::registry::Registry;
-use ferrogate::router::RouterKind;
 use ferrogate::server::vars::{RealIp, RequestVars};
 use ferrogate::server::{path, ConnInfo};
 use ferrogate::snapshot::source::Resources;
 use ferrogate::snapshot::{BuildSettings, Builder};
 use ferrogate::store::sync::Change;
-use ferrogate::store::{declarative, Declarative, Entry, Format};
+use ferrogate::store::{declarative, ConfigSet, Entry, Format};
 use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -61,7 +61,7 @@ fn new_builder() -> Option<Builder> {
 
 /// Builds a data-plane snapshot from accepted resources, as the gateway does after a write or
 /// a file reload: a valid config must never crash the builder.
-fn build(config: Declarative) {
+fn build(config: ConfigSet) {
     BUILDER.with(|b| {
         if let Some(builder) = b.borrow_mut().as_mut() {
             drop(builder.build(Arc::new(config)));
@@ -110,7 +110,7 @@ pub fn admin_json(data: &[u8]) -> Outcome {
         create_revision: 1,
         mod_revision: 1,
     })]);
-    build(resources.to_declarative());
+    build(resources.to_config_set());
     Ok(())
 }
 

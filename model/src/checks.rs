@@ -81,7 +81,7 @@ pub struct ActiveCheck {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub http_req_body: String,
     /// Verify the node's certificate in HTTPS probes (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::yes")]
     pub https_verify_certificate: bool,
     /// Extra headers of HTTP probes, each `"Name: value"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -193,9 +193,6 @@ fn seven() -> u32 {
 }
 fn ten() -> u32 {
     10
-}
-fn yes() -> bool {
-    true
 }
 fn get() -> String {
     "GET".to_owned()

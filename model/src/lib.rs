@@ -53,6 +53,12 @@ pub use service::Service;
 pub use ssl::{certified_key, Ssl, SslClient, SslProtocol, SslType};
 pub use upstream::{HostPort, KeepalivePool, NodeSpec, Nodes, RetryOn, Upstream, UpstreamTls};
 
+/// `true`: the default of a boolean field that is on unless turned off
+/// (`#[serde(default = "model::yes")]`).
+pub fn yes() -> bool {
+    true
+}
+
 /// An object id: 1–64 characters of `[a-zA-Z0-9-_.]`, or a positive integer (kept as its decimal text).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]

@@ -7,7 +7,9 @@
 //! each instance's `_meta` ([`meta::Meta`]). A request runs the phases in APISIX's order: for
 //! each phase the global rules' chain first, then the route's.
 //!
-//! Phases: `rewrite` and `access` may answer the request ([`Flow::Respond`]) and may change the
+//! Phases: an instance declares the ones it runs in ([`Plugin::phases`]); the chain calls only
+//! those. `rewrite` and `access` may answer the request ([`Flow::Respond`]), fail it
+//! ([`Flow::Fail`]: the chain logs the error and answers with its status) and may change the
 //! request that goes upstream; `before_proxy` runs last before the request goes upstream;
 //! `header_filter` may change the response status and headers and attach [`BodyFilter`]s, which
 //! change the body as it streams (the `body_filter` phase); `log` runs after the response is
@@ -46,6 +48,53 @@ pub enum Flow {
     Continue,
     /// Answer the client with this response; later plugins and the upstream are skipped.
     Respond(Reply),
+    /// The plugin could not do its work: the chain logs the error (with the plugin's name) and
+    /// answers with [`PluginError::reply`]; later plugins and the upstream are skipped.
+    Fail(PluginError),
+}
+
+/// Why a plugin could not do its work (a runner that failed, a value no request can carry):
+/// an internal failure, answered with a bare status, not a refusal of the request.
+#[derive(Debug)]
+pub struct PluginError {
+    /// The status the client gets.
+    pub status: StatusCode,
+    /// What went wrong (logged, never sent).
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PluginError {
+    /// A failure answered with `status`.
+    pub fn new(
+        status: StatusCode,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> PluginError {
+        PluginError {
+            status,
+            source: source.into(),
+        }
+    }
+
+    /// The answer: the status with no body, as APISIX's plugins exit with a bare status.
+    pub fn reply(&self) -> Reply {
+        Reply {
+            status: self.status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.source, self.status)
+    }
+}
+
+impl std::error::Error for PluginError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
 }
 
 /// A response made by a plugin.
@@ -209,9 +258,60 @@ pub struct RequestSummary {
     pub request_length: u64,
 }
 
-/// A configured plugin instance. Every phase has a default that does nothing.
+/// A set of phases: the ones a plugin runs in ([`Plugin::phases`]). Combine with `|`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Phases(u8);
+
+impl Phases {
+    /// No phase (a plugin whose config leaves it nothing to do).
+    pub const NONE: Phases = Phases(0);
+    /// [`Plugin::rewrite`].
+    pub const REWRITE: Phases = Phases(1);
+    /// [`Plugin::access`].
+    pub const ACCESS: Phases = Phases(1 << 1);
+    /// [`Plugin::before_proxy`].
+    pub const BEFORE_PROXY: Phases = Phases(1 << 2);
+    /// [`Plugin::upstream_response`].
+    pub const UPSTREAM_RESPONSE: Phases = Phases(1 << 3);
+    /// [`Plugin::header_filter`].
+    pub const HEADER_FILTER: Phases = Phases(1 << 4);
+    /// [`Plugin::log`].
+    pub const LOG: Phases = Phases(1 << 5);
+
+    /// Every phase of `other` is in this set.
+    pub const fn contains(self, other: Phases) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The phases of both sets.
+    #[must_use]
+    pub const fn union(self, other: Phases) -> Phases {
+        Phases(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOr for Phases {
+    type Output = Phases;
+
+    fn bitor(self, other: Phases) -> Phases {
+        self.union(other)
+    }
+}
+
+impl std::ops::BitOrAssign for Phases {
+    fn bitor_assign(&mut self, other: Phases) {
+        *self = self.union(other);
+    }
+}
+
+/// A configured plugin instance. It declares the phases it runs in ([`Plugin::phases`]); the
+/// chain calls only those (the others' defaults do nothing).
 #[async_trait::async_trait]
 pub trait Plugin: Send + Sync + 'static {
+    /// The phases this instance implements, asked once when its chain is built: the chain
+    /// calls no other phase of it, and a phase no plugin of a chain declares costs nothing.
+    fn phases(&self) -> Phases;
+
     /// Runs before access control (authentication lives here).
     async fn rewrite(&self, _req: &mut RequestCtx<'_>) -> Flow {
         Flow::Continue
@@ -227,16 +327,10 @@ pub trait Plugin: Send + Sync + 'static {
         Flow::Continue
     }
 
-    /// Runs once the upstream answered, before `header_filter`, for plugins whose
-    /// [`Plugin::runs_upstream_response`] says so. A reply replaces the upstream's response.
+    /// Runs once the upstream answered, before `header_filter`. A reply replaces the
+    /// upstream's response.
     async fn upstream_response(&self, _resp: &mut UpstreamResponseCtx<'_>) -> Flow {
         Flow::Continue
-    }
-
-    /// Whether [`Plugin::upstream_response`] does anything (asked once, when the chain is
-    /// built: requests through chains without such plugins skip the phase).
-    fn runs_upstream_response(&self) -> bool {
-        false
     }
 
     /// Runs on the response head, before it is sent; may attach body filters.

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use model::jsonschema::{check, from_rust_types, lua_number};
-pub use model::schema_of;
+pub use model::{schema_of, yes};
 
 use crate::parse_conf;
 

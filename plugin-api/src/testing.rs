@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::body::Held;
 use crate::chain::Chain;
 use crate::consumer::{Authenticated, ConsumerEntry, ConsumerIndex};
-use crate::{Flow, LogCtx, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite};
+use crate::{
+    Flow, LogCtx, Phases, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite,
+};
 
 /// Consumers for a made-up request: who each (plugin, identity) authenticates as.
 #[derive(Default)]
@@ -120,20 +122,16 @@ impl Fake {
         }
     }
 
-    /// Runs `rewrite`; the reply if the plugin answered.
+    /// Runs `rewrite` (which the plugin must declare); the reply if it answered (or failed).
     pub async fn rewrite(&mut self, plugin: &dyn Plugin) -> Option<Reply> {
-        match plugin.rewrite(&mut self.ctx()).await {
-            Flow::Continue => None,
-            Flow::Respond(reply) => Some(reply),
-        }
+        declares(plugin, Phases::REWRITE);
+        reply_of(plugin.rewrite(&mut self.ctx()).await)
     }
 
-    /// Runs `access`; the reply if the plugin answered.
+    /// Runs `access` (which the plugin must declare); the reply if it answered (or failed).
     pub async fn access(&mut self, plugin: &dyn Plugin) -> Option<Reply> {
-        match plugin.access(&mut self.ctx()).await {
-            Flow::Continue => None,
-            Flow::Respond(reply) => Some(reply),
-        }
+        declares(plugin, Phases::ACCESS);
+        reply_of(plugin.access(&mut self.ctx()).await)
     }
 
     /// Runs `filter` (a plugin's header-filter step) on a 200 response with `headers`; the
@@ -154,13 +152,15 @@ impl Fake {
         headers
     }
 
-    /// Runs `header_filter` on a response with `status` and `headers`; the headers after it.
+    /// Runs `header_filter` (which the plugin must declare) on a response with `status` and
+    /// `headers`; the headers after it.
     pub fn header_filter(
         &mut self,
         plugin: &dyn Plugin,
         mut status: StatusCode,
         mut headers: HeaderMap,
     ) -> HeaderMap {
+        declares(plugin, Phases::HEADER_FILTER);
         plugin.header_filter(&mut ResponseCtx {
             status: &mut status,
             headers: &mut headers,
@@ -181,13 +181,14 @@ pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     first.to_str().ok()
 }
 
-/// Runs `access` with `vars` and `state`; the plugin's answer (if any) and the response headers
-/// it added.
+/// Runs `access` (which the plugin must declare) with `vars` and `state`; the plugin's answer
+/// (if any) and the response headers it added.
 pub async fn access(
     plugin: &dyn Plugin,
     vars: &[(&str, &str)],
     state: &mut http::Extensions,
 ) -> (Option<Reply>, HeaderMap) {
+    declares(plugin, Phases::ACCESS);
     let vars: HashMap<&str, &str> = vars.iter().copied().collect();
     let mut headers = HeaderMap::new();
     let mut response_headers = HeaderMap::new();
@@ -202,11 +203,17 @@ pub async fn access(
         state,
         body: &mut Held::default(),
     };
-    let reply = match plugin.access(&mut ctx).await {
-        Flow::Continue => None,
-        Flow::Respond(r) => Some(r),
-    };
+    let reply = reply_of(plugin.access(&mut ctx).await);
     (reply, response_headers)
+}
+
+/// The reply a chain would send for a plugin's `flow` (before `_meta.error_response`).
+pub fn reply_of(flow: Flow) -> Option<Reply> {
+    match flow {
+        Flow::Continue => None,
+        Flow::Respond(reply) => Some(reply),
+        Flow::Fail(error) => Some(error.reply()),
+    }
 }
 
 /// Runs `log` for a response the upstream answered with `status`, with the request's `state`.
@@ -219,7 +226,16 @@ pub fn log_plugin_answered(plugin: &dyn Plugin, status: u16, state: &http::Exten
     log_with(plugin, status, None, state);
 }
 
+/// Panics unless `plugin` declares `phase`: a chain would never call it there.
+fn declares(plugin: &dyn Plugin, phase: Phases) {
+    assert!(
+        plugin.phases().contains(phase),
+        "the plugin does not declare the phase it is run in ({phase:?})"
+    );
+}
+
 fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &http::Extensions) {
+    declares(plugin, Phases::LOG);
     let request = RequestSummary {
         method: http::Method::GET,
         uri: "/".to_owned(),

@@ -8,8 +8,9 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use ferrogate::config::RouterKind;
 use ferrogate::model::expr::{Expr, Vars};
-use ferrogate::router::{RequestInfo, RouteSpec, Router, RouterKind};
+use ferrogate::router::{RequestInfo, RouteSpec, Router};
 use http::Method;
 
 const ROUTES: u32 = 100_000;

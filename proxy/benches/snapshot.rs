@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use ferrogate::router::{RouteSpec, Router, RouterKind};
+use ferrogate::config::RouterKind;
+use ferrogate::router::{RouteSpec, Router};
 use ferrogate::snapshot::source::Resources;
 use ferrogate::snapshot::{BuildSettings, Builder};
 use ferrogate::store::sync::Change;
@@ -74,7 +75,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("typed resources to builder input (10k)", |b| {
-        b.iter(|| black_box(resources.to_declarative()))
+        b.iter(|| black_box(resources.to_config_set()))
     });
     let specs: Vec<RouteSpec> = (0..ROUTES as u32)
         .map(|i| RouteSpec {
@@ -100,7 +101,7 @@ fn bench(c: &mut Criterion) {
         )
     });
     let mut builder = builder();
-    let config = Arc::new(resources.to_declarative());
+    let config = Arc::new(resources.to_config_set());
     builder.build(config.clone());
     c.bench_function("build the snapshot (10k routes, none changed)", |b| {
         b.iter(|| black_box(builder.build(config.clone())))
@@ -113,7 +114,7 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let json = format!(r#"{{"id":"r1","uri":"/api/changed{n}","upstream_id":"u"}}"#);
                 resources.apply(vec![put("routes/r1".into(), json)]);
-                Arc::new(resources.to_declarative())
+                Arc::new(resources.to_config_set())
             },
             |config| builder.build(config),
             criterion::BatchSize::SmallInput,

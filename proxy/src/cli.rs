@@ -100,7 +100,7 @@ fn run(path: &Path, extra: &[Arc<dyn PluginKind>]) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    crate::observe::init_tracing(&loaded.config.nginx_config.error_log_level);
+    crate::observe::init_tracing(loaded.config.nginx_config.error_log_level);
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown config key ignored");
     }

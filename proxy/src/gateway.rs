@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::runners::Runners;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderName;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch as signal};
 use tokio::task::JoinHandle;
@@ -30,7 +30,6 @@ use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
 use crate::observe::prometheus::NodeStatus;
 use crate::observe::{AccessLog, AccessLogWriter};
-use crate::router::RouterKind;
 use crate::runners::ext_plugin::{ExtPlugin, KnownRunners};
 use crate::server::{self, Bound, Counts, ServerSettings, State};
 use crate::snapshot::live::{rebuild_loop, Shared};
@@ -85,6 +84,14 @@ pub enum StartError {
     /// The external plugin runners cannot be started.
     #[error("ext-plugin: {0}")]
     Runners(#[from] crate::runners::StartError),
+    /// A plugin added to the gateway has the name of another kind: one would shadow the other.
+    #[error("plugin `{name}` cannot be added: {taken_by} has this name")]
+    PluginName {
+        /// The name.
+        name: String,
+        /// Who has it already: a built-in plugin, or a plugin added before.
+        taken_by: &'static str,
+    },
 }
 
 /// How long shutdown waits for loggers to send or write the entries they hold.
@@ -213,6 +220,30 @@ pub fn plugin_registry(
     Registry::new(kinds).enable_only(enabled)
 }
 
+/// Refuses a kind of `extra` (a user's) named as a built-in plugin, as the gateway's own or as
+/// another kind of `extra`: [`check`] and [`start`] fail rather than let one shadow the other.
+///
+/// # Errors
+/// [`StartError::PluginName`] for the first name taken twice.
+fn check_plugin_names(extra: &[Arc<dyn PluginKind>]) -> Result<(), StartError> {
+    let own = plugin_registry(None, None, &[]);
+    let mut added = std::collections::HashSet::new();
+    for kind in extra {
+        let taken_by = if own.exists(kind.name()) {
+            "a built-in plugin"
+        } else if !added.insert(kind.name()) {
+            "a plugin added before it"
+        } else {
+            continue;
+        };
+        return Err(StartError::PluginName {
+            name: kind.name().to_owned(),
+            taken_by,
+        });
+    }
+    Ok(())
+}
+
 /// What [`check`] found in a config that [`start`] would accept.
 #[derive(Debug)]
 pub struct Checked {
@@ -235,6 +266,7 @@ pub async fn check(
 ) -> Result<Checked, StartError> {
     let config = &loaded.config;
     let role = config.deployment.role;
+    check_plugin_names(extra)?;
     let registry = plugin_registry(config.plugins.as_deref(), None, extra);
     if let (Some(ext), Role::Traditional | Role::DataPlane) = (&config.ext_plugin, role) {
         Runners::check_in_process(ext).await?;
@@ -277,9 +309,10 @@ pub async fn start(
     extra: &[Arc<dyn PluginKind>],
 ) -> Result<Gateway, StartError> {
     let config = &loaded.config;
-    let router = RouterKind::from_name(&config.apisix.router.http).unwrap_or(RouterKind::HostUri);
+    let router = config.apisix.router.http;
     let http = &config.nginx_config.http;
     let role = config.deployment.role;
+    check_plugin_names(extra)?;
     let unavailable = config.unavailable_plugins(&plugin_registry(None, None, extra));
     if !unavailable.is_empty() {
         // Usually APISIX's whole default list, copied to enable one more plugin: serve the ones
@@ -313,7 +346,7 @@ pub async fn start(
         },
         config.apisix.ssl.trusted_ca(),
     )?;
-    builder.set_tls(server::tls::TlsSettings::new(
+    builder.set_tls(crate::snapshot::tls::TlsSettings::new(
         &config.apisix.ssl.protocols().unwrap_or_default(),
         config.apisix.ssl.fallback_sni.clone(),
     ));
@@ -425,15 +458,10 @@ pub async fn start(
             "connection cap lowered to fit the open-file limit"
         );
     }
-    let server_header = if config.apisix.enable_server_tokens {
-        concat!("ferrogate/", env!("CARGO_PKG_VERSION"))
-    } else {
-        "ferrogate"
-    };
     let state = Arc::new(State {
         snapshot: ArcSwap::from_pointee(first),
         settings: ServerSettings {
-            server_header: HeaderValue::from_static(server_header),
+            server_header: crate::listener::server_header(config.apisix.enable_server_tokens),
             show_upstream_status: config.apisix.show_upstream_status_in_response_header,
             match_uri_encoded_slash: config.apisix.match_uri_encoded_slash,
             normalize_uri_like_servlet: config.apisix.normalize_uri_like_servlet,
@@ -514,9 +542,10 @@ pub async fn start(
             let listener = bind(SocketAddr::new(listen.ip, listen.port)).await?;
             let addr = local_addr(&listener, SocketAddr::new(listen.ip, listen.port))?;
             tracing::info!(%addr, "status API listening");
+            let current = state.clone();
             management.push(tokio::spawn(status::serve(
                 listener,
-                state.clone(),
+                move || current.snapshot.load_full(),
                 stopped(),
             )));
             Some(addr)
@@ -528,9 +557,10 @@ pub async fn start(
         let listener = bind(want).await?;
         let addr = local_addr(&listener, want)?;
         tracing::info!(%addr, "control API listening");
+        let current = state.clone();
         management.push(tokio::spawn(control::serve(
             listener,
-            state.clone(),
+            move || current.snapshot.load_full(),
             stopped(),
         )));
         Some(addr)
@@ -575,6 +605,7 @@ pub async fn start(
             browser: admin::Browser::new(settings),
             read_only,
             plugins: registry,
+            server_header: crate::listener::server_header(config.apisix.enable_server_tokens),
             runners: known_runners,
         });
         management.push(tokio::spawn(admin::serve(listener, admin, stopped())));

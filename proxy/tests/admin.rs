@@ -458,6 +458,38 @@ async fn auth_roles_and_headers(backend: Backend) {
 }
 
 #[tokio::test]
+async fn the_server_header_follows_enable_server_tokens() {
+    for (tokens, want) in [
+        (true, concat!("ferrogate/", env!("CARGO_PKG_VERSION"))),
+        (false, "ferrogate"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gw = start_in(
+            dir,
+            &format!(
+                "{}apisix:\n  enable_server_tokens: {tokens}\n",
+                embedded_config()
+            ),
+        )
+        .await;
+        let admin = Admin::for_gateway(&gw);
+        let answered = admin.get("/routes").await;
+        assert_eq!(answered.status, 200);
+        assert_eq!(
+            answered.header("server"),
+            Some(want),
+            "admin, tokens {tokens}"
+        );
+        let denied = admin.with_key("").get("/routes").await;
+        assert_eq!(
+            denied.header("server"),
+            Some(want),
+            "a refusal, tokens {tokens}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn clients_outside_allow_admin_get_403() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = start_in(

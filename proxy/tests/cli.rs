@@ -68,14 +68,26 @@ fn validate_lists_every_error_with_its_path() {
 
 #[test]
 fn validate_reports_node_config_errors() {
+    for (config, path) in [
+        ("apisix:\n  router: {http: trie}\n", "apisix.router.http"),
+        (
+            "nginx_config:\n  error_log_level: loud\n",
+            "nginx_config.error_log_level",
+        ),
+    ] {
+        let (code, _, stderr) = validate(dir_with(config, "routes: []\n#END\n").path());
+        assert_eq!(code, 64);
+        assert!(stderr.contains(path), "{stderr}");
+    }
+    // Values checked after parsing are reported all at once.
     let dir = dir_with(
-        "apisix:\n  router: {http: trie}\nnginx_config:\n  error_log_level: loud\n",
+        "apisix:\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\n",
         "routes: []\n#END\n",
     );
     let (code, _, stderr) = validate(dir.path());
     assert_eq!(code, 64);
-    assert!(stderr.contains("apisix.router.http"), "{stderr}");
-    assert!(stderr.contains("nginx_config.error_log_level"), "{stderr}");
+    assert!(stderr.contains("apisix.node_listen[1]"), "{stderr}");
+    assert!(stderr.contains("nginx_config.worker_processes"), "{stderr}");
     let dir = dir_with("apisix: [broken\n", "routes: []\n#END\n");
     assert_eq!(validate(dir.path()).0, 64);
     let dir = dir_with("apisix: {}\n", "routes: []\n");

@@ -189,6 +189,64 @@ async fn a_consumers_own_plugins_apply_after_authentication() {
     );
 }
 
+/// As APISIX merges a consumer's plugins into the route's, they run in the response phases too:
+/// a consumer's `response-rewrite` (header_filter) shapes its answers and its `file-logger`
+/// (log) writes its requests, and neither touches another consumer's.
+#[tokio::test]
+async fn a_consumers_own_plugins_run_in_the_response_phases() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let (gw, admin) = embedded_gateway().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("consumer.log");
+    ok(
+        &admin,
+        "/consumers",
+        json!({"username": "jack", "plugins": {
+            "key-auth": {"key": "jk"},
+            "response-rewrite": {"headers": {"set": {"X-Consumer-Seen": "jack"}}},
+            "file-logger": {"path": path.to_str().expect("utf-8")}
+        }}),
+    )
+    .await;
+    ok(
+        &admin,
+        "/consumers",
+        json!({"username": "rose", "plugins": {"key-auth": {"key": "rk"}}}),
+    )
+    .await;
+    ok(
+        &admin,
+        "/routes/r",
+        json!({"uri": "/r", "plugins": {"key-auth": {}}, "upstream": {"nodes": {up.node(): 1}}}),
+    )
+    .await;
+    let rose = eventually(&gw, "/r", &[("apikey", "rk")], 200).await;
+    assert_eq!(rose.header("x-consumer-seen"), None, "only jack's answers");
+    let jack = get_with(&gw.url("/r"), &[("apikey", "jk")]).await;
+    assert_eq!(jack.status, 200);
+    assert_eq!(
+        jack.header("x-consumer-seen"),
+        Some("jack"),
+        "header_filter"
+    );
+    let mut logged = Vec::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        logged = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect();
+        if !logged.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!logged.is_empty(), "the log phase ran");
+    for line in &logged {
+        assert_eq!(line["request"]["headers"]["apikey"], "jk", "{line}");
+    }
+}
+
 #[tokio::test]
 async fn the_admin_api_checks_consumer_plugin_configs() {
     let (_gw, admin) = embedded_gateway().await;

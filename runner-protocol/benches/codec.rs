@@ -6,6 +6,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use runner_protocol::*;
+use tokio_util::codec::Encoder;
 
 fn request_call() -> ToRunner {
     let headers = (0..20)
@@ -55,6 +56,28 @@ fn codec(c: &mut Criterion) {
         b.iter(|| {
             let msg = ToRunner::decode(black_box(&req)).expect("decodes");
             black_box(msg.encode())
+        })
+    });
+    let call = request_call();
+    // A call sent as before (a fresh builder per message) and as a connection sends it now.
+    let (mut encoder, mut framing) = (ToRunnerEncoder::default(), FrameCodec::default());
+    let mut out = bytes::BytesMut::new();
+    c.bench_function("request_call_encode_fresh", |b| {
+        b.iter(|| {
+            out.clear();
+            framing
+                .encode(black_box(&call).encode(), &mut out)
+                .expect("fits");
+            black_box(out.len())
+        })
+    });
+    c.bench_function("request_call_encode_reused", |b| {
+        b.iter(|| {
+            out.clear();
+            encoder
+                .encode(black_box(&call), &framing, &mut out)
+                .expect("fits");
+            black_box(out.len())
         })
     });
     let rewrite = rewrite_reply().encode();

@@ -94,6 +94,30 @@ impl FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// Appends the frame of `payload` to `dst` (unchanged on error).
+    pub(crate) fn put_frame(
+        &self,
+        ty: MessageType,
+        payload: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let len = payload.len();
+        if len > self.max_payload {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        dst.reserve(4 + len);
+        dst.put_u8(ty as u8);
+        // The length fits in 24 bits: checked against max_payload <= MAX_PAYLOAD above.
+        dst.put_uint(len as u64, 3);
+        dst.put_slice(payload);
+        Ok(())
+    }
+}
+
 impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = FrameError;
@@ -126,19 +150,7 @@ impl Encoder<Frame> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let len = frame.payload.len();
-        if len > self.max_payload {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.max_payload,
-            });
-        }
-        dst.reserve(4 + len);
-        dst.put_u8(frame.ty as u8);
-        // The length fits in 24 bits: checked against max_payload <= MAX_PAYLOAD above.
-        dst.put_uint(len as u64, 3);
-        dst.put_slice(&frame.payload);
-        Ok(())
+        self.put_frame(frame.ty, &frame.payload, dst)
     }
 }
 

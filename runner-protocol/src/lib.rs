@@ -9,13 +9,16 @@
 //! - `reader` (private): the checked single-pass reader that decoding uses instead of
 //!   `flatbuffers::root` and the generated readers; it accepts exactly what flatbuffers' verifier
 //!   accepts (tested against it) and slices byte strings out of the payload.
-//! - [`runner`]: the `Runner` trait that the runner crates implement and the gateway calls.
+//! - [`runner`]: the `Runner` (raw tokens) and `KeyedRunner` (by key; what the gateway holds)
+//!   traits that the runner crates implement.
+//! - [`conf_cache`]: the conf-token cache by key both runner kinds keep.
 //! - [`generated`]: flatc's output for `schema/ext-plugin.fbs` (regenerate with
 //!   `runner-protocol/generate`; never edit), with every string seen as a byte vector: the wire
 //!   bytes are the same, and a verified buffer may carry non-UTF-8 header values and paths. Write
 //!   strings with `FlatBufferBuilder::create_byte_string`, which adds the NUL terminator.
 
 pub mod byte_text;
+pub mod conf_cache;
 pub mod frame;
 pub mod message;
 mod reader;
@@ -38,9 +41,11 @@ pub mod generated {
     pub mod a6;
 }
 
+pub use conf_cache::{ConfCache, Pending, Prepare};
 pub use frame::{Frame, FrameCodec, FrameError, MessageType, MAX_PAYLOAD};
 pub use message::{
     Action, DecodeError, ErrorCode, ExtraInfo, HttpRequest, HttpRequestReply, HttpResponse,
     HttpResponseReply, Method, PrepareConf, Rewrite, Stop, TextEntry, ToGateway, ToRunner,
+    ToRunnerEncoder,
 };
-pub use runner::{InfoSource, Runner, RunnerError};
+pub use runner::{DynInfoSource, InfoSource, KeyedCall, KeyedRunner, Runner, RunnerError};

@@ -8,11 +8,13 @@
 //! treat an absent vector as empty); a text entry's value keeps the difference between absent
 //! (`None`, "delete" or `?flag`) and empty (`Some(vec![])`, `?k=`).
 
-use bytes::{Buf, Bytes};
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, InvalidFlatbuffer, Vector, WIPOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Frame, MessageType};
+use crate::frame::{Frame, FrameCodec, FrameError, MessageType};
 use crate::generated::a6::a6 as wire;
 use crate::reader::Reader;
 
@@ -355,6 +357,52 @@ fn frame(ty: MessageType, fbb: FlatBufferBuilder<'_>) -> Frame {
     Frame { ty, payload }
 }
 
+/// Encodes [`ToRunner`] messages straight into an output buffer, with one builder whose memory
+/// is reused from message to message (a connection keeps one): no allocation per message once
+/// the builder has grown to the connection's usual message size.
+#[derive(Default)]
+pub struct ToRunnerEncoder {
+    fbb: FlatBufferBuilder<'static>,
+    /// The largest message built since the last trim: the builder's buffer is at least that.
+    largest: usize,
+}
+
+impl fmt::Debug for ToRunnerEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToRunnerEncoder")
+            .field("largest", &self.largest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToRunnerEncoder {
+    /// Appends `msg` as one frame (header and payload) to `dst`.
+    ///
+    /// # Errors
+    /// [`FrameError::TooLarge`] past `codec`'s payload limit (`dst` is unchanged).
+    pub fn encode(
+        &mut self,
+        msg: &ToRunner,
+        codec: &FrameCodec,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        self.fbb.reset();
+        let ty = msg.build(&mut self.fbb);
+        let payload = self.fbb.finished_data();
+        self.largest = self.largest.max(payload.len());
+        codec.put_frame(ty, payload, dst)
+    }
+
+    /// Gives back the builder's memory when a message since the last trim was larger than
+    /// `keep` bytes.
+    pub fn trim(&mut self, keep: usize) {
+        if self.largest > keep {
+            self.fbb = FlatBufferBuilder::new();
+        }
+        self.largest = 0;
+    }
+}
+
 /// Room for the byte strings of `list` with their table and vector overhead, so a builder sized
 /// with it does not grow (each growth copies the whole buffer).
 fn entries_size(list: &[TextEntry]) -> usize {
@@ -378,24 +426,30 @@ impl ToRunner {
     /// The frame for this message.
     pub fn encode(&self) -> Frame {
         let mut fbb = FlatBufferBuilder::with_capacity(self.size_hint());
-        let ty = match self {
+        let ty = self.build(&mut fbb);
+        frame(ty, fbb)
+    }
+
+    /// Builds this message into `fbb` (empty, or reset) and says its frame type.
+    fn build(&self, fbb: &mut FlatBufferBuilder<'_>) -> MessageType {
+        match self {
             ToRunner::PrepareConf(m) => {
-                let conf = entries(&mut fbb, &m.conf);
-                let key = string_opt(&mut fbb, &m.key);
+                let conf = entries(fbb, &m.conf);
+                let key = string_opt(fbb, &m.key);
                 let root = wire::prepare_conf::Req::create(
-                    &mut fbb,
+                    fbb,
                     &wire::prepare_conf::ReqArgs { conf, key },
                 );
                 fbb.finish_minimal(root);
                 MessageType::PrepareConf
             }
             ToRunner::HttpRequest(m) => {
-                let src_ip = byte_vector(&mut fbb, &m.src_ip);
-                let path = string_opt(&mut fbb, &m.path);
-                let args = entries(&mut fbb, &m.args);
-                let headers = entries(&mut fbb, &m.headers);
+                let src_ip = byte_vector(fbb, &m.src_ip);
+                let path = string_opt(fbb, &m.path);
+                let args = entries(fbb, &m.args);
+                let headers = entries(fbb, &m.headers);
                 let root = wire::httpreq_call::Req::create(
-                    &mut fbb,
+                    fbb,
                     &wire::httpreq_call::ReqArgs {
                         id: m.id,
                         src_ip,
@@ -411,17 +465,15 @@ impl ToRunner {
             }
             ToRunner::ExtraInfoAnswer(result) => {
                 let result = result.as_deref().map(|r| fbb.create_vector(r));
-                let root = wire::extra_info::Resp::create(
-                    &mut fbb,
-                    &wire::extra_info::RespArgs { result },
-                );
+                let root =
+                    wire::extra_info::Resp::create(fbb, &wire::extra_info::RespArgs { result });
                 fbb.finish_minimal(root);
                 MessageType::ExtraInfo
             }
             ToRunner::HttpResponse(m) => {
-                let headers = entries(&mut fbb, &m.headers);
+                let headers = entries(fbb, &m.headers);
                 let root = wire::httpresp_call::Req::create(
-                    &mut fbb,
+                    fbb,
                     &wire::httpresp_call::ReqArgs {
                         id: m.id,
                         status: m.status,
@@ -432,8 +484,7 @@ impl ToRunner {
                 fbb.finish_minimal(root);
                 MessageType::HttpRespCall
             }
-        };
-        frame(ty, fbb)
+        }
     }
 
     /// The message in a frame sent by the gateway.

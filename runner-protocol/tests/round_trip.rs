@@ -125,6 +125,21 @@ proptest! {
         prop_assert_eq!(ToRunner::decode(&frame).expect("decodes"), msg);
     }
 
+    /// A reused encoder writes the same bytes as a fresh frame through the codec, message after
+    /// message.
+    #[test]
+    fn a_reused_encoder_writes_what_the_codec_writes(msgs in vec(to_runner(), 1..6)) {
+        use tokio_util::codec::Encoder;
+        let (mut encoder, mut codec) = (ToRunnerEncoder::default(), FrameCodec::default());
+        for msg in &msgs {
+            let (mut reused, mut fresh) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+            encoder.encode(msg, &codec, &mut reused).expect("fits");
+            codec.encode(msg.encode(), &mut fresh).expect("fits");
+            prop_assert_eq!(&reused[..], &fresh[..]);
+        }
+        encoder.trim(0);
+    }
+
     #[test]
     fn to_gateway_round_trips(msg in to_gateway()) {
         let frame = msg.encode();

@@ -1,5 +1,6 @@
 //! The `Runner` trait can be implemented without sockets and driven with any `InfoSource`: a
-//! runner that stops requests with the value of a variable it asks for.
+//! runner that stops requests with the value of a variable it asks for. The same runner behind
+//! `KeyedRunner` (tokens by key in a `ConfCache`) is driven as `Arc<dyn KeyedRunner>`.
 
 use bytes::Bytes;
 use runner_protocol::*;
@@ -11,7 +12,7 @@ impl Runner for EchoVarRunner {
         u32::try_from(conf.conf.len()).map_err(|_| RunnerError::Runner(ErrorCode::BadRequest))
     }
 
-    async fn http_request<I: InfoSource>(
+    async fn http_request<I: InfoSource + ?Sized>(
         &self,
         call: HttpRequest,
         info: &I,
@@ -33,7 +34,7 @@ impl Runner for EchoVarRunner {
         })
     }
 
-    async fn http_response<I: InfoSource>(
+    async fn http_response<I: InfoSource + ?Sized>(
         &self,
         call: HttpResponse,
         info: &I,
@@ -115,4 +116,97 @@ async fn a_runner_is_driven_through_the_trait() {
         (resp.id, resp.status, &resp.body[..]),
         (3, 502, &b"upstream body"[..])
     );
+}
+
+/// A keyed runner over [`ConfCache`]: the token is the conf's length, prepared by key.
+#[derive(Debug, Default)]
+struct KeyedEcho {
+    tokens: ConfCache<u32>,
+}
+
+impl Prepare for KeyedEcho {
+    type Token = u32;
+
+    async fn prepare(
+        &self,
+        _key: &std::sync::Arc<str>,
+        conf: &std::sync::Arc<Vec<TextEntry>>,
+    ) -> Result<u32, RunnerError> {
+        u32::try_from(conf.len()).map_err(|_| RunnerError::Runner(ErrorCode::BadRequest))
+    }
+}
+
+impl KeyedRunner for KeyedEcho {
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    fn prepare(&self, key: &str, conf: Vec<TextEntry>) {
+        self.tokens.insert(key, conf);
+    }
+
+    fn forget(&self, key: &str) {
+        self.tokens.remove(key);
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.tokens.keys()
+    }
+
+    fn request<'a>(
+        &'a self,
+        key: &'a str,
+        call: HttpRequest,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpRequestReply> {
+        Box::pin(async move {
+            let token = self.tokens.current(key)?.fill(self).await?;
+            EchoVarRunner
+                .http_request(
+                    HttpRequest {
+                        conf_token: token,
+                        ..call
+                    },
+                    info,
+                )
+                .await
+        })
+    }
+
+    fn response<'a>(
+        &'a self,
+        key: &'a str,
+        call: HttpResponse,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpResponseReply> {
+        Box::pin(async move {
+            let token = self.tokens.current(key)?.fill(self).await?;
+            EchoVarRunner
+                .http_response(
+                    HttpResponse {
+                        conf_token: token,
+                        ..call
+                    },
+                    info,
+                )
+                .await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_runner_is_driven_behind_dyn() {
+    let runner: std::sync::Arc<dyn KeyedRunner> = std::sync::Arc::new(KeyedEcho::default());
+    runner.prepare("route#1", vec![TextEntry::new("echo", "{}")]);
+    assert_eq!(runner.keys(), ["route#1"]);
+    let reply = runner
+        .request("route#1", request(0), &Vars)
+        .await
+        .expect("answered");
+    assert!(matches!(reply.action, Some(Action::Stop(s)) if &s.body[..] == b"/hello"));
+    runner.forget("route#1");
+    assert!(matches!(
+        runner.request("route#1", request(0), &Vars).await,
+        Err(RunnerError::Unavailable(_))
+    ));
 }

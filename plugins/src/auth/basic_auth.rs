@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::consumer::{admit, constant_time_eq, consumer_conf};
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct BasicAuth;
@@ -111,6 +111,10 @@ fn credentials(value: &HeaderValue) -> Option<(String, String)> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let given = req.headers.get(AUTHORIZATION).map(credentials);
         let found = match &given {

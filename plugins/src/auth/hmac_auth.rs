@@ -41,7 +41,7 @@ use serde_json::Value;
 
 use plugin_api::consumer::{admit, constant_time_eq, consumer_conf, Authenticated, ConsumerIndex};
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct HmacAuth;
@@ -406,6 +406,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let found = self.authenticate(req, SystemTime::now()).await;
         let found = found.as_ref().map(Arc::clone).map_err(String::as_str);

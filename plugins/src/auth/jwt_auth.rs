@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use super::key_auth::hide_query_arg;
 use plugin_api::consumer::{admit, consumer_conf, Authenticated};
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct JwtAuth;
@@ -242,6 +242,10 @@ struct Instance {
     header: HeaderName,
     query: String,
     cookie: String,
+    /// The variables of the query argument and the cookie (`arg_<query>`, `cookie_<cookie>`),
+    /// named once.
+    query_var: String,
+    cookie_var: String,
     hide_credentials: bool,
     key_claim_name: String,
     /// Claims that must be present and valid; empty: `exp` and `nbf` when present.
@@ -274,6 +278,8 @@ impl PluginKind for JwtAuth {
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
         Ok(Arc::new(Instance {
             header,
+            query_var: format!("arg_{}", conf.query),
+            cookie_var: format!("cookie_{}", conf.cookie),
             query: conf.query,
             cookie: conf.cookie,
             hide_credentials: conf.hide_credentials,
@@ -369,11 +375,11 @@ impl Instance {
                 .unwrap_or(&v);
             return Some((token.to_owned(), Source::Header));
         }
-        if let Some(t) = req.vars.get(&format!("arg_{}", self.query)) {
+        if let Some(t) = req.vars.get(&self.query_var) {
             return Some((t.into_owned(), Source::Query));
         }
         req.vars
-            .get(&format!("cookie_{}", self.cookie))
+            .get(&self.cookie_var)
             .map(|t| (t.into_owned(), Source::Cookie))
     }
 
@@ -430,6 +436,10 @@ fn without_cookie(header: &str, name: &str) -> String {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let token = self.token(req);
         let found = match &token {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::consumer::{admit, consumer_conf};
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct KeyAuth;
@@ -51,6 +51,8 @@ fn default_realm() -> String {
 struct Instance {
     header: HeaderName,
     query: String,
+    /// The variable of the query argument (`arg_<query>`), named once.
+    query_var: String,
     hide_credentials: bool,
     anonymous_consumer: Option<String>,
     challenge: HeaderValue,
@@ -80,6 +82,7 @@ impl PluginKind for KeyAuth {
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
         Ok(Arc::new(Instance {
             header,
+            query_var: format!("arg_{}", conf.query),
             query: conf.query,
             hide_credentials: conf.hide_credentials,
             anonymous_consumer: conf.anonymous_consumer,
@@ -108,17 +111,19 @@ impl PluginKind for KeyAuth {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let from_header = req
             .headers
             .get(&self.header)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let key = from_header.clone().or_else(|| {
-            req.vars
-                .get(&format!("arg_{}", self.query))
-                .map(|k| k.into_owned())
-        });
+        let key = from_header
+            .clone()
+            .or_else(|| req.vars.get(&self.query_var).map(|k| k.into_owned()));
         let found = key
             .as_deref()
             .and_then(|k| req.consumers.authenticate("key-auth", k));
@@ -140,7 +145,7 @@ impl Plugin for Instance {
                 }
                 // The key that authenticated is removed; on the anonymous fallback, the key
                 // wherever it was sent.
-                let in_query = req.vars.get(&format!("arg_{}", self.query)).is_some();
+                let in_query = req.vars.get(&self.query_var).is_some();
                 if from_header.is_some() {
                     req.headers.remove(&self.header);
                 }

@@ -30,7 +30,7 @@ use crate::support::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES
 use model::expr::Expr;
 use plugin_api::drain::Drain;
 use plugin_api::{
-    parse_conf, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx, ResponseCtx,
+    parse_conf, BuildContext, Flow, LogCtx, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
 };
 
 /// The kind.
@@ -232,6 +232,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER | Phases::LOG
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         if self.when.as_ref().is_some_and(|w| !w.eval(req.vars)) {
             let mut unmatched = req.state.remove::<Unmatched>().unwrap_or_default();

@@ -44,8 +44,8 @@ use crate::support::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES
 use plugin_api::drain::Drain;
 use plugin_api::tls::NoVerification;
 use plugin_api::{
-    parse_conf, BatchQueue, BatchWatch, BuildContext, Flow, LogCtx, Plugin, PluginKind, RequestCtx,
-    ResponseCtx,
+    parse_conf, BatchQueue, BatchWatch, BuildContext, Flow, LogCtx, Phases, Plugin, PluginKind,
+    RequestCtx, ResponseCtx,
 };
 
 /// The kind.
@@ -65,7 +65,7 @@ struct Conf {
     log_format_extra: Option<Map<String, Value>>,
     #[serde(default)]
     concat_method: Concat,
-    #[serde(default = "yes")]
+    #[serde(default = "plugin_api::schema::yes")]
     ssl_verify: bool,
     #[serde(default)]
     include_req_body: bool,
@@ -112,9 +112,6 @@ fn default_max_body() -> u64 {
 }
 fn default_name() -> String {
     "http logger".to_owned()
-}
-fn yes() -> bool {
-    true
 }
 fn default_batch_max_size() -> usize {
     1000
@@ -342,6 +339,10 @@ impl BatchQueue for Counts {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER | Phases::LOG
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         self.format.capture(req);
         self.format.capture_bodies(req).await;

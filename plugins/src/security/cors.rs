@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::support::headers::add_vary;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct Cors;
@@ -288,6 +288,10 @@ fn header_of(req: &RequestCtx<'_>, var: &str) -> Option<HeaderValue> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         req.state.insert(Asked {
             origin: header_of(req, "http_origin"),

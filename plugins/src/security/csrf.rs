@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use plugin_api::consumer::constant_time_eq;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct Csrf;
@@ -209,6 +209,10 @@ fn refuse(msg: &str) -> Flow {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS | Phases::HEADER_FILTER
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let method = req.vars.get("request_method").unwrap_or_default();
         if matches!(&*method, "GET" | "HEAD" | "OPTIONS") {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use model::parse_net;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct IpRestriction;
@@ -113,6 +113,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         if self.admits(req.client) {
             Flow::Continue

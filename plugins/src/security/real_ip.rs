@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use model::parse_net;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct RealIp;
@@ -162,6 +162,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         if self.trusted.is_some() && !self.trusts(req.client) {
             return Flow::Continue;

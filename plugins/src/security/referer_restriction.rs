@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct RefererRestriction;
@@ -179,6 +179,10 @@ fn referer_host(referer: &[u8]) -> Option<&[u8]> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let referer = req.headers.get(REFERER).map(http::HeaderValue::as_bytes);
         if self.admits(referer) {

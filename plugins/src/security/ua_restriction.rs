@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct UaRestriction;
@@ -141,6 +141,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let agents = req
             .headers

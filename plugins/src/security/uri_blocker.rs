@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct UriBlocker;
@@ -137,6 +137,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         // As APISIX: the normalised path with the query, so `/./x` cannot pass for `/x`.
         let mut uri = req.vars.get("uri").unwrap_or_default().into_owned();

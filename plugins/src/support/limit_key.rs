@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use model::HashOn;
 use plugin_api::Vars;
-use plugin_api::{Flow, Reply};
+use plugin_api::{Flow, PluginError, Reply};
 
 /// How many keys one plugin instance keeps at most (a route config's worth of clients).
 pub const MAX_KEYS: usize = 100_000;
@@ -114,18 +114,17 @@ pub fn rejection(code: u16, msg: Option<&str>) -> Result<Reply, String> {
 }
 
 /// What a limit does when the limits of a request cannot be worked out (a variable with no
-/// usable value): logs `what` and answers 500, or lets the request through with
-/// `allow_degradation`.
+/// usable value): fails with 500 (`what` and `error` logged), or lets the request through with
+/// `allow_degradation` (logged here).
 pub fn unusable_limits(what: &str, error: &str, allow_degradation: bool) -> Flow {
-    tracing::error!(error = %error, "{what}");
     if allow_degradation {
+        tracing::error!(error = %error, "{what}");
         return Flow::Continue;
     }
-    Flow::Respond(Reply {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        headers: http::HeaderMap::new(),
-        body: Bytes::new(),
-    })
+    Flow::Fail(PluginError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("{what}: {error}"),
+    ))
 }
 
 /// Expands APISIX's variable references in `template` (`core.utils.resolve_var`): `$name`,

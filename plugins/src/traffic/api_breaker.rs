@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use model::HashOn;
-use plugin_api::{parse_conf, Flow, LogCtx, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, LogCtx, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct ApiBreaker;
@@ -303,6 +303,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS | Phases::LOG
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let open = self
             .state

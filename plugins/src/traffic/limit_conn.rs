@@ -34,7 +34,7 @@ use crate::support::limit_key::{
     Amount, KeySource, KeyType,
 };
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, LogCtx, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, LogCtx, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct LimitConn;
@@ -298,6 +298,10 @@ fn build(conf: &Value) -> Result<Instance, String> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS | Phases::LOG
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let checks = match self.checks(req.vars) {
             Ok(checks) => checks,

@@ -38,7 +38,7 @@ use crate::support::limit_key::{
     KeySource, KeyType, Keys, MAX_KEYS,
 };
 use plugin_api::Vars;
-use plugin_api::{parse_conf, BuildContext, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, BuildContext, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 #[derive(Default)]
@@ -77,7 +77,7 @@ struct Conf {
     rejected_msg: Option<String>,
     #[serde(default = "default_policy")]
     policy: String,
-    #[serde(default = "yes")]
+    #[serde(default = "plugin_api::schema::yes")]
     show_limit_quota_header: bool,
     #[serde(default)]
     allow_degradation: bool,
@@ -111,9 +111,6 @@ fn default_code() -> u16 {
 }
 fn default_policy() -> String {
     "local".to_owned()
-}
-fn yes() -> bool {
-    true
 }
 
 /// One key's window.
@@ -451,6 +448,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let checks = match self.checks(req.vars) {
             Ok(checks) => checks,

@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::support::limit_key::{
     check_policy, rejection, Expiring, KeySource, KeyType, Keys, MAX_KEYS,
 };
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct LimitReq;
@@ -182,6 +182,10 @@ fn build(conf: &Value, cap: usize) -> Result<Instance, String> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let key = self.source.of(req.vars);
         let decided = match self.limiter.lock() {

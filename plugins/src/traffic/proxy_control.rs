@@ -12,19 +12,15 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct ProxyControl;
 
 #[derive(Deserialize, JsonSchema)]
 struct Conf {
-    #[serde(default = "yes")]
+    #[serde(default = "plugin_api::schema::yes")]
     request_buffering: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Whether the request body is read whole before the upstream is connected (the default when
@@ -59,6 +55,10 @@ impl PluginKind for ProxyControl {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         req.state.insert(RequestBuffering(self.request_buffering));
         Flow::Continue

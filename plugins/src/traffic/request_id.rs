@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct RequestId;
@@ -24,7 +24,7 @@ pub struct RequestId;
 struct Conf {
     #[serde(default = "default_header")]
     header_name: String,
-    #[serde(default = "yes")]
+    #[serde(default = "plugin_api::schema::yes")]
     include_in_response: bool,
     #[serde(default)]
     algorithm: Algorithm,
@@ -65,9 +65,6 @@ impl Default for RangeId {
 
 fn default_header() -> String {
     "X-Request-Id".to_owned()
-}
-fn yes() -> bool {
-    true
 }
 fn default_char_set() -> String {
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".to_owned()
@@ -206,6 +203,10 @@ fn base62(bytes: &[u8], width: usize) -> String {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let id = match req.headers.get(&self.header).filter(|v| !v.is_empty()) {
             Some(existing) => existing.clone(),

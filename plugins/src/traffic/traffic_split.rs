@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use model::expr::Expr;
 use model::{Id, Resource, Upstream};
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct TrafficSplit;
@@ -228,6 +228,10 @@ impl Rule {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         let rule = self
             .rules

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use plugin_api::{parse_conf, BodyFilter, Plugin, PluginKind, ResponseCtx};
+use plugin_api::{parse_conf, BodyFilter, Phases, Plugin, PluginKind, ResponseCtx};
 
 /// The kind.
 pub struct Echo;
@@ -79,6 +79,10 @@ impl PluginKind for Echo {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::HEADER_FILTER
+    }
+
     fn header_filter(&self, resp: &mut ResponseCtx<'_>) {
         for (name, value) in &self.headers {
             resp.headers.insert(name.clone(), value.clone());

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::redirect::resolve_vars;
 use model::expr::{Expr, Vars};
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct FaultInjection;
@@ -239,6 +239,10 @@ impl Abort {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         if let Some(delay) = &self.delay {
             if delay.when.applies(req.vars) {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::{
-    parse_conf, BodyFilter, Encoding, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx,
+    parse_conf, BodyFilter, Encoding, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
 };
 
 /// The kind.
@@ -197,6 +197,10 @@ impl GzipEncoding {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let old_protocol = self.needs_http11
             && matches!(

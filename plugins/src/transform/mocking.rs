@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::redirect::resolve_vars;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct Mocking;
@@ -48,7 +48,7 @@ struct Conf {
     content_type: String,
     response_example: Option<String>,
     response_schema: Option<Map<String, Value>>,
-    #[serde(default = "yes")]
+    #[serde(default = "plugin_api::schema::yes")]
     with_mock_header: bool,
     response_headers: Option<BTreeMap<String, String>>,
 }
@@ -58,9 +58,6 @@ fn default_status() -> u16 {
 }
 fn default_content_type() -> String {
     "application/json;charset=utf8".to_owned()
-}
-fn yes() -> bool {
-    true
 }
 
 const CONTENT_TYPES: [&str; 5] = [
@@ -256,6 +253,10 @@ fn gen_value(prop: &Value) -> Option<Value> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::ACCESS
+    }
+
     async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;

@@ -32,7 +32,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, StatusCode};
@@ -43,7 +42,7 @@ use serde_json::{Map, Value};
 
 use super::redirect::{parse_template, resolve_vars, substitute, Part};
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginError, PluginKind, RequestCtx};
 
 /// The kind.
 pub struct ProxyRewrite;
@@ -440,17 +439,20 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let (uri, captures) = self.upstream_uri(req.vars);
         if let Some(uri) = uri {
             match PathAndQuery::try_from(uri) {
                 Ok(pq) => req.rewrite.path_and_query = Some(pq),
-                Err(_) => {
-                    return Flow::Respond(Reply {
-                        status: StatusCode::INTERNAL_SERVER_ERROR,
-                        headers: HeaderMap::new(),
-                        body: Bytes::new(),
-                    })
+                Err(e) => {
+                    return Flow::Fail(PluginError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the new upstream URI is invalid: {e}"),
+                    ))
                 }
             }
         }

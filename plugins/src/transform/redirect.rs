@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginError, PluginKind, Reply, RequestCtx};
 
 /// The kind.
 pub struct Redirect;
@@ -250,7 +250,11 @@ impl PluginKind for Redirect {
 /// `http_to_https: false` and nothing else to do.
 struct Noop;
 
-impl Plugin for Noop {}
+impl Plugin for Noop {
+    fn phases(&self) -> Phases {
+        Phases::NONE
+    }
+}
 
 /// What `encode_uri` leaves alone: unreserved characters, `/` and the sub-delimiters, `:` `@`.
 const KEEP: &AsciiSet = &NON_ALPHANUMERIC
@@ -328,6 +332,10 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         let Some((status, location)) = self.location(req.vars) else {
             return Flow::Continue;
@@ -339,12 +347,11 @@ impl Plugin for Instance {
             }
             // A variable brought something no header can carry: APISIX answers 500 when it
             // cannot build the new URI.
-            Err(_) => {
-                return Flow::Respond(Reply {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    headers,
-                    body: Bytes::new(),
-                })
+            Err(e) => {
+                return Flow::Fail(PluginError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the new location is no header value: {e}"),
+                ))
             }
         }
         Flow::Respond(Reply {
@@ -478,7 +485,10 @@ mod tests {
             StatusCode::MOVED_PERMANENTLY,
             "ret_code is not used"
         );
-        assert!(run(json!({"http_to_https": false}), &get).await.is_none());
+        let noop = Redirect
+            .build(&json!({"http_to_https": false}))
+            .expect("valid");
+        assert_eq!(noop.phases(), Phases::NONE, "nothing to do");
     }
 
     #[tokio::test]

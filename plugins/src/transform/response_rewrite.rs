@@ -47,7 +47,9 @@ use super::proxy_rewrite::{apply_headers, header_name, header_names, header_temp
 use super::redirect::resolve_vars;
 use model::expr::{Expr, Vars};
 use plugin_api::Balancer;
-use plugin_api::{parse_conf, BodyFilter, Flow, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use plugin_api::{
+    parse_conf, BodyFilter, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
+};
 
 /// The kind.
 pub struct ResponseRewrite;
@@ -447,6 +449,10 @@ impl Vars for ResponseVars<'_> {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE | Phases::HEADER_FILTER
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         if self.needs.is_empty() {
             return Flow::Continue;

@@ -22,8 +22,8 @@ use http::uri::Authority;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use super::error;
-use super::listener::Reply;
 use crate::config::AdminSection;
+use crate::listener::FullResponse;
 
 /// The browser-facing rules of one Admin API listener.
 pub struct Browser {
@@ -50,7 +50,7 @@ pub enum Refused {
 
 impl Refused {
     /// The answer: a JSON error naming the rule and the setting that allows the request.
-    pub fn reply(&self) -> Reply {
+    pub fn reply(&self) -> FullResponse {
         match self {
             Refused::Host(host) => error(
                 StatusCode::FORBIDDEN,

@@ -19,18 +19,23 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::listener::{self, json, json_value, Reply};
 use super::redact::{redact, Audience};
-use crate::server::State;
+use crate::listener::{self, json, json_value, FullResponse};
+use crate::snapshot::Snapshot;
 use model::{Id, Resource};
 
-/// Serves the control API on `listener` until `stop` completes.
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<Output = ()>) {
+/// Serves the control API on `listener` until `stop` completes; `current` gives the snapshot
+/// being served.
+pub async fn serve(
+    listener: TcpListener,
+    current: impl Fn() -> Arc<Snapshot> + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) {
     listener::serve(
         listener,
         "control API",
         move |req, _| {
-            let reply = answer(&state, req.method(), req.uri().path());
+            let reply = answer(&current(), req.method(), req.uri().path());
             async move { reply }
         },
         stop,
@@ -38,11 +43,10 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<O
     .await;
 }
 
-fn answer(state: &State, method: &Method, path: &str) -> Reply {
+fn answer(snapshot: &Snapshot, method: &Method, path: &str) -> FullResponse {
     if method != Method::GET {
         return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
     }
-    let snapshot = state.snapshot.load();
     let config = &snapshot.config;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
@@ -84,7 +88,7 @@ fn shown<T: Serialize>(resource: Resource, item: &T) -> Value {
     value
 }
 
-fn all<T: Serialize>(resource: Resource, items: &[T]) -> Reply {
+fn all<T: Serialize>(resource: Resource, items: &[T]) -> FullResponse {
     let shown: Vec<Value> = items.iter().map(|i| shown(resource, i)).collect();
     json_value(StatusCode::OK, &Value::Array(shown))
 }
@@ -94,7 +98,7 @@ fn one<T: Serialize>(
     items: &[T],
     id: &str,
     id_of: impl Fn(&T) -> Option<&Id>,
-) -> Reply {
+) -> FullResponse {
     match items.iter().find(|i| id_of(i).is_some_and(|i| i.0 == id)) {
         Some(item) => json_value(StatusCode::OK, &shown(resource, item)),
         None => json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#),

@@ -7,15 +7,14 @@
 //! store; a rejected write changes nothing. A web page cannot drive it ([`browser`]), and secrets
 //! are shown to admin keys only ([`redact`]).
 
-// Handlers return `Result<_, Reply>` to answer early with a ready error response; the response
-// is built only on that path, so boxing it would buy nothing.
+// Handlers return `Result<_, FullResponse>` to answer early with a ready error response; the
+// response is built only on that path, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
 mod auth;
 mod browser;
 pub mod control;
 mod list;
-pub(crate) mod listener;
 mod patch;
 mod redact;
 mod references;
@@ -36,9 +35,9 @@ use tokio::net::TcpListener;
 
 pub use auth::Auth;
 pub use browser::Browser;
-use listener::{json, json_value, Reply};
 
 use crate::config::AdminRole;
+use crate::listener::{self, json, json_value, FullResponse};
 use crate::store::{Store, StoreError};
 use redact::Audience;
 
@@ -57,6 +56,8 @@ pub struct Admin {
     pub read_only: Option<String>,
     /// The plugins configs may use.
     pub plugins: plugin_api::registry::Registry,
+    /// The `Server` header of every answer (`apisix.enable_server_tokens`).
+    pub server_header: HeaderValue,
     /// The runners `ext-plugin-*` configs may name (a write naming another is refused).
     pub runners: crate::runners::ext_plugin::KnownRunners,
 }
@@ -109,14 +110,11 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: impl Future<O
 }
 
 impl Admin {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> FullResponse {
         let cors_origin = self.browser.cors_origin(req.headers());
         let mut reply = self.answer(req, peer, cors_origin.is_some()).await;
         let headers = reply.headers_mut();
-        headers.insert(
-            http::header::SERVER,
-            HeaderValue::from_static(concat!("ferrogate/", env!("CARGO_PKG_VERSION"))),
-        );
+        headers.insert(http::header::SERVER, self.server_header.clone());
         if self.browser.varies() {
             headers.insert(http::header::VARY, HeaderValue::from_static("Origin"));
         }
@@ -138,7 +136,7 @@ impl Admin {
     }
 
     /// `cors`: the request's origin is allowed CORS.
-    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr, cors: bool) -> Reply {
+    async fn answer(&self, req: Request<Incoming>, peer: SocketAddr, cors: bool) -> FullResponse {
         if !self.auth.address_allowed(peer.ip()) {
             tracing::warn!(client = %peer.ip(), "Admin API request from a client outside allow_admin refused");
             return error(
@@ -152,10 +150,10 @@ impl Admin {
         }
         let path = req.uri().path().to_owned();
         let Some(rest) = path.strip_prefix("/apisix/admin") else {
-            return json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#);
+            return not_found();
         };
         if !(rest.is_empty() || rest.starts_with('/')) {
-            return json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#);
+            return not_found();
         }
         let method = req.method().clone();
         if method == Method::HEAD && rest.trim_matches('/').is_empty() {
@@ -198,7 +196,7 @@ impl Admin {
             method,
             Method::GET | Method::PUT | Method::POST | Method::PATCH | Method::DELETE
         ) {
-            return json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#);
+            return not_found();
         }
         let args = req
             .uri()
@@ -258,11 +256,16 @@ impl Admin {
 }
 
 /// `{"error_msg": message}` with `status`.
-pub(crate) fn error(status: StatusCode, message: &str) -> Reply {
+pub(crate) fn error(status: StatusCode, message: &str) -> FullResponse {
     json_value(status, &json!({ "error_msg": message }))
 }
 
+/// APISIX's answer to a path it does not serve.
+pub(crate) fn not_found() -> FullResponse {
+    json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#)
+}
+
 /// A store failure: 503 with the store's message.
-pub(crate) fn unavailable(e: &StoreError) -> Reply {
+pub(crate) fn unavailable(e: &StoreError) -> FullResponse {
     error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
 }

@@ -6,8 +6,8 @@
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::listener::Reply;
 use super::{error, unavailable, Admin};
+use crate::listener::FullResponse;
 use model::Resource;
 
 /// The references a value of `resource` holds: (field, referenced resource).
@@ -40,7 +40,7 @@ pub(super) async fn check_write(
     key: &str,
     id: &str,
     value: &Map<String, Value>,
-) -> Result<(), Reply> {
+) -> Result<(), FullResponse> {
     for (field, target) in references(resource) {
         let Some(ref_id) = value.get(*field).and_then(text) else {
             continue;
@@ -136,7 +136,7 @@ async fn unique_identities(
     admin: &Admin,
     key: &str,
     value: &Map<String, Value>,
-) -> Result<(), Reply> {
+) -> Result<(), FullResponse> {
     let identities = |plugins: Option<&Map<String, Value>>| -> Vec<(String, String)> {
         plugins
             .into_iter()
@@ -207,7 +207,11 @@ fn splits_to(value: &Value, id: &str) -> bool {
 }
 
 /// Checks that nothing references `resource` `id` before it is deleted.
-pub(super) async fn check_delete(admin: &Admin, resource: Resource, id: &str) -> Result<(), Reply> {
+pub(super) async fn check_delete(
+    admin: &Admin,
+    resource: Resource,
+    id: &str,
+) -> Result<(), FullResponse> {
     let (users, what): (&[Resource], &str) = match resource {
         Resource::Upstream => (&[Resource::Route, Resource::Service], "this upstream"),
         Resource::Service => (&[Resource::Route], "this service directly"),

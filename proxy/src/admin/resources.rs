@@ -8,10 +8,10 @@ use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::list::ListQuery;
-use super::listener::{json, json_value, Reply};
 use super::redact::{redact, Audience};
 use super::references;
-use super::{error, patch, unavailable, Admin, Call};
+use super::{error, not_found, patch, unavailable, Admin, Call};
+use crate::listener::{json, json_value, FullResponse};
 use crate::store::Entry;
 use model::{is_valid_id, is_valid_id_value, is_valid_username, jsonschema, Resource};
 use plugin_api::registry::Registry;
@@ -52,10 +52,10 @@ impl Collection {
 }
 
 /// Routes a call to its endpoint.
-pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
+pub(super) async fn dispatch(admin: &Admin, call: &Call) -> FullResponse {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
-        [] => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+        [] => not_found(),
         ["plugins", rest @ ..] => plugins(&admin.plugins, call, rest),
         ["schema", rest @ ..] => schema(&admin.plugins, call, rest),
         ["configs", "validate"] if call.method == Method::POST => validate_config(admin, call),
@@ -76,7 +76,7 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
             if call.method == Method::PUT || listing {
                 match admin.store.get(&format!("consumers/{username}")).await {
                     Ok(Some(_)) => {}
-                    Ok(None) if listing => return not_found(),
+                    Ok(None) if listing => return key_not_found(),
                     Ok(None) => return error(StatusCode::NOT_FOUND, "consumer not found"),
                     Err(e) => return unavailable(&e),
                 }
@@ -99,7 +99,7 @@ pub(super) async fn dispatch(admin: &Admin, call: &Call) -> Reply {
     }
 }
 
-async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]) -> Reply {
+async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]) -> FullResponse {
     // APISIX checks `ttl` before anything of the resource (its method, its id).
     let ttl = match ttl(call) {
         Ok(t) => t,
@@ -118,7 +118,7 @@ async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]
     let id = rest.first().copied();
     let sub_path = rest.get(1..).unwrap_or_default();
     if !sub_path.is_empty() && call.method != Method::PATCH {
-        return json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#);
+        return not_found();
     }
     match call.method {
         Method::GET => match id {
@@ -129,7 +129,7 @@ async fn on_collection(admin: &Admin, call: &Call, c: &Collection, rest: &[&str]
         Method::POST => post(admin, call, c, id, ttl).await,
         Method::PATCH => patch(admin, call, c, id, sub_path, ttl).await,
         Method::DELETE => delete(admin, call, c, id).await,
-        _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+        _ => not_found(),
     }
 }
 
@@ -141,7 +141,7 @@ fn full_key(admin: &Admin, key: &str) -> String {
 const INVALID_ID: &str =
     "invalid configuration: property \"id\" validation failed: object matches none of the required";
 
-fn not_found() -> Reply {
+fn key_not_found() -> FullResponse {
     json(StatusCode::NOT_FOUND, r#"{"message":"Key not found"}"#)
 }
 
@@ -161,15 +161,15 @@ fn item(admin: &Admin, c: &Collection, entry: &Entry, audience: Audience) -> Val
     })
 }
 
-async fn get_one(admin: &Admin, c: &Collection, id: &str, audience: Audience) -> Reply {
+async fn get_one(admin: &Admin, c: &Collection, id: &str, audience: Audience) -> FullResponse {
     match admin.store.get(&c.key(id)).await {
         Ok(Some(entry)) => json_value(StatusCode::OK, &item(admin, c, &entry, audience)),
-        Ok(None) => not_found(),
+        Ok(None) => key_not_found(),
         Err(e) => unavailable(&e),
     }
 }
 
-async fn get_list(admin: &Admin, call: &Call, c: &Collection) -> Reply {
+async fn get_list(admin: &Admin, call: &Call, c: &Collection) -> FullResponse {
     let query = match ListQuery::parse(&call.args) {
         Ok(q) => q,
         // APISIX answers a bad page size with the bare message.
@@ -208,7 +208,7 @@ fn now() -> i64 {
 }
 
 /// The JSON object of a body, or APISIX's error.
-fn body_object(call: &Call) -> Result<Map<String, Value>, Reply> {
+fn body_object(call: &Call) -> Result<Map<String, Value>, FullResponse> {
     if call.body.iter().all(u8::is_ascii_whitespace) {
         let message = if call.method == Method::PATCH {
             "missing new configuration"
@@ -233,7 +233,7 @@ fn body_object(call: &Call) -> Result<Map<String, Value>, Reply> {
     }
 }
 
-fn ttl(call: &Call) -> Result<Option<Duration>, Reply> {
+fn ttl(call: &Call) -> Result<Option<Duration>, FullResponse> {
     match call.arg("ttl") {
         None => Ok(None),
         Some(t) => t
@@ -280,7 +280,7 @@ async fn validate(
     c: &Collection,
     id: &str,
     value: &Map<String, Value>,
-) -> Result<(), Reply> {
+) -> Result<(), FullResponse> {
     check_value(admin, c.resource, &Value::Object(value.clone()))
         .map_err(|message| error(StatusCode::BAD_REQUEST, &message))?;
     references::check_write(admin, c.resource, &c.key(id), id, value).await
@@ -310,7 +310,7 @@ async fn put(
     c: &Collection,
     id: Option<&str>,
     ttl: Option<Duration>,
-) -> Reply {
+) -> FullResponse {
     let mut value = match body_object(call) {
         Ok(v) => v,
         Err(r) => return r,
@@ -374,7 +374,7 @@ async fn post(
     c: &Collection,
     path_id: Option<&str>,
     ttl: Option<Duration>,
-) -> Reply {
+) -> FullResponse {
     let mut value = match body_object(call) {
         Ok(v) => v,
         Err(r) => return r,
@@ -409,7 +409,7 @@ async fn store_item(
     value: &mut Map<String, Value>,
     expected: Option<&Entry>,
     ttl: Option<Duration>,
-) -> Reply {
+) -> FullResponse {
     if c.resource != Resource::Consumer
         && !is_valid_id(&id)
         && c.resource != Resource::PluginMetadata
@@ -486,7 +486,7 @@ async fn patch(
     id: Option<&str>,
     sub_path: &[&str],
     ttl: Option<Duration>,
-) -> Reply {
+) -> FullResponse {
     let Some(id) = id else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -499,7 +499,7 @@ async fn patch(
     let key = c.key(id);
     let entry = match admin.store.get(&key).await {
         Ok(Some(e)) => e,
-        Ok(None) => return not_found(),
+        Ok(None) => return key_not_found(),
         Err(e) => return unavailable(&e),
     };
     let mut value = match serde_json::from_slice::<Value>(&entry.value) {
@@ -547,7 +547,7 @@ async fn patch(
     .await
 }
 
-async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> Reply {
+async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) -> FullResponse {
     let Some(id) = id else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -565,14 +565,14 @@ async fn delete(admin: &Admin, call: &Call, c: &Collection, id: Option<&str>) ->
             StatusCode::OK,
             &json!({ "deleted": "1", "key": full_key(admin, &key) }),
         ),
-        Ok(None) => not_found(),
+        Ok(None) => key_not_found(),
         Err(e) => unavailable(&e),
     }
 }
 
 /// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true`, `PUT /plugins/reload`, each with
 /// APISIX's `?subsystem=http|stream` (this gateway has no stream plugins).
-fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
+fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> FullResponse {
     let subsystem = call.arg("subsystem").unwrap_or("http");
     let http = subsystem == "http";
     match rest {
@@ -585,7 +585,7 @@ fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
             ),
         ),
         _ if call.method != Method::GET => {
-            json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#)
+            not_found()
         }
         // APISIX answers this one with a bare string.
         ["list"] if !matches!(subsystem, "http" | "stream") => {
@@ -629,7 +629,7 @@ fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
             StatusCode::NOT_FOUND,
             &format!("plugin not found in subsystem {subsystem}"),
         ),
-        _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+        _ => not_found(),
     }
 }
 
@@ -660,7 +660,7 @@ fn plugin_schema(kind: &dyn PluginKind) -> Value {
     schema
 }
 
-fn plugin_schema_reply(registry: &Registry, name: &str) -> Reply {
+fn plugin_schema_reply(registry: &Registry, name: &str) -> FullResponse {
     match registry.kind(name) {
         Some(kind) => json_value(StatusCode::OK, &plugin_schema(kind.as_ref())),
         None => error(StatusCode::NOT_FOUND, "plugin not found in subsystem http"),
@@ -668,7 +668,7 @@ fn plugin_schema_reply(registry: &Registry, name: &str) -> Reply {
 }
 
 /// `GET /schema/{name}`, `GET /schema/plugins/{name}`, `POST /schema/validate/{resource}`.
-fn schema(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
+fn schema(registry: &Registry, call: &Call, rest: &[&str]) -> FullResponse {
     match (call.method.clone(), rest) {
         // `?schema_type=consumer`: an authentication plugin's consumer schema.
         (Method::GET, ["plugins", name]) if call.arg("schema_type") == Some("consumer") => {
@@ -727,14 +727,14 @@ fn schema(registry: &Registry, call: &Call, rest: &[&str]) -> Reply {
                 ),
             }
         }
-        _ => json(StatusCode::NOT_FOUND, r#"{"error_msg":"404 Not Found"}"#),
+        _ => not_found(),
     }
 }
 
 /// `POST /configs/validate`: every item of a declarative config (JSON) checked as the Admin API checks a write, without its references, as
 /// APISIX does: 200 `{}` when all pass, else 400 listing each failing item (`resource_type`,
 /// `resource_id`, `index`, `error`) and each repeated id.
-fn validate_config(admin: &Admin, call: &Call) -> Reply {
+fn validate_config(admin: &Admin, call: &Call) -> FullResponse {
     let invalid_body = |why: &str| {
         error(
             StatusCode::BAD_REQUEST,

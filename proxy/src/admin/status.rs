@@ -11,16 +11,21 @@ use std::sync::Arc;
 use http::{Method, Request, StatusCode};
 use tokio::net::TcpListener;
 
-use super::listener::{self, json, Reply};
-use crate::server::State;
+use crate::listener::{self, json, FullResponse};
+use crate::snapshot::Snapshot;
 
-/// Serves the status API on `listener` until `stop` completes.
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<Output = ()>) {
+/// Serves the status API on `listener` until `stop` completes; `current` gives the snapshot being
+/// served.
+pub async fn serve(
+    listener: TcpListener,
+    current: impl Fn() -> Arc<Snapshot> + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) {
     listener::serve(
         listener,
         "status API",
         move |req, _| {
-            let reply = answer(&state, &req);
+            let reply = answer(&current(), &req);
             async move { reply }
         },
         stop,
@@ -28,12 +33,12 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: impl Future<O
     .await;
 }
 
-fn answer<B>(state: &State, req: &Request<B>) -> Reply {
+fn answer<B>(snapshot: &Snapshot, req: &Request<B>) -> FullResponse {
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     let (status, body) = match req.uri().path() {
         "/status" if get => (StatusCode::OK, r#"{"status":"ok"}"#),
         "/status/ready" if get => {
-            if state.snapshot.load().version > 0 {
+            if snapshot.version > 0 {
                 (StatusCode::OK, r#"{"status":"ok"}"#)
             } else {
                 (

@@ -10,6 +10,7 @@
 mod deployment;
 mod duration;
 mod env;
+mod runners;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,8 +24,8 @@ pub use deployment::{
 };
 pub use duration::deserialize as deserialize_duration;
 pub use env::substitute as substitute_env;
+pub use runners::RunnersConfig;
 
-use crate::router::RouterKind;
 pub use model::ConfigError;
 
 /// The whole node configuration.
@@ -42,7 +43,7 @@ pub struct NodeConfig {
     /// External plugin runners (`ext-plugin:` section): APISIX's `cmd` / `path_for_test`, or
     /// several named `runners`.
     #[serde(rename = "ext-plugin")]
-    pub ext_plugin: Option<crate::runners::RunnersConfig>,
+    pub ext_plugin: Option<RunnersConfig>,
     /// The enabled plugins (`plugins:`, as APISIX); absent: every built-in plugin.
     pub plugins: Option<Vec<String>>,
 }
@@ -270,19 +271,26 @@ impl Default for ApisixSection {
 }
 
 /// `apisix.router`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RouterSection {
     /// `radixtree_host_uri` (default), `radixtree_uri` or `radixtree_uri_with_parameter`.
-    pub http: String,
+    pub http: RouterKind,
 }
 
-impl Default for RouterSection {
-    fn default() -> Self {
-        Self {
-            http: "radixtree_host_uri".to_owned(),
-        }
-    }
+/// Which router `apisix.router.http` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum RouterKind {
+    /// `radixtree_host_uri` (the default): index by host, then by URI.
+    #[default]
+    #[serde(rename = "radixtree_host_uri")]
+    HostUri,
+    /// `radixtree_uri`: index by URI only; hosts are a per-route filter; `:` is literal.
+    #[serde(rename = "radixtree_uri")]
+    Uri,
+    /// `radixtree_uri_with_parameter`: like [`RouterKind::Uri`] with `:name` / `*name`.
+    #[serde(rename = "radixtree_uri_with_parameter")]
+    UriWithParameter,
 }
 
 /// `apisix.node_listen`: a port, or a list of ports and `{ip, port, enable_http2}` objects.
@@ -361,8 +369,8 @@ impl NodeListen {
 pub struct NginxConfigSection {
     /// Worker threads of the runtime: `auto` (one per core) or a number.
     pub worker_processes: WorkerProcesses,
-    /// Log level when `RUST_LOG` is not set: `debug`, `info`, `notice`, `warn`, `error`, ...
-    pub error_log_level: String,
+    /// Log level when `RUST_LOG` is not set.
+    pub error_log_level: LogLevel,
     /// How long shutdown waits for requests in flight before closing connections.
     #[serde(deserialize_with = "deserialize_duration")]
     pub worker_shutdown_timeout: Duration,
@@ -370,6 +378,41 @@ pub struct NginxConfigSection {
     pub http: HttpSection,
     /// Connection processing (`event:`).
     pub event: EventSection,
+}
+
+/// An nginx log level (`nginx_config.error_log_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// `debug`.
+    Debug,
+    /// `info`.
+    Info,
+    /// `notice` (logged as info).
+    Notice,
+    /// `warn` (the default).
+    #[default]
+    Warn,
+    /// `error`.
+    Error,
+    /// `crit` (logged as error).
+    Crit,
+    /// `alert` (logged as error).
+    Alert,
+    /// `emerg` (logged as error).
+    Emerg,
+}
+
+impl LogLevel {
+    /// The `tracing` level this maps to, as an env-filter directive.
+    pub fn tracing_directive(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info | LogLevel::Notice => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error | LogLevel::Crit | LogLevel::Alert | LogLevel::Emerg => "error",
+        }
+    }
 }
 
 /// `nginx_config.event`.
@@ -395,7 +438,7 @@ impl Default for NginxConfigSection {
     fn default() -> Self {
         Self {
             worker_processes: WorkerProcesses::default(),
-            error_log_level: "warn".to_owned(),
+            error_log_level: LogLevel::default(),
             worker_shutdown_timeout: Duration::from_secs(240),
             http: HttpSection::default(),
             event: EventSection::default(),
@@ -647,15 +690,6 @@ impl NodeConfig {
                 message,
             })
         };
-        if RouterKind::from_name(&self.apisix.router.http).is_none() {
-            err(
-                "apisix.router.http",
-                format!(
-                    "unknown router `{}`; expected radixtree_host_uri, radixtree_uri or radixtree_uri_with_parameter",
-                    self.apisix.router.http
-                ),
-            );
-        }
         for problem in self.ext_plugin.iter().flat_map(|c| c.problems()) {
             err("ext-plugin", problem);
         }
@@ -689,12 +723,6 @@ impl NodeConfig {
             err(
                 "nginx_config.worker_processes",
                 "must be at least 1".to_owned(),
-            );
-        }
-        if crate::observe::parse_level(&self.nginx_config.error_log_level).is_none() {
-            err(
-                "nginx_config.error_log_level",
-                format!("unknown level `{}`", self.nginx_config.error_log_level),
             );
         }
         if self.nginx_config.http.max_header_size < 8192 {
@@ -831,7 +859,7 @@ mod tests {
         let (c, unknown) = NodeConfig::parse("").expect("empty config is valid");
         assert!(unknown.is_empty());
         assert_eq!(c.apisix.node_listen.listeners()[0].addr.port(), 9080);
-        assert_eq!(c.apisix.router.http, "radixtree_host_uri");
+        assert_eq!(c.apisix.router.http, RouterKind::HostUri);
         assert_eq!(
             c.deployment.role_traditional.config_provider,
             ConfigProvider::Embedded
@@ -886,19 +914,38 @@ mod tests {
     }
 
     #[test]
+    fn router_and_log_level_are_typed() {
+        for (name, kind) in [
+            ("radixtree_host_uri", RouterKind::HostUri),
+            ("radixtree_uri", RouterKind::Uri),
+            ("radixtree_uri_with_parameter", RouterKind::UriWithParameter),
+        ] {
+            let (c, _) = NodeConfig::parse(&format!("apisix:\n  router: {{http: {name}}}\n"))
+                .expect("valid");
+            assert_eq!(c.apisix.router.http, kind);
+        }
+        let e = NodeConfig::parse("apisix:\n  router: {http: trie}\n").expect_err("unknown");
+        assert_eq!(e[0].path, "apisix.router.http");
+        assert!(e[0].message.contains("radixtree_uri"), "{}", e[0].message);
+        let (c, _) =
+            NodeConfig::parse("nginx_config:\n  error_log_level: notice\n").expect("valid");
+        assert_eq!(c.nginx_config.error_log_level.tracing_directive(), "info");
+        let e = NodeConfig::parse("nginx_config:\n  error_log_level: loud\n").expect_err("unknown");
+        assert_eq!(e[0].path, "nginx_config.error_log_level");
+    }
+
+    #[test]
     fn validate_lists_every_error() {
         let (c, _) = NodeConfig::parse(
-            "apisix:\n  router: {http: trie}\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\n  error_log_level: loud\ndeployment:\n  admin: {allow_admin: [nowhere]}\n  role_traditional: {config_provider: etcd}\n  etcd: {prefix: apisix}\n",
+            "apisix:\n  node_listen: [9080, 9080]\nnginx_config:\n  worker_processes: many\ndeployment:\n  admin: {allow_admin: [nowhere]}\n  role_traditional: {config_provider: etcd}\n  etcd: {prefix: apisix}\n",
         )
         .expect("parses");
         let paths: Vec<_> = c.validate().into_iter().map(|e| e.path).collect();
         assert_eq!(
             paths,
             vec![
-                "apisix.router.http",
                 "apisix.node_listen[1]",
                 "nginx_config.worker_processes",
-                "nginx_config.error_log_level",
                 "deployment.admin.allow_admin[0]",
                 "deployment.etcd.prefix",
             ]

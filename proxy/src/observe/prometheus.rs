@@ -70,10 +70,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::admin::listener::{self, json, Reply};
+use crate::listener::{self, json, FullResponse};
+use crate::upstream::health::HealthChecker;
 use plugin_api::Balancer;
-use crate::upstream::health::Checker;
-use plugin_api::{parse_conf, BatchQueue, BatchWatch, LogCtx, Plugin, PluginKind};
+use plugin_api::{parse_conf, BatchQueue, BatchWatch, LogCtx, Phases, Plugin, PluginKind};
 
 /// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
 pub const MAX_SERIES: usize = 10_000;
@@ -530,6 +530,10 @@ fn node_host(node: &str) -> &str {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        Phases::LOG
+    }
+
     fn prefers_route(&self) -> bool {
         true
     }
@@ -600,11 +604,25 @@ impl Plugin for Instance {
 #[derive(Default)]
 pub struct NodeStatus {
     /// The health checkers in use (`apisix_upstream_status`).
-    pub upstreams: Vec<Arc<Checker>>,
+    pub upstreams: Vec<Arc<HealthChecker>>,
     /// Connection and request counts of the proxy listeners.
-    pub counts: crate::server::CountsNow,
+    pub counts: CountsNow,
     /// Whether etcd is reachable; `None` when the gateway does not use etcd.
     pub etcd_reachable: Option<bool>,
+}
+
+/// Connection and request counts of the proxy listeners at one moment, as nginx's stub_status
+/// reports them (the server keeps the live counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountsNow {
+    /// Connections accepted (plain and TLS) since start.
+    pub accepted: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Requests received since start.
+    pub requests: u64,
+    /// Requests being handled now (until their response head is ready).
+    pub in_flight: u64,
 }
 
 /// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics, with
@@ -680,7 +698,7 @@ apisix_etcd_reachable {}
 }
 
 /// `apisix_upstream_status` for `checkers`.
-pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
+pub fn render_upstream_status(checkers: &[Arc<HealthChecker>]) -> String {
     let mut out = String::from(
         "# HELP apisix_upstream_status Upstream status from health check
 # TYPE apisix_upstream_status gauge
@@ -701,7 +719,7 @@ pub fn render_upstream_status(checkers: &[Arc<Checker>]) -> String {
     out
 }
 
-fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> Reply {
+fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> FullResponse {
     if (method != Method::GET && method != Method::HEAD) || path != uri {
         return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
     }
@@ -846,7 +864,7 @@ mod tests {
     fn node_metrics() {
         let node = NodeStatus {
             upstreams: Vec::new(),
-            counts: crate::server::CountsNow {
+            counts: CountsNow {
                 accepted: 10,
                 active: 3,
                 requests: 42,

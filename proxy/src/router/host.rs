@@ -1,8 +1,19 @@
-//! Route host patterns: exact names, leading-`*` wildcards, `*` alone, optionally with a port.
-//! Requests are matched by the host [`crate::server::host`] normalised; patterns are split at
-//! their port by the same code.
+//! Route host patterns: exact names, leading-`*` wildcards, `*` alone, optionally with a port;
+//! and [`split_port`], which splits both route patterns and the request's Host (as the server
+//! normalises it) at their port.
 
-use crate::server::host::split_port;
+/// Splits `authority` into the host and the text after its port colon (`[v6]:80` keeps the
+/// brackets; `[v6]` has no port). Only syntax: neither part is checked.
+pub fn split_port(authority: &str) -> (&str, Option<&str>) {
+    let colon = match authority.rfind(']') {
+        Some(close) => authority[close..].find(':').map(|i| close + i),
+        None => authority.rfind(':'),
+    };
+    match colon {
+        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+        None => (authority, None),
+    }
+}
 
 /// A lowercased route host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,7 +84,7 @@ impl HostKind {
 
 #[cfg(test)]
 mod tests {
-    use super::{HostKind, HostPattern};
+    use super::{split_port, HostKind, HostPattern};
 
     #[test]
     fn host_pattern_table() {
@@ -116,6 +127,22 @@ mod tests {
                 want,
                 "{pattern}"
             );
+        }
+    }
+
+    #[test]
+    fn split_port_table() {
+        let cases = [
+            ("a.com:8080", ("a.com", Some("8080"))),
+            ("a.com", ("a.com", None)),
+            ("*.a.com:1", ("*.a.com", Some("1"))),
+            ("[::1]:80", ("[::1]", Some("80"))),
+            ("[::1]", ("[::1]", None)),
+            ("a.com:", ("a.com", Some(""))),
+            ("", ("", None)),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(split_port(raw), want, "{raw}");
         }
     }
 }

@@ -61,44 +61,12 @@ use std::net::IpAddr;
 use http::Method;
 use ipnet::IpNet;
 
+pub use self::host::split_port;
 use self::host::{HostKind, HostPattern};
 use self::path::PathPattern;
 use self::radix::RadixTree;
+use crate::config::RouterKind;
 use model::expr::{Expr, Vars};
-
-/// Which router APISIX's `apisix.router.http` selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RouterKind {
-    /// `radixtree_host_uri` (the default): index by host, then by URI.
-    #[default]
-    HostUri,
-    /// `radixtree_uri`: index by URI only; hosts are a per-route filter; `:` is literal.
-    Uri,
-    /// `radixtree_uri_with_parameter`: like [`RouterKind::Uri`] with `:name` / `*name`.
-    UriWithParameter,
-}
-
-impl RouterKind {
-    /// Maps the configuration name (`radixtree_host_uri`, `radixtree_uri`,
-    /// `radixtree_uri_with_parameter`) to a kind; `None` for anything else.
-    pub fn from_name(name: &str) -> Option<RouterKind> {
-        match name {
-            "radixtree_host_uri" => Some(RouterKind::HostUri),
-            "radixtree_uri" => Some(RouterKind::Uri),
-            "radixtree_uri_with_parameter" => Some(RouterKind::UriWithParameter),
-            _ => None,
-        }
-    }
-
-    /// The configuration name of this kind.
-    pub fn name(self) -> &'static str {
-        match self {
-            RouterKind::HostUri => "radixtree_host_uri",
-            RouterKind::Uri => "radixtree_uri",
-            RouterKind::UriWithParameter => "radixtree_uri_with_parameter",
-        }
-    }
-}
 
 /// One route as the router needs it. Routes with `status: 0` are left out by the caller.
 #[derive(Debug, Clone)]

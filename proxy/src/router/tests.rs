@@ -172,27 +172,6 @@ const ALL_KINDS: [RouterKind; 3] = [
 ];
 
 #[test]
-fn kind_names() {
-    for kind in ALL_KINDS {
-        assert_eq!(RouterKind::from_name(kind.name()), Some(kind));
-    }
-    assert_eq!(
-        RouterKind::from_name("radixtree_host_uri"),
-        Some(RouterKind::HostUri)
-    );
-    assert_eq!(
-        RouterKind::from_name("radixtree_uri"),
-        Some(RouterKind::Uri)
-    );
-    assert_eq!(
-        RouterKind::from_name("radixtree_uri_with_parameter"),
-        Some(RouterKind::UriWithParameter)
-    );
-    assert_eq!(RouterKind::from_name("radixtree"), None);
-    assert_eq!(RouterKind::default(), RouterKind::HostUri);
-}
-
-#[test]
 fn reference_example() {
     for kind in ALL_KINDS {
         let f = Fixture::new(

@@ -1,5 +1,8 @@
-//! Every response the gateway produces itself for a failure, in one place. Bodies are JSON with
-//! `Content-Type: application/json`, in APISIX's `{"error_msg": ...}` shape, ending with a newline as APISIX's.
+//! Every failure the gateway makes itself, and the one place it becomes a response: what went
+//! wrong ([`GatewayError`]), whose doing it is ([`Fault`]), whether the same request may succeed
+//! when sent again, and APISIX's answer for it. Bodies are JSON with
+//! `Content-Type: application/json`, in APISIX's `{"error_msg": ...}` shape, ending with a newline
+//! as APISIX's.
 
 use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use http::{Response, StatusCode};
@@ -17,8 +20,11 @@ pub enum Fault {
     Client,
     /// The upstream failed (no node, connect error, timeout, broken connection).
     Upstream,
-    /// The gateway's configuration cannot serve the request (no route, no upstream defined).
-    Gateway,
+    /// A plugin could not do its work (a runner that failed, a value no request can carry).
+    Plugin,
+    /// The gateway's configuration cannot serve a request it routed (its service or upstream
+    /// is missing).
+    Internal,
 }
 
 /// A failure the gateway answers itself.
@@ -44,6 +50,8 @@ pub enum GatewayError {
     Upstream(FailKind),
     /// The client's request body failed or is refused.
     Client(ClientFault),
+    /// A plugin failed; the client gets this status, with no body (as APISIX's plugins exit).
+    Plugin(StatusCode),
 }
 
 impl GatewayError {
@@ -54,18 +62,45 @@ impl GatewayError {
             | GatewayError::BadHost(_)
             | GatewayError::ClientCertRequired
             | GatewayError::HeaderTooLarge
+            | GatewayError::RouteNotFound
             | GatewayError::Client(_) => Fault::Client,
             GatewayError::Upstream(_) => Fault::Upstream,
-            GatewayError::RouteNotFound
-            | GatewayError::ServiceNotFound
+            GatewayError::Plugin(_) => Fault::Plugin,
+            GatewayError::ServiceNotFound
             | GatewayError::NoUpstream
-            | GatewayError::UpstreamNotFound => Fault::Gateway,
+            | GatewayError::UpstreamNotFound => Fault::Internal,
         }
     }
 
-    /// The status and JSON body for this failure.
-    pub fn status_and_body(self) -> (StatusCode, &'static str) {
+    /// Whether the same request, sent again unchanged, may succeed: the failure is passing (an
+    /// upstream down or slow, a body that came too slowly, too many bodies streaming, a plugin's
+    /// server error), not in the request or the configuration.
+    pub fn retry_allowed(self) -> bool {
         match self {
+            GatewayError::Plugin(status) => status.is_server_error(),
+            GatewayError::Upstream(_)
+            | GatewayError::Client(ClientFault::BodyTimeout | ClientFault::TooManyStreams) => true,
+            GatewayError::BadPath(_)
+            | GatewayError::BadHost(_)
+            | GatewayError::ClientCertRequired
+            | GatewayError::HeaderTooLarge
+            | GatewayError::RouteNotFound
+            | GatewayError::ServiceNotFound
+            | GatewayError::NoUpstream
+            | GatewayError::UpstreamNotFound
+            | GatewayError::Client(ClientFault::BodyBroken | ClientFault::BodyTooLarge) => false,
+        }
+    }
+
+    /// The status of this failure's response.
+    pub fn status(self) -> StatusCode {
+        self.status_and_body().0
+    }
+
+    /// The status and JSON body for this failure (a plugin's has none).
+    fn status_and_body(self) -> (StatusCode, &'static str) {
+        match self {
+            GatewayError::Plugin(status) => (status, ""),
             GatewayError::BadPath(_) => (
                 StatusCode::BAD_REQUEST,
                 r#"{"error_msg":"400 Bad Request: invalid request path"}"#,
@@ -135,9 +170,15 @@ impl GatewayError {
         }
     }
 
-    /// The response for this failure (the `Server` header is added by the pipeline).
+    /// The response for this failure, the only place one is made (the `Server` header is added
+    /// by the pipeline, as to every response).
     pub fn response(self) -> Response<ResponseBody> {
         let (status, body) = self.status_and_body();
+        if body.is_empty() {
+            let mut response = Response::new(ResponseBody::fixed(bytes::Bytes::new()));
+            *response.status_mut() = status;
+            return response;
+        }
         let mut response = Response::new(ResponseBody::fixed(bytes::Bytes::from(
             [body, "\n"].concat(),
         )));
@@ -153,5 +194,67 @@ impl GatewayError {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_and_retries() {
+        let cases = [
+            (GatewayError::RouteNotFound, Fault::Client, false),
+            (GatewayError::HeaderTooLarge, Fault::Client, false),
+            (
+                GatewayError::Client(ClientFault::BodyTimeout),
+                Fault::Client,
+                true,
+            ),
+            (
+                GatewayError::Upstream(FailKind::Connect),
+                Fault::Upstream,
+                true,
+            ),
+            (GatewayError::NoUpstream, Fault::Internal, false),
+            (
+                GatewayError::Plugin(StatusCode::SERVICE_UNAVAILABLE),
+                Fault::Plugin,
+                true,
+            ),
+            (
+                GatewayError::Plugin(StatusCode::FORBIDDEN),
+                Fault::Plugin,
+                false,
+            ),
+        ];
+        for (error, fault, retry) in cases {
+            assert_eq!(error.fault(), fault, "{error:?}");
+            assert_eq!(error.retry_allowed(), retry, "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn responses() {
+        let not_found = GatewayError::RouteNotFound.response();
+        assert_eq!(not_found.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            not_found
+                .headers()
+                .get(CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            Some(&b"application/json"[..])
+        );
+        assert!(not_found.headers().get(CONNECTION).is_none());
+        let slow = GatewayError::Client(ClientFault::BodyTimeout).response();
+        assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(
+            slow.headers().get(CONNECTION).map(HeaderValue::as_bytes),
+            Some(&b"close"[..]),
+            "the body was not read to its end"
+        );
+        let failed = GatewayError::Plugin(StatusCode::BAD_GATEWAY).response();
+        assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+        assert!(failed.headers().is_empty(), "a bare status");
     }
 }

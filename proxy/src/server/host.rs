@@ -21,6 +21,8 @@ use http::header::{HeaderValue, HOST};
 use http::request::Parts;
 use http::Version;
 
+use crate::router::split_port;
+
 /// Why a request's host was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
@@ -47,19 +49,6 @@ pub struct Host<'a> {
     /// `name:port` when the client gave a port, else `name` (for route hosts written with a
     /// port).
     pub with_port: Cow<'a, str>,
-}
-
-/// Splits `authority` into the host and the text after its port colon (`[v6]:80` keeps the
-/// brackets; `[v6]` has no port). Only syntax: neither part is checked.
-pub fn split_port(authority: &str) -> (&str, Option<&str>) {
-    let colon = match authority.rfind(']') {
-        Some(close) => authority[close..].find(':').map(|i| close + i),
-        None => authority.rfind(':'),
-    };
-    match colon {
-        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
-        None => (authority, None),
-    }
 }
 
 /// Checks and normalises a host as sent (`name[:port]`).
@@ -234,22 +223,6 @@ mod tests {
             normalize("A.com").expect("valid").name,
             Cow::Owned(_)
         ));
-    }
-
-    #[test]
-    fn split_port_table() {
-        let cases = [
-            ("a.com:8080", ("a.com", Some("8080"))),
-            ("a.com", ("a.com", None)),
-            ("*.a.com:1", ("*.a.com", Some("1"))),
-            ("[::1]:80", ("[::1]", Some("80"))),
-            ("[::1]", ("[::1]", None)),
-            ("a.com:", ("a.com", Some(""))),
-            ("", ("", None)),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(split_port(raw), want, "{raw}");
-        }
     }
 
     fn parts(version: Version, uri: &str, hosts: &[&str]) -> Parts {

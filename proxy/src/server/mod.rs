@@ -3,7 +3,7 @@
 //! Each listener accepts connections and serves them with hyper: HTTP/1.1 with keep-alive and
 //! upgrades (WebSocket), plus cleartext HTTP/2 (prior knowledge) when the listener enables it.
 //! TLS listeners (`apisix.ssl.listen`) pick the certificate by SNI from the current snapshot
-//! (see `tls`) and serve HTTP/2 when the client chose `h2` by ALPN.
+//! (see [`crate::snapshot::tls`]) and serve HTTP/2 when the client chose `h2` by ALPN.
 //! [`serve`] runs until the injected `shutdown` future completes, then stops accepting, asks every
 //! connection to finish its current request, and waits for them up to the configured deadline.
 //!
@@ -16,7 +16,6 @@
 //! - `body`: the response body (upstream stream with read timeout, or a small fixed body) and the
 //!   access-log record written when it ends.
 //! - `error`: every response the gateway itself produces for a failure.
-//! - `tls`: the certificate index by SNI, per-object TLS configs and client verification.
 //! - `limits`: the open-file limit, the connection cap and accept failures.
 
 pub mod body;
@@ -26,7 +25,6 @@ pub mod host;
 pub mod limits;
 pub mod path;
 mod pipeline;
-pub mod tls;
 pub mod vars;
 
 use std::future::Future;
@@ -45,8 +43,9 @@ use tokio::sync::{mpsc, watch};
 
 pub use body::ResponseBody;
 
+use crate::observe::prometheus::CountsNow;
 use crate::observe::AccessLog;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{tls, Snapshot};
 
 /// Per-process server settings (from the node config; fixed for the process lifetime).
 pub struct ServerSettings {
@@ -110,19 +109,6 @@ pub struct Counts {
     active: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicU64,
-}
-
-/// A point-in-time read of [`Counts`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CountsNow {
-    /// Connections accepted (plain and TLS) since start.
-    pub accepted: u64,
-    /// Connections open now.
-    pub active: u64,
-    /// Requests received since start.
-    pub requests: u64,
-    /// Requests being handled now (until their response head is ready).
-    pub in_flight: u64,
 }
 
 impl Counts {

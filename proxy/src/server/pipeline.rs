@@ -1,14 +1,31 @@
-//! One request: load the snapshot, normalise the Host and the path (once: the mTLS gate, the
-//! router, vars and plugins all use these), route, forward, shape the response.
+//! One request, in named steps taken in this order:
+//!
+//! 1. [`Exchange::admit`]: the request head's size, its Host (normalised once: the mTLS gate,
+//!    the router, vars and plugins all use it) and a form body routes may match on;
+//!    [`normalize_path`] and the mTLS gate then settle the path;
+//! 2. routing (in [`Exchange::serve`]), with [`Exchange::no_route`] for requests no route matches;
+//! 3. [`Exchange::request_plugins`]: the `rewrite`, `access` and `before_proxy` phases;
+//! 4. [`Exchange::forward`]: the upstream picked (traffic-split may change it), the request body
+//!    buffered as configured, the request sent; [`Exchange::upstream_response`] then runs that
+//!    phase on the answer;
+//! 5. [`Exchange::respond`]: a failure becomes its response (the one place, see
+//!    [`GatewayError::response`]), the `Server` header is set, and the response phases
+//!    (`header_filter`, body filters, `log`) run;
+//! 6. [`Exchange::access_log`]: the access-log record, written when the body ends.
+
+// Steps return `Result<_, Stop>` to end a request early with a plugin's reply; the reply exists
+// only on that path and is moved, never copied, so boxing it would cost an allocation for nothing.
+#![allow(clippy::result_large_err)]
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -19,15 +36,14 @@ use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
 use super::host::{self, Host, HostError};
 use super::path;
 use super::vars::{answered_by, PostArgs, RealIp, RequestVars};
-use super::{ConnInfo, Gate, State};
+use super::{ConnInfo, Gate, ServerSettings, State};
 use crate::observe::AccessRecord;
-use crate::router::RequestInfo;
+use crate::router::{Match, RequestInfo};
 use crate::snapshot::{RouteEntry, Snapshot, Target};
 use crate::upstream::body::{BodySlot, Buffered, ClientFault};
 use crate::upstream::client::HttpClient;
 use crate::upstream::forward::upstream_status_header;
-use crate::upstream::Backend;
-use crate::upstream::{forward, ForwardError, RequestTemplate};
+use crate::upstream::{forward, Backend, ForwardError, RequestTemplate, Timeouts};
 use plugin_api::chain::{Chain, Selection};
 use plugin_api::consumer::Authenticated;
 use plugin_api::{
@@ -49,125 +65,117 @@ pub async fn handle(
     let _in_flight = super::InFlight::new(&state.counts);
     let snapshot = state.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
-    let mut body = BodySlot::new(body, state.settings.client_body_timeout);
-    let (mut client, mut client_text) = client_ip(state, conn, peer_text, &parts.headers);
-    // The one normalised host every decision below uses (router, mTLS gate, vars, plugins).
+    let (client, client_text) = client_ip(state, conn, peer_text, &parts.headers);
+    let mut exchange = Exchange {
+        state,
+        snapshot: &snapshot,
+        conn,
+        start,
+        client,
+        client_text,
+        body: BodySlot::new(body, state.settings.client_body_timeout),
+        plugins: None,
+        upstream: None,
+        upstream_time: None,
+        upstream_status: None,
+        tried_statuses: None,
+    };
     let authority = host::authority(&mut parts);
     let host_header = authority.as_ref().ok().cloned().flatten();
-    let checked_host = match (authority, &host_header) {
-        (Err(e), _) => Err(e),
-        (Ok(_), None) => Ok(Host::default()),
-        (Ok(_), Some(h)) => h
-            .to_str()
-            .map_err(|_| HostError::BadName)
-            .and_then(host::normalize),
-    };
+    let checked_host = check_host(authority, host_header.as_ref());
+    let outcome = exchange
+        .serve(&mut parts, gate, host_header.as_ref(), &checked_host)
+        .await;
+    let response = exchange.respond(outcome);
+    exchange.access_log(parts, response)
+}
 
-    let mut upstream = None;
-    let mut upstream_time = None;
-    let mut upstream_status = None;
-    // `X-APISIX-Upstream-Status` when every try failed.
-    let mut tried_statuses = None;
-    let mut plugins: Option<PluginRun> = None;
-    let outcome = 'route: {
-        if head_size(&parts) > state.settings.max_header_size {
-            break 'route Err(GatewayError::HeaderTooLarge);
+/// Why a request ends before (or instead of) the upstream's answer.
+enum Stop {
+    /// A plugin answered.
+    Answered(Reply),
+    /// The gateway fails the request.
+    Failed(GatewayError),
+}
+
+impl From<GatewayError> for Stop {
+    fn from(error: GatewayError) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+/// What a plugin phase's flow means for the request: on, or stopped with the plugin's answer
+/// or failure. Every [`Flow`] the pipeline sees goes through here. (Chains answer their plugins'
+/// failures themselves: one reaching here is logged and answered the same way.)
+fn proceed(flow: Flow) -> Result<(), Stop> {
+    match flow {
+        Flow::Continue => Ok(()),
+        Flow::Respond(reply) => Err(Stop::Answered(reply)),
+        Flow::Fail(error) => {
+            tracing::error!(%error, "plugin failed");
+            Err(Stop::Failed(GatewayError::Plugin(error.status)))
         }
-        let (host, raw_host) = match &checked_host {
-            Ok(h) => (&*h.name, &*h.with_port),
-            Err(e) => break 'route Err(GatewayError::BadHost(*e)),
-        };
-        if snapshot.router.reads_post_args() {
-            // A body over `client_max_body_size` is left for the 413 below.
-            let settings = &state.settings;
-            let limit = match usize::try_from(settings.client_max_body_size) {
-                Ok(max) if max > 0 => max.min(settings.client_body_buffer_size),
-                _ => settings.client_body_buffer_size,
-            };
-            if let Some(args) = PostArgs::read(&parts, &mut body, limit).await {
-                parts.extensions.insert(args);
-            }
-        }
-        let path = match path::normalize(parts.uri.path()) {
-            Ok(p) => p,
-            Err(e) => break 'route Err(GatewayError::BadPath(e)),
-        };
-        // With `normalize_uri_like_servlet` (or else `delete_uri_tail_slash`), routing, plugins
-        // and logs see the path without its `;` parameters (its trailing `/`), and the upstream
-        // gets it as it was (`sent`).
-        let (path, sent) = if state.settings.normalize_uri_like_servlet {
-            match path::like_servlet(&path) {
-                Err(e) => break 'route Err(GatewayError::BadPath(e)),
-                Ok(Some(servlet)) => (Cow::Owned(servlet), Some(path)),
-                Ok(None) => (path, None),
-            }
-        } else if state.settings.delete_uri_tail_slash && path.ends_with('/') {
-            (Cow::Owned(path[..path.len() - 1].to_owned()), Some(path))
-        } else {
-            (path, None)
-        };
+    }
+}
+
+/// One request on its way through the steps, and what they learned for the response and log
+/// phases.
+struct Exchange<'s> {
+    state: &'s State,
+    snapshot: &'s Arc<Snapshot>,
+    conn: ConnInfo,
+    start: Instant,
+    /// The client address (after `real_ip_header`, then the `real-ip` plugin), and as text.
+    client: IpAddr,
+    client_text: Bytes,
+    body: BodySlot,
+    /// The plugin state, once plugins ran.
+    plugins: Option<PluginRun>,
+    /// The node that answered (or was tried last).
+    upstream: Option<Authority>,
+    upstream_time: Option<Duration>,
+    /// The status the upstream answered, or the one an upstream failure became.
+    upstream_status: Option<StatusCode>,
+    /// `X-APISIX-Upstream-Status` when every try failed.
+    tried_statuses: Option<HeaderValue>,
+}
+
+impl<'s> Exchange<'s> {
+    /// From admission to the upstream's answer (after its `upstream_response` phase).
+    async fn serve(
+        &mut self,
+        parts: &mut Parts,
+        gate: Option<&Gate>,
+        host_header: Option<&HeaderValue>,
+        checked_host: &Result<Host<'_>, HostError>,
+    ) -> Result<Response<ResponseBody>, Stop> {
+        let (host, raw_host) = self.admit(parts, checked_host).await?;
+        let (path, sent) = normalize_path(&self.state.settings, parts.uri.path())?;
         // mTLS decides on the path and host the router sees, so `/public/../secret` cannot
         // pass a `skip_mtls_uri_regex` meant for `/public`.
-        if gate.is_some_and(|g| !g.allows(&snapshot, &path, host)) {
-            break 'route Err(GatewayError::ClientCertRequired);
+        if gate.is_some_and(|g| !g.allows(self.snapshot, &path, host)) {
+            return Err(GatewayError::ClientCertRequired.into());
         }
         // With `match_uri_encoded_slash`, only the router sees `%2F` kept encoded (so it can
         // be part of a path parameter), and the request goes upstream as it was sent.
-        let match_path = if state.settings.match_uri_encoded_slash {
+        let match_path = if self.state.settings.match_uri_encoded_slash {
             path::keep_encoded_slash(parts.uri.path(), &path)
         } else {
             None
         };
         let vars = RequestVars {
-            parts: &parts,
+            parts,
             path: &path,
             host,
-            remote: client,
+            remote: self.client,
             real_ip: RealIp::default(),
-            conn,
+            conn: self.conn,
             params: &[],
             route: None,
         };
-        let found = snapshot.router.find(&RequestInfo {
-            path: match_path.as_deref().unwrap_or(&path),
-            host,
-            raw_host,
-            method: &parts.method,
-            remote_addr: client,
-            vars: &vars,
-        });
-        let Some(found) = found else {
-            // As APISIX, the global rules run on requests no route matched (a global
-            // ip-restriction, prometheus, a logger); the 404 follows unless one of them answers.
-            if !snapshot.global_plugins.is_empty() {
-                let mut headers = client_headers(parts.headers.clone(), false);
-                let mut run = PluginRun::new(&snapshot, None, &vars, start);
-                let flow = request_phases(
-                    &snapshot,
-                    &NO_ROUTE,
-                    &mut run,
-                    &vars,
-                    client,
-                    &mut headers,
-                    &mut body,
-                )
-                .await;
-                plugins = Some(run);
-                if let Flow::Respond(reply) = flow {
-                    break 'route Ok(plugin_response(reply));
-                }
-            }
-            break 'route Err(GatewayError::RouteNotFound);
-        };
-        let route_index = found.value as usize;
-        let route = &snapshot.routes[route_index];
+        let routed_path = match_path.as_deref().unwrap_or(&path);
+        let (found, route) = self.route(&vars, routed_path, raw_host).await?;
         let mut chosen = upstream_of(&route.target);
-        // As APISIX: a missing service fails before any plugin (global rules included); a
-        // missing upstream (none configured, or its id not found) only once the request would
-        // go upstream, so `redirect`, `mocking`, `echo` and the like answer on such routes.
-        if let Err(GatewayError::ServiceNotFound) = chosen {
-            break 'route Err(GatewayError::ServiceNotFound);
-        }
         let route_vars = RequestVars {
             params: &found.params,
             route: Some(route),
@@ -182,201 +190,448 @@ pub async fn handle(
         let websocket = route.enable_websocket && headers::wants_websocket(&parts.headers);
         // Plugins see the request as received (through `vars`) and change the copy that goes
         // upstream; without plugins the headers are moved, not copied.
-        let plugins_on = !snapshot.global_plugins.is_empty() || !route.plugins.is_empty();
-        let mut plugin_headers = None;
+        let plugins_on = !self.snapshot.global_plugins.is_empty() || !route.plugins.is_empty();
         // What real-ip set (address and port), for the response phase's `remote_port`.
-        let mut real_ip = RealIp::default();
-        if plugins_on {
-            let mut headers = client_headers(parts.headers.clone(), websocket);
-            let mut run = PluginRun::new(&snapshot, Some(route_index), &route_vars, start);
-            run.request.matched_uri = found.uri.to_owned();
-            run.request.matched_host = found.host.unwrap_or_default().to_owned();
-            let flow = request_phases(
-                &snapshot,
-                &route.plugins,
-                &mut run,
-                &route_vars,
-                client,
-                &mut headers,
-                &mut body,
-            )
-            .await;
-            if let Some(len) = body.replaced_len() {
-                headers.remove(header::TRANSFER_ENCODING);
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            }
-            // The client address `real-ip` found goes upstream, to the log phase and the access log.
-            if let Some(real) = route_vars.real_ip.get() {
-                real_ip = route_vars.real_ip.clone();
-                client = real;
-                client_text = Bytes::from(real.to_string());
-                run.request.client = real;
-            }
-            if let Some(choice) = run.state.get::<UpstreamChoice>() {
-                if let Some(target) = route
-                    .alternatives
-                    .get(choice.index)
-                    .filter(|_| choice.rules == route.alternatives_rules)
-                {
-                    chosen = upstream_of(target);
-                }
-            }
-            plugins = Some(run);
-            if let Flow::Respond(reply) = flow {
-                break 'route Ok(plugin_response(reply));
-            }
-            plugin_headers = Some(headers);
-        }
-        let (backend, client_pool, timeouts) = match chosen {
-            Ok(found) => found,
-            Err(e) => break 'route Err(e),
+        let (plugin_headers, real_ip) = if plugins_on {
+            let (headers, real_ip) = self
+                .request_plugins(route, &found, &route_vars, websocket, &mut chosen)
+                .await?;
+            (Some(headers), real_ip)
+        } else {
+            (None, RealIp::default())
         };
+        let (backend, client_pool, timeouts) = chosen?;
         let hash_key = backend.hash_key(&route_vars);
-        let mut upstream_headers = match plugin_headers {
+        let upstream_headers = match plugin_headers {
             Some(h) => h,
             None => client_headers(std::mem::take(&mut parts.headers), websocket),
         };
-        upstream_headers.remove(header::HOST);
-        headers::set_forwarded(
-            &mut upstream_headers,
-            client_text,
-            host_header.as_ref(),
-            conn.local.port(),
-            conn.tls,
-        );
         let client_upgrade = websocket
             .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
-        let rewrite = plugins
+        let request = Upstreamed {
+            backend,
+            client_pool,
+            timeouts,
+            hash_key: hash_key.as_deref(),
+            method: &parts.method,
+            path_and_query,
+            headers: upstream_headers,
+            host: host_header,
+        };
+        let response = self.forward(request, client_upgrade).await?;
+        // The request's headers are still there when plugins run: with plugins, a copy went
+        // upstream. (The router's path parameters are not kept this long.)
+        let vars = RequestVars {
+            parts,
+            path: &path,
+            host,
+            remote: self.client,
+            conn: self.conn,
+            params: &[],
+            route: Some(route),
+            // `client` is the address real-ip found, if it ran; its port answers `remote_port`.
+            real_ip,
+        };
+        self.upstream_response(route, &vars, response).await
+    }
+
+    /// Admission: the head's size and the Host are checked; the fields of a form body are read
+    /// when some route matches on them. Gives the host without and with its port.
+    async fn admit<'h>(
+        &mut self,
+        parts: &mut Parts,
+        checked_host: &'h Result<Host<'_>, HostError>,
+    ) -> Result<(&'h str, &'h str), GatewayError> {
+        if head_size(parts) > self.state.settings.max_header_size {
+            return Err(GatewayError::HeaderTooLarge);
+        }
+        let host = match checked_host {
+            Ok(h) => (&*h.name, &*h.with_port),
+            Err(e) => return Err(GatewayError::BadHost(*e)),
+        };
+        if self.snapshot.router.reads_post_args() {
+            // A body over `client_max_body_size` is left for the 413 of `forward`.
+            let settings = &self.state.settings;
+            let limit = match usize::try_from(settings.client_max_body_size) {
+                Ok(max) if max > 0 => max.min(settings.client_body_buffer_size),
+                _ => settings.client_body_buffer_size,
+            };
+            if let Some(args) = PostArgs::read(parts, &mut self.body, limit).await {
+                parts.extensions.insert(args);
+            }
+        }
+        Ok(host)
+    }
+
+    /// Routing on the normalised path (`match_path`, `%2F` kept when so configured): the route
+    /// matched, or why the request ends here (no route, or the route's service is missing).
+    async fn route<'v>(
+        &mut self,
+        vars: &'v RequestVars<'_>,
+        match_path: &'v str,
+        raw_host: &'v str,
+    ) -> Result<(Match<'s, 'v>, &'s RouteEntry), Stop> {
+        let snapshot = self.snapshot;
+        let found = snapshot.router.find(&RequestInfo {
+            path: match_path,
+            host: vars.host,
+            raw_host,
+            method: &vars.parts.method,
+            remote_addr: vars.remote,
+            vars,
+        });
+        let Some(found) = found else {
+            return Err(self.no_route(vars).await);
+        };
+        let route = &snapshot.routes[found.value as usize];
+        // As APISIX: a missing service fails before any plugin (global rules included); a
+        // missing upstream (none configured, or its id not found) only once the request would
+        // go upstream, so `redirect`, `mocking`, `echo` and the like answer on such routes.
+        if let Target::MissingService = route.target {
+            return Err(GatewayError::ServiceNotFound.into());
+        }
+        Ok((found, route))
+    }
+
+    /// No route matched: as APISIX, the global rules still run (a global ip-restriction,
+    /// prometheus, a logger), and the 404 follows unless one of them answers.
+    async fn no_route(&mut self, vars: &RequestVars<'_>) -> Stop {
+        if !self.snapshot.global_plugins.is_empty() {
+            let mut headers = client_headers(vars.parts.headers.clone(), false);
+            let mut run = PluginRun::new(self.snapshot, None, vars, self.start);
+            let ran = request_phases(
+                self.snapshot,
+                &NO_ROUTE,
+                &mut run,
+                vars,
+                self.client,
+                &mut headers,
+                &mut self.body,
+            )
+            .await;
+            self.plugins = Some(run);
+            if let Err(answered) = ran {
+                return answered;
+            }
+        }
+        Stop::Failed(GatewayError::RouteNotFound)
+    }
+
+    /// The request phases on a copy of the client's headers, which goes upstream. `real-ip`
+    /// may change the client address, `traffic-split` the upstream (`chosen`). Gives the
+    /// headers and what real-ip set.
+    async fn request_plugins<'r>(
+        &mut self,
+        route: &'r RouteEntry,
+        found: &Match<'_, '_>,
+        vars: &RequestVars<'_>,
+        websocket: bool,
+        chosen: &mut Result<Picked<'r>, GatewayError>,
+    ) -> Result<(HeaderMap, RealIp), Stop> {
+        let snapshot = self.snapshot;
+        let mut headers = client_headers(vars.parts.headers.clone(), websocket);
+        let route_index = found.value as usize;
+        let mut run = PluginRun::new(snapshot, Some(route_index), vars, self.start);
+        run.request.matched_uri = found.uri.to_owned();
+        run.request.matched_host = found.host.unwrap_or_default().to_owned();
+        let ran = request_phases(
+            snapshot,
+            &route.plugins,
+            &mut run,
+            vars,
+            self.client,
+            &mut headers,
+            &mut self.body,
+        )
+        .await;
+        if let Some(len) = self.body.replaced_len() {
+            headers.remove(header::TRANSFER_ENCODING);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        // The client address `real-ip` found goes upstream, to the log phase and the access log.
+        let mut real_ip = RealIp::default();
+        if let Some(real) = vars.real_ip.get() {
+            real_ip = vars.real_ip.clone();
+            self.client = real;
+            self.client_text = Bytes::from(real.to_string());
+            run.request.client = real;
+        }
+        if let Some(choice) = run.state.get::<UpstreamChoice>() {
+            if let Some(target) = route
+                .alternatives
+                .get(choice.index)
+                .filter(|_| choice.rules == route.alternatives_rules)
+            {
+                *chosen = upstream_of(target);
+            }
+        }
+        self.plugins = Some(run);
+        ran?;
+        Ok((headers, real_ip))
+    }
+
+    /// Sends the request to the upstream picked: the forwarding headers are set, the body
+    /// buffered as configured, then the tries run. Gives the answer as sent downstream.
+    async fn forward(
+        &mut self,
+        mut request: Upstreamed<'_>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Result<Response<ResponseBody>, GatewayError> {
+        request.headers.remove(header::HOST);
+        headers::set_forwarded(
+            &mut request.headers,
+            self.client_text.clone(),
+            request.host,
+            self.conn.local.port(),
+            self.conn.tls,
+        );
+        let rewrite = self
+            .plugins
             .as_mut()
             .map(|run| std::mem::take(&mut run.rewrite))
             .unwrap_or_default();
-        // The body is read whole before the upstream is connected (nginx's
-        // `proxy_request_buffering on`), so a client slow to send it holds no upstream
-        // connection; `proxy-control` turns that off per route, and gRPC streams (interactive)
-        // never wait. A body that streams counts against its client's cap.
-        let grpc = backend.definition.is_grpc();
+        self.buffer_body(request.backend.definition.is_grpc())
+            .await?;
+        let backend = request.backend;
+        let template = RequestTemplate {
+            method: rewrite.method.unwrap_or_else(|| request.method.clone()),
+            path_and_query: rewrite.path_and_query.unwrap_or(request.path_and_query),
+            headers: request.headers,
+            host: request.host.cloned(),
+            host_override: rewrite.host,
+        };
+        let sent = forward(
+            backend,
+            request.client_pool,
+            request.timeouts,
+            template,
+            &self.body,
+            request.hash_key,
+        )
+        .await;
+        let proxied = match sent {
+            Ok(proxied) => proxied,
+            Err(ForwardError::Client(fault)) => return Err(GatewayError::Client(fault)),
+            Err(ForwardError::Upstream(failed)) => {
+                self.upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
+                let settings = &self.state.settings;
+                self.tried_statuses =
+                    upstream_status_header(&failed.statuses, settings.show_upstream_status);
+                return Err(GatewayError::Upstream(failed.kind));
+            }
+        };
+        let node = &backend.nodes()[proxied.node].authority;
+        self.upstream = Some(node.clone());
+        self.upstream_time = Some(proxied.upstream_time);
+        self.upstream_status = Some(proxied.response.status());
+        // `$balancer_ip` / `$balancer_port` for the response phase (response-rewrite).
+        if let Some(run) = self.plugins.as_mut() {
+            let answered = answered_by(&proxied.response, node, proxied.upstream_time);
+            run.state.insert(answered);
+        }
+        Ok(downstream_response(
+            &self.state.settings,
+            proxied.response,
+            &proxied.earlier,
+            client_upgrade,
+            request.timeouts,
+        ))
+    }
+
+    /// The request body is read whole before the upstream is connected (nginx's
+    /// `proxy_request_buffering on`), so a client slow to send it holds no upstream
+    /// connection; `proxy-control` turns that off per route, and gRPC streams (interactive)
+    /// never wait. A body that streams counts against its client's cap.
+    async fn buffer_body(&mut self, grpc: bool) -> Result<(), GatewayError> {
         let buffering = !grpc
-            && plugins
+            && self
+                .plugins
                 .as_ref()
                 .and_then(|run| run.state.get::<RequestBuffering>())
                 .is_none_or(|b| b.0);
-        let settings = &state.settings;
+        let settings = &self.state.settings;
         let in_memory = if buffering {
             settings.client_body_buffer_size
         } else {
             0
         };
-        match body.buffer(in_memory, settings.client_max_body_size).await {
-            Err(fault) => break 'route Err(GatewayError::Client(fault)),
-            Ok(Buffered::Held) => {}
-            Ok(Buffered::Streams) if grpc => {}
-            Ok(Buffered::Streams) => match settings.streamed_bodies.acquire(client) {
-                Some(permit) => body.hold_permit(permit),
-                None => break 'route Err(GatewayError::Client(ClientFault::TooManyStreams)),
+        match self
+            .body
+            .buffer(in_memory, settings.client_max_body_size)
+            .await
+        {
+            Err(fault) => Err(GatewayError::Client(fault)),
+            Ok(Buffered::Held) => Ok(()),
+            Ok(Buffered::Streams) if grpc => Ok(()),
+            Ok(Buffered::Streams) => match settings.streamed_bodies.acquire(self.client) {
+                Some(permit) => {
+                    self.body.hold_permit(permit);
+                    Ok(())
+                }
+                None => Err(GatewayError::Client(ClientFault::TooManyStreams)),
             },
         }
-        let template = RequestTemplate {
-            method: rewrite.method.unwrap_or_else(|| parts.method.clone()),
-            path_and_query: rewrite.path_and_query.unwrap_or(path_and_query),
-            headers: upstream_headers,
-            host: host_header.clone(),
-            host_override: rewrite.host,
+    }
+
+    /// The `upstream_response` phase (global rules, route, consumer) on the upstream's
+    /// answer, for chains with such plugins; a plugin's reply replaces the answer.
+    async fn upstream_response(
+        &mut self,
+        route: &RouteEntry,
+        vars: &RequestVars<'_>,
+        response: Response<ResponseBody>,
+    ) -> Result<Response<ResponseBody>, Stop> {
+        let Some(run) = self.plugins.as_mut() else {
+            return Ok(response);
         };
-        match forward(
-            backend,
-            client_pool,
-            timeouts,
-            template,
-            &body,
-            hash_key.as_deref(),
-        )
-        .await
+        let global = &self.snapshot.global_plugins;
+        let consumer = run.consumer.as_deref();
+        let consumer_chain = consumer.map(|found| &found.consumer.chain);
+        if !global.has_upstream_response()
+            && !route.plugins.has_upstream_response()
+            && !consumer_chain.is_some_and(|c| c.has_upstream_response())
         {
-            Ok(proxied) => {
-                upstream = Some(backend.nodes()[proxied.node].authority.clone());
-                upstream_time = Some(proxied.upstream_time);
-                upstream_status = Some(proxied.response.status());
-                // `$balancer_ip` / `$balancer_port` for the response phase (response-rewrite).
-                if let Some(run) = plugins.as_mut() {
-                    let node = &backend.nodes()[proxied.node].authority;
-                    let answered = answered_by(&proxied.response, node, proxied.upstream_time);
-                    run.state.insert(answered);
-                }
-                let response = downstream_response(
-                    state,
-                    proxied.response,
-                    &proxied.earlier,
-                    client_upgrade,
-                    timeouts,
-                );
-                match plugins.as_mut() {
-                    Some(run) => {
-                        // The request's headers are still there: with plugins, a copy went
-                        // upstream. (The router's path parameters are not kept this long.)
-                        let vars = RequestVars {
-                            parts: &parts,
-                            path: &path,
-                            host,
-                            remote: client,
-                            conn,
-                            params: &[],
-                            route: Some(route),
-                            // `client` is the address real-ip found, if it ran; its port
-                            // answers `remote_port`.
-                            real_ip,
-                        };
-                        upstream_response_phase(&snapshot, route, run, &vars, &mut body, response)
-                            .await
-                    }
-                    None => Ok(response),
-                }
-            }
-            Err(failed) => {
-                let error = match failed {
-                    ForwardError::Client(fault) => GatewayError::Client(fault),
-                    ForwardError::Upstream(failed) => {
-                        upstream = failed.node.map(|n| backend.nodes()[n].authority.clone());
-                        tried_statuses =
-                            upstream_status_header(&failed.statuses, settings.show_upstream_status);
-                        GatewayError::Upstream(failed.kind)
-                    }
-                };
-                // Only an upstream's failure has an upstream status, the one api-breaker,
-                // loggers and metrics count against the upstream.
-                if error.fault() == Fault::Upstream {
-                    upstream_status = Some(error.status_and_body().0);
-                }
-                Err(error)
-            }
+            return Ok(response);
         }
-    };
-    let mut response = outcome.unwrap_or_else(GatewayError::response);
-    if let Some(statuses) = tried_statuses {
+        let (mut head, mut body) = response.into_parts();
+        let mut ctx = UpstreamResponseCtx {
+            vars,
+            consumer_name: consumer.map(|c| c.consumer.username.as_str()),
+            request_body: &mut self.body,
+            status: &mut head.status,
+            headers: &mut head.headers,
+            body: &mut body,
+            state: &mut run.state,
+        };
+        for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
+            proceed(chain.upstream_response(selection, &mut ctx).await)?;
+        }
+        if let Some(chain) = consumer_chain {
+            let flow = chain
+                .upstream_response(&run.consumer_plugins, &mut ctx)
+                .await;
+            proceed(flow)?;
+        }
+        Ok(Response::from_parts(head, body))
+    }
+
+    /// The response: a failure's own (made here and nowhere else), the `Server` header, then
+    /// the response phases when plugins ran.
+    fn respond(&mut self, outcome: Result<Response<ResponseBody>, Stop>) -> Response<ResponseBody> {
+        let mut response = match outcome {
+            Ok(response) => response,
+            Err(Stop::Answered(reply)) => plugin_response(reply),
+            Err(Stop::Failed(error)) => self.failed(error),
+        };
         response
             .headers_mut()
-            .insert(X_APISIX_UPSTREAM_STATUS.clone(), statuses);
+            .insert(header::SERVER, self.state.settings.server_header.clone());
+        if let Some(run) = self.plugins.take() {
+            let answered = self.upstream.as_ref().map(ToString::to_string);
+            response =
+                response_phases(self.snapshot, run, response, answered, self.upstream_status);
+        }
+        response
     }
-    set_server_header(response.headers_mut(), &state.settings.server_header);
-    if let Some(run) = plugins {
-        let answered = upstream.as_ref().map(ToString::to_string);
-        response = response_phases(&snapshot, run, response, answered, upstream_status);
+
+    /// The response of a request the gateway fails. Only an upstream's failure has an upstream
+    /// status, the one api-breaker, loggers and metrics count against the upstream.
+    fn failed(&mut self, error: GatewayError) -> Response<ResponseBody> {
+        let fault = error.fault();
+        tracing::debug!(
+            ?error,
+            ?fault,
+            retry = error.retry_allowed(),
+            "request failed"
+        );
+        if fault == Fault::Upstream {
+            self.upstream_status = Some(error.status());
+        }
+        let mut response = error.response();
+        if let Some(statuses) = self.tried_statuses.take() {
+            response
+                .headers_mut()
+                .insert(X_APISIX_UPSTREAM_STATUS.clone(), statuses);
+        }
+        response
     }
-    if let Some(log) = &state.access_log {
-        let status = response.status();
-        response.body_mut().set_record(AccessRecord {
-            log: log.clone(),
-            client,
-            method: parts.method,
-            uri: parts.uri,
-            version: parts.version,
-            status,
-            upstream,
-            upstream_time,
-            start,
-        });
+
+    /// Attaches the access-log record, written when the body ends.
+    fn access_log(
+        self,
+        parts: Parts,
+        mut response: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        if let Some(log) = &self.state.access_log {
+            let status = response.status();
+            response.body_mut().set_record(AccessRecord {
+                log: log.clone(),
+                client: self.client,
+                method: parts.method,
+                uri: parts.uri,
+                version: parts.version,
+                status,
+                upstream: self.upstream,
+                upstream_time: self.upstream_time,
+                start: self.start,
+            });
+        }
+        response
     }
-    response
+}
+
+/// The upstream a route's target names: its backend, client and timeouts.
+type Picked<'a> = (&'a Arc<Backend>, &'a HttpClient, Timeouts);
+
+/// The request as it goes upstream, before forwarding headers and plugins' rewrites.
+struct Upstreamed<'a> {
+    backend: &'a Arc<Backend>,
+    client_pool: &'a HttpClient,
+    timeouts: Timeouts,
+    hash_key: Option<&'a str>,
+    method: &'a http::Method,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+    /// The client's Host.
+    host: Option<&'a HeaderValue>,
+}
+
+/// The request's Host, checked: none is fine only when the request had none to give (HTTP/1.0).
+fn check_host(
+    authority: Result<Option<HeaderValue>, HostError>,
+    header: Option<&HeaderValue>,
+) -> Result<Host<'_>, HostError> {
+    match (authority, header) {
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => Ok(Host::default()),
+        (Ok(_), Some(h)) => h
+            .to_str()
+            .map_err(|_| HostError::BadName)
+            .and_then(host::normalize),
+    }
+}
+
+/// The normalised path routing, plugins and logs see, and, when the settings changed it
+/// further, the path as it goes upstream: with `normalize_uri_like_servlet` (or else
+/// `delete_uri_tail_slash`) the path loses its `;` parameters (its trailing `/`), and the
+/// upstream gets it as it was.
+fn normalize_path<'p>(
+    settings: &ServerSettings,
+    raw: &'p str,
+) -> Result<(Cow<'p, str>, Option<Cow<'p, str>>), GatewayError> {
+    let path = path::normalize(raw).map_err(GatewayError::BadPath)?;
+    if settings.normalize_uri_like_servlet {
+        match path::like_servlet(&path) {
+            Err(e) => Err(GatewayError::BadPath(e)),
+            Ok(Some(servlet)) => Ok((Cow::Owned(servlet), Some(path))),
+            Ok(None) => Ok((path, None)),
+        }
+    } else if settings.delete_uri_tail_slash && path.ends_with('/') {
+        Ok((Cow::Owned(path[..path.len() - 1].to_owned()), Some(path)))
+    } else {
+        Ok((path, None))
+    }
 }
 
 /// The plugins of requests no route matched: none (only the global rules run).
@@ -448,8 +703,8 @@ impl PluginRun {
     }
 }
 
-/// `rewrite`, `access` then `before_proxy`, each with the global rules first, until a plugin
-/// answers.
+/// `rewrite`, `access` then `before_proxy`, each with the global rules first and the
+/// authenticated consumer's own plugins last, until a plugin answers.
 async fn request_phases(
     snapshot: &Snapshot,
     route_plugins: &Chain,
@@ -458,7 +713,7 @@ async fn request_phases(
     client: IpAddr,
     upstream_headers: &mut HeaderMap,
     body: &mut BodySlot,
-) -> Flow {
+) -> Result<(), Stop> {
     let mut ctx = RequestCtx {
         vars,
         client,
@@ -472,73 +727,35 @@ async fn request_phases(
     };
     let global = &snapshot.global_plugins;
     for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
-        if let flow @ Flow::Respond(_) = chain.rewrite(selection, &mut ctx).await {
-            return flow;
-        }
+        proceed(chain.rewrite(selection, &mut ctx).await)?;
     }
     // An authenticated consumer: its identity goes upstream, and its own plugins (merged over
     // its group's) run after the route's in each phase, the response phases included.
-    let consumer_chain = match ctx.consumer.clone() {
-        Some(found) => {
-            identify(ctx.headers, &found);
-            let chain = &found.consumer.chain;
-            let selection = chain.select(vars);
-            run.consumer_plugins = selection.clone();
-            if let flow @ Flow::Respond(_) = chain.rewrite(&selection, &mut ctx).await {
-                return flow;
-            }
-            Some((found, selection))
-        }
-        None => None,
-    };
-    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
-        if let flow @ Flow::Respond(_) = chain.access(selection, &mut ctx).await {
-            return flow;
-        }
+    let consumer = ctx.consumer.clone();
+    if let Some(found) = &consumer {
+        identify(ctx.headers, found);
+        run.consumer_plugins = found.consumer.chain.select(vars);
+        let flow = found
+            .consumer
+            .chain
+            .rewrite(&run.consumer_plugins, &mut ctx)
+            .await;
+        proceed(flow)?;
     }
-    if let Some((found, selection)) = &consumer_chain {
-        if let flow @ Flow::Respond(_) = found.consumer.chain.access(selection, &mut ctx).await {
-            return flow;
-        }
+    let consumer = consumer.as_deref().map(|found| &found.consumer.chain);
+    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
+        proceed(chain.access(selection, &mut ctx).await)?;
+    }
+    if let Some(chain) = consumer {
+        proceed(chain.access(&run.consumer_plugins, &mut ctx).await)?;
     }
     for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
-        if let flow @ Flow::Respond(_) = chain.before_proxy(selection, &mut ctx).await {
-            return flow;
-        }
+        proceed(chain.before_proxy(selection, &mut ctx).await)?;
     }
-    Flow::Continue
-}
-
-/// The `upstream_response` phase (global rules first) on the upstream's response, for chains
-/// with such plugins; a plugin's reply replaces the response.
-async fn upstream_response_phase(
-    snapshot: &Snapshot,
-    route: &RouteEntry,
-    run: &mut PluginRun,
-    vars: &RequestVars<'_>,
-    request_body: &mut BodySlot,
-    response: Response<ResponseBody>,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let global = &snapshot.global_plugins;
-    if !global.has_upstream_response() && !route.plugins.has_upstream_response() {
-        return Ok(response);
+    if let Some(chain) = consumer {
+        proceed(chain.before_proxy(&run.consumer_plugins, &mut ctx).await)?;
     }
-    let (mut head, mut body) = response.into_parts();
-    let mut ctx = UpstreamResponseCtx {
-        vars,
-        consumer_name: run.consumer.as_ref().map(|c| c.consumer.username.as_str()),
-        request_body,
-        status: &mut head.status,
-        headers: &mut head.headers,
-        body: &mut body,
-        state: &mut run.state,
-    };
-    for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
-        if let Flow::Respond(reply) = chain.upstream_response(selection, &mut ctx).await {
-            return Ok(plugin_response(reply));
-        }
-    }
-    Ok(Response::from_parts(head, body))
+    Ok(())
 }
 
 /// The consumer headers APISIX sends upstream after authentication.
@@ -650,9 +867,7 @@ fn response_phases(
 }
 
 /// The backend, client and timeouts of a target, or the error a request to it gets.
-fn upstream_of(
-    target: &Target,
-) -> Result<(&Arc<Backend>, &HttpClient, crate::upstream::Timeouts), GatewayError> {
+fn upstream_of(target: &Target) -> Result<Picked<'_>, GatewayError> {
     match target {
         Target::Upstream {
             backend,
@@ -685,11 +900,11 @@ fn upstream_path(uri: &http::Uri, changed: Option<&str>) -> PathAndQuery {
 /// The upstream's response as sent to the client: hop-by-hop headers removed, the upstream
 /// status header added, the body streamed with the read timeout; a WebSocket upgrade is spliced.
 fn downstream_response(
-    state: &State,
+    settings: &ServerSettings,
     mut response: Response<Incoming>,
     earlier: &[StatusCode],
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    timeouts: crate::upstream::Timeouts,
+    timeouts: Timeouts,
 ) -> Response<ResponseBody> {
     let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (true, Some(on_client)) = (upgraded, client_upgrade) {
@@ -708,14 +923,14 @@ fn downstream_response(
     }
     headers::strip_hop_by_hop(&mut head.headers, upgraded);
     let statuses: Vec<StatusCode> = earlier.iter().copied().chain([head.status]).collect();
-    if let Some(value) = upstream_status_header(&statuses, state.settings.show_upstream_status) {
+    if let Some(value) = upstream_status_header(&statuses, settings.show_upstream_status) {
         head.headers.insert(X_APISIX_UPSTREAM_STATUS.clone(), value);
     }
     Response::from_parts(head, ResponseBody::upstream(body, timeouts.read))
 }
 
 /// Bytes of the request head as received (request line and header lines), near enough.
-fn head_size(parts: &http::request::Parts) -> usize {
+fn head_size(parts: &Parts) -> usize {
     let line = parts.method.as_str().len()
         + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
         + 12;
@@ -726,7 +941,7 @@ fn head_size(parts: &http::request::Parts) -> usize {
 }
 
 /// nginx's `request_length`: the head as received and the body its `Content-Length` announces.
-fn request_length(parts: &http::request::Parts) -> u64 {
+fn request_length(parts: &Parts) -> u64 {
     let body = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -735,10 +950,6 @@ fn request_length(parts: &http::request::Parts) -> u64 {
     u64::try_from(head_size(parts))
         .unwrap_or(u64::MAX)
         .saturating_add(body)
-}
-
-fn set_server_header(headers: &mut HeaderMap, value: &HeaderValue) {
-    headers.insert(header::SERVER, value.clone());
 }
 
 /// The client address: the peer, or the real-ip header when the peer is a trusted proxy.

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 
 use super::ConnInfo;
@@ -81,12 +81,7 @@ impl Vars for RequestVars<'_> {
             "service_id" => self.route.and_then(|r| r.service_id.as_deref()).map(b),
             _ => {
                 if let Some(h) = name.strip_prefix("http_") {
-                    let header = h.replace('_', "-");
-                    // nginx reads `_` in a header's name as `-` too (`underscores_in_headers`).
-                    self.parts
-                        .headers
-                        .get(header.as_str())
-                        .or_else(|| self.parts.headers.get(h))
+                    request_header(&self.parts.headers, h)
                         .map(|v| String::from_utf8_lossy(v.as_bytes()))
                 } else if let Some(a) = name.strip_prefix("arg_") {
                     query_arg(self.parts.uri.query()?, a).map(b)
@@ -203,6 +198,42 @@ pub fn answered_by<B>(
     Balancer { ip, port, time }
 }
 
+/// The request header an `http_<name>` variable names: `name` with its `_` read as `-` first,
+/// then as written (nginx's `underscores_in_headers`). Looked up without allocating: the dashed
+/// name is spelled in a buffer on the stack (a longer name, which no common header has, is
+/// found by comparing names one by one).
+fn request_header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h HeaderValue> {
+    const SHORT: usize = 64;
+    let dash = |b: u8| if b == b'_' { b'-' } else { b };
+    if name.contains('_') {
+        let dashed = if name.len() <= SHORT {
+            let mut buf = [0u8; SHORT];
+            let spelled = &mut buf[..name.len()];
+            for (to, from) in spelled.iter_mut().zip(name.bytes()) {
+                *to = dash(from);
+            }
+            // Only ASCII bytes changed: still UTF-8.
+            std::str::from_utf8(spelled)
+                .ok()
+                .and_then(|n| headers.get(n))
+        } else {
+            headers.iter().find_map(|(key, value)| {
+                let key = key.as_str().as_bytes();
+                let same = key.len() == name.len()
+                    && key
+                        .iter()
+                        .zip(name.bytes())
+                        .all(|(k, n)| *k == dash(n).to_ascii_lowercase());
+                same.then_some(value)
+            })
+        };
+        if dashed.is_some() {
+            return dashed;
+        }
+    }
+    headers.get(name)
+}
+
 /// The first value of `name` in a query string (raw; a bare `name` gives "").
 fn query_arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query.split('&').find_map(|pair| {
@@ -229,6 +260,8 @@ mod tests {
             .method("POST")
             .uri("/p/x?a=1&b&a=2&c=%41")
             .header("X-Api-Key", "k1")
+            .header("x_under_score", "as sent")
+            .header("x-long-".repeat(12).trim_end_matches('-'), "long")
             .header("cookie", "sid=abc; theme=dark")
             .body(())
             .expect("request");
@@ -276,6 +309,10 @@ mod tests {
         assert_eq!(get("server_port").as_deref(), Some("9080"));
         assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
         assert_eq!(get("http_x_missing"), None);
+        assert_eq!(get("http_X_API_KEY").as_deref(), Some("k1"), "any case");
+        assert_eq!(get("http_x_under_score").as_deref(), Some("as sent"));
+        let long = format!("http_{}", ["x_long"; 12].join("_"));
+        assert_eq!(get(&long).as_deref(), Some("long"), "past the stack buffer");
         assert_eq!(get("arg_a").as_deref(), Some("1"));
         assert_eq!(get("arg_b").as_deref(), Some(""));
         assert_eq!(get("arg_c").as_deref(), Some("%41"));

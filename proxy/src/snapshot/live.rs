@@ -43,7 +43,7 @@ impl Shared {
         let config = match self.resources.lock() {
             Ok(mut r) => {
                 r.apply(changes);
-                Arc::new(r.to_declarative())
+                Arc::new(r.to_config_set())
             }
             Err(_) => Arc::default(),
         };
@@ -89,7 +89,7 @@ pub async fn rebuild_loop(
         let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || {
             let config = match resources.lock() {
-                Ok(r) => Arc::new(r.to_declarative()),
+                Ok(r) => Arc::new(r.to_config_set()),
                 Err(_) => return None,
             };
             let mut builder = builder.lock().ok()?;

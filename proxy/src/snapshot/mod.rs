@@ -6,24 +6,26 @@
 //!
 //! The [`Builder`] keeps state across builds: backends whose upstream definition did not change are
 //! reused (balancer state and connection pools survive a reload), and clients are cached per
-//! connection policy.
+//! connection policy. Its certificates are indexed by SNI in [`tls`], for the TLS listeners.
 
 pub mod consumers;
 pub mod live;
 pub mod source;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::router::{FxHasher, RouteSpec, Router, RouterKind};
-use crate::server::tls::{CertIndex, IndexBuilder, TlsSettings};
+use crate::config::RouterKind;
+use crate::router::{FxHasher, RouteSpec, Router};
 use crate::snapshot::consumers::Consumers;
-use crate::store::Declarative;
+use crate::snapshot::tls::{CertIndex, IndexBuilder, TlsSettings};
+use crate::store::ConfigSet;
 use crate::upstream::balancer::Latencies;
 use crate::upstream::client::{ClientCache, ClientError, ClientKey, HttpClient};
-use crate::upstream::health::{self, Checker};
+use crate::upstream::health::{self, HealthChecker};
 use crate::upstream::{Backend, Timeouts};
 use model::{
     Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service, Ssl,
@@ -87,7 +89,7 @@ pub struct Snapshot {
     /// Routes, indexed by the router's match value.
     pub routes: Vec<Arc<RouteEntry>>,
     /// The resources it was built from (served by the control API).
-    pub config: Arc<Declarative>,
+    pub config: Arc<ConfigSet>,
     /// The plugins of every global rule, run before each route's.
     pub global_plugins: Arc<Chain>,
     /// Every consumer, for authentication plugins.
@@ -95,7 +97,7 @@ pub struct Snapshot {
     /// The certificates served by SNI on the TLS listeners.
     pub tls: Arc<CertIndex>,
     /// The health checkers of the upstreams in use, by key (control API, metrics).
-    pub health: Vec<Arc<Checker>>,
+    pub health: Vec<Arc<HealthChecker>>,
 }
 
 impl Snapshot {
@@ -317,7 +319,7 @@ impl Builder {
 
     /// Builds a snapshot from validated resources. Routes whose route, service and upstream
     /// objects are the ones of the last build are not built again.
-    pub fn build(&mut self, config: Arc<Declarative>) -> Snapshot {
+    pub fn build(&mut self, config: Arc<ConfigSet>) -> Snapshot {
         // Routers no snapshot holds any more are freed here, off the request path.
         self.retired.retain(|r| Arc::strong_count(r) > 1);
         let upstreams: FastMap<&Id, &Arc<Upstream>> = config
@@ -476,7 +478,7 @@ impl Builder {
     }
 
     /// The consumer index, reused while consumers, credentials and groups are the same objects.
-    fn consumers(&mut self, config: &Declarative) -> Arc<Consumers> {
+    fn consumers(&mut self, config: &ConfigSet) -> Arc<Consumers> {
         let sources = ConsumerSources {
             consumers: config.consumers.clone(),
             credentials: config
@@ -885,10 +887,10 @@ mod tests {
         let r2: Arc<Route> =
             parse(r#"{"id":"2","uri":"/b","upstream":{"nodes":{"127.0.0.1:1981":1}}}"#);
         let config = |routes: Vec<Arc<Route>>| {
-            Arc::new(Declarative {
+            Arc::new(ConfigSet {
                 routes,
                 upstreams: vec![up.clone()],
-                ..Declarative::default()
+                ..ConfigSet::default()
             })
         };
         let first = b.build(config(vec![r1.clone(), r2.clone()]));
@@ -941,10 +943,10 @@ mod tests {
                     {"upstream_id":"missing"}]}]}}}"#,
         );
         let config = |u: Arc<Upstream>| {
-            Arc::new(Declarative {
+            Arc::new(ConfigSet {
                 routes: vec![route.clone()],
                 upstreams: vec![u],
-                ..Declarative::default()
+                ..ConfigSet::default()
             })
         };
         let first = b.build(config(up(1981)));
@@ -992,10 +994,10 @@ mod tests {
                 r#"{{"id":"u","nodes":{nodes},"checks":{{"active":{checks}}}}}"#
             ));
             let route: Arc<Route> = parse(r#"{"id":"1","uri":"/a","upstream_id":"u"}"#);
-            Arc::new(Declarative {
+            Arc::new(ConfigSet {
                 routes: vec![route],
                 upstreams: vec![up],
-                ..Declarative::default()
+                ..ConfigSet::default()
             })
         };
         let hosts = |s: &Snapshot| -> Vec<String> {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ConfigError;
 use crate::store::sync::Change;
-use crate::store::Declarative;
+use crate::store::ConfigSet;
 use model::PluginCatalog;
 use model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
@@ -171,8 +171,8 @@ impl Resources {
 
     /// The resources in the form the snapshot builder takes, in id order (the objects are
     /// shared, so unchanged ones are the same objects as in the last call).
-    pub fn to_declarative(&self) -> Declarative {
-        Declarative {
+    pub fn to_config_set(&self) -> ConfigSet {
+        ConfigSet {
             routes: self.routes.values().cloned().collect(),
             services: self.services.values().cloned().collect(),
             upstreams: self.upstreams.values().cloned().collect(),
@@ -250,19 +250,19 @@ mod tests {
             put("upstreams/u", r#"{"nodes":{"127.0.0.1:1980":1}}"#),
             put("consumers/jack", r#"{"username":"jack"}"#),
         ]));
-        let d = r.to_declarative();
+        let d = r.to_config_set();
         assert_eq!(d.routes.len(), 1);
         assert_eq!(d.routes[0].id, Some(Id("1".into())));
         assert_eq!(d.upstreams.len(), 1);
         // A bad replacement removes the route rather than keeping a stale one.
         assert!(r.apply(vec![put("routes/1", r#"{"uri":"/a","upstrem":1}"#)]));
-        assert!(r.to_declarative().routes.is_empty());
-        assert_eq!(r.to_declarative().consumers.len(), 1);
+        assert!(r.to_config_set().routes.is_empty());
+        assert_eq!(r.to_config_set().consumers.len(), 1);
         assert!(r.apply(vec![put(
             "consumers/jack/credentials/c",
             r#"{"plugins":{}}"#
         )]));
-        let d = r.to_declarative();
+        let d = r.to_config_set();
         assert_eq!(d.credentials.len(), 1);
         assert_eq!(
             (d.credentials[0].0.as_str(), d.credentials[0].1.as_str()),
@@ -274,6 +274,6 @@ mod tests {
             "not used by the data plane"
         );
         assert!(r.apply(vec![Change::Delete("upstreams/u".into())]));
-        assert!(r.to_declarative().upstreams.is_empty());
+        assert!(r.to_config_set().upstreams.is_empty());
     }
 }

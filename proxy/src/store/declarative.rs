@@ -15,11 +15,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::ConfigSet;
 use crate::config::{substitute_env, ConfigError};
 use model::PluginCatalog;
 use model::{
-    Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
-    Ssl, Upstream,
+    Checker, Consumer, ConsumerGroup, GlobalRule, Id, PluginConfig, Route, Service, Ssl, Upstream,
 };
 
 /// The file formats.
@@ -42,34 +42,11 @@ impl Format {
     }
 }
 
-/// The valid resources of one file, every item with its id set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Declarative {
-    /// Valid routes.
-    pub routes: Vec<Arc<Route>>,
-    /// Valid services.
-    pub services: Vec<Arc<Service>>,
-    /// Valid upstreams.
-    pub upstreams: Vec<Arc<Upstream>>,
-    /// Valid global rules.
-    pub global_rules: Vec<Arc<GlobalRule>>,
-    /// Valid plugin configs.
-    pub plugin_configs: Vec<Arc<PluginConfig>>,
-    /// Valid consumers.
-    pub consumers: Vec<Arc<Consumer>>,
-    /// Valid consumer groups.
-    pub consumer_groups: Vec<Arc<ConsumerGroup>>,
-    /// Valid credentials: (username, credential id, credential) (Admin API only).
-    pub credentials: Vec<(String, String, Arc<Credential>)>,
-    /// Valid SSL objects (certificates served by SNI or presented to upstreams).
-    pub ssls: Vec<Arc<Ssl>>,
-}
-
 /// A parsed, fully valid file.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     /// The resources, all valid.
-    pub config: Declarative,
+    pub config: ConfigSet,
     /// Keys that are accepted but not used by this version, or unknown (warned about).
     pub ignored: Vec<String>,
 }
@@ -278,7 +255,7 @@ pub fn parse(text: &str, format: Format, plugins: &dyn PluginCatalog) -> Result<
             )
         },
     );
-    loaded.config = Declarative {
+    loaded.config = ConfigSet {
         routes: routes.into_iter().map(Arc::new).collect(),
         services: services.into_iter().map(Arc::new).collect(),
         upstreams: upstreams.into_iter().map(Arc::new).collect(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{Declarative, Entry, Listing, Revision, Store, StoreError, WatchReceiver, Written};
+use super::{ConfigSet, Entry, Listing, Revision, Store, StoreError, WatchReceiver, Written};
 
 /// The loaded file's resources as store entries.
 pub struct FileStore {
@@ -34,7 +34,7 @@ impl FileStore {
     }
 
     /// Replaces the entries with the resources of a freshly loaded file.
-    pub fn load(&self, config: &Declarative) {
+    pub fn load(&self, config: &ConfigSet) {
         let mut state = self
             .state
             .lock()

@@ -18,12 +18,40 @@ pub mod file;
 pub mod sync;
 pub mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use model::{
+    Consumer, ConsumerGroup, Credential, GlobalRule, PluginConfig, Route, Service, Ssl, Upstream,
+};
 use tokio::sync::mpsc;
 
-pub use declarative::{Declarative, FileError, Format, Loaded};
+pub use declarative::{FileError, Format, Loaded};
+
+/// A whole set of valid resources, every item with its id set: what a standalone file holds, and
+/// what the resources read from any store add up to (the input of a snapshot build).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSet {
+    /// Valid routes.
+    pub routes: Vec<Arc<Route>>,
+    /// Valid services.
+    pub services: Vec<Arc<Service>>,
+    /// Valid upstreams.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Valid global rules.
+    pub global_rules: Vec<Arc<GlobalRule>>,
+    /// Valid plugin configs.
+    pub plugin_configs: Vec<Arc<PluginConfig>>,
+    /// Valid consumers.
+    pub consumers: Vec<Arc<Consumer>>,
+    /// Valid consumer groups.
+    pub consumer_groups: Vec<Arc<ConsumerGroup>>,
+    /// Valid credentials: (username, credential id, credential) (Admin API only).
+    pub credentials: Vec<(String, String, Arc<Credential>)>,
+    /// Valid SSL objects (certificates served by SNI or presented to upstreams).
+    pub ssls: Vec<Arc<Ssl>>,
+}
 
 /// A store revision (etcd's: starts at 1, increases with every write, never reused).
 pub type Revision = i64;

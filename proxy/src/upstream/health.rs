@@ -1,7 +1,7 @@
 //! Health of upstream nodes: per-node state, active probes and passive counting
 //! (lua-resty-healthcheck's model, as APISIX uses it).
 //!
-//! Every upstream with `checks` has one [`Checker`], keyed like its backend
+//! Every upstream with `checks` has one [`HealthChecker`], keyed like its backend
 //! (`/apisix/upstreams/1`, `/apisix/routes/1` for an inline upstream). It owns one [`NodeHealth`]
 //! per node (by host and port), shared by every backend built from that upstream and read by the
 //! balancer on each pick (one atomic load per node).
@@ -229,7 +229,7 @@ impl NodeHealth {
 }
 
 /// The health checker of one upstream.
-pub struct Checker {
+pub struct HealthChecker {
     key: String,
     checks: Checks,
     active: Thresholds,
@@ -241,15 +241,17 @@ pub struct Checker {
     task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
-impl std::fmt::Debug for Checker {
+impl std::fmt::Debug for HealthChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checker").field("key", &self.key).finish()
+        f.debug_struct("HealthChecker")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
-impl Checker {
-    /// A checker for `checks` (not probing yet: see [`Checker::start`]).
-    pub fn new(key: String, checks: Checks) -> Checker {
+impl HealthChecker {
+    /// A checker for `checks` (not probing yet: see [`HealthChecker::start`]).
+    pub fn new(key: String, checks: Checks) -> HealthChecker {
         let active = checks.active.as_ref().map_or(
             Thresholds {
                 successes: 0,
@@ -270,7 +272,7 @@ impl Checker {
             tcp_failures: p.unhealthy.tcp_failures,
             timeouts: p.unhealthy.timeouts,
         });
-        Checker {
+        HealthChecker {
             key,
             checks,
             active,
@@ -402,7 +404,7 @@ impl Checker {
     }
 }
 
-impl Drop for Checker {
+impl Drop for HealthChecker {
     fn drop(&mut self) {
         self.stop();
     }
@@ -522,7 +524,7 @@ impl Prober {
 }
 
 /// Probes the checker's targets until the checker is dropped or stopped.
-async fn probe_loop(checker: Weak<Checker>, prober: Prober) {
+async fn probe_loop(checker: Weak<HealthChecker>, prober: Prober) {
     let prober = Arc::new(prober);
     let concurrency = usize::try_from(prober.active.concurrency.max(1)).unwrap_or(1);
     // Next probe time per node (by address of its health; entries for dropped nodes are pruned).
@@ -577,7 +579,7 @@ async fn probe_loop(checker: Weak<Checker>, prober: Prober) {
 }
 
 fn record(
-    checker: &Checker,
+    checker: &HealthChecker,
     prober: &Prober,
     next: &mut HashMap<usize, (Weak<NodeHealth>, Instant)>,
     node: Arc<NodeHealth>,
@@ -594,7 +596,7 @@ fn record(
 
 /// The checkers of one builder, by upstream key.
 pub struct Registry {
-    checkers: HashMap<String, Arc<Checker>>,
+    checkers: HashMap<String, Arc<HealthChecker>>,
     enabled: bool,
 }
 
@@ -624,7 +626,7 @@ impl Registry {
         key: &str,
         definition: &model::Upstream,
         clients: &mut ClientCache,
-    ) -> Option<Arc<Checker>> {
+    ) -> Option<Arc<HealthChecker>> {
         let Some(checks) = definition.checks.as_ref().filter(|_| self.enabled) else {
             if let Some(old) = self.checkers.remove(key) {
                 old.stop();
@@ -662,7 +664,7 @@ impl Registry {
                     }
                 }
             });
-        let checker = Arc::new(Checker::new(key.to_owned(), checks.clone()));
+        let checker = Arc::new(HealthChecker::new(key.to_owned(), checks.clone()));
         checker.start(client);
         if let Some(old) = self.checkers.insert(key.to_owned(), checker.clone()) {
             old.stop();
@@ -682,8 +684,8 @@ impl Registry {
     }
 
     /// Every checker, by key.
-    pub fn list(&self) -> Vec<Arc<Checker>> {
-        let mut all: Vec<Arc<Checker>> = self.checkers.values().cloned().collect();
+    pub fn list(&self) -> Vec<Arc<HealthChecker>> {
+        let mut all: Vec<Arc<HealthChecker>> = self.checkers.values().cloned().collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         all
     }
@@ -770,7 +772,7 @@ mod tests {
 
     #[test]
     fn targets_keep_state_of_kept_nodes() {
-        let c = Checker::new(
+        let c = HealthChecker::new(
             "/apisix/upstreams/1".into(),
             serde_json::from_str(r#"{"active":{}}"#).expect("checks"),
         );
@@ -792,7 +794,7 @@ mod tests {
 
     #[test]
     fn passive_statuses_follow_the_lists() {
-        let c = Checker::new(
+        let c = HealthChecker::new(
             "k".into(),
             serde_json::from_str(r#"{"active":{},"passive":{"unhealthy":{"http_failures":2}}}"#)
                 .expect("checks"),

@@ -27,7 +27,7 @@ use http::uri::{Authority, Scheme};
 
 use balancer::{Balancer, HashOn, Kind, Latencies, Node};
 pub use forward::{forward, FailKind, ForwardError, Proxied, RequestTemplate};
-use health::{Checker, NodeHealth, Outcome};
+use health::{HealthChecker, NodeHealth, Outcome};
 use model;
 use model::expr::Vars;
 
@@ -72,7 +72,7 @@ impl RetryPolicy {
 
 /// A backend's health checker and its nodes' health, in node order.
 struct BackendHealth {
-    checker: Arc<Checker>,
+    checker: Arc<HealthChecker>,
     nodes: Vec<Arc<NodeHealth>>,
 }
 
@@ -162,7 +162,7 @@ impl Backend {
     pub fn with_checker(
         key: String,
         definition: &model::Upstream,
-        checker: Option<Arc<Checker>>,
+        checker: Option<Arc<HealthChecker>>,
         latencies: &Latencies,
     ) -> Backend {
         let https = definition.is_tls();
@@ -259,7 +259,7 @@ impl Backend {
     }
 
     /// The health checker, if the upstream has `checks`.
-    pub fn checker(&self) -> Option<&Arc<Checker>> {
+    pub fn checker(&self) -> Option<&Arc<HealthChecker>> {
         self.health.as_ref().map(|h| &h.checker)
     }
 

@@ -262,7 +262,7 @@ const BASE_CONFIG: &str = "apisix:\n  node_listen:\n    - {ip: 127.0.0.1, port: 
 
 /// Starts a gateway in `dir` with the base config merged with `extra`.
 pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestGateway {
-    ferrogate::observe::init_tracing("error");
+    ferrogate::observe::init_tracing(ferrogate::config::LogLevel::Error);
     std::fs::write(dir.path().join("config.yaml"), merged_config(extra)).expect("write config");
     let loaded = NodeConfig::load(&dir.path().join("config.yaml")).expect("valid config");
     let gateway = gateway::start(loaded, Duration::from_millis(20), &[])

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use runner_protocol::{
     Frame, FrameCodec, FrameError, InfoSource, MessageType, RunnerError, ToGateway, ToRunner,
+    ToRunnerEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Decoder;
 
 /// A connection, tagged with the generation of the runner process it was opened to.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub(crate) struct Conn {
     rbuf: BytesMut,
     wbuf: BytesMut,
     codec: FrameCodec,
+    encoder: ToRunnerEncoder,
     pub(crate) generation: u64,
 }
 
@@ -62,6 +64,7 @@ impl Conn {
                 rbuf: BytesMut::with_capacity(4096),
                 wbuf: BytesMut::with_capacity(4096),
                 codec: FrameCodec::default(),
+                encoder: ToRunnerEncoder::default(),
                 generation,
             }),
             Ok(Err(e)) => Err(RunnerError::Unavailable(format!(
@@ -102,12 +105,13 @@ impl Conn {
         if self.wbuf.capacity() > KEEP {
             self.wbuf = BytesMut::with_capacity(4096);
         }
+        self.encoder.trim(KEEP);
     }
 
     /// Encodes `msg` into one buffer and writes it (header and payload in one write).
     async fn send(&mut self, msg: &ToRunner, timeout: Duration) -> Result<(), RunnerError> {
         self.wbuf.clear();
-        if let Err(e) = self.codec.encode(msg.encode(), &mut self.wbuf) {
+        if let Err(e) = self.encoder.encode(msg, &self.codec, &mut self.wbuf) {
             return Err(RunnerError::Protocol(format!("cannot send: {e}")));
         }
         match tokio::time::timeout(timeout, self.stream.write_all(&self.wbuf)).await {
@@ -146,7 +150,7 @@ impl Conn {
     /// Sends `msg` and reads until the reply of type `expect` (answering extra-info questions
     /// on the way when `info` is given). A type-0 frame gives [`RunnerError::Runner`] and leaves
     /// the connection usable; anything else unexpected poisons it.
-    pub(crate) async fn call<I: InfoSource>(
+    pub(crate) async fn call<I: InfoSource + ?Sized>(
         &mut self,
         msg: &ToRunner,
         expect: MessageType,

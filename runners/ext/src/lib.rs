@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn demo(info: &impl runner_protocol::InfoSource) -> Result<(), Box<dyn std::error::Error>> {
 //! use runner_ext::{ExtPluginConfig, ExtRunners};
-//! use runner_protocol::{HttpRequest, Method, TextEntry};
+//! use runner_protocol::{HttpRequest, KeyedRunner, Method, TextEntry};
 //!
 //! let config: ExtPluginConfig = serde_json::from_str(r#"{"cmd": ["/opt/go-runner", "run"]}"#)?;
 //! let runners = ExtRunners::start(&config)?;
@@ -38,8 +38,8 @@
 //!   backoff (a new generation each time), SIGTERM then SIGKILL on shutdown.
 //! - `pool` (private): a bounded pool of connections per runner, reused LIFO, health-checked.
 //! - `conn` (private): one connection and the conversation of one call (extra-info rounds).
-//! - [`runner`]: [`ExtRunner`], the per-runner handle implementing `runner_protocol::Runner`,
-//!   with the conf token cache by key.
+//! - [`runner`]: [`ExtRunner`], the per-runner handle implementing `runner_protocol::Runner`
+//!   and `runner_protocol::KeyedRunner` (conf tokens by key in a `runner_protocol::ConfCache`).
 //! - this file: [`ExtRunners`], every configured runner started together and stopped together.
 
 #![forbid(unsafe_code)]

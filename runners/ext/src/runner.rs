@@ -1,17 +1,18 @@
-//! [`ExtRunner`]: the handle of one runner. It implements [`Runner`] over its connection pool and
-//! keeps the runner's conf tokens by key.
+//! [`ExtRunner`]: the handle of one runner. It implements [`Runner`] over its connection pool,
+//! and [`KeyedRunner`] with the runner's conf tokens by key in a [`ConfCache`].
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use runner_protocol::{
-    ErrorCode, HttpRequest, HttpRequestReply, HttpResponse, HttpResponseReply, InfoSource,
-    MessageType, PrepareConf, Runner, RunnerError, TextEntry, ToGateway, ToRunner,
+    ConfCache, DynInfoSource, ErrorCode, HttpRequest, HttpRequestReply, HttpResponse,
+    HttpResponseReply, InfoSource, KeyedCall, KeyedRunner, MessageType, Pending, Prepare,
+    PrepareConf, Runner, RunnerError, TextEntry, ToGateway, ToRunner,
 };
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RunnerSpec;
@@ -32,27 +33,16 @@ pub struct ExtRunner {
 #[derive(Debug)]
 struct Inner {
     spec: RunnerSpec,
+    /// `spec.name`, for background prepares' logs.
+    name: Arc<str>,
     socket: PathBuf,
     status: watch::Receiver<Status>,
     pool: Pool,
     next_id: AtomicU32,
-    tokens: Mutex<HashMap<String, Entry>>,
+    tokens: ConfCache<Prepared>,
 }
 
-/// A key's conf and its current token slot.
-#[derive(Debug)]
-struct Entry {
-    conf: Arc<Vec<TextEntry>>,
-    slot: Arc<Slot>,
-}
-
-/// One token of one key: prepared at most once (callers share the in-flight prepare); replaced by
-/// a fresh slot when the token goes stale.
-#[derive(Debug, Default)]
-struct Slot {
-    cell: OnceCell<Prepared>,
-}
-
+/// A conf token and the runner process that issued it.
 #[derive(Debug, Clone, Copy)]
 struct Prepared {
     token: u32,
@@ -83,12 +73,13 @@ impl ExtRunner {
             spec.read_timeout,
         );
         let inner = Arc::new(Inner {
+            name: spec.name.as_str().into(),
             spec,
             socket,
             status,
             pool,
             next_id: AtomicU32::new(1),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: ConfCache::default(),
         });
         tokio::spawn(maintain(Arc::downgrade(&inner), shutdown));
         Self { inner }
@@ -122,28 +113,6 @@ impl ExtRunner {
         self.inner.pool.ready_generation(timeout).await
     }
 
-    /// Registers `conf` under `key` and starts preparing its token in the background (returns at
-    /// once; needs a tokio runtime). Preparing the same key again with the same conf does
-    /// nothing; with another conf it replaces the entry.
-    pub fn prepare(&self, key: &str, conf: Vec<TextEntry>) {
-        let (conf, slot) = {
-            let mut tokens = self.inner.lock_tokens();
-            if let Some(e) = tokens.get(key) {
-                if *e.conf == conf {
-                    return;
-                }
-            }
-            let entry = Entry {
-                conf: Arc::new(conf),
-                slot: Arc::new(Slot::default()),
-            };
-            let out = (entry.conf.clone(), entry.slot.clone());
-            tokens.insert(key.to_owned(), entry);
-            out
-        };
-        self.inner.warm(key.to_owned(), conf, slot);
-    }
-
     /// The token of `key`, waiting for (or doing) its prepare.
     ///
     /// # Errors
@@ -152,59 +121,17 @@ impl ExtRunner {
         Ok(self.inner.token(key).await?.1.token)
     }
 
-    /// Forgets `key` (its owner's config version is gone). Its token expires on the runner side.
-    pub fn forget(&self, key: &str) {
-        self.inner.lock_tokens().remove(key);
-    }
-
     /// The token cached for `key` and the generation of the runner process that issued it,
     /// without preparing anything. `None` for an unknown key or one not prepared (yet).
     pub fn cached_token(&self, key: &str) -> Option<(u32, u64)> {
-        let tokens = self.inner.lock_tokens();
-        let p = tokens.get(key)?.slot.cell.get()?;
+        let p = self.inner.tokens.cached(key)?;
         Some((p.token, p.generation))
     }
 
-    /// The keys currently registered.
-    pub fn keys(&self) -> Vec<String> {
-        self.inner.lock_tokens().keys().cloned().collect()
-    }
-
-    /// A request call (type 2) with the conf of `key`: fills `conf_token` (and `id` when 0);
-    /// on `CONF_TOKEN_NOT_FOUND` drops this runner's tokens, prepares again and retries,
+    /// A call with the conf of `key`: fills `conf_token` (and `id` when 0); on
+    /// `CONF_TOKEN_NOT_FOUND` drops this runner's tokens, prepares again and retries,
     /// [`ATTEMPTS`] attempts in all.
-    ///
-    /// # Errors
-    /// The last attempt's [`RunnerError`]; [`RunnerError::Unavailable`] for an unknown key.
-    pub async fn request<I: InfoSource>(
-        &self,
-        key: &str,
-        call: HttpRequest,
-        info: &I,
-    ) -> Result<HttpRequestReply, RunnerError> {
-        match self.keyed(key, ToRunner::HttpRequest(call), info).await? {
-            ToGateway::HttpRequestReply(r) => Ok(r),
-            other => Err(mismatch(&other)),
-        }
-    }
-
-    /// A response call (type 4) with the conf of `key`; tokens as [`ExtRunner::request`].
-    ///
-    /// # Errors
-    /// As [`ExtRunner::request`].
-    pub async fn response<I: InfoSource>(
-        &self,
-        key: &str,
-        call: HttpResponse,
-        info: &I,
-    ) -> Result<HttpResponseReply, RunnerError> {
-        match self.keyed(key, ToRunner::HttpResponse(call), info).await? {
-            ToGateway::HttpResponseReply(r) => Ok(r),
-            other => Err(mismatch(&other)),
-        }
-    }
-
-    async fn keyed<I: InfoSource>(
+    async fn keyed<I: InfoSource + ?Sized>(
         &self,
         key: &str,
         mut msg: ToRunner,
@@ -227,11 +154,11 @@ impl ExtRunner {
                 Ok(reply) => return Ok(reply),
                 Err(CallFailure::Error(RunnerError::Runner(ErrorCode::ConfTokenNotFound))) => {
                     last = RunnerError::Runner(ErrorCode::ConfTokenNotFound);
-                    self.inner.drop_tokens(key, &slot);
+                    self.inner.drop_tokens(&slot);
                 }
                 Err(CallFailure::StaleToken) => {
                     last = RunnerError::Runner(ErrorCode::ConfTokenNotFound);
-                    self.inner.replace_slot(key, &slot);
+                    self.inner.tokens.replace(&slot);
                 }
                 Err(CallFailure::Error(e)) => return Err(e),
             }
@@ -244,14 +171,66 @@ impl ExtRunner {
     }
 }
 
+impl KeyedRunner for ExtRunner {
+    fn name(&self) -> &str {
+        ExtRunner::name(self)
+    }
+
+    /// Needs a tokio runtime to prepare in the background.
+    fn prepare(&self, key: &str, conf: Vec<TextEntry>) {
+        if let Some(pending) = self.inner.tokens.insert(key, conf) {
+            self.inner.warm(pending);
+        }
+    }
+
+    /// Its token expires on the runner side.
+    fn forget(&self, key: &str) {
+        self.inner.tokens.remove(key);
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.inner.tokens.keys()
+    }
+
+    /// A request call (type 2); tokens as described on `keyed`.
+    fn request<'a>(
+        &'a self,
+        key: &'a str,
+        call: HttpRequest,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpRequestReply> {
+        Box::pin(async move {
+            match self.keyed(key, ToRunner::HttpRequest(call), info).await? {
+                ToGateway::HttpRequestReply(r) => Ok(r),
+                other => Err(mismatch(&other)),
+            }
+        })
+    }
+
+    /// A response call (type 4); tokens as for a request.
+    fn response<'a>(
+        &'a self,
+        key: &'a str,
+        call: HttpResponse,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpResponseReply> {
+        Box::pin(async move {
+            match self.keyed(key, ToRunner::HttpResponse(call), info).await? {
+                ToGateway::HttpResponseReply(r) => Ok(r),
+                other => Err(mismatch(&other)),
+            }
+        })
+    }
+}
+
 impl Runner for ExtRunner {
-    /// A raw prepare; [`ExtRunner::prepare`] is the cached, keyed form.
+    /// A raw prepare; [`KeyedRunner::prepare`] is the cached, keyed form.
     async fn prepare_conf(&self, conf: PrepareConf) -> Result<u32, RunnerError> {
         self.inner.prepare_now(conf).await.map(|p| p.token)
     }
 
     /// A raw request call with the caller's `conf_token`; `id` is assigned when 0.
-    async fn http_request<I: InfoSource>(
+    async fn http_request<I: InfoSource + ?Sized>(
         &self,
         call: HttpRequest,
         info: &I,
@@ -266,7 +245,7 @@ impl Runner for ExtRunner {
     }
 
     /// A raw response call with the caller's `conf_token`; `id` is assigned when 0.
-    async fn http_response<I: InfoSource>(
+    async fn http_response<I: InfoSource + ?Sized>(
         &self,
         call: HttpResponse,
         info: &I,
@@ -291,11 +270,6 @@ impl CallFailure {
 }
 
 impl Inner {
-    fn lock_tokens(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        // Never held across an await; a poisoned map is still a valid map.
-        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn next_id(&self) -> u32 {
         loop {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -310,155 +284,63 @@ impl Inner {
     }
 
     /// Prepares in the background (joins an in-flight prepare of the same slot).
-    fn warm(self: &Arc<Self>, key: String, conf: Arc<Vec<TextEntry>>, slot: Arc<Slot>) {
-        let this = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let Some(this) = this.upgrade() else { return };
-            let res = slot
-                .cell
-                .get_or_try_init(|| {
-                    this.prepare_now(PrepareConf {
-                        conf: conf.to_vec(),
-                        key: key.clone().into(),
-                    })
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::warn!(runner = %this.spec.name, key, "prepare failed: {e}");
-            }
-        });
+    fn warm(self: &Arc<Self>, pending: Pending<Prepared>) {
+        pending.warm(Arc::downgrade(self), self.name.clone());
     }
 
     /// The current slot and token of `key`, preparing when needed. A token of another
     /// generation or older than 0.9 x conf_expire_time is replaced (once).
-    async fn token(&self, key: &str) -> Result<(Arc<Slot>, Prepared), RunnerError> {
+    async fn token(&self, key: &str) -> Result<(Pending<Prepared>, Prepared), RunnerError> {
         let mut replaced = false;
         loop {
-            let (conf, slot) = {
-                let tokens = self.lock_tokens();
-                let Some(e) = tokens.get(key) else {
-                    return Err(RunnerError::Unavailable(format!(
-                        "no conf prepared for key `{key}`"
-                    )));
-                };
-                (e.conf.clone(), e.slot.clone())
-            };
-            let prepared = *slot
-                .cell
-                .get_or_try_init(|| {
-                    self.prepare_now(PrepareConf {
-                        conf: conf.to_vec(),
-                        key: key.to_owned().into(),
-                    })
-                })
-                .await?;
+            let slot = self.tokens.current(key)?;
+            let prepared = slot.fill(self).await?;
             let generation = self.status.borrow().generation;
             let stale =
                 prepared.generation != generation || prepared.at.elapsed() >= self.refresh_after();
             if stale && !replaced {
                 replaced = true;
-                self.replace_slot(key, &slot);
+                self.tokens.replace(&slot);
                 continue;
             }
             return Ok((slot, prepared));
         }
     }
 
-    /// Gives `key` a fresh slot if `stale` is still its current one.
-    fn replace_slot(&self, key: &str, stale: &Arc<Slot>) {
-        let mut tokens = self.lock_tokens();
-        if let Some(e) = tokens.get_mut(key) {
-            if Arc::ptr_eq(&e.slot, stale) {
-                e.slot = Arc::new(Slot::default());
-            }
-        }
-    }
-
     /// `CONF_TOKEN_NOT_FOUND` on `stale`: drops every token of this runner (once per stale
     /// token: concurrent failures of the same token do not cascade) and prepares them again.
-    fn drop_tokens(self: &Arc<Self>, key: &str, stale: &Arc<Slot>) {
-        let rewarm: Vec<_> = {
-            let mut tokens = self.lock_tokens();
-            if !tokens.get(key).is_some_and(|e| Arc::ptr_eq(&e.slot, stale)) {
-                return;
-            }
-            tracing::info!(runner = %self.spec.name, key, "conf token not found: dropping this runner's tokens");
-            tokens
-                .iter_mut()
-                .map(|(k, e)| {
-                    e.slot = Arc::new(Slot::default());
-                    (k.clone(), e.conf.clone(), e.slot.clone())
-                })
-                .collect()
-        };
-        for (k, conf, slot) in rewarm {
-            self.warm(k, conf, slot);
+    fn drop_tokens(self: &Arc<Self>, stale: &Pending<Prepared>) {
+        let rewarm = self.tokens.reset_all(stale);
+        if !rewarm.is_empty() {
+            tracing::info!(runner = %self.spec.name, key = %stale.key(), "conf token not found: dropping this runner's tokens");
+        }
+        for pending in rewarm {
+            self.warm(pending);
         }
     }
 
     /// After a respawn (`generation` ready): every token of an older process is replaced and
     /// prepared again; unprepared keys are prepared.
     fn reprepare(self: &Arc<Self>, generation: u64) {
-        let work: Vec<_> = {
-            let mut tokens = self.lock_tokens();
-            tokens
-                .iter_mut()
-                .filter_map(|(k, e)| {
-                    match e.slot.cell.get() {
-                        Some(p) if p.generation == generation => return None,
-                        Some(_) => e.slot = Arc::new(Slot::default()),
-                        None => {}
-                    }
-                    Some((k.clone(), e.conf.clone(), e.slot.clone()))
-                })
-                .collect()
-        };
-        for (k, conf, slot) in work {
-            self.warm(k, conf, slot);
+        for pending in self.tokens.renew(|p| p.generation == generation) {
+            self.warm(pending);
         }
     }
 
     /// Prepares a fresh slot for every token older than `older_than` and swaps it in when done,
     /// so calls keep using the old token meanwhile.
     fn refresh(self: &Arc<Self>, older_than: Duration) {
-        let due: Vec<_> = {
-            let tokens = self.lock_tokens();
-            tokens
-                .iter()
-                .filter(|(_, e)| {
-                    e.slot
-                        .cell
-                        .get()
-                        .is_some_and(|p| p.at.elapsed() >= older_than)
-                })
-                .map(|(k, e)| (k.clone(), e.conf.clone(), e.slot.clone()))
-                .collect()
-        };
-        for (key, conf, old) in due {
+        for old in self.tokens.due(|p| p.at.elapsed() >= older_than) {
             let this = Arc::downgrade(self);
             tokio::spawn(async move {
                 let Some(this) = this.upgrade() else { return };
-                let fresh = Arc::new(Slot::default());
-                let res = fresh
-                    .cell
-                    .get_or_try_init(|| {
-                        this.prepare_now(PrepareConf {
-                            conf: conf.to_vec(),
-                            key: key.clone().into(),
-                        })
-                    })
-                    .await;
-                match res {
+                let fresh = old.renewal();
+                match fresh.fill(&*this).await {
                     Ok(_) => {
-                        let mut tokens = this.lock_tokens();
-                        if let Some(e) = tokens.get_mut(&key) {
-                            if Arc::ptr_eq(&e.slot, &old) {
-                                e.slot = fresh;
-                            }
-                        }
+                        this.tokens.swap(&old, &fresh);
                     }
                     Err(e) => {
-                        tracing::warn!(runner = %this.spec.name, key, "token refresh failed: {e}")
+                        tracing::warn!(runner = %this.spec.name, key = %old.key(), "token refresh failed: {e}")
                     }
                 }
             });
@@ -510,7 +392,7 @@ impl Inner {
 
     /// One HTTP call (type 2 or 4) on a pooled connection; with `generation`, only on a
     /// connection to that process.
-    async fn http_call<I: InfoSource>(
+    async fn http_call<I: InfoSource + ?Sized>(
         &self,
         msg: &ToRunner,
         id: u32,
@@ -544,6 +426,22 @@ impl Inner {
             self.pool.put(pooled);
         }
         result.map_err(CallFailure::Error)
+    }
+}
+
+impl Prepare for Inner {
+    type Token = Prepared;
+
+    async fn prepare(
+        &self,
+        key: &Arc<str>,
+        conf: &Arc<Vec<TextEntry>>,
+    ) -> Result<Prepared, RunnerError> {
+        self.prepare_now(PrepareConf {
+            conf: conf.to_vec(),
+            key: Bytes::copy_from_slice(key.as_bytes()),
+        })
+        .await
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use runner_ext::ExtRunners;
+use runner_protocol::KeyedRunner;
 use runner_protocol::{
     Action, ErrorCode, ExtraInfo, Frame, HttpRequestReply, HttpResponseReply, MessageType,
     PrepareConf, Runner, RunnerError, Stop, TextEntry, ToGateway, ToRunner,
@@ -500,7 +501,7 @@ async fn tokens_are_refreshed_before_they_expire() {
     assert_eq!(prepares.lock().unwrap().len(), n);
     let e = r.request("k", get("/"), &TestInfo::default()).await;
     assert!(
-        matches!(e, Err(RunnerError::Unavailable(ref m)) if m.contains("no conf prepared")),
+        matches!(e, Err(RunnerError::Unavailable(ref m)) if m.contains("no conf registered")),
         "{e:?}"
     );
     runners.shutdown().await;

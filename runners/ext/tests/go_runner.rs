@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use runner_ext::{ExtPluginConfig, ExtRunners, RunnerState};
+use runner_protocol::KeyedRunner;
 use runner_protocol::{Action, ErrorCode, ExtraInfo, Runner, RunnerError, TextEntry};
 
 fn go_config(extra: &str) -> ExtPluginConfig {

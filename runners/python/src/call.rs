@@ -134,18 +134,43 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// A call as logs name it: the runner, the phase and the key. Formatted only when logged, so a
+/// call does not allocate for it.
+#[derive(Clone)]
+pub(crate) struct What {
+    runner: Arc<str>,
+    phase: &'static str,
+    key: Option<Arc<str>>,
+}
+
+impl What {
+    pub(crate) fn new(runner: Arc<str>, phase: &'static str, key: Option<Arc<str>>) -> What {
+        What { runner, phase, key }
+    }
+}
+
+impl std::fmt::Display for What {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.runner, self.phase)?;
+        match &self.key {
+            Some(key) => write!(f, " {key}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Runs `body` on the pool, answering its questions from `info`, within `timeout`.
-/// `what` names the call in logs (runner and key).
+/// `what` names the call in logs.
 pub(crate) async fn run<T, I>(
     pool: &Pool,
     timeout: Duration,
     info: &I,
-    what: Arc<str>,
+    what: What,
     body: Body<T>,
 ) -> Result<T, RunnerError>
 where
     T: Send + 'static,
-    I: InfoSource,
+    I: InfoSource + ?Sized,
 {
     let (q_tx, mut q_rx) = mpsc::unbounded_channel::<Question>();
     let (r_tx, mut r_rx) = oneshot::channel::<Result<T, RunnerError>>();
@@ -192,7 +217,7 @@ where
 }
 
 /// A failure as the gateway sees it; a plugin's exception is logged with its traceback.
-fn failure(py: Python<'_>, f: Failure, what: &str) -> RunnerError {
+fn failure(py: Python<'_>, f: Failure, what: &What) -> RunnerError {
     match f {
         Failure::Raised(e) if interp::is_timeout(py, &e) => RunnerError::Timeout,
         Failure::Raised(e) => {

@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo(info: &impl runner_protocol::InfoSource) -> Result<(), Box<dyn std::error::Error>> {
-//! use runner_protocol::{HttpRequest, Method, TextEntry};
+//! use runner_protocol::{HttpRequest, KeyedRunner, Method, TextEntry};
 //! use runner_python::{PythonRunner, PythonRunnerConfig};
 //!
 //! let config: PythonRunnerConfig = serde_json::from_str(
@@ -44,8 +44,9 @@
 //!
 //! # Layout
 //! - [`config`]: [`PythonRunnerConfig`], the `ext-plugin.runners.<name>` entry, validated.
-//! - [`runner`]: [`PythonRunner`], the per-runner handle: keyed prepare / forget / request /
-//!   response (the API of `runner_ext::ExtRunner`) and `runner_protocol::Runner`.
+//! - [`runner`]: [`PythonRunner`], the per-runner handle: `runner_protocol::KeyedRunner`
+//!   (prepare / forget / request / response by key, as `runner_ext::ExtRunner`) and
+//!   `runner_protocol::Runner`.
 //! - `call` (private): one call from the async side: the job, the extra-info questions, the
 //!   deadline; the `fetch` callable plugins call.
 //! - `convert` (private): neutral call types to `ferrogate_sdk.inprocess` arguments and back.

@@ -1,21 +1,21 @@
-//! [`PythonRunner`]: the handle of one in-process runner. The same keyed API as
-//! `runner_ext::ExtRunner` (`prepare` / `forget` / `request` / `response` by key), and
-//! [`Runner`] for raw conf tokens.
+//! [`PythonRunner`]: the handle of one in-process runner. [`KeyedRunner`], as
+//! `runner_ext::ExtRunner` (prepared confs by key in a [`ConfCache`]), and [`Runner`] for raw
+//! conf tokens.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use pyo3::prelude::*;
 use runner_protocol::{
-    ErrorCode, HttpRequest, HttpRequestReply, HttpResponse, HttpResponseReply, InfoSource,
-    PrepareConf, Runner, RunnerError, TextEntry,
+    ConfCache, DynInfoSource, ErrorCode, HttpRequest, HttpRequestReply, HttpResponse,
+    HttpResponseReply, InfoSource, KeyedCall, KeyedRunner, Prepare, PrepareConf, Runner,
+    RunnerError, TextEntry,
 };
-use tokio::sync::OnceCell;
 
-use crate::call::{self, Failure, NoInfo};
+use crate::call::{self, Failure, NoInfo, What};
 use crate::config::{ConfigError, PythonRunnerConfig};
 use crate::convert;
 use crate::interp;
@@ -61,20 +61,16 @@ impl std::fmt::Debug for PythonRunner {
 }
 
 struct Inner {
-    name: String,
+    name: Arc<str>,
     config: PythonRunnerConfig,
     timeout: Duration,
     pool: Pool,
     plugins: Vec<String>,
     next_id: AtomicU32,
-    confs: Mutex<HashMap<String, Entry>>,
+    /// Prepared confs by key (they never go stale: the interpreter lives as long as the
+    /// process).
+    confs: ConfCache<Prepared>,
     tokens: Mutex<Tokens>,
-}
-
-/// A key's conf and its prepared form, made at most once (callers share an in-flight prepare).
-struct Entry {
-    conf: Arc<Vec<TextEntry>>,
-    slot: Arc<OnceCell<Prepared>>,
 }
 
 /// The raw [`Runner`] API's tokens; one per `PrepareConf.key` (a new prepare of a key replaces
@@ -100,6 +96,7 @@ impl PythonRunner {
     /// ([`StartError::Python`]).
     pub async fn start(name: &str, config: &PythonRunnerConfig) -> Result<Self, StartError> {
         config.validate(&format!("ext-plugin.runners.{name}"))?;
+        let runner: Arc<str> = name.into();
         let fail = |reason: String| StartError::Python {
             name: name.to_owned(),
             reason,
@@ -117,7 +114,7 @@ impl PythonRunner {
             &pool,
             load_timeout,
             &NoInfo,
-            format!("{name} load").into(),
+            What::new(runner.clone(), "load", None),
             Box::new(move |py, _fetch| {
                 Ok(interp::load(py, &paths, &modules).map_err(|e| interp::describe(py, &e)))
             }),
@@ -142,13 +139,13 @@ impl PythonRunner {
         );
         Ok(Self {
             inner: Arc::new(Inner {
-                name: name.to_owned(),
+                name: runner,
                 config: config.clone(),
                 timeout,
                 pool,
                 plugins,
                 next_id: AtomicU32::new(1),
-                confs: Mutex::new(HashMap::new()),
+                confs: ConfCache::default(),
                 tokens: Mutex::new(Tokens::default()),
             }),
         })
@@ -175,47 +172,9 @@ impl PythonRunner {
         self.inner.pool.live()
     }
 
-    /// Registers `conf` under `key` and starts preparing it in the background (returns at once;
-    /// without a tokio runtime the first call prepares it). Preparing the same key again with
-    /// the same conf does nothing; with another conf it replaces the entry.
-    pub fn prepare(&self, key: &str, conf: Vec<TextEntry>) {
-        let (conf, slot) = {
-            let mut confs = self.inner.lock_confs();
-            if confs.get(key).is_some_and(|e| *e.conf == conf) {
-                return;
-            }
-            let entry = Entry {
-                conf: Arc::new(conf),
-                slot: Arc::new(OnceCell::new()),
-            };
-            let out = (entry.conf.clone(), entry.slot.clone());
-            confs.insert(key.to_owned(), entry);
-            out
-        };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let inner = Arc::downgrade(&self.inner);
-            let key = key.to_owned();
-            rt.spawn(warm(inner, key, conf, slot));
-        }
-    }
-
-    /// Forgets `key` (its owner's config version is gone); its prepared conf is dropped when
-    /// the calls using it end.
-    pub fn forget(&self, key: &str) {
-        self.inner.lock_confs().remove(key);
-    }
-
-    /// The keys currently registered.
-    pub fn keys(&self) -> Vec<String> {
-        self.inner.lock_confs().keys().cloned().collect()
-    }
-
     /// Whether `key`'s conf is prepared (not merely registered).
     pub fn is_prepared(&self, key: &str) -> bool {
-        self.inner
-            .lock_confs()
-            .get(key)
-            .is_some_and(|e| e.slot.initialized())
+        self.inner.confs.cached(key).is_some()
     }
 
     /// Waits for (or does) the prepare of `key`.
@@ -227,40 +186,6 @@ impl PythonRunner {
         self.inner.prepared(key).await.map(|_| ())
     }
 
-    /// Runs the request-phase plugins of `key`'s conf on `call` (`conf_token` is ignored; `id`
-    /// is assigned when 0). A key whose conf is not prepared yet is prepared first.
-    ///
-    /// # Errors
-    /// [`RunnerError::Unavailable`] for an unknown key or after shutdown;
-    /// [`RunnerError::Timeout`] past the timeout; [`RunnerError::Runner`] with
-    /// `ServiceUnavailable` when a plugin raised (logged with its traceback).
-    pub async fn request<I: InfoSource>(
-        &self,
-        key: &str,
-        mut call: HttpRequest,
-        info: &I,
-    ) -> Result<HttpRequestReply, RunnerError> {
-        let prepared = self.inner.prepared(key).await?;
-        call.id = self.inner.stamp(call.id);
-        self.inner.request(prepared, call, info, key).await
-    }
-
-    /// Runs the response-phase plugins of `key`'s conf on an upstream response; as
-    /// [`PythonRunner::request`].
-    ///
-    /// # Errors
-    /// As [`PythonRunner::request`].
-    pub async fn response<I: InfoSource>(
-        &self,
-        key: &str,
-        mut call: HttpResponse,
-        info: &I,
-    ) -> Result<HttpResponseReply, RunnerError> {
-        let prepared = self.inner.prepared(key).await?;
-        call.id = self.inner.stamp(call.id);
-        self.inner.response(prepared, call, info, key).await
-    }
-
     /// Stops taking calls (later ones fail with [`RunnerError::Unavailable`]) and waits, up to
     /// the call timeout, for the Python threads to finish their calls and end. The interpreter
     /// itself stays (it cannot be restarted in a process); prepared confs are dropped.
@@ -268,33 +193,16 @@ impl PythonRunner {
         if !self.inner.pool.shutdown(self.inner.timeout).await {
             tracing::warn!(runner = %self.inner.name, "Python threads still busy at shutdown");
         }
-        self.inner.lock_confs().clear();
+        self.inner.confs.clear();
         let mut tokens = self.inner.lock_tokens();
         tokens.by_token.clear();
         tokens.by_key.clear();
     }
 }
 
-async fn warm(
-    inner: Weak<Inner>,
-    key: String,
-    conf: Arc<Vec<TextEntry>>,
-    slot: Arc<OnceCell<Prepared>>,
-) {
-    let Some(inner) = inner.upgrade() else { return };
-    let res = slot.get_or_try_init(|| inner.prepare_now(conf, &key)).await;
-    if let Err(e) = res {
-        tracing::warn!(runner = %inner.name, key, "prepare failed: {e}");
-    }
-}
-
 impl Inner {
-    fn lock_confs(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        // Never held across an await; a poisoned map is still a valid map.
-        self.confs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn lock_tokens(&self) -> MutexGuard<'_, Tokens> {
+        // Never held across an await; a poisoned map is still a valid map.
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -310,29 +218,21 @@ impl Inner {
         }
     }
 
-    fn what(&self, key: &str, phase: &str) -> Arc<str> {
-        format!("{} {phase} {key}", self.name).into()
+    fn what(&self, key: &Arc<str>, phase: &'static str) -> What {
+        What::new(self.name.clone(), phase, Some(key.clone()))
     }
 
-    async fn prepared(&self, key: &str) -> Result<Prepared, RunnerError> {
-        let (conf, slot) = {
-            let confs = self.lock_confs();
-            let Some(e) = confs.get(key) else {
-                return Err(RunnerError::Unavailable(format!(
-                    "no conf registered for key `{key}`"
-                )));
-            };
-            (e.conf.clone(), e.slot.clone())
-        };
-        slot.get_or_try_init(|| self.prepare_now(conf, key))
-            .await
-            .cloned()
+    /// The prepared conf of `key` (prepared now if needed) and the key as the cache holds it.
+    async fn prepared(&self, key: &str) -> Result<(Prepared, Arc<str>), RunnerError> {
+        let slot = self.confs.current(key)?;
+        let prepared = slot.fill(self).await?;
+        Ok((prepared, slot.key().clone()))
     }
 
     async fn prepare_now(
         &self,
         conf: Arc<Vec<TextEntry>>,
-        key: &str,
+        key: &Arc<str>,
     ) -> Result<Prepared, RunnerError> {
         let prepared = call::run(
             &self.pool,
@@ -349,12 +249,12 @@ impl Inner {
         Ok(Arc::new(prepared))
     }
 
-    async fn request<I: InfoSource>(
+    async fn request<I: InfoSource + ?Sized>(
         &self,
         prepared: Prepared,
         call: HttpRequest,
         info: &I,
-        key: &str,
+        key: &Arc<str>,
     ) -> Result<HttpRequestReply, RunnerError> {
         call::run(
             &self.pool,
@@ -369,12 +269,12 @@ impl Inner {
         .await
     }
 
-    async fn response<I: InfoSource>(
+    async fn response<I: InfoSource + ?Sized>(
         &self,
         prepared: Prepared,
         call: HttpResponse,
         info: &I,
-        key: &str,
+        key: &Arc<str>,
     ) -> Result<HttpResponseReply, RunnerError> {
         call::run(
             &self.pool,
@@ -398,11 +298,74 @@ impl Inner {
     }
 }
 
+impl Prepare for Inner {
+    type Token = Prepared;
+
+    async fn prepare(
+        &self,
+        key: &Arc<str>,
+        conf: &Arc<Vec<TextEntry>>,
+    ) -> Result<Prepared, RunnerError> {
+        self.prepare_now(conf.clone(), key).await
+    }
+}
+
+impl KeyedRunner for PythonRunner {
+    fn name(&self) -> &str {
+        PythonRunner::name(self)
+    }
+
+    fn prepare(&self, key: &str, conf: Vec<TextEntry>) {
+        if let Some(pending) = self.inner.confs.insert(key, conf) {
+            pending.warm(Arc::downgrade(&self.inner), self.inner.name.clone());
+        }
+    }
+
+    /// Its prepared conf is dropped when the calls using it end.
+    fn forget(&self, key: &str) {
+        self.inner.confs.remove(key);
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.inner.confs.keys()
+    }
+
+    /// `conf_token` is ignored. Errors beyond the trait's: [`RunnerError::Unavailable`] after
+    /// shutdown; [`RunnerError::Timeout`] past the timeout; [`RunnerError::Runner`] with
+    /// `ServiceUnavailable` when a plugin raised (logged with its traceback).
+    fn request<'a>(
+        &'a self,
+        key: &'a str,
+        mut call: HttpRequest,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpRequestReply> {
+        Box::pin(async move {
+            let (prepared, key) = self.inner.prepared(key).await?;
+            call.id = self.inner.stamp(call.id);
+            self.inner.request(prepared, call, info, &key).await
+        })
+    }
+
+    /// As [`KeyedRunner::request`] for this runner.
+    fn response<'a>(
+        &'a self,
+        key: &'a str,
+        mut call: HttpResponse,
+        info: &'a dyn DynInfoSource,
+    ) -> KeyedCall<'a, HttpResponseReply> {
+        Box::pin(async move {
+            let (prepared, key) = self.inner.prepared(key).await?;
+            call.id = self.inner.stamp(call.id);
+            self.inner.response(prepared, call, info, &key).await
+        })
+    }
+}
+
 impl Runner for PythonRunner {
     /// A raw prepare: a new token for `conf` (replacing the previous token of the same key).
-    /// [`PythonRunner::prepare`] is the cached, keyed form.
+    /// [`KeyedRunner::prepare`] is the cached, keyed form.
     async fn prepare_conf(&self, conf: PrepareConf) -> Result<u32, RunnerError> {
-        let key = String::from_utf8_lossy(&conf.key).into_owned();
+        let key: Arc<str> = String::from_utf8_lossy(&conf.key).into();
         let prepared = self.inner.prepare_now(Arc::new(conf.conf), &key).await?;
         let mut tokens = self.inner.lock_tokens();
         let token = loop {
@@ -420,27 +383,27 @@ impl Runner for PythonRunner {
 
     /// A raw request call with the caller's `conf_token` (`id` assigned when 0); an unknown
     /// token gives `CONF_TOKEN_NOT_FOUND`.
-    async fn http_request<I: InfoSource>(
+    async fn http_request<I: InfoSource + ?Sized>(
         &self,
         mut call: HttpRequest,
         info: &I,
     ) -> Result<HttpRequestReply, RunnerError> {
         let prepared = self.inner.by_token(call.conf_token)?;
         call.id = self.inner.stamp(call.id);
-        let key = format!("token {}", call.conf_token);
+        let key: Arc<str> = format!("token {}", call.conf_token).into();
         self.inner.request(prepared, call, info, &key).await
     }
 
     /// A raw response call with the caller's `conf_token`; as
     /// [`PythonRunner::http_request`](Runner::http_request).
-    async fn http_response<I: InfoSource>(
+    async fn http_response<I: InfoSource + ?Sized>(
         &self,
         mut call: HttpResponse,
         info: &I,
     ) -> Result<HttpResponseReply, RunnerError> {
         let prepared = self.inner.by_token(call.conf_token)?;
         call.id = self.inner.stamp(call.id);
-        let key = format!("token {}", call.conf_token);
+        let key: Arc<str> = format!("token {}", call.conf_token).into();
         self.inner.response(prepared, call, info, &key).await
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use runner_protocol::KeyedRunner;
 use runner_protocol::{
     Action, ErrorCode, ExtraInfo, HttpRequest, HttpResponse, InfoSource, Method, PrepareConf,
     Runner, RunnerError, TextEntry,

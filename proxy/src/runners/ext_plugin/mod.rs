@@ -28,8 +28,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::{
-    parse_conf, BuildContext, Flow, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx,
-    UpstreamResponseCtx,
+    parse_conf, BuildContext, Flow, Phases, Plugin, PluginError, PluginKind, Reply, RequestCtx,
+    ResponseCtx, UpstreamResponseCtx,
 };
 
 /// Which of the three plugins.
@@ -177,7 +177,7 @@ pub enum KnownRunners {
 
 impl KnownRunners {
     /// What a node with this `ext-plugin` section and role knows.
-    pub fn of(config: Option<&crate::runners::RunnersConfig>, role: Role) -> KnownRunners {
+    pub fn of(config: Option<&crate::config::RunnersConfig>, role: Role) -> KnownRunners {
         match (config, role) {
             (None, Role::ControlPlane) => KnownRunners::Elsewhere,
             (config, _) => KnownRunners::Named(config.map(|c| c.order.clone()).unwrap_or_default()),
@@ -250,6 +250,10 @@ struct Unbound;
 
 #[async_trait::async_trait]
 impl Plugin for Unbound {
+    fn phases(&self) -> Phases {
+        Phases::REWRITE
+    }
+
     async fn rewrite(&self, _req: &mut RequestCtx<'_>) -> Flow {
         Flow::Respond(Reply::message(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -271,12 +275,10 @@ impl Instance {
             tracing::warn!(key = %self.key, error = %why, "external plugin failed; skipped (allow_degradation)");
             Flow::Continue
         } else {
-            tracing::error!(key = %self.key, error = %why, "external plugin failed");
-            Flow::Respond(Reply {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                headers: http::HeaderMap::new(),
-                body: bytes::Bytes::new(),
-            })
+            Flow::Fail(PluginError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("external plugin {}: {why}", self.key),
+            ))
         }
     }
 
@@ -296,6 +298,15 @@ impl Instance {
 
 #[async_trait::async_trait]
 impl Plugin for Instance {
+    fn phases(&self) -> Phases {
+        let call = match self.phase {
+            Phase::PreReq => Phases::REWRITE,
+            Phase::PostReq => Phases::ACCESS,
+            Phase::PostResp => Phases::UPSTREAM_RESPONSE,
+        };
+        call | Phases::HEADER_FILTER
+    }
+
     async fn rewrite(&self, req: &mut RequestCtx<'_>) -> Flow {
         match self.phase {
             Phase::PreReq => self.request_call(req).await,
@@ -328,10 +339,6 @@ impl Plugin for Instance {
             }
             Err(e) => self.failed(&e),
         }
-    }
-
-    fn runs_upstream_response(&self) -> bool {
-        self.phase == Phase::PostResp
     }
 
     fn header_filter(&self, resp: &mut ResponseCtx<'_>) {

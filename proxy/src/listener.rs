@@ -1,6 +1,6 @@
-//! The HTTP side shared by the management listeners (Admin API, control API, status API): an
-//! accept loop serving HTTP/1.1 with a handler that gets the request and the peer address, and
-//! JSON response helpers.
+//! The HTTP side shared by the management listeners (Admin API, control API, status API) and the
+//! Prometheus exporter: an accept loop serving HTTP/1.1 with a handler that gets the request and
+//! the peer address, and JSON response helpers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,8 +17,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-/// A response with a buffered body.
-pub type Reply = Response<Full<Bytes>>;
+/// A response with a buffered body, as the management listeners answer.
+pub type FullResponse = Response<Full<Bytes>>;
 
 /// Serves `listener` until `stop` completes, then closes every connection and returns (so
 /// whatever the handler holds is released when this returns); `name` appears in logs.
@@ -29,7 +29,7 @@ pub async fn serve<H, F>(
     stop: impl Future<Output = ()>,
 ) where
     H: Fn(http::Request<Incoming>, SocketAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = Reply> + Send + 'static,
+    F: Future<Output = FullResponse> + Send + 'static,
 {
     let handler = Arc::new(handler);
     let mut connections = tokio::task::JoinSet::new();
@@ -64,8 +64,19 @@ pub async fn serve<H, F>(
     connections.shutdown().await;
 }
 
+/// The `Server` header of every answer the gateway sends, the proxy's and the management
+/// listeners' alike: the product with its version when `apisix.enable_server_tokens` is on,
+/// the product alone when it is off.
+pub fn server_header(enable_server_tokens: bool) -> HeaderValue {
+    HeaderValue::from_static(if enable_server_tokens {
+        concat!("ferrogate/", env!("CARGO_PKG_VERSION"))
+    } else {
+        "ferrogate"
+    })
+}
+
 /// A JSON response.
-pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> FullResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
@@ -75,6 +86,6 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
 }
 
 /// A JSON response from a value.
-pub fn json_value(status: StatusCode, body: &serde_json::Value) -> Reply {
+pub fn json_value(status: StatusCode, body: &serde_json::Value) -> FullResponse {
     json(status, body.to_string())
 }

@@ -1,4 +1,5 @@
-//! TLS termination: certificates from `ssls` objects, chosen by SNI, with per-object mTLS.
+//! The certificates the TLS listeners serve: from `ssls` objects, chosen by SNI, with per-object
+//! mTLS.
 //!
 //! Every snapshot carries a [`CertIndex`] built from its `ssls` (off the request path; objects that
 //! did not change are reused, so a certificate is parsed once per change, never per handshake).
