@@ -69,11 +69,9 @@ pub fn check(registry: &Registry, name: &str, conf: &Value) -> Result<(), String
     let kind = registry
         .kind(name)
         .ok_or_else(|| format!("unknown plugin [{name}]"))?;
-    // The schema first, for APISIX's wording; then the plugin's own checks.
-    let schema = crate::schema::from_rust_types(&kind.schema());
-    let checked = crate::schema::check(&schema, &conf).and_then(|()| kind.build(&conf).map(drop));
-    match checked {
-        Ok(_) => Ok(()),
+    // The schema first, for APISIX's wording; then the plugin's own checks, building nothing.
+    match kind.check_conf(&conf) {
+        Ok(()) => Ok(()),
         // APISIX accepts a disabled plugin whose config fails its check.
         Err(_) if meta.disable => Ok(()),
         Err(why) => Err(failed(why)),
@@ -319,7 +317,7 @@ fn answer(entry: &Entry, flow: Flow) -> Flow {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Mutex, PoisonError};
 
     use http::HeaderMap;
     use serde_json::json;
@@ -611,5 +609,66 @@ mod tests {
         header_filter(&consumer.chain, &selection);
         log(&consumer.chain, &selection);
         assert_eq!(taken(&calls), ["b:header_filter", "b:log"]);
+    }
+
+    /// A [`crate::Kind`] that counts the instances it builds, with a config of `limit` (at
+    /// least 1, which the schema cannot say).
+    #[derive(Default)]
+    struct Counted(Mutex<usize>);
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Limit {
+        limit: u32,
+    }
+
+    impl crate::Kind for Counted {
+        type Conf = Limit;
+        type Checked = u32;
+        const NAME: &'static str = "counted";
+        const PRIORITY: i32 = 1;
+
+        fn check(&self, conf: Limit) -> Result<u32, String> {
+            if conf.limit == 0 {
+                return Err("limit must be at least 1".to_owned());
+            }
+            Ok(conf.limit)
+        }
+
+        fn instance(&self, _limit: u32, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            Ok(Arc::new(Recorder {
+                name: "counted",
+                phases: Phases::NONE,
+                fails: false,
+                calls: Calls::default(),
+            }))
+        }
+    }
+
+    /// The Admin API's check runs the schema and the kind's check, and builds no instance;
+    /// building checks as well.
+    #[test]
+    fn checking_builds_nothing() {
+        let kind = Arc::new(Counted::default());
+        let registry = Registry::new(vec![kind.clone() as Arc<dyn PluginKind>]);
+        assert_eq!(check(&registry, "counted", &json!({"limit": 2})), Ok(()));
+        let schema_first = check(&registry, "counted", &json!({"limit": "x"}))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            schema_first.contains("property \"limit\" validation failed"),
+            "{schema_first}"
+        );
+        assert_eq!(
+            check(&registry, "counted", &json!({"limit": 0})),
+            Err(
+                "failed to check the configuration of plugin counted err: limit must be at least 1"
+                    .to_owned()
+            )
+        );
+        assert_eq!(*kind.0.lock().unwrap_or_else(PoisonError::into_inner), 0);
+        assert!(kind.build(&json!({"limit": 0})).is_err());
+        assert!(kind.build(&json!({"limit": 3})).is_ok());
+        assert_eq!(*kind.0.lock().unwrap_or_else(PoisonError::into_inner), 1);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! A [`PluginKind`] is what a plugin is (name, priority, config schema) and turns a config into a
 //! [`Plugin`] instance, once per config version (the snapshot builder does it, never a request).
+//! Plugins are written as a [`Kind`], which checks a typed config apart from building an
+//! instance: the Admin API only checks ([`PluginKind::check_conf`]).
 //! A [`chain::Chain`] holds the instances of one object (a route with its service and plugin
 //! config merged in, or the union of the global rules), sorted by priority (higher first), with
 //! each instance's `_meta` ([`meta::Meta`]). A request runs the phases in APISIX's order: for
@@ -399,6 +401,17 @@ pub trait PluginKind: Send + Sync + 'static {
     /// The JSON schema of a config (served by the Admin API).
     fn schema(&self) -> Value;
 
+    /// Checks a config without building an instance (the Admin API's check). Kinds written with
+    /// [`Kind`] check the schema, parse and run [`Kind::check`]; a kind implementing this trait
+    /// directly checks the schema and builds an instance it drops, unless it overrides this.
+    ///
+    /// # Errors
+    /// What is wrong with the config, for the Admin API's message.
+    fn check_conf(&self, conf: &Value) -> Result<(), String> {
+        schema::check(&schema::from_rust_types(&self.schema()), conf)?;
+        self.build(conf).map(drop)
+    }
+
     /// Validates a config and builds the instance.
     ///
     /// # Errors
@@ -428,6 +441,93 @@ pub trait PluginKind: Send + Sync + 'static {
     /// The JSON schema of a consumer's config (authentication plugins).
     fn consumer_schema(&self) -> Option<Value> {
         None
+    }
+}
+
+/// A plugin kind as a plugin author writes it: checking a config ([`Kind::check`], which the
+/// Admin API runs) is apart from building an instance of a checked config ([`Kind::instance`],
+/// which the snapshot builder runs). Every `Kind` is a [`PluginKind`].
+pub trait Kind: Send + Sync + 'static {
+    /// The config as the user writes it; its JSON schema is the kind's schema.
+    type Conf: DeserializeOwned + schemars::JsonSchema;
+    /// A config that passed [`Kind::check`], compiled for [`Kind::instance`].
+    type Checked: Send + Sync + 'static;
+    /// The name used in `plugins` maps.
+    const NAME: &'static str;
+    /// APISIX's priority: higher runs first in every phase.
+    const PRIORITY: i32;
+    /// Whether this is an authentication plugin (configured on consumers and credentials too).
+    const IS_AUTH: bool = false;
+
+    /// The JSON schema served by the Admin API: the config type's, unless a kind shows it in
+    /// another shape.
+    fn conf_schema(&self) -> Value {
+        schema::schema_of::<Self::Conf>()
+    }
+
+    /// Checks a parsed config: what its schema cannot say.
+    ///
+    /// # Errors
+    /// What is wrong with the config, for the Admin API's message.
+    fn check(&self, conf: Self::Conf) -> Result<Self::Checked, String>;
+
+    /// Builds the instance that serves requests from a checked config.
+    ///
+    /// # Errors
+    /// Why the instance cannot be built.
+    fn instance(
+        &self,
+        checked: Self::Checked,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn Plugin>, String>;
+
+    /// For authentication plugins: see [`PluginKind::consumer_identity`].
+    fn identity(&self, _conf: &Value) -> Option<Result<String, String>> {
+        None
+    }
+
+    /// For authentication plugins: see [`PluginKind::consumer_schema`].
+    fn identity_schema(&self) -> Option<Value> {
+        None
+    }
+}
+
+impl<K: Kind> PluginKind for K {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        K::PRIORITY
+    }
+
+    fn schema(&self) -> Value {
+        self.conf_schema()
+    }
+
+    fn check_conf(&self, conf: &Value) -> Result<(), String> {
+        self.check(schema::checked_conf(conf)?).map(drop)
+    }
+
+    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        self.build_with(conf, &BuildContext::default())
+    }
+
+    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        // A stored config passed the Admin API's schema check already: parse it only.
+        self.instance(self.check(parse_conf(conf)?)?, ctx)
+    }
+
+    fn is_auth(&self) -> bool {
+        K::IS_AUTH
+    }
+
+    fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
+        self.identity(conf)
+    }
+
+    fn consumer_schema(&self) -> Option<Value> {
+        self.identity_schema()
     }
 }
 

@@ -18,18 +18,19 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx, ResponseCtx};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// The `tenant-header` plugin kind: what the gateway registers (`.plugin(Arc::new(TenantHeader))`).
+/// It is written as a [`Kind`] (a typed config, checked apart from building an instance), so it
+/// is a `PluginKind` too.
 pub struct TenantHeader;
 
 /// The config, as routes, services, plugin configs and global rules give it.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     /// The request header holding the tenant, copied onto the response.
     #[serde(default = "default_header")]
     header: String,
@@ -45,9 +46,9 @@ fn default_header() -> String {
     "X-Tenant".to_owned()
 }
 
-/// One configured instance: the config checked and turned into header types once, when the
-/// gateway builds its snapshot, so requests only compare bytes.
-struct Instance {
+/// One configured instance: the config checked and turned into header types once, before any
+/// request, so requests only compare bytes.
+pub struct Instance {
     header: HeaderName,
     required: bool,
     allowed: Vec<HeaderValue>,
@@ -57,22 +58,16 @@ struct Instance {
 #[derive(Clone)]
 struct Tenant(HeaderValue);
 
-impl PluginKind for TenantHeader {
-    fn name(&self) -> &'static str {
-        "tenant-header"
-    }
-
+impl Kind for TenantHeader {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "tenant-header";
     /// Runs after the authentication plugins (2500 and up) and before the limits (1000s).
-    fn priority(&self) -> i32 {
-        2450
-    }
+    const PRIORITY: i32 = 2450;
 
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    /// What the schema cannot say: the header name and the tenants must be usable in headers.
+    /// The Admin API and `validate` run this; so does the snapshot builder before `instance`.
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let header = HeaderName::from_bytes(conf.header.as_bytes())
             .map_err(|_| format!("invalid header name `{}`", conf.header))?;
         let allowed = conf
@@ -83,11 +78,15 @@ impl PluginKind for TenantHeader {
                 _ => Err(format!("allowed: `{tenant}` is not a header value")),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             header,
             required: conf.required,
             allowed,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -127,7 +126,8 @@ fn refuse(message: &str) -> Flow {
 mod tests {
     use http::HeaderMap;
     use plugin_api::testing::{header, Fake};
-    use serde_json::json;
+    use plugin_api::PluginKind;
+    use serde_json::{json, Value};
 
     use super::*;
 
@@ -180,6 +180,7 @@ mod tests {
         assert_eq!(header(&headers, "x-org"), Some("anyone"));
     }
 
+    /// What the Admin API and `validate` run on a config.
     #[test]
     fn bad_configs_are_refused_with_the_field() {
         for (conf, wanted) in [
@@ -188,8 +189,8 @@ mod tests {
             (json!({"allowed": "acme"}), "allowed"),
             (json!({"tenants": []}), "tenants"),
         ] {
-            match TenantHeader.build(&conf) {
-                Ok(_) => panic!("{conf} accepted"),
+            match TenantHeader.check_conf(&conf) {
+                Ok(()) => panic!("{conf} accepted"),
                 Err(e) => assert!(e.contains(wanted), "{conf}: {e}"),
             }
         }

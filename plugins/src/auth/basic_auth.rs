@@ -17,14 +17,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::consumer::{admit, constant_time_eq, consumer_conf};
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct BasicAuth;
 
 #[derive(Deserialize, JsonSchema)]
 #[schemars(title = "work with route or service object")]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     hide_credentials: bool,
     #[schemars(length(min = 1))]
@@ -45,41 +45,35 @@ fn default_realm() -> String {
     "basic".to_owned()
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     hide_credentials: bool,
     anonymous_consumer: Option<String>,
     challenge: HeaderValue,
 }
 
-impl PluginKind for BasicAuth {
-    fn name(&self) -> &'static str {
-        "basic-auth"
-    }
+impl Kind for BasicAuth {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "basic-auth";
+    const PRIORITY: i32 = 2520;
+    const IS_AUTH: bool = true;
 
-    fn priority(&self) -> i32 {
-        2520
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let challenge = HeaderValue::from_str(&format!("Basic realm=\"{}\"", conf.realm))
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             hide_credentials: conf.hide_credentials,
             anonymous_consumer: conf.anonymous_consumer,
             challenge,
-        }))
+        })
     }
 
-    fn is_auth(&self) -> bool {
-        true
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 
-    fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
+    fn identity(&self, conf: &Value) -> Option<Result<String, String>> {
         Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             if c.username.is_empty() || c.password.is_empty() {
                 Err("username and password must not be empty".to_owned())
@@ -89,7 +83,7 @@ impl PluginKind for BasicAuth {
         }))
     }
 
-    fn consumer_schema(&self) -> Option<Value> {
+    fn identity_schema(&self) -> Option<Value> {
         Some(plugin_api::schema::schema_of::<ConsumerConf>())
     }
 }
@@ -155,6 +149,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     #[test]

@@ -41,7 +41,7 @@ use serde_json::Value;
 
 use plugin_api::consumer::{admit, constant_time_eq, consumer_conf, Authenticated, ConsumerIndex};
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct HmacAuth;
@@ -78,7 +78,7 @@ impl Algorithm {
 
 #[derive(Deserialize, JsonSchema)]
 #[schemars(title = "work with route or service object")]
-struct Conf {
+pub struct Conf {
     /// The algorithms a client may sign with (at least one).
     #[serde(default = "default_algorithms")]
     #[schemars(length(min = 1))]
@@ -138,7 +138,8 @@ fn default_realm() -> String {
     "hmac".to_owned()
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     allowed: Vec<Algorithm>,
     clock_skew: Duration,
     signed_headers: Vec<String>,
@@ -151,16 +152,14 @@ struct Instance {
 
 const PREFIX: &str = "client request can't be validated";
 
-impl PluginKind for HmacAuth {
-    fn name(&self) -> &'static str {
-        "hmac-auth"
-    }
+impl Kind for HmacAuth {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "hmac-auth";
+    const PRIORITY: i32 = 2530;
+    const IS_AUTH: bool = true;
 
-    fn priority(&self) -> i32 {
-        2530
-    }
-
-    fn schema(&self) -> Value {
+    fn conf_schema(&self) -> Value {
         // In the shape APISIX's Admin API shows it: definitions inlined, with its title.
         let mut schema =
             plugin_api::schema::from_rust_types(&plugin_api::schema::schema_of::<Conf>());
@@ -173,8 +172,7 @@ impl PluginKind for HmacAuth {
         schema
     }
 
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         if conf.allowed_algorithms.is_empty() {
             return Err("property \"allowed_algorithms\" validation failed: expect array to have at least 1 items".to_owned());
         }
@@ -200,7 +198,7 @@ impl PluginKind for HmacAuth {
         }
         let challenge = HeaderValue::from_str(&format!("hmac realm=\"{}\"", conf.realm))
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             allowed: conf.allowed_algorithms,
             clock_skew: Duration::from_secs(conf.clock_skew),
             signed_headers,
@@ -210,14 +208,14 @@ impl PluginKind for HmacAuth {
             hide_credentials: conf.hide_credentials,
             anonymous_consumer: conf.anonymous_consumer,
             challenge,
-        }))
+        })
     }
 
-    fn is_auth(&self) -> bool {
-        true
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 
-    fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
+    fn identity(&self, conf: &Value) -> Option<Result<String, String>> {
         Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             let ok = |s: &str| (1..=256).contains(&s.chars().count());
             if ok(&c.key_id) && ok(&c.secret_key) {
@@ -228,7 +226,7 @@ impl PluginKind for HmacAuth {
         }))
     }
 
-    fn consumer_schema(&self) -> Option<Value> {
+    fn identity_schema(&self) -> Option<Value> {
         Some(plugin_api::schema::schema_of::<ConsumerConf>())
     }
 }
@@ -431,6 +429,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Consumers, Fake};
+    use plugin_api::PluginKind;
     use plugin_api::Reply;
     use serde_json::json;
 

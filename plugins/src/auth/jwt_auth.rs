@@ -32,13 +32,13 @@ use serde_json::{Map, Value};
 
 use super::key_auth::hide_query_arg;
 use plugin_api::consumer::{admit, consumer_conf, Authenticated};
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct JwtAuth;
 
 #[derive(Deserialize, JsonSchema)]
-struct Conf {
+pub struct Conf {
     #[serde(default = "default_header")]
     header: String,
     #[serde(default = "default_jwt")]
@@ -238,7 +238,8 @@ impl ConsumerConf {
     }
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     header: HeaderName,
     query: String,
     cookie: String,
@@ -254,21 +255,14 @@ struct Instance {
     challenge: HeaderValue,
 }
 
-impl PluginKind for JwtAuth {
-    fn name(&self) -> &'static str {
-        "jwt-auth"
-    }
+impl Kind for JwtAuth {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "jwt-auth";
+    const PRIORITY: i32 = 2510;
+    const IS_AUTH: bool = true;
 
-    fn priority(&self) -> i32 {
-        2510
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let header = HeaderName::from_bytes(conf.header.as_bytes())
             .map_err(|_| format!("invalid header `{}`", conf.header))?;
         if conf.store_in_ctx {
@@ -276,7 +270,7 @@ impl PluginKind for JwtAuth {
         }
         let challenge = HeaderValue::from_str(&format!("Bearer realm=\"{}\"", conf.realm))
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             header,
             query_var: format!("arg_{}", conf.query),
             cookie_var: format!("cookie_{}", conf.cookie),
@@ -287,18 +281,18 @@ impl PluginKind for JwtAuth {
             claims: conf.claims_to_verify.unwrap_or_default(),
             anonymous_consumer: conf.anonymous_consumer,
             challenge,
-        }))
+        })
     }
 
-    fn is_auth(&self) -> bool {
-        true
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 
-    fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
+    fn identity(&self, conf: &Value) -> Option<Result<String, String>> {
         Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| c.check().map(|()| c.key)))
     }
 
-    fn consumer_schema(&self) -> Option<Value> {
+    fn identity_schema(&self) -> Option<Value> {
         Some(plugin_api::schema::schema_of::<ConsumerConf>())
     }
 }
@@ -483,6 +477,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     #[test]

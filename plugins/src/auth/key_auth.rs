@@ -16,13 +16,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use plugin_api::consumer::{admit, consumer_conf};
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct KeyAuth;
 
 #[derive(Deserialize, JsonSchema)]
-struct Conf {
+pub struct Conf {
     #[serde(default = "default_name")]
     header: String,
     #[serde(default = "default_name")]
@@ -48,7 +48,8 @@ fn default_realm() -> String {
     "key".to_owned()
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     header: HeaderName,
     query: String,
     /// The variable of the query argument (`arg_<query>`), named once.
@@ -58,21 +59,14 @@ struct Instance {
     challenge: HeaderValue,
 }
 
-impl PluginKind for KeyAuth {
-    fn name(&self) -> &'static str {
-        "key-auth"
-    }
+impl Kind for KeyAuth {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "key-auth";
+    const PRIORITY: i32 = 2500;
+    const IS_AUTH: bool = true;
 
-    fn priority(&self) -> i32 {
-        2500
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let header = HeaderName::from_bytes(conf.header.as_bytes())
             .map_err(|_| format!("invalid header `{}`", conf.header))?;
         if conf.query.is_empty() {
@@ -80,21 +74,21 @@ impl PluginKind for KeyAuth {
         }
         let challenge = HeaderValue::from_str(&format!("apikey realm=\"{}\"", conf.realm))
             .map_err(|_| format!("invalid realm `{}`", conf.realm))?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             header,
             query_var: format!("arg_{}", conf.query),
             query: conf.query,
             hide_credentials: conf.hide_credentials,
             anonymous_consumer: conf.anonymous_consumer,
             challenge,
-        }))
+        })
     }
 
-    fn is_auth(&self) -> bool {
-        true
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 
-    fn consumer_identity(&self, conf: &Value) -> Option<Result<String, String>> {
+    fn identity(&self, conf: &Value) -> Option<Result<String, String>> {
         Some(consumer_conf::<ConsumerConf>(conf).and_then(|c| {
             if c.key.is_empty() {
                 Err("key must not be empty".to_owned())
@@ -104,7 +98,7 @@ impl PluginKind for KeyAuth {
         }))
     }
 
-    fn consumer_schema(&self) -> Option<Value> {
+    fn identity_schema(&self) -> Option<Value> {
         Some(plugin_api::schema::schema_of::<ConsumerConf>())
     }
 }
@@ -188,6 +182,7 @@ pub(super) fn hide_query_arg(req: &mut RequestCtx<'_>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     #[test]

@@ -1,7 +1,7 @@
 //! `file-logger` (priority 399, log): one JSON line per request appended to a file.
 //!
 //! Config: `path` (required, non-empty: there is no plugin metadata to take it from),
-//! `log_format` (optional object, see [`super::log_entry`]; default: APISIX's default entry),
+//! `log_format` (optional object, see [`crate::support::log_entry`]; default: APISIX's default entry),
 //! `log_format_extra`, `include_req_body` / `include_resp_body` (default false) with
 //! `include_req_body_expr` / `include_resp_body_expr` and `max_req_body_bytes` /
 //! `max_resp_body_bytes` (default 524288, see [`crate::support::log_entry::Bodies`]), and `match` (a
@@ -29,16 +29,14 @@ use serde_json::{Map, Value};
 use crate::support::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES};
 use model::expr::Expr;
 use plugin_api::drain::Drain;
-use plugin_api::{
-    parse_conf, BuildContext, Flow, LogCtx, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
-};
+use plugin_api::{BuildContext, Flow, Kind, LogCtx, Phases, Plugin, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct FileLogger;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     path: Option<String>,
     log_format: Option<Map<String, Value>>,
     log_format_extra: Option<Map<String, Value>>,
@@ -76,7 +74,8 @@ const FLUSH_SIZE: usize = 64 * 1024;
 /// Longest time an entry waits in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     path: PathBuf,
     format: Format,
     /// `match`: only requests it holds for are logged.
@@ -124,25 +123,14 @@ fn rule(expressions: &[Vec<Value>]) -> Value {
     Value::Array(expressions.iter().cloned().map(Value::Array).collect())
 }
 
-impl PluginKind for FileLogger {
-    fn name(&self) -> &'static str {
-        "file-logger"
-    }
+impl Kind for FileLogger {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "file-logger";
+    const PRIORITY: i32 = 399;
 
-    fn priority(&self) -> i32 {
-        399
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        self.build_with(conf, &BuildContext::default())
-    }
-
-    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    /// The instance, but for the gateway's parts, which [`Kind::instance`] adds.
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let when = conf
             .when
             .as_deref()
@@ -167,14 +155,20 @@ impl PluginKind for FileLogger {
                 max: conf.max_resp_body_bytes,
             },
         )?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             path: PathBuf::from(path),
             format: Format::with(conf.log_format, conf.log_format_extra, bodies)?,
             when,
             writer: OnceLock::new(),
             max_pending: MAX_PENDING,
-            drain: ctx.drain.clone(),
-        }))
+            drain: None,
+        })
+    }
+
+    fn instance(&self, checked: Instance, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        let mut instance = checked;
+        instance.drain = ctx.drain.clone();
+        Ok(Arc::new(instance))
     }
 }
 
@@ -347,7 +341,9 @@ fn write_batch(file: &mut Option<File>, path: &Path, bytes: &[u8]) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
     use plugin_api::testing;
+    use plugin_api::PluginKind;
     use serde_json::json;
     use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //!
 //! Config: `uri` (required, `http://` or `https://` with a host), `auth_header` (optional, sent
 //! as `Authorization`), `timeout` (seconds, default 3, ≥ 1: connecting and answering each POST),
-//! `log_format` (optional object, see [`super::log_entry`]), `concat_method` `json` (default: the
+//! `log_format` (optional object, see [`crate::support::log_entry`]), `concat_method` `json` (default: the
 //! batch is a JSON array, `Content-Type: application/json`) or `new_line` (one JSON entry per
 //! line, `Content-Type: text/plain`), `ssl_verify` (default true), `log_format_extra`,
 //! `include_req_body` / `include_resp_body` (default false) with `include_req_body_expr` /
@@ -44,8 +44,8 @@ use crate::support::log_entry::{Bodies, BodyConf, Format, DEFAULT_MAX_BODY_BYTES
 use plugin_api::drain::Drain;
 use plugin_api::tls::NoVerification;
 use plugin_api::{
-    parse_conf, BatchQueue, BatchWatch, BuildContext, Flow, LogCtx, Phases, Plugin, PluginKind,
-    RequestCtx, ResponseCtx,
+    BatchQueue, BatchWatch, BuildContext, Flow, Kind, LogCtx, Phases, Plugin, RequestCtx,
+    ResponseCtx,
 };
 
 /// The kind.
@@ -56,7 +56,7 @@ pub const DEFAULT_MAX_PENDING: usize = 8192;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     uri: String,
     auth_header: Option<String>,
     #[serde(default = "default_timeout")]
@@ -193,7 +193,8 @@ impl Settings {
     }
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     settings: Arc<Settings>,
     format: Format,
     /// Started on the first entry; `None` inside when no runtime could run the task.
@@ -226,34 +227,30 @@ struct Counts {
     dropped: AtomicU64,
 }
 
-impl PluginKind for HttpLogger {
-    fn name(&self) -> &'static str {
-        "http-logger"
-    }
+impl Kind for HttpLogger {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "http-logger";
+    const PRIORITY: i32 = 410;
 
-    fn priority(&self) -> i32 {
-        410
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        self.build_with(conf, &BuildContext::default())
-    }
-
-    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    /// The instance, but for the gateway's parts, which [`Kind::instance`] adds.
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let settings = Settings::from_conf(&conf)?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             settings: Arc::new(settings),
             format: format(conf)?,
             queue: OnceLock::new(),
-            drain: ctx.drain.clone(),
-            batches: ctx.batches.clone(),
+            drain: None,
+            batches: None,
             watched: OnceLock::new(),
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        let mut instance = checked;
+        instance.drain = ctx.drain.clone();
+        instance.batches = ctx.batches.clone();
+        Ok(Arc::new(instance))
     }
 }
 
@@ -572,7 +569,9 @@ mod tests {
     use http::StatusCode;
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
+    use plugin_api::parse_conf;
     use plugin_api::testing;
+    use plugin_api::PluginKind;
     use serde_json::json;
     use std::sync::Mutex;
 

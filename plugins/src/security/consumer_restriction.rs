@@ -16,9 +16,8 @@ use std::sync::Arc;
 use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct ConsumerRestriction;
@@ -50,7 +49,7 @@ impl Kind {
     {"required": ["whitelist"]},
     {"required": ["allowed_by_methods"]}
 ]))]
-struct Conf {
+pub struct Conf {
     #[serde(default, rename = "type")]
     kind: Kind,
     #[schemars(length(min = 1))]
@@ -109,7 +108,8 @@ fn default_code() -> u16 {
     403
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     kind: Kind,
     whitelist: Option<Vec<String>>,
     blacklist: Option<Vec<String>>,
@@ -117,21 +117,13 @@ struct Instance {
     refusal: Reply,
 }
 
-impl PluginKind for ConsumerRestriction {
-    fn name(&self) -> &'static str {
-        "consumer-restriction"
-    }
+impl plugin_api::Kind for ConsumerRestriction {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "consumer-restriction";
+    const PRIORITY: i32 = 2400;
 
-    fn priority(&self) -> i32 {
-        2400
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let lists = [&conf.whitelist, &conf.blacklist];
         if lists.iter().any(|l| l.as_ref().is_some_and(Vec::is_empty)) {
             return Err("whitelist and blacklist need at least one entry".to_owned());
@@ -147,13 +139,17 @@ impl PluginKind for ConsumerRestriction {
         let message = conf
             .rejected_msg
             .unwrap_or_else(|| format!("The {} is forbidden.", conf.kind.name()));
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             kind: conf.kind,
             whitelist: conf.whitelist,
             blacklist: conf.blacklist,
             allowed_by_methods: conf.allowed_by_methods.unwrap_or_default(),
             refusal: Reply::message(status, &message),
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -217,7 +213,10 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn instance(conf: Value) -> Instance {
         let conf: Conf = parse_conf(&conf).expect("valid");

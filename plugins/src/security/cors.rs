@@ -31,16 +31,15 @@ use http::{HeaderMap, Method, StatusCode};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::support::headers::add_vary;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct Cors;
 
 #[derive(Deserialize, JsonSchema)]
-struct Conf {
+pub struct Conf {
     #[serde(default = "star")]
     #[schemars(regex(pattern = ORIGINS_PATTERN))]
     allow_origins: String,
@@ -84,7 +83,8 @@ enum Origins {
     Regex(Vec<Regex>),
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     origins: Origins,
     /// `allow_origins` is not `*`: `Origin` joins `Vary`.
     vary: bool,
@@ -108,22 +108,18 @@ fn value(field: &str, text: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(text).map_err(|_| format!("{field} `{text}` is not a valid header value"))
 }
 
-impl PluginKind for Cors {
-    fn name(&self) -> &'static str {
-        "cors"
+impl Kind for Cors {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "cors";
+    const PRIORITY: i32 = 4000;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        instance(conf)
     }
 
-    fn priority(&self) -> i32 {
-        4000
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(instance(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -329,7 +325,9 @@ const NAMES: [http::header::HeaderName; 6] = [
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     /// Runs a request with `vars` through rewrite and header_filter: the reply (if answered
     /// directly) and the response headers.

@@ -31,14 +31,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use plugin_api::consumer::constant_time_eq;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx, ResponseCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct Csrf;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     key: String,
     #[serde(default = "default_name")]
     name: String,
@@ -53,7 +53,8 @@ fn default_expires() -> u64 {
     7200
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     key: String,
     name: String,
     /// `http_<name>` for the vars lookup (lowercase, `_` for `-`).
@@ -63,22 +64,18 @@ struct Instance {
     expires: u64,
 }
 
-impl PluginKind for Csrf {
-    fn name(&self) -> &'static str {
-        "csrf"
+impl Kind for Csrf {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "csrf";
+    const PRIORITY: i32 = 2980;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        Instance::new(conf)
     }
 
-    fn priority(&self) -> i32 {
-        2980
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(Instance::new(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -243,7 +240,9 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
 
     fn instance(conf: Value) -> Instance {
         Instance::new(parse_conf(&conf).expect("valid")).expect("valid")

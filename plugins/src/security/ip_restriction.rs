@@ -11,10 +11,9 @@ use http::StatusCode;
 use ipnet::IpNet;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_json::Value;
 
 use model::parse_net;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct IpRestriction;
@@ -22,7 +21,7 @@ pub struct IpRestriction;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [{"required": ["whitelist"]}, {"required": ["blacklist"]}]))]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     #[schemars(schema_with = "ip_list")]
     whitelist: Option<Vec<String>>,
@@ -49,7 +48,8 @@ fn default_code() -> u16 {
     403
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     nets: Vec<IpNet>,
     /// true: only `nets` may pass; false: `nets` may not.
     allow: bool,
@@ -65,21 +65,13 @@ fn nets(list: &[String], field: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
-impl PluginKind for IpRestriction {
-    fn name(&self) -> &'static str {
-        "ip-restriction"
-    }
+impl Kind for IpRestriction {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "ip-restriction";
+    const PRIORITY: i32 = 3000;
 
-    fn priority(&self) -> i32 {
-        3000
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let (nets, allow) = match (&conf.whitelist, &conf.blacklist) {
             (Some(w), None) => (nets(w, "whitelist")?, true),
             (None, Some(b)) => (nets(b, "blacklist")?, false),
@@ -93,11 +85,15 @@ impl PluginKind for IpRestriction {
             404 => StatusCode::NOT_FOUND,
             other => return Err(format!("response_code must be 403 or 404, got {other}")),
         };
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             nets,
             allow,
             reply: Reply::message(status, &conf.message),
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -129,7 +125,10 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn admits(conf: Value, ip: &str) -> bool {
         let conf: Conf = parse_conf(&conf).expect("valid");

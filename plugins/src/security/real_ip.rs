@@ -21,17 +21,16 @@ use http::header::HeaderName;
 use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 use model::parse_net;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct RealIp;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     /// The variable holding the client address.
     #[schemars(length(min = 1))]
     source: String,
@@ -44,7 +43,8 @@ struct Conf {
     recursive: bool,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     source: String,
     trusted: Option<Vec<IpNet>>,
     recursive: bool,
@@ -52,21 +52,13 @@ struct Instance {
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-impl PluginKind for RealIp {
-    fn name(&self) -> &'static str {
-        "real-ip"
-    }
+impl Kind for RealIp {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "real-ip";
+    const PRIORITY: i32 = 23000;
 
-    fn priority(&self) -> i32 {
-        23000
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         if conf.source.is_empty() {
             return Err("property \"source\" validation failed: string too short, expected at least 1, got 0".to_owned());
         }
@@ -81,11 +73,15 @@ impl PluginKind for RealIp {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             source: conf.source,
             trusted,
             recursive: conf.recursive,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -188,7 +184,9 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn build(conf: Value) -> Arc<dyn Plugin> {
         RealIp.build(&conf).expect("valid config")

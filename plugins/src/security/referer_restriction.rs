@@ -18,9 +18,8 @@ use http::header::REFERER;
 use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct RefererRestriction;
@@ -28,7 +27,7 @@ pub struct RefererRestriction;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [{"required": ["whitelist"]}, {"required": ["blacklist"]}]))]
-struct Conf {
+pub struct Conf {
     #[schemars(length(min = 1))]
     whitelist: Option<Vec<String>>,
     #[schemars(length(min = 1))]
@@ -87,7 +86,8 @@ impl Pattern {
     }
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     /// The patterns, and whether they are a whitelist.
     patterns: Vec<Pattern>,
     whitelist: bool,
@@ -95,22 +95,18 @@ struct Instance {
     reply: Reply,
 }
 
-impl PluginKind for RefererRestriction {
-    fn name(&self) -> &'static str {
-        "referer-restriction"
+impl Kind for RefererRestriction {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "referer-restriction";
+    const PRIORITY: i32 = 2990;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        instance(conf)
     }
 
-    fn priority(&self) -> i32 {
-        2990
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(instance(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -197,7 +193,9 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     async fn check(conf: &Value, referer: Option<&'static str>) -> Option<Reply> {
         let plugin = RefererRestriction.build(conf).expect("valid");

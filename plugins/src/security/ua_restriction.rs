@@ -16,9 +16,8 @@ use http::StatusCode;
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct UaRestriction;
@@ -26,7 +25,7 @@ pub struct UaRestriction;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [{"required": ["allowlist"]}, {"required": ["denylist"]}]))]
-struct Conf {
+pub struct Conf {
     #[schemars(length(min = 1), inner(length(min = 1)))]
     allowlist: Option<Vec<String>>,
     #[schemars(length(min = 1), inner(length(min = 1)))]
@@ -42,7 +41,8 @@ fn default_message() -> String {
     "Not allowed".to_owned()
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     /// The regexes, and whether they are an allowlist (else a denylist).
     patterns: Vec<Regex>,
     allowlist: bool,
@@ -71,22 +71,18 @@ fn regexes(list: &[String], field: &str) -> Result<Vec<Regex>, String> {
         .collect()
 }
 
-impl PluginKind for UaRestriction {
-    fn name(&self) -> &'static str {
-        "ua-restriction"
+impl Kind for UaRestriction {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "ua-restriction";
+    const PRIORITY: i32 = 2999;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        instance(conf)
     }
 
-    fn priority(&self) -> i32 {
-        2999
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(instance(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -162,8 +158,11 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn instance_of(conf: Value) -> Instance {
         instance(parse_conf(&conf).expect("parses")).expect("valid")

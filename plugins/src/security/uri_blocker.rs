@@ -14,16 +14,15 @@ use http::{HeaderMap, StatusCode};
 use regex::{Regex, RegexBuilder};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct UriBlocker;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[schemars(length(min = 1), inner(length(min = 1, max = 4096)), extend("uniqueItems" = true))]
     block_rules: Vec<String>,
     #[serde(default = "default_code")]
@@ -39,7 +38,8 @@ fn default_code() -> u16 {
     403
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     /// The rules joined into one alternation.
     rules: Regex,
     reply: Reply,
@@ -86,21 +86,13 @@ fn pcre_message(rule: &str, err: &regex::Error) -> String {
     format!("pcre_compile() failed: {pcre} in \"{rule}\"")
 }
 
-impl PluginKind for UriBlocker {
-    fn name(&self) -> &'static str {
-        "uri-blocker"
-    }
+impl Kind for UriBlocker {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "uri-blocker";
+    const PRIORITY: i32 = 2900;
 
-    fn priority(&self) -> i32 {
-        2900
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let rules = compile(&conf.block_rules, conf.case_insensitive)?;
         let status = StatusCode::from_u16(conf.rejected_code)
             .ok()
@@ -118,14 +110,18 @@ impl PluginKind for UriBlocker {
             Some(msg) => Bytes::from(format!("{}\n", serde_json::json!({ "error_msg": msg }))),
             None => Bytes::new(),
         };
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             rules,
             reply: Reply {
                 status,
                 headers: HeaderMap::new(),
                 body,
             },
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -159,8 +155,11 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn instance(conf: Value) -> Instance {
         let conf: Conf = parse_conf(&conf).expect("valid");

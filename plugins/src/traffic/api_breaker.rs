@@ -25,17 +25,16 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 use model::HashOn;
-use plugin_api::{parse_conf, Flow, LogCtx, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, LogCtx, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct ApiBreaker;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[schemars(range(min = 200, max = 599))]
     break_response_code: u16,
     break_response_body: Option<String>,
@@ -165,7 +164,8 @@ impl Breaker {
     }
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     rules: Rules,
     state: Mutex<Breaker>,
     status: StatusCode,
@@ -173,21 +173,18 @@ struct Instance {
     headers: Vec<(HeaderName, HashOn)>,
 }
 
-impl PluginKind for ApiBreaker {
-    fn name(&self) -> &'static str {
-        "api-breaker"
+impl Kind for ApiBreaker {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "api-breaker";
+    const PRIORITY: i32 = 1005;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        check(conf)
     }
 
-    fn priority(&self) -> i32 {
-        1005
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -208,8 +205,8 @@ fn statuses(list: &[u16], range: std::ops::RangeInclusive<u16>, field: &str) -> 
     Ok(())
 }
 
-fn build(conf: &Value) -> Result<Instance, String> {
-    let conf: Conf = parse_conf(conf)?;
+/// Checks a config and compiles it.
+fn check(conf: Conf) -> Result<Instance, String> {
     if !(200..=599).contains(&conf.break_response_code) {
         return Err(format!(
             "break_response_code must be 200-599, got {}",
@@ -334,6 +331,13 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
+    use serde_json::Value;
+
+    fn build(conf: &Value) -> Result<Instance, String> {
+        check(parse_conf(conf)?)
+    }
     use plugin_api::testing;
     use serde_json::json;
 

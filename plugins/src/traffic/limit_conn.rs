@@ -6,7 +6,7 @@
 //! variables; a rule applies when its numbers resolve and its key resolves at least one
 //! variable, and every applying rule counts the request. `conn` and `burst` are numbers or
 //! templates resolved per request (`"${http_conn ?? 5}"`). `only_use_default_delay` (default
-//! false), `key_type` `var` (default) | `var_combination` (see [`super::limit_key`]),
+//! false), `key_type` `var` (default) | `var_combination` (see [`crate::support::limit_key`]),
 //! `rejected_code` (default 503, 200-599), `rejected_msg` (optional, 1+ characters: the body is
 //! `{"error_msg": msg}`, else empty), `allow_degradation` (default false: a `conn` or `burst`
 //! that does not resolve to a valid number, or no rule applying, answers 500; true lets the
@@ -27,21 +27,20 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::support::limit_key::{
     check_policy, non_negative_or_var, positive_or_var, rejection, resolve_var, unusable_limits,
     Amount, KeySource, KeyType,
 };
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, LogCtx, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, LogCtx, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct LimitConn;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     #[schemars(schema_with = "positive_or_var")]
     conn: Option<Amount>,
@@ -191,7 +190,8 @@ struct Check {
     burst: u64,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     mode: Mode,
     counts: Arc<Counts>,
     adapt: bool,
@@ -232,26 +232,23 @@ impl Instance {
     }
 }
 
-impl PluginKind for LimitConn {
-    fn name(&self) -> &'static str {
-        "limit-conn"
+impl Kind for LimitConn {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "limit-conn";
+    const PRIORITY: i32 = 1003;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        check(conf)
     }
 
-    fn priority(&self) -> i32 {
-        1003
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
-fn build(conf: &Value) -> Result<Instance, String> {
-    let conf: Conf = parse_conf(conf)?;
+/// Checks a config and compiles it.
+fn check(conf: Conf) -> Result<Instance, String> {
     if conf.conn == Some(Amount::Fixed(0)) {
         return Err("conn must be greater than 0".to_owned());
     }
@@ -357,6 +354,13 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
+    use serde_json::Value;
+
+    fn build(conf: &Value) -> Result<Instance, String> {
+        check(parse_conf(conf)?)
+    }
     use plugin_api::testing;
     use serde_json::json;
 

@@ -8,7 +8,7 @@
 //! first request and its count resets when it ends) or `sliding` (the previous window's count,
 //! weighted by how much of it still overlaps the last `time_window` seconds, is added to the
 //! current one), `key` (default `remote_addr`), `key_type` `var` (default) | `var_combination` |
-//! `constant` (see [`super::limit_key`]), `group` (routes with the same group share counters; a
+//! `constant` (see [`crate::support::limit_key`]), `group` (routes with the same group share counters; a
 //! group's config must be the same everywhere), `rejected_code` (default 503, 200-599),
 //! `rejected_msg` (optional, 1+ characters: the body is `{"error_msg": msg}`, else empty),
 //! `policy` (`local`, the default; `redis*` are refused: not supported),
@@ -37,8 +37,9 @@ use crate::support::limit_key::{
     check_policy, positive_or_var, rejection, resolve_var, unusable_limits, Amount, Expiring,
     KeySource, KeyType, Keys, MAX_KEYS,
 };
+use plugin_api::schema::Raw;
 use plugin_api::Vars;
-use plugin_api::{parse_conf, BuildContext, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 #[derive(Default)]
@@ -48,14 +49,14 @@ pub struct LimitCount {
 }
 
 /// APISIX's `oneOf`: `count` and `time_window`, or `rules`. The first excludes `rules` so that a
-/// config with both passes the schema and gets APISIX's own message from [`build`].
+/// config with both passes the schema and gets APISIX's own message from the kind's check.
 #[derive(Deserialize, JsonSchema, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [
     {"required": ["count", "time_window"], "not": {"required": ["rules"]}},
     {"required": ["rules"]}
 ]))]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     #[schemars(schema_with = "positive_or_var")]
     count: Option<Amount>,
@@ -293,25 +294,18 @@ struct Instance {
     reply: Reply,
 }
 
-impl PluginKind for LimitCount {
-    fn name(&self) -> &'static str {
-        "limit-count"
+impl Kind for LimitCount {
+    type Conf = Raw<Conf>;
+    type Checked = Checked;
+    const NAME: &'static str = "limit-count";
+    const PRIORITY: i32 = 1002;
+
+    fn check(&self, conf: Raw<Conf>) -> Result<Checked, String> {
+        check(conf.conf, &conf.raw, &self.counters)
     }
 
-    fn priority(&self) -> i32 {
-        1002
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        self.build_with(conf, &BuildContext::default())
-    }
-
-    fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(conf, ctx, &self.counters)?))
+    fn instance(&self, checked: Checked, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(build(checked, ctx)))
     }
 }
 
@@ -322,8 +316,17 @@ fn conf_version(conf: &Value) -> u64 {
     h.finish()
 }
 
-fn build(raw: &Value, ctx: &BuildContext, counters: &Arc<Counters>) -> Result<Instance, String> {
-    let conf: Conf = parse_conf(raw)?;
+/// A checked config: the instance, but for the key prefix of a config outside a group, which
+/// names the config's owner.
+pub struct Checked {
+    /// The instance (its prefix set for a group only).
+    instance: Instance,
+    /// For a config outside a group: the hash of the config as written.
+    version: Option<u64>,
+}
+
+/// Checks a config (`raw` as written) and compiles it.
+fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, String> {
     let single = conf.count.is_some() && conf.time_window.is_some();
     if let Some(rules) = &conf.rules {
         if conf.count.is_some() || conf.time_window.is_some() {
@@ -384,11 +387,11 @@ fn build(raw: &Value, ctx: &BuildContext, counters: &Arc<Counters>) -> Result<In
         },
         _ => return Err("value should match only one schema, but matches none".into()),
     };
-    let prefix = match &conf.group {
-        Some(group) => format!("{group}:"),
-        None => format!("{}:{}:", ctx.owner, conf_version(raw)),
+    let (prefix, version) = match &conf.group {
+        Some(group) => (format!("{group}:"), None),
+        None => (String::new(), Some(conf_version(raw))),
     };
-    Ok(Instance {
+    let instance = Instance {
         mode,
         prefix,
         sliding: conf.window_type == WindowType::Sliding,
@@ -397,7 +400,17 @@ fn build(raw: &Value, ctx: &BuildContext, counters: &Arc<Counters>) -> Result<In
         headers: HeaderNames::new(None)?,
         allow_degradation: conf.allow_degradation,
         reply,
-    })
+    };
+    Ok(Checked { instance, version })
+}
+
+/// The instance of a checked config, for the object `ctx` names.
+fn build(checked: Checked, ctx: &BuildContext) -> Instance {
+    let mut instance = checked.instance;
+    if let Some(version) = checked.version {
+        instance.prefix = format!("{}:{version}:", ctx.owner);
+    }
+    instance
 }
 
 /// One limit to apply to a request.
@@ -500,6 +513,7 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
 
     thread_local! {
         /// The counters of the test running on this thread.
@@ -507,8 +521,11 @@ mod tests {
     }
 
     /// Builds an instance counting in this test's counters.
+    use plugin_api::parse_conf;
+
     fn build(raw: &Value, ctx: &BuildContext) -> Result<Instance, String> {
-        COUNTERS.with(|counters| super::build(raw, ctx, counters))
+        let checked = COUNTERS.with(|counters| super::check(parse_conf(raw)?, raw, counters))?;
+        Ok(super::build(checked, ctx))
     }
     use http::HeaderMap;
     use plugin_api::testing;

@@ -2,7 +2,7 @@
 //!
 //! Config: `rate` (required, requests per second, > 0), `burst` (required, >= 0: how many
 //! requests over the rate may wait), `key` (required), `key_type` `var` (default) |
-//! `var_combination` (see [`super::limit_key`]), `rejected_code` (default 503, 200-599),
+//! `var_combination` (see [`crate::support::limit_key`]), `rejected_code` (default 503, 200-599),
 //! `rejected_msg` (optional, 1+ characters: the body is `{"error_msg": msg}`, else empty),
 //! `nodelay` (default false: a request over the rate but within the burst waits `excess / rate`
 //! seconds before going on; true: it goes on at once), `allow_degradation` (default false;
@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::support::limit_key::{
     check_policy, rejection, Expiring, KeySource, KeyType, Keys, MAX_KEYS,
 };
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct LimitReq;
@@ -36,7 +35,7 @@ fn key_type_schema(_: &mut SchemaGenerator) -> Schema {
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[schemars(extend("exclusiveMinimum" = 0))]
     rate: f64,
     #[schemars(range(min = 0))]
@@ -131,33 +130,31 @@ impl Limiter {
     }
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     source: KeySource,
     limiter: Mutex<Limiter>,
     nodelay: bool,
     reply: Reply,
 }
 
-impl PluginKind for LimitReq {
-    fn name(&self) -> &'static str {
-        "limit-req"
+impl Kind for LimitReq {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "limit-req";
+    const PRIORITY: i32 = 1001;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        check(conf, MAX_KEYS)
     }
 
-    fn priority(&self) -> i32 {
-        1001
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(conf, MAX_KEYS)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
-fn build(conf: &Value, cap: usize) -> Result<Instance, String> {
-    let conf: Conf = parse_conf(conf)?;
+/// Checks a config and compiles it, keeping state for at most `cap` keys.
+fn check(conf: Conf, cap: usize) -> Result<Instance, String> {
     if !(conf.rate.is_finite() && conf.rate > 0.0) {
         return Err(format!("rate must be greater than 0, got {}", conf.rate));
     }
@@ -208,6 +205,13 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
+    use serde_json::Value;
+
+    fn build(conf: &Value, cap: usize) -> Result<Instance, String> {
+        check(parse_conf(conf)?, cap)
+    }
     use plugin_api::testing;
     use serde_json::json;
 

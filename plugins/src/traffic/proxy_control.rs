@@ -10,15 +10,14 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct ProxyControl;
 
 #[derive(Deserialize, JsonSchema)]
-struct Conf {
+pub struct Conf {
     #[serde(default = "plugin_api::schema::yes")]
     request_buffering: bool,
 }
@@ -28,28 +27,25 @@ struct Conf {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestBuffering(pub bool);
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     request_buffering: bool,
 }
 
-impl PluginKind for ProxyControl {
-    fn name(&self) -> &'static str {
-        "proxy-control"
-    }
+impl Kind for ProxyControl {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "proxy-control";
+    const PRIORITY: i32 = 21990;
 
-    fn priority(&self) -> i32 {
-        21990
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(Instance {
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        Ok(Instance {
             request_buffering: conf.request_buffering,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -69,6 +65,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     #[tokio::test]

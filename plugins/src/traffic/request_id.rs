@@ -12,16 +12,15 @@ use http::header::{HeaderName, HeaderValue};
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct RequestId;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[serde(default = "default_header")]
     header_name: String,
     #[serde(default = "plugin_api::schema::yes")]
@@ -75,7 +74,8 @@ fn default_length() -> usize {
 
 const NANOID: &[u8] = b"_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     header: HeaderName,
     include_in_response: bool,
     algorithm: Algorithm,
@@ -87,21 +87,13 @@ struct Instance {
 #[derive(Clone)]
 struct Id(HeaderValue);
 
-impl PluginKind for RequestId {
-    fn name(&self) -> &'static str {
-        "request-id"
-    }
+impl Kind for RequestId {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "request-id";
+    const PRIORITY: i32 = 12015;
 
-    fn priority(&self) -> i32 {
-        12015
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let header = HeaderName::from_bytes(conf.header_name.as_bytes())
             .map_err(|_| format!("invalid header_name `{}`", conf.header_name))?;
         let char_set: Vec<char> = conf.range_id.char_set.chars().collect();
@@ -115,13 +107,17 @@ impl PluginKind for RequestId {
                     .to_owned(),
             );
         }
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             header,
             include_in_response: conf.include_in_response,
             algorithm: conf.algorithm,
             char_set,
             length: conf.range_id.length,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -236,7 +232,10 @@ impl Plugin for Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::parse_conf;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     fn instance(conf: Value) -> Instance {
         let conf: Conf = parse_conf(&conf).expect("valid");

@@ -9,7 +9,7 @@
 //!
 //! Upstreams are resolved when the snapshot is built, never per request: the builder reads the
 //! same config with [`alternatives`] and gives the route one target per entry that names an
-//! upstream ([`crate::snapshot::RouteEntry::alternatives`]); the plugin leaves an
+//! upstream (the gateway's `RouteEntry::alternatives`); the plugin leaves an
 //! [`UpstreamChoice`] (an index into them) in the request state, which the pipeline uses instead
 //! of the route's target. The choice carries a fingerprint of the `rules` it indexes, so a
 //! traffic-split configured elsewhere than on the route, its service or its plugin config (a
@@ -25,14 +25,15 @@ use serde_json::Value;
 
 use model::expr::Expr;
 use model::{Id, Resource, Upstream};
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, RequestCtx};
+use plugin_api::schema::Raw;
+use plugin_api::{parse_conf, BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct TrafficSplit;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     /// Rules, tried in order.
     #[serde(default)]
     rules: Vec<RuleConf>,
@@ -89,7 +90,7 @@ pub enum Alternative {
 /// rules it indexes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UpstreamChoice {
-    /// Into [`crate::snapshot::RouteEntry::alternatives`].
+    /// Into the gateway's `RouteEntry::alternatives`.
     pub index: usize,
     /// [`fingerprint`] of the config that chose.
     pub rules: u64,
@@ -136,26 +137,20 @@ struct Rule {
     current: Mutex<Vec<i64>>,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     rules: Vec<Rule>,
     fingerprint: u64,
 }
 
-impl PluginKind for TrafficSplit {
-    fn name(&self) -> &'static str {
-        "traffic-split"
-    }
+impl Kind for TrafficSplit {
+    type Conf = Raw<Conf>;
+    type Checked = Instance;
+    const NAME: &'static str = "traffic-split";
+    const PRIORITY: i32 = 966;
 
-    fn priority(&self) -> i32 {
-        966
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, raw: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(raw)?;
+    fn check(&self, conf: Raw<Conf>) -> Result<Instance, String> {
+        let Raw { conf, raw } = conf;
         let mut rules = Vec::with_capacity(conf.rules.len());
         let mut next = 0;
         for (r, rule) in conf.rules.into_iter().enumerate() {
@@ -201,10 +196,14 @@ impl PluginKind for TrafficSplit {
                 upstreams,
             });
         }
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             rules,
-            fingerprint: fingerprint(raw),
-        }))
+            fingerprint: fingerprint(&raw),
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -253,6 +252,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::access;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     fn build(conf: &Value) -> Arc<dyn Plugin> {

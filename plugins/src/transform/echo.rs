@@ -11,44 +11,36 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
-use plugin_api::{parse_conf, BodyFilter, Phases, Plugin, PluginKind, ResponseCtx};
+use plugin_api::{BodyFilter, BuildContext, Kind, Phases, Plugin, ResponseCtx};
 
 /// The kind.
 pub struct Echo;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     before_body: Option<String>,
     body: Option<String>,
     after_body: Option<String>,
     headers: Option<BTreeMap<String, String>>,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     before: Bytes,
     body: Option<Bytes>,
     after: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl PluginKind for Echo {
-    fn name(&self) -> &'static str {
-        "echo"
-    }
+impl Kind for Echo {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "echo";
+    const PRIORITY: i32 = 412;
 
-    fn priority(&self) -> i32 {
-        412
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         if conf.before_body.is_none() && conf.body.is_none() && conf.after_body.is_none() {
             return Err(
                 "value should match only one schema, but matches none: one of before_body, \
@@ -68,12 +60,16 @@ impl PluginKind for Echo {
                 Ok((n, v))
             })
             .collect::<Result<_, String>>()?;
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             before: conf.before_body.map(Bytes::from).unwrap_or_default(),
             body: conf.body.map(Bytes::from),
             after: conf.after_body.map(Bytes::from).unwrap_or_default(),
             headers,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -131,7 +127,9 @@ impl BodyFilter for Wrap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
 
     /// The body sent for an upstream body in `chunks`, through the filter `conf` attaches.
     fn run(conf: Value, chunks: &[&str]) -> String {

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::redirect::resolve_vars;
 use model::expr::{Expr, Vars};
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct FaultInjection;
@@ -34,7 +34,7 @@ pub struct FaultInjection;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("minProperties" = 1))]
-struct Conf {
+pub struct Conf {
     abort: Option<AbortConf>,
     delay: Option<DelayConf>,
 }
@@ -100,7 +100,8 @@ struct Delay {
     when: When,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     abort: Option<Abort>,
     delay: Option<Delay>,
 }
@@ -139,21 +140,13 @@ impl When {
     }
 }
 
-impl PluginKind for FaultInjection {
-    fn name(&self) -> &'static str {
-        "fault-injection"
-    }
+impl Kind for FaultInjection {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "fault-injection";
+    const PRIORITY: i32 = 11000;
 
-    fn priority(&self) -> i32 {
-        11000
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         if conf.abort.is_none() && conf.delay.is_none() {
             return Err("at least one of abort or delay is required".to_owned());
         }
@@ -208,7 +201,11 @@ impl PluginKind for FaultInjection {
                 })
             })
             .transpose()?;
-        Ok(Arc::new(Instance { abort, delay }))
+        Ok(Instance { abort, delay })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -262,6 +259,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Option<Reply> {

@@ -23,10 +23,9 @@ use http::header::{self, HeaderValue};
 use http::HeaderMap;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_json::Value;
 
 use plugin_api::{
-    parse_conf, BodyFilter, Encoding, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
+    BodyFilter, BuildContext, Encoding, Flow, Kind, Phases, Plugin, RequestCtx, ResponseCtx,
 };
 
 /// The kind.
@@ -34,7 +33,7 @@ pub struct Gzip;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     #[schemars(schema_with = "types_schema")]
     types: Option<Types>,
@@ -86,7 +85,8 @@ fn default_http_version() -> f64 {
     1.1
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     /// Requests older than HTTP/1.1 are not compressed.
     needs_http11: bool,
     encoding: Arc<GzipEncoding>,
@@ -101,21 +101,13 @@ struct GzipEncoding {
     vary: bool,
 }
 
-impl PluginKind for Gzip {
-    fn name(&self) -> &'static str {
-        "gzip"
-    }
+impl Kind for Gzip {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "gzip";
+    const PRIORITY: i32 = 995;
 
-    fn priority(&self) -> i32 {
-        995
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let types = match conf.types {
             None => Some(vec!["text/html".to_owned()]),
             Some(Types::All(s)) if s == "*" => None,
@@ -150,7 +142,7 @@ impl PluginKind for Gzip {
                 return Err("buffers: number and size must be at least 1".to_owned());
             }
         }
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             needs_http11,
             encoding: Arc::new(GzipEncoding {
                 types,
@@ -158,7 +150,11 @@ impl PluginKind for Gzip {
                 level: Compression::new(conf.comp_level),
                 vary: conf.vary,
             }),
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -292,7 +288,9 @@ mod tests {
     use flate2::read::GzDecoder;
     use http::{HeaderMap, StatusCode};
     use plugin_api::testing::Fake;
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
     use std::io::Read;
 
     /// Runs a request with `vars` and a response with `headers` through the plugin: the headers

@@ -32,14 +32,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::redirect::resolve_vars;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
 pub struct Mocking;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     delay: u64,
     #[serde(default = "default_status")]
@@ -78,7 +78,8 @@ enum Body {
     Schema(Map<String, Value>),
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     delay: Duration,
     status: StatusCode,
     headers: HeaderMap,
@@ -123,21 +124,13 @@ fn check_property(prop: &Value, at: &str) -> Result<(), String> {
     }
 }
 
-impl PluginKind for Mocking {
-    fn name(&self) -> &'static str {
-        "mocking"
-    }
+impl Kind for Mocking {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "mocking";
+    const PRIORITY: i32 = 10900;
 
-    fn priority(&self) -> i32 {
-        10900
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let status = StatusCode::from_u16(conf.response_status)
             .map_err(|_| format!("invalid response_status {}", conf.response_status))?;
         let media = conf
@@ -186,13 +179,17 @@ impl PluginKind for Mocking {
                 return Err("one of response_example or response_schema is required".to_owned())
             }
         };
-        Ok(Arc::new(Instance {
+        Ok(Instance {
             delay: Duration::from_secs(conf.delay),
             status,
             headers,
             extra_headers,
             body,
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -284,6 +281,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Reply {

@@ -41,15 +41,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::redirect::{parse_template, resolve_vars, substitute, Part};
+use plugin_api::schema::Raw;
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginError, PluginKind, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, PluginError, RequestCtx};
 
 /// The kind.
 pub struct ProxyRewrite;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[schemars(length(min = 1, max = 4096), regex(pattern = r"^\/.*"))]
     uri: Option<String>,
     #[schemars(length(min = 2))]
@@ -89,7 +90,8 @@ pub(crate) struct HeaderOps {
     pub(crate) remove: Vec<HeaderName>,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     path: PathRule,
     unsafe_uri: bool,
     method: Option<Method>,
@@ -97,25 +99,21 @@ struct Instance {
     headers: HeaderOps,
 }
 
-impl PluginKind for ProxyRewrite {
-    fn name(&self) -> &'static str {
-        "proxy-rewrite"
-    }
+impl Kind for ProxyRewrite {
+    type Conf = Raw<Conf>;
+    type Checked = Instance;
+    const NAME: &'static str = "proxy-rewrite";
+    const PRIORITY: i32 = 1008;
 
-    fn priority(&self) -> i32 {
-        1008
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        if conf.as_object().is_some_and(Map::is_empty) {
+    fn check(&self, conf: Raw<Conf>) -> Result<Instance, String> {
+        if conf.raw.as_object().is_some_and(Map::is_empty) {
             return Err("at least one of uri, regex_uri, method, host, headers or use_real_request_uri_unsafe is required".to_owned());
         }
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(instance(conf)?))
+        instance(conf.conf)
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -475,6 +473,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Fake {

@@ -25,10 +25,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 
 use plugin_api::Vars;
-use plugin_api::{parse_conf, Flow, Phases, Plugin, PluginError, PluginKind, Reply, RequestCtx};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, PluginError, Reply, RequestCtx};
 
 /// The kind.
 pub struct Redirect;
@@ -40,7 +39,7 @@ pub struct Redirect;
     {"required": ["regex_uri"]},
     {"required": ["http_to_https"]}
 ]))]
-struct Conf {
+pub struct Conf {
     #[schemars(length(min = 2))]
     uri: Option<String>,
     #[schemars(length(min = 2, max = 2))]
@@ -173,28 +172,22 @@ enum Target {
     Https,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     target: Target,
     status: StatusCode,
     encode_uri: bool,
     append_query_string: bool,
 }
 
-impl PluginKind for Redirect {
-    fn name(&self) -> &'static str {
-        "redirect"
-    }
+impl Kind for Redirect {
+    type Conf = Conf;
+    /// `None`: a config that redirects nothing (`http_to_https: false`).
+    type Checked = Option<Instance>;
+    const NAME: &'static str = "redirect";
+    const PRIORITY: i32 = 900;
 
-    fn priority(&self) -> i32 {
-        900
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
+    fn check(&self, conf: Conf) -> Result<Option<Instance>, String> {
         let target = match (&conf.uri, &conf.regex_uri, conf.http_to_https) {
             (Some(uri), None, None) => {
                 if uri.chars().count() < 2 {
@@ -236,14 +229,25 @@ impl PluginKind for Redirect {
             })?;
         if conf.http_to_https == Some(false) {
             // APISIX accepts `false`: the plugin then does nothing.
-            return Ok(Arc::new(Noop));
+            return Ok(None);
         }
-        Ok(Arc::new(Instance {
+        Ok(Some(Instance {
             target,
             status,
             encode_uri: conf.encode_uri,
             append_query_string: conf.append_query_string,
         }))
+    }
+
+    fn instance(
+        &self,
+        checked: Option<Instance>,
+        _ctx: &BuildContext,
+    ) -> Result<Arc<dyn Plugin>, String> {
+        Ok(match checked {
+            Some(instance) => Arc::new(instance),
+            None => Arc::new(Noop),
+        })
     }
 }
 
@@ -366,7 +370,9 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
+    use serde_json::Value;
     use std::collections::HashMap;
 
     fn vars(list: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {

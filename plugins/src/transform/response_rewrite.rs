@@ -47,9 +47,7 @@ use super::proxy_rewrite::{apply_headers, header_name, header_names, header_temp
 use super::redirect::resolve_vars;
 use model::expr::{Expr, Vars};
 use plugin_api::Balancer;
-use plugin_api::{
-    parse_conf, BodyFilter, Flow, Phases, Plugin, PluginKind, RequestCtx, ResponseCtx,
-};
+use plugin_api::{BodyFilter, BuildContext, Flow, Kind, Phases, Plugin, RequestCtx, ResponseCtx};
 
 /// The kind.
 pub struct ResponseRewrite;
@@ -60,7 +58,7 @@ pub struct ResponseRewrite;
     "body": {"not": {"required": ["filters"]}},
     "filters": {"not": {"required": ["body"]}}
 }))]
-struct Conf {
+pub struct Conf {
     #[schemars(range(min = 200, max = 598))]
     status_code: Option<u16>,
     body: Option<String>,
@@ -133,7 +131,8 @@ struct Replacement {
     scope: Scope,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     status: Option<StatusCode>,
     body: Option<Bytes>,
     headers: HeaderOps,
@@ -144,22 +143,18 @@ struct Instance {
     max_body: usize,
 }
 
-impl PluginKind for ResponseRewrite {
-    fn name(&self) -> &'static str {
-        "response-rewrite"
+impl Kind for ResponseRewrite {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "response-rewrite";
+    const PRIORITY: i32 = 899;
+
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        instance(conf)
     }
 
-    fn priority(&self) -> i32 {
-        899
-    }
-
-    fn schema(&self) -> Value {
-        plugin_api::schema::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(instance(conf)?))
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -532,7 +527,9 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use http::HeaderMap;
+    use plugin_api::parse_conf;
     use plugin_api::testing::{header, Fake};
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     /// The status, headers and replacement body after `header_filter` on a response with

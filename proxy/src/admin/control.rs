@@ -9,7 +9,7 @@
 //! - `GET /v1/schema`: the resource schemas.
 //!
 //! It has no authentication, so objects are shown without their secrets (upstream client keys,
-//! plugin credentials: [`super::redact`]).
+//! plugin credentials: `admin::redact`).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! The Admin API answers under `/apisix/admin` as APISIX's does: the same resources, methods,
 //! envelopes, status codes and error bodies, so scripts and tools written for APISIX work
 //! unchanged. Every write is validated whole (schema, rules, references) before it reaches the
-//! store; a rejected write changes nothing. A web page cannot drive it ([`browser`]), and secrets
-//! are shown to admin keys only ([`redact`]).
+//! store; a rejected write changes nothing. A web page cannot drive it (`browser`), and secrets
+//! are shown to admin keys only (`redact`).
 
 // Handlers return `Result<_, FullResponse>` to answer early with a ready error response; the
 // response is built only on that path, so boxing it would buy nothing.

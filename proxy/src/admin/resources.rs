@@ -584,9 +584,7 @@ fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> FullResponse {
                 call.method
             ),
         ),
-        _ if call.method != Method::GET => {
-            not_found()
-        }
+        _ if call.method != Method::GET => not_found(),
         // APISIX answers this one with a bare string.
         ["list"] if !matches!(subsystem, "http" | "stream") => {
             json(StatusCode::BAD_REQUEST, "invalid subsystem passed")

@@ -18,7 +18,7 @@
 //!   counter, `type="ingress"`: the request's size (request line, headers, body), and
 //!   `type="egress"`: response body bytes (APISIX counts the headers too);
 //! - `apisix_batch_process_entries{name,route_id,server_addr}` gauge: the entries waiting in each
-//!   logger's batch queue (see [`watch_batch`]), labelled with the queue's name and the route and
+//!   logger's batch queue (see `watch_batch`), labelled with the queue's name and the route and
 //!   server address of the request that started it;
 //! - `apisix_upstream_status{name,ip,port}` gauge, 1 healthy and 0 unhealthy, for every node of
 //!   every upstream with health checks (from the gateway's current snapshot, not the registry);
@@ -67,13 +67,12 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::listener::{self, json, FullResponse};
 use crate::upstream::health::HealthChecker;
 use plugin_api::Balancer;
-use plugin_api::{parse_conf, BatchQueue, BatchWatch, LogCtx, Phases, Plugin, PluginKind};
+use plugin_api::{BatchQueue, BatchWatch, BuildContext, Kind, LogCtx, Phases, Plugin};
 
 /// The most label sets kept per metric; beyond, new ones are aggregated under `other`.
 pub const MAX_SERIES: usize = 10_000;
@@ -91,12 +90,13 @@ pub struct Prometheus;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Conf {
+pub struct Conf {
     #[serde(default)]
     prefer_name: bool,
 }
 
-struct Instance {
+/// A configured instance (the checked config).
+pub struct Instance {
     prefer_name: bool,
     /// The series this instance recorded into lately, found again without allocating or
     /// touching the registry's lock (bounded: [`RECENT`] entries).
@@ -114,25 +114,21 @@ struct Recent {
     traffic: Arc<Traffic>,
 }
 
-impl PluginKind for Prometheus {
-    fn name(&self) -> &'static str {
-        "prometheus"
-    }
+impl Kind for Prometheus {
+    type Conf = Conf;
+    type Checked = Instance;
+    const NAME: &'static str = "prometheus";
+    const PRIORITY: i32 = 500;
 
-    fn priority(&self) -> i32 {
-        500
-    }
-
-    fn schema(&self) -> Value {
-        model::schema_of::<Conf>()
-    }
-
-    fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let conf: Conf = parse_conf(conf)?;
-        Ok(Arc::new(Instance {
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
+        Ok(Instance {
             prefer_name: conf.prefer_name,
             recent: ArcSwap::default(),
-        }))
+        })
+    }
+
+    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(checked))
     }
 }
 
@@ -739,6 +735,7 @@ fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> FullResp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::PluginKind;
     use serde_json::json;
 
     fn key(route: &str, code: u16) -> StatusKey {

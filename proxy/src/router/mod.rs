@@ -1,7 +1,7 @@
 //! HTTP route matching with APISIX's lua-resty-radixtree semantics.
 //!
 //! # Layout
-//! - [`expr`]: the `vars` expression language (lua-resty-expr).
+//! - [`model::expr`]: the `vars` expression language (lua-resty-expr).
 //! - `path`: a route `uri` parsed into an index key plus the rest to check.
 //! - `host`: route host patterns (exact, leading-`*` wildcard, `*`, with or without port).
 //! - `radix`: the prefix index (a compressed radix tree).
@@ -149,7 +149,7 @@ pub struct RequestInfo<'a> {
 /// The winning route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match<'r, 'p> {
-    /// [`RouteSpec::value`] of the route.
+    /// `RouteSpec::value` of the route.
     pub value: u32,
     /// Captured `(name, value)` pairs in pattern order; empty unless
     /// [`RouterKind::UriWithParameter`].
@@ -535,7 +535,7 @@ impl Router {
     }
 
     /// Like [`Router::build`], from borrowed routes, each paired with the value a match on it
-    /// returns (used instead of its [`RouteSpec::value`]). Lets a caller that keeps its specs
+    /// returns (used instead of its `RouteSpec::value`). Lets a caller that keeps its specs
     /// across builds index them without cloning them first.
     pub fn build_with_values<'a>(
         kind: RouterKind,

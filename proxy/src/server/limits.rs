@@ -2,7 +2,7 @@
 //! (`nginx_config.event.worker_connections`) and what happens when either is reached.
 //!
 //! Every accepted connection (plain or TLS, from the accept until it closes, TLS handshake
-//! included) takes a slot in one [`Connections`] table shared by all proxy listeners. When the
+//! included) takes a slot in one `Connections` table shared by all proxy listeners. When the
 //! table is full, the connections that have waited longest for their next request are asked to
 //! close (as nginx reuses its "reusable" keep-alive connections), so a new client is served; only
 //! when no connection is idle is the new one closed at once. Accept failures (the process is out
@@ -56,7 +56,7 @@ pub fn raise_fd_limit() -> Option<u64> {
 
 /// The number of client connections served at once: `worker_connections`, lowered so that every
 /// client connection can hold one upstream connection too within the open-file limit (less
-/// [`FD_RESERVE`] for the rest of the process). At least 1.
+/// `FD_RESERVE` for the rest of the process). At least 1.
 pub fn connection_cap(worker_connections: usize, fd_limit: Option<u64>) -> usize {
     let by_fds = fd_limit.map_or(usize::MAX, |limit| {
         usize::try_from(limit.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX)

@@ -118,8 +118,8 @@ fn now_ms() -> u64 {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`: see [`data_dir`] for the directory and
-    /// [`open_database`] for the file. Starts the TTL sweeper, which ends when the last clone of
+    /// Opens (or creates) the store in `dir`: see `data_dir` for the directory and
+    /// `open_database` for the file. Starts the TTL sweeper, which ends when the last clone of
     /// the store is dropped.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 //!
 //! A [`Backend`] is built once per upstream version when a snapshot is built and shared by every
 //! route that uses it, so balancer state (round-robin position, active counts, latencies) is shared
-//! too. [`forward`] sends one client request to the backend with APISIX's retry rules.
+//! too. [`forward()`] sends one client request to the backend with APISIX's retry rules.
 //!
 //! Layout:
 //! - `balancer`: the node pickers (roundrobin, chash, least_conn, ewma) and priority groups.

@@ -11,7 +11,7 @@
 //! An instance is built once per config version of its owner (a route, the global rules, a
 //! consumer): it prepares its conf token then, in the background, under the key
 //! `<owner>#<plugin>#<n>` (`n` unique per instance), and forgets it when the config version is
-//! gone. The call flow and how an answer is applied are in [`call`] and [`apply`].
+//! gone. The call flow and how an answer is applied are in its `call` and `apply` modules.
 
 mod apply;
 mod call;
@@ -125,8 +125,13 @@ impl PluginKind for ExtPlugin {
         model::schema_of::<Conf>()
     }
 
-    /// Checks a config (the Admin API). The instance has no runner (only the data plane's
-    /// [`PluginKind::build_with`] has one): it answers every request with 503.
+    fn check_conf(&self, conf: &Value) -> Result<(), String> {
+        plugin_api::schema::check(&plugin_api::schema::from_rust_types(&self.schema()), conf)?;
+        check(conf).map(drop)
+    }
+
+    /// Builds an instance without a runner (only the data plane's [`PluginKind::build_with`]
+    /// has one): it answers every request with 503.
     fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
         check(conf)?;
         Ok(Arc::new(Unbound))
