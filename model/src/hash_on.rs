@@ -5,6 +5,7 @@
 //! `${var}` references.
 
 use crate::expr::Vars;
+use crate::template::{Syntax, Template};
 
 /// Where the chash key comes from (APISIX `hash_on` + `key`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,11 +18,17 @@ pub enum HashOn {
     Cookie(String),
     /// `hash_on: consumer`: the authenticated consumer's name.
     Consumer,
-    /// `hash_on: vars_combinations`: a template such as `$request_uri$remote_addr` or `${host}-x`.
-    VarsCombinations(String),
+    /// `hash_on: vars_combinations`: a template such as `$request_uri$remote_addr` or `${host}-x`,
+    /// parsed once ([`HashOn::combination`]).
+    VarsCombinations(Template),
 }
 
 impl HashOn {
+    /// `hash_on: vars_combinations` with the template `key`.
+    pub fn combination(key: &str) -> HashOn {
+        HashOn::VarsCombinations(Template::parse(key, Syntax::Plain))
+    }
+
     /// The hash key for this request, or `None` (the balancer then falls back to a round-robin pick).
     ///
     /// `Vars` reads the variable itself, `Header` reads `http_<name>` (lower-cased, `-` → `_`),
@@ -45,47 +52,11 @@ impl HashOn {
             HashOn::Cookie(name) => vars.get(&format!("cookie_{name}")).map(|v| v.into_owned()),
             HashOn::Consumer => vars.get("consumer_name").map(|v| v.into_owned()),
             HashOn::VarsCombinations(template) => {
-                let key = expand(template, vars);
+                let key = template.render(vars);
                 (!key.is_empty()).then_some(key)
             }
         }
     }
-}
-
-fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Expands `$name` and `${name}` in `template`.
-fn expand(template: &str, vars: &dyn Vars) -> String {
-    let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) if braced[..end].bytes().all(is_name_byte) && end > 0 => {
-                    (&braced[..end], &braced[end + 1..])
-                }
-                _ => ("", after),
-            }
-        } else {
-            let end = after
-                .bytes()
-                .position(|b| !is_name_byte(b))
-                .unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        if name.is_empty() {
-            out.push('$');
-        } else if let Some(v) = vars.get(name) {
-            out.push_str(&v);
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -121,24 +92,21 @@ mod tests {
             (HashOn::Cookie("SID".into()), None),
             (HashOn::Consumer, Some("jack")),
             (
-                HashOn::VarsCombinations("$request_uri$remote_addr".into()),
+                HashOn::combination("$request_uri$remote_addr"),
                 Some("/a/b?x=110.1.2.3"),
             ),
+            (HashOn::combination("${host}-x"), Some("example.com-x")),
             (
-                HashOn::VarsCombinations("${host}-x".into()),
-                Some("example.com-x"),
-            ),
-            (
-                HashOn::VarsCombinations("$host-$nope-$uri".into()),
+                HashOn::combination("$host-$nope-$uri"),
                 Some("example.com--/a/b"),
             ),
             (
-                HashOn::VarsCombinations("cost $ 5 ${} ${host".into()),
+                HashOn::combination("cost $ 5 ${} ${host"),
                 Some("cost $ 5 ${} ${host"),
             ),
-            (HashOn::VarsCombinations("a$".into()), Some("a$")),
-            (HashOn::VarsCombinations("$nope${nope}".into()), None),
-            (HashOn::VarsCombinations("plain".into()), Some("plain")),
+            (HashOn::combination("a$"), Some("a$")),
+            (HashOn::combination("$nope${nope}"), None),
+            (HashOn::combination("plain"), Some("plain")),
         ];
         for (on, want) in cases {
             assert_eq!(on.key(&v).as_deref(), want, "{on:?}");

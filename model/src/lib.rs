@@ -26,6 +26,7 @@ mod route;
 mod schema_def;
 mod service;
 mod ssl;
+pub mod template;
 mod upstream;
 
 use std::borrow::Cow;

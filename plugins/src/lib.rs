@@ -67,4 +67,79 @@ mod tests {
         assert!(registry.kind("no-such-plugin").is_none());
         assert!(kinds.windows(2).all(|w| w[0].priority() >= w[1].priority()));
     }
+
+    /// The folders of plugins; shared code lives in `support/`.
+    const CATEGORIES: [&str; 5] = ["auth", "observability", "security", "traffic", "transform"];
+
+    /// The module names `super::` can reach from `line` (`super::a` or `super::{a, b::c}`).
+    fn super_paths(line: &str) -> Vec<&str> {
+        let mut names = Vec::new();
+        for (at, _) in line.match_indices("super::") {
+            let rest = &line[at + "super::".len()..];
+            let list = match rest.strip_prefix('{') {
+                Some(inner) => &inner[..inner.find('}').unwrap_or(inner.len())],
+                None => rest,
+            };
+            for item in list.split(',') {
+                let item = item.trim();
+                let end = item
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(item.len());
+                names.push(&item[..end]);
+                if !rest.starts_with('{') {
+                    break;
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn no_plugin_imports_another() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for category in CATEGORIES {
+            let dir = std::fs::read_dir(src.join(category)).expect("plugin folder");
+            for entry in dir {
+                let path = entry.expect("folder entry").path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    files.push((category, path));
+                }
+            }
+        }
+        let modules: Vec<String> = files
+            .iter()
+            .filter_map(|(_, path)| Some(path.file_stem()?.to_str()?.to_owned()))
+            .filter(|stem| stem != "mod")
+            .collect();
+        let mut found = Vec::new();
+        for (_, path) in &files {
+            let text = std::fs::read_to_string(path).expect("readable source");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let other_plugin = super_paths(code)
+                    .iter()
+                    .any(|name| modules.iter().any(|m| m == name));
+                let by_crate_path = CATEGORIES
+                    .iter()
+                    .any(|c| code.contains(&format!("crate::{c}::")));
+                if other_plugin || by_crate_path {
+                    found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "plugins import other plugins (move shared code to support/):\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn super_paths_are_read() {
+        assert_eq!(super_paths("use super::key_auth::hide;"), ["key_auth"]);
+        assert_eq!(super_paths("use super::{a, b::c};"), ["a", "b"]);
+        assert_eq!(super_paths("use super::*;"), [""]);
+        assert!(super_paths("use crate::support::query;").is_empty());
+    }
 }

@@ -30,7 +30,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::key_auth::hide_query_arg;
+use crate::support::query::hide_query_arg;
 use plugin_api::consumer::{admit, consumer_conf, Authenticated};
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 

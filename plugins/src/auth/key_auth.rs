@@ -10,11 +10,11 @@
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::support::query::hide_query_arg;
 use plugin_api::consumer::{admit, consumer_conf};
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
@@ -148,34 +148,6 @@ impl Plugin for Instance {
                 }
             },
         )
-    }
-}
-
-/// Removes argument `name` from the query sent upstream.
-pub(super) fn hide_query_arg(req: &mut RequestCtx<'_>, name: &str) {
-    let uri = req
-        .vars
-        .get("uri")
-        .map(|u| u.into_owned())
-        .unwrap_or_default();
-    let query = req
-        .vars
-        .get("query_string")
-        .map(|q| q.into_owned())
-        .unwrap_or_default();
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
-        .collect();
-    let text = if kept.is_empty() {
-        plugin_api::path::encode(&uri).into_owned()
-    } else {
-        format!("{}?{}", plugin_api::path::encode(&uri), kept.join("&"))
-    };
-    if let Ok(pq) = PathAndQuery::try_from(text) {
-        if req.rewrite.path_and_query.is_none() {
-            req.rewrite.path_and_query = Some(pq);
-        }
     }
 }
 

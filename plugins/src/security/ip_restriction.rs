@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use ipnet::IpNet;
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::support::schema::ip_list;
 use model::parse_net;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
@@ -34,11 +35,6 @@ pub struct Conf {
     #[serde(default = "default_code")]
     #[schemars(range(min = 403, max = 404))]
     response_code: u16,
-}
-
-/// Schema of a list of addresses and CIDRs: APISIX's `ip_def` items, at least one.
-pub(crate) fn ip_list(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "array", "items": {"anyOf": model::ip_def()}, "minItems": 1})
 }
 
 fn default_message() -> String {

@@ -36,7 +36,7 @@ pub struct Conf {
     source: String,
     /// Peers allowed to set the client address (IPs or CIDRs, at least one).
     #[serde(default)]
-    #[schemars(schema_with = "super::ip_restriction::ip_list")]
+    #[schemars(schema_with = "crate::support::schema::ip_list")]
     trusted_addresses: Option<Vec<String>>,
     /// With `http_x_forwarded_for`: skip trusted addresses from the right.
     #[serde(default)]

@@ -13,7 +13,7 @@ use http::StatusCode;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
-use model::HashOn;
+use model::template::{Syntax, Template};
 use plugin_api::Vars;
 use plugin_api::{Flow, PluginError, Reply};
 
@@ -36,8 +36,10 @@ pub enum KeyType {
 /// Where a request's key comes from.
 #[derive(Debug)]
 pub enum KeySource {
-    /// A variable or a template.
-    Vars(HashOn),
+    /// The variable of this name.
+    Var(String),
+    /// A template of `$name` / `${name}` references, parsed once.
+    Template(Template),
     /// A fixed key.
     Constant(String),
 }
@@ -57,8 +59,8 @@ impl KeySource {
             return Err("key must not be empty".to_owned());
         }
         Ok(match key_type {
-            KeyType::Var => KeySource::Vars(HashOn::Vars(key.to_owned())),
-            KeyType::VarCombination => KeySource::Vars(HashOn::VarsCombinations(key.to_owned())),
+            KeyType::Var => KeySource::Var(key.to_owned()),
+            KeyType::VarCombination => KeySource::Template(Template::parse(key, Syntax::Plain)),
             KeyType::Constant => KeySource::Constant(key.to_owned()),
         })
     }
@@ -67,8 +69,13 @@ impl KeySource {
     pub fn of(&self, vars: &dyn Vars) -> String {
         match self {
             KeySource::Constant(k) => k.clone(),
-            KeySource::Vars(on) => on
-                .key(vars)
+            KeySource::Var(name) => vars
+                .get(name)
+                .map(|v| v.into_owned())
+                .or_else(|| vars.get("remote_addr").map(|v| v.into_owned()))
+                .unwrap_or_default(),
+            KeySource::Template(template) => Some(template.render(vars))
+                .filter(|key| !key.is_empty())
                 .or_else(|| vars.get("remote_addr").map(|v| v.into_owned()))
                 .unwrap_or_default(),
         }
@@ -127,60 +134,14 @@ pub fn unusable_limits(what: &str, error: &str, allow_degradation: bool) -> Flow
     ))
 }
 
-/// Expands APISIX's variable references in `template` (`core.utils.resolve_var`): `$name`,
-/// `${name}` and `${name ?? default}` (the default when the variable is not set); `\$` is kept
-/// as written and a missing variable without a default expands to nothing. Also returns how
-/// many references resolved to a value.
-pub fn resolve_var(template: &str, vars: &dyn Vars) -> (String, usize) {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
-    let mut out = String::with_capacity(template.len());
-    let mut resolved = 0;
-    let mut rest = template;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if at > 0 && rest.as_bytes()[at - 1] == b'\\' {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        let (reference, next) = match after.strip_prefix('{') {
-            Some(braced) => match braced.find('}') {
-                Some(end) if !braced[..end].trim().is_empty() => {
-                    (braced[..end].trim(), &braced[end + 1..])
-                }
-                _ => ("", after),
-            },
-            None => {
-                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        if reference.is_empty() {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        let (name, default) = match reference.split_once("??") {
-            Some((name, default)) => (name.trim(), Some(default.trim())),
-            None => (reference, None),
-        };
-        match vars.get(name) {
-            Some(value) => {
-                out.push_str(&value);
-                resolved += 1;
-            }
-            None => {
-                if let Some(default) = default {
-                    out.push_str(default);
-                    resolved += 1;
-                }
-            }
-        }
-        rest = next;
-    }
-    out.push_str(rest);
-    (out, resolved)
+/// Reads a configured string as an APISIX `resolve_var` template (`$name`, `${name}`,
+/// `${name ?? default}`), parsed once here rather than per request.
+///
+/// # Errors
+/// When the value is not a string.
+pub fn var_template<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Template, D::Error> {
+    let text = String::deserialize(de)?;
+    Ok(Template::parse(&text, Syntax::ResolveVar))
 }
 
 /// A limit given as a number or as a template of request variables (`"${http_count ?? 5}"`),
@@ -191,7 +152,7 @@ pub enum Amount {
     /// A fixed number.
     Fixed(u64),
     /// Resolved per request; must give a whole number.
-    Var(String),
+    Var(#[serde(deserialize_with = "var_template")] Template),
 }
 
 impl Amount {
@@ -204,7 +165,7 @@ impl Amount {
             Amount::Fixed(n) => return Ok(*n),
             Amount::Var(template) => template,
         };
-        let (text, _) = resolve_var(template, vars);
+        let text = template.render(vars);
         let value: f64 = text
             .trim()
             .parse()
@@ -338,15 +299,7 @@ mod tests {
         let vars: HashMap<&str, &str> = [("http_count", "5"), ("remote_addr", "10.0.0.1")]
             .into_iter()
             .collect();
-        assert_eq!(resolve_var("${http_count ?? 2}", &vars), ("5".into(), 1));
-        assert_eq!(resolve_var("${http_none ?? 2}", &vars), ("2".into(), 1));
-        assert_eq!(resolve_var("$http_none", &vars), (String::new(), 0));
-        assert_eq!(
-            resolve_var("${remote_addr}_2s", &vars),
-            ("10.0.0.1_2s".into(), 1)
-        );
-        assert_eq!(resolve_var("plain", &vars), ("plain".into(), 0));
-        let count = Amount::Var("${http_count ?? 2}".into());
+        let count: Amount = serde_json::from_str(r#""${http_count ?? 2}""#).expect("valid");
         assert_eq!(count.resolve(&vars, true), Ok(5));
         for bad in ["0", "-1", "1.5", "9999999999999999", "x"] {
             let vars: HashMap<&str, &str> = [("http_count", bad)].into_iter().collect();

@@ -249,7 +249,7 @@ fn check(conf: Conf) -> Result<Instance, String> {
                 h.key
             ));
         }
-        headers.push((name, HashOn::VarsCombinations(h.value)));
+        headers.push((name, HashOn::combination(&h.value)));
     }
     Ok(Instance {
         rules: Rules {

@@ -29,9 +29,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::support::limit_key::{
-    check_policy, non_negative_or_var, positive_or_var, rejection, resolve_var, unusable_limits,
+    check_policy, non_negative_or_var, positive_or_var, rejection, unusable_limits, var_template,
     Amount, KeySource, KeyType,
 };
+use model::template::Template;
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, LogCtx, Phases, Plugin, Reply, RequestCtx};
 
@@ -75,7 +76,9 @@ struct RuleConf {
     conn: Amount,
     #[schemars(schema_with = "non_negative_or_var")]
     burst: Amount,
-    key: String,
+    #[serde(deserialize_with = "var_template")]
+    #[schemars(with = "String")]
+    key: Template,
 }
 
 fn default_code() -> u16 {
@@ -219,7 +222,8 @@ impl Instance {
                     .filter_map(|rule| {
                         let conn = rule.conn.resolve(vars, true).ok()?;
                         let burst = rule.burst.resolve(vars, false).ok()?;
-                        let (key, resolved) = resolve_var(&rule.key, vars);
+                        let mut key = String::new();
+                        let resolved = rule.key.render_into(vars, &mut key);
                         (resolved > 0).then_some(Check { key, conn, burst })
                     })
                     .collect();

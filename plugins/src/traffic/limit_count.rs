@@ -34,9 +34,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::support::limit_key::{
-    check_policy, positive_or_var, rejection, resolve_var, unusable_limits, Amount, Expiring,
-    KeySource, KeyType, Keys, MAX_KEYS,
+    check_policy, positive_or_var, rejection, unusable_limits, Amount, Expiring, KeySource,
+    KeyType, Keys, MAX_KEYS,
 };
+use model::template::{Syntax, Template};
 use plugin_api::schema::Raw;
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
@@ -252,7 +253,7 @@ enum Mode {
 struct Rule {
     count: Amount,
     time_window: Amount,
-    key: String,
+    key: Template,
     headers: HeaderNames,
 }
 
@@ -371,7 +372,7 @@ fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, S
                         headers: HeaderNames::new(Some(&prefix))?,
                         count: r.count,
                         time_window: r.time_window,
-                        key: r.key,
+                        key: Template::parse(&r.key, Syntax::ResolveVar),
                     })
                 })
                 .collect::<Result<_, String>>()?,
@@ -439,7 +440,8 @@ impl Instance {
                 let mut checks = Vec::new();
                 for rule in rules {
                     // A rule keyed on variables this request does not have does not apply.
-                    let (key, resolved) = resolve_var(&rule.key, vars);
+                    let mut key = String::new();
+                    let resolved = rule.key.render_into(vars, &mut key);
                     if resolved == 0 {
                         continue;
                     }

@@ -24,8 +24,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::redirect::resolve_vars;
 use model::expr::{Expr, Vars};
+use model::template::{Syntax, Template};
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
@@ -90,8 +90,8 @@ struct When {
 
 struct Abort {
     status: StatusCode,
-    body: Option<String>,
-    headers: Vec<(HeaderName, String)>,
+    body: Option<Template>,
+    headers: Vec<(HeaderName, Template)>,
     when: When,
 }
 
@@ -175,12 +175,14 @@ impl Kind for FaultInjection {
                             .map_err(|_| format!("abort.headers: invalid header name `{name}`"))?;
                         HeaderValue::from_str(&value)
                             .map_err(|_| format!("abort.headers: invalid value for `{name}`"))?;
-                        Ok((name, value))
+                        Ok((name, Template::parse(&value, Syntax::KeepEscape)))
                     })
                     .collect::<Result<_, String>>()?;
                 Ok(Abort {
                     status,
-                    body: a.body,
+                    body: a
+                        .body
+                        .map(|body| Template::parse(&body, Syntax::KeepEscape)),
                     headers,
                     when: when(a.percentage, a.vars, "abort")?,
                 })
@@ -214,14 +216,14 @@ impl Abort {
         let mut headers = HeaderMap::new();
         for (name, template) in &self.headers {
             // Checked at build time; a substituted variable may still be unfit for a header.
-            if let Ok(value) = HeaderValue::from_str(&resolve_vars(template, vars)) {
+            if let Ok(value) = HeaderValue::from_str(&template.render(vars)) {
                 headers.insert(name.clone(), value);
             }
         }
         let body = self
             .body
-            .as_deref()
-            .map(|b| Bytes::from(resolve_vars(b, vars)))
+            .as_ref()
+            .map(|b| Bytes::from(b.render(vars)))
             .unwrap_or_default();
         if !body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

@@ -31,7 +31,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::redirect::resolve_vars;
+use model::template::{Syntax, Template};
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 
 /// The kind.
@@ -73,7 +73,7 @@ const MOCK_BY: &str = "Ferrogate";
 
 enum Body {
     /// A template with request variables.
-    Example(String),
+    Example(Template),
     /// A JSON schema to generate from.
     Schema(Map<String, Value>),
 }
@@ -84,7 +84,7 @@ pub struct Instance {
     status: StatusCode,
     headers: HeaderMap,
     /// `response_headers`, their values templates with request variables.
-    extra_headers: Vec<(HeaderName, String)>,
+    extra_headers: Vec<(HeaderName, Template)>,
     body: Body,
 }
 
@@ -161,10 +161,10 @@ impl Kind for Mocking {
                 .map_err(|_| format!("response_headers: invalid header name `{name}`"))?;
             HeaderValue::from_str(&value)
                 .map_err(|_| format!("response_headers: invalid value for `{name}`"))?;
-            extra_headers.push((header, value));
+            extra_headers.push((header, Template::parse(&value, Syntax::KeepEscape)));
         }
         let body = match (conf.response_example, conf.response_schema) {
-            (Some(example), _) => Body::Example(example),
+            (Some(example), _) => Body::Example(Template::parse(&example, Syntax::KeepEscape)),
             (None, Some(schema)) => {
                 if !matches!(media, "application/json" | "text/plain") {
                     return Err(format!(
@@ -259,13 +259,13 @@ impl Plugin for Instance {
             tokio::time::sleep(self.delay).await;
         }
         let body = match &self.body {
-            Body::Example(template) => resolve_vars(template, req.vars),
+            Body::Example(template) => template.render(req.vars),
             Body::Schema(schema) => gen_object(schema).to_string(),
         };
         let mut headers = self.headers.clone();
         for (name, template) in &self.extra_headers {
             // A variable holding bytes a header cannot carry leaves the header out.
-            if let Ok(value) = HeaderValue::from_str(&resolve_vars(template, req.vars)) {
+            if let Ok(value) = HeaderValue::from_str(&template.render(req.vars)) {
                 headers.insert(name.clone(), value);
             }
         }

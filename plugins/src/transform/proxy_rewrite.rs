@@ -34,13 +34,17 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::redirect::{parse_template, resolve_vars, substitute, Part};
+use crate::support::headers::{
+    apply_headers, header_name, header_names, header_template, HeaderOps,
+};
+use crate::support::regex_uri::{parse_template, substitute, Part};
+use model::template::{Syntax, Template};
 use plugin_api::schema::Raw;
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, PluginError, RequestCtx};
@@ -73,21 +77,9 @@ enum PathRule {
     /// The request's own.
     Keep,
     /// A `uri` template.
-    Template(String),
+    Template(Template),
     /// `regex_uri` pairs.
     Regex(Vec<(Regex, Vec<Part>)>),
-}
-
-/// Header changes (header value templates).
-#[derive(Default)]
-pub(crate) struct HeaderOps {
-    /// Appended.
-    pub(crate) add: Vec<(HeaderName, String)>,
-    /// Replacing every value (an empty result removes); a name listed several times gets all
-    /// of its values.
-    pub(crate) set: Vec<(HeaderName, String)>,
-    /// Removed.
-    pub(crate) remove: Vec<HeaderName>,
 }
 
 /// A configured instance (the checked config).
@@ -149,7 +141,7 @@ fn instance(conf: Conf) -> Result<Instance, String> {
                     "uri must start with `/` and be at most 4096 characters, got `{uri}`"
                 ));
             }
-            PathRule::Template(uri)
+            PathRule::Template(Template::parse(&uri, Syntax::KeepEscape))
         }
         (None, Some(pairs)) => PathRule::Regex(pairs),
         (None, None) => PathRule::Keep,
@@ -203,30 +195,8 @@ fn valid_host(host: &str) -> bool {
         && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// A header name from the config (refused in APISIX's words).
-pub(crate) fn header_name(name: &str) -> Result<HeaderName, String> {
-    if name.is_empty() {
-        return Err("invalid field length in header".to_owned());
-    }
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| "invalid field character in header".to_owned())
-}
-
-/// A header value template from the config: a string or a number (refused in APISIX's words).
-pub(crate) fn header_template(value: &Value) -> Result<String, String> {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return Err("invalid type as header value".to_owned()),
-    };
-    if HeaderValue::from_str(&text).is_err() {
-        return Err("invalid value character in header".to_owned());
-    }
-    Ok(text)
-}
-
 /// `name: value` pairs of an object.
-fn header_map(map: &Value, field: &str) -> Result<Vec<(HeaderName, String)>, String> {
+fn header_map(map: &Value, field: &str) -> Result<Vec<(HeaderName, Template)>, String> {
     let Some(map) = map.as_object() else {
         return Err(format!("headers.{field} must be an object"));
     };
@@ -247,20 +217,6 @@ fn header_map(map: &Value, field: &str) -> Result<Vec<(HeaderName, String)>, Str
         }
     }
     Ok(out)
-}
-
-/// A list of header names.
-pub(crate) fn header_names(list: &Value, field: &str) -> Result<Vec<HeaderName>, String> {
-    let Some(list) = list.as_array() else {
-        return Err(format!("{field} must be an array of header names"));
-    };
-    list.iter()
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| format!("{field} must be an array of header names"))
-                .and_then(header_name)
-        })
-        .collect()
 }
 
 /// `headers`: the `{add, set, remove}` form, or the legacy flat map (= set).
@@ -328,37 +284,6 @@ impl Vars for WithCaptures<'_> {
     }
 }
 
-/// Applies header changes: add, then set, then remove; values resolved against `vars`.
-pub(crate) fn apply_headers(ops: &HeaderOps, headers: &mut HeaderMap, vars: &dyn Vars) {
-    for (name, template) in &ops.add {
-        let value = resolve_vars(template, vars);
-        if value.is_empty() {
-            continue;
-        }
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.append(name.clone(), value);
-        }
-    }
-    // A name listed several times is set to all of its values.
-    let mut replaced: Vec<&HeaderName> = Vec::new();
-    for (name, template) in &ops.set {
-        if !replaced.contains(&name) {
-            replaced.push(name);
-            headers.remove(name);
-        }
-        let value = resolve_vars(template, vars);
-        if value.is_empty() {
-            continue;
-        }
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.append(name.clone(), value);
-        }
-    }
-    for name in &ops.remove {
-        headers.remove(name);
-    }
-}
-
 /// The query a template wrote, its delimiters kept, with control characters (CR, LF, ...)
 /// percent-encoded so they cannot reach the upstream request line, as APISIX.
 fn escape_controls(query: &str) -> Cow<'_, str> {
@@ -388,7 +313,7 @@ impl Instance {
         let mut captures = Vec::new();
         // The new URI, and whether a `?` in it starts a query.
         let (uri, query_in_uri) = match &self.path {
-            PathRule::Template(t) => (resolve_vars(t, &EscapeQuery(vars)), true),
+            PathRule::Template(t) => (t.render(&EscapeQuery(vars)), true),
             PathRule::Regex(pairs) => {
                 let hit = pairs
                     .iter()

@@ -26,6 +26,8 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::support::regex_uri::{parse_template, substitute, Part};
+use model::template::{Syntax, Template};
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, PluginError, Reply, RequestCtx};
 
@@ -58,116 +60,8 @@ fn default_code() -> u16 {
     302
 }
 
-/// Replaces `$name` and `${name}` in `template` by request variables (a missing one by
-/// nothing), as APISIX's `resolve_var`; `\$name` is kept as written, and a `$` not followed by a
-/// name stays.
-pub(crate) fn resolve_vars(template: &str, vars: &dyn Vars) -> String {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(at) = rest.find('$') {
-        if at > 0 && rest.as_bytes()[at - 1] == b'\\' {
-            out.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            continue;
-        }
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, next) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) if end > 0 && braced[..end].chars().all(is_name) => {
-                    (&braced[..end], &braced[end + 1..])
-                }
-                _ => ("", after),
-            }
-        } else {
-            let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        if name.is_empty() {
-            out.push('$');
-        } else if let Some(value) = vars.get(name) {
-            out.push_str(&value);
-        }
-        rest = next;
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A part of a `regex_uri` template.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Part {
-    Text(String),
-    Group(usize),
-}
-
-/// Parses a `regex_uri` template: `$N`, `${N}`, `$$`; any other `$` is an error.
-pub(crate) fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut text = String::new();
-    let mut chars = template.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c != '$' {
-            text.push(c);
-            continue;
-        }
-        let rest = &template[i + 1..];
-        let (digits, skip) = if rest.starts_with('$') {
-            text.push('$');
-            chars.next();
-            continue;
-        } else if let Some(braced) = rest.strip_prefix('{') {
-            let end = braced
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{template}`"))?;
-            (&braced[..end], end + 2)
-        } else {
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            (&rest[..end], end)
-        };
-        let group: usize = digits
-            .parse()
-            .map_err(|_| format!("`$` must be followed by a group number in `{template}`"))?;
-        if group > groups {
-            return Err(format!(
-                "`${group}` in `{template}` but the regex has {groups} groups"
-            ));
-        }
-        if !text.is_empty() {
-            parts.push(Part::Text(std::mem::take(&mut text)));
-        }
-        parts.push(Part::Group(group));
-        for _ in 0..skip {
-            chars.next();
-        }
-    }
-    if !text.is_empty() {
-        parts.push(Part::Text(text));
-    }
-    Ok(parts)
-}
-
-/// `subject` with the match `caps` of a regex in it replaced by the template `parts` (as
-/// `ngx.re.sub`: the first match only).
-pub(crate) fn substitute(subject: &str, caps: &regex::Captures<'_>, parts: &[Part]) -> String {
-    let whole = caps.get(0).map_or(0..0, |m| m.range());
-    let mut out = String::with_capacity(subject.len());
-    out.push_str(&subject[..whole.start]);
-    for part in parts {
-        match part {
-            Part::Text(t) => out.push_str(t),
-            Part::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
-        }
-    }
-    out.push_str(&subject[whole.end..]);
-    out
-}
-
 enum Target {
-    Uri(String),
+    Uri(Template),
     Regex(Regex, Vec<Part>),
     Https,
 }
@@ -193,7 +87,7 @@ impl Kind for Redirect {
                 if uri.chars().count() < 2 {
                     return Err("uri must be at least 2 characters".to_owned());
                 }
-                Target::Uri(uri.clone())
+                Target::Uri(Template::parse(uri, Syntax::KeepEscape))
             }
             (None, Some(pair), None) => {
                 let [regex, template] = pair.as_slice() else {
@@ -286,7 +180,7 @@ impl Instance {
     fn location(&self, vars: &dyn Vars) -> Option<(StatusCode, String)> {
         let mut status = self.status;
         let mut uri = match &self.target {
-            Target::Uri(template) => resolve_vars(template, vars),
+            Target::Uri(template) => template.render(vars),
             Target::Regex(re, parts) => {
                 let path = vars.get("uri").unwrap_or_default();
                 // As APISIX: a path the regex does not match is not redirected.
@@ -373,43 +267,6 @@ mod tests {
     use plugin_api::PluginKind;
     use serde_json::json;
     use serde_json::Value;
-    use std::collections::HashMap;
-
-    fn vars(list: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
-        list.iter().copied().collect()
-    }
-
-    #[test]
-    fn variables_are_resolved() {
-        let v = vars(&[("uri", "/a"), ("host", "h.com"), ("arg_x", "1")]);
-        assert_eq!(
-            resolve_vars("https://$host$uri?x=${arg_x}", &v),
-            "https://h.com/a?x=1"
-        );
-        assert_eq!(resolve_vars("/$missing/b", &v), "//b");
-        assert_eq!(resolve_vars("/\\$uri", &v), "/\\$uri");
-        assert_eq!(resolve_vars("$ and $", &v), "$ and $");
-        assert_eq!(resolve_vars("${uri", &v), "${uri");
-        assert_eq!(resolve_vars("${uri}x", &v), "/ax");
-        assert_eq!(resolve_vars("no vars", &v), "no vars");
-    }
-
-    #[test]
-    fn templates_are_parsed() {
-        assert_eq!(
-            parse_template("/x/$1-${2}a$$", 2).expect("valid"),
-            vec![
-                Part::Text("/x/".into()),
-                Part::Group(1),
-                Part::Text("-".into()),
-                Part::Group(2),
-                Part::Text("a$".into()),
-            ]
-        );
-        assert!(parse_template("$3", 2).is_err());
-        assert!(parse_template("$name", 2).is_err());
-        assert!(parse_template("${1", 2).is_err());
-    }
 
     async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Option<Reply> {
         let plugin = Redirect.build(&conf).expect("valid");
@@ -438,6 +295,15 @@ mod tests {
         .expect("redirect");
         assert_eq!(reply.status, StatusCode::MOVED_PERMANENTLY);
         assert_eq!(location(&reply), "https://x.com/a?b=1");
+
+        // A missing variable is empty, `\$` is kept as written, a lone `$` stays.
+        let reply = run(
+            json!({"uri": "/${missing}x/\\$uri/$ /${uri}"}),
+            &[("uri", "/a")],
+        )
+        .await
+        .expect("redirect");
+        assert_eq!(location(&reply), "/x/\\$uri/$ //a");
     }
 
     #[tokio::test]

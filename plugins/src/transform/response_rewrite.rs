@@ -28,7 +28,6 @@
 //! request in its rewrite phase, they are unknown (missing) and only `status` is known.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,9 +42,11 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::proxy_rewrite::{apply_headers, header_name, header_names, header_template, HeaderOps};
-use super::redirect::resolve_vars;
+use crate::support::headers::{
+    apply_headers, header_name, header_names, header_template, HeaderOps,
+};
 use model::expr::{Expr, Vars};
+use model::template::Template;
 use plugin_api::Balancer;
 use plugin_api::{BodyFilter, BuildContext, Flow, Kind, Phases, Plugin, RequestCtx, ResponseCtx};
 
@@ -220,11 +221,9 @@ fn instance(conf: Conf) -> Result<Instance, String> {
     if let Some(rule) = &conf.vars {
         expr_names(rule, &mut needs);
     }
-    let recorder = Recorder::default();
     for (_, template) in headers.add.iter().chain(&headers.set) {
-        resolve_vars(template, &recorder);
+        needs.extend(template.names().map(str::to_owned));
     }
-    needs.extend(recorder.0.into_inner());
     // Known only in the response phase.
     needs.retain(|n| !["status", "balancer_ip", "balancer_port"].contains(&n.as_str()));
     needs.sort();
@@ -345,7 +344,7 @@ fn parse_headers(map: &Map<String, Value>) -> Result<HeaderOps, String> {
     let new_form = ["add", "set", "remove"]
         .iter()
         .any(|k| map.get(*k).is_some_and(|v| v.is_object() || v.is_array()));
-    let pairs = |map: &Map<String, Value>| -> Result<Vec<(HeaderName, String)>, String> {
+    let pairs = |map: &Map<String, Value>| -> Result<Vec<(HeaderName, Template)>, String> {
         map.iter()
             .map(|(k, v)| Ok((header_name(k)?, header_template(v)?)))
             .collect()
@@ -404,17 +403,6 @@ fn expr_names(rule: &Value, out: &mut Vec<String>) {
         for item in items {
             expr_names(item, out);
         }
-    }
-}
-
-/// Records the variable names a template asks for.
-#[derive(Default)]
-struct Recorder(RefCell<Vec<String>>);
-
-impl Vars for Recorder {
-    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.0.borrow_mut().push(name.to_owned());
-        None
     }
 }
 

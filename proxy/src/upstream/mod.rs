@@ -204,7 +204,7 @@ impl Backend {
                 "header" => HashOn::Header(key),
                 "cookie" => HashOn::Cookie(key),
                 "consumer" => HashOn::Consumer,
-                "vars_combinations" => HashOn::VarsCombinations(key),
+                "vars_combinations" => HashOn::combination(&key),
                 _ => HashOn::Vars(key),
             }
         });
