@@ -47,11 +47,12 @@ enum Command {
 /// The `ferrogate` command with the built-in plugins and a user's: what the `ferrogate` binary
 /// runs, and what a binary of a user's crate runs to serve its own Rust plugins.
 ///
-/// ```no_run
-/// # use std::process::ExitCode;
-/// # fn my_plugin() -> std::sync::Arc<dyn ferrogate::plugin_api::PluginKind> { unimplemented!() }
-/// fn main() -> ExitCode {
-///     ferrogate::Ferrogate::new().plugin(my_plugin()).main()
+/// The `main` of a user's binary, with `TenantHeader` the plugin kind of `examples/rust` (a
+/// crate of the workspace, built and tested in CI):
+///
+/// ```ignore
+/// fn main() -> std::process::ExitCode {
+///     ferrogate::Ferrogate::new().plugin(Arc::new(TenantHeader)).main()
 /// }
 /// ```
 #[derive(Default)]
