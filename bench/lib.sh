@@ -121,17 +121,32 @@ to_ms() {   # wrk latency (e.g. 850.00us, 1.23ms, 1.01s) -> milliseconds
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
-bench() {   # bench NAME PORT ROUND [PATH [HEADER]] : prints "rps p99_ms requests errors p50_ms"
-    local out=$work/wrk-$1-$3.txt rps p99 p50 reqs errs path=${4:-/hello} header=()
+# bench NAME PORT ROUND [PATH [HEADER [PIDS]]] : prints "rps p99_ms requests errors p50_ms cpu_us"
+# With PIDS (comma-separated) and `perf` at hand, the CPU time those processes spend during the
+# measured run (user and kernel, perf's task-clock) is counted: cpu_us is that time per request in
+# microseconds, "-" otherwise. It moves less than requests/s when other processes compete for the
+# CPU (this machine's VM has no hardware counters, so instructions cannot be counted).
+bench() {
+    local out=$work/wrk-$1-$3.txt rps p99 p50 reqs errs cpu=- path=${4:-/hello} header=() perf_pid=
     [ -n "${5:-}" ] && header=(-H "$5")
     run_on "$load_cpus" wrk -t1 -c"$connections" -d"$warmup" "${header[@]}" "http://127.0.0.1:$2$path" >/dev/null
+    if [ -n "${6:-}" ] && command -v perf >/dev/null; then
+        perf stat -x, -e task-clock -p "$6" -o "$work/perf-$1-$3.txt" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.2   # attached before the load starts
+    fi
     run_on "$load_cpus" wrk -t1 -c"$connections" -d"$duration" --latency "${header[@]}" "http://127.0.0.1:$2$path" >"$out"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+        cpu=$(awk -F, '$3 ~ /^task-clock/ {print $1}' "$work/perf-$1-$3.txt")   # milliseconds
+    fi
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
     reqs=$(awk '/requests in/ {print $1}' "$out")
     errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
-    echo "$rps $p99 $reqs $errs $p50"
+    [ -n "$cpu" ] && [ "$cpu" != - ] && cpu=$(awk -v c="$cpu" -v n="$reqs" 'BEGIN {printf "%.1f", c * 1000 / n}')
+    echo "$rps $p99 $reqs $errs $p50 ${cpu:--}"
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 

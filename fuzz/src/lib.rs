@@ -18,7 +18,7 @@ use ferrogate::config::RouterKind;
 use ferrogate::model::expr::Expr;
 use ferrogate::model::Resource;
 use ferrogate::plugin_api::registry::Registry;
-use ferrogate::server::vars::{RealIp, RequestVars};
+use ferrogate::server::vars::RequestVars;
 use ferrogate::server::{path, ConnInfo};
 use ferrogate::snapshot::source::Resources;
 use ferrogate::snapshot::{BuildSettings, Builder};
@@ -172,7 +172,7 @@ pub fn vars_expr(data: &[u8]) -> Outcome {
         path: &path,
         host: &host,
         remote: conn.peer_ip(),
-        real_ip: RealIp::default(),
+        real_ip: ferrogate::plugin_api::client::ClientAddr::default(),
         conn,
         params: &params,
         route: None,

@@ -18,6 +18,17 @@ pub trait PluginCatalog: Send + Sync {
     /// For an enabled authentication plugin: checks a consumer's or credential's config and
     /// returns the identity it holds (key-auth's `key`); `None` for any other name.
     fn check_consumer(&self, name: &str, conf: &Value) -> Option<Result<String, String>>;
+
+    /// Checks a write of `plugin_metadata/<name>` against the plugin's metadata schema and
+    /// rules (`Ok` for a plugin without any: APISIX then accepts any object). The default
+    /// accepts every metadata.
+    ///
+    /// # Errors
+    /// Why the metadata is refused (APISIX's schema wording, without the Admin API's
+    /// `invalid configuration: `).
+    fn check_metadata(&self, _name: &str, _metadata: &Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A catalog with no plugin: every plugin name is unknown.

@@ -167,6 +167,14 @@ impl Resource {
         if self == Resource::Upstream {
             return check_upstream(value);
         }
+        if self == Resource::PluginMetadata {
+            return match value.get("id").and_then(Value::as_str) {
+                Some(name) => plugins
+                    .check_metadata(name, value)
+                    .map_err(|e| format!("invalid configuration: {e}")),
+                None => Ok(()),
+            };
+        }
         let Some(schema) = self.apisix_schema() else {
             return Ok(());
         };
@@ -436,6 +444,15 @@ mod tests {
                     .map(str::to_owned)
                     .ok_or_else(|| format!("property \"{field}\" is required")),
             )
+        }
+
+        fn check_metadata(&self, name: &str, metadata: &Value) -> Result<(), String> {
+            match metadata.get("disabled_labels") {
+                Some(labels) if name == "prometheus" && !labels.is_object() => {
+                    Err("property \"disabled_labels\" validation failed: wrong type".to_owned())
+                }
+                _ => Ok(()),
+            }
         }
     }
 
@@ -965,6 +982,26 @@ mod tests {
         assert_eq!(
             problems(r, with(valid, "desc", json!("d".repeat(257)))),
             vec!["desc: must be at most 256 characters"]
+        );
+    }
+
+    #[test]
+    fn plugin_metadata_is_checked_by_its_plugin() {
+        let r = Resource::PluginMetadata;
+        let bad = json!({"id": "prometheus", "disabled_labels": []});
+        assert_eq!(
+            r.check_as_apisix(&bad, &Known),
+            Err(
+                "invalid configuration: property \"disabled_labels\" validation failed: wrong type"
+                    .to_owned()
+            )
+        );
+        let good = json!({"id": "prometheus", "disabled_labels": {}});
+        assert_eq!(r.check_as_apisix(&good, &Known), Ok(()));
+        assert_eq!(
+            r.check_as_apisix(&bad, &crate::NoPlugins),
+            Ok(()),
+            "a catalog without metadata checks accepts any"
         );
     }
 

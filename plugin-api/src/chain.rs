@@ -3,8 +3,10 @@
 //! A chain is sorted by priority, higher first (a `_meta.priority` overrides the kind's), ties by
 //! name. Disabled instances are left out. A chain whose config cannot be built (possible only if
 //! the store holds something the Admin API would refuse) fails closed: every request through it
-//! gets 503, so a broken auth plugin never opens a route.
+//! gets 503, so a broken auth plugin never opens a route. Once a consumer authenticated, the
+//! route's chain and the consumer's run as one ([`Merged`]), without building a third.
 
+use std::iter::Peekable;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::meta::{self, Meta};
 use crate::registry::Registry;
+use crate::upstream::Upstreams;
 use crate::{
     BuildContext, Flow, LogCtx, Phases, Plugin, Reply, RequestCtx, ResponseCtx,
     UpstreamResponseCtx, Vars,
@@ -23,6 +26,8 @@ struct Entry {
     priority: i32,
     plugin: Arc<dyn Plugin>,
     meta: Meta,
+    /// The upstreams the instance may choose ([`crate::Kind::upstreams`]).
+    upstreams: Upstreams,
 }
 
 /// The phases, in the order of [`Chain`]'s per-phase lists.
@@ -49,6 +54,9 @@ pub struct Chain {
     by_phase: [Vec<usize>; PHASES.len()],
     /// Some entry has a `_meta.filter` (without, every entry is selected without evaluating).
     filters: bool,
+    /// The plugins configured with `_meta.disable` (left out, but they still replace another
+    /// chain's in [`Chain::give_way`]).
+    disabled: Vec<String>,
     /// Why the config could not be built; set, every request gets 503.
     broken: Option<String>,
 }
@@ -82,6 +90,7 @@ impl Chain {
     /// Builds the chain of a `plugins` map with the kinds of `registry`.
     pub fn build(registry: &Registry, plugins: &Map<String, Value>, ctx: &BuildContext) -> Chain {
         let mut entries = Vec::with_capacity(plugins.len());
+        let mut disabled = Vec::new();
         for (name, conf) in plugins {
             let built = meta::split(conf).and_then(|(conf, meta)| {
                 if meta.disable {
@@ -90,17 +99,18 @@ impl Chain {
                 let kind = registry
                     .kind(name)
                     .ok_or_else(|| format!("unknown plugin [{name}]"))?;
-                let plugin = kind.build_with(&conf, ctx)?;
+                let (plugin, upstreams) = kind.build_choosing(&conf, ctx)?;
                 Ok(Some(Entry {
                     name: name.clone(),
                     priority: meta.priority.unwrap_or_else(|| kind.priority()),
                     plugin,
                     meta,
+                    upstreams,
                 }))
             });
             match built {
                 Ok(Some(entry)) => entries.push(entry),
-                Ok(None) => {}
+                Ok(None) => disabled.push(name.clone()),
                 Err(why) => {
                     return Chain::failing(format!("invalid config of plugin {name}: {why}"))
                 }
@@ -123,6 +133,7 @@ impl Chain {
             filters: entries.iter().any(|e| e.meta.filter.is_some()),
             entries,
             by_phase,
+            disabled,
             broken: None,
         }
     }
@@ -133,6 +144,7 @@ impl Chain {
             entries: Vec::new(),
             by_phase: [const { Vec::new() }; PHASES.len()],
             filters: false,
+            disabled: Vec::new(),
             broken: None,
         }
     }
@@ -154,6 +166,15 @@ impl Chain {
     /// The names in run order.
     pub fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// The upstreams its plugins may choose, by plugin name (plugins that declare none are left
+    /// out), in run order.
+    pub fn upstreams(&self) -> impl Iterator<Item = (&str, &Upstreams)> {
+        self.entries
+            .iter()
+            .filter(|e| !e.upstreams.is_empty())
+            .map(|e| (e.name.as_str(), &e.upstreams))
     }
 
     /// Evaluates the `_meta.filter`s for a request, once.
@@ -227,13 +248,7 @@ impl Chain {
         if let Some(flow) = self.refuse_broken() {
             return flow;
         }
-        for entry in self.active(REWRITE, selection) {
-            match entry.plugin.rewrite(req).await {
-                Flow::Continue => {}
-                flow => return answer(entry, flow),
-            }
-        }
-        Flow::Continue
+        run_rewrite(self.active(REWRITE, selection), req).await
     }
 
     /// Runs the `access` phase.
@@ -241,24 +256,12 @@ impl Chain {
         if let Some(flow) = self.refuse_broken() {
             return flow;
         }
-        for entry in self.active(ACCESS, selection) {
-            match entry.plugin.access(req).await {
-                Flow::Continue => {}
-                flow => return answer(entry, flow),
-            }
-        }
-        Flow::Continue
+        run_access(self.active(ACCESS, selection), req).await
     }
 
     /// Runs the `before_proxy` phase.
     pub async fn before_proxy(&self, selection: &Selection, req: &mut RequestCtx<'_>) -> Flow {
-        for entry in self.active(BEFORE_PROXY, selection) {
-            match entry.plugin.before_proxy(req).await {
-                Flow::Continue => {}
-                flow => return answer(entry, flow),
-            }
-        }
-        Flow::Continue
+        run_before_proxy(self.active(BEFORE_PROXY, selection), req).await
     }
 
     /// Whether some plugin runs in the `upstream_response` phase.
@@ -272,13 +275,7 @@ impl Chain {
         selection: &Selection,
         resp: &mut UpstreamResponseCtx<'_>,
     ) -> Flow {
-        for entry in self.active(UPSTREAM_RESPONSE, selection) {
-            match entry.plugin.upstream_response(resp).await {
-                Flow::Continue => {}
-                flow => return answer(entry, flow),
-            }
-        }
-        Flow::Continue
+        run_upstream_response(self.active(UPSTREAM_RESPONSE, selection), resp).await
     }
 
     /// Runs the `header_filter` phase.
@@ -294,6 +291,219 @@ impl Chain {
             entry.plugin.log(done);
         }
     }
+
+    /// Whether the chain's config names the plugin `name` (enabled or disabled).
+    fn configures(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| e.name == name) || self.disabled.iter().any(|d| d == name)
+    }
+
+    /// Once a consumer authenticated, for the route's chain (`self`) and its `selection`:
+    /// switches off the route's plugins that `consumer`'s chain configures too (a disabled one
+    /// included). The consumer's config of a plugin replaces the route's (APISIX merges the
+    /// consumer's plugins over the route's).
+    pub fn give_way(&self, consumer: &Chain, selection: &mut Selection) {
+        for (i, entry) in self.entries.iter().enumerate() {
+            if consumer.configures(&entry.name) {
+                selection.0.resize(self.entries.len(), true);
+                if let Some(on) = selection.0.get_mut(i) {
+                    *on = false;
+                }
+            }
+        }
+    }
+}
+
+/// The route's plugins of one request, with those of the consumer it authenticated as (merged
+/// over its group's) merged in: the phases after authentication run both chains as one, in
+/// priority order (ties by name), and a plugin both have runs with the consumer's config only.
+///
+/// The route's selection is the one [`Chain::give_way`] left, so the route's instance of a plugin
+/// the consumer has too stays out; the consumer's selection is its chain's [`Chain::select`].
+#[derive(Clone, Copy)]
+pub struct Merged<'a> {
+    route: &'a Chain,
+    route_selection: &'a Selection,
+    consumer: Option<(&'a Chain, &'a Selection)>,
+}
+
+impl<'a> Merged<'a> {
+    /// The route's chain and selection, and the consumer's (none before authentication).
+    pub fn new(
+        route: &'a Chain,
+        route_selection: &'a Selection,
+        consumer: Option<(&'a Chain, &'a Selection)>,
+    ) -> Merged<'a> {
+        Merged {
+            route,
+            route_selection,
+            consumer,
+        }
+    }
+
+    /// The selected entries of both chains that run in `phase`, in priority order.
+    fn active(
+        &self,
+        phase: usize,
+    ) -> ByPriority<impl Iterator<Item = &'a Entry> + 'a, impl Iterator<Item = &'a Entry> + 'a>
+    {
+        let consumer = self
+            .consumer
+            .into_iter()
+            .flat_map(move |(chain, selection)| chain.active(phase, selection));
+        ByPriority {
+            route: self.route.active(phase, self.route_selection).peekable(),
+            consumer: consumer.peekable(),
+        }
+    }
+
+    /// A 503 when either chain could not be built.
+    fn refuse_broken(&self) -> Option<Flow> {
+        self.route
+            .refuse_broken()
+            .or_else(|| self.consumer.and_then(|(chain, _)| chain.refuse_broken()))
+    }
+
+    /// Runs, right after the route's `rewrite` phase authenticated the consumer, the `rewrite`
+    /// phase of the consumer's plugins the route does not have (the route's own ran already,
+    /// the consumer's config of one of them does not run it again); authentication plugins are
+    /// not in a consumer's chain. Without a consumer, nothing runs.
+    pub async fn rewrite_after_auth(&self, req: &mut RequestCtx<'_>) -> Flow {
+        let Some((consumer, selection)) = self.consumer else {
+            return Flow::Continue;
+        };
+        if let Some(flow) = consumer.refuse_broken() {
+            return flow;
+        }
+        let route = self.route;
+        let added = consumer
+            .active(REWRITE, selection)
+            .filter(|e| !route.configures(&e.name));
+        run_rewrite(added, req).await
+    }
+
+    /// Runs the `access` phase.
+    pub async fn access(&self, req: &mut RequestCtx<'_>) -> Flow {
+        if let Some(flow) = self.refuse_broken() {
+            return flow;
+        }
+        run_access(self.active(ACCESS), req).await
+    }
+
+    /// Runs the `before_proxy` phase.
+    pub async fn before_proxy(&self, req: &mut RequestCtx<'_>) -> Flow {
+        run_before_proxy(self.active(BEFORE_PROXY), req).await
+    }
+
+    /// Whether some plugin runs in the `upstream_response` phase.
+    pub fn has_upstream_response(&self) -> bool {
+        self.route.has_upstream_response()
+            || self
+                .consumer
+                .is_some_and(|(chain, _)| chain.has_upstream_response())
+    }
+
+    /// Runs the `upstream_response` phase.
+    pub async fn upstream_response(&self, resp: &mut UpstreamResponseCtx<'_>) -> Flow {
+        run_upstream_response(self.active(UPSTREAM_RESPONSE), resp).await
+    }
+
+    /// Runs the `header_filter` phase.
+    pub fn header_filter(&self, resp: &mut ResponseCtx<'_>) {
+        for entry in self.active(HEADER_FILTER) {
+            entry.plugin.header_filter(resp);
+        }
+    }
+
+    /// Runs the `log` phase.
+    pub fn log(&self, done: &LogCtx<'_>) {
+        for entry in self.active(LOG) {
+            entry.plugin.log(done);
+        }
+    }
+}
+
+/// Two runs of entries, each in chain order, as one run in chain order (higher priority first,
+/// ties by name; the route's first on a full tie, which a merge never leaves).
+struct ByPriority<R: Iterator, C: Iterator> {
+    route: Peekable<R>,
+    consumer: Peekable<C>,
+}
+
+impl<'a, R, C> Iterator for ByPriority<R, C>
+where
+    R: Iterator<Item = &'a Entry>,
+    C: Iterator<Item = &'a Entry>,
+{
+    type Item = &'a Entry;
+
+    fn next(&mut self) -> Option<&'a Entry> {
+        let route_first = match (self.route.peek(), self.consumer.peek()) {
+            (Some(r), Some(c)) => c
+                .priority
+                .cmp(&r.priority)
+                .then_with(|| r.name.cmp(&c.name))
+                .is_le(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if route_first {
+            self.route.next()
+        } else {
+            self.consumer.next()
+        }
+    }
+}
+
+async fn run_rewrite<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    req: &mut RequestCtx<'_>,
+) -> Flow {
+    for entry in entries {
+        match entry.plugin.rewrite(req).await {
+            Flow::Continue => {}
+            flow => return answer(entry, flow),
+        }
+    }
+    Flow::Continue
+}
+
+async fn run_access<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    req: &mut RequestCtx<'_>,
+) -> Flow {
+    for entry in entries {
+        match entry.plugin.access(req).await {
+            Flow::Continue => {}
+            flow => return answer(entry, flow),
+        }
+    }
+    Flow::Continue
+}
+
+async fn run_before_proxy<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    req: &mut RequestCtx<'_>,
+) -> Flow {
+    for entry in entries {
+        match entry.plugin.before_proxy(req).await {
+            Flow::Continue => {}
+            flow => return answer(entry, flow),
+        }
+    }
+    Flow::Continue
+}
+
+async fn run_upstream_response<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    resp: &mut UpstreamResponseCtx<'_>,
+) -> Flow {
+    for entry in entries {
+        match entry.plugin.upstream_response(resp).await {
+            Flow::Continue => {}
+            flow => return answer(entry, flow),
+        }
+    }
+    Flow::Continue
 }
 
 /// How a plugin's answer leaves the chain: a failure is logged (once, here) and becomes its
@@ -323,7 +533,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::consumer::ConsumerEntry;
     use crate::testing::Fake;
     use crate::{PluginError, PluginKind, RequestSummary};
 
@@ -341,6 +550,8 @@ mod tests {
 
     struct Recorder {
         name: &'static str,
+        /// The config's `tag`, recorded after the name.
+        tag: String,
         phases: Phases,
         fails: bool,
         calls: Calls,
@@ -349,7 +560,7 @@ mod tests {
     impl Recorder {
         fn record(&self, phase: &str) {
             let mut calls = self.calls.lock().expect("not poisoned");
-            calls.push(format!("{}:{phase}", self.name));
+            calls.push(format!("{}{}:{phase}", self.name, self.tag));
         }
     }
 
@@ -401,9 +612,10 @@ mod tests {
             json!({"type": "object"})
         }
 
-        fn build(&self, _conf: &Value) -> Result<Arc<dyn Plugin>, String> {
+        fn build(&self, conf: &Value) -> Result<Arc<dyn Plugin>, String> {
             Ok(Arc::new(Recorder {
                 name: self.name,
+                tag: conf["tag"].as_str().unwrap_or_default().to_owned(),
                 phases: self.phases,
                 fails: self.fails,
                 calls: self.calls.clone(),
@@ -417,7 +629,8 @@ mod tests {
         .union(Phases::LOG);
 
     /// A registry of `a` (priority 10, access only), `b` (20, every phase it has; stands aside
-    /// for a route's own) and `broken` (5, fails in access), recording into `calls`.
+    /// for a route's own), `c` (15) and `d` (12) (every phase) and `broken` (5, fails in
+    /// access), recording into `calls` (with the config's `tag` after the name).
     fn registry(calls: &Calls) -> Registry {
         let probe = |name, priority, phases, fails| {
             Arc::new(Probe {
@@ -431,6 +644,8 @@ mod tests {
         Registry::new(vec![
             probe("a", 10, Phases::ACCESS, false),
             probe("b", 20, ALL, false),
+            probe("c", 15, ALL, false),
+            probe("d", 12, ALL, false),
             probe("broken", 5, Phases::ACCESS, true),
         ])
     }
@@ -460,8 +675,8 @@ mod tests {
         );
     }
 
-    fn log(chain: &Chain, selection: &Selection) {
-        let request = RequestSummary {
+    fn summary() -> RequestSummary {
+        RequestSummary {
             method: http::Method::GET,
             uri: "/".to_owned(),
             host: "localhost".to_owned(),
@@ -473,20 +688,26 @@ mod tests {
             matched_uri: String::new(),
             matched_host: String::new(),
             request_length: 0,
-        };
-        chain.log(
-            selection,
-            &LogCtx {
-                status: StatusCode::OK,
-                request: &request,
-                bytes_sent: 0,
-                latency: std::time::Duration::ZERO,
-                upstream: None,
-                upstream_status: None,
-                state: &http::Extensions::new(),
-                consumer_name: None,
-            },
-        );
+        }
+    }
+
+    fn log_ctx<'a>(request: &'a RequestSummary, state: &'a http::Extensions) -> LogCtx<'a> {
+        LogCtx {
+            status: StatusCode::OK,
+            request,
+            bytes_sent: 0,
+            latency: std::time::Duration::ZERO,
+            upstream: None,
+            upstream_status: None,
+            state,
+            consumer_name: None,
+            outcome: crate::Outcome::Plugin,
+        }
+    }
+
+    fn log(chain: &Chain, selection: &Selection) {
+        let request = summary();
+        chain.log(selection, &log_ctx(&request, &http::Extensions::new()));
     }
 
     /// Runs every phase but `upstream_response`, each letting the request through.
@@ -594,21 +815,140 @@ mod tests {
         assert_eq!(taken(&calls), ["a:access", "broken:access"].repeat(2));
     }
 
-    /// A consumer's own chain runs any phase through the same calls as a route's (the
-    /// gateway runs its `header_filter` and `log` after the route's).
-    #[tokio::test]
-    async fn a_consumer_chain_runs_every_phase() {
-        let calls = Calls::default();
-        let consumer = ConsumerEntry {
-            username: "jack".to_owned(),
-            group_id: None,
-            custom_id: None,
-            chain: chain(&calls, json!({"b": {}})),
+    /// The phases after authentication for a route's chain and a consumer's, merged as the
+    /// gateway runs them: the consumer's added plugins' `rewrite`, then every later phase.
+    async fn run_merged(route: &Chain, consumer: &Chain, fake: &mut Fake) {
+        let mut route_selection = route.select(&fake.vars);
+        let consumer_selection = consumer.select(&fake.vars);
+        route.give_way(consumer, &mut route_selection);
+        let merged = Merged::new(
+            route,
+            &route_selection,
+            Some((consumer, &consumer_selection)),
+        );
+        let mut flows = vec![merged.rewrite_after_auth(&mut fake.ctx()).await];
+        flows.push(merged.access(&mut fake.ctx()).await);
+        flows.push(merged.before_proxy(&mut fake.ctx()).await);
+        assert!(flows.iter().all(|f| matches!(f, Flow::Continue)));
+        let mut resp = ResponseCtx {
+            status: &mut StatusCode::OK.clone(),
+            headers: &mut HeaderMap::new(),
+            replace_body: &mut None,
+            state: &mut http::Extensions::new(),
+            body_filters: &mut Vec::new(),
+            encoding: &mut None,
         };
-        let selection = consumer.chain.select(&Fake::new(&[]).vars);
-        header_filter(&consumer.chain, &selection);
-        log(&consumer.chain, &selection);
-        assert_eq!(taken(&calls), ["b:header_filter", "b:log"]);
+        merged.header_filter(&mut resp);
+        let request = summary();
+        merged.log(&log_ctx(&request, &http::Extensions::new()));
+    }
+
+    /// A consumer's plugins run among the route's by priority in every phase after
+    /// authentication; only the ones the route lacks run `rewrite` there.
+    #[tokio::test]
+    async fn consumer_plugins_interleave_with_the_routes_by_priority() {
+        let calls = Calls::default();
+        let route = chain(&calls, json!({"b": {}, "a": {}}));
+        let consumer = chain(&calls, json!({"c": {}, "d": {}}));
+        run_merged(&route, &consumer, &mut Fake::new(&[])).await;
+        assert_eq!(
+            taken(&calls),
+            [
+                "c:rewrite",
+                "d:rewrite",
+                "b:access",
+                "c:access",
+                "d:access",
+                "a:access",
+                "b:header_filter",
+                "c:header_filter",
+                "d:header_filter",
+                "b:log",
+                "c:log",
+                "d:log"
+            ]
+        );
+        // `_meta.priority` on the consumer's side moves its plugin among the route's.
+        let consumer = chain(&calls, json!({"c": {"_meta": {"priority": 5}}}));
+        run_merged(&route, &consumer, &mut Fake::new(&[])).await;
+        let access: Vec<String> = taken(&calls)
+            .into_iter()
+            .filter(|c| c.ends_with(":access"))
+            .collect();
+        assert_eq!(access, ["b:access", "a:access", "c:access"]);
+    }
+
+    /// A plugin on both runs once per phase, with the consumer's config; its `rewrite` ran with
+    /// the route's before authentication and is not run again.
+    #[tokio::test]
+    async fn the_consumers_config_of_a_plugin_replaces_the_routes() {
+        let calls = Calls::default();
+        let route = chain(&calls, json!({"b": {"tag": "R"}, "a": {}}));
+        let consumer = chain(&calls, json!({"b": {"tag": "C"}, "c": {}}));
+        let mut fake = Fake::new(&[]);
+        let selection = route.select(&fake.vars);
+        assert!(matches!(
+            route.rewrite(&selection, &mut fake.ctx()).await,
+            Flow::Continue
+        ));
+        run_merged(&route, &consumer, &mut fake).await;
+        assert_eq!(
+            taken(&calls),
+            [
+                "bR:rewrite",
+                "c:rewrite",
+                "bC:access",
+                "c:access",
+                "a:access",
+                "bC:header_filter",
+                "c:header_filter",
+                "bC:log",
+                "c:log"
+            ]
+        );
+        // The consumer's own filter decides for its config: the route's does not come back.
+        let consumer = chain(
+            &calls,
+            json!({"b": {"tag": "C", "_meta": {"filter": [["arg_x", "==", "1"]]}}}),
+        );
+        run_merged(&route, &consumer, &mut Fake::new(&[])).await;
+        assert_eq!(taken(&calls), ["a:access"]);
+        // A config the consumer disables replaces the route's too: neither runs.
+        let consumer = chain(&calls, json!({"b": {"_meta": {"disable": true}}}));
+        run_merged(&route, &consumer, &mut Fake::new(&[])).await;
+        assert_eq!(taken(&calls), ["a:access"]);
+        // A plugin the route disables is the route's: the consumer's does not run its rewrite.
+        let route = chain(&calls, json!({"c": {"_meta": {"disable": true}}}));
+        let consumer = chain(&calls, json!({"c": {}}));
+        run_merged(&route, &consumer, &mut Fake::new(&[])).await;
+        assert_eq!(taken(&calls), ["c:access", "c:header_filter", "c:log"]);
+    }
+
+    /// Without a consumer, a merged run is the route's chain; a consumer's chain that could not
+    /// be built refuses the request.
+    #[tokio::test]
+    async fn a_merged_run_without_or_with_a_broken_consumer() {
+        let calls = Calls::default();
+        let route = chain(&calls, json!({"a": {}}));
+        let selection = Selection::default();
+        let mut fake = Fake::new(&[]);
+        let alone = Merged::new(&route, &selection, None);
+        assert!(matches!(
+            alone.rewrite_after_auth(&mut fake.ctx()).await,
+            Flow::Continue
+        ));
+        assert!(matches!(
+            alone.access(&mut fake.ctx()).await,
+            Flow::Continue
+        ));
+        assert_eq!(taken(&calls), ["a:access"]);
+        let broken = Chain::failing("bad".to_owned());
+        let merged = Merged::new(&route, &selection, Some((&broken, &selection)));
+        let Flow::Respond(reply) = merged.rewrite_after_auth(&mut fake.ctx()).await else {
+            panic!("refused");
+        };
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(taken(&calls).is_empty());
     }
 
     /// A [`crate::Kind`] that counts the instances it builds, with a config of `limit` (at
@@ -638,6 +978,7 @@ mod tests {
             *self.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
             Ok(Arc::new(Recorder {
                 name: "counted",
+                tag: String::new(),
                 phases: Phases::NONE,
                 fails: false,
                 calls: Calls::default(),

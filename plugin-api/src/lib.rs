@@ -19,14 +19,18 @@
 
 pub mod body;
 pub mod chain;
+pub mod client;
 pub mod consumer;
 pub mod drain;
 pub mod meta;
+pub mod metadata;
+pub mod outcome;
 pub mod path;
 pub mod registry;
 pub mod schema;
 pub mod testing;
 pub mod tls;
+pub mod upstream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,9 +44,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use model::expr::Vars;
+pub use outcome::{Fault, Outcome};
 
 use body::{RequestBody, ResponseBody};
+use client::ClientAddr;
 use consumer::{Authenticated, ConsumerIndex};
+use upstream::{UpstreamOverride, Upstreams};
 
 /// What a request phase decided.
 pub enum Flow {
@@ -126,8 +133,10 @@ impl Reply {
 pub struct RequestCtx<'a> {
     /// The request's variables (`remote_addr`, `http_*`, `arg_*`, ...), as received.
     pub vars: &'a (dyn Vars + Sync),
-    /// The client address (after real-ip).
+    /// The client address (after real-ip); [`RequestCtx::set_client`] changes it.
     pub client: IpAddr,
+    /// The client address a plugin set, shared with `vars`.
+    pub client_set: &'a ClientAddr,
     /// The headers that will go upstream; plugins may change them.
     pub headers: &'a mut HeaderMap,
     /// Headers added to the response, whoever answers (the upstream or a plugin).
@@ -142,6 +151,23 @@ pub struct RequestCtx<'a> {
     pub state: &'a mut http::Extensions,
     /// The request body: read it whole or replace it.
     pub body: &'a mut dyn RequestBody,
+}
+
+impl RequestCtx<'_> {
+    /// Makes `addr` (and `port`, when given; else one set before stays) the client's for the
+    /// rest of the request: `client`, the variables `remote_addr` and `remote_port` of later
+    /// plugins, the `X-Real-IP` / `X-Forwarded-For` going upstream, the log phase and the
+    /// access log.
+    pub fn set_client(&mut self, addr: IpAddr, port: Option<u16>) {
+        self.client = addr;
+        self.client_set.set(addr, port);
+    }
+
+    /// Sends the request to an upstream the plugin declared ([`Kind::upstreams`]), or keeps
+    /// the route's own; replaces an earlier plugin's choice.
+    pub fn choose_upstream(&mut self, choice: UpstreamOverride) {
+        self.state.insert(choice);
+    }
 }
 
 /// Changes plugins make to what goes upstream; `None` leaves the request's own.
@@ -230,6 +256,9 @@ pub struct LogCtx<'a> {
     pub state: &'a http::Extensions,
     /// The authenticated consumer's name, if any.
     pub consumer_name: Option<&'a str>,
+    /// Who answered: the upstream, a plugin, or the gateway failing the request (and whose
+    /// doing the failure is).
+    pub outcome: Outcome,
 }
 
 /// The request facts the log phase needs, captured when the request arrived.
@@ -357,6 +386,15 @@ pub struct BuildContext {
     pub drain: Option<Arc<drain::Drain>>,
     /// Where queues of entries waiting to be sent are reported (`None`: not reported).
     pub batches: Option<Arc<dyn BatchWatch>>,
+    /// The checked plugin metadata of the gateway (empty when only checking a config).
+    pub metadata: metadata::MetadataSet,
+}
+
+impl BuildContext {
+    /// The checked metadata of `plugin` ([`Kind::plugin_metadata`] made it a `T`), if any.
+    pub fn metadata<T: std::any::Any>(&self, plugin: &str) -> Option<&T> {
+        self.metadata.get(plugin)
+    }
 }
 
 /// Entries a plugin holds before sending them (a logger's batch), as metrics show them.
@@ -427,6 +465,25 @@ pub trait PluginKind: Send + Sync + 'static {
         self.build(conf)
     }
 
+    /// Builds the instance that serves requests, with the upstreams it may choose
+    /// ([`Kind::upstreams`]; none unless a kind says otherwise).
+    ///
+    /// # Errors
+    /// As [`PluginKind::build`].
+    fn build_choosing(
+        &self,
+        conf: &Value,
+        ctx: &BuildContext,
+    ) -> Result<(Arc<dyn Plugin>, Upstreams), String> {
+        Ok((self.build_with(conf, ctx)?, Upstreams::default()))
+    }
+
+    /// The upstreams an instance of a valid config may choose ([`Kind::upstreams`]), building
+    /// nothing (the Admin API checks upstream references with it); none for an invalid config.
+    fn upstreams_of(&self, _conf: &Value) -> Upstreams {
+        Upstreams::default()
+    }
+
     /// Whether this is an authentication plugin (configured on consumers and credentials too).
     fn is_auth(&self) -> bool {
         false
@@ -441,6 +498,22 @@ pub trait PluginKind: Send + Sync + 'static {
     /// The JSON schema of a consumer's config (authentication plugins).
     fn consumer_schema(&self) -> Option<Value> {
         None
+    }
+
+    /// The JSON schema of the plugin's metadata (`plugin_metadata/<name>`); `None` when the
+    /// plugin reads none (any object is then accepted, as APISIX does).
+    fn metadata_schema(&self) -> Option<Value> {
+        None
+    }
+
+    /// Checks the plugin's metadata as written (against [`PluginKind::metadata_schema`], then
+    /// the kind's own rules) into what its instances read ([`BuildContext::metadata`]); `None`
+    /// for a plugin that reads none.
+    ///
+    /// # Errors
+    /// What is wrong with the metadata, for the Admin API's message.
+    fn check_metadata(&self, _metadata: &Value) -> Result<Option<metadata::Metadata>, String> {
+        Ok(None)
     }
 }
 
@@ -481,6 +554,13 @@ pub trait Kind: Send + Sync + 'static {
         ctx: &BuildContext,
     ) -> Result<Arc<dyn Plugin>, String>;
 
+    /// The upstreams an instance of `checked` may send requests to instead of its route's
+    /// ([`upstream`]): the gateway builds them with the snapshot, and the instance picks one
+    /// per request with [`RequestCtx::choose_upstream`]. None by default.
+    fn upstreams(&self, _checked: &Self::Checked) -> Upstreams {
+        Upstreams::default()
+    }
+
     /// For authentication plugins: see [`PluginKind::consumer_identity`].
     fn identity(&self, _conf: &Value) -> Option<Result<String, String>> {
         None
@@ -489,6 +569,23 @@ pub trait Kind: Send + Sync + 'static {
     /// For authentication plugins: see [`PluginKind::consumer_schema`].
     fn identity_schema(&self) -> Option<Value> {
         None
+    }
+
+    /// The JSON schema of the plugin's metadata (`plugin_metadata/<name>`), checked before
+    /// [`Kind::plugin_metadata`] runs; `None` (the default): the plugin reads no metadata.
+    fn plugin_metadata_schema(&self) -> Option<Value> {
+        None
+    }
+
+    /// Makes the plugin's metadata, which passed [`Kind::plugin_metadata_schema`], into the
+    /// value its instances read when built (`ctx.metadata::<T>(Self::NAME)` in
+    /// [`Kind::instance`]). Runs when the metadata is written and when the gateway reads it,
+    /// never per request. The default reads nothing.
+    ///
+    /// # Errors
+    /// What is wrong with the metadata, for the Admin API's message.
+    fn plugin_metadata(&self, _metadata: &Value) -> Result<Option<metadata::Metadata>, String> {
+        Ok(None)
     }
 }
 
@@ -514,8 +611,25 @@ impl<K: Kind> PluginKind for K {
     }
 
     fn build_with(&self, conf: &Value, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        self.build_choosing(conf, ctx).map(|(plugin, _)| plugin)
+    }
+
+    fn build_choosing(
+        &self,
+        conf: &Value,
+        ctx: &BuildContext,
+    ) -> Result<(Arc<dyn Plugin>, Upstreams), String> {
         // A stored config passed the Admin API's schema check already: parse it only.
-        self.instance(self.check(parse_conf(conf)?)?, ctx)
+        let checked = self.check(parse_conf(conf)?)?;
+        let upstreams = Kind::upstreams(self, &checked);
+        Ok((self.instance(checked, ctx)?, upstreams))
+    }
+
+    fn upstreams_of(&self, conf: &Value) -> Upstreams {
+        parse_conf(conf)
+            .and_then(|conf| self.check(conf))
+            .map(|checked| Kind::upstreams(self, &checked))
+            .unwrap_or_default()
     }
 
     fn is_auth(&self) -> bool {
@@ -528,6 +642,20 @@ impl<K: Kind> PluginKind for K {
 
     fn consumer_schema(&self) -> Option<Value> {
         self.identity_schema()
+    }
+
+    fn metadata_schema(&self) -> Option<Value> {
+        self.plugin_metadata_schema()
+    }
+
+    fn check_metadata(&self, metadata: &Value) -> Result<Option<metadata::Metadata>, String> {
+        match self.plugin_metadata_schema() {
+            Some(schema) => {
+                schema::check(&schema, metadata)?;
+                self.plugin_metadata(metadata)
+            }
+            None => Ok(None),
+        }
     }
 }
 

@@ -73,4 +73,11 @@ impl model::PluginCatalog for Registry {
     fn check_consumer(&self, name: &str, conf: &Value) -> Option<Result<String, String>> {
         self.kind(name).and_then(|k| k.consumer_identity(conf))
     }
+
+    fn check_metadata(&self, name: &str, metadata: &Value) -> Result<(), String> {
+        match self.kind(name) {
+            Some(kind) => kind.check_metadata(metadata).map(drop),
+            None => Err("invalid plugin name".to_owned()),
+        }
+    }
 }

@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use crate::body::Held;
 use crate::chain::Chain;
+use crate::client::ClientAddr;
 use crate::consumer::{Authenticated, ConsumerEntry, ConsumerIndex};
 use crate::{
-    Flow, LogCtx, Phases, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite,
+    Flow, LogCtx, Outcome, Phases, Plugin, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite,
 };
 
 /// Consumers for a made-up request: who each (plugin, identity) authenticates as.
@@ -89,6 +90,8 @@ pub struct Fake {
     pub state: http::Extensions,
     /// The request body.
     pub body: Held,
+    /// The client address a plugin set ([`RequestCtx::set_client`]).
+    pub client_set: ClientAddr,
 }
 
 impl Fake {
@@ -112,6 +115,7 @@ impl Fake {
         RequestCtx {
             vars: &self.vars,
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client_set: &self.client_set,
             headers: &mut self.headers,
             response_headers: &mut self.response_headers,
             rewrite: &mut self.rewrite,
@@ -195,6 +199,7 @@ pub async fn access(
     let mut ctx = RequestCtx {
         vars: &vars,
         client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_set: &ClientAddr::default(),
         headers: &mut headers,
         response_headers: &mut response_headers,
         rewrite: &mut Rewrite::default(),
@@ -258,5 +263,10 @@ fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &htt
         upstream_status: upstream.and_then(|s| StatusCode::from_u16(s).ok()),
         state,
         consumer_name: None,
+        outcome: if upstream.is_some() {
+            Outcome::Upstream
+        } else {
+            Outcome::Plugin
+        },
     });
 }

@@ -13,9 +13,23 @@ use std::sync::Arc;
 
 use plugin_api::PluginKind;
 
-/// The kinds of the built-in plugins. Each call makes new kinds: state a kind shares between
-/// its instances (limit-count's counters) belongs to one gateway.
+/// What a node's `config.yaml` tells the built-in plugins (APISIX's plugins read these from
+/// its local config), given to their kinds when a gateway makes its registry.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSettings {
+    /// The port `redirect`'s `http_to_https` sends clients to (`None`: https's default).
+    pub https_port: Option<u16>,
+}
+
+/// The kinds of the built-in plugins, for a node without settings of theirs ([`builtin_for`]).
 pub fn builtin() -> Vec<Arc<dyn PluginKind>> {
+    builtin_for(&NodeSettings::default())
+}
+
+/// The kinds of the built-in plugins on a node with `node`'s settings. Each call makes new
+/// kinds: state a kind shares between its instances (limit-count's counters) belongs to one
+/// gateway.
+pub fn builtin_for(node: &NodeSettings) -> Vec<Arc<dyn PluginKind>> {
     vec![
         Arc::new(security::real_ip::RealIp),
         Arc::new(traffic::proxy_control::ProxyControl),
@@ -39,7 +53,7 @@ pub fn builtin() -> Vec<Arc<dyn PluginKind>> {
         Arc::new(traffic::limit_count::LimitCount::default()),
         Arc::new(traffic::limit_req::LimitReq),
         Arc::new(traffic::traffic_split::TrafficSplit),
-        Arc::new(transform::redirect::Redirect),
+        Arc::new(transform::redirect::Redirect::new(node.https_port)),
         Arc::new(transform::response_rewrite::ResponseRewrite),
         Arc::new(transform::gzip::Gzip),
         Arc::new(transform::echo::Echo),

@@ -2,12 +2,11 @@
 //! server and the management APIs (status, control, Admin API, and the Prometheus exporter when
 //! `plugin_attr.prometheus` is set) together.
 //!
-//! [`start`] opens the config source, binds every listener and serves:
-//! - with a store (`embedded`, the default, or `etcd`), a task follows the store and a rebuild
-//!   loop swaps in a new snapshot after each change; the node is ready once the first read is
-//!   applied. A fresh embedded store is seeded from `apisix.yaml` beside `config.yaml`, if any;
-//! - with the standalone file (`yaml` / `json`), the first snapshot is built before serving and
-//!   a task reloads the file when it changes.
+//! [`start`] opens the config store (`embedded`, the default, `etcd`, or the standalone file
+//! for `yaml` / `json`, read-only), binds every listener and serves. The first read of the store
+//! is applied before serving; then a task follows the store and a rebuild loop swaps in a new
+//! snapshot after each change (for the file: after each good version of it). A fresh embedded
+//! store is seeded from `apisix.yaml` beside `config.yaml`, if any.
 //!
 //! Requests in flight keep the snapshot they started with. [`Gateway::shutdown`] stops it
 //! gracefully.
@@ -15,10 +14,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::runners::Runners;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -28,16 +26,17 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, control, status, Admin, Auth};
 use crate::config::{ConfigProvider, LoadedConfig, Role};
-use crate::observe::prometheus::NodeStatus;
+use crate::observe::prometheus::{self, Metrics, NodeStatus, Prometheus};
 use crate::observe::{AccessLog, AccessLogWriter};
 use crate::runners::ext_plugin::{ExtPlugin, KnownRunners};
+use crate::runners::Runners;
 use crate::server::{self, Bound, Counts, ServerSettings, State};
 use crate::snapshot::live::{rebuild_loop, Shared};
 use crate::snapshot::{BuildSettings, Builder, Snapshot};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::etcd::EtcdStore;
 use crate::store::file::FileStore;
-use crate::store::{declarative, sync, watch, FileError, Store, StoreError};
+use crate::store::{declarative, sync, FileError, Store, StoreError};
 use plugin_api::drain::Drain;
 use plugin_api::registry::Registry;
 use plugin_api::{BuildContext, PluginKind};
@@ -213,9 +212,21 @@ pub fn plugin_registry(
     runners: Option<Arc<Runners>>,
     extra: &[Arc<dyn PluginKind>],
 ) -> Registry {
-    let mut kinds = plugins::builtin();
+    registry_with_metrics(enabled, runners, extra, Arc::default(), &Default::default())
+}
+
+/// As [`plugin_registry`], with `prometheus` recording into `metrics` (the gateway's own, which
+/// its exporter serves) and the built-in plugins reading `node`'s settings.
+fn registry_with_metrics(
+    enabled: Option<&[String]>,
+    runners: Option<Arc<Runners>>,
+    extra: &[Arc<dyn PluginKind>],
+    metrics: Arc<Metrics>,
+    node: &plugins::NodeSettings,
+) -> Registry {
+    let mut kinds = plugins::builtin_for(node);
     kinds.extend(ExtPlugin::kinds(runners));
-    kinds.push(Arc::new(crate::observe::prometheus::Prometheus));
+    kinds.push(Arc::new(Prometheus::new(metrics)));
     kinds.extend(extra.iter().cloned());
     Registry::new(kinds).enable_only(enabled)
 }
@@ -330,7 +341,14 @@ pub async fn start(
         _ => None,
     };
     let known_runners = KnownRunners::of(config.ext_plugin.as_ref(), role);
-    let registry = plugin_registry(config.plugins.as_deref(), runners.clone(), extra);
+    let metrics = Arc::new(Metrics::default());
+    let registry = registry_with_metrics(
+        config.plugins.as_deref(),
+        runners.clone(),
+        extra,
+        metrics.clone(),
+        &config.plugin_settings(),
+    );
     let drain = Arc::new(Drain::default());
     let mut builder = Builder::new(
         BuildSettings {
@@ -341,7 +359,8 @@ pub async fn start(
             plugins: BuildContext {
                 owner: String::new(),
                 drain: Some(drain.clone()),
-                batches: Some(Arc::new(crate::observe::prometheus::Batches)),
+                batches: Some(Arc::new(prometheus::Batches(metrics.clone()))),
+                metadata: Default::default(),
             },
         },
         config.apisix.ssl.trusted_ca(),
@@ -357,33 +376,16 @@ pub async fn start(
 
     let provider = config.deployment.config_provider();
     let declarative_path = loaded.declarative_path();
-    let store: Option<Arc<dyn Store>> = match provider {
+    // The Admin API works on the store; the standalone file it shows read-only.
+    let mut read_only = None;
+    let store: Arc<dyn Store> = match provider {
         ConfigProvider::Embedded => {
             let store = EmbeddedStore::open(&loaded.data_dir())?;
             seed(&store, &declarative_path, &registry, &known_runners).await?;
-            Some(Arc::new(store))
+            Arc::new(store)
         }
-        ConfigProvider::Etcd => Some(Arc::new(EtcdStore::connect(&config.deployment.etcd).await?)),
-        ConfigProvider::Yaml | ConfigProvider::Json => None,
-    };
-    // With a store, the first read is applied before serving (a store that cannot be read fails
-    // the start, as APISIX does without etcd); later reads follow in the background.
-    let shared = Shared::new(registry.clone());
-    // The Admin API works on the store; with the standalone file it shows the file, read-only.
-    let (first, loaded_listing, admin_store, file_store, read_only) = match &store {
-        Some(store) => {
-            let listing = store.list("").await?;
-            let first = shared.load(&listing.entries, &mut builder);
-            tracing::info!(
-                routes = first.routes.len(),
-                revision = listing.revision,
-                "config loaded from the store"
-            );
-            (first, Some(listing), store.clone(), None, None)
-        }
-        None => {
-            let first =
-                first_from_file(&declarative_path, &mut builder, &registry, &known_runners)?;
+        ConfigProvider::Etcd => Arc::new(EtcdStore::connect(&config.deployment.etcd).await?),
+        ConfigProvider::Yaml | ConfigProvider::Json => {
             let name = if provider == ConfigProvider::Json {
                 "json"
             } else {
@@ -393,12 +395,32 @@ pub async fn start(
                 "the config comes from {} (config_provider: {name}): the Admin API is read-only; edit the file instead",
                 declarative_path.display()
             );
-            let file_store = Arc::new(FileStore::new(why.clone()));
-            file_store.load(&first.config);
-            let admin_store: Arc<dyn Store> = file_store.clone();
-            (first, None, admin_store, Some(file_store), Some(why))
+            read_only = Some(why.clone());
+            let (plugins, runners) = (registry.clone(), known_runners.clone());
+            let read = Box::new(move |path: &Path| {
+                let file = read_file(path, &plugins, &runners)?;
+                report(path, &file);
+                Ok(file.config)
+            });
+            let file = FileStore::open(&declarative_path, reload_interval, why, read).map_err(
+                |source| StartError::Declarative {
+                    path: declarative_path.display().to_string(),
+                    source,
+                },
+            )?;
+            Arc::new(file)
         }
     };
+    // The first read is applied before serving (a store that cannot be read fails the start, as
+    // APISIX does without etcd); later changes follow in the background.
+    let shared = Shared::new(registry.clone());
+    let listing = store.list("").await?;
+    let first = shared.load(&listing.entries, &mut builder);
+    tracing::info!(
+        routes = first.routes.len(),
+        revision = listing.revision,
+        "config loaded from the store"
+    );
 
     let (access_log, guard) = if http.enable_access_log {
         let (log, guard) =
@@ -469,6 +491,11 @@ pub async fn start(
             max_header_size: http.max_header_size,
             idle_timeout: http.keepalive_timeout,
             real_ip_from: http.real_ip_nets(),
+            trusted_addresses: config.apisix.trusted_addresses.as_ref().map(|list| {
+                list.iter()
+                    .filter_map(|addr| model::parse_net(addr))
+                    .collect()
+            }),
             real_ip_header: HeaderName::from_bytes(http.real_ip_header.as_bytes())
                 .unwrap_or(HeaderName::from_static("x-real-ip")),
             shutdown_timeout: config.nginx_config.worker_shutdown_timeout,
@@ -489,45 +516,18 @@ pub async fn start(
     // `apisix_etcd_reachable`: only a gateway on etcd has one (the first read worked).
     let etcd_reachable =
         (provider == ConfigProvider::Etcd).then(|| Arc::new(AtomicBool::new(true)));
-    let mut background = Vec::new();
-    match &store {
-        Some(store) => {
-            background.push(tokio::spawn(sync::follow(
-                store.clone(),
-                shared.follower(),
-                loaded_listing,
-                etcd_reachable.clone().unwrap_or_default(),
-            )));
-            let publish_to = state.clone();
-            background.push(tokio::spawn(rebuild_loop(shared, builder, move |s| {
-                publish_to.snapshot.store(Arc::new(s));
-            })));
-        }
-        None => {
-            let builder = Arc::new(Mutex::new(builder));
-            let reload_state = state.clone();
-            let watch_path = declarative_path.clone();
-            let stamp = watch::stamp(&declarative_path);
-            let shown = file_store.clone();
-            let runners = known_runners.clone();
-            let plugins = registry.clone();
-            background.push(tokio::spawn(watch::watch_file(
-                declarative_path.clone(),
-                reload_interval,
-                stamp,
-                move || {
-                    reload(
-                        &watch_path,
-                        &builder,
-                        &reload_state,
-                        shown.as_deref(),
-                        &plugins,
-                        &runners,
-                    )
-                },
-            )));
-        }
-    }
+    let publish_to = state.clone();
+    let background = vec![
+        tokio::spawn(sync::follow(
+            store.clone(),
+            shared.follower(),
+            Some(listing),
+            etcd_reachable.clone().unwrap_or_default(),
+        )),
+        tokio::spawn(rebuild_loop(shared, builder, move |s| {
+            publish_to.snapshot.store(Arc::new(s));
+        })),
+    ];
 
     let (stop_management, management_stop) = signal::channel(false);
     let stopped = move || {
@@ -575,9 +575,10 @@ pub async fn start(
             tracing::info!(%addr, uri = %attr.export_uri, "prometheus exporter listening");
             let node_of = state.clone();
             let etcd = etcd_reachable.clone();
-            management.push(tokio::spawn(crate::observe::prometheus::serve(
+            management.push(tokio::spawn(prometheus::serve(
                 listener,
                 attr.export_uri.clone(),
+                metrics.clone(),
                 move || NodeStatus {
                     upstreams: node_of.snapshot.load().health.clone(),
                     counts: node_of.counts.now(),
@@ -600,7 +601,7 @@ pub async fn start(
         let addr = local_addr(&listener, want)?;
         tracing::info!(%addr, "Admin API listening");
         let admin = Arc::new(Admin {
-            store: admin_store,
+            store,
             auth,
             browser: admin::Browser::new(settings),
             read_only,
@@ -646,33 +647,6 @@ fn local_addr(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, 
         addr: wanted,
         source,
     })
-}
-
-/// The first snapshot of a standalone file (none yet: an empty one, with a warning).
-fn first_from_file(
-    path: &Path,
-    builder: &mut Builder,
-    registry: &Registry,
-    runners: &KnownRunners,
-) -> Result<Snapshot, StartError> {
-    let first = if path.exists() {
-        let file =
-            read_file(path, registry, runners).map_err(|source| StartError::Declarative {
-                path: path.display().to_string(),
-                source,
-            })?;
-        report(path, &file);
-        builder.build(Arc::new(file.config))
-    } else {
-        tracing::warn!(path = %path.display(), "declarative config file not found; serving no routes until it appears");
-        Snapshot::empty(builder.router_kind())
-    };
-    tracing::info!(
-        routes = first.routes.len(),
-        version = first.version,
-        "config loaded"
-    );
-    Ok(first)
 }
 
 /// Fills a fresh, empty embedded store from the declarative file beside `config.yaml`, if there
@@ -746,42 +720,6 @@ async fn seed(
     }
     tracing::info!(items = count, from = %path.display(), "empty embedded store seeded");
     Ok(())
-}
-
-/// Re-reads the file and swaps in a new snapshot (and shows it in `shown`); a file that cannot be
-/// applied changes nothing.
-fn reload(
-    path: &Path,
-    builder: &Mutex<Builder>,
-    state: &State,
-    shown: Option<&FileStore>,
-    registry: &Registry,
-    runners: &KnownRunners,
-) {
-    let file = match read_file(path, registry, runners) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "config file not applied; the current config stays");
-            return;
-        }
-    };
-    report(path, &file);
-    let snapshot = match builder.lock() {
-        Ok(mut b) => b.build(Arc::new(file.config)),
-        Err(_) => {
-            tracing::error!("snapshot builder unusable after a panic; config not applied");
-            return;
-        }
-    };
-    tracing::info!(
-        routes = snapshot.routes.len(),
-        version = snapshot.version,
-        "config reloaded"
-    );
-    if let Some(shown) = shown {
-        shown.load(&snapshot.config);
-    }
-    state.snapshot.store(Arc::new(snapshot));
 }
 
 /// Reads the standalone file; as the Admin API, it is refused when an `ext-plugin-*` config

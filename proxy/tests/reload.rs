@@ -199,3 +199,37 @@ async fn in_flight_requests_finish_on_the_old_snapshot() {
         "the old request completes"
     );
 }
+
+#[tokio::test]
+async fn consumers_follow_the_file_and_unchanged_items_are_not_rebuilt() {
+    let a = upstream("a", Behaviour::Echo).await;
+    let file = |key: &str, extra_route: bool| {
+        let mut yaml = format!(
+            "consumers:\n  - {{username: jack, plugins: {{key-auth: {{key: {key}}}}}}}\nroutes:\n  - {{id: 1, uri: /auth, plugins: {{key-auth: {{}}, limit-count: {{count: 2, time_window: 60, rejected_code: 429}}}}, upstream: {{nodes: {{\"{}\": 1}}}}}}\n",
+            a.node()
+        );
+        if extra_route {
+            yaml.push_str("  - {id: 2, uri: /open, upstream: {nodes: {\"127.0.0.1:1\": 1}}}\n");
+        }
+        yaml.push_str("#END\n");
+        yaml
+    };
+    let gw = gateway(&file("k1", false)).await;
+    let with = |key: &'static str| [("apikey", key)];
+    assert_eq!(get_with(&gw.url("/auth"), &with("k1")).await.status, 200);
+
+    // Another route added: the unchanged route keeps its instance, and its count.
+    let version = gw.gateway.snapshot_version();
+    gw.write_routes(&file("k1", true));
+    gw.wait_for_version(version).await;
+    assert_eq!(get_with(&gw.url("/auth"), &with("k1")).await.status, 200);
+    assert_eq!(get_with(&gw.url("/auth"), &with("k1")).await.status, 429);
+
+    // The consumer's key changes: the old one is refused, the new one admitted (and counted
+    // on the same, unchanged route).
+    let version = gw.gateway.snapshot_version();
+    gw.write_routes(&file("k2", true));
+    gw.wait_for_version(version).await;
+    assert_eq!(get_with(&gw.url("/auth"), &with("k1")).await.status, 401);
+    assert_eq!(get_with(&gw.url("/auth"), &with("k2")).await.status, 429);
+}

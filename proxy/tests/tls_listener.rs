@@ -14,12 +14,11 @@ use common::pki::Pki;
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use plugin_api::tls::NoVerification;
 use rcgen::KeyPair;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, SignatureScheme};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -34,59 +33,6 @@ fn rsa_leaf(pki: &Pki, names: &[&str]) -> (String, String) {
 
 fn der(pem: &str) -> CertificateDer<'static> {
     CertificateDer::from_pem_slice(pem.as_bytes()).expect("cert")
-}
-
-/// Accepts any server certificate (the tests compare the served certificate themselves) and
-/// offers only `schemes` for the server's signature.
-#[derive(Debug)]
-struct AnyCert {
-    provider: Arc<CryptoProvider>,
-    schemes: Vec<SignatureScheme>,
-}
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes.clone()
-    }
 }
 
 /// How a test client connects.
@@ -105,7 +51,20 @@ struct Opts {
 }
 
 fn client_config(opts: &Opts) -> ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !opts.schemes.is_empty() {
+        // Only the schemes asked for are offered for the server's signature. The provider's
+        // table is a static slice: the few entries of a test's table are leaked.
+        let algorithms = &mut provider.signature_verification_algorithms;
+        let kept: Vec<_> = algorithms
+            .mapping
+            .iter()
+            .filter(|(scheme, _)| opts.schemes.contains(scheme))
+            .copied()
+            .collect();
+        algorithms.mapping = Box::leak(kept.into_boxed_slice());
+    }
+    let provider = Arc::new(provider);
     let versions = if opts.versions.is_empty() {
         rustls::DEFAULT_VERSIONS.to_vec()
     } else {
@@ -120,21 +79,10 @@ fn client_config(opts: &Opts) -> ClientConfig {
             roots.add(der(ca)).expect("root");
             builder.with_root_certificates(roots)
         }
-        None => {
-            let schemes = if opts.schemes.is_empty() {
-                provider
-                    .signature_verification_algorithms
-                    .supported_schemes()
-            } else {
-                opts.schemes.clone()
-            };
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert {
-                    provider: provider.clone(),
-                    schemes,
-                }))
-        }
+        // Any certificate: the tests compare the served certificate themselves.
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider.clone()))),
     };
     let mut config = match &opts.client_cert {
         None => builder.with_no_client_auth(),

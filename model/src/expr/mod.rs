@@ -16,7 +16,10 @@
 //! leaves to request time (regexes, value types) have their own wording.
 //!
 //! Variables are looked up by name through [`Vars`]; the caller decides what `uri`, `http_*`,
-//! `arg_*`, `cookie_*`, `uri_param_*`… mean. Values are text.
+//! `arg_*`, `cookie_*`, `uri_param_*`… mean. Values are text. A `post_arg.<path>` variable is
+//! the exception: its path is compiled with the rule ([`BodyPath`], refused as lua-resty-expr's
+//! caller refuses it: `invalid expression "$.<path>" near "..."`) and looked up in the request
+//! body that [`Vars::post_body`] gives.
 //!
 //! # Operators (case-insensitive)
 //!
@@ -53,18 +56,21 @@ use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
+mod json_path;
 #[cfg(test)]
 mod tests;
+
+pub use json_path::BodyPath;
 
 /// Request variables, resolved by the caller. Expressions only ask by name.
 pub trait Vars {
     /// The value of variable `name`, or `None` when it is not set.
     fn get(&self, name: &str) -> Option<Cow<'_, str>>;
 
-    /// Makes `remote_addr` answer `addr` (and `remote_port` answer `port`, when given) from now
-    /// on (the `real-ip` plugin); returns whether these variables follow (a fixed set does not).
-    fn set_remote_addr(&self, _addr: std::net::IpAddr, _port: Option<u16>) -> bool {
-        false
+    /// The request body that `post_arg.<path>` variables look into (a JSON document, or an
+    /// object of the form fields or multipart parts), when it was read; none by default.
+    fn post_body(&self) -> Option<&Value> {
+        None
     }
 }
 
@@ -126,6 +132,14 @@ pub enum ExprError {
     /// `ipmatch` without any address.
     #[error("invalid ip address")]
     NoIp,
+    /// A `post_arg.<path>` whose path the JSONPath grammar does not read to its end.
+    #[error("invalid expression \"{path}\" near \"{rest}\"")]
+    InvalidPath {
+        /// The path as checked, `$.<path>`.
+        path: String,
+        /// What was left unread.
+        rest: String,
+    },
 }
 
 /// A compiled `vars` rule.
@@ -148,6 +162,8 @@ enum Node {
 #[derive(Debug, Clone)]
 struct Cmp {
     var: Box<str>,
+    /// For `post_arg.<path>`: the compiled path.
+    path: Option<Box<BodyPath>>,
     negate: bool,
     op: Op,
 }
@@ -425,8 +441,13 @@ fn compile_cmp(rule: &Value, items: &[Value]) -> Result<Cmp, ExprError> {
         }
         _ => return Err(ExprError::InvalidOperator(op.to_owned())),
     };
+    let path = match var.strip_prefix("post_arg.") {
+        Some(p) => Some(Box::new(BodyPath::parse(p)?)),
+        None => None,
+    };
     Ok(Cmp {
         var: var.into(),
+        path,
         negate,
         op,
     })
@@ -497,7 +518,10 @@ impl Node {
 
 impl Cmp {
     fn eval(&self, vars: &dyn Vars) -> bool {
-        let value = vars.get(&self.var);
+        let value = match &self.path {
+            Some(path) => vars.post_body().and_then(|body| path.resolve(body)),
+            None => vars.get(&self.var),
+        };
         let left = value.as_deref();
         let result = match &self.op {
             Op::Eq(right) => right.equals(left),

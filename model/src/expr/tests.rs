@@ -287,3 +287,53 @@ fn error_variants_are_typed() {
         Err(ExprError::InvalidOperator(op)) if op == "regex"
     ));
 }
+
+/// Variables with a request body for `post_arg.<path>`.
+struct WithBody(Value);
+
+impl super::Vars for WithBody {
+    fn get(&self, _name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        None
+    }
+
+    fn post_body(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn post_arg_paths() {
+    let body = WithBody(json!({"model": {"name": "deepseek"}, "n": 3, "messages": [
+        {"content": [{"type": "text"}, {"type": "image_url"}]}
+    ]}));
+    let eval = |rule: Value, vars: &dyn super::Vars| Expr::compile(&rule).expect("rule").eval(vars);
+    assert!(eval(
+        json!([["post_arg.model.name", "==", "deepseek"]]),
+        &body
+    ));
+    assert!(!eval(json!([["post_arg.model", "==", "deepseek"]]), &body));
+    assert!(eval(json!([["post_arg.n", ">", 2]]), &body));
+    let has = |t: &str| json!([["post_arg.messages[*].content[*].type", "has", t]]);
+    assert!(eval(has("image_url"), &body));
+    assert!(!eval(has("audio"), &body));
+    assert!(
+        !eval(json!([["post_arg.messages[0].content", "==", "x"]]), &body),
+        "a query gives a list"
+    );
+    assert!(
+        !eval(json!([["post_arg.model.name", "==", "deepseek"]]), &vars()),
+        "no body read"
+    );
+    assert!(eval(
+        json!([["post_arg.model.name", "~=", "deepseek"]]),
+        &vars()
+    ));
+    let refused = Expr::compile(&json!([["post_arg.messages[.content", "has", "x"]]))
+        .expect_err("bad path")
+        .to_string();
+    assert_eq!(
+        refused,
+        r#"invalid expression "$.messages[.content" near "[.content""#
+    );
+    assert!(Expr::compile(&json!([["post_arg_model", "==", "x"]])).is_ok());
+}

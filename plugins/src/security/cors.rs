@@ -6,12 +6,19 @@
 //! false), `allow_origins_by_regex` (optional, at least one regex), `timing_allow_origins` (as
 //! `allow_origins`, for `Timing-Allow-Origin`) and `timing_allow_origins_by_regex`. With
 //! `allow_credential` no field may be a plain `*` (use `**` or explicit lists).
-//! `allow_origins_by_metadata` is refused: plugin metadata does not reach plugins. As in APISIX,
-//! fields the plugin does not know are accepted and ignored.
+//! `allow_origins_by_metadata` (at least one name) allows the origins the plugin metadata lists
+//! under those names. As in APISIX, fields the plugin does not know are accepted and ignored.
+//!
+//! Metadata (`plugin_metadata/cors`): `allow_origins`, an object of name -> origins, each value
+//! written as `allow_origins` is (`*`, `**`, `null` or a comma-separated list). The names a route
+//! uses are looked up when its chain is built: a metadata change rebuilds it.
 //!
 //! As APISIX: every `OPTIONS` request is answered directly with 200 and an empty body. Every
 //! response (the upstream's or a plugin's) then gets the CORS headers, decided from the request's
 //! `Origin`:
+//! - with `allow_origins_by_metadata`, an origin allowed by one of the named metadata entries
+//!   is reflected first; failing that, `allow_origins` (or its regexes) decide only when it is
+//!   not `*` (a `*` beside metadata names allows nothing by itself);
 //! - with `allow_origins_by_regex`, only those regexes decide: a matching origin is reflected,
 //!   else no CORS headers;
 //! - `**` reflects the origin (`*` without one); a list reflects a listed origin; `*` is sent
@@ -33,6 +40,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::support::headers::add_vary;
+use plugin_api::metadata::Metadata;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx, ResponseCtx};
 
 /// The kind.
@@ -72,6 +80,7 @@ fn default_max_age() -> i64 {
 const ALL_METHODS: &str = "GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS,CONNECT,TRACE";
 
 /// How an allowed origin is decided.
+#[derive(Clone)]
 enum Origins {
     /// `**`: the request's origin, `*` without one.
     Any,
@@ -95,6 +104,20 @@ pub struct Instance {
     max_age: HeaderValue,
     credential: bool,
     timing: Option<Origins>,
+    /// `allow_origins_by_metadata`: the metadata entries it names that exist, in its order
+    /// (`None` without the field).
+    by_metadata: Option<Vec<Origins>>,
+}
+
+/// A checked config: the instance, and the metadata names it looks up when built.
+pub struct Checked {
+    instance: Instance,
+    metadata_names: Option<Vec<String>>,
+}
+
+/// The checked metadata: `allow_origins` by name.
+pub struct CorsMetadata {
+    allow_origins: std::collections::HashMap<String, Origins>,
 }
 
 /// What the request asked, kept from `rewrite` for `header_filter`.
@@ -110,16 +133,59 @@ fn value(field: &str, text: &str) -> Result<HeaderValue, String> {
 
 impl Kind for Cors {
     type Conf = Conf;
-    type Checked = Instance;
+    type Checked = Checked;
     const NAME: &'static str = "cors";
     const PRIORITY: i32 = 4000;
 
-    fn check(&self, conf: Conf) -> Result<Instance, String> {
-        instance(conf)
+    fn check(&self, conf: Conf) -> Result<Checked, String> {
+        if conf
+            .allow_origins_by_metadata
+            .as_ref()
+            .is_some_and(Vec::is_empty)
+        {
+            return Err("allow_origins_by_metadata must not be empty".to_owned());
+        }
+        let metadata_names = conf.allow_origins_by_metadata.clone();
+        Ok(Checked {
+            instance: instance(conf)?,
+            metadata_names,
+        })
     }
 
-    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(checked))
+    fn instance(&self, checked: Checked, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        let mut instance = checked.instance;
+        instance.by_metadata = checked.metadata_names.map(|names| {
+            let metadata = ctx.metadata::<CorsMetadata>(Self::NAME);
+            names
+                .iter()
+                .filter_map(|name| metadata.and_then(|m| m.allow_origins.get(name)).cloned())
+                .collect()
+        });
+        Ok(Arc::new(instance))
+    }
+
+    fn plugin_metadata_schema(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "allow_origins": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "pattern": ORIGINS_PATTERN}
+                }
+            }
+        }))
+    }
+
+    fn plugin_metadata(&self, metadata: &serde_json::Value) -> Result<Option<Metadata>, String> {
+        let mut allow_origins = std::collections::HashMap::new();
+        if let Some(map) = metadata.get("allow_origins").and_then(|v| v.as_object()) {
+            for (name, origins) in map {
+                let text = origins.as_str().unwrap_or_default();
+                let field = format!("allow_origins.{name}");
+                allow_origins.insert(name.clone(), origin_list(&field, text)?);
+            }
+        }
+        Ok(Some(Metadata::new(CorsMetadata { allow_origins })))
     }
 }
 
@@ -158,9 +224,6 @@ fn origin_list(field: &str, text: &str) -> Result<Origins, String> {
 }
 
 fn instance(conf: Conf) -> Result<Instance, String> {
-    if conf.allow_origins_by_metadata.is_some() {
-        return Err("allow_origins_by_metadata is not supported".to_owned());
-    }
     if conf.allow_credential
         && (conf.allow_origins == "*"
             || conf.allow_methods == "*"
@@ -207,6 +270,7 @@ fn instance(conf: Conf) -> Result<Instance, String> {
         max_age: HeaderValue::from(conf.max_age),
         credential: conf.allow_credential,
         timing,
+        by_metadata: None,
     })
 }
 
@@ -238,12 +302,34 @@ impl Origins {
 }
 
 impl Instance {
+    /// The origin allowed for a request from `origin`, if any (`*` or the request's own).
+    fn allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        // An origin one of the named metadata entries allows, reflected.
+        let by_metadata = || {
+            let listed = self.by_metadata.as_ref()?;
+            listed
+                .iter()
+                .any(|o| o.allowed(origin).is_some())
+                .then(|| origin.cloned())?
+        };
+        if self.by_metadata.is_some() {
+            if let Some(allowed) = by_metadata() {
+                return Some(allowed);
+            }
+            // Beside metadata names, `allow_origins: "*"` allows nothing by itself.
+            if !self.vary {
+                return None;
+            }
+        }
+        self.origins.allowed(origin)
+    }
+
     /// Sets the CORS headers of a response.
     fn apply(&self, asked: &Asked, headers: &mut HeaderMap) {
         if self.vary {
             add_vary(headers, "Origin");
         }
-        if let Some(origin) = self.origins.allowed(asked.origin.as_ref()) {
+        if let Some(origin) = self.allowed(asked.origin.as_ref()) {
             headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
                 http::header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -477,6 +563,94 @@ mod tests {
         assert_eq!(header(&h, "access-control-allow-origin"), Some("*"));
     }
 
+    /// Builds `conf` with `metadata` as the plugin's metadata.
+    fn with_metadata(conf: &Value, metadata: &Value) -> Arc<dyn Plugin> {
+        let checked = Cors.check_metadata(metadata).expect("valid metadata");
+        let mut set = plugin_api::metadata::MetadataSet::default();
+        set.set("cors", checked);
+        let ctx = BuildContext {
+            metadata: set,
+            ..BuildContext::default()
+        };
+        Cors.build_with(conf, &ctx).expect("valid")
+    }
+
+    async fn origin_of(
+        plugin: &dyn Plugin,
+        origin: &'static str,
+    ) -> (Option<String>, Option<String>) {
+        let mut fake = Fake::new(&[("request_method", "GET"), ("http_origin", origin)]);
+        assert!(fake.rewrite(plugin).await.is_none());
+        let h = fake.header_filter(plugin, StatusCode::OK, HeaderMap::new());
+        (
+            header(&h, "access-control-allow-origin").map(str::to_owned),
+            header(&h, "vary").map(str::to_owned),
+        )
+    }
+
+    #[tokio::test]
+    async fn origins_by_metadata() {
+        let metadata = json!({"allow_origins": {"one": "https://domain.com", "two": "https://a.com,https://b.com", "all": "*"}});
+        let conf = json!({"allow_origins": "https://test.com", "allow_origins_by_metadata": ["one", "two", "missing"]});
+        let plugin = with_metadata(&conf, &metadata);
+        for (origin, allowed) in [
+            ("https://test.com", Some("https://test.com")),
+            ("https://domain.com", Some("https://domain.com")),
+            ("https://b.com", Some("https://b.com")),
+            ("http://foo.org", None),
+        ] {
+            let (got, vary) = origin_of(&*plugin, origin).await;
+            assert_eq!(got.as_deref(), allowed, "{origin}");
+            assert_eq!(vary.as_deref(), Some("Origin"), "{origin}");
+        }
+        // A `*` entry reflects the origin.
+        let all =
+            json!({"allow_origins": "https://test.com", "allow_origins_by_metadata": ["all"]});
+        let (got, _) = origin_of(&*with_metadata(&all, &metadata), "http://foo.org").await;
+        assert_eq!(got.as_deref(), Some("http://foo.org"));
+        // Beside metadata names, `allow_origins: "*"` allows nothing by itself.
+        let star = json!({"allow_origins": "*", "allow_origins_by_metadata": ["one"]});
+        let plugin = with_metadata(&star, &metadata);
+        assert_eq!(origin_of(&*plugin, "http://foo.org").await, (None, None));
+        assert_eq!(
+            origin_of(&*plugin, "https://domain.com").await.0.as_deref(),
+            Some("https://domain.com")
+        );
+        // Without metadata, the names allow nothing; allow_origins still does.
+        let plugin = Cors.build(&conf).expect("valid");
+        assert_eq!(origin_of(&*plugin, "https://domain.com").await.0, None);
+        assert_eq!(
+            origin_of(&*plugin, "https://test.com").await.0.as_deref(),
+            Some("https://test.com")
+        );
+    }
+
+    #[test]
+    fn metadata_is_checked() {
+        assert!(Cors.metadata_schema().is_some());
+        let good = json!({"allow_origins": {"a": "*", "b": "**", "c": "null", "d": "http://y.com.uk", "e": "https://x.com,http://y.com.uk:12000,http://c.tv"}, "other": 1});
+        assert!(Cors.check_metadata(&good).expect("valid").is_some());
+        for bad in [
+            "",
+            "*a",
+            "*,http://y.com",
+            "nulll",
+            "http//y.com.uk",
+            "x.com",
+            "https://x.com,y.com.uk",
+            "https://x.com,*,https://y.com.uk",
+            "https://x.com,http://y.com.uk,http:c.tv",
+        ] {
+            let err = Cors
+                .check_metadata(&json!({"allow_origins": {"key": bad}}))
+                .expect_err(bad);
+            assert!(err.contains("allow_origins"), "{bad}: {err}");
+        }
+        assert!(Cors
+            .check_metadata(&json!({"allow_origins": ["x"]}))
+            .is_err());
+    }
+
     #[test]
     fn configs_are_checked() {
         for good in [
@@ -500,7 +674,7 @@ mod tests {
             json!({"allow_origins_by_regex": ["(bad"]}),
             json!({"allow_methods": "GET\n"}),
             json!({"max_age": "5"}),
-            json!({"allow_origins_by_metadata": ["x"]}),
+            json!({"allow_origins_by_metadata": []}),
         ] {
             assert!(Cors.build(&bad).is_err(), "{bad}");
         }

@@ -174,8 +174,7 @@ impl Plugin for Instance {
             tracing::debug!(address = %text, "real-ip: bad address");
             return Flow::Continue;
         };
-        req.client = ip;
-        req.vars.set_remote_addr(ip, port);
+        req.set_client(ip, port);
         Flow::Continue
     }
 }
@@ -204,6 +203,7 @@ mod tests {
         RequestCtx {
             vars: &fake.vars,
             client: "127.0.0.1".parse().expect("ip"),
+            client_set: &fake.client_set,
             headers: &mut fake.headers,
             response_headers: &mut fake.response_headers,
             rewrite: &mut fake.rewrite,
@@ -284,6 +284,9 @@ mod tests {
             client(json!({"source": "arg_realip"}), &mut f).await,
             ip("2.2.2.2")
         );
+        // Set for the rest of the request, with the port.
+        assert_eq!(f.client_set.get(), Some(ip("2.2.2.2")));
+        assert_eq!(f.client_set.port(), Some(99));
         assert_eq!(
             client(json!({"source": "http_x_missing"}), &mut f).await,
             ip("127.0.0.1"),

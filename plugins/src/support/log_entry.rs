@@ -528,6 +528,7 @@ mod tests {
         let mut ctx = RequestCtx {
             vars: &fake.vars,
             client: "10.0.0.9".parse().expect("ip"),
+            client_set: &fake.client_set,
             headers: &mut fake.headers,
             response_headers: &mut fake.response_headers,
             rewrite: &mut Rewrite::default(),
@@ -558,6 +559,7 @@ mod tests {
             upstream_status: Some(StatusCode::CREATED),
             state: &fake.state,
             consumer_name: None,
+            outcome: plugin_api::Outcome::Upstream,
         })
     }
 
@@ -635,6 +637,7 @@ mod tests {
             upstream_status: None,
             state: &state,
             consumer_name: None,
+            outcome: plugin_api::Outcome::Plugin,
         });
         assert_eq!(
             e["request"]["url"],

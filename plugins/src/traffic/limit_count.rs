@@ -9,7 +9,7 @@
 //! weighted by how much of it still overlaps the last `time_window` seconds, is added to the
 //! current one), `key` (default `remote_addr`), `key_type` `var` (default) | `var_combination` |
 //! `constant` (see [`crate::support::limit_key`]), `group` (routes with the same group share counters; a
-//! group's config must be the same everywhere), `rejected_code` (default 503, 200-599),
+//! group's config must be the same everywhere in the gateway), `rejected_code` (default 503, 200-599),
 //! `rejected_msg` (optional, 1+ characters: the body is `{"error_msg": msg}`, else empty),
 //! `policy` (`local`, the default; `redis*` are refused: not supported),
 //! `show_limit_quota_header` (default true: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
@@ -18,6 +18,10 @@
 //! `allow_degradation` (default false: a variable that does not resolve to a valid number, or
 //! no rule applying, answers 500; true lets the request through).
 //!
+//! Metadata (`plugin_metadata/limit-count`): `limit_header`, `remaining_header` and
+//! `reset_header` rename the three headers (a rule's are the names with `RateLimit-` turned into
+//! `<prefix>-RateLimit-`, as APISIX does). They are read when a chain is built.
+//!
 //! Counters live in the gateway ([`Counters`]), as APISIX's shared dictionary: a key is counted
 //! under its object and a hash of the plugin config (or its group), so rewriting a route with
 //! the same config keeps its counts and a changed config starts afresh. At most [`MAX_KEYS`]
@@ -25,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
@@ -38,6 +42,7 @@ use crate::support::limit_key::{
     KeyType, Keys, MAX_KEYS,
 };
 use model::template::{Syntax, Template};
+use plugin_api::metadata::Metadata;
 use plugin_api::schema::Raw;
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
@@ -47,6 +52,9 @@ use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, Reply, RequestCtx};
 pub struct LimitCount {
     /// The counters of every instance of this gateway.
     counters: Arc<Counters>,
+    /// The first config seen for each `group` in this gateway: every other use of the group
+    /// must be the same.
+    groups: Mutex<HashMap<String, Conf>>,
 }
 
 /// APISIX's `oneOf`: `count` and `time_window`, or `rules`. The first excludes `rules` so that a
@@ -235,9 +243,6 @@ impl Expiring for Window {
     }
 }
 
-/// The first config seen for each `group`: every other use of the group must be the same.
-static GROUPS: LazyLock<Mutex<HashMap<String, Conf>>> = LazyLock::new(Mutex::default);
-
 /// Where the counted key comes from.
 enum Mode {
     /// `count`, `time_window` and `key`.
@@ -254,6 +259,8 @@ struct Rule {
     count: Amount,
     time_window: Amount,
     key: Template,
+    /// Its `header_prefix` (or its position).
+    prefix: String,
     headers: HeaderNames,
 }
 
@@ -264,21 +271,39 @@ struct HeaderNames {
     reset: HeaderName,
 }
 
+/// The checked metadata: the three header names as written.
+pub struct LimitHeaders {
+    limit: String,
+    remaining: String,
+    reset: String,
+}
+
+impl Default for LimitHeaders {
+    fn default() -> Self {
+        LimitHeaders {
+            limit: "X-RateLimit-Limit".to_owned(),
+            remaining: "X-RateLimit-Remaining".to_owned(),
+            reset: "X-RateLimit-Reset".to_owned(),
+        }
+    }
+}
+
 impl HeaderNames {
-    /// `X-RateLimit-*`, or `X-<prefix>-RateLimit-*`.
-    fn new(prefix: Option<&str>) -> Result<Self, String> {
-        let name = |what: &str| {
+    /// The names of `base`, or for a rule's `prefix` the names with their first `RateLimit-`
+    /// turned into `<prefix>-RateLimit-`.
+    fn new(base: &LimitHeaders, prefix: Option<&str>) -> Result<Self, String> {
+        let name = |text: &str| {
             let text = match prefix {
-                Some(p) => format!("X-{p}-RateLimit-{what}"),
-                None => format!("X-RateLimit-{what}"),
+                Some(p) => text.replacen("RateLimit-", &format!("{p}-RateLimit-"), 1),
+                None => text.to_owned(),
             };
             HeaderName::from_bytes(text.as_bytes())
-                .map_err(|_| format!("header_prefix {prefix:?} does not make a header name"))
+                .map_err(|_| format!("`{text}` is not a valid header name"))
         };
         Ok(HeaderNames {
-            limit: name("Limit")?,
-            remaining: name("Remaining")?,
-            reset: name("Reset")?,
+            limit: name(&base.limit)?,
+            remaining: name(&base.remaining)?,
+            reset: name(&base.reset)?,
         })
     }
 }
@@ -302,11 +327,40 @@ impl Kind for LimitCount {
     const PRIORITY: i32 = 1002;
 
     fn check(&self, conf: Raw<Conf>) -> Result<Checked, String> {
-        check(conf.conf, &conf.raw, &self.counters)
+        check(conf.conf, &conf.raw, self)
     }
 
     fn instance(&self, checked: Checked, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(build(checked, ctx)))
+        Ok(Arc::new(build(checked, ctx)?))
+    }
+
+    fn plugin_metadata_schema(&self) -> Option<Value> {
+        let defaults = LimitHeaders::default();
+        Some(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "limit_header": {"type": "string", "default": defaults.limit},
+                "remaining_header": {"type": "string", "default": defaults.remaining},
+                "reset_header": {"type": "string", "default": defaults.reset},
+            }
+        }))
+    }
+
+    fn plugin_metadata(&self, metadata: &Value) -> Result<Option<Metadata>, String> {
+        let defaults = LimitHeaders::default();
+        let field = |name: &str, default: String| {
+            metadata
+                .get(name)
+                .and_then(Value::as_str)
+                .map_or(default, str::to_owned)
+        };
+        let headers = LimitHeaders {
+            limit: field("limit_header", defaults.limit),
+            remaining: field("remaining_header", defaults.remaining),
+            reset: field("reset_header", defaults.reset),
+        };
+        HeaderNames::new(&headers, None)?;
+        Ok(Some(Metadata::new(headers)))
     }
 }
 
@@ -326,8 +380,8 @@ pub struct Checked {
     version: Option<u64>,
 }
 
-/// Checks a config (`raw` as written) and compiles it.
-fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, String> {
+/// Checks a config (`raw` as written) and compiles it for `kind`'s counters and groups.
+fn check(conf: Conf, raw: &Value, kind: &LimitCount) -> Result<Checked, String> {
     let single = conf.count.is_some() && conf.time_window.is_some();
     if let Some(rules) = &conf.rules {
         if conf.count.is_some() || conf.time_window.is_some() {
@@ -351,7 +405,10 @@ fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, S
     }
     check_policy(&conf.policy)?;
     if let Some(group) = &conf.group {
-        let mut groups = GROUPS.lock().map_err(|_| "group registry unavailable")?;
+        let mut groups = kind
+            .groups
+            .lock()
+            .map_err(|_| "group registry unavailable")?;
         match groups.get(group) {
             Some(first) if *first != conf => return Err("group conf mismatched".to_owned()),
             Some(_) => {}
@@ -369,7 +426,9 @@ fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, S
                 .map(|(i, r)| {
                     let prefix = r.header_prefix.unwrap_or_else(|| (i + 1).to_string());
                     Ok(Rule {
-                        headers: HeaderNames::new(Some(&prefix))?,
+                        headers: HeaderNames::new(&LimitHeaders::default(), Some(&prefix))
+                            .map_err(|e| format!("header_prefix {prefix:?}: {e}"))?,
+                        prefix,
                         count: r.count,
                         time_window: r.time_window,
                         key: Template::parse(&r.key, Syntax::ResolveVar),
@@ -396,22 +455,31 @@ fn check(conf: Conf, raw: &Value, counters: &Arc<Counters>) -> Result<Checked, S
         mode,
         prefix,
         sliding: conf.window_type == WindowType::Sliding,
-        counters: counters.clone(),
+        counters: kind.counters.clone(),
         show_headers: conf.show_limit_quota_header,
-        headers: HeaderNames::new(None)?,
+        headers: HeaderNames::new(&LimitHeaders::default(), None)?,
         allow_degradation: conf.allow_degradation,
         reply,
     };
     Ok(Checked { instance, version })
 }
 
-/// The instance of a checked config, for the object `ctx` names.
-fn build(checked: Checked, ctx: &BuildContext) -> Instance {
+/// The instance of a checked config, for the object `ctx` names, with the header names of the
+/// plugin metadata `ctx` holds.
+fn build(checked: Checked, ctx: &BuildContext) -> Result<Instance, String> {
     let mut instance = checked.instance;
     if let Some(version) = checked.version {
         instance.prefix = format!("{}:{version}:", ctx.owner);
     }
-    instance
+    if let Some(base) = ctx.metadata::<LimitHeaders>(LimitCount::NAME) {
+        instance.headers = HeaderNames::new(base, None)?;
+        if let Mode::Rules(rules) = &mut instance.mode {
+            for rule in rules {
+                rule.headers = HeaderNames::new(base, Some(&rule.prefix))?;
+            }
+        }
+    }
+    Ok(instance)
 }
 
 /// One limit to apply to a request.
@@ -518,16 +586,16 @@ mod tests {
     use plugin_api::PluginKind;
 
     thread_local! {
-        /// The counters of the test running on this thread.
-        static COUNTERS: Arc<Counters> = Arc::default();
+        /// The kind (counters and groups) of the test running on this thread.
+        static KIND: LimitCount = LimitCount::default();
     }
 
     /// Builds an instance counting in this test's counters.
     use plugin_api::parse_conf;
 
     fn build(raw: &Value, ctx: &BuildContext) -> Result<Instance, String> {
-        let checked = COUNTERS.with(|counters| super::check(parse_conf(raw)?, raw, counters))?;
-        Ok(super::build(checked, ctx))
+        let checked = KIND.with(|kind| super::check(parse_conf(raw)?, raw, kind))?;
+        super::build(checked, ctx)
     }
     use http::HeaderMap;
     use plugin_api::testing;
@@ -621,6 +689,42 @@ mod tests {
         assert_eq!(h["x-ratelimit-remaining"], "0");
         let (reply, _) = access(&i, &[("remote_addr", "2.2.2.2")]);
         assert!(reply.is_none(), "another client has its own count");
+    }
+
+    #[test]
+    fn metadata_names_the_headers() {
+        let kind = LimitCount::default();
+        let metadata = json!({"limit_header": "APISIX-RATELIMIT-QUOTA", "remaining_header": "X-Left-RateLimit-Remaining"});
+        let checked = kind.check_metadata(&metadata).expect("valid");
+        let mut set = plugin_api::metadata::MetadataSet::default();
+        set.set(LimitCount::NAME, checked);
+        let ctx = BuildContext {
+            owner: "route#1".into(),
+            metadata: set,
+            ..BuildContext::default()
+        };
+        let i = build(&json!({"count": 2, "time_window": 60}), &ctx).expect("valid");
+        let (_, h) = access(&i, &[("remote_addr", "1.1.1.1")]);
+        assert_eq!(h["apisix-ratelimit-quota"], "2");
+        assert_eq!(h["x-left-ratelimit-remaining"], "1");
+        assert_eq!(
+            h["x-ratelimit-reset"], "60",
+            "a name left out keeps its default"
+        );
+        assert!(!h.contains_key("x-ratelimit-limit"));
+        // A rule's names put its prefix before `RateLimit-`, where there is one.
+        let rules = json!({"rules": [{"count": 1, "time_window": 60, "key": "$remote_addr", "header_prefix": "p"}]});
+        let i = build(&rules, &ctx).expect("valid");
+        let (_, h) = access(&i, &[("remote_addr", "1.1.1.1")]);
+        assert_eq!(h["apisix-ratelimit-quota"], "1");
+        assert_eq!(h["x-left-p-ratelimit-remaining"], "0");
+        assert_eq!(h["x-p-ratelimit-reset"], "60");
+        // The metadata is checked.
+        assert!(kind.check_metadata(&json!({"limit_header": 1})).is_err());
+        assert!(kind
+            .check_metadata(&json!({"limit_header": "bad header"}))
+            .is_err());
+        assert!(kind.metadata_schema().is_some());
     }
 
     #[test]
@@ -786,14 +890,20 @@ mod tests {
             };
             assert!(err.contains(why), "{bad}: {err}");
         }
-        // A group's config must stay the same.
+        // A group's config must stay the same within a gateway (one kind); another gateway's
+        // groups are its own.
+        let kind = LimitCount::default();
         let group = json!({"count": 1, "time_window": 60, "group": "configs_are_checked"});
-        assert!(LimitCount::default().build(&group).is_ok());
-        assert!(LimitCount::default().build(&group).is_ok());
+        assert!(kind.build(&group).is_ok());
+        assert!(kind.build(&group).is_ok());
         let other = json!({"count": 2, "time_window": 60, "group": "configs_are_checked"});
         assert_eq!(
-            LimitCount::default().build(&other).err().as_deref(),
+            kind.build(&other).err().as_deref(),
             Some("group conf mismatched")
+        );
+        assert!(
+            LimitCount::default().build(&other).is_ok(),
+            "another gateway"
         );
         assert_eq!(LimitCount::default().priority(), 1002);
         assert_eq!(LimitCount::default().name(), "limit-count");

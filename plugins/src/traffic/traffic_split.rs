@@ -7,16 +7,13 @@
 //! (per rule); an entry with only `weight` stands for the route's own upstream. No rule holding
 //! leaves the route's upstream.
 //!
-//! Upstreams are resolved when the snapshot is built, never per request: the builder reads the
-//! same config with [`alternatives`] and gives the route one target per entry that names an
-//! upstream (the gateway's `RouteEntry::alternatives`); the plugin leaves an
-//! [`UpstreamChoice`] (an index into them) in the request state, which the pipeline uses instead
-//! of the route's target. The choice carries a fingerprint of the `rules` it indexes, so a
-//! traffic-split configured elsewhere than on the route, its service or its plugin config (a
-//! consumer, a consumer group, a global rule) whose rules differ from the route's is ignored
-//! rather than picking a wrong upstream.
+//! The upstreams it names are declared to the gateway ([`Kind::upstreams`]): every
+//! `weighted_upstreams` entry with an `upstream_id` (which wins) or an `upstream`, rule after
+//! rule. The gateway builds them with the snapshot; a request only carries the index chosen
+//! ([`plugin_api::upstream`]). As APISIX, the stored upstreams of the rules tried (every rule
+//! up to the one that holds, or every rule when none does) must exist: a missing one fails the
+//! request with 500.
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use schemars::JsonSchema;
@@ -25,8 +22,8 @@ use serde_json::Value;
 
 use model::expr::Expr;
 use model::{Id, Resource, Upstream};
-use plugin_api::schema::Raw;
-use plugin_api::{parse_conf, BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
+use plugin_api::upstream::{UpstreamRef, Upstreams};
+use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, RequestCtx};
 
 /// The kind.
 pub struct TrafficSplit;
@@ -77,62 +74,13 @@ fn default_weight() -> i64 {
     1
 }
 
-/// An upstream a traffic-split config names, in the order of the route's alternatives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Alternative {
-    /// A stored upstream, by id.
-    Id(Id),
-    /// An inline upstream (the position of its entry among all entries, to name its backend).
-    Inline(usize, Box<Upstream>),
-}
-
-/// The index the access phase chose in the route's alternatives, with the fingerprint of the
-/// rules it indexes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UpstreamChoice {
-    /// Into the gateway's `RouteEntry::alternatives`.
-    pub index: usize,
-    /// [`fingerprint`] of the config that chose.
-    pub rules: u64,
-}
-
-/// A fingerprint of a config's `rules`, to tell whether a choice indexes a route's alternatives.
-pub fn fingerprint(conf: &Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    conf.get("rules")
-        .map(Value::to_string)
-        .unwrap_or_default()
-        .hash(&mut h);
-    h.finish()
-}
-
-/// The upstreams a valid config names, in order: every `weighted_upstreams` entry with an
-/// `upstream_id` (which wins) or an `upstream`, rule after rule. Empty for an invalid config.
-pub fn alternatives(conf: &Value) -> Vec<Alternative> {
-    let Ok(conf) = parse_conf::<Conf>(conf) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let entries = conf.rules.into_iter().flat_map(|r| r.weighted_upstreams);
-    for (position, entry) in entries.enumerate() {
-        if let Some(id) = entry.upstream_id {
-            out.push(Alternative::Id(id));
-        } else if let Some(inline) = entry.upstream {
-            match serde_json::from_value::<Upstream>(inline) {
-                Ok(u) => out.push(Alternative::Inline(position, Box::new(u))),
-                // Checked when written; keep the indexes aligned with the plugin's.
-                Err(_) => out.push(Alternative::Inline(position, Box::default())),
-            }
-        }
-    }
-    out
-}
-
 struct Rule {
     /// Any holds; empty: always.
     matches: Vec<Expr>,
-    /// (alternative index or `None` for the route's upstream, weight > 0).
+    /// (declared upstream index or `None` for the route's upstream, weight > 0).
     upstreams: Vec<(Option<usize>, i64)>,
+    /// How many declared upstreams this rule and the ones before name.
+    named: usize,
     /// Smooth weighted round robin state, one current weight per upstream.
     current: Mutex<Vec<i64>>,
 }
@@ -140,19 +88,18 @@ struct Rule {
 /// A configured instance (the checked config).
 pub struct Instance {
     rules: Vec<Rule>,
-    fingerprint: u64,
+    upstreams: Upstreams,
 }
 
 impl Kind for TrafficSplit {
-    type Conf = Raw<Conf>;
+    type Conf = Conf;
     type Checked = Instance;
     const NAME: &'static str = "traffic-split";
     const PRIORITY: i32 = 966;
 
-    fn check(&self, conf: Raw<Conf>) -> Result<Instance, String> {
-        let Raw { conf, raw } = conf;
+    fn check(&self, conf: Conf) -> Result<Instance, String> {
         let mut rules = Vec::with_capacity(conf.rules.len());
-        let mut next = 0;
+        let mut declared = Vec::new();
         for (r, rule) in conf.rules.into_iter().enumerate() {
             let mut matches = Vec::new();
             for single in rule.matches.into_iter().flatten() {
@@ -170,22 +117,25 @@ impl Kind for TrafficSplit {
                         entry.weight
                     ));
                 }
-                let index = if entry.upstream_id.is_some() {
-                    Some(next)
-                } else if let Some(inline) = &entry.upstream {
+                let named = if let Some(id) = entry.upstream_id {
+                    Some(UpstreamRef::Id(id))
+                } else if let Some(inline) = entry.upstream {
                     Resource::Upstream
-                        .check(inline, &model::NoPlugins)
+                        .check(&inline, &model::NoPlugins)
                         .map_err(|errors| {
                             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
                             format!("{at}.upstream: {}", all.join("; "))
                         })?;
-                    Some(next)
+                    let upstream = serde_json::from_value::<Upstream>(inline)
+                        .map_err(|e| format!("{at}.upstream: {e}"))?;
+                    Some(UpstreamRef::Inline(Box::new(upstream)))
                 } else {
                     None
                 };
-                if index.is_some() {
-                    next += 1;
-                }
+                let index = named.map(|r| {
+                    declared.push(r);
+                    declared.len() - 1
+                });
                 if entry.weight > 0 {
                     upstreams.push((index, entry.weight));
                 }
@@ -194,12 +144,17 @@ impl Kind for TrafficSplit {
                 matches,
                 current: Mutex::new(vec![0; upstreams.len()]),
                 upstreams,
+                named: declared.len(),
             });
         }
         Ok(Instance {
             rules,
-            fingerprint: fingerprint(&raw),
+            upstreams: Upstreams::new(declared),
         })
+    }
+
+    fn upstreams(&self, checked: &Instance) -> Upstreams {
+        checked.upstreams.clone()
     }
 
     fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
@@ -236,14 +191,10 @@ impl Plugin for Instance {
             .rules
             .iter()
             .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.eval(req.vars)));
-        if let Some(Some(Some(index))) = rule.map(Rule::pick) {
-            req.state.insert(UpstreamChoice {
-                index,
-                rules: self.fingerprint,
-            });
-        } else {
-            req.state.remove::<UpstreamChoice>();
-        }
+        // The upstreams of the rules tried must exist: every rule's when none holds.
+        let required = rule.map_or(self.upstreams.refs().len(), |r| r.named);
+        let index = rule.and_then(Rule::pick).flatten();
+        req.choose_upstream(self.upstreams.choose(index).requiring(required));
         Flow::Continue
     }
 }
@@ -252,6 +203,7 @@ impl Plugin for Instance {
 mod tests {
     use super::*;
     use plugin_api::testing::access;
+    use plugin_api::upstream::UpstreamOverride;
     use plugin_api::PluginKind;
     use serde_json::json;
 
@@ -266,7 +218,8 @@ mod tests {
             let mut state = http::Extensions::new();
             let (reply, _) = access(plugin, vars, &mut state).await;
             assert!(reply.is_none());
-            out.push(state.get::<UpstreamChoice>().map(|c| c.index));
+            let choice = state.get::<UpstreamOverride>().expect("a choice");
+            out.push(choice.index());
         }
         out
     }
@@ -299,22 +252,19 @@ mod tests {
     }
 
     #[test]
-    fn alternatives_follow_the_entries() {
+    fn declared_upstreams_follow_the_entries() {
         let conf = json!({"rules": [
             {"weighted_upstreams": [{"upstream_id": "a"}, {"weight": 3}]},
             {"weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1": 1}}, "weight": 0}, {"upstream_id": 7, "upstream": {"nodes": {"127.0.0.1:2": 1}}}]}
         ]});
-        let alts = alternatives(&conf);
-        assert_eq!(alts.len(), 3);
-        assert_eq!(alts[0], Alternative::Id(Id("a".into())));
-        assert!(matches!(&alts[1], Alternative::Inline(2, _)));
-        assert_eq!(alts[2], Alternative::Id(Id("7".into())), "upstream_id wins");
-        assert!(alternatives(&json!({"rules": 1})).is_empty());
-        assert_ne!(fingerprint(&conf), fingerprint(&json!({})));
-        assert_eq!(
-            fingerprint(&conf),
-            fingerprint(&json!({"rules": conf["rules"].clone(), "_meta": {"priority": 1}}))
-        );
+        let declared = TrafficSplit.upstreams_of(&conf);
+        let refs = declared.refs();
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs[0], UpstreamRef::Id(Id("a".into())));
+        assert!(matches!(&refs[1], UpstreamRef::Inline(_)));
+        assert_eq!(refs[2], UpstreamRef::Id(Id("7".into())), "upstream_id wins");
+        assert!(TrafficSplit.upstreams_of(&json!({"rules": 1})).is_empty());
+        assert!(TrafficSplit.upstreams_of(&json!({})).is_empty());
     }
 
     #[tokio::test]
@@ -376,14 +326,33 @@ mod tests {
             vec![Some(1)]
         );
         assert_eq!(choices(&*p, &[], 1).await, vec![None], "no rule holds");
-        let mut state = http::Extensions::new();
-        access(&*p, &[("http_x_canary", "1")], &mut state).await;
+    }
+
+    #[tokio::test]
+    async fn choices_name_the_declared_list_and_the_rules_tried() {
+        let conf = json!({"rules": [
+            {"match": [{"vars": [["arg_a", "==", "1"]]}], "weighted_upstreams": [{"upstream_id": "x"}, {"weight": 1}]},
+            {"match": [{"vars": [["arg_b", "==", "1"]]}], "weighted_upstreams": [{"upstream_id": "y"}]}
+        ]});
+        let p = build(&conf);
+        let key = TrafficSplit.upstreams_of(&conf).key();
+        async fn choice(p: &dyn Plugin, vars: &[(&str, &str)]) -> UpstreamOverride {
+            let mut state = http::Extensions::new();
+            access(p, vars, &mut state).await;
+            *state.get::<UpstreamOverride>().expect("a choice")
+        }
+        let first = choice(&*p, &[("arg_a", "1")]).await;
+        assert_eq!(first.key(), key);
+        assert_eq!((first.index(), first.required()), (Some(0), 1));
+        let c = choice(&*p, &[("arg_a", "1")]).await;
+        assert_eq!((c.index(), c.required()), (None, 1), "the route's own");
+        let c = choice(&*p, &[("arg_b", "1")]).await;
+        assert_eq!((c.index(), c.required()), (Some(1), 2));
+        let c = choice(&*p, &[]).await;
         assert_eq!(
-            state.get::<UpstreamChoice>().map(|c| c.rules),
-            Some(fingerprint(&json!({"rules": [
-                {"match": [{"vars": [["http_x_canary", "==", "1"]]}, {"vars": [["arg_beta", "==", "yes"]]}], "weighted_upstreams": [{"upstream_id": "canary"}]},
-                {"match": [{"vars": [["http_x_region", "==", "eu"]]}], "weighted_upstreams": [{"upstream": {"nodes": {"127.0.0.1:1": 1}}}]}
-            ]})))
+            (c.index(), c.required()),
+            (None, 2),
+            "no rule holds: every rule tried"
         );
     }
 }

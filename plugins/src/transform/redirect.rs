@@ -8,8 +8,10 @@
 //!   is replaced by the template (`$1`, `${1}` captures, `$0` the match, `$$` a `$`); a path that
 //!   does not match is not redirected;
 //! - `http_to_https: true`: a request whose scheme is not https (`X-Forwarded-Proto` wins over
-//!   the connection) goes to `https://$host$request_uri`, with the `X-Forwarded-Port` when it is a
-//!   valid port other than 443; 301 for GET and HEAD, 308 otherwise. An https request passes.
+//!   the connection) goes to `https://$host$request_uri`, with the node's https port
+//!   ([`crate::NodeSettings::https_port`]: `plugin_attr.redirect.https_port`, else the first
+//!   `apisix.ssl.listen` port when TLS is on) unless it is 443; 301 for GET and HEAD, 308
+//!   otherwise. An https request passes.
 //!
 //! and `ret_code` (default 302, at least 200), `encode_uri` (default false: percent-encode the
 //! new URI's path, up to any `?`), `append_query_string` (default false: add the request's query
@@ -22,17 +24,28 @@ use bytes::Bytes;
 use http::header::{HeaderValue, LOCATION};
 use http::{HeaderMap, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::support::regex_uri::{parse_template, substitute, Part};
+use crate::support::regex::{Options, PcreRegex};
+use crate::support::regex_uri::{parse_template, Part};
 use model::template::{Syntax, Template};
 use plugin_api::Vars;
 use plugin_api::{BuildContext, Flow, Kind, Phases, Plugin, PluginError, Reply, RequestCtx};
 
 /// The kind.
-pub struct Redirect;
+#[derive(Debug, Default)]
+pub struct Redirect {
+    /// The node's https port, for `http_to_https`.
+    https_port: Option<u16>,
+}
+
+impl Redirect {
+    /// The kind on a node whose https port (for `http_to_https`) is `https_port`.
+    pub fn new(https_port: Option<u16>) -> Redirect {
+        Redirect { https_port }
+    }
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,8 +75,9 @@ fn default_code() -> u16 {
 
 enum Target {
     Uri(Template),
-    Regex(Regex, Vec<Part>),
-    Https,
+    Regex(PcreRegex, Vec<Part>),
+    /// To https, on this port (none: https's default).
+    Https(Option<u16>),
 }
 
 /// A configured instance (the checked config).
@@ -93,9 +107,9 @@ impl Kind for Redirect {
                 let [regex, template] = pair.as_slice() else {
                     return Err("regex_uri must be [regex, template]".to_owned());
                 };
-                let re = Regex::new(regex)
+                let re = PcreRegex::new(regex, Options::default())
                     .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
-                let parts = parse_template(template, re.captures_len() - 1)
+                let parts = parse_template(template, re.groups())
                     .map_err(|e| format!("invalid regex_uri({regex}, {template}): {e}"))?;
                 Target::Regex(re, parts)
             }
@@ -106,7 +120,7 @@ impl Kind for Redirect {
                             .to_owned(),
                     );
                 }
-                Target::Https
+                Target::Https(None)
             }
             _ => {
                 return Err("exactly one of uri, regex_uri or http_to_https is required".to_owned())
@@ -139,7 +153,12 @@ impl Kind for Redirect {
         _ctx: &BuildContext,
     ) -> Result<Arc<dyn Plugin>, String> {
         Ok(match checked {
-            Some(instance) => Arc::new(instance),
+            Some(mut instance) => {
+                if let Target::Https(port) = &mut instance.target {
+                    *port = self.https_port.filter(|p| *p != 0 && *p != 443);
+                }
+                Arc::new(instance)
+            }
             None => Arc::new(Noop),
         })
     }
@@ -184,10 +203,10 @@ impl Instance {
             Target::Regex(re, parts) => {
                 let path = vars.get("uri").unwrap_or_default();
                 // As APISIX: a path the regex does not match is not redirected.
-                let caps = re.captures(&path)?;
-                substitute(&path, &caps, parts)
+                let uri = re.replacen(path.as_bytes(), 1, parts)?;
+                String::from_utf8_lossy(&uri).into_owned()
             }
-            Target::Https => {
+            Target::Https(port) => {
                 let scheme = vars
                     .get("http_x_forwarded_proto")
                     .or_else(|| vars.get("scheme"))
@@ -195,10 +214,6 @@ impl Instance {
                 if scheme == "https" {
                     return None;
                 }
-                let port = vars
-                    .get("http_x_forwarded_port")
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                    .filter(|p| *p != 0 && *p != 443);
                 let method = vars.get("request_method").unwrap_or_default();
                 status = if method == "GET" || method == "HEAD" {
                     StatusCode::MOVED_PERMANENTLY
@@ -269,7 +284,7 @@ mod tests {
     use serde_json::Value;
 
     async fn run(conf: Value, vars: &[(&'static str, &'static str)]) -> Option<Reply> {
-        let plugin = Redirect.build(&conf).expect("valid");
+        let plugin = Redirect::default().build(&conf).expect("valid");
         Fake::new(vars).rewrite(&*plugin).await
     }
 
@@ -339,13 +354,16 @@ mod tests {
         post[3] = ("request_method", "POST");
         let reply = run(conf.clone(), &post).await.expect("redirect");
         assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
-        let mut ported = get.to_vec();
-        ported.push(("http_x_forwarded_port", "8443"));
-        let reply = run(conf.clone(), &ported).await.expect("redirect");
-        assert_eq!(location(&reply), "https://h.com:8443/p?q=1");
-        ported[4] = ("http_x_forwarded_port", "443");
-        let reply = run(conf.clone(), &ported).await.expect("redirect");
-        assert_eq!(location(&reply), "https://h.com/p?q=1");
+        // The node's https port, not the request's X-Forwarded-Port; 443 is https's own.
+        let mut forwarded = Fake::new(&get);
+        forwarded.vars.insert("http_x_forwarded_port", "8080");
+        let on = |port| Redirect::new(port).build(&conf).expect("valid");
+        let reply = forwarded.rewrite(&*on(Some(9443))).await.expect("redirect");
+        assert_eq!(location(&reply), "https://h.com:9443/p?q=1");
+        for port in [None, Some(443), Some(0)] {
+            let reply = forwarded.rewrite(&*on(port)).await.expect("redirect");
+            assert_eq!(location(&reply), "https://h.com/p?q=1", "{port:?}");
+        }
         let mut proxied = get.to_vec();
         proxied.push(("http_x_forwarded_proto", "https"));
         assert!(run(conf.clone(), &proxied).await.is_none(), "already https");
@@ -357,7 +375,7 @@ mod tests {
             StatusCode::MOVED_PERMANENTLY,
             "ret_code is not used"
         );
-        let noop = Redirect
+        let noop = Redirect::default()
             .build(&json!({"http_to_https": false}))
             .expect("valid");
         assert_eq!(noop.phases(), Phases::NONE, "nothing to do");
@@ -418,7 +436,7 @@ mod tests {
             json!({"http_to_https": true}),
             json!({"http_to_https": false}),
         ] {
-            assert!(Redirect.build(&good).is_ok(), "{good}");
+            assert!(Redirect::default().build(&good).is_ok(), "{good}");
         }
         for bad in [
             json!({}),
@@ -435,7 +453,7 @@ mod tests {
             json!({"uri": "/x", "encode_uri": "yes"}),
             json!({"uri": "/x", "extra": 1}),
         ] {
-            assert!(Redirect.build(&bad).is_err(), "{bad}");
+            assert!(Redirect::default().build(&bad).is_err(), "{bad}");
         }
     }
 }

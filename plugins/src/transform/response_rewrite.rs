@@ -15,7 +15,8 @@
 //!   request variables and `status`, the response's status;
 //! - `filters`: regex replacements in the body, `[{regex, replace, scope, options}]`, applied in
 //!   order to the whole body (held back until it ended): `scope` `once` (default, the first
-//!   match) or `global` (every match), `replace` with `$0`, `$1`, `${name}` groups, `options`
+//!   match) or `global` (every match), `replace` with `$0`, `$1`, `${1}` groups and `$$` a `$`
+//!   (as `ngx.re.sub`), the regex read as PCRE reads it (see [`crate::support::regex`]), `options`
 //!   PCRE-style letters (default `jo`: `i` case-insensitive, `m` multi-line, `s` dot matches
 //!   newline, `x` extended; `j`, `o`, `u` accepted and ignored). Not with `body`. As APISIX,
 //!   `Content-Encoding` is dropped: a gzip body is decompressed before the filters, a body with
@@ -37,7 +38,6 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_ENCODING, ETAG, LAST_MODIFIED};
 use http::StatusCode;
-use regex::bytes::{Regex, RegexBuilder};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -45,6 +45,8 @@ use serde_json::{json, Map, Value};
 use crate::support::headers::{
     apply_headers, header_name, header_names, header_template, HeaderOps,
 };
+use crate::support::regex::{Options, PcreRegex};
+use crate::support::regex_uri::{parse_template, Part};
 use model::expr::{Expr, Vars};
 use model::template::Template;
 use plugin_api::Balancer;
@@ -127,8 +129,8 @@ fn default_options() -> String {
 
 /// One compiled `filters` entry.
 struct Replacement {
-    regex: Regex,
-    replace: Vec<u8>,
+    regex: PcreRegex,
+    replace: Vec<Part>,
     scope: Scope,
 }
 
@@ -240,28 +242,29 @@ fn instance(conf: Conf) -> Result<Instance, String> {
 }
 
 fn replacement(f: FilterConf) -> Result<Replacement, String> {
-    let mut builder = RegexBuilder::new(&f.regex);
+    let mut options = Options::default();
     for option in f.options.chars() {
         match option {
-            'i' => builder.case_insensitive(true),
-            'm' => builder.multi_line(true),
-            's' => builder.dot_matches_new_line(true),
-            'x' => builder.ignore_whitespace(true),
-            'j' | 'o' | 'u' => &mut builder,
+            'i' => options.case_insensitive = true,
+            'm' => options.multi_line = true,
+            's' => options.dot_all = true,
+            'x' => options.extended = true,
+            'j' | 'o' | 'u' => {}
             other => {
                 return Err(format!(
                     "regex \"{}\" validation failed: unknown flag \"{other}\" (flags \"{}\")",
                     f.regex, f.options
                 ))
             }
-        };
+        }
     }
-    let regex = builder
-        .build()
+    let regex = PcreRegex::new(&f.regex, options)
         .map_err(|e| format!("filters: invalid regex {:?}: {e}", f.regex))?;
+    let replace = parse_template(&f.replace, regex.groups())
+        .map_err(|e| format!("filters: invalid replace {:?}: {e}", f.replace))?;
     Ok(Replacement {
         regex,
-        replace: f.replace.into_bytes(),
+        replace,
         scope: f.scope,
     })
 }
@@ -299,7 +302,7 @@ impl Rewriting {
         }
         for f in self.filters.iter() {
             let limit = if f.scope == Scope::Once { 1 } else { 0 };
-            if let Cow::Owned(changed) = f.regex.replacen(&body, limit, f.replace.as_slice()) {
+            if let Some(changed) = f.regex.replacen(&body, limit, &f.replace) {
                 body = changed;
             }
         }

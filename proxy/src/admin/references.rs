@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use super::{error, unavailable, Admin};
 use crate::listener::FullResponse;
 use model::Resource;
+use plugin_api::meta;
+use plugin_api::registry::Registry;
+use plugin_api::upstream::UpstreamRef;
 
 /// The references a value of `resource` holds: (field, referenced resource).
 fn references(resource: Resource) -> &'static [(&'static str, Resource)] {
@@ -194,16 +197,21 @@ async fn unique_identities(
     Ok(())
 }
 
-/// Whether `value`'s traffic-split sends requests to upstream `id`.
-fn splits_to(value: &Value, id: &str) -> bool {
-    value
-        .pointer("/plugins/traffic-split/rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|rule| rule.get("weighted_upstreams").and_then(Value::as_array))
-        .flatten()
-        .any(|w| w.get("upstream_id").and_then(text).as_deref() == Some(id))
+/// Whether a plugin of `value` may send requests to upstream `id`: the stored upstreams its
+/// kind declares for its config ([`plugin_api::Kind::upstreams`]).
+fn plugin_uses(registry: &Registry, value: &Value, id: &str) -> bool {
+    let Some(plugins) = value.get("plugins").and_then(Value::as_object) else {
+        return false;
+    };
+    plugins.iter().any(|(name, conf)| {
+        let (Some(kind), Ok((conf, _))) = (registry.kind(name), meta::split(conf)) else {
+            return false;
+        };
+        kind.upstreams_of(&conf)
+            .refs()
+            .iter()
+            .any(|r| matches!(r, UpstreamRef::Id(uid) if uid.0 == id))
+    })
 }
 
 /// Checks that nothing references `resource` `id` before it is deleted.
@@ -219,9 +227,10 @@ pub(super) async fn check_delete(
         Resource::ConsumerGroup => (&[Resource::Consumer], "this consumer group"),
         _ => return Ok(()),
     };
-    // Upstreams are also referenced by traffic-split, in any object with plugins; APISIX checks
-    // each kind of object in this order, the plugin before the object's own `upstream_id`.
-    let split_users: &[(Resource, &str)] = if resource == Resource::Upstream {
+    // Upstreams are also referenced by plugins that may send requests to them, in any object
+    // with plugins; APISIX checks each kind of object in this order, the plugin before the
+    // object's own `upstream_id`.
+    let plugin_users: &[(Resource, &str)] = if resource == Resource::Upstream {
         &[
             (Resource::Route, "route"),
             (Resource::Service, "service"),
@@ -234,13 +243,13 @@ pub(super) async fn check_delete(
         &[]
     };
     let mut all_users: Vec<(Resource, Option<&str>)> =
-        split_users.iter().map(|(r, n)| (*r, Some(*n))).collect();
+        plugin_users.iter().map(|(r, n)| (*r, Some(*n))).collect();
     for user in users {
         if !all_users.iter().any(|(r, _)| r == user) {
             all_users.push((*user, None));
         }
     }
-    for (user, split_name) in &all_users {
+    for (user, plugin_user) in &all_users {
         let field = references(*user)
             .iter()
             .find(|(_, t)| *t == resource)
@@ -258,8 +267,8 @@ pub(super) async fn check_delete(
             let Ok(value) = serde_json::from_slice::<Value>(&entry.value) else {
                 continue;
             };
-            if let Some(name) = split_name {
-                if splits_to(&value, id) {
+            if let Some(name) = plugin_user {
+                if plugin_uses(&admin.plugins, &value, id) {
                     return Err(error(
                         StatusCode::BAD_REQUEST,
                         &format!(

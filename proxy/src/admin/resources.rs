@@ -607,7 +607,11 @@ fn plugins(registry: &Registry, call: &Call, rest: &[&str]) -> FullResponse {
                 .iter()
                 .filter(|_| http)
                 .map(|k| {
-                    let about = json!({"priority": k.priority(), "schema": plugin_schema(k.as_ref()), "version": 0.1});
+                    let mut about = json!({"priority": k.priority(), "schema": plugin_schema(k.as_ref()), "version": 0.1});
+                    // As APISIX, a plugin that reads metadata shows its schema.
+                    if let Some(metadata) = k.metadata_schema() {
+                        about["metadata_schema"] = metadata;
+                    }
                     (k.name().to_owned(), about)
                 })
                 .collect();

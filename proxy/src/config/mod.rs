@@ -54,6 +54,17 @@ pub struct NodeConfig {
 pub struct PluginAttrSection {
     /// `plugin_attr.prometheus`: the metrics exporter runs only when this is present.
     pub prometheus: Option<PrometheusAttr>,
+    /// `plugin_attr.redirect`.
+    pub redirect: Option<RedirectAttr>,
+}
+
+/// `plugin_attr.redirect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RedirectAttr {
+    /// The port `http_to_https` redirects to (default: the first `apisix.ssl.listen` port when
+    /// TLS is on, else https's default).
+    pub https_port: Option<u16>,
 }
 
 /// `plugin_attr.prometheus`.
@@ -114,6 +125,10 @@ pub struct ApisixSection {
     pub normalize_uri_like_servlet: bool,
     /// Route on the path without its trailing `/` (default false).
     pub delete_uri_tail_slash: bool,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-Proto`, `-Host`, `-Port` and `Forwarded` pass on
+    /// upstream; when set, a peer outside them has its `X-Forwarded-For` dropped (default
+    /// none: every peer's forwarding headers are replaced and `X-Forwarded-For` is kept).
+    pub trusted_addresses: Option<Vec<String>>,
 }
 
 /// A management listener: `apisix.status`, `apisix.control`.
@@ -201,6 +216,15 @@ fn yes() -> bool {
 }
 
 impl SslSection {
+    /// The port of the first TLS listener, when TLS is on.
+    pub fn first_port(&self) -> Option<u16> {
+        let first = self.listen.first().filter(|_| self.enable)?;
+        Some(match first {
+            SslListenItem::Port(port) => *port,
+            SslListenItem::Full(spec) => spec.port,
+        })
+    }
+
     /// The extra CA bundle, if one is configured.
     pub fn trusted_ca(&self) -> Option<&Path> {
         (self.ssl_trusted_certificate != "system").then(|| Path::new(&self.ssl_trusted_certificate))
@@ -266,6 +290,7 @@ impl Default for ApisixSection {
             match_uri_encoded_slash: false,
             normalize_uri_like_servlet: false,
             delete_uri_tail_slash: false,
+            trusted_addresses: None,
         }
     }
 }
@@ -614,6 +639,18 @@ impl LoadedConfig {
 }
 
 impl NodeConfig {
+    /// What the built-in plugins read from this config: `redirect`'s https port is
+    /// `plugin_attr.redirect.https_port`, else the first `apisix.ssl.listen` port when TLS is on
+    /// (APISIX takes one of them at random on each request).
+    pub fn plugin_settings(&self) -> plugins::NodeSettings {
+        let attr = self.plugin_attr.redirect.as_ref();
+        plugins::NodeSettings {
+            https_port: attr
+                .and_then(|r| r.https_port)
+                .or_else(|| self.apisix.ssl.first_port()),
+        }
+    }
+
     /// Reads, parses and validates `path`. A missing file is an error.
     ///
     /// # Errors
@@ -737,6 +774,14 @@ impl NodeConfig {
                 err(
                     &format!("nginx_config.http.real_ip_from[{i}]"),
                     format!("invalid IP address or CIDR `{from}`"),
+                );
+            }
+        }
+        for (i, addr) in self.apisix.trusted_addresses.iter().flatten().enumerate() {
+            if model::parse_net(addr).is_none() {
+                err(
+                    &format!("apisix.trusted_addresses[{i}]"),
+                    format!("invalid IP address or CIDR `{addr}`"),
                 );
             }
         }
@@ -1037,5 +1082,24 @@ mod tests {
             .map(|l| l.addr.port())
             .collect();
         assert_eq!(ports, vec![9555, 9556]);
+    }
+
+    #[test]
+    fn plugin_settings_and_trusted_addresses() {
+        let port = |text: &str| {
+            let (c, unknown) = NodeConfig::parse(text).expect("valid");
+            assert!(unknown.is_empty(), "{unknown:?}");
+            c.plugin_settings().https_port
+        };
+        assert_eq!(port(""), None, "TLS off");
+        let tls = "apisix:\n  ssl:\n    enable: true\n    listen: [{port: 9445}, 9446]\n";
+        assert_eq!(port(tls), Some(9445), "the first TLS listener");
+        let attr = format!("{tls}plugin_attr:\n  redirect: {{https_port: 8443}}\n");
+        assert_eq!(port(&attr), Some(8443), "plugin_attr wins");
+        let trusted = "apisix:\n  trusted_addresses: [127.0.0.1, 10.0.0.0/8, x]\n";
+        let (c, _) = NodeConfig::parse(trusted).expect("parses");
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "apisix.trusted_addresses[2]");
     }
 }

@@ -1,8 +1,15 @@
-//! `prometheus` (priority 500, log phase): request metrics in a process-wide registry, served in
-//! Prometheus' text format by the exporter (see [`serve`]).
+//! `prometheus` (priority 500, log phase): request metrics in the registry of its gateway
+//! ([`Metrics`], owned by the kind: two gateways in one process count apart), served in
+//! Prometheus' text format by that gateway's exporter (see [`serve`]).
 //!
 //! Config: `prefer_name` (default false; true: the `route` and `service` labels are the route's
 //! and its service's names when they have one, else their ids).
+//!
+//! Metadata (`plugin_metadata/prometheus`): `disabled_labels`, per metric (`http_status`,
+//! `http_latency`, `bandwidth`; APISIX's AI metrics are accepted and have nothing to empty
+//! here), the labels whose values are emptied, which bounds the series. A label that makes a
+//! series what it is (`code`, `type`) cannot be disabled. Instances read it when their chain is
+//! built.
 //!
 //! As APISIX's (`run_policy = "prefer_route"`), an instance in a global rule stands aside for
 //! requests to a route that has the plugin too, so they are counted once.
@@ -58,7 +65,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -71,6 +78,7 @@ use tokio::net::TcpListener;
 
 use crate::listener::{self, json, FullResponse};
 use crate::upstream::health::HealthChecker;
+use plugin_api::metadata::Metadata;
 use plugin_api::Balancer;
 use plugin_api::{BatchQueue, BatchWatch, BuildContext, Kind, LogCtx, Phases, Plugin};
 
@@ -85,8 +93,18 @@ const BUCKETS: [u64; 15] = [
 /// The labels every request has the same value for here: no AI proxying.
 const FIXED: &str = r#"request_type="traditional_http",request_llm_model="",llm_model="""#;
 
-/// The kind.
-pub struct Prometheus;
+/// The kind: records into the metrics of its gateway.
+#[derive(Default)]
+pub struct Prometheus {
+    metrics: Arc<Metrics>,
+}
+
+impl Prometheus {
+    /// The kind recording into `metrics` (its gateway's, which the exporter serves).
+    pub fn new(metrics: Arc<Metrics>) -> Prometheus {
+        Prometheus { metrics }
+    }
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,9 +113,17 @@ pub struct Conf {
     prefer_name: bool,
 }
 
-/// A configured instance (the checked config).
+/// A checked config.
+pub struct Checked {
+    prefer_name: bool,
+}
+
+/// A configured instance.
 pub struct Instance {
     prefer_name: bool,
+    metrics: Arc<Metrics>,
+    /// The labels the plugin metadata empties, per metric.
+    disabled: Disabled,
     /// The series this instance recorded into lately, found again without allocating or
     /// touching the registry's lock (bounded: [`RECENT`] entries).
     recent: ArcSwap<Vec<Recent>>,
@@ -106,30 +132,237 @@ pub struct Instance {
 /// How many label sets an instance remembers.
 const RECENT: usize = 32;
 
-/// A label set an instance recorded into, with its series.
+/// A label set an instance recorded into (as the request had it, before any label was
+/// emptied), with its series.
 #[derive(Clone)]
 struct Recent {
     key: StatusKey,
+    series: Series,
+}
+
+/// The series one request counts in.
+#[derive(Clone)]
+struct Series {
     status: Arc<AtomicU64>,
-    traffic: Arc<Traffic>,
+    latency: Arc<Latency>,
+    bandwidth: Arc<Bandwidth>,
 }
 
 impl Kind for Prometheus {
     type Conf = Conf;
-    type Checked = Instance;
+    type Checked = Checked;
     const NAME: &'static str = "prometheus";
     const PRIORITY: i32 = 500;
 
-    fn check(&self, conf: Conf) -> Result<Instance, String> {
-        Ok(Instance {
+    fn check(&self, conf: Conf) -> Result<Checked, String> {
+        Ok(Checked {
             prefer_name: conf.prefer_name,
-            recent: ArcSwap::default(),
         })
     }
 
-    fn instance(&self, checked: Instance, _ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
-        Ok(Arc::new(checked))
+    fn instance(&self, checked: Checked, ctx: &BuildContext) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(Instance {
+            prefer_name: checked.prefer_name,
+            metrics: self.metrics.clone(),
+            disabled: ctx
+                .metadata::<Disabled>(Self::NAME)
+                .copied()
+                .unwrap_or_default(),
+            recent: ArcSwap::default(),
+        }))
     }
+
+    fn plugin_metadata_schema(&self) -> Option<serde_json::Value> {
+        let properties: serde_json::Map<String, serde_json::Value> = METRIC_LABELS
+            .iter()
+            .map(|(metric, labels, structural)| {
+                let allowed: Vec<&str> = labels
+                    .iter()
+                    .copied()
+                    .filter(|l| Some(*l) != *structural)
+                    .collect();
+                (
+                    (*metric).to_owned(),
+                    serde_json::json!({"type": "array", "items": {"type": "string", "enum": allowed}}),
+                )
+            })
+            .collect();
+        Some(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "disabled_labels": {
+                    "type": "object",
+                    "properties": properties,
+                    "additionalProperties": false
+                }
+            }
+        }))
+    }
+
+    fn plugin_metadata(&self, metadata: &serde_json::Value) -> Result<Option<Metadata>, String> {
+        let mask = |metric: &str| -> u16 {
+            metadata
+                .get("disabled_labels")
+                .and_then(|d| d.get(metric))
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().and_then(label_bit))
+                .fold(0, |mask, bit| mask | bit)
+        };
+        Ok(Some(Metadata::new(Disabled {
+            status: mask("http_status"),
+            latency: mask("http_latency"),
+            bandwidth: mask("bandwidth"),
+        })))
+    }
+}
+
+/// APISIX's request metrics with their labels (in order) and the label that makes a series
+/// what it is, which cannot be disabled. Only the first three are recorded here; the others
+/// (AI proxying) are named so that metadata written for APISIX is accepted.
+const METRIC_LABELS: [(&str, &[&str], Option<&str>); 13] = [
+    (
+        "http_status",
+        &[
+            "code",
+            "route",
+            "matched_uri",
+            "matched_host",
+            "service",
+            "consumer",
+            "node",
+            "request_type",
+            "request_llm_model",
+            "llm_model",
+            "response_source",
+        ],
+        Some("code"),
+    ),
+    ("http_latency", COMMON_LABELS, Some("type")),
+    ("bandwidth", COMMON_LABELS, Some("type")),
+    (
+        "llm_latency",
+        &[
+            "type",
+            "route_id",
+            "service_id",
+            "consumer",
+            "node",
+            "request_type",
+            "request_llm_model",
+            "llm_model",
+        ],
+        Some("type"),
+    ),
+    ("llm_prompt_tokens", LLM_LABELS, None),
+    ("llm_completion_tokens", LLM_LABELS, None),
+    (
+        "llm_active_connections",
+        &[
+            "route",
+            "route_id",
+            "matched_uri",
+            "matched_host",
+            "service",
+            "service_id",
+            "consumer",
+            "node",
+            "request_type",
+            "request_llm_model",
+            "llm_model",
+        ],
+        None,
+    ),
+    ("llm_prompt_tokens_dist", LLM_LABELS, None),
+    ("llm_completion_tokens_dist", LLM_LABELS, None),
+    (
+        "ai_cache_hits_total",
+        &[
+            "layer",
+            "route",
+            "route_id",
+            "service",
+            "service_id",
+            "consumer",
+            "node",
+            "request_type",
+            "request_llm_model",
+            "llm_model",
+        ],
+        Some("layer"),
+    ),
+    ("ai_cache_misses_total", CACHE_LABELS, None),
+    ("ai_cache_bypasses_total", CACHE_LABELS, None),
+    ("ai_cache_embedding_latency", CACHE_LABELS, None),
+];
+
+/// The labels of `apisix_http_latency` and `apisix_bandwidth`.
+const COMMON_LABELS: &[&str] = &[
+    "type",
+    "route",
+    "service",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+];
+
+/// The labels of the LLM token metrics.
+const LLM_LABELS: &[&str] = &[
+    "route_id",
+    "service_id",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+];
+
+/// The labels of the AI cache metrics.
+const CACHE_LABELS: &[&str] = &[
+    "route",
+    "route_id",
+    "service",
+    "service_id",
+    "consumer",
+    "node",
+    "request_type",
+    "request_llm_model",
+    "llm_model",
+];
+
+/// The labels recorded here that metadata may empty, as bits of a mask.
+const LABEL_BITS: [(&str, u16); 10] = [
+    ("route", 1),
+    ("matched_uri", 1 << 1),
+    ("matched_host", 1 << 2),
+    ("service", 1 << 3),
+    ("consumer", 1 << 4),
+    ("node", 1 << 5),
+    ("request_type", 1 << 6),
+    ("request_llm_model", 1 << 7),
+    ("llm_model", 1 << 8),
+    ("response_source", 1 << 9),
+];
+
+/// The bit of label `name` (`None` for a label this gateway does not record).
+fn label_bit(name: &str) -> Option<u16> {
+    LABEL_BITS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+/// The bit of a label this gateway records.
+fn bit(name: &str) -> u16 {
+    label_bit(name).unwrap_or(0)
+}
+
+/// The labels whose values the plugin metadata empties (`disabled_labels`), per metric.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Disabled {
+    status: u16,
+    latency: u16,
+    bandwidth: u16,
 }
 
 /// Who made the response (APISIX's `response_source`).
@@ -153,14 +386,17 @@ impl Source {
     }
 }
 
-/// `route`, `service`, `consumer`, `node`: the labels of `apisix_http_latency` and
-/// `apisix_bandwidth` (besides `type` and the fixed ones).
+/// `route`, `service`, `consumer`, `node` and whether `request_type` is shown: the labels of
+/// `apisix_http_latency` and `apisix_bandwidth` (besides `type`; the LLM ones are always
+/// empty).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 struct Labels {
     route: String,
     service: String,
     consumer: String,
     node: String,
+    /// `request_type="traditional_http"`; false when the metadata empties it.
+    request_type: bool,
 }
 
 impl Labels {
@@ -170,6 +406,7 @@ impl Labels {
             service: "other".to_owned(),
             consumer: "other".to_owned(),
             node: "other".to_owned(),
+            request_type: true,
         }
     }
 }
@@ -181,7 +418,8 @@ struct StatusKey {
     labels: Labels,
     matched_uri: String,
     matched_host: String,
-    source: Source,
+    /// `None`: emptied by the metadata.
+    source: Option<Source>,
 }
 
 /// The label values of one finished request, borrowed.
@@ -199,7 +437,7 @@ struct Values<'a> {
 impl Values<'_> {
     fn is(&self, key: &StatusKey) -> bool {
         key.code == self.code
-            && key.source == self.source
+            && key.source == Some(self.source)
             && key.labels.node == self.node
             && key.labels.route == self.route
             && key.labels.service == self.service
@@ -208,18 +446,39 @@ impl Values<'_> {
             && key.matched_host == self.matched_host
     }
 
-    fn key(&self) -> StatusKey {
+    /// The latency and bandwidth labels, with the labels of `mask` emptied.
+    fn labels(&self, mask: u16) -> Labels {
+        let keep = |name: &str, value: &str| {
+            if mask & bit(name) == 0 {
+                value.to_owned()
+            } else {
+                String::new()
+            }
+        };
+        Labels {
+            route: keep("route", self.route),
+            service: keep("service", self.service),
+            consumer: keep("consumer", self.consumer),
+            node: keep("node", self.node),
+            request_type: mask & bit("request_type") == 0,
+        }
+    }
+
+    /// The status labels, with the labels of `mask` emptied.
+    fn key(&self, mask: u16) -> StatusKey {
+        let keep = |name: &str, value: &str| {
+            if mask & bit(name) == 0 {
+                value.to_owned()
+            } else {
+                String::new()
+            }
+        };
         StatusKey {
             code: self.code,
-            labels: Labels {
-                route: self.route.to_owned(),
-                service: self.service.to_owned(),
-                consumer: self.consumer.to_owned(),
-                node: self.node.to_owned(),
-            },
-            matched_uri: self.matched_uri.to_owned(),
-            matched_host: self.matched_host.to_owned(),
-            source: self.source,
+            labels: self.labels(mask),
+            matched_uri: keep("matched_uri", self.matched_uri),
+            matched_host: keep("matched_host", self.matched_host),
+            source: (mask & bit("response_source") == 0).then_some(self.source),
         }
     }
 }
@@ -245,12 +504,17 @@ impl Histogram {
     }
 }
 
-/// The latency histograms and the bandwidth counters of a label set.
+/// The latency histograms of a label set.
 #[derive(Default)]
-struct Traffic {
+struct Latency {
     request: Histogram,
     upstream: Histogram,
     apisix: Histogram,
+}
+
+/// The bandwidth counters of a label set.
+#[derive(Default)]
+struct Bandwidth {
     ingress: AtomicU64,
     egress: AtomicU64,
 }
@@ -265,11 +529,12 @@ struct Sample {
     bytes: u64,
 }
 
-/// The process-wide registry.
+/// The metrics of one gateway: what its `prometheus` instances record and its exporter serves.
 #[derive(Default)]
 pub struct Metrics {
     status: RwLock<HashMap<StatusKey, Arc<AtomicU64>>>,
-    traffic: RwLock<HashMap<Labels, Arc<Traffic>>>,
+    latency: RwLock<HashMap<Labels, Arc<Latency>>>,
+    bandwidth: RwLock<HashMap<Labels, Arc<Bandwidth>>>,
     batches: Mutex<Vec<Batch>>,
 }
 
@@ -281,38 +546,13 @@ struct Batch {
     queue: Weak<dyn BatchQueue>,
 }
 
-/// Reports plugins' batch queues in `apisix_batch_process_entries`.
-pub struct Batches;
+/// Reports plugins' batch queues in `apisix_batch_process_entries` of a gateway's metrics.
+pub struct Batches(pub Arc<Metrics>);
 
 impl BatchWatch for Batches {
     fn watch(&self, name: &str, route_id: &str, server_addr: &str, queue: Weak<dyn BatchQueue>) {
-        watch_batch(name, route_id, server_addr, queue);
+        self.0.watch_batch(name, route_id, server_addr, queue);
     }
-}
-
-/// Reports `queue` in `apisix_batch_process_entries{name,route_id,server_addr}` for as long as it
-/// lives (at most [`MAX_SERIES`] queues at a time).
-fn watch_batch(name: &str, route_id: &str, server_addr: &str, queue: Weak<dyn BatchQueue>) {
-    let mut batches = METRICS
-        .batches
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    batches.retain(|b| b.queue.strong_count() > 0);
-    if batches.len() < MAX_SERIES {
-        batches.push(Batch {
-            name: name.to_owned(),
-            route_id: route_id.to_owned(),
-            server_addr: server_addr.to_owned(),
-            queue,
-        });
-    }
-}
-
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
-
-/// The registry every `prometheus` instance records into.
-pub fn metrics() -> &'static Metrics {
-    &METRICS
 }
 
 /// The series for `key`, created when missing (or `other`'s when the map is full).
@@ -337,80 +577,106 @@ where
 }
 
 /// Counts one finished request in its series.
-fn bump(status: &AtomicU64, traffic: &Traffic, sample: &Sample) {
-    status.fetch_add(1, Ordering::Relaxed);
-    traffic.request.observe(sample.latency);
+fn bump(series: &Series, sample: &Sample) {
+    series.status.fetch_add(1, Ordering::Relaxed);
+    let latency = &series.latency;
+    latency.request.observe(sample.latency);
     // As APISIX's `latency_details_in_ms`: `apisix` is the request minus the upstream, never
     // below 0.
     let own = match sample.upstream {
         Some(upstream) => {
-            traffic.upstream.observe(upstream);
+            latency.upstream.observe(upstream);
             sample.latency.saturating_sub(upstream)
         }
         None => sample.latency,
     };
-    traffic.apisix.observe(own);
-    traffic
+    latency.apisix.observe(own);
+    let bandwidth = &series.bandwidth;
+    bandwidth
         .ingress
         .fetch_add(sample.received, Ordering::Relaxed);
-    traffic.egress.fetch_add(sample.bytes, Ordering::Relaxed);
+    bandwidth.egress.fetch_add(sample.bytes, Ordering::Relaxed);
 }
 
 impl Metrics {
-    /// The series of a label set, created when missing.
-    fn series(&self, key: &StatusKey) -> (Arc<AtomicU64>, Arc<Traffic>) {
-        let status = series(&self.status, key.clone(), || StatusKey {
-            code: key.code,
-            labels: Labels::other(),
-            matched_uri: "other".to_owned(),
-            matched_host: "other".to_owned(),
-            source: key.source,
-        });
-        let traffic = series(&self.traffic, key.labels.clone(), Labels::other);
-        (status, traffic)
+    /// Reports `queue` in `apisix_batch_process_entries{name,route_id,server_addr}` for as long
+    /// as it lives (at most [`MAX_SERIES`] queues at a time).
+    fn watch_batch(
+        &self,
+        name: &str,
+        route_id: &str,
+        server_addr: &str,
+        queue: Weak<dyn BatchQueue>,
+    ) {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        batches.retain(|b| b.queue.strong_count() > 0);
+        if batches.len() < MAX_SERIES {
+            batches.push(Batch {
+                name: name.to_owned(),
+                route_id: route_id.to_owned(),
+                server_addr: server_addr.to_owned(),
+                queue,
+            });
+        }
+    }
+
+    /// The series of one request's labels (each metric's as `disabled` leaves them), created
+    /// when missing.
+    fn series(&self, status: StatusKey, latency: Labels, bandwidth: Labels) -> Series {
+        let source = status.source;
+        let code = status.code;
+        Series {
+            status: series(&self.status, status, || StatusKey {
+                code,
+                labels: Labels::other(),
+                matched_uri: "other".to_owned(),
+                matched_host: "other".to_owned(),
+                source,
+            }),
+            latency: series(&self.latency, latency, Labels::other),
+            bandwidth: series(&self.bandwidth, bandwidth, Labels::other),
+        }
     }
 
     /// Records one finished request (the tests' shorthand).
     #[cfg(test)]
     fn record(&self, key: StatusKey, sample: &Sample) {
-        let (status, traffic) = self.series(&key);
-        bump(&status, &traffic, sample);
+        let labels = key.labels.clone();
+        bump(&self.series(key, labels.clone(), labels), sample);
     }
 
     /// The text exposition (format 0.0.4), series sorted by labels.
     pub fn render(&self) -> String {
+        fn sorted<K: Clone + Ord, V>(map: &RwLock<HashMap<K, Arc<V>>>) -> Vec<(K, Arc<V>)> {
+            let mut all: Vec<(K, Arc<V>)> = map
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        }
         let mut out = String::new();
-        let mut traffic: Vec<(Labels, Arc<Traffic>)> = self
-            .traffic
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        traffic.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut status: Vec<(StatusKey, u64)> = self
-            .status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
-            .collect();
-        status.sort_by(|a, b| a.0.cmp(&b.0));
+        let latency = sorted(&self.latency);
+        let bandwidth = sorted(&self.bandwidth);
+        let status = sorted(&self.status);
 
         out.push_str("# HELP apisix_bandwidth Total bandwidth in bytes consumed per service in APISIX\n# TYPE apisix_bandwidth counter\n");
         for (kind, count) in [
             (
                 "egress",
-                (|t: &Traffic| &t.egress) as fn(&Traffic) -> &AtomicU64,
+                (|b: &Bandwidth| &b.egress) as fn(&Bandwidth) -> &AtomicU64,
             ),
-            ("ingress", |t: &Traffic| &t.ingress),
+            ("ingress", |b: &Bandwidth| &b.ingress),
         ] {
-            for (l, t) in &traffic {
+            for (l, b) in &bandwidth {
                 let _ = writeln!(
                     out,
-                    "apisix_bandwidth{{type=\"{kind}\",{},{FIXED}}} {}",
+                    "apisix_bandwidth{{type=\"{kind}\",{},{}}} {}",
                     labels(l),
-                    count(t).load(Ordering::Relaxed)
+                    fixed(l),
+                    count(b).load(Ordering::Relaxed)
                 );
             }
         }
@@ -438,8 +704,8 @@ impl Metrics {
         }
         drop(watched);
         out.push_str("# HELP apisix_http_latency HTTP request latency in milliseconds per service in APISIX\n# TYPE apisix_http_latency histogram\n");
-        for (l, t) in &traffic {
-            let l = format!("{},{FIXED}", labels(l));
+        for (l, t) in &latency {
+            let l = format!("{},{}", labels(l), fixed(l));
             for (kind, h) in [
                 ("apisix", &t.apisix),
                 ("request", &t.request),
@@ -452,7 +718,7 @@ impl Metrics {
         for (k, n) in &status {
             let _ = writeln!(
                 out,
-                "apisix_http_status{{code=\"{}\",route=\"{}\",matched_uri=\"{}\",matched_host=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\",{FIXED},response_source=\"{}\"}} {n}",
+                "apisix_http_status{{code=\"{}\",route=\"{}\",matched_uri=\"{}\",matched_host=\"{}\",service=\"{}\",consumer=\"{}\",node=\"{}\",{},response_source=\"{}\"}} {}",
                 k.code,
                 escape(&k.labels.route),
                 escape(&k.matched_uri),
@@ -460,10 +726,22 @@ impl Metrics {
                 escape(&k.labels.service),
                 escape(&k.labels.consumer),
                 escape(&k.labels.node),
-                k.source.as_str(),
+                fixed(&k.labels),
+                k.source.map_or("", Source::as_str),
+                n.load(Ordering::Relaxed),
             );
         }
         out
+    }
+}
+
+/// The labels every request has the same value for here (no AI proxying), `request_type`
+/// emptied when the metadata says so.
+fn fixed(l: &Labels) -> &'static str {
+    if l.request_type {
+        FIXED
+    } else {
+        r#"request_type="",request_llm_model="",llm_model="""#
     }
 }
 
@@ -573,17 +851,20 @@ impl Plugin for Instance {
         };
         let recent = self.recent.load();
         if let Some(r) = recent.iter().find(|r| values.is(&r.key)) {
-            bump(&r.status, &r.traffic, &sample);
+            bump(&r.series, &sample);
             return;
         }
-        let key = values.key();
-        let (status, traffic) = METRICS.series(&key);
-        bump(&status, &traffic, &sample);
+        let d = self.disabled;
+        let series = self.metrics.series(
+            values.key(d.status),
+            values.labels(d.latency),
+            values.labels(d.bandwidth),
+        );
+        bump(&series, &sample);
         if recent.len() < RECENT {
             let entry = Recent {
-                key,
-                status,
-                traffic,
+                key: values.key(0),
+                series,
             };
             self.recent.rcu(|old| {
                 let mut next = Vec::clone(old);
@@ -621,11 +902,12 @@ pub struct CountsNow {
     pub in_flight: u64,
 }
 
-/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers the metrics, with
-/// the node-level ones from `node()`.
+/// Serves the exporter on `listener` until `stop` completes: `GET uri` answers `metrics` (its
+/// gateway's), with the node-level ones from `node()`.
 pub async fn serve(
     listener: TcpListener,
     uri: String,
+    metrics: Arc<Metrics>,
     node: impl Fn() -> NodeStatus + Send + Sync + 'static,
     stop: impl Future<Output = ()>,
 ) {
@@ -633,7 +915,7 @@ pub async fn serve(
         listener,
         "prometheus exporter",
         move |req, _| {
-            let reply = answer(req.method(), req.uri().path(), &uri, &node());
+            let reply = answer(req.method(), req.uri().path(), &uri, &metrics, &node());
             async move { reply }
         },
         stop,
@@ -715,11 +997,17 @@ pub fn render_upstream_status(checkers: &[Arc<HealthChecker>]) -> String {
     out
 }
 
-fn answer(method: &Method, path: &str, uri: &str, node: &NodeStatus) -> FullResponse {
+fn answer(
+    method: &Method,
+    path: &str,
+    uri: &str,
+    metrics: &Metrics,
+    node: &NodeStatus,
+) -> FullResponse {
     if (method != Method::GET && method != Method::HEAD) || path != uri {
         return json(StatusCode::NOT_FOUND, r#"{"error_msg":"not found"}"#);
     }
-    let mut text = METRICS.render();
+    let mut text = metrics.render();
     if !node.upstreams.is_empty() {
         text.push_str(&render_upstream_status(&node.upstreams));
     }
@@ -746,10 +1034,11 @@ mod tests {
                 service: "s".to_owned(),
                 consumer: "jack".to_owned(),
                 node: "10.0.0.1".to_owned(),
+                request_type: true,
             },
             matched_uri: String::new(),
             matched_host: String::new(),
-            source: Source::Upstream,
+            source: Some(Source::Upstream),
         }
     }
 
@@ -768,7 +1057,7 @@ mod tests {
         m.record(key("r", 200), &sample(1_500, Some(500), 10));
         m.record(key("r", 200), &sample(1_000, Some(1_200), 5));
         let mut plugin_answered = key("r", 404);
-        plugin_answered.source = Source::Apisix;
+        plugin_answered.source = Some(Source::Apisix);
         m.record(plugin_answered, &sample(70_000_000, None, 0));
         let text = m.render();
         let has = |line: &str| assert!(text.lines().any(|x| x == line), "{line} in\n{text}");
@@ -814,7 +1103,8 @@ mod tests {
             m.record(key(&i.to_string(), 200), &sample(1, None, 1));
         }
         assert_eq!(m.status.read().expect("lock").len(), MAX_SERIES + 1);
-        assert_eq!(m.traffic.read().expect("lock").len(), MAX_SERIES + 1);
+        assert_eq!(m.latency.read().expect("lock").len(), MAX_SERIES + 1);
+        assert_eq!(m.bandwidth.read().expect("lock").len(), MAX_SERIES + 1);
         let text = m.render();
         assert!(text.contains(
             "apisix_http_status{code=\"200\",route=\"other\",matched_uri=\"other\",matched_host=\"other\",service=\"other\",consumer=\"other\",node=\"other\","
@@ -837,24 +1127,82 @@ mod tests {
 
     #[test]
     fn configs_are_checked_and_the_exporter_answers_its_uri() {
-        assert!(Prometheus.build(&json!({})).is_ok());
-        assert!(Prometheus.build(&json!({"prefer_name": true})).is_ok());
-        assert!(Prometheus.build(&json!({"prefer_name": 1})).is_err());
-        assert!(Prometheus.build(&json!({"x": 1})).is_err());
+        let kind = Prometheus::default();
+        assert!(kind.build(&json!({})).is_ok());
+        assert!(kind.build(&json!({"prefer_name": true})).is_ok());
+        assert!(kind.build(&json!({"prefer_name": 1})).is_err());
+        assert!(kind.build(&json!({"x": 1})).is_err());
         let uri = "/apisix/prometheus/metrics";
         let none = NodeStatus::default();
+        let m = Metrics::default();
         assert_eq!(
-            answer(&Method::GET, uri, uri, &none).status(),
+            answer(&Method::GET, uri, uri, &m, &none).status(),
             StatusCode::OK
         );
         assert_eq!(
-            answer(&Method::GET, "/other", uri, &none).status(),
+            answer(&Method::GET, "/other", uri, &m, &none).status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            answer(&Method::POST, uri, uri, &none).status(),
+            answer(&Method::POST, uri, uri, &m, &none).status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn disabled_labels_are_emptied_per_metric() {
+        let metrics = Arc::new(Metrics::default());
+        let kind = Prometheus::new(metrics.clone());
+        let metadata = json!({"disabled_labels": {"http_status": ["route", "node", "response_source"], "bandwidth": ["node", "request_type"]}});
+        let checked = kind.check_metadata(&metadata).expect("valid");
+        let mut set = plugin_api::metadata::MetadataSet::default();
+        set.set("prometheus", checked);
+        let ctx = BuildContext {
+            metadata: set,
+            ..BuildContext::default()
+        };
+        let plugin = kind.build_with(&json!({}), &ctx).expect("valid");
+        let mut state = http::Extensions::new();
+        state.insert(Balancer {
+            ip: "127.0.0.1".to_owned(),
+            port: 1980,
+            time: Duration::from_millis(1),
+        });
+        for _ in 0..2 {
+            plugin_api::testing::log(&*plugin, 200, &state);
+        }
+        let text = metrics.render();
+        let has = |line: &str| assert!(text.lines().any(|x| x == line), "{line} in\n{text}");
+        has(
+            r#"apisix_http_status{code="200",route="",matched_uri="",matched_host="",service="",consumer="",node="",request_type="traditional_http",request_llm_model="",llm_model="",response_source=""} 2"#,
+        );
+        has(
+            r#"apisix_http_latency_count{type="request",route="1",service="",consumer="",node="127.0.0.1",request_type="traditional_http",request_llm_model="",llm_model=""} 2"#,
+        );
+        has(
+            r#"apisix_bandwidth{type="ingress",route="1",service="",consumer="",node="",request_type="",request_llm_model="",llm_model=""} 0"#,
+        );
+        // Another gateway's kind records apart.
+        assert!(!Metrics::default().render().contains("route=\"1\""));
+    }
+
+    #[test]
+    fn metadata_is_checked_against_its_schema() {
+        let kind = Prometheus::default();
+        assert!(kind.metadata_schema().is_some());
+        assert!(kind
+            .check_metadata(
+                &json!({"disabled_labels": {"http_latency": ["node"], "llm_latency": ["node"]}})
+            )
+            .is_ok());
+        let err = kind
+            .check_metadata(&json!({"disabled_labels": {"http_status": ["code"]}}))
+            .expect_err("a structural label");
+        assert!(err.contains("failed to validate item 1"), "{err}");
+        let err = kind
+            .check_metadata(&json!({"disabled_labels": {"unknown_metric": ["node"]}}))
+            .expect_err("an unknown metric");
+        assert!(err.contains("additional properties forbidden"), "{err}");
     }
 
     #[test]

@@ -172,6 +172,8 @@ pub struct Router {
     uris: UriIndex,
     /// Some route's `vars` reads `post_arg_*` (form fields of the request body).
     reads_post_args: bool,
+    /// Some route's `vars` reads `post_arg.*` (paths into the request body).
+    reads_body_paths: bool,
 }
 
 impl fmt::Debug for Router {
@@ -440,6 +442,10 @@ impl Vars for ParamVars<'_, '_, '_> {
         }
         self.inner.get(name)
     }
+
+    fn post_body(&self) -> Option<&serde_json::Value> {
+        self.inner.post_body()
+    }
 }
 
 impl HostIndex {
@@ -553,6 +559,7 @@ impl Router {
             hosts: HostIndex::default(),
             uris: UriIndex::default(),
             reads_post_args: false,
+            reads_body_paths: false,
         };
         for input in routes {
             let (value, spec) = (input.value(), input.spec());
@@ -608,6 +615,7 @@ impl Router {
             let priority = spec.priority;
             let (id, remote_addrs, vars) = input.into_parts();
             router.reads_post_args |= vars.as_ref().is_some_and(|v| v.reads("post_arg_"));
+            router.reads_body_paths |= vars.as_ref().is_some_and(|v| v.reads("post_arg."));
             router.routes.push(RouteData {
                 value,
                 id,
@@ -642,6 +650,12 @@ impl Router {
     /// before routing.
     pub fn reads_post_args(&self) -> bool {
         self.reads_post_args
+    }
+
+    /// Whether some route's `vars` reads `post_arg.<path>`, so that a JSON, form or multipart
+    /// body must be read before routing.
+    pub fn reads_body_paths(&self) -> bool {
+        self.reads_body_paths
     }
 
     /// Number of routes indexed.

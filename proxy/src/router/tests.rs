@@ -55,11 +55,16 @@ impl Build for RouteSpec {
     }
 }
 
-struct Map(HashMap<String, String>);
+/// Variables, and the request body `post_arg.<path>` looks into.
+struct Map(HashMap<String, String>, Option<serde_json::Value>);
 
 impl Vars for Map {
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.0.get(name).map(|v| Cow::Borrowed(v.as_str()))
+    }
+
+    fn post_body(&self) -> Option<&serde_json::Value> {
+        self.1.as_ref()
     }
 }
 
@@ -78,7 +83,7 @@ fn req(path: &'static str) -> Req {
         raw_host: "example.org",
         method: Method::GET,
         addr: "192.0.2.1",
-        vars: Map(HashMap::new()),
+        vars: Map(HashMap::new(), None),
     }
 }
 
@@ -97,6 +102,10 @@ impl Req {
     }
     fn var(mut self, k: &str, v: &str) -> Self {
         self.vars.0.insert(k.to_owned(), v.to_owned());
+        self
+    }
+    fn body(mut self, body: serde_json::Value) -> Self {
+        self.vars.1 = Some(body);
         self
     }
 }
@@ -409,6 +418,17 @@ fn vars_filter_and_uri_params() {
 }
 
 #[test]
+fn body_paths_with_path_parameters() {
+    let f = Fixture::new(
+        RouterKind::UriWithParameter,
+        vec![route("p", &["/u/:id"]).vars(json!([["post_arg.model.name", "==", "x"]]))],
+    );
+    let hit = req("/u/1").body(json!({"model": {"name": "x"}}));
+    assert_eq!(f.find(&hit).map(|(id, _)| id).as_deref(), Some("p"));
+    assert_eq!(f.find(&req("/u/1")), None, "no body");
+}
+
+#[test]
 fn knows_when_a_route_reads_post_args() {
     let plain = vec![route("a", &["/a"]).vars(json!([["arg_k", "==", "v"]]))];
     assert!(!Router::build(RouterKind::Uri, plain).reads_post_args());
@@ -420,7 +440,13 @@ fn knows_when_a_route_reads_post_args() {
             ["!AND", ["post_arg_k", "v"], ["uri", "/"]]
         ])),
     ];
-    assert!(Router::build(RouterKind::HostUri, nested).reads_post_args());
+    let nested = Router::build(RouterKind::HostUri, nested);
+    assert!(nested.reads_post_args());
+    assert!(!nested.reads_body_paths());
+    let paths = vec![route("a", &["/a"]).vars(json!([["post_arg.model.name", "==", "x"]]))];
+    let paths = Router::build(RouterKind::Uri, paths);
+    assert!(paths.reads_body_paths());
+    assert!(!paths.reads_post_args());
 }
 
 #[test]

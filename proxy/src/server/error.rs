@@ -11,21 +11,7 @@ use super::body::ResponseBody;
 use crate::upstream::body::ClientFault;
 use crate::upstream::FailKind;
 
-/// Whose doing a failure is: what may be counted against an upstream (circuit breakers,
-/// passive health checks, retries, the upstream status of the access log) is decided from this,
-/// never from the status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The client's request is at fault (malformed, too large, too slow).
-    Client,
-    /// The upstream failed (no node, connect error, timeout, broken connection).
-    Upstream,
-    /// A plugin could not do its work (a runner that failed, a value no request can carry).
-    Plugin,
-    /// The gateway's configuration cannot serve a request it routed (its service or upstream
-    /// is missing).
-    Internal,
-}
+pub use plugin_api::Fault;
 
 /// A failure the gateway answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

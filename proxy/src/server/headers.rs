@@ -4,12 +4,16 @@
 //! `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) never cross the gateway, except `Upgrade` and
 //! `Connection: upgrade` on a WebSocket route. The pipeline removes them from the client's headers
 //! before plugins run, so a client's `Connection` cannot name away a header the gateway or a
-//! plugin sets. Toward the upstream, as APISIX: `X-Real-IP` is the
-//! client address, `X-Forwarded-For` appends it to the incoming chain, `X-Forwarded-Proto`,
-//! `-Host` and `-Port` describe the request as the gateway received it, and `Forwarded` is removed.
+//! plugin sets. Toward the upstream, as APISIX: `X-Forwarded-Proto`, `-Host` and `-Port` describe
+//! the request as the gateway received it and `Forwarded` is removed, before routing and plugins
+//! (which may change them; a trusted peer's own values stay); once the plugins ran, `X-Real-IP`
+//! is the client address and `X-Forwarded-For` appends it to the chain.
+
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
 
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -76,45 +80,103 @@ pub fn wants_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Sets the `X-Real-IP` / `X-Forwarded-*` headers for the upstream request.
-/// `client` is the client address as text; `host` is the client's Host (with port if sent);
-/// `listen_port` is the port the client reached; `tls` whether it came over TLS.
-pub fn set_forwarded(
+/// How far the peer's own forwarding headers are believed (`apisix.trusted_addresses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// No trusted addresses are configured: the peer's `X-Forwarded-Proto`, `-Host`, `-Port`
+    /// and `Forwarded` are replaced, its `X-Forwarded-For` chain is kept.
+    Unset,
+    /// The peer is a trusted address: the values it sent are kept.
+    Trusted,
+    /// The peer is not a trusted address: its values are replaced and its `X-Forwarded-For`
+    /// is dropped.
+    Untrusted,
+}
+
+impl Trust {
+    /// The trust `peer` (the connection's address) gets from `trusted` (`None`: not configured).
+    pub fn of(peer: IpAddr, trusted: Option<&[IpNet]>) -> Trust {
+        match trusted {
+            None => Trust::Unset,
+            Some(nets) if nets.iter().any(|net| net.contains(&peer)) => Trust::Trusted,
+            Some(_) => Trust::Untrusted,
+        }
+    }
+}
+
+/// Describes the request as the gateway received it, on the client's headers before routing
+/// and plugins see them (so a plugin may change or remove what is set here): `X-Forwarded-Proto`
+/// (the scheme), `-Host` (the client's Host as sent) and `-Port` (the Host's port, else
+/// `listen_port`), `Forwarded` removed; a trusted peer's own non-empty values stay (its first
+/// value of each), an untrusted peer's `X-Forwarded-For` goes.
+pub fn describe_request(
     headers: &mut HeaderMap,
-    client: Bytes,
     host: Option<&HeaderValue>,
     listen_port: u16,
     tls: bool,
+    trust: Trust,
 ) {
-    let ip = client;
-    let xff = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(chain) if !chain.is_empty() => [chain, b", ", &ip].concat().into(),
-        _ => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_maybe_shared(xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if let Ok(v) = HeaderValue::from_maybe_shared(ip) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
-    let proto = if tls { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
     let port = host
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.rsplit_once(':'))
         .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|(_, p)| HeaderValue::from_str(p).ok())
         .unwrap_or_else(|| HeaderValue::from(listen_port));
-    match host {
-        Some(h) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
+    let own = [
+        (&X_FORWARDED_PROTO, Some(proto)),
+        (&X_FORWARDED_HOST, host.cloned()),
+        (&X_FORWARDED_PORT, Some(port)),
+        (&header::FORWARDED, None),
+    ];
+    for (name, value) in own {
+        let sent = headers.get(name).filter(|v| !v.is_empty());
+        match (trust, sent) {
+            (Trust::Trusted, Some(first)) => {
+                let first = first.clone();
+                headers.insert(name, first);
+            }
+            _ => match value {
+                Some(value) => {
+                    headers.insert(name, value);
+                }
+                None => {
+                    headers.remove(name);
+                }
+            },
         }
     }
-    headers.insert(X_FORWARDED_PORT.clone(), port);
-    headers.remove(header::FORWARDED);
+    if trust == Trust::Untrusted {
+        headers.remove(&X_FORWARDED_FOR);
+    }
+}
+
+/// Names the client (`client`, its address as text) to the upstream, after the plugins ran:
+/// `X-Real-IP` is the client, `X-Forwarded-For` the chain the request carries then (the
+/// client's, or what a plugin made of it) with the client appended.
+pub fn name_client(headers: &mut HeaderMap, client: Bytes) {
+    let mut chain = Vec::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        if !value.is_empty() {
+            if !chain.is_empty() {
+                chain.extend_from_slice(b", ");
+            }
+            chain.extend_from_slice(value.as_bytes());
+        }
+    }
+    let xff = if chain.is_empty() {
+        client.clone()
+    } else {
+        chain.extend_from_slice(b", ");
+        chain.extend_from_slice(&client);
+        Bytes::from(chain)
+    };
+    if let Ok(v) = HeaderValue::from_maybe_shared(xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(client) {
+        headers.insert(X_REAL_IP.clone(), v);
+    }
 }
 
 #[cfg(test)]
@@ -163,39 +225,78 @@ mod tests {
         );
     }
 
+    fn get(h: &HeaderMap, name: &str) -> Option<String> {
+        h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
     #[test]
     fn forwarded_headers() {
-        let mut h = map(&[("x-forwarded-for", "1.1.1.1"), ("forwarded", "for=x")]);
+        let sent = [
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-proto", "grpc"),
+            ("x-forwarded-port", ""),
+            ("forwarded", "for=x"),
+        ];
         let host = HeaderValue::from_static("api.test:8080");
-        set_forwarded(
-            &mut h,
-            Bytes::from_static(b"10.0.0.2"),
-            Some(&host),
-            9080,
-            false,
+        // Without trusted addresses: replaced, the chain kept.
+        let mut h = map(&sent);
+        describe_request(&mut h, Some(&host), 9080, false, Trust::Unset);
+        assert_eq!(get(&h, "x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(h.get_all("x-forwarded-proto").iter().count(), 1);
+        assert_eq!(
+            get(&h, "x-forwarded-host").as_deref(),
+            Some("api.test:8080")
         );
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        assert_eq!(get("x-forwarded-for").as_deref(), Some("1.1.1.1, 10.0.0.2"));
-        assert_eq!(get("x-real-ip").as_deref(), Some("10.0.0.2"));
-        assert_eq!(get("x-forwarded-proto").as_deref(), Some("http"));
-        assert_eq!(get("x-forwarded-host").as_deref(), Some("api.test:8080"));
-        assert_eq!(get("x-forwarded-port").as_deref(), Some("8080"));
-        assert_eq!(get("forwarded"), None);
+        assert_eq!(get(&h, "x-forwarded-port").as_deref(), Some("8080"));
+        assert_eq!(get(&h, "forwarded"), None);
+        name_client(&mut h, Bytes::from_static(b"10.0.0.2"));
+        assert_eq!(
+            get(&h, "x-forwarded-for").as_deref(),
+            Some("1.1.1.1, 10.0.0.2")
+        );
+        assert_eq!(get(&h, "x-real-ip").as_deref(), Some("10.0.0.2"));
+        // A trusted peer's own values stay (the first of each; an empty one is replaced).
+        let mut h = map(&sent);
+        describe_request(&mut h, Some(&host), 9080, false, Trust::Trusted);
+        assert_eq!(get(&h, "x-forwarded-proto").as_deref(), Some("https"));
+        assert_eq!(h.get_all("x-forwarded-proto").iter().count(), 1);
+        assert_eq!(get(&h, "x-forwarded-port").as_deref(), Some("8080"));
+        assert_eq!(get(&h, "forwarded").as_deref(), Some("for=x"));
+        assert_eq!(get(&h, "x-forwarded-for").as_deref(), Some("1.1.1.1"));
+        // An untrusted one loses its chain too.
+        let mut h = map(&sent);
+        describe_request(&mut h, None, 9080, true, Trust::Untrusted);
+        assert_eq!(get(&h, "x-forwarded-proto").as_deref(), Some("https"));
+        assert_eq!(get(&h, "x-forwarded-host"), None);
+        assert_eq!(get(&h, "x-forwarded-port").as_deref(), Some("9080"));
+        assert_eq!(get(&h, "x-forwarded-for"), None);
+        name_client(&mut h, Bytes::from_static(b"::1"));
+        assert_eq!(get(&h, "x-forwarded-for").as_deref(), Some("::1"));
+        // An IPv6 Host without a port: the listener's.
         let mut h = HeaderMap::new();
-        set_forwarded(
-            &mut h,
-            Bytes::from_static(b"::1"),
-            Some(&HeaderValue::from_static("[::1]")),
-            9080,
-            true,
-        );
+        let v6 = HeaderValue::from_static("[::1]");
+        describe_request(&mut h, Some(&v6), 9443, true, Trust::Unset);
+        assert_eq!(get(&h, "x-forwarded-port").as_deref(), Some("9443"));
+        // Several X-Forwarded-For lines make one chain.
+        let mut h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+        ]);
+        name_client(&mut h, Bytes::from_static(b"3.3.3.3"));
         assert_eq!(
-            h.get("x-forwarded-proto").map(|v| v.as_bytes()),
-            Some(&b"https"[..])
+            get(&h, "x-forwarded-for").as_deref(),
+            Some("1.1.1.1, 2.2.2.2, 3.3.3.3")
         );
-        assert_eq!(
-            h.get("x-forwarded-port").map(|v| v.as_bytes()),
-            Some(&b"9080"[..])
-        );
+    }
+
+    #[test]
+    fn trust_of_a_peer() {
+        let nets: Vec<IpNet> = vec!["127.0.0.1/32".parse().expect("net")];
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        let other: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(Trust::of(local, None), Trust::Unset);
+        assert_eq!(Trust::of(local, Some(&nets)), Trust::Trusted);
+        assert_eq!(Trust::of(other, Some(&nets)), Trust::Untrusted);
     }
 }

@@ -12,6 +12,7 @@
 //! - `path`: path normalisation before routing.
 //! - `host`: the request's Host, checked and normalised once for every decision.
 //! - `vars`: request variables for `vars` expressions and chash keys.
+//! - `post_args`: the request body read before routing for `post_arg_*` / `post_arg.*` vars.
 //! - `headers`: hop-by-hop removal and `X-Forwarded-*` for the upstream request.
 //! - `body`: the response body (upstream stream with read timeout, or a small fixed body) and the
 //!   access-log record written when it ends.
@@ -25,6 +26,7 @@ pub mod host;
 pub mod limits;
 pub mod path;
 mod pipeline;
+mod post_args;
 pub mod vars;
 
 use std::future::Future;
@@ -69,6 +71,9 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// Peers whose `real_ip_header` is trusted as the client address.
     pub real_ip_from: Vec<ipnet::IpNet>,
+    /// Peers whose forwarding headers pass on upstream (`apisix.trusted_addresses`); `None`
+    /// when the setting is absent.
+    pub trusted_addresses: Option<Vec<ipnet::IpNet>>,
     /// The header carrying the real client address (`X-Real-IP`).
     pub real_ip_header: http::header::HeaderName,
     /// How long shutdown waits for requests in flight.

@@ -1,11 +1,12 @@
 //! One request, in named steps taken in this order:
 //!
 //! 1. [`Exchange::admit`]: the request head's size, its Host (normalised once: the mTLS gate,
-//!    the router, vars and plugins all use it) and a form body routes may match on;
-//!    [`normalize_path`] and the mTLS gate then settle the path;
-//! 2. routing (in [`Exchange::serve`]), with [`Exchange::no_route`] for requests no route matches;
+//!    the router, vars and plugins all use it); [`normalize_path`] and the mTLS gate then
+//!    settle the path;
+//! 2. routing (in [`Exchange::serve`]), after [`Exchange::read_post_args`] when the route depends
+//!    on the body, with [`Exchange::no_route`] for requests no route matches;
 //! 3. [`Exchange::request_plugins`]: the `rewrite`, `access` and `before_proxy` phases;
-//! 4. [`Exchange::forward`]: the upstream picked (traffic-split may change it), the request body
+//! 4. [`Exchange::forward`]: the upstream picked (a plugin may choose another), the request body
 //!    buffered as configured, the request sent; [`Exchange::upstream_response`] then runs that
 //!    phase on the answer;
 //! 5. [`Exchange::respond`]: a failure becomes its response (the one place, see
@@ -32,25 +33,28 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
 use super::error::{Fault, GatewayError};
-use super::headers::{self, X_APISIX_UPSTREAM_STATUS};
+use super::headers::{self, Trust, X_APISIX_UPSTREAM_STATUS};
 use super::host::{self, Host, HostError};
 use super::path;
-use super::vars::{answered_by, PostArgs, RealIp, RequestVars};
+use super::post_args::{BodyVars, Plan, Probe};
+use super::vars::{answered_by, RequestVars};
 use super::{ConnInfo, Gate, ServerSettings, State};
 use crate::observe::AccessRecord;
 use crate::router::{Match, RequestInfo};
-use crate::snapshot::{RouteEntry, Snapshot, Target};
+use crate::snapshot::{Chosen, RouteEntry, Snapshot, Target};
 use crate::upstream::body::{BodySlot, Buffered, ClientFault};
 use crate::upstream::client::HttpClient;
 use crate::upstream::forward::upstream_status_header;
 use crate::upstream::{forward, Backend, ForwardError, RequestTemplate, Timeouts};
-use plugin_api::chain::{Chain, Selection};
+use plugin_api::chain::{Chain, Merged, Selection};
+use plugin_api::client::ClientAddr;
 use plugin_api::consumer::Authenticated;
+use plugin_api::upstream::UpstreamOverride;
 use plugin_api::{
-    Flow, LogCtx, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite, UpstreamResponseCtx,
+    Flow, LogCtx, Outcome, Reply, RequestCtx, RequestSummary, ResponseCtx, Rewrite,
+    UpstreamResponseCtx,
 };
 use plugins::traffic::proxy_control::RequestBuffering;
-use plugins::traffic::traffic_split::UpstreamChoice;
 
 /// Handles one request and always produces a response. `gate` is the TLS connection's mTLS
 /// check, `peer_text` the peer address as text, formatted once per connection.
@@ -150,36 +154,51 @@ impl<'s> Exchange<'s> {
         checked_host: &Result<Host<'_>, HostError>,
     ) -> Result<Response<ResponseBody>, Stop> {
         let (host, raw_host) = self.admit(parts, checked_host).await?;
-        let (path, sent) = normalize_path(&self.state.settings, parts.uri.path())?;
+        // The path is read from a copy of the URI (shared bytes, not copied), so that the body
+        // read for routing can be kept in `parts` while the path is borrowed.
+        let uri = parts.uri.clone();
+        let (path, sent) = normalize_path(&self.state.settings, uri.path())?;
         // mTLS decides on the path and host the router sees, so `/public/../secret` cannot
         // pass a `skip_mtls_uri_regex` meant for `/public`.
         if gate.is_some_and(|g| !g.allows(self.snapshot, &path, host)) {
             return Err(GatewayError::ClientCertRequired.into());
         }
+        // As APISIX, routing and plugins see the forwarding headers the upstream would get
+        // (plugins may change them); only the client's address is named after the plugins.
+        let settings = &self.state.settings;
+        headers::describe_request(
+            &mut parts.headers,
+            host_header,
+            self.conn.local.port(),
+            self.conn.tls,
+            Trust::of(self.conn.peer_ip(), settings.trusted_addresses.as_deref()),
+        );
         // With `match_uri_encoded_slash`, only the router sees `%2F` kept encoded (so it can
         // be part of a path parameter), and the request goes upstream as it was sent.
         let match_path = if self.state.settings.match_uri_encoded_slash {
-            path::keep_encoded_slash(parts.uri.path(), &path)
+            path::keep_encoded_slash(uri.path(), &path)
         } else {
             None
         };
+        let routed_path = match_path.as_deref().unwrap_or(&path);
+        self.read_post_args(parts, &path, routed_path, (host, raw_host))
+            .await;
         let vars = RequestVars {
             parts,
             path: &path,
             host,
             remote: self.client,
-            real_ip: RealIp::default(),
+            real_ip: ClientAddr::default(),
             conn: self.conn,
             params: &[],
             route: None,
         };
-        let routed_path = match_path.as_deref().unwrap_or(&path);
         let (found, route) = self.route(&vars, routed_path, raw_host).await?;
         let mut chosen = upstream_of(&route.target);
         let route_vars = RequestVars {
             params: &found.params,
             route: Some(route),
-            real_ip: RealIp::default(),
+            real_ip: ClientAddr::default(),
             ..vars
         };
         let changed = match (sent.as_ref().unwrap_or(&path), &match_path) {
@@ -198,7 +217,7 @@ impl<'s> Exchange<'s> {
                 .await?;
             (Some(headers), real_ip)
         } else {
-            (None, RealIp::default())
+            (None, ClientAddr::default())
         };
         let (backend, client_pool, timeouts) = chosen?;
         let hash_key = backend.hash_key(&route_vars);
@@ -236,8 +255,8 @@ impl<'s> Exchange<'s> {
         self.upstream_response(route, &vars, response).await
     }
 
-    /// Admission: the head's size and the Host are checked; the fields of a form body are read
-    /// when some route matches on them. Gives the host without and with its port.
+    /// Admission: the head's size and the Host are checked. Gives the host without and with
+    /// its port.
     async fn admit<'h>(
         &mut self,
         parts: &mut Parts,
@@ -250,18 +269,64 @@ impl<'s> Exchange<'s> {
             Ok(h) => (&*h.name, &*h.with_port),
             Err(e) => return Err(GatewayError::BadHost(*e)),
         };
-        if self.snapshot.router.reads_post_args() {
-            // A body over `client_max_body_size` is left for the 413 of `forward`.
-            let settings = &self.state.settings;
-            let limit = match usize::try_from(settings.client_max_body_size) {
-                Ok(max) if max > 0 => max.min(settings.client_body_buffer_size),
-                _ => settings.client_body_buffer_size,
-            };
-            if let Some(args) = PostArgs::read(parts, &mut self.body, limit).await {
-                parts.extensions.insert(args);
-            }
-        }
         Ok(host)
+    }
+
+    /// Reads the body before routing when the route depends on it: some route's `vars` read
+    /// it (`post_arg_*`, `post_arg.*`) and routing without it asked for it (see
+    /// [`post_args`](super::post_args)). A body over `client_max_body_size` is left for the 413
+    /// of `forward`.
+    async fn read_post_args(
+        &mut self,
+        parts: &mut Parts,
+        path: &str,
+        routed_path: &str,
+        (host, raw_host): (&str, &str),
+    ) {
+        let router = &self.snapshot.router;
+        let wanted = BodyVars {
+            fields: router.reads_post_args(),
+            paths: router.reads_body_paths(),
+        };
+        if wanted == BodyVars::default() {
+            return;
+        }
+        let settings = &self.state.settings;
+        let limit = match usize::try_from(settings.client_max_body_size) {
+            Ok(max) if max > 0 => max.min(settings.client_body_buffer_size),
+            _ => settings.client_body_buffer_size,
+        };
+        let Some(plan) = Plan::new(parts, limit, wanted) else {
+            return;
+        };
+        let asked = {
+            let vars = RequestVars {
+                parts,
+                path,
+                host,
+                remote: self.client,
+                real_ip: ClientAddr::default(),
+                conn: self.conn,
+                params: &[],
+                route: None,
+            };
+            let probe = Probe::new(&vars);
+            let _routed = router.find(&RequestInfo {
+                path: routed_path,
+                host,
+                raw_host,
+                method: &parts.method,
+                remote_addr: self.client,
+                vars: &probe,
+            });
+            probe.asked()
+        };
+        if !asked {
+            return;
+        }
+        if let Some(args) = plan.read(&mut self.body).await {
+            parts.extensions.insert(args);
+        }
     }
 
     /// Routing on the normalised path (`match_path`, `%2F` kept when so configured): the route
@@ -310,6 +375,7 @@ impl<'s> Exchange<'s> {
                 &mut self.body,
             )
             .await;
+            self.apply_client(&vars.real_ip, &mut run);
             self.plugins = Some(run);
             if let Err(answered) = ran {
                 return answered;
@@ -318,8 +384,21 @@ impl<'s> Exchange<'s> {
         Stop::Failed(GatewayError::RouteNotFound)
     }
 
+    /// The client address a plugin set (`real-ip`, through `RequestCtx::set_client`) is the
+    /// client's from here on: toward the upstream, in the log phase and the access log. Gives
+    /// it (empty when none was set) for the response phase's `remote_addr` / `remote_port`.
+    fn apply_client(&mut self, set: &ClientAddr, run: &mut PluginRun) -> ClientAddr {
+        let Some(real) = set.get() else {
+            return ClientAddr::default();
+        };
+        self.client = real;
+        self.client_text = Bytes::from(real.to_string());
+        run.request.client = real;
+        set.clone()
+    }
+
     /// The request phases on a copy of the client's headers, which goes upstream. `real-ip`
-    /// may change the client address, `traffic-split` the upstream (`chosen`). Gives the
+    /// may change the client address, a plugin the upstream (`chosen`). Gives the
     /// headers and what real-ip set.
     async fn request_plugins<'r>(
         &mut self,
@@ -328,7 +407,7 @@ impl<'s> Exchange<'s> {
         vars: &RequestVars<'_>,
         websocket: bool,
         chosen: &mut Result<Picked<'r>, GatewayError>,
-    ) -> Result<(HeaderMap, RealIp), Stop> {
+    ) -> Result<(HeaderMap, ClientAddr), Stop> {
         let snapshot = self.snapshot;
         let mut headers = client_headers(vars.parts.headers.clone(), websocket);
         let route_index = found.value as usize;
@@ -349,21 +428,15 @@ impl<'s> Exchange<'s> {
             headers.remove(header::TRANSFER_ENCODING);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
-        // The client address `real-ip` found goes upstream, to the log phase and the access log.
-        let mut real_ip = RealIp::default();
-        if let Some(real) = vars.real_ip.get() {
-            real_ip = vars.real_ip.clone();
-            self.client = real;
-            self.client_text = Bytes::from(real.to_string());
-            run.request.client = real;
-        }
-        if let Some(choice) = run.state.get::<UpstreamChoice>() {
-            if let Some(target) = route
-                .alternatives
-                .get(choice.index)
-                .filter(|_| choice.rules == route.alternatives_rules)
-            {
-                *chosen = upstream_of(target);
+        let real_ip = self.apply_client(&vars.real_ip, &mut run);
+        if let Some(choice) = run.state.get::<UpstreamOverride>() {
+            match route.chosen(choice) {
+                Chosen::Route => {}
+                Chosen::Target(target) => *chosen = upstream_of(target),
+                Chosen::Missing(id) => {
+                    tracing::error!(route = %route.id, upstream = %id.0, "failed to fetch upstream info by upstream id");
+                    *chosen = Err(GatewayError::Plugin(StatusCode::INTERNAL_SERVER_ERROR));
+                }
             }
         }
         self.plugins = Some(run);
@@ -371,7 +444,7 @@ impl<'s> Exchange<'s> {
         Ok((headers, real_ip))
     }
 
-    /// Sends the request to the upstream picked: the forwarding headers are set, the body
+    /// Sends the request to the upstream picked: the client is named to it, the body
     /// buffered as configured, then the tries run. Gives the answer as sent downstream.
     async fn forward(
         &mut self,
@@ -379,13 +452,7 @@ impl<'s> Exchange<'s> {
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
         request.headers.remove(header::HOST);
-        headers::set_forwarded(
-            &mut request.headers,
-            self.client_text.clone(),
-            request.host,
-            self.conn.local.port(),
-            self.conn.tls,
-        );
+        headers::name_client(&mut request.headers, self.client_text.clone());
         let rewrite = self
             .plugins
             .as_mut()
@@ -487,11 +554,12 @@ impl<'s> Exchange<'s> {
         };
         let global = &self.snapshot.global_plugins;
         let consumer = run.consumer.as_deref();
-        let consumer_chain = consumer.map(|found| &found.consumer.chain);
-        if !global.has_upstream_response()
-            && !route.plugins.has_upstream_response()
-            && !consumer_chain.is_some_and(|c| c.has_upstream_response())
-        {
+        let merged = Merged::new(
+            &route.plugins,
+            &run.route,
+            consumer.map(|found| (&found.consumer.chain, &run.consumer_plugins)),
+        );
+        if !global.has_upstream_response() && !merged.has_upstream_response() {
             return Ok(response);
         }
         let (mut head, mut body) = response.into_parts();
@@ -504,33 +572,26 @@ impl<'s> Exchange<'s> {
             body: &mut body,
             state: &mut run.state,
         };
-        for (chain, selection) in [(global.as_ref(), &run.global), (&route.plugins, &run.route)] {
-            proceed(chain.upstream_response(selection, &mut ctx).await)?;
-        }
-        if let Some(chain) = consumer_chain {
-            let flow = chain
-                .upstream_response(&run.consumer_plugins, &mut ctx)
-                .await;
-            proceed(flow)?;
-        }
+        proceed(global.upstream_response(&run.global, &mut ctx).await)?;
+        proceed(merged.upstream_response(&mut ctx).await)?;
         Ok(Response::from_parts(head, body))
     }
 
     /// The response: a failure's own (made here and nowhere else), the `Server` header, then
     /// the response phases when plugins ran.
     fn respond(&mut self, outcome: Result<Response<ResponseBody>, Stop>) -> Response<ResponseBody> {
-        let mut response = match outcome {
-            Ok(response) => response,
-            Err(Stop::Answered(reply)) => plugin_response(reply),
-            Err(Stop::Failed(error)) => self.failed(error),
+        let (mut response, outcome) = match outcome {
+            Ok(response) => (response, Outcome::Upstream),
+            Err(Stop::Answered(reply)) => (plugin_response(reply), Outcome::Plugin),
+            Err(Stop::Failed(error)) => (self.failed(error), Outcome::Failed(error.fault())),
         };
         response
             .headers_mut()
             .insert(header::SERVER, self.state.settings.server_header.clone());
         if let Some(run) = self.plugins.take() {
             let answered = self.upstream.as_ref().map(ToString::to_string);
-            response =
-                response_phases(self.snapshot, run, response, answered, self.upstream_status);
+            let upstream = (answered, self.upstream_status);
+            response = response_phases(self.snapshot, run, response, upstream, outcome);
         }
         response
     }
@@ -645,7 +706,8 @@ struct PluginRun {
     route_index: Option<usize>,
     /// Who the request authenticated as.
     consumer: Option<Arc<Authenticated>>,
-    /// Which of the consumer's plugins run (chosen when it authenticated).
+    /// Which of the consumer's plugins run (chosen when it authenticated; `route` then leaves
+    /// out the route's plugins the consumer has too).
     consumer_plugins: Selection,
     state: http::Extensions,
     response_headers: HeaderMap,
@@ -703,8 +765,11 @@ impl PluginRun {
     }
 }
 
-/// `rewrite`, `access` then `before_proxy`, each with the global rules first and the
-/// authenticated consumer's own plugins last, until a plugin answers.
+/// `rewrite`, `access` then `before_proxy`, each with the global rules first, until a plugin
+/// answers. Once the route's `rewrite` authenticated a consumer, its plugins (merged over its
+/// group's) join the route's, as in APISIX: the ones the route lacks run `rewrite`, then every
+/// later phase runs both as one chain in priority order, the consumer's config of a plugin
+/// replacing the route's.
 async fn request_phases(
     snapshot: &Snapshot,
     route_plugins: &Chain,
@@ -717,6 +782,7 @@ async fn request_phases(
     let mut ctx = RequestCtx {
         vars,
         client,
+        client_set: &vars.real_ip,
         headers: upstream_headers,
         response_headers: &mut run.response_headers,
         rewrite: &mut run.rewrite,
@@ -729,32 +795,25 @@ async fn request_phases(
     for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
         proceed(chain.rewrite(selection, &mut ctx).await)?;
     }
-    // An authenticated consumer: its identity goes upstream, and its own plugins (merged over
-    // its group's) run after the route's in each phase, the response phases included.
+    // An authenticated consumer: its identity goes upstream, and its plugins join the route's.
     let consumer = ctx.consumer.clone();
     if let Some(found) = &consumer {
         identify(ctx.headers, found);
         run.consumer_plugins = found.consumer.chain.select(vars);
-        let flow = found
-            .consumer
-            .chain
-            .rewrite(&run.consumer_plugins, &mut ctx)
-            .await;
-        proceed(flow)?;
+        route_plugins.give_way(&found.consumer.chain, &mut run.route);
     }
-    let consumer = consumer.as_deref().map(|found| &found.consumer.chain);
-    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
-        proceed(chain.access(selection, &mut ctx).await)?;
-    }
-    if let Some(chain) = consumer {
-        proceed(chain.access(&run.consumer_plugins, &mut ctx).await)?;
-    }
-    for (chain, selection) in [(global.as_ref(), &run.global), (route_plugins, &run.route)] {
-        proceed(chain.before_proxy(selection, &mut ctx).await)?;
-    }
-    if let Some(chain) = consumer {
-        proceed(chain.before_proxy(&run.consumer_plugins, &mut ctx).await)?;
-    }
+    let merged = Merged::new(
+        route_plugins,
+        &run.route,
+        consumer
+            .as_deref()
+            .map(|found| (&found.consumer.chain, &run.consumer_plugins)),
+    );
+    proceed(merged.rewrite_after_auth(&mut ctx).await)?;
+    proceed(global.access(&run.global, &mut ctx).await)?;
+    proceed(merged.access(&mut ctx).await)?;
+    proceed(global.before_proxy(&run.global, &mut ctx).await)?;
+    proceed(merged.before_proxy(&mut ctx).await)?;
     Ok(())
 }
 
@@ -801,8 +860,8 @@ fn response_phases(
     snapshot: &Arc<Snapshot>,
     mut run: PluginRun,
     response: Response<ResponseBody>,
-    upstream: Option<String>,
-    upstream_status: Option<StatusCode>,
+    (upstream, upstream_status): (Option<String>, Option<StatusCode>),
+    outcome: Outcome,
 ) -> Response<ResponseBody> {
     let (mut head, mut body) = response.into_parts();
     for (name, value) in &run.response_headers {
@@ -822,13 +881,14 @@ fn response_phases(
         encoding: &mut encoding,
     };
     snapshot.global_plugins.header_filter(&run.global, &mut ctx);
-    route_plugins.header_filter(&run.route, &mut ctx);
-    if let Some(found) = &consumer {
-        found
-            .consumer
-            .chain
-            .header_filter(&run.consumer_plugins, &mut ctx);
-    }
+    Merged::new(
+        route_plugins,
+        &run.route,
+        consumer
+            .as_deref()
+            .map(|found| (&found.consumer.chain, &run.consumer_plugins)),
+    )
+    .header_filter(&mut ctx);
     if let Some(new_body) = replace_body {
         // The new body's length is known: hyper sends it as Content-Length.
         head.headers.remove(header::CONTENT_LENGTH);
@@ -856,12 +916,17 @@ fn response_phases(
             upstream_status,
             state: &run.state,
             consumer_name: run.consumer.as_ref().map(|c| c.consumer.username.as_str()),
+            outcome,
         };
         snapshot.global_plugins.log(&run.global, &done);
-        run.route_plugins(&snapshot).log(&run.route, &done);
-        if let Some(found) = &consumer {
-            found.consumer.chain.log(&run.consumer_plugins, &done);
-        }
+        Merged::new(
+            run.route_plugins(&snapshot),
+            &run.route,
+            consumer
+                .as_deref()
+                .map(|found| (&found.consumer.chain, &run.consumer_plugins)),
+        )
+        .log(&done);
     }));
     Response::from_parts(head, body)
 }

@@ -4,19 +4,20 @@
 //! Names: `uri` (normalised path), `request_uri` (as sent, with query), `host`, `request_method`,
 //! `remote_addr`, `remote_port`, `server_addr`, `server_port`, `scheme`, `query_string` / `args`,
 //! `http_<header>` (lowercase, `_` for `-`), `arg_<name>` (raw, not decoded), `cookie_<name>`,
-//! `uri_param_<name>`, `post_arg_<name>` (a form body's field, decoded; see [`PostArgs`]), and
-//! after routing `route_id`, `route_name`, `service_id`.
+//! `uri_param_<name>`, `post_arg_<name>` (a form body's field, decoded) and `post_arg.<path>`
+//! (see [`PostArgs`]), and after routing `route_id`, `route_name`, `service_id`.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue};
 use http::request::Parts;
 
+pub use super::post_args::PostArgs;
 use super::ConnInfo;
 use crate::snapshot::RouteEntry;
-use crate::upstream::body::BodySlot;
 use model::expr::Vars;
+use plugin_api::client::ClientAddr;
 use plugin_api::Balancer;
 
 /// The variables of one request.
@@ -29,8 +30,8 @@ pub struct RequestVars<'a> {
     pub host: &'a str,
     /// The client address (after the `real_ip_header` setting).
     pub remote: IpAddr,
-    /// The client address the `real-ip` plugin found, which `remote_addr` then answers.
-    pub real_ip: RealIp,
+    /// The client address a plugin set (`real-ip`), which `remote_addr` then answers.
+    pub real_ip: ClientAddr,
     /// Connection addresses.
     pub conn: ConnInfo,
     /// Path parameters captured by the router.
@@ -40,15 +41,6 @@ pub struct RequestVars<'a> {
 }
 
 impl Vars for RequestVars<'_> {
-    fn set_remote_addr(&self, addr: IpAddr, port: Option<u16>) -> bool {
-        if let Ok(mut slot) = self.real_ip.0.lock() {
-            // Without a port, APISIX's `set_real_ip` keeps the client's port (one set before).
-            let port = port.or_else(|| slot.and_then(|(_, p)| p));
-            *slot = Some((addr, port));
-        }
-        true
-    }
-
     fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let b = Cow::Borrowed;
         match name {
@@ -96,80 +88,16 @@ impl Vars for RequestVars<'_> {
                 } else if let Some(p) = name.strip_prefix("uri_param_") {
                     self.params.iter().find(|(n, _)| *n == p).map(|(_, v)| b(v))
                 } else if let Some(p) = name.strip_prefix("post_arg_") {
-                    self.parts.extensions.get::<PostArgs>()?.get(p).map(b)
+                    self.parts.extensions.get::<PostArgs>()?.field(p).map(b)
                 } else {
                     None
                 }
             }
         }
     }
-}
 
-/// The fields of an `application/x-www-form-urlencoded` request body (`post_arg_<name>`), read
-/// before routing when a route's `vars` asks for one, and kept in the request's extensions. As
-/// in APISIX, other content types have none, and a repeated field gives its first value.
-#[derive(Debug, Clone, Default)]
-pub struct PostArgs(Vec<(String, String)>);
-
-impl PostArgs {
-    /// Reads the form fields of the request's body, which then goes upstream from memory. Only
-    /// a body whose `Content-Length` is at most `limit` is read; a longer one, one without a
-    /// length, or one that fails to arrive has no fields (a failure stays recorded in `body`).
-    pub async fn read(parts: &Parts, body: &mut BodySlot, limit: usize) -> Option<PostArgs> {
-        let form = parts
-            .headers
-            .get(CONTENT_TYPE)?
-            .as_bytes()
-            .starts_with(b"application/x-www-form-urlencoded");
-        let length: usize = parts
-            .headers
-            .get(CONTENT_LENGTH)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        if !form || length > limit {
-            return None;
-        }
-        let bytes = body.read(limit).await.ok()?;
-        Some(PostArgs(
-            form_urlencoded::parse(&bytes).into_owned().collect(),
-        ))
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// An address (and maybe port) set by a plugin after the variables were made; empty until then.
-/// A lock (not a `OnceLock`) because `real-ip` may run twice (global rule and route); it is only
-/// taken when a plugin sets or reads `remote_addr` / `remote_port`.
-#[derive(Debug, Default)]
-pub struct RealIp(std::sync::Mutex<Option<(IpAddr, Option<u16>)>>);
-
-impl RealIp {
-    /// The address set, if any.
-    pub fn get(&self) -> Option<IpAddr> {
-        self.0.lock().ok().and_then(|g| g.map(|(ip, _)| ip))
-    }
-
-    /// The port set, if any.
-    pub fn port(&self) -> Option<u16> {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|g| g.and_then(|(_, port)| port))
-    }
-}
-
-impl Clone for RealIp {
-    fn clone(&self) -> RealIp {
-        RealIp(std::sync::Mutex::new(self.0.lock().ok().and_then(|g| *g)))
+    fn post_body(&self) -> Option<&serde_json::Value> {
+        self.parts.extensions.get::<PostArgs>()?.body()
     }
 }
 
@@ -266,11 +194,7 @@ mod tests {
             .body(())
             .expect("request");
         let (mut parts, _) = req.into_parts();
-        parts.extensions.insert(PostArgs(
-            form_urlencoded::parse(b"k=a+b%21&k=2&e=")
-                .into_owned()
-                .collect(),
-        ));
+        parts.extensions.insert(PostArgs::form(b"k=a+b%21&k=2&e="));
         let conn = ConnInfo {
             peer: "10.0.0.1:5555".parse().expect("addr"),
             local: "127.0.0.1:9080".parse().expect("addr"),
@@ -282,7 +206,7 @@ mod tests {
             path: "/p/x",
             host: "api.test",
             remote: conn.peer_ip(),
-            real_ip: RealIp::default(),
+            real_ip: ClientAddr::default(),
             conn,
             params: &params,
             route: None,
@@ -293,19 +217,16 @@ mod tests {
         assert_eq!(get("request_method").as_deref(), Some("POST"));
         assert_eq!(get("remote_addr").as_deref(), Some("10.0.0.1"));
         assert_eq!(get("remote_port").as_deref(), Some("5555"));
-        assert!(vars.set_remote_addr("2001:db8::1".parse().expect("ip"), None));
+        // What a plugin set (`RequestCtx::set_client`) is what `remote_*` answer.
+        let mut fake = plugin_api::testing::Fake::default();
+        let mut ctx = fake.ctx();
+        ctx.client_set = &vars.real_ip;
+        ctx.set_client("2001:db8::1".parse().expect("ip"), None);
         assert_eq!(get("remote_addr").as_deref(), Some("2001:db8::1"));
         assert_eq!(get("remote_port").as_deref(), Some("5555"), "no port: kept");
-        vars.set_remote_addr("10.9.9.9".parse().expect("ip"), Some(7090));
+        ctx.set_client("10.9.9.9".parse().expect("ip"), Some(7090));
         assert_eq!(get("remote_addr").as_deref(), Some("10.9.9.9"), "set again");
         assert_eq!(get("remote_port").as_deref(), Some("7090"));
-        vars.set_remote_addr("10.9.9.8".parse().expect("ip"), None);
-        assert_eq!(
-            get("remote_port").as_deref(),
-            Some("7090"),
-            "the port set stays"
-        );
-        assert_eq!(vars.real_ip.clone().port(), Some(7090));
         assert_eq!(get("server_port").as_deref(), Some("9080"));
         assert_eq!(get("http_x_api_key").as_deref(), Some("k1"));
         assert_eq!(get("http_x_missing"), None);

@@ -43,6 +43,7 @@ impl Shared {
         let config = match self.resources.lock() {
             Ok(mut r) => {
                 r.apply(changes);
+                builder.set_metadata(r.metadata());
                 Arc::new(r.to_config_set())
             }
             Err(_) => Arc::default(),
@@ -88,11 +89,12 @@ pub async fn rebuild_loop(
         let builder = builder.clone();
         let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || {
-            let config = match resources.lock() {
-                Ok(r) => Arc::new(r.to_config_set()),
+            let (config, metadata) = match resources.lock() {
+                Ok(r) => (Arc::new(r.to_config_set()), r.metadata()),
                 Err(_) => return None,
             };
             let mut builder = builder.lock().ok()?;
+            builder.set_metadata(metadata);
             Some(builder.build(config))
         })
         .await;

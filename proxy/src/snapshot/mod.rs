@@ -33,8 +33,8 @@ use model::{
 };
 use plugin_api::chain::Chain;
 use plugin_api::registry::Registry;
+use plugin_api::upstream::{UpstreamOverride, UpstreamRef};
 use plugin_api::BuildContext;
-use plugins::traffic::traffic_split::{self, Alternative};
 
 /// Where a matched route sends its requests.
 // Nearly every route is `Upstream`; boxing it would add a pointer chase per request to save
@@ -74,10 +74,49 @@ pub struct RouteEntry {
     pub enable_websocket: bool,
     /// The route's plugins, with its service's and plugin config's merged in.
     pub plugins: Chain,
-    /// The upstreams its `traffic-split` names, in the plugin's order (empty without one).
-    pub alternatives: Vec<Target>,
-    /// The fingerprint of the `traffic-split` rules `alternatives` were built from.
-    pub alternatives_rules: u64,
+    /// The upstreams its plugins may choose instead of `target`, one set per plugin that
+    /// declares some ([`plugin_api::upstream`]).
+    pub choosable: Vec<Choosable>,
+}
+
+/// The upstreams one plugin of a route may choose, built.
+pub struct Choosable {
+    /// The fingerprint of the declared list ([`plugin_api::upstream::Upstreams::key`]).
+    pub key: u64,
+    /// One target per declared upstream, in order (a stored one that does not exist is
+    /// [`Target::MissingUpstream`]).
+    pub targets: Vec<Target>,
+    /// The first declared stored upstream that does not exist: its index and id.
+    pub missing: Option<(usize, Id)>,
+}
+
+/// Where a plugin's choice of upstream sends a request.
+pub enum Chosen<'a> {
+    /// The route's own target (the plugin kept it, or the choice is not one of the route's).
+    Route,
+    /// A declared upstream.
+    Target(&'a Target),
+    /// The choice needs a stored upstream that does not exist (this one).
+    Missing(&'a Id),
+}
+
+impl RouteEntry {
+    /// Where `choice` sends a request to this route: a choice by a plugin whose declared list
+    /// is none of the route's plugins' is ignored.
+    pub fn chosen(&self, choice: &UpstreamOverride) -> Chosen<'_> {
+        let Some(set) = self.choosable.iter().find(|c| c.key == choice.key()) else {
+            return Chosen::Route;
+        };
+        if let Some((at, id)) = &set.missing {
+            if *at < choice.required() {
+                return Chosen::Missing(id);
+            }
+        }
+        choice
+            .index()
+            .and_then(|i| set.targets.get(i))
+            .map_or(Chosen::Route, Chosen::Target)
+    }
 }
 
 /// An immutable view of the whole config.
@@ -162,6 +201,8 @@ pub struct Builder {
     health: health::Registry,
     /// The ewma balancers' latency averages, by node address (see `balancer::Latencies`).
     latencies: Latencies,
+    /// The plugin metadata changed since the last build: every chain is built again.
+    metadata_changed: bool,
     version: u64,
 }
 
@@ -178,13 +219,13 @@ struct CachedRoute {
     spec: Arc<RouteSpec>,
     entry: Arc<RouteEntry>,
     /// The keys of the backends in [`Builder::backends`] the route counts as a use of (its
-    /// own, then its traffic-split alternatives').
+    /// own, then those its plugins may choose).
     backends: Vec<String>,
     /// The client keys in [`Builder::client_uses`] the route counts as a use of.
     clients: Vec<ClientKey>,
-    /// The upstreams its traffic-split references by id, as found when built: the route is
-    /// rebuilt when one of them changes.
-    split_upstreams: Vec<(Id, Option<Arc<Upstream>>)>,
+    /// The stored upstreams its plugins may choose, as found when built: the route is rebuilt
+    /// when one of them changes.
+    chosen_upstreams: Vec<(Id, Option<Arc<Upstream>>)>,
     generation: u64,
 }
 
@@ -250,25 +291,6 @@ fn route_plugins(
     Chain::build(registry, &merged, &ctx)
 }
 
-/// The route's `traffic-split` config, by precedence (route > plugin config > service).
-fn split_conf<'a>(
-    route: &'a Route,
-    service: Option<&'a Arc<Service>>,
-    plugin_config: Option<&'a Arc<PluginConfig>>,
-) -> Option<&'a serde_json::Value> {
-    let name = "traffic-split";
-    route
-        .plugins
-        .as_ref()
-        .and_then(|p| p.get(name))
-        .or_else(|| plugin_config.and_then(|p| p.plugins.get(name)))
-        .or_else(|| {
-            service
-                .and_then(|s| s.plugins.as_ref())
-                .and_then(|p| p.get(name))
-        })
-}
-
 fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -297,8 +319,21 @@ impl Builder {
             ssls: FastMap::default(),
             health: health::Registry::default(),
             latencies: Latencies::default(),
+            metadata_changed: false,
             version: 0,
         })
+    }
+
+    /// Sets the plugin metadata later builds hand to the plugin kinds; a changed set makes the
+    /// next build build every chain again (routes, global rules, consumers), so instances read
+    /// metadata when built and never per request.
+    pub fn set_metadata(&mut self, metadata: plugin_api::metadata::MetadataSet) {
+        if !self.settings.plugins.metadata.same(&metadata) {
+            self.settings.plugins.metadata = metadata;
+            self.metadata_changed = true;
+            self.global = None;
+            self.consumers = None;
+        }
     }
 
     /// Sets the node-level TLS settings (`apisix.ssl`) later builds use.
@@ -322,6 +357,7 @@ impl Builder {
     pub fn build(&mut self, config: Arc<ConfigSet>) -> Snapshot {
         // Routers no snapshot holds any more are freed here, off the request path.
         self.retired.retain(|r| Arc::strong_count(r) > 1);
+        let chains_stale = std::mem::take(&mut self.metadata_changed);
         let upstreams: FastMap<&Id, &Arc<Upstream>> = config
             .upstreams
             .iter()
@@ -364,12 +400,13 @@ impl Builder {
                 .as_ref()
                 .and_then(|pid| plugin_configs.get(pid).copied());
             if let Some(cached) = self.routes.get_mut(id) {
-                if Arc::ptr_eq(&cached.route, route)
+                if !chains_stale
+                    && Arc::ptr_eq(&cached.route, route)
                     && same(cached.service.as_ref(), service.flatten())
                     && same(cached.upstream.as_ref(), referenced)
                     && same(cached.plugin_config.as_ref(), plugin_config)
                     && cached
-                        .split_upstreams
+                        .chosen_upstreams
                         .iter()
                         .all(|(uid, was)| same(was.as_ref(), upstreams.get(uid).copied()))
                     // A client certificate taken from a changed ssl object needs a new client.
@@ -639,27 +676,44 @@ impl Builder {
             .enable_websocket
             .or_else(|| service.flatten().and_then(|s| s.enable_websocket))
             .unwrap_or(false);
-        let split = split_conf(route, service.flatten(), plugin_config);
-        let mut split_upstreams = Vec::new();
-        let mut alternatives = Vec::new();
+        let plugins = route_plugins(
+            route,
+            service.flatten(),
+            plugin_config,
+            &self.settings.registry,
+            &self.settings.plugins,
+        );
+        let mut chosen_upstreams = Vec::new();
         let mut resolved_all = vec![resolved];
-        for alternative in split.map(traffic_split::alternatives).unwrap_or_default() {
-            let chosen = match alternative {
-                Alternative::Id(uid) => {
-                    let found = upstreams.get(&uid).copied();
-                    split_upstreams.push((uid.clone(), found.cloned()));
-                    found.map(|u| (format!("/apisix/upstreams/{}", uid.0), Arc::clone(u)))
-                }
-                Alternative::Inline(position, u) => Some((
-                    format!("/apisix/routes/{id}/traffic-split/{position}"),
-                    Arc::new(*u),
-                )),
-            };
-            let resolved = match chosen {
-                Some((key, definition)) => self.resolve(route, key, &definition),
-                None => Resolved::new(Target::MissingUpstream),
-            };
-            resolved_all.push(resolved);
+        let mut sets = Vec::new();
+        for (name, declared) in plugins.upstreams() {
+            let mut missing = None;
+            for (position, declared_ref) in declared.refs().iter().enumerate() {
+                let resolved = match declared_ref {
+                    UpstreamRef::Id(uid) => {
+                        let found = upstreams.get(uid).copied();
+                        chosen_upstreams.push((uid.clone(), found.cloned()));
+                        if found.is_none() && missing.is_none() {
+                            missing = Some((position, uid.clone()));
+                        }
+                        match found {
+                            Some(u) => {
+                                self.resolve(route, format!("/apisix/upstreams/{}", uid.0), u)
+                            }
+                            None => Resolved::new(Target::MissingUpstream),
+                        }
+                    }
+                    UpstreamRef::Inline(u) => {
+                        let key = format!("/apisix/routes/{id}/{name}/{position}");
+                        // As APISIX, which sets no scheme for an upstream a plugin defines
+                        // unless it is https, `pass_host: node` sends the node's host alone.
+                        let bare_host = u.scheme.as_deref() != Some("https");
+                        self.resolve_with(route, key, u, bare_host)
+                    }
+                };
+                resolved_all.push(resolved);
+            }
+            sets.push((declared.key(), declared.refs().len(), missing));
         }
         let mut backends = Vec::new();
         let mut clients = Vec::new();
@@ -672,7 +726,14 @@ impl Builder {
         }
         let mut targets = targets.into_iter();
         let target = targets.next().unwrap_or(Target::NoUpstream);
-        alternatives.extend(targets);
+        let choosable = sets
+            .into_iter()
+            .map(|(key, len, missing)| Choosable {
+                key,
+                targets: targets.by_ref().take(len).collect(),
+                missing,
+            })
+            .collect();
         let entry = Arc::new(RouteEntry {
             id,
             name: route.name.clone(),
@@ -680,15 +741,8 @@ impl Builder {
             service_name: service.flatten().and_then(|s| s.name.clone()),
             target,
             enable_websocket,
-            plugins: route_plugins(
-                route,
-                service.flatten(),
-                plugin_config,
-                &self.settings.registry,
-                &self.settings.plugins,
-            ),
-            alternatives,
-            alternatives_rules: split.map_or(0, traffic_split::fingerprint),
+            plugins,
+            choosable,
         });
         Some(CachedRoute {
             route: route.clone(),
@@ -699,7 +753,7 @@ impl Builder {
             entry,
             backends,
             clients,
-            split_upstreams,
+            chosen_upstreams,
             generation: 0,
         })
     }
@@ -743,27 +797,35 @@ impl Builder {
     /// The target for upstream `definition` known by `key` (e.g. `/apisix/upstreams/1`),
     /// with the route's timeouts.
     fn resolve(&mut self, route: &Route, key: String, definition: &Upstream) -> Resolved {
-        let backend = match self.backends.get_mut(&key) {
-            Some((b, _)) if b.definition == *definition => b.clone(),
-            Some((b, _)) => {
-                let checker = self.health.checker(&key, definition, &mut self.clients);
-                *b = Arc::new(Backend::with_checker(
-                    key.clone(),
-                    definition,
-                    checker,
-                    &self.latencies,
-                ));
-                b.clone()
-            }
+        self.resolve_with(route, key, definition, false)
+    }
+
+    /// [`Builder::resolve`]; with `bare_host`, `pass_host: node` sends the node's host without
+    /// its port.
+    fn resolve_with(
+        &mut self,
+        route: &Route,
+        key: String,
+        definition: &Upstream,
+        bare_host: bool,
+    ) -> Resolved {
+        let known = match self.backends.get(&key) {
+            Some((b, _)) if b.definition == *definition => Some(b.clone()),
+            _ => None,
+        };
+        let backend = match known {
+            Some(b) => b,
             None => {
                 let checker = self.health.checker(&key, definition, &mut self.clients);
-                let b = Arc::new(Backend::with_checker(
-                    key.clone(),
-                    definition,
-                    checker,
-                    &self.latencies,
-                ));
-                self.backends.insert(key.clone(), (b.clone(), 0));
+                let mut b =
+                    Backend::with_checker(key.clone(), definition, checker, &self.latencies);
+                if bare_host {
+                    b.strip_node_ports();
+                }
+                let b = Arc::new(b);
+                // Replaces a changed one; a new one counts no use yet.
+                let uses = self.backends.get(&key).map_or(0, |(_, uses)| *uses);
+                self.backends.insert(key.clone(), (b.clone(), uses));
                 b
             }
         };
@@ -853,6 +915,7 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::upstream::Upstreams;
 
     fn builder() -> Builder {
         Builder::new(
@@ -931,7 +994,7 @@ mod tests {
     }
 
     #[test]
-    fn traffic_split_upstreams_are_built_and_followed() {
+    fn upstreams_plugins_may_choose_are_built_and_followed() {
         let mut b = builder();
         let up = |port: u16| -> Arc<Upstream> {
             parse(&format!(r#"{{"id":"u","nodes":{{"127.0.0.1:{port}":1}}}}"#))
@@ -951,22 +1014,45 @@ mod tests {
         };
         let first = b.build(config(up(1981)));
         let entry = &first.routes[0];
-        assert_eq!(entry.alternatives.len(), 3);
+        assert_eq!(entry.choosable.len(), 1, "one plugin declares upstreams");
+        let set = &entry.choosable[0];
+        assert_eq!(set.targets.len(), 3);
         let node = |t: &Target| match t {
             Target::Upstream { backend, .. } => Some(backend.nodes()[0].authority.to_string()),
             _ => None,
         };
-        assert_eq!(
-            node(&entry.alternatives[0]).as_deref(),
-            Some("127.0.0.1:1981")
-        );
-        assert_eq!(
-            node(&entry.alternatives[1]).as_deref(),
-            Some("127.0.0.1:1982")
-        );
-        assert!(matches!(entry.alternatives[2], Target::MissingUpstream));
-        assert_ne!(entry.alternatives_rules, 0);
+        assert_eq!(node(&set.targets[0]).as_deref(), Some("127.0.0.1:1981"));
+        assert_eq!(node(&set.targets[1]).as_deref(), Some("127.0.0.1:1982"));
+        assert!(matches!(set.targets[2], Target::MissingUpstream));
+        assert_eq!(set.missing, Some((2, Id("missing".into()))));
         assert_eq!(b.backends.len(), 3, "the route's, u and the inline one");
+        let conf = &route.plugins.as_ref().expect("plugins")["traffic-split"];
+        let declared = b
+            .settings
+            .registry
+            .kind("traffic-split")
+            .expect("kind")
+            .upstreams_of(conf);
+        let chosen = |choice| match entry.chosen(&choice) {
+            Chosen::Route => "route".to_owned(),
+            Chosen::Target(t) => node(t).unwrap_or_default(),
+            Chosen::Missing(id) => format!("missing {}", id.0),
+        };
+        assert_eq!(chosen(declared.choose(Some(1))), "127.0.0.1:1982");
+        assert_eq!(chosen(declared.choose(None)), "route");
+        assert_eq!(
+            chosen(declared.choose(Some(0)).requiring(2)),
+            "127.0.0.1:1981"
+        );
+        assert_eq!(
+            chosen(declared.choose(None).requiring(3)),
+            "missing missing"
+        );
+        assert_eq!(
+            chosen(Upstreams::default().choose(Some(0))),
+            "route",
+            "another list"
+        );
 
         // The same objects: reused. A changed upstream u: rebuilt.
         let same_u = first.config.upstreams[0].clone();
@@ -975,7 +1061,7 @@ mod tests {
         let third = b.build(config(up(1983)));
         assert!(!Arc::ptr_eq(&second.routes[0], &third.routes[0]));
         assert_eq!(
-            node(&third.routes[0].alternatives[0]).as_deref(),
+            node(&third.routes[0].choosable[0].targets[0]).as_deref(),
             Some("127.0.0.1:1983")
         );
         assert_eq!(b.backends.len(), 3);

@@ -18,6 +18,7 @@ use model::{
     Checker, Consumer, ConsumerGroup, Credential, GlobalRule, Id, PluginConfig, Route, Service,
     Ssl, Upstream,
 };
+use plugin_api::metadata::MetadataSet;
 use plugin_api::registry::Registry;
 
 /// The typed resources the data plane uses, by id.
@@ -34,6 +35,8 @@ pub struct Resources {
     /// By `username/credentials/id`.
     credentials: BTreeMap<String, Arc<Credential>>,
     ssls: BTreeMap<String, Arc<Ssl>>,
+    /// The checked plugin metadata of the plugins that read some.
+    metadata: MetadataSet,
 }
 
 impl Resources {
@@ -50,6 +53,30 @@ impl Resources {
             consumer_groups: BTreeMap::new(),
             credentials: BTreeMap::new(),
             ssls: BTreeMap::new(),
+            metadata: MetadataSet::default(),
+        }
+    }
+
+    /// The checked plugin metadata (the same set until a plugin's metadata changes).
+    pub fn metadata(&self) -> MetadataSet {
+        self.metadata.clone()
+    }
+
+    /// Checks `plugin_metadata/<id>` with its plugin's kind; an invalid one is dropped with a
+    /// log, as other invalid entries are. Returns whether the set changed.
+    fn put_metadata(&mut self, id: &str, value: &[u8]) -> bool {
+        let Some(kind) = self.plugins.kind(id) else {
+            return false;
+        };
+        let checked = serde_json::from_slice::<serde_json::Value>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| kind.check_metadata(&v));
+        match checked {
+            Ok(metadata) => self.metadata.set(id, metadata),
+            Err(reason) => {
+                tracing::error!(plugin = %id, %reason, "invalid plugin metadata from the store skipped");
+                self.metadata.set(id, None)
+            }
         }
     }
 
@@ -150,6 +177,8 @@ impl Resources {
                         s.validate(c);
                     },
                 ),
+                ("plugin_metadata", Change::Put(e)) => self.put_metadata(&id, &e.value),
+                ("plugin_metadata", Change::Delete(_)) => self.metadata.set(&id, None),
                 ("ssls", Change::Delete(_)) => self.ssls.remove(&id).is_some(),
                 ("consumers", Change::Delete(_)) if id.contains('/') => {
                     self.credentials.remove(&id).is_some()
@@ -271,8 +300,23 @@ mod tests {
         assert!(r.apply(vec![Change::Delete("consumers/jack".into())]));
         assert!(
             !r.apply(vec![Change::Delete("plugin_metadata/x".into())]),
-            "not used by the data plane"
+            "no metadata to remove"
         );
+        // Plugin metadata is checked by its kind; a plugin that reads none keeps none.
+        assert!(r.apply(vec![put(
+            "plugin_metadata/limit-count",
+            r#"{"id":"limit-count","limit_header":"X-Quota"}"#
+        )]));
+        let before = r.metadata();
+        assert!(!r.apply(vec![put("plugin_metadata/echo", r#"{"a":1}"#)]));
+        assert!(!r.apply(vec![put("plugin_metadata/nope", r#"{"a":1}"#)]));
+        assert!(r.metadata().same(&before));
+        assert!(r.apply(vec![put(
+            "plugin_metadata/limit-count",
+            r#"{"limit_header":1}"#
+        )]));
+        assert!(!r.metadata().same(&before), "an invalid one is dropped");
+        assert!(!r.apply(vec![Change::Delete("plugin_metadata/limit-count".into())]));
         assert!(r.apply(vec![Change::Delete("upstreams/u".into())]));
         assert!(r.to_config_set().upstreams.is_empty());
     }

@@ -7,9 +7,10 @@
 //! text as APISIX stores it.
 //!
 //! Backends: [`embedded`] (redb in a data directory, the default), [`etcd`] (shared by several
-//! nodes) and [`declarative`] with [`watch`] (APISIX's standalone `apisix.yaml`, read-only).
-//! [`sync`] keeps an in-memory copy of a store up to date whatever the backend does (restarts,
-//! compaction, outages): a full read, then a watch, and a full read again when the watch fails.
+//! nodes) and [`file`](mod@file) (APISIX's standalone `apisix.yaml`, read-only: the file as
+//! [`declarative`] reads it, followed by polling its [`watch`] stamp). [`sync`] keeps an
+//! in-memory copy of any of them up to date whatever the backend does (restarts, compaction,
+//! outages, reloads): a full read, then a watch, and a full read again when the watch fails.
 
 pub mod declarative;
 pub mod embedded;

@@ -294,4 +294,13 @@ impl Backend {
     pub fn nodes(&self) -> &[NodeAddr] {
         &self.nodes
     }
+
+    /// Makes `pass_host: node` send each node's host without its port.
+    pub fn strip_node_ports(&mut self) {
+        for addr in &mut self.nodes {
+            if let Ok(host) = HeaderValue::from_str(addr.authority.host()) {
+                addr.host_header = host;
+            }
+        }
+    }
 }

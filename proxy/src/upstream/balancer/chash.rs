@@ -1,21 +1,21 @@
-//! Consistent hashing ring.
+//! Consistent hashing ring, placing keys as APISIX's (lua-resty-balancer's `resty.chash`) does.
 //!
-//! Every node puts virtual points on a 64-bit ring at `hash(host, port, i)`; a key goes to the node of
-//! the first point at or after `hash(key)`, wrapping around. A retry walks on clockwise to the next
-//! point whose node has not been tried, which is exactly where the key would land if the tried nodes
+//! Every node puts virtual points on a 32-bit ring; a key goes to the node of the first point at
+//! or after the CRC32 of the key, wrapping around. A retry walks on clockwise to the next point
+//! whose node has not been tried, which is exactly where the key would land if the tried nodes
 //! were removed. Because points depend only on a node's address, adding one node to N moves about
 //! 1/(N+1) of the keys, all of them to the new node.
 //!
-//! Point counts: weights are divided by their greatest common divisor and each unit gets 160 points
-//! (as in ketama and resty.chash). If that would exceed [`MAX_POINTS`] (65 536 points, 1 MiB) the
-//! counts are instead scaled so the whole ring holds about `MAX_POINTS`, each node keeping at least
-//! one point.
+//! A node's points form a chain from its id (`host:port` with every `:` made a NUL byte, an IPv6
+//! host in brackets): the first is the CRC32 of the id followed by four zero bytes, each next one
+//! the CRC32 of the id followed by the previous point (little-endian).
 //!
-//! The hash is 64-bit FNV-1a with murmur3's finaliser (`super::hash64`): fixed, so placement is the
-//! same across builds and restarts. It is not APISIX's CRC32-based placement, so a key may land on a
-//! different node than it would under APISIX; only stickiness and spread are promised.
+//! Point counts: weights are divided by their greatest common divisor and each unit gets 160 points
+//! (as in resty.chash). If that would exceed [`MAX_POINTS`] (65 536 points, 512 KiB) the counts are
+//! instead scaled so the whole ring holds about `MAX_POINTS`, each node keeping at least one point
+//! (APISIX has no bound: only such rings place keys differently).
 
-use super::{hash64, Node, Skip};
+use super::{Node, Skip};
 
 /// Virtual points per unit of (gcd-normalised) weight.
 const POINTS_PER_UNIT: u64 = 160;
@@ -25,7 +25,7 @@ pub(crate) const MAX_POINTS: u64 = 65_536;
 /// The ring of one priority group.
 pub(crate) struct Ring {
     /// `(position, member position)`, sorted.
-    points: Vec<(u64, u32)>,
+    points: Vec<(u32, u32)>,
 }
 
 impl Ring {
@@ -45,19 +45,42 @@ impl Ring {
                 (w.saturating_mul(MAX_POINTS) / total.max(1)).max(1)
             }
         };
+        Ring::of_ids(
+            members
+                .iter()
+                .zip(&weights)
+                .map(|(&i, &w)| (node_id(&nodes[i]), count(w))),
+        )
+    }
+
+    /// A ring of members known by these ids, with these point counts, in member order.
+    fn of_ids(ids: impl Iterator<Item = (Vec<u8>, u64)>) -> Ring {
         let mut points = Vec::new();
-        for (p, (&i, &w)) in members.iter().zip(&weights).enumerate() {
-            let node = &nodes[i];
-            let port = node.port.to_le_bytes();
+        for (p, (mut chain, count)) in ids.enumerate() {
+            // The id, then room for the previous point.
+            let id_len = chain.len();
+            chain.extend_from_slice(&[0; 4]);
             // Member positions fit in u32: a group larger than the ring bound is not a real upstream.
             let p = u32::try_from(p).unwrap_or(u32::MAX);
-            for v in 0..count(w) {
-                let pos = hash64(&[node.host.as_bytes(), b":", &port, b"#", &v.to_le_bytes()]);
+            for _ in 0..count {
+                let pos = crc32(&chain);
                 points.push((pos, p));
+                chain[id_len..].copy_from_slice(&pos.to_le_bytes());
             }
         }
         points.sort_unstable();
         Ring { points }
+    }
+
+    /// The index of the point `key` lands on: the first at or after its hash, wrapping around.
+    fn find(&self, key: &str) -> usize {
+        let h = crc32(key.as_bytes());
+        let at = self.points.partition_point(|&(pos, _)| pos < h);
+        if at == self.points.len() {
+            0
+        } else {
+            at
+        }
     }
 
     /// The position in `members` for `key`, skipping members whose node is in `tried`.
@@ -66,8 +89,7 @@ impl Ring {
         if len == 0 {
             return None;
         }
-        let h = hash64(&[key.as_bytes()]);
-        let start = self.points.partition_point(|&(pos, _)| pos < h);
+        let start = self.find(key);
         (0..len)
             .map(|k| self.points[(start + k) % len].1 as usize)
             .find(|&p| members.get(p).is_some_and(|n| !tried.contains(n)))
@@ -78,6 +100,25 @@ impl Ring {
     pub(crate) fn len(&self) -> usize {
         self.points.len()
     }
+}
+
+/// A node's id on the ring: `host:port` (an IPv6 host in brackets) with `:` made NUL.
+fn node_id(node: &Node) -> Vec<u8> {
+    let host = if node.host.contains(':') && !node.host.starts_with('[') {
+        format!("[{}]", node.host)
+    } else {
+        node.host.clone()
+    };
+    format!("{host}:{}", node.port)
+        .replace(':', "\0")
+        .into_bytes()
+}
+
+/// The CRC32 (IEEE) of `bytes`.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -175,6 +216,53 @@ mod tests {
             let want = smaller.pick(Some(&key), &[]).expect("a node");
             assert_eq!(all.nodes()[second], without[want]);
         }
+    }
+
+    #[test]
+    fn keys_land_where_apisix_puts_them() {
+        // APISIX's t/plugin/traffic-split2.t (TEST 11): with these two nodes, `world` goes to
+        // 1981 and `hello` to 1982.
+        let port = |p: u16| Node {
+            port: p,
+            ..node("127.0.0.1", 1, 0)
+        };
+        let b = chash(vec![port(1981), port(1982)]);
+        assert_eq!(b.pick(Some("world"), &[]), Some(0));
+        assert_eq!(b.pick(Some("hello"), &[]), Some(1));
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926, "the IEEE CRC32");
+        assert_eq!(node_id(&port(80)), b"127.0.0.1\x0080");
+        let v6 = Node {
+            host: "::1".into(),
+            ..port(80)
+        };
+        assert_eq!(node_id(&v6), b"[\x00\x001]\x0080");
+    }
+
+    #[test]
+    fn points_are_resty_chash_points() {
+        // lua-resty-balancer's t/chash.t: weights 10, 2 and 1 (160 points per unit), keys 1 to
+        // 100 000.
+        let ids = |weights: &[u64]| {
+            let ids: Vec<(Vec<u8>, u64)> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("server{}", i + 1).into_bytes(), w * POINTS_PER_UNIT))
+                .collect();
+            Ring::of_ids(ids.into_iter())
+        };
+        let ring = ids(&[10, 2, 1]);
+        assert_eq!(ring.len(), 2080);
+        let mut counts = [0; 3];
+        for k in 1..=100_000 {
+            counts[ring.points[ring.find(&k.to_string())].1 as usize] += 1;
+        }
+        assert_eq!(counts, [77_075, 14_743, 8_182]);
+        // Its `next` test: weights 2, 2 and 1; `foo` lands on point 434 (server1), and 100 points
+        // on is server2's.
+        let ring = ids(&[2, 2, 1]);
+        let at = ring.find("foo");
+        assert_eq!((at, ring.points[at].1), (434, 0));
+        assert_eq!(ring.points[(at + 100) % ring.len()].1, 1);
     }
 
     #[test]

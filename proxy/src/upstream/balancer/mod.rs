@@ -291,21 +291,6 @@ impl Balancer {
     }
 }
 
-/// 64-bit FNV-1a followed by the murmur3 `fmix64` finaliser.
-///
-/// A fixed algorithm (unlike std's `DefaultHasher`) so ring positions and key placement are the same
-/// across Rust versions, processes and restarts; the finaliser spreads FNV's weak high bits.
-pub(crate) fn hash64(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fmix64(h)
-}
-
 /// murmur3's 64-bit finaliser: a cheap bijective mixer.
 pub(crate) fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
@@ -567,15 +552,5 @@ pub(crate) mod tests {
                 assert_eq!(now, *was, "a key of a healthy node moved");
             }
         }
-    }
-
-    #[test]
-    fn hash_is_stable() {
-        // Fixed values: ring placement must not change between builds.
-        // FNV-1a("a") = 0xaf63dc4c8601ec8c, then fmix64.
-        assert_eq!(hash64(&[b"a"]), 0x82a2_a958_a9be_ce5b);
-        assert_eq!(hash64(&[b"/user/1"]), 0xa07b_d293_6c66_3667);
-        assert_eq!(hash64(&[b"ab"]), hash64(&[b"a", b"b"]));
-        assert_ne!(hash64(&[b"a"]), hash64(&[b"b"]));
     }
 }
