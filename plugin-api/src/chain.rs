@@ -454,56 +454,27 @@ where
     }
 }
 
-async fn run_rewrite<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    req: &mut RequestCtx<'_>,
-) -> Flow {
-    for entry in entries {
-        match entry.plugin.rewrite(req).await {
-            Flow::Continue => {}
-            flow => return answer(entry, flow),
+/// Defines, for each request-side phase, the loop that runs it over `entries` in order until a
+/// plugin does not continue (its answer then leaves the chain through [`answer`]).
+macro_rules! phase_loops {
+    ($($name:ident: $method:ident($ctx:ty);)*) => {$(
+        async fn $name<'a>(entries: impl Iterator<Item = &'a Entry>, ctx: &mut $ctx) -> Flow {
+            for entry in entries {
+                match entry.plugin.$method(ctx).await {
+                    Flow::Continue => {}
+                    flow => return answer(entry, flow),
+                }
+            }
+            Flow::Continue
         }
-    }
-    Flow::Continue
+    )*};
 }
 
-async fn run_access<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    req: &mut RequestCtx<'_>,
-) -> Flow {
-    for entry in entries {
-        match entry.plugin.access(req).await {
-            Flow::Continue => {}
-            flow => return answer(entry, flow),
-        }
-    }
-    Flow::Continue
-}
-
-async fn run_before_proxy<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    req: &mut RequestCtx<'_>,
-) -> Flow {
-    for entry in entries {
-        match entry.plugin.before_proxy(req).await {
-            Flow::Continue => {}
-            flow => return answer(entry, flow),
-        }
-    }
-    Flow::Continue
-}
-
-async fn run_upstream_response<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    resp: &mut UpstreamResponseCtx<'_>,
-) -> Flow {
-    for entry in entries {
-        match entry.plugin.upstream_response(resp).await {
-            Flow::Continue => {}
-            flow => return answer(entry, flow),
-        }
-    }
-    Flow::Continue
+phase_loops! {
+    run_rewrite: rewrite(RequestCtx<'_>);
+    run_access: access(RequestCtx<'_>);
+    run_before_proxy: before_proxy(RequestCtx<'_>);
+    run_upstream_response: upstream_response(UpstreamResponseCtx<'_>);
 }
 
 /// How a plugin's answer leaves the chain: a failure is logged (once, here) and becomes its

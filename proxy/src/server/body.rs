@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::observe::AccessRecord;
@@ -26,31 +25,32 @@ enum Inner {
     Upstream(Incoming),
 }
 
-pin_project! {
-    /// A response body: a fixed byte string, or an upstream stream with a read timeout.
-    pub struct ResponseBody {
-        inner: Inner,
-        #[pin]
-        idle: Sleep,
-        // Whether `idle` counts down the current wait; armed on the first pending poll after a
-        // frame, so a body that is ready when polled never touches the timer wheel.
-        armed: bool,
-        read_timeout: Duration,
-        sent: u64,
-        record: Option<AccessRecord>,
-        on_end: Option<OnEnd>,
-        filters: Filters,
-    }
+/// A response body: a fixed byte string, or an upstream stream with a read timeout.
+///
+/// It is moved several times on its way out (from the pipeline's steps to hyper), so what most
+/// responses never use stays out of line: the idle timer exists only once an upstream body had
+/// to wait, the body filters only when plugins attached some.
+pub struct ResponseBody {
+    inner: Inner,
+    /// Counts down the current wait for the upstream's next chunk; made on the first wait.
+    idle: Option<Pin<Box<Sleep>>>,
+    // Whether `idle` counts down the current wait; armed on the first pending poll after a
+    // frame, so a body that is ready when polled never touches the timer wheel.
+    armed: bool,
+    read_timeout: Duration,
+    sent: u64,
+    record: Option<AccessRecord>,
+    on_end: Option<OnEnd>,
+    filters: Option<Box<Filters>>,
+}
 
-    impl PinnedDrop for ResponseBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(on_end) = this.on_end.take() {
-                on_end(*this.sent);
-            }
-            if let Some(record) = this.record.take() {
-                record.log.write(&record, *this.sent);
-            }
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
+        }
+        if let Some(record) = self.record.take() {
+            record.log.write(&record, self.sent);
         }
     }
 }
@@ -79,28 +79,27 @@ impl ResponseBody {
     }
 
     fn new(inner: Inner, read_timeout: Duration) -> Self {
-        let deadline = tokio::time::Instant::now()
-            .checked_add(read_timeout)
-            .unwrap_or_else(far_future);
         ResponseBody {
             inner,
-            idle: tokio::time::sleep_until(deadline),
+            idle: None,
             armed: false,
             read_timeout,
             sent: 0,
             record: None,
             on_end: None,
-            filters: Filters::default(),
+            filters: None,
         }
     }
 
     /// Sends the body through `filters`, in order (the plugins' `body_filter` phase).
     pub fn filter(&mut self, filters: Vec<Box<dyn BodyFilter>>) {
-        self.filters = Filters {
-            chain: filters,
-            finished: false,
-            trailers: None,
-        };
+        self.filters = (!filters.is_empty()).then(|| {
+            Box::new(Filters {
+                chain: filters,
+                finished: false,
+                trailers: None,
+            })
+        });
     }
 
     /// Attaches the access-log record written when the body ends.
@@ -126,6 +125,25 @@ impl ResponseBody {
         Ok(bytes)
     }
 
+    /// Whether the upstream's current wait (the body just answered pending) is over the read
+    /// timeout; arms the timer on the first pending poll after a chunk, and registers `cx` to
+    /// be woken when it fires.
+    fn waited_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            let Some(deadline) = tokio::time::Instant::now().checked_add(self.read_timeout) else {
+                return false; // no timeout to speak of
+            };
+            match &mut self.idle {
+                Some(idle) => idle.as_mut().reset(deadline),
+                None => self.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        self.idle
+            .as_mut()
+            .is_some_and(|idle| idle.as_mut().poll(cx).is_ready())
+    }
+
     /// Runs `f` when the body ends (before the access log line is written).
     pub fn on_end(&mut self, f: OnEnd) {
         self.on_end = Some(f);
@@ -143,10 +161,6 @@ impl plugin_api::body::ResponseBody for ResponseBody {
     }
 }
 
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86400 * 365)
-}
-
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -155,36 +169,28 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let mut this = self.project();
+        let this = self.get_mut();
         let polled = loop {
-            let polled = match this.inner {
+            let polled = match &mut this.inner {
                 Inner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
                 Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
                     Poll::Pending => {
-                        if !*this.armed {
-                            *this.armed = true;
-                            if let Some(next) =
-                                tokio::time::Instant::now().checked_add(*this.read_timeout)
-                            {
-                                this.idle.as_mut().reset(next);
-                            }
-                        }
-                        if this.idle.as_mut().poll(cx).is_ready() {
+                        if this.waited_too_long(cx) {
                             tracing::warn!(timeout = ?this.read_timeout, "upstream body read timed out");
                             return Poll::Ready(Some(Err("upstream read timed out".into())));
                         }
                         return Poll::Pending;
                     }
                     Poll::Ready(frame) => {
-                        *this.armed = false;
+                        this.armed = false;
                         Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
                     }
                 },
             };
-            if this.filters.chain.is_empty() {
+            let Some(filters) = &mut this.filters else {
                 break polled;
-            }
-            match this.filters.pass(polled) {
+            };
+            match filters.pass(polled) {
                 Some(out) => break out,
                 // A filter held the chunk back: read on.
                 None => continue,
@@ -192,14 +198,14 @@ impl Body for ResponseBody {
         };
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                *this.sent += data.len() as u64;
+                this.sent += data.len() as u64;
             }
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        if !self.filters.chain.is_empty() && !self.filters.finished {
+        if self.filters.as_ref().is_some_and(|f| !f.finished) {
             return false;
         }
         match &self.inner {
@@ -209,7 +215,7 @@ impl Body for ResponseBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if !self.filters.chain.is_empty() {
+        if self.filters.is_some() {
             return SizeHint::default();
         }
         match &self.inner {
@@ -221,7 +227,6 @@ impl Body for ResponseBody {
 }
 
 /// The body filters of a response and where the body is in them.
-#[derive(Default)]
 struct Filters {
     chain: Vec<Box<dyn BodyFilter>>,
     /// The filters' `finish` ran.

@@ -183,16 +183,7 @@ impl<'s> Exchange<'s> {
         let routed_path = match_path.as_deref().unwrap_or(&path);
         self.read_post_args(parts, &path, routed_path, (host, raw_host))
             .await;
-        let vars = RequestVars {
-            parts,
-            path: &path,
-            host,
-            remote: self.client,
-            real_ip: ClientAddr::default(),
-            conn: self.conn,
-            params: &[],
-            route: None,
-        };
+        let vars = self.vars(parts, &path, host);
         let (found, route) = self.route(&vars, routed_path, raw_host).await?;
         let mut chosen = upstream_of(&route.target);
         let route_vars = RequestVars {
@@ -242,17 +233,27 @@ impl<'s> Exchange<'s> {
         // The request's headers are still there when plugins run: with plugins, a copy went
         // upstream. (The router's path parameters are not kept this long.)
         let vars = RequestVars {
-            parts,
-            path: &path,
-            host,
-            remote: self.client,
-            conn: self.conn,
-            params: &[],
             route: Some(route),
             // `client` is the address real-ip found, if it ran; its port answers `remote_port`.
             real_ip,
+            ..self.vars(parts, &path, host)
         };
         self.upstream_response(route, &vars, response).await
+    }
+
+    /// The request's variables before routing (no route, no path parameters, no address set
+    /// by a plugin).
+    fn vars<'v>(&self, parts: &'v Parts, path: &'v str, host: &'v str) -> RequestVars<'v> {
+        RequestVars {
+            parts,
+            path,
+            host,
+            remote: self.client,
+            real_ip: ClientAddr::default(),
+            conn: self.conn,
+            params: &[],
+            route: None,
+        }
     }
 
     /// Admission: the head's size and the Host are checked. Gives the host without and with
@@ -300,16 +301,7 @@ impl<'s> Exchange<'s> {
             return;
         };
         let asked = {
-            let vars = RequestVars {
-                parts,
-                path,
-                host,
-                remote: self.client,
-                real_ip: ClientAddr::default(),
-                conn: self.conn,
-                params: &[],
-                route: None,
-            };
+            let vars = self.vars(parts, path, host);
             let probe = Probe::new(&vars);
             let _routed = router.find(&RequestInfo {
                 path: routed_path,
