@@ -130,20 +130,20 @@ pub fn describe_request(
         (&header::FORWARDED, None),
     ];
     for (name, value) in own {
-        let sent = headers.get(name).filter(|v| !v.is_empty());
-        match (trust, sent) {
-            (Trust::Trusted, Some(first)) => {
-                let first = first.clone();
+        // Only a trusted peer's values are looked at: one lookup per header otherwise.
+        if trust == Trust::Trusted {
+            if let Some(first) = headers.get(name).filter(|v| !v.is_empty()).cloned() {
                 headers.insert(name, first);
+                continue;
             }
-            _ => match value {
-                Some(value) => {
-                    headers.insert(name, value);
-                }
-                None => {
-                    headers.remove(name);
-                }
-            },
+        }
+        match value {
+            Some(value) => {
+                headers.insert(name, value);
+            }
+            None => {
+                headers.remove(name);
+            }
         }
     }
     if trust == Trust::Untrusted {

@@ -87,9 +87,11 @@ pub async fn handle(
     let authority = host::authority(&mut parts);
     let host_header = authority.as_ref().ok().cloned().flatten();
     let checked_host = check_host(authority, host_header.as_ref());
-    let outcome = exchange
-        .serve(&mut parts, gate, host_header.as_ref(), &checked_host)
-        .await;
+    // Boxed: the steps' state is most of a request's, and hyper moves the request future
+    // several times before and while polling it; behind a box those moves are small (900
+    // instructions per request fewer, bench/instructions).
+    let outcome =
+        Box::pin(exchange.serve(&mut parts, gate, host_header.as_ref(), &checked_host)).await;
     let response = exchange.respond(outcome);
     exchange.access_log(parts, response)
 }
