@@ -223,3 +223,60 @@ async fn plugins_from_the_standalone_file() {
     assert_eq!(get(&gw.url("/bad")).await.status, 404);
     assert_eq!(get(&gw.url("/f")).await.status, 200);
 }
+
+/// Each gateway holds its own plugin registry, built from its `plugins:` list: two gateways in
+/// one process, one with `request-id` and one without, answer for their own list.
+#[tokio::test]
+async fn two_gateways_in_one_process_keep_their_own_plugin_lists() {
+    let up = upstream("a", Behaviour::Echo).await;
+    let start = |plugins: &'static str| async move {
+        let gw = start_in(
+            tempfile::tempdir().expect("tempdir"),
+            &format!("{}plugins: [{plugins}]\n", embedded_config()),
+        )
+        .await;
+        let admin = Admin::for_gateway(&gw);
+        (gw, admin)
+    };
+    let (with_gw, with_admin) = start("request-id, key-auth").await;
+    let (without_gw, without_admin) = start("key-auth").await;
+    let route = json!({
+        "uri": "/r",
+        "plugins": {"request-id": {}},
+        "upstream": {"nodes": {up.node(): 1}, "type": "roundrobin"}
+    });
+
+    let written = with_admin.put("/routes/1", route.clone()).await;
+    assert_eq!(written.status, 201, "{:?}", written.body);
+    let refused = without_admin.put("/routes/1", route).await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(
+        refused.json()["error_msg"],
+        "unknown plugin [request-id]",
+        "{:?}",
+        refused.body
+    );
+
+    let listed = |got: Got| got.json().as_array().cloned().unwrap_or_default();
+    let with_list = listed(with_admin.get("/plugins/list").await);
+    let without_list = listed(without_admin.get("/plugins/list").await);
+    assert!(with_list.contains(&json!("request-id")), "{with_list:?}");
+    assert!(
+        !without_list.contains(&json!("request-id")),
+        "{without_list:?}"
+    );
+
+    // Both serve at once, each as its own list says.
+    let mut answered = None;
+    for _ in 0..100 {
+        let got = get(&with_gw.url("/r")).await;
+        if got.status == 200 {
+            answered = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answered = answered.expect("the route of the gateway with request-id serves");
+    assert!(answered.header("x-request-id").is_some());
+    assert_eq!(get(&without_gw.url("/r")).await.status, 404);
+}
