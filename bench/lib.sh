@@ -121,17 +121,20 @@ to_ms() {   # wrk latency (e.g. 850.00us, 1.23ms, 1.01s) -> milliseconds
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
-# bench NAME PORT ROUND [PATH [HEADER [PIDS]]] : prints "rps p99_ms requests errors p50_ms cpu_us"
-# With PIDS (comma-separated) and `perf` at hand, the CPU time those processes spend during the
-# measured run (user and kernel, perf's task-clock) is counted: cpu_us is that time per request in
-# microseconds, "-" otherwise. It moves less than requests/s when other processes compete for the
-# CPU (this machine's VM has no hardware counters, so instructions cannot be counted).
+# bench NAME PORT ROUND [PATH [HEADER [PIDS]]] :
+#   prints "rps p99_ms requests errors p50_ms cpu_us switches"
+# With PIDS (comma-separated) and `perf` at hand, the CPU time (user and kernel, perf's
+# task-clock) and the context switches of those processes during the measured run are counted:
+# cpu_us is that time per request in microseconds, switches the switches per request ("-" without
+# PIDS). CPU time moves less than requests/s when other processes compete for the CPU (this
+# machine's VM has no hardware counters, so instructions cannot be counted here; see
+# bench/instructions).
 bench() {
-    local out=$work/wrk-$1-$3.txt rps p99 p50 reqs errs cpu=- path=${4:-/hello} header=() perf_pid=
+    local out=$work/wrk-$1-$3.txt rps p99 p50 reqs errs cpu=- cs=- path=${4:-/hello} header=() perf_pid=
     [ -n "${5:-}" ] && header=(-H "$5")
     run_on "$load_cpus" wrk -t1 -c"$connections" -d"$warmup" "${header[@]}" "http://127.0.0.1:$2$path" >/dev/null
     if [ -n "${6:-}" ] && command -v perf >/dev/null; then
-        perf stat -x, -e task-clock -p "$6" -o "$work/perf-$1-$3.txt" 2>/dev/null &
+        perf stat -x, -e task-clock,context-switches -p "$6" -o "$work/perf-$1-$3.txt" 2>/dev/null &
         perf_pid=$!
         sleep 0.2   # attached before the load starts
     fi
@@ -139,6 +142,7 @@ bench() {
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
         cpu=$(awk -F, '$3 ~ /^task-clock/ {print $1}' "$work/perf-$1-$3.txt")   # milliseconds
+        cs=$(awk -F, '$3 ~ /^context-switches/ {print $1}' "$work/perf-$1-$3.txt")
     fi
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
@@ -146,7 +150,8 @@ bench() {
     reqs=$(awk '/requests in/ {print $1}' "$out")
     errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
     [ -n "$cpu" ] && [ "$cpu" != - ] && cpu=$(awk -v c="$cpu" -v n="$reqs" 'BEGIN {printf "%.1f", c * 1000 / n}')
-    echo "$rps $p99 $reqs $errs $p50 ${cpu:--}"
+    [ -n "$cs" ] && [ "$cs" != - ] && cs=$(awk -v c="$cs" -v n="$reqs" 'BEGIN {printf "%.2f", c / n}')
+    echo "$rps $p99 $reqs $errs $p50 ${cpu:--} ${cs:--}"
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
