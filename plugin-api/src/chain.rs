@@ -646,22 +646,6 @@ mod tests {
         );
     }
 
-    fn summary() -> RequestSummary {
-        RequestSummary {
-            method: http::Method::GET,
-            uri: "/".to_owned(),
-            host: "localhost".to_owned(),
-            client: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            route_id: "1".to_owned(),
-            service_id: None,
-            route_name: None,
-            service_name: None,
-            matched_uri: String::new(),
-            matched_host: String::new(),
-            request_length: 0,
-        }
-    }
-
     fn log_ctx<'a>(request: &'a RequestSummary, state: &'a http::Extensions) -> LogCtx<'a> {
         LogCtx {
             status: StatusCode::OK,
@@ -677,7 +661,7 @@ mod tests {
     }
 
     fn log(chain: &Chain, selection: &Selection) {
-        let request = summary();
+        let request = crate::testing::request_summary();
         chain.log(selection, &log_ctx(&request, &http::Extensions::new()));
     }
 
@@ -810,7 +794,7 @@ mod tests {
             encoding: &mut None,
         };
         merged.header_filter(&mut resp);
-        let request = summary();
+        let request = crate::testing::request_summary();
         merged.log(&log_ctx(&request, &http::Extensions::new()));
     }
 

@@ -239,9 +239,9 @@ fn declares(plugin: &dyn Plugin, phase: Phases) {
     );
 }
 
-fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &http::Extensions) {
-    declares(plugin, Phases::LOG);
-    let request = RequestSummary {
+/// The log phase's facts of `GET /` from 127.0.0.1 to route `1` on `localhost`.
+pub fn request_summary() -> RequestSummary {
+    RequestSummary {
         method: http::Method::GET,
         uri: "/".to_owned(),
         host: "localhost".to_owned(),
@@ -253,7 +253,12 @@ fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &htt
         matched_uri: String::new(),
         matched_host: String::new(),
         request_length: 0,
-    };
+    }
+}
+
+fn log_with(plugin: &dyn Plugin, status: u16, upstream: Option<u16>, state: &http::Extensions) {
+    declares(plugin, Phases::LOG);
+    let request = request_summary();
     plugin.log(&LogCtx {
         status: StatusCode::from_u16(status).unwrap_or_default(),
         request: &request,
